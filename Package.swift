@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+// tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
+// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "tsmp",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tsmp", targets: ["tsmp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    ],
+    targets: [
+        // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev).
+        .systemLibrary(name: "CLibnl", path: "Sources/CLibnl", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CLibpcap", path: "Sources/CLibpcap", pkgConfig: "libpcap",
+                       providers: [.apt(["libpcap-dev"])]),
+        // Only what Swift cannot import: ioctls, raw socket options, libnl and libpcap helpers.
+        .target(name: "CShims", dependencies: ["CLibnl", "CLibpcap"], path: "CShims"),
+        // Leaf: typed views over IPv4/IPv6/TCP bytes, options, sequence numbers, checksums. No I/O.
+        .target(name: "Wire", swiftSettings: strict),
+        // Batched packet devices: TUN, raw socket, pcap files, in-memory; the one syscall funnel.
+        .target(name: "PacketIO", dependencies: ["CShims", "Wire"], swiftSettings: strict),
+        // Sans-IO splice engine: flow table, NAT, seq/ack remap, expiry, in-flight copy.
+        .target(name: "Engine", dependencies: ["Wire", "PacketIO", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
+        .target(name: "Gateway", dependencies: [
+            "CShims", "Wire", "PacketIO", "Engine",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: strict),
+        // Packet builders and helpers shared by the tests.
+        .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO"], swiftSettings: strict),
+        .executableTarget(name: "tsmp", dependencies: [
+            "Gateway", "Engine", "PacketIO", "Wire", "CShims",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Engine", "Wire"], swiftSettings: strict),
+    ]
+)

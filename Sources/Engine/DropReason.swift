@@ -1,0 +1,67 @@
+import Wire
+
+/// Why the engine did not forward a packet. Raw values are the `reason` label of
+/// `tsmp_packets_dropped_total`.
+public enum DropReason: String, CaseIterable, Sendable, Codable {
+    case truncated, badIPVersion = "bad_ip_version", badIPHeaderLength = "bad_ip_header_length"
+    case badIPTotalLength = "bad_ip_total_length", badIPChecksum = "bad_ip_checksum"
+    case ipFragment = "ip_fragment", badIPv6ExtensionHeader = "bad_ipv6_extension_header"
+    case notTCP = "not_tcp", badTCPHeaderLength = "bad_tcp_header_length"
+    case badTCPChecksum = "bad_tcp_checksum", badTCPOptions = "bad_tcp_options"
+    case ipv6Unsupported = "ipv6_unsupported"
+    /// A non-SYN for a flow the table does not hold (service address or NAT port).
+    case noFlow = "no_flow"
+    /// A packet to a NAT port from an endpoint other than the flow's server.
+    case unexpectedSource = "unexpected_source"
+    case flowTableFull = "flow_table_full"
+    case natPortsExhausted = "nat_ports_exhausted"
+    /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
+    case unspliceable
+    /// A packet that matches neither a service, an intercept nor the NAT ports.
+    case unmatched
+
+    public init(_ e: WireError) {
+        switch e {
+        case .truncated: self = .truncated
+        case .badVersion: self = .badIPVersion
+        case .badHeaderLength: self = .badIPHeaderLength
+        case .badTotalLength: self = .badIPTotalLength
+        case .badIPChecksum: self = .badIPChecksum
+        case .fragment: self = .ipFragment
+        case .badExtensionHeader: self = .badIPv6ExtensionHeader
+        case .notTCP: self = .notTCP
+        case .badTCPHeaderLength: self = .badTCPHeaderLength
+        case .badTCPChecksum: self = .badTCPChecksum
+        case .badTCPOptions: self = .badTCPOptions
+        }
+    }
+}
+
+/// Everything the engine counts. Plain integers, owned by the engine's thread; the gateway
+/// copies them out for metrics.
+public struct EngineCounters: Sendable, Equatable {
+    public var packetsIn: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var packetsForwarded: UInt64 = 0
+    public var bytesForwarded: UInt64 = 0
+    /// Packets forwarded unchanged because they belong to no managed flow (transparent mode:
+    /// flows older than the proxy, MPTCP/MD5/AO flows).
+    public var packetsPassedThrough: UInt64 = 0
+    public var packetsGenerated: UInt64 = 0
+    public var flowsCreated: UInt64 = 0
+    public var flowsExpired: UInt64 = 0
+    public var flowsClosed: UInt64 = 0
+    public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+
+    public init() {}
+    public subscript(reason: DropReason) -> UInt64 {
+        get { drops[DropReason.index(reason)] }
+        set { drops[DropReason.index(reason)] = newValue }
+    }
+    public var totalDrops: UInt64 { drops.reduce(0, +) }
+}
+
+extension DropReason {
+    static let indices: [DropReason: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+    static func index(_ r: DropReason) -> Int { indices[r]! }
+}

@@ -1,0 +1,106 @@
+import Wire
+
+/// An inclusive range of TCP ports, written `PORT` or `LO-HI`.
+public struct PortRange: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var lower: UInt16
+    public var upper: UInt16
+    public init(_ lower: UInt16, _ upper: UInt16) { self.lower = lower; self.upper = upper }
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 1 || parts.count == 2,
+              let lo = UInt16(parts[0]), let hi = UInt16(parts.last!), lo >= 1, lo <= hi else { return nil }
+        self.init(lo, hi)
+    }
+    public func contains(_ p: UInt16) -> Bool { p >= lower && p <= upper }
+    public var count: Int { Int(upper) - Int(lower) + 1 }
+    public func overlaps(_ o: PortRange) -> Bool { lower <= o.upper && o.lower <= upper }
+    public var description: String { lower == upper ? "\(lower)" : "\(lower)-\(upper)" }
+}
+
+/// Service-address mode (DESIGN §3): devices connect to `vip`, the proxy splices to `target`.
+public struct ServiceMapping: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var vip: IPv4Endpoint
+    public var target: IPv4Endpoint
+    public init(vip: IPv4Endpoint, target: IPv4Endpoint) { self.vip = vip; self.target = target }
+    /// Parses `VIP:PORT=HOST:PORT`.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "=", omittingEmptySubsequences: false)
+        guard parts.count == 2, let v = IPv4Endpoint(parts[0]), let t = IPv4Endpoint(parts[1]),
+              v.port != 0, t.port != 0 else { return nil }
+        self.init(vip: v, target: t)
+    }
+    public var description: String { "\(vip)=\(target)" }
+}
+
+/// Timeouts of the flow table (RFC 5382 REQ-5: an established flow is kept at least 2 h 4 min
+/// idle; embryonic and closing flows much less).
+public struct FlowTimeouts: Sendable, Hashable {
+    /// SYN seen, handshake not finished.
+    public var embryonic: Duration = .seconds(75)
+    public var establishedIdle: Duration = .seconds(7_440)
+    /// One side has sent FIN (half-close): the other may still send for a while.
+    public var halfClosedIdle: Duration = .seconds(600)
+    /// Both FINs acknowledged, or RST seen: kept this long for late retransmissions.
+    public var closedLinger: Duration = .seconds(30)
+    public init() {}
+}
+
+/// Caps that keep the engine's memory bounded whatever the traffic.
+public struct EngineLimits: Sendable, Hashable {
+    public var maxFlows = 1_000_000
+    /// Bytes of the in-flight copy (server -> device, not yet acknowledged) kept per flow.
+    public var inFlightPerFlow = 4 << 20
+    /// Bytes of in-flight copies kept across all flows.
+    public var inFlightTotal = 512 << 20
+    /// Flow slots examined per expiry tick (incremental sweep; no full-table pass per tick).
+    public var expirySweepPerTick = 8192
+    public var timeouts = FlowTimeouts()
+    public init() {}
+}
+
+/// What the engine manages and how it rewrites (DESIGN §2-§3).
+public struct EngineConfig: Sendable {
+    /// The address the server sees (source of every server-side sub-connection).
+    public var nat: IPv4Address
+    /// Ports of `nat` handed to server-side sub-connections.
+    public var natPorts: PortRange
+    /// Transparent mode: destination ports managed when seen from device interfaces.
+    public var intercepts: [PortRange]
+    /// Service-address mode mappings.
+    public var services: [ServiceMapping]
+    public var limits: EngineLimits
+    /// Verify IP and TCP checksums of every packet read (off only for offloaded input).
+    public var verifyChecksums: Bool
+
+    /// 61000-65534: above Linux's default ephemeral range (32768-60999), and 65535 is left out
+    /// because the kernel refuses policy-rule port ranges that reach it.
+    public static let defaultNATPorts = PortRange(61_000, 65_534)
+
+    public init(nat: IPv4Address, natPorts: PortRange = EngineConfig.defaultNATPorts,
+                intercepts: [PortRange] = [], services: [ServiceMapping] = [],
+                limits: EngineLimits = EngineLimits(), verifyChecksums: Bool = true) {
+        self.nat = nat; self.natPorts = natPorts; self.intercepts = intercepts
+        self.services = services; self.limits = limits; self.verifyChecksums = verifyChecksums
+    }
+
+    /// Why a configuration cannot run, in words for the operator; nil when it is sound.
+    public func problem() -> String? {
+        if intercepts.isEmpty && services.isEmpty {
+            return "nothing to manage: give at least one --intercept tcp/PORT or --service VIP:PORT=HOST:PORT"
+        }
+        for r in [natPorts] + intercepts where r.upper == 65_535 {
+            return "port range \(r) reaches 65535, which Linux policy rules can't match (use at most 65534)"
+        }
+        for s in services where s.vip.port == 65_535 {
+            return "service \(s) uses port 65535, which Linux policy rules can't match"
+        }
+        for s in services where s.vip.address == nat && natPorts.contains(s.vip.port) {
+            return "service \(s) uses a port inside the NAT port range \(natPorts)"
+        }
+        var seen = Set<IPv4Endpoint>()
+        for s in services where !seen.insert(s.vip).inserted {
+            return "service address \(s.vip) is given twice"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,106 @@
+import PacketIO
+import Wire
+
+/// A flow's public identity: stable for its lifetime, never reused while the proxy runs.
+public struct FlowID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: FlowID, b: FlowID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { String(rawValue) }
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(UInt64.self) }
+    public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(rawValue) }
+}
+
+/// Where a flow is in its life (RFC 9293 §3.3.2, seen from the middle).
+public enum FlowState: String, Sendable, Codable {
+    /// The device's SYN was forwarded; no SYN-ACK yet.
+    case synSent = "syn-sent"
+    /// The server answered with SYN-ACK; waiting for the device's ACK.
+    case synReceived = "syn-received"
+    case established
+    /// One direction has sent FIN; the other may still send (half-close).
+    case halfClosed = "half-closed"
+    /// Both directions sent FIN and both FINs are acknowledged.
+    case closed
+    /// A RST was forwarded.
+    case reset
+}
+
+/// The TCP options one end announced in its SYN (RFC 9293 §3.2, RFC 7323, RFC 2018).
+public struct SynOptions: Sendable, Hashable, Codable {
+    public var mss: UInt16?
+    /// nil when the end did not offer window scaling.
+    public var windowScale: UInt8?
+    public var sackPermitted = false
+    public var timestamps = false
+    public init() {}
+    init(_ options: TCPOptions) {
+        mss = options.maximumSegmentSize
+        windowScale = options.windowScale.map { min($0, 14) } // RFC 7323 §2.3: cap at 14
+        sackPermitted = options.sackPermitted
+        timestamps = options.timestamp != nil
+    }
+}
+
+/// One direction of a flow: what the sender of that direction has done.
+struct DirectionState: Sendable {
+    /// Added to this direction's sequence numbers (and subtracted from the other direction's
+    /// acks); zero until a migration splices a new sub-connection.
+    var seqOffset = SequenceOffset()
+    /// The sender's next sequence number as far as seen (highest seq + length).
+    var nextSeq: SeqNumber?
+    /// Sequence number of the sender's FIN, once seen.
+    var finSeq: SeqNumber?
+    /// The other side acknowledged this direction's FIN.
+    var finAcked = false
+    /// Highest ack the sender has sent (of the other direction), original space.
+    var highestAck: SeqNumber?
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+}
+
+/// A managed flow: a device-side and a server-side sub-connection glued together (TSMP draft
+/// §4.2.2). `toServer` describes what the device sends, `toDevice` what the server sends.
+struct Flow: Sendable {
+    let id: FlowID
+    /// The device's endpoint.
+    var device: IPv4Endpoint
+    /// The destination the device believes it talks to (server in transparent mode, VIP in
+    /// service mode).
+    var original: IPv4Endpoint
+    /// The real server endpoint.
+    var server: IPv4Endpoint
+    /// The port of the NAT address for the server-side sub-connection.
+    var natPort: UInt16
+    var state: FlowState
+    /// State before a RST: restored if traffic shows the RST was ignored by its receiver.
+    var stateBeforeReset: FlowState?
+    var created: Instant
+    var lastActivity: Instant
+    var deviceSyn = SynOptions()
+    var serverSyn = SynOptions()
+    var toServer = DirectionState()
+    var toDevice = DirectionState()
+    var inFlight: InFlightCopy?
+
+    /// Window scale shift the device applies to its own window field (0 unless both offered).
+    var deviceWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? deviceSyn.windowScale! : 0 }
+    var serverWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? serverSyn.windowScale! : 0 }
+}
+
+/// What `tsmp flows` shows of a flow: a copy, safe to hand to another thread.
+public struct FlowSummary: Sendable, Codable, Equatable {
+    public var id: FlowID
+    public var device: IPv4Endpoint
+    public var original: IPv4Endpoint
+    public var nat: IPv4Endpoint
+    public var server: IPv4Endpoint
+    public var state: FlowState
+    public var packetsToServer: UInt64
+    public var bytesToServer: UInt64
+    public var packetsToDevice: UInt64
+    public var bytesToDevice: UInt64
+    public var inFlightBytes: Int
+    public var ageSeconds: Double
+    public var idleSeconds: Double
+}

@@ -1,0 +1,71 @@
+import PacketIO
+
+/// Removing flows that ended or went idle (RFC 5382 §5 timeouts), by an incremental sweep:
+/// each call examines at most `limits.expirySweepPerTick` slots, continuing where the last
+/// one stopped, so no call walks a million-flow table at once.
+extension SpliceEngine {
+    /// Expires flows whose time is up. Call every ~100 ms with the current time.
+    public func expire(now: Instant) {
+        let n = table.slotCount
+        guard n > 0 else { return }
+        let budget = min(n, config.limits.expirySweepPerTick)
+        for _ in 0..<budget {
+            if sweepCursor >= n { sweepCursor = 0 }
+            let slot = sweepCursor
+            sweepCursor += 1
+            guard let flow = table[slot: slot] else { continue }
+            let limit = timeout(for: flow.state)
+            if now.nanoseconds &- flow.lastActivity.nanoseconds > limit && now > flow.lastActivity {
+                removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
+            }
+        }
+    }
+
+    /// Expires everything that can expire by `now`, sweeping the whole table (tests, replay end).
+    public func expireAll(now: Instant) {
+        let n = table.slotCount
+        for slot in 0..<n {
+            guard let flow = table[slot: slot] else { continue }
+            if now.nanoseconds > flow.lastActivity.nanoseconds &+ timeout(for: flow.state) {
+                removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
+            }
+        }
+    }
+
+    func timeout(for state: FlowState) -> UInt64 {
+        let t = config.limits.timeouts
+        switch state {
+        case .synSent, .synReceived: return t.embryonic.nanoseconds
+        case .established: return t.establishedIdle.nanoseconds
+        case .halfClosed: return t.halfClosedIdle.nanoseconds
+        case .closed, .reset: return t.closedLinger.nanoseconds
+        }
+    }
+
+    /// What `tsmp flows` shows, sorted by id.
+    public func flowSummaries(now: Instant) -> [FlowSummary] {
+        var out: [FlowSummary] = []
+        out.reserveCapacity(table.count)
+        for case let flow? in table.slots {
+            out.append(FlowSummary(
+                id: flow.id, device: flow.device, original: flow.original,
+                nat: .init(config.nat, flow.natPort), server: flow.server, state: flow.state,
+                packetsToServer: flow.toServer.packets, bytesToServer: flow.toServer.bytes,
+                packetsToDevice: flow.toDevice.packets, bytesToDevice: flow.toDevice.bytes,
+                inFlightBytes: flow.inFlight?.count ?? 0,
+                ageSeconds: seconds(flow.created, now), idleSeconds: seconds(flow.lastActivity, now)))
+        }
+        return out.sorted { $0.id < $1.id }
+    }
+
+    private func seconds(_ from: Instant, _ to: Instant) -> Double {
+        to > from ? Double(to.nanoseconds - from.nanoseconds) / 1e9 : 0
+    }
+}
+
+extension Duration {
+    var nanoseconds: UInt64 {
+        let c = components
+        return UInt64(max(0, c.seconds)) * 1_000_000_000 + UInt64(max(0, c.attoseconds) / 1_000_000_000)
+    }
+}

@@ -1,0 +1,298 @@
+import Logging
+import PacketIO
+import Wire
+
+/// The sans-IO splice engine (DESIGN §5; TSMP draft §4.2.2). It owns the flow table and
+/// rewrites packets in place: addresses and ports (NAT), sequence and acknowledgement numbers,
+/// SACK blocks, with IP and TCP checksums updated incrementally (RFC 1624).
+///
+/// It never reads a clock or does I/O: the caller passes each batch read from the gateway with
+/// `now`, writes out what stays in the batch (packets not marked dropped) and what the engine
+/// appended to `generated`, and calls `expire(now:)` periodically.
+///
+/// Invariants: every packet read is either forwarded (rewritten), passed through unchanged
+/// (transparent mode, not managed) or dropped with a `DropReason` counted; the table never
+/// holds more than `limits.maxFlows` flows; NAT ports are in use exactly for the flows held;
+/// in-flight copies never exceed their per-flow and total caps.
+public final class SpliceEngine {
+    public let config: EngineConfig
+    public private(set) var counters = EngineCounters()
+    let logger: Logger
+    var table = FlowTable()
+    var natPorts: NATPortAllocator
+    var nextFlowID: UInt64 = 1
+    /// Bytes of storage held by all in-flight copies.
+    public private(set) var inFlightStorageBytes = 0
+    var sweepCursor = 0
+    let serviceByVIP: [IPv4Endpoint: ServiceMapping]
+
+    /// What happened to one packet.
+    public enum Verdict: Equatable, Sendable {
+        /// Rewritten in place; write it out.
+        case forward
+        /// Not managed: write it out unchanged.
+        case passThrough
+        case drop(DropReason)
+    }
+
+    public init(config: EngineConfig, logger: Logger = Logger(label: "tsmp.engine")) {
+        self.config = config
+        self.logger = logger
+        self.natPorts = NATPortAllocator(range: config.natPorts)
+        self.serviceByVIP = Dictionary(config.services.map { ($0.vip, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public var flowCount: Int { table.count }
+    public var natPortsInUse: Int { natPorts.inUse }
+
+    /// Processes every packet of `batch` in place; packets not to be written are marked
+    /// dropped. Packets the engine makes itself (RSTs, later migration ACKs) are appended to
+    /// `generated`.
+    public func process(_ batch: PacketBatch, now: Instant, generated: PacketBatch) {
+        for i in 0..<batch.count {
+            switch process(batch.packet(i), now: now, generated: generated) {
+            case .forward, .passThrough: break
+            case .drop: batch.markDropped(i)
+            }
+        }
+    }
+
+    /// Processes one packet (rewritten in place when forwarded).
+    @discardableResult
+    public func process(_ bytes: UnsafeMutableRawBufferPointer, now: Instant, generated: PacketBatch) -> Verdict {
+        counters.packetsIn &+= 1
+        counters.bytesIn &+= UInt64(bytes.count)
+        let verdict = classify(bytes, now: now, generated: generated)
+        switch verdict {
+        case .forward:
+            counters.packetsForwarded &+= 1
+            counters.bytesForwarded &+= UInt64(bytes.count)
+        case .passThrough:
+            counters.packetsPassedThrough &+= 1
+        case .drop(let reason):
+            counters[reason] &+= 1
+            logger.trace("drop", metadata: ["packet.drop_reason": "\(reason.rawValue)"])
+        }
+        return verdict
+    }
+
+    private func classify(_ bytes: UnsafeMutableRawBufferPointer, now: Instant, generated: PacketBatch) -> Verdict {
+        guard let first = bytes.first else { return .drop(.truncated) }
+        if first >> 4 == 6 {
+            do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
+            return .drop(.ipv6Unsupported)
+        }
+        let packet: TCPIPv4Packet
+        do { packet = try TCPIPv4Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
+        if config.verifyChecksums, let bad = packet.verifyChecksums() { return .drop(DropReason(bad)) }
+        if packet.tcp.options.isMalformed { return .drop(.badTCPOptions) }
+
+        let destination = packet.destination
+        if destination.address == config.nat && config.natPorts.contains(destination.port) {
+            return fromServer(packet, now: now)
+        }
+        if let service = serviceByVIP[destination] {
+            return fromDevice(packet, target: service.target, serviceMode: true, now: now, generated: generated)
+        }
+        if config.intercepts.contains(where: { $0.contains(destination.port) }) {
+            return fromDevice(packet, target: destination, serviceMode: false, now: now, generated: generated)
+        }
+        // Steered here but matching nothing: the kernel would have forwarded it; so do we.
+        return .passThrough
+    }
+
+    // MARK: Device -> server
+
+    private func fromDevice(_ packet: TCPIPv4Packet, target: IPv4Endpoint, serviceMode: Bool,
+                            now: Instant, generated: PacketBatch) -> Verdict {
+        let key = DeviceSideKey(device: packet.source, original: packet.destination)
+        let flags = packet.tcp.flags
+        let isOpeningSyn = flags.contains(.syn) && !flags.contains(.ack) && !flags.contains(.rst)
+        if let slot = table.slot(deviceKey: key) {
+            let finished = table[slot: slot]!.state == .closed || table[slot: slot]!.state == .reset
+            if isOpeningSyn && finished {
+                // The device reuses its port for a new connection: the old flow is over.
+                removeFlow(slot: slot, closed: true)
+            } else {
+                forwardToServer(packet, slot: slot, now: now)
+                return .forward
+            }
+        }
+        guard isOpeningSyn && !flags.contains(.fin) else {
+            if !serviceMode { return .passThrough } // a flow older than the proxy: not ours
+            if !flags.contains(.rst) { sendReset(answering: packet, generated: generated) }
+            return .drop(.noFlow)
+        }
+        if packet.tcp.options.hasUnspliceableOption {
+            // MPTCP, TCP-MD5 and TCP-AO can't be spliced (DESIGN §5): leave the flow alone.
+            if !serviceMode { return .passThrough }
+            sendReset(answering: packet, generated: generated)
+            return .drop(.unspliceable)
+        }
+        guard table.count < config.limits.maxFlows else { return .drop(.flowTableFull) }
+        guard let natPort = natPorts.allocate() else { return .drop(.natPortsExhausted) }
+        let id = FlowID(nextFlowID)
+        nextFlowID += 1
+        var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
+                        natPort: natPort, state: .synSent, created: now, lastActivity: now)
+        flow.deviceSyn = SynOptions(packet.tcp.options)
+        let slot = table.insert(flow)
+        counters.flowsCreated &+= 1
+        logger.debug("flow created", metadata: [
+            "flow.id": "\(id)", "flow.device": "\(flow.device)", "flow.server": "\(target)",
+            "flow.nat_port": "\(natPort)",
+        ])
+        forwardToServer(packet, slot: slot, now: now)
+        return .forward
+    }
+
+    private func forwardToServer(_ packet: TCPIPv4Packet, slot: Int, now: Instant) {
+        let tcp = packet.tcp
+        let flags = tcp.flags
+        let seq = tcp.seq
+        let ack = tcp.ack
+        let nat = IPv4Endpoint(config.nat, 0)
+        withFlow(slot) { flow in
+            flow.lastActivity = now
+            observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp)
+            if flags.contains(.ack) { flow.inFlight?.acknowledge(ack) }
+            advanceState(&flow, flags: flags, fromDevice: true)
+            // Rewrite (NAT + sequence spaces).
+            packet.setSource(IPv4Endpoint(nat.address, flow.natPort))
+            packet.setDestination(flow.server)
+            if !flow.toServer.seqOffset.isZero { tcp.setSeq(flow.toServer.seqOffset.apply(seq)) }
+            if flags.contains(.ack) && !flow.toDevice.seqOffset.isZero {
+                tcp.setAck(flow.toDevice.seqOffset.reverse(ack))
+                remapSACK(tcp, flow.toDevice.seqOffset.inverse)
+            }
+        }
+    }
+
+    // MARK: Server -> device
+
+    private func fromServer(_ packet: TCPIPv4Packet, now: Instant) -> Verdict {
+        guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
+        guard table[slot: slot]!.server == packet.source else { return .drop(.unexpectedSource) }
+        let tcp = packet.tcp
+        let flags = tcp.flags
+        let seq = tcp.seq
+        let ack = tcp.ack
+        let payloadLength = tcp.payloadLength
+        let perFlowCap = config.limits.inFlightPerFlow
+        withFlow(slot) { flow in
+            flow.lastActivity = now
+            if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
+                flow.serverSyn = SynOptions(tcp.options)
+            }
+            observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp)
+            advanceState(&flow, flags: flags, fromDevice: false)
+            // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5).
+            if payloadLength > 0 && perFlowCap > 0 {
+                if flow.inFlight == nil {
+                    flow.inFlight = InFlightCopy(start: seq, cap: perFlowCap)
+                }
+                let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
+                inFlightStorageBytes += flow.inFlight!.record(seq: seq, payload: UnsafeRawBufferPointer(tcp.payload), budget: budget)
+            }
+            packet.setSource(flow.original)
+            packet.setDestination(flow.device)
+            if !flow.toDevice.seqOffset.isZero { tcp.setSeq(flow.toDevice.seqOffset.apply(seq)) }
+            if flags.contains(.ack) && !flow.toServer.seqOffset.isZero {
+                tcp.setAck(flow.toServer.seqOffset.reverse(ack))
+                remapSACK(tcp, flow.toServer.seqOffset.inverse)
+            }
+        }
+        return .forward
+    }
+
+    // MARK: Shared bookkeeping
+
+    /// Records what a segment says about its sender's direction and the other direction's FIN.
+    private func observe(sender: inout DirectionState, other: inout DirectionState, tcp: TCPSegment) {
+        let flags = tcp.flags
+        sender.packets &+= 1
+        sender.bytes &+= UInt64(tcp.payloadLength)
+        let end = tcp.seq + tcp.sequenceLength
+        if let n = sender.nextSeq { sender.nextSeq = SeqNumber.max(n, end) } else { sender.nextSeq = end }
+        if flags.contains(.fin) { sender.finSeq = tcp.seq + UInt32(tcp.payloadLength) }
+        if flags.contains(.ack) {
+            let ack = tcp.ack
+            if let h = sender.highestAck { sender.highestAck = SeqNumber.max(h, ack) } else { sender.highestAck = ack }
+            if let fin = other.finSeq, ack.greaterThan(fin) { other.finAcked = true }
+        }
+    }
+
+    private func advanceState(_ flow: inout Flow, flags: TCPFlags, fromDevice: Bool) {
+        if flags.contains(.rst) {
+            if flow.state != .reset { flow.stateBeforeReset = flow.state }
+            flow.state = .reset
+            return
+        }
+        if flow.state == .reset, let before = flow.stateBeforeReset {
+            // Traffic after a RST: its receiver ignored it (RFC 5961 §3), so the flow lives on.
+            flow.state = before
+            flow.stateBeforeReset = nil
+        }
+        switch flow.state {
+        case .synSent:
+            if !fromDevice && flags.contains(.syn) && flags.contains(.ack) { flow.state = .synReceived }
+        case .synReceived:
+            if fromDevice && flags.contains(.ack) && !flags.contains(.syn) { flow.state = .established }
+        default:
+            break
+        }
+        if flow.toServer.finSeq != nil || flow.toDevice.finSeq != nil {
+            if flow.toServer.finAcked && flow.toDevice.finAcked {
+                flow.state = .closed
+            } else if flow.state == .established || flow.state == .synReceived {
+                flow.state = .halfClosed
+            }
+        }
+    }
+
+    /// SACK blocks (RFC 2018 §3) shifted by `offset`.
+    private func remapSACK(_ tcp: TCPSegment, _ offset: SequenceOffset) {
+        let options = tcp.options
+        for slot in options where slot.kind == TCPOptionKind.sack {
+            guard case .sack(let n) = options.decode(slot) else { continue }
+            for i in 0..<n {
+                let (l, r) = options.sackBlock(slot, i)
+                options.setSackBlock(slot, i, offset.apply(l), offset.apply(r))
+            }
+        }
+    }
+
+    /// A RST answering `packet` toward its sender (RFC 9293 §3.10.7.1).
+    private func sendReset(answering packet: TCPIPv4Packet, generated: PacketBatch) {
+        let tcp = packet.tcp
+        var spec = TCPPacketSpec(source: packet.destination, destination: packet.source, window: 0)
+        if tcp.flags.contains(.ack) {
+            spec.seq = tcp.ack
+            spec.flags = .rst
+        } else {
+            spec.ack = tcp.seq + tcp.sequenceLength
+            spec.flags = [.rst, .ack]
+        }
+        let slot = generated.count
+        guard slot < generated.capacity,
+              let n = TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0),
+                                             into: generated.slotBuffer(slot)) else { return }
+        generated.commitNext(length: n, direction: .outbound)
+        counters.packetsGenerated &+= 1
+    }
+
+    func withFlow<R>(_ slot: Int, _ body: (inout Flow) -> R) -> R {
+        body(&table[slot: slot]!)
+    }
+
+    func removeFlow(slot: Int, closed: Bool) {
+        guard var flow = table.remove(slot: slot) else { return }
+        natPorts.release(flow.natPort)
+        if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }
+        if closed { counters.flowsClosed &+= 1 } else { counters.flowsExpired &+= 1 }
+        logger.debug("flow removed", metadata: [
+            "flow.id": "\(flow.id)", "flow.state": "\(flow.state.rawValue)",
+            "flow.bytes_to_server": "\(flow.toServer.bytes)", "flow.bytes_to_device": "\(flow.toDevice.bytes)",
+        ])
+    }
+}

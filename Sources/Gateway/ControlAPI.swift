@@ -1,0 +1,38 @@
+import Engine
+import Foundation
+import PacketIO
+
+/// The proxy's local control API (HTTP/JSON on `--control`, loopback by default):
+/// - `GET /v1/flows`: every managed flow and the engine's status (`FlowListing`).
+/// - `GET /v1/status`: the engine's counters and gauges.
+public struct FlowListing: Codable, Sendable {
+    public var flows: [FlowSummary]
+    public var status: EngineStatus
+    public init(flows: [FlowSummary], status: EngineStatus) { self.flows = flows; self.status = status }
+}
+
+public enum ControlAPI {
+    public static func routes(dataPlane: DataPlane) -> [String: HTTPEndpoint.Handler] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return [
+            "GET /v1/flows": { _ in
+                let listing = await dataPlane.perform { engine in
+                    FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: engine.status())
+                }
+                return json(encoder, listing)
+            },
+            "GET /v1/status": { _ in
+                json(encoder, await dataPlane.perform { $0.status() })
+            },
+        ]
+    }
+
+    static func json(_ encoder: JSONEncoder, _ value: some Encodable) -> HTTPEndpoint.Response {
+        do {
+            return HTTPEndpoint.Response(body: Array(try encoder.encode(value)) + [0x0A])
+        } catch {
+            return .error(.internalServerError, "cannot encode the answer: \(error)")
+        }
+    }
+}

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Engine
+import Foundation
+import Logging
+import PacketIO
+import Synchronization
+
+/// The data-plane loop: one thread that owns the engine, reads batches from the input
+/// device (the TUN), lets the engine rewrite them, writes them to the output device (the raw
+/// socket), records both sides when capturing, and expires flows. Other threads reach the
+/// engine only through `perform`, which queues a closure that the loop runs between batches
+/// (so the engine needs no lock).
+///
+/// Invariants: only the loop thread touches `engine`; every batch read is written (or
+/// dropped by the engine) before the next read; `stop()` ends the loop within one poll
+/// timeout (100 ms) and the loop closes nothing it did not open.
+public final class DataPlane: @unchecked Sendable {
+    public let engine: SpliceEngine
+    private let input: any PacketDevice
+    private let output: any PacketDevice
+    private let capture: PcapFileWriter?
+    private let logger: Logger
+    private let wakeup: Int32
+    private let commands = Mutex<[(SpliceEngine) -> Void]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let batch: PacketBatch
+    private let generated: PacketBatch
+    private var thread: Thread?
+    private let finished = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let done = Atomic<Bool>(false)
+    /// Write failures of the devices, by errno, as the loop last saw them.
+    public private(set) var lastError: String?
+
+    public static let expiryInterval: UInt64 = 100_000_000 // 100 ms
+
+    public init(engine: SpliceEngine, input: any PacketDevice, output: any PacketDevice,
+                capture: PcapFileWriter? = nil, batchSize: Int = 64, logger: Logger) throws(SystemError) {
+        self.engine = engine
+        self.input = input
+        self.output = output
+        self.capture = capture
+        self.logger = logger
+        self.batch = PacketBatch(capacity: batchSize)
+        self.generated = PacketBatch(capacity: batchSize * 2, maxPacket: 2048)
+        self.wakeup = try Syscall.eventfd(initialValue: 0, nonBlocking: true)
+    }
+
+    deinit { try? Syscall.close(wakeup) }
+
+    /// Starts the loop on its own thread.
+    public func start() {
+        let t = Thread { [self] in self.run() }
+        t.name = "tsmp-dataplane"
+        thread = t
+        t.start()
+    }
+
+    /// Asks the loop to stop; `waitUntilStopped` returns once it has.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        _ = try? Syscall.eventfdWrite(wakeup)
+    }
+
+    public func waitUntilStopped() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let already = finished.withLock { list -> Bool in
+                if done.load(ordering: .acquiring) { return true }
+                list.append(c)
+                return false
+            }
+            if already { c.resume() }
+        }
+    }
+
+    /// Runs `body` on the loop thread with the engine and returns its result.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (SpliceEngine) -> T) async -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
+            if done.load(ordering: .acquiring) {
+                c.resume(returning: body(engine)) // the loop is gone: nobody else touches the engine
+                return
+            }
+            commands.withLock { $0.append { engine in c.resume(returning: body(engine)) } }
+            _ = try? Syscall.eventfdWrite(wakeup)
+        }
+    }
+
+    /// The engine's status and the packets the output device refused, read on the loop thread.
+    public func status() async -> (engine: EngineStatus, outputWriteErrors: Int) {
+        let output = UncheckedBox(self.output)
+        return await perform { engine in
+            (engine.status(), (output.value as? any WriteErrorCounting)?.writeErrors.total ?? 0)
+        }
+    }
+
+    private func run() {
+        defer {
+            finished.withLock { list in
+                done.store(true, ordering: .releasing)
+                for c in list { c.resume() }
+                list.removeAll()
+            }
+            // Commands queued while stopping still get their answer.
+            let pending = commands.withLock { q -> [(SpliceEngine) -> Void] in let p = q; q.removeAll(); return p }
+            for command in pending { command(engine) }
+        }
+        var fds = [pollfd](repeating: pollfd(), count: 2)
+        fds[0].fd = wakeup
+        fds[0].events = Int16(POLLIN)
+        fds[1].fd = input.pollDescriptor ?? -1
+        fds[1].events = Int16(POLLIN)
+        var lastExpiry = Syscall.monotonicNow()
+        logger.info("data plane running")
+        while !stopping.load(ordering: .acquiring) {
+            do {
+                _ = try fds.withUnsafeMutableBufferPointer { try Syscall.poll($0, timeoutMilliseconds: 100) }
+                if fds[0].revents != 0 { _ = try? Syscall.eventfdRead(wakeup) }
+                runCommands()
+                // A bounded number of batches per wake-up so commands and expiry are not starved.
+                for _ in 0..<64 {
+                    batch.removeAll()
+                    let n = try input.read(into: batch)
+                    if n == 0 { break }
+                    try forward(batch, now: Syscall.monotonicNow())
+                }
+                let now = Syscall.monotonicNow()
+                if now.nanoseconds &- lastExpiry.nanoseconds >= DataPlane.expiryInterval {
+                    engine.expire(now: now)
+                    lastExpiry = now
+                }
+            } catch {
+                logger.error("data plane I/O failed; stopping", metadata: ["error": "\(error)"])
+                lastError = "\(error)"
+                break
+            }
+        }
+        logger.info("data plane stopped")
+    }
+
+    private func runCommands() {
+        let pending = commands.withLock { q -> [(SpliceEngine) -> Void] in
+            guard !q.isEmpty else { return [] }
+            let p = q
+            q.removeAll(keepingCapacity: true)
+            return p
+        }
+        for command in pending { command(engine) }
+    }
+
+    /// Engine, then output, for one batch; captures record the input before it is rewritten.
+    private func forward(_ batch: PacketBatch, now: Instant) throws(SystemError) {
+        try capture?.record(batch, 0..<batch.count, direction: .inbound, at: Syscall.wallClockNow())
+        generated.removeAll()
+        engine.process(batch, now: now, generated: generated)
+        _ = try output.write(batch, 0..<batch.count)
+        if generated.count > 0 { _ = try output.write(generated, 0..<generated.count) }
+        if let capture {
+            let wall = Syscall.wallClockNow()
+            try capture.record(batch, 0..<batch.count, direction: .outbound, at: wall)
+            try capture.record(generated, 0..<generated.count, direction: .outbound, at: wall)
+        }
+    }
+}
+
+/// Carries a non-Sendable reference into a closure that runs on the loop thread, the only
+/// thread that uses it.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

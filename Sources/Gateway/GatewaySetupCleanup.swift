@@ -1,0 +1,152 @@
+import Logging
+import PacketIO
+
+/// `tsmp proxy cleanup`: restores the gateway after a proxy died without tearing down
+/// (kill -9, power loss of the process, a bug), in the calling thread's network namespace.
+///
+/// 1. Every state file in the directory whose process is gone: its changes are undone newest
+///    first ("already gone" is fine) and the file is deleted. A state file of a running proxy
+///    is left alone, and then so is everything else (its rules carry the same tag).
+/// 2. Any rule or route still carrying tsmp's protocol tag 0x74 is deleted, with or without a
+///    state file.
+/// 3. `pref 0 lookup local` is added back if it is missing and tsmp moved it (a state file or
+///    a tagged `lookup local` rule says so), or if no `lookup local` rule is left at all.
+///
+/// Safe to run any number of times; with nothing left it says so and changes nothing.
+/// Sysctls are restored only from state files (step 1): without a record nobody knows the
+/// old value. A state file written by this very process does not count as a running proxy.
+public enum GatewayCleanup {
+    /// Cleans up and returns what it did; `output` gets one line per step as it goes,
+    /// including what was already gone (the CLI prints `actions` and `failures` instead).
+    /// Never throws: every failure is in the report, and the rest of the cleanup still runs.
+    @discardableResult
+    public static func run(stateDirectory: String = GatewayStateStore.defaultDirectory, sysctl: Sysctl = Sysctl(),
+                           logger: Logger = Logger(label: "tsmp.gateway.cleanup"),
+                           output: (String) -> Void = { _ in }) -> GatewayCleanupReport {
+        let store = GatewayStateStore(directory: stateDirectory)
+        var report = GatewayCleanupReport()
+        func say(_ line: String) {
+            output(line)
+            logger.info("\(line)")
+        }
+        func fail(_ line: String) {
+            report.failures.append(line)
+            output(line)
+            logger.error("\(line)")
+        }
+        /// Deletes a tagged leftover; "already gone" means someone was faster.
+        func sweep(_ object: String, _ delete: () throws(SystemError) -> Void) {
+            do {
+                try delete()
+                report.actions.append("delete \(object) (tagged, in no state file)")
+                say("deleted \(object) (tagged, in no state file)")
+            } catch where error.meansAlreadyGone {
+            } catch {
+                fail("failed: \(error)")
+            }
+        }
+        let session: NetlinkSession
+        do { session = try NetlinkSession() } catch {
+            fail("\(error)")
+            return report
+        }
+
+        // 1. State files.
+        var localRuleWasMoved = false
+        var paths: [String] = []
+        do { paths = try store.statePaths() } catch { fail("\(error)") }
+        for path in paths {
+            let state: GatewayState
+            do { state = try store.load(path: path) } catch { fail("\(error) (left in place)"); continue }
+            let process = state.process
+            if process.isRunning && !process.isCurrent {
+                report.runningProxies.append(path)
+                fail("the tsmp proxy on \(state.tunName) is still running (pid \(state.pid)); stop it first (left \(path) and its changes alone)")
+                continue
+            }
+            say("\(path): tsmp proxy on \(state.tunName) (pid \(state.pid)) is gone, undoing \(state.changes.count) change(s)")
+            if state.changes.contains(where: { if case .removedRule = $0 { true } else { false } }) {
+                localRuleWasMoved = true
+            }
+            var remaining = state
+            for index in state.changes.indices.reversed() {
+                let change = state.changes[index]
+                do {
+                    switch try change.undo(session: session, sysctl: sysctl) {
+                    case .undone:
+                        report.actions.append(change.undoDescription)
+                        say("  \(change.undoDescription)")
+                    case .alreadyGone: say("  already gone: \(change.undoDescription)")
+                    case .leftAlone(let reason): say("  left alone: \(change.undoDescription) (\(reason))")
+                    }
+                    remaining.changes.remove(at: index)
+                } catch {
+                    fail("failed: \(error)")
+                }
+            }
+            do {
+                if remaining.changes.isEmpty {
+                    try store.remove(tun: state.tunName)
+                    report.actions.append("removed state file \(path)")
+                    say("  removed \(path)")
+                } else {
+                    try store.save(remaining)
+                    say("  kept \(path) with the \(remaining.changes.count) change(s) that could not be undone")
+                }
+            } catch {
+                fail("\(error)")
+            }
+        }
+
+        if !report.runningProxies.isEmpty {
+            say("not sweeping rules and routes tagged proto 0x74: a tsmp proxy is running")
+            return report
+        }
+
+        // 2 and 3. Tagged leftovers, and the local rule.
+        do {
+            let rules = try session.rules()
+            let tagged = rules.filter { $0.protocolTag == NetlinkProtocolTag.tsmp }
+            if tagged.contains(where: \.isPlainLocalLookup) { localRuleWasMoved = true }
+            let hasLocalAtZero = rules.contains { $0.priority == 0 && $0.isPlainLocalLookup }
+            let hasOtherLocal = rules.contains {
+                $0.table == NetlinkTable.local && $0.protocolTag != NetlinkProtocolTag.tsmp
+            }
+            if !hasLocalAtZero && (localRuleWasMoved || !hasOtherLocal) {
+                do {
+                    try session.addRule(.kernelLocal)
+                    report.actions.append("add rule \(NetlinkRule.kernelLocal) (restored)")
+                    say("restored rule \(NetlinkRule.kernelLocal)")
+                } catch {
+                    fail("failed: \(error)")
+                }
+            }
+            for rule in tagged { sweep("rule \(rule)") { () throws(SystemError) in try session.deleteRule(rule) } }
+        } catch {
+            fail("failed: \(error)")
+        }
+        do {
+            for route in try session.routes(protocolTag: NetlinkProtocolTag.tsmp) {
+                sweep("route \(route)") { () throws(SystemError) in try session.deleteRoute(route) }
+            }
+        } catch {
+            fail("failed: \(error)")
+        }
+
+        if report.actions.isEmpty && report.failures.isEmpty { say("nothing to clean up") }
+        return report
+    }
+}
+
+/// What `GatewayCleanup.run` did.
+public struct GatewayCleanupReport: Sendable, Equatable {
+    /// Each change made, in `ip` words ("delete rule pref 10000 ...").
+    public var actions: [String] = []
+    /// Each thing that could not be done.
+    public var failures: [String] = []
+    /// State files left alone because their proxy still runs.
+    public var runningProxies: [String] = []
+
+    /// Whether the gateway is now free of tsmp's configuration.
+    public var isClean: Bool { failures.isEmpty && runningProxies.isEmpty }
+}

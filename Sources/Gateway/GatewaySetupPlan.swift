@@ -1,0 +1,252 @@
+import Engine
+import Wire
+
+/// What the gateway's kernel configuration must achieve (DESIGN §2, "Into user space"): which
+/// packets policy routing steers into the TUN. `GatewaySetup` turns it into kernel objects.
+///
+/// Rule priorities, lowest first:
+/// - 10000: replies, `iif UPLINK to NAT/32 ipproto tcp dport NATLO-NATHI lookup TABLE`;
+/// - 10001+i: service addresses, `to VIP/32 ipproto tcp dport PORT lookup TABLE`;
+/// - 10050: the kernel's `lookup local`, moved here from pref 0 only when the NAT address or a
+///   VIP is the gateway's own (otherwise the local rule would deliver those packets locally
+///   and the kernel would answer them with RSTs);
+/// - 10100+i: transparent interception, `iif DEVICE ipproto tcp dport LO-HI lookup TABLE`,
+///   one per device interface and intercept range.
+public struct GatewayPlan: Codable, Sendable, Equatable {
+    /// Rule priorities (see the type's documentation).
+    public enum Priority {
+        public static let reply: UInt32 = 10000
+        public static let firstService: UInt32 = 10001
+        public static let movedLocal: UInt32 = 10050
+        public static let firstTransparent: UInt32 = 10100
+        /// Services fit between the reply rule and the moved local rule.
+        public static let maxServices = Int(movedLocal - firstService)
+        /// Transparent rules stay well below the kernel's `32766: lookup main`.
+        public static let maxTransparentRules = 10000
+    }
+
+    public static let defaultTable: UInt32 = 7464
+    public static let defaultTunName = "tsmp0"
+
+    /// The TUN device's name (created by PacketIO's TunDevice before setup).
+    public var tunName: String
+    /// The routing table holding `default dev TUN`.
+    public var table: UInt32
+    /// Interfaces facing the devices (transparent mode); empty for service mode only.
+    public var deviceInterfaces: [String]
+    /// The interface facing the servers; replies to the NAT address arrive on it.
+    public var uplinkInterface: String
+    /// The source address servers see.
+    public var nat: IPv4Address
+    /// The source ports the proxy uses on the server side.
+    public var natPorts: PortRange
+    /// Destination ports intercepted on the device interfaces.
+    public var interceptPorts: [PortRange]
+    /// Service addresses (VIP:PORT) devices connect to.
+    public var serviceAddresses: [IPv4Endpoint]
+    /// An address for the TUN. Only needed when the data plane writes packets into the TUN
+    /// whose sources route via another interface (rp_filter then has to be loose and the TUN
+    /// must have an IPv4 address); the decided path sends through a raw socket, so nil.
+    public var tunAddress: NetlinkPrefix?
+    /// The TUN's MTU, when it should differ from what the TUN was created with.
+    public var tunMTU: UInt32?
+
+    public init(tunName: String = GatewayPlan.defaultTunName, table: UInt32 = GatewayPlan.defaultTable,
+                deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address,
+                natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPv4Endpoint] = [],
+                tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil) {
+        self.tunName = tunName
+        self.table = table
+        self.deviceInterfaces = deviceInterfaces
+        self.uplinkInterface = uplinkInterface
+        self.nat = nat
+        self.natPorts = natPorts
+        self.interceptPorts = interceptPorts
+        self.serviceAddresses = serviceAddresses
+        self.tunAddress = tunAddress
+        self.tunMTU = tunMTU
+    }
+}
+
+// MARK: - Validation (no kernel access)
+
+/// Why a plan cannot be installed; nothing was changed.
+public struct GatewayPlanError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// One sentence per problem.
+    public var problems: [String]
+    public var description: String {
+        "invalid gateway plan: " + problems.joined(separator: "; ")
+    }
+}
+
+extension GatewayPlan {
+    /// Checks everything that can be checked without the kernel.
+    public func validate() throws(GatewayPlanError) {
+        var problems: [String] = []
+        func check(_ condition: Bool, _ problem: @autoclosure () -> String) {
+            if !condition { problems.append(problem()) }
+        }
+
+        for (role, name) in [("TUN", tunName), ("uplink interface", uplinkInterface)]
+            + deviceInterfaces.map({ ("device interface", $0) }) {
+            if let problem = Self.interfaceNameProblem(name) { problems.append("\(role) \(problem)") }
+        }
+        check(Set(deviceInterfaces).count == deviceInterfaces.count, "a device interface is listed twice")
+        check(!deviceInterfaces.contains(tunName) && uplinkInterface != tunName,
+              "the TUN \(tunName) cannot also be a device or uplink interface")
+        check(!NetlinkTable.reserved.contains(table),
+              "table \(table) is reserved (0, 252, 253, main 254, local 255); use another (default \(Self.defaultTable))")
+
+        if let problem = Self.addressProblem(nat) { problems.append("NAT address \(nat) \(problem)") }
+        check(natPorts.lower >= 1 && natPorts.lower <= natPorts.upper,
+              "NAT port range \(natPorts) must be 1-65535 with low <= high")
+
+        for range in interceptPorts {
+            check(range.lower >= 1 && range.lower <= range.upper,
+                  "intercept port range \(range) must be 1-65535 with low <= high")
+        }
+        check(deviceInterfaces.isEmpty == interceptPorts.isEmpty,
+              deviceInterfaces.isEmpty ? "intercept ports are given but no device interface"
+                                       : "device interfaces are given but no intercept ports")
+        check(!deviceInterfaces.isEmpty || !serviceAddresses.isEmpty,
+              "nothing to intercept: give device interfaces with intercept ports, or service addresses")
+        check(deviceInterfaces.count * interceptPorts.count <= Priority.maxTransparentRules,
+              "too many device interface x intercept range pairs (at most \(Priority.maxTransparentRules))")
+
+        check(serviceAddresses.count <= Priority.maxServices, "too many service addresses (at most \(Priority.maxServices))")
+        check(Set(serviceAddresses).count == serviceAddresses.count, "a service address is listed twice")
+        for service in serviceAddresses {
+            if let problem = Self.addressProblem(service.address) { problems.append("service address \(service) \(problem)") }
+            check(service.port != 0, "service address \(service) has port 0")
+            check(!(service.address == nat && natPorts.contains(service.port)),
+                  "service address \(service) is inside the NAT port range \(nat):\(natPorts)")
+        }
+
+        if let tunAddress, let problem = Self.addressProblem(tunAddress.address) {
+            problems.append("TUN address \(tunAddress) \(problem)")
+        }
+        if let tunMTU { check((68...65535).contains(tunMTU), "TUN MTU \(tunMTU) must be 68-65535") }
+
+        if !problems.isEmpty { throw GatewayPlanError(problems: problems) }
+    }
+
+    /// Why `name` cannot be a Linux interface name (dev_valid_name), or nil.
+    static func interfaceNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "name is empty" }
+        if name.utf8.count >= 16 { return "name \"\(name)\" is longer than 15 bytes" }
+        if name == "." || name == ".." || name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
+            return "name \"\(name)\" is not a valid interface name"
+        }
+        return nil
+    }
+
+    /// Why `address` cannot be a unicast address of ours or a server's, or nil.
+    static func addressProblem(_ address: IPv4Address) -> String? {
+        let first = address.value >> 24
+        if first == 0 { return "is in 0.0.0.0/8 (this network)" }
+        if first == 127 { return "is a loopback address" }
+        if first >= 224 && first < 240 { return "is a multicast address" }
+        if first >= 240 { return "is reserved or broadcast" }
+        return nil
+    }
+}
+
+// MARK: - The changes a plan means on a given gateway (no kernel access)
+
+/// What the gateway looks like before setup: the facts `GatewayPlan.changes(given:)` needs.
+public struct GatewayFacts: Sendable, Equatable {
+    /// Which of the NAT address and the VIPs the gateway owns.
+    public var ownedAddresses: Set<IPv4Address>
+    /// The kernel's `pref 0 lookup local` rule as it is now (its protocol tag matters when
+    /// restoring it), or nil when there is none at pref 0.
+    public var localRule: NetlinkRule?
+    public var tunIsUp: Bool
+    public var tunMTU: UInt32
+    /// net.ipv4.ip_forward as read now.
+    public var ipForward: String
+    /// net.ipv4.conf.TUN.rp_filter as read now (matters only with a TUN address).
+    public var tunRPFilter: String
+
+    public init(ownedAddresses: Set<IPv4Address> = [], localRule: NetlinkRule? = .kernelLocal,
+                tunIsUp: Bool = false, tunMTU: UInt32 = 1500, ipForward: String = "0",
+                tunRPFilter: String = "0") {
+        self.ownedAddresses = ownedAddresses
+        self.localRule = localRule
+        self.tunIsUp = tunIsUp
+        self.tunMTU = tunMTU
+        self.ipForward = ipForward
+        self.tunRPFilter = tunRPFilter
+    }
+}
+
+extension GatewayPlan {
+    /// Whether the `lookup local` rule must move below the reply and service rules.
+    public func needsLocalRuleMove(given facts: GatewayFacts) -> Bool {
+        facts.ownedAddresses.contains(nat) || serviceAddresses.contains { facts.ownedAddresses.contains($0.address) }
+    }
+
+    /// The policy rules that steer packets into the TUN, in priority order (without the
+    /// moved local rule).
+    public var interceptRules: [NetlinkRule] {
+        var rules = [NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
+                                 destination: .host(nat), ipProtocol: NetlinkRule.tcp,
+                                 destinationPorts: Self.ports(natPorts), protocolTag: NetlinkProtocolTag.tsmp)]
+        for (i, service) in serviceAddresses.enumerated() {
+            rules.append(NetlinkRule(priority: Priority.firstService + UInt32(i), table: table,
+                                     destination: .host(service.address), ipProtocol: NetlinkRule.tcp,
+                                     destinationPorts: service.port...service.port, protocolTag: NetlinkProtocolTag.tsmp))
+        }
+        var i: UInt32 = 0
+        for device in deviceInterfaces {
+            for range in interceptPorts {
+                rules.append(NetlinkRule(priority: Priority.firstTransparent + i, table: table, inputInterface: device,
+                                         ipProtocol: NetlinkRule.tcp, destinationPorts: Self.ports(range),
+                                         protocolTag: NetlinkProtocolTag.tsmp))
+                i += 1
+            }
+        }
+        return rules
+    }
+
+    static func ports(_ range: PortRange) -> ClosedRange<UInt16> { range.lower...max(range.lower, range.upper) }
+
+    /// The route that hands everything looked up in `table` to the TUN.
+    public var tunRoute: NetlinkRoute {
+        NetlinkRoute(table: table, destination: .any, device: tunName, protocolTag: NetlinkProtocolTag.tsmp)
+    }
+
+    /// The sysctl holding the TUN's reverse-path filter mode.
+    public var tunRPFilterKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "rp_filter") }
+
+    /// Every change setup makes, in the order it makes them (teardown undoes them in reverse):
+    /// TUN MTU and up, TUN address (with loose rp_filter on the TUN, which packets written
+    /// into it need), the table's default route, reply and service rules, the
+    /// local rule's move (add at 10050 first, then delete pref 0, so local delivery never
+    /// stops), transparent rules, and ip_forward last.
+    public func changes(given facts: GatewayFacts) -> [GatewayChange] {
+        var changes: [GatewayChange] = []
+        if let tunMTU, tunMTU != facts.tunMTU {
+            changes.append(.linkMTU(link: tunName, previous: facts.tunMTU, mtu: tunMTU))
+        }
+        if !facts.tunIsUp { changes.append(.linkUp(link: tunName)) }
+        if let tunAddress {
+            changes.append(.address(tunAddress, link: tunName))
+            if facts.tunRPFilter != "2" {
+                changes.append(.sysctl(key: tunRPFilterKey, previous: facts.tunRPFilter, value: "2"))
+            }
+        }
+        changes.append(.route(tunRoute))
+        let rules = interceptRules
+        changes += rules.filter { $0.priority < Priority.movedLocal }.map { .rule($0) }
+        if needsLocalRuleMove(given: facts), let local = facts.localRule {
+            changes.append(.rule(NetlinkRule(priority: Priority.movedLocal, table: NetlinkTable.local,
+                                             protocolTag: NetlinkProtocolTag.tsmp)))
+            changes.append(.removedRule(local))
+        }
+        changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
+        if facts.ipForward != "1" {
+            changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))
+        }
+        return changes
+    }
+}

@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import PacketIO
+import Wire
+
+/// A NETLINK_ROUTE socket in the calling thread's network namespace, with one method per
+/// kernel object tsmp installs (links, IPv4 addresses, routes, policy rules).
+///
+/// Every failure is a `SystemError` whose operation names the object in `ip` words, e.g.
+/// "add rule pref 10100 iif veth-l ipproto tcp dport 80 lookup 7464 proto 0x74: File exists".
+/// Not thread-safe: one session per thread (a thread that entered a namespace opens its own).
+public final class NetlinkSession {
+    private let socket: OpaquePointer
+
+    public init() throws(SystemError) {
+        var socket: OpaquePointer?
+        try Self.check("open netlink route socket") { tsmp_nl_open(&socket) }
+        guard let socket else { throw SystemError("open netlink route socket", errno: ENOMEM) }
+        self.socket = socket
+    }
+
+    deinit { tsmp_nl_close(socket) }
+
+    // MARK: Links
+
+    /// The link called `name`; throws ENODEV when there is none.
+    public func link(named name: String) throws(SystemError) -> NetlinkLink {
+        var index: Int32 = 0, flags: UInt32 = 0, mtu: UInt32 = 0
+        try Self.check("look up link \(name)") { tsmp_nl_link_get(socket, name, &index, &flags, &mtu) }
+        return NetlinkLink(name: name, index: index, isUp: flags & UInt32(TSMP_NL_IFF_UP) != 0, mtu: mtu)
+    }
+
+    /// The link called `name`, or nil when there is none.
+    public func linkIfPresent(named name: String) throws(SystemError) -> NetlinkLink? {
+        do { return try link(named: name) } catch where error.errno == ENODEV { return nil }
+    }
+
+    public func setLink(_ name: String, up: Bool) throws(SystemError) {
+        try Self.check("set link \(name) \(up ? "up" : "down")") { tsmp_nl_link_set_up(socket, name, up ? 1 : 0) }
+    }
+
+    public func setLinkMTU(_ name: String, _ mtu: UInt32) throws(SystemError) {
+        try Self.check("set link \(name) mtu \(mtu)") { tsmp_nl_link_set_mtu(socket, name, mtu) }
+    }
+
+    // MARK: Addresses
+
+    /// Adds `prefix` (the address with its subnet length) to `link`; EEXIST if it is there.
+    public func addAddress(_ prefix: NetlinkPrefix, to link: String) throws(SystemError) {
+        try Self.check("add address \(prefix) dev \(link)") {
+            tsmp_nl_addr_add(socket, link, prefix.address.value, prefix.length)
+        }
+    }
+
+    /// Deletes `prefix` from `link`; EADDRNOTAVAIL if it is not there.
+    public func deleteAddress(_ prefix: NetlinkPrefix, from link: String) throws(SystemError) {
+        try Self.check("delete address \(prefix) dev \(link)") {
+            tsmp_nl_addr_delete(socket, link, prefix.address.value, prefix.length)
+        }
+    }
+
+    /// Whether the gateway owns `address`: it is on one of its interfaces, or a `local` route
+    /// covers it, so the kernel's `lookup local` rule would deliver packets for it locally.
+    public func isLocalAddress(_ address: IPv4Address) throws(SystemError) -> Bool {
+        try Self.check("check whether \(address) is a local address") {
+            tsmp_nl_addr_is_local(socket, address.value)
+        } == 1
+    }
+
+    // MARK: Routes
+
+    /// Adds `route`; EEXIST if an identical one is there.
+    public func addRoute(_ route: NetlinkRoute) throws(SystemError) {
+        var raw = Self.raw(route)
+        try Self.check("add route \(route)") { tsmp_nl_route_add(socket, &raw) }
+    }
+
+    /// Deletes `route`; ESRCH if it is not there, ENODEV if its device is gone (and with it
+    /// the route).
+    public func deleteRoute(_ route: NetlinkRoute) throws(SystemError) {
+        var raw = Self.raw(route)
+        try Self.check("delete route \(route)") { tsmp_nl_route_delete(socket, &raw) }
+    }
+
+    /// IPv4 routes of `table` (nil: every table) with `protocolTag` (nil: any).
+    public func routes(table: UInt32? = nil, protocolTag: UInt8? = nil) throws(SystemError) -> [NetlinkRoute] {
+        let raws = try Self.list("list routes", initialCapacity: 64) { (buffer) -> Int32 in
+            tsmp_nl_route_list(socket, table ?? 0, protocolTag ?? 0, buffer.baseAddress, buffer.count)
+        } as [tsmp_nl_route]
+        return raws.map { raw in
+            NetlinkRoute(table: raw.table, destination: NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len),
+                         device: Self.string(raw.oif_name), gateway: raw.gateway == 0 ? nil : IPv4Address(raw.gateway),
+                         protocolTag: raw.protocol, metric: raw.priority)
+        }
+    }
+
+    // MARK: Rules
+
+    /// Adds `rule`; EEXIST if an identical one is there.
+    public func addRule(_ rule: NetlinkRule) throws(SystemError) {
+        var raw = try Self.raw(rule, operation: "add rule \(rule)")
+        try Self.check("add rule \(rule)") { tsmp_nl_rule_add(socket, &raw) }
+    }
+
+    /// Deletes the rule matching `rule`'s selectors; ENOENT if there is none.
+    public func deleteRule(_ rule: NetlinkRule) throws(SystemError) {
+        var raw = try Self.raw(rule, operation: "delete rule \(rule)")
+        try Self.check("delete rule \(rule)") { tsmp_nl_rule_delete(socket, &raw) }
+    }
+
+    /// Every IPv4 policy rule, in priority order.
+    public func rules() throws(SystemError) -> [NetlinkRule] {
+        let raws = try Self.list("list rules", initialCapacity: 32) { (buffer) -> Int32 in
+            tsmp_nl_rule_list(socket, buffer.baseAddress, buffer.count)
+        } as [tsmp_nl_rule]
+        return raws.map { raw in
+            NetlinkRule(priority: raw.priority, table: raw.table, inputInterface: Self.string(raw.iif),
+                        destination: raw.has_dst != 0 || raw.dst_len != 0
+                            ? NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len) : nil,
+                        ipProtocol: raw.ip_proto == 0 ? nil : raw.ip_proto,
+                        destinationPorts: raw.dport_start == 0 && raw.dport_end == 0
+                            ? nil : raw.dport_start...max(raw.dport_start, raw.dport_end),
+                        protocolTag: raw.protocol, hasOtherSelectors: raw.has_other != 0)
+        }
+    }
+
+    // MARK: Glue
+
+    /// Runs a shim call returning 0 (or a count) or -errno.
+    @discardableResult
+    private static func check(_ operation: @autoclosure () -> String, _ body: () -> Int32) throws(SystemError) -> Int32 {
+        let result = body()
+        if result < 0 { throw SystemError(operation(), errno: -result) }
+        return result
+    }
+
+    /// Calls a listing shim with a buffer, growing it until everything fits.
+    private static func list<Raw>(_ operation: String, initialCapacity: Int,
+                                  _ body: (UnsafeMutableBufferPointer<Raw>) -> Int32) throws(SystemError) -> [Raw] {
+        var capacity = initialCapacity
+        while true {
+            let buffer = UnsafeMutableBufferPointer<Raw>.allocate(capacity: capacity)
+            defer { buffer.deallocate() }
+            let count = Int(try check(operation) { body(buffer) })
+            if count <= capacity { return Array(buffer[0..<count]) }
+            capacity = count + 16   // the table grew between calls: ask again
+        }
+    }
+
+    private static func raw(_ route: NetlinkRoute) -> tsmp_nl_route {
+        var raw = tsmp_nl_route()
+        raw.table = route.table
+        raw.dst = route.destination.address.value
+        raw.dst_len = route.destination.length
+        raw.protocol = route.protocolTag
+        raw.gateway = route.gateway?.value ?? 0
+        raw.priority = route.metric
+        if let device = route.device { setString(&raw.oif_name, device) }
+        return raw
+    }
+
+    private static func raw(_ rule: NetlinkRule, operation: @autoclosure () -> String) throws(SystemError) -> tsmp_nl_rule {
+        var raw = tsmp_nl_rule()
+        raw.priority = rule.priority
+        raw.table = rule.table
+        raw.action = UInt8(TSMP_NL_FR_ACT_TO_TBL)
+        raw.protocol = rule.protocolTag
+        raw.ip_proto = rule.ipProtocol ?? 0
+        if let destination = rule.destination {
+            raw.dst = destination.address.value
+            raw.dst_len = destination.length
+            raw.has_dst = 1
+        }
+        if let ports = rule.destinationPorts {
+            raw.dport_start = ports.lowerBound
+            raw.dport_end = ports.upperBound
+        }
+        if let iif = rule.inputInterface {
+            guard !iif.isEmpty, iif.utf8.count < Int(TSMP_NL_IFNAMSIZ) else { throw SystemError(operation(), errno: EINVAL) }
+            setString(&raw.iif, iif)
+        }
+        return raw
+    }
+
+    /// Copies `value` into a fixed-size C char array, NUL-terminated (truncated if too long:
+    /// names are checked before they get here).
+    private static func setString<Tuple>(_ field: inout Tuple, _ value: String) {
+        withUnsafeMutableBytes(of: &field) { bytes in
+            bytes.initializeMemory(as: UInt8.self, repeating: 0)
+            for (i, byte) in value.utf8.prefix(bytes.count - 1).enumerated() { bytes[i] = byte }
+        }
+    }
+
+    /// A fixed-size C char array as a String; nil when empty.
+    private static func string<Tuple>(_ field: Tuple) -> String? {
+        withUnsafeBytes(of: field) { bytes in
+            let text = bytes.prefix { $0 != 0 }
+            return text.isEmpty ? nil : String(decoding: text, as: UTF8.self)
+        }
+    }
+}
+
+extension SystemError {
+    /// Whether the error says the object is already gone (deleting twice, or its link has
+    /// disappeared and taken it along): ENOENT, ESRCH, ENODEV, EADDRNOTAVAIL.
+    public var meansAlreadyGone: Bool {
+        errno == ENOENT || errno == ESRCH || errno == ENODEV || errno == EADDRNOTAVAIL
+    }
+}

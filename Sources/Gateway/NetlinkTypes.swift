@@ -1,0 +1,194 @@
+import CShims
+import Wire
+
+/// The "proto" tags of rules and routes (`ip rule ... proto N`): who installed them.
+public enum NetlinkProtocolTag {
+    /// tsmp's own tag, 0x74 ("t"). Every rule and route tsmp installs carries it, so
+    /// `tsmp proxy cleanup` finds leftovers even without a state file.
+    public static let tsmp: UInt8 = 0x74
+    /// RTPROT_KERNEL: the kernel's default rules (`0: from all lookup local`) carry it.
+    public static let kernel = UInt8(TSMP_NL_RTPROT_KERNEL)
+}
+
+/// Well-known routing table ids (rtnetlink.h).
+public enum NetlinkTable {
+    public static let main = UInt32(TSMP_NL_RT_TABLE_MAIN)
+    public static let local = UInt32(TSMP_NL_RT_TABLE_LOCAL)
+    /// Ids a plan may not use: unspecified (0), compat (252), default (253), main, local.
+    public static let reserved: Set<UInt32> = [0, 252, 253, main, local]
+}
+
+/// An IPv4 prefix, "10.1.0.0/24". Host bits are kept as given (an interface address keeps its
+/// own address with the subnet's length).
+public struct NetlinkPrefix: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var address: IPv4Address
+    public var length: UInt8
+
+    public init(_ address: IPv4Address, length: UInt8) {
+        precondition(length <= 32, "IPv4 prefix length \(length) > 32")
+        self.address = address
+        self.length = length
+    }
+
+    /// The /32 holding one address.
+    public static func host(_ address: IPv4Address) -> NetlinkPrefix { NetlinkPrefix(address, length: 32) }
+
+    /// 0.0.0.0/0.
+    public static let any = NetlinkPrefix(IPv4Address(0), length: 0)
+
+    /// Parses "A.B.C.D/LEN" or "A.B.C.D" (a /32); nil for anything else.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let address = IPv4Address(parts[0]) else { return nil }
+        var length: UInt8 = 32
+        if parts.count == 2 {
+            guard let l = UInt8(parts[1]), l <= 32, parts[1].allSatisfy(\.isASCII) else { return nil }
+            length = l
+        }
+        self.init(address, length: length)
+    }
+
+    /// The network mask in host order (0 for /0).
+    public var mask: UInt32 { length == 0 ? 0 : ~UInt32(0) << (32 - UInt32(length)) }
+
+    public func contains(_ other: IPv4Address) -> Bool { other.value & mask == address.value & mask }
+
+    public var description: String { "\(address)/\(length)" }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let prefix = NetlinkPrefix(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "not an IPv4 prefix: \(text)"))
+        }
+        self = prefix
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// An IPv4 policy rule whose action is "lookup TABLE" (`ip rule`). Optional selectors are
+/// nil when the rule does not use them.
+public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// "pref": lower runs first.
+    public var priority: UInt32
+    /// "lookup".
+    public var table: UInt32
+    /// "iif": only packets that arrived on this interface.
+    public var inputInterface: String?
+    /// "to".
+    public var destination: NetlinkPrefix?
+    /// "ipproto": 6 for TCP.
+    public var ipProtocol: UInt8?
+    /// "dport LO-HI".
+    public var destinationPorts: ClosedRange<UInt16>?
+    /// "proto": who installed the rule (FRA_PROTOCOL); 0 when unset.
+    public var protocolTag: UInt8
+    /// Set on listed rules that use selectors this type does not model (from, fwmark, oif,
+    /// sport, not, ...). Never sent to the kernel.
+    public var hasOtherSelectors: Bool
+
+    public static let tcp: UInt8 = 6
+
+    public init(priority: UInt32, table: UInt32, inputInterface: String? = nil,
+                destination: NetlinkPrefix? = nil, ipProtocol: UInt8? = nil,
+                destinationPorts: ClosedRange<UInt16>? = nil, protocolTag: UInt8 = 0,
+                hasOtherSelectors: Bool = false) {
+        self.priority = priority
+        self.table = table
+        self.inputInterface = inputInterface
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.destinationPorts = destinationPorts
+        self.protocolTag = protocolTag
+        self.hasOtherSelectors = hasOtherSelectors
+    }
+
+    /// The kernel's `pref 0 lookup local` rule.
+    public static let kernelLocal = NetlinkRule(priority: 0, table: NetlinkTable.local,
+                                                protocolTag: NetlinkProtocolTag.kernel)
+
+    /// Whether this is a plain "lookup local" rule (no selectors).
+    public var isPlainLocalLookup: Bool {
+        table == NetlinkTable.local && inputInterface == nil && destination == nil && ipProtocol == nil
+            && destinationPorts == nil && !hasOtherSelectors
+    }
+
+    /// In `ip rule add` words: "pref 10100 iif veth-l ipproto tcp dport 80 lookup 7464 proto 0x74".
+    public var description: String {
+        var words = ["pref \(priority)"]
+        if let inputInterface { words.append("iif \(inputInterface)") }
+        if let destination { words.append("to \(destination)") }
+        if let ipProtocol { words.append("ipproto \(ipProtocol == Self.tcp ? "tcp" : String(ipProtocol))") }
+        if let ports = destinationPorts {
+            words.append(ports.count == 1 ? "dport \(ports.lowerBound)" : "dport \(ports.lowerBound)-\(ports.upperBound)")
+        }
+        words.append("lookup \(Self.tableName(table))")
+        if protocolTag != 0 { words.append("proto \(NetlinkRoute.protocolName(protocolTag))") }
+        return words.joined(separator: " ")
+    }
+
+    static func tableName(_ table: UInt32) -> String {
+        switch table {
+        case NetlinkTable.local: "local"
+        case NetlinkTable.main: "main"
+        case 253: "default"
+        default: String(table)
+        }
+    }
+}
+
+/// An IPv4 unicast route (`ip route`): through a device, a gateway, or both.
+public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var table: UInt32
+    /// 0.0.0.0/0 is "default".
+    public var destination: NetlinkPrefix
+    /// "dev".
+    public var device: String?
+    /// "via".
+    public var gateway: IPv4Address?
+    /// "proto": who installed the route; 0 when unset.
+    public var protocolTag: UInt8
+    /// "metric".
+    public var metric: UInt32
+
+    public init(table: UInt32, destination: NetlinkPrefix = .any, device: String? = nil,
+                gateway: IPv4Address? = nil, protocolTag: UInt8 = 0, metric: UInt32 = 0) {
+        self.table = table
+        self.destination = destination
+        self.device = device
+        self.gateway = gateway
+        self.protocolTag = protocolTag
+        self.metric = metric
+    }
+
+    /// In `ip route add` words: "default dev tsmp0 table 7464 proto 0x74".
+    public var description: String {
+        var words = [destination.length == 0 ? "default" : destination.description]
+        if let gateway { words.append("via \(gateway)") }
+        if let device { words.append("dev \(device)") }
+        words.append("table \(NetlinkRule.tableName(table))")
+        if protocolTag != 0 { words.append("proto \(Self.protocolName(protocolTag))") }
+        if metric != 0 { words.append("metric \(metric)") }
+        return words.joined(separator: " ")
+    }
+
+    static func protocolName(_ tag: UInt8) -> String {
+        switch tag {
+        case NetlinkProtocolTag.kernel: "kernel"
+        case NetlinkProtocolTag.tsmp: "0x74"
+        default: String(tag)
+        }
+    }
+}
+
+/// A link (network interface) as netlink reports it.
+public struct NetlinkLink: Hashable, Sendable {
+    public var name: String
+    public var index: Int32
+    public var isUp: Bool
+    public var mtu: UInt32
+}

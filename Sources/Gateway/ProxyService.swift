@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@preconcurrency import Dispatch
+import Engine
+import Logging
+import NIOCore
+import NIOPosix
+import PacketIO
+import Wire
+
+/// Everything `tsmp proxy run` was asked to do.
+public struct ProxyOptions: Sendable {
+    public var devices: [String]
+    public var uplink: String
+    public var engine: EngineConfig
+    public var tunName: String
+    public var control: IPv4Endpoint
+    public var metrics: IPv4Endpoint?
+    public var capturePath: String?
+    public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
+                control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?) {
+        self.devices = devices; self.uplink = uplink; self.engine = engine; self.tunName = tunName
+        self.control = control; self.metrics = metrics; self.capturePath = capturePath
+    }
+}
+
+/// The proxy's life: set up the kernel, forward until SIGINT/SIGTERM, take everything down.
+///
+/// Order matters and is mirrored on the way out: TUN, kernel rules (each recorded in the
+/// state file as it is added), raw socket, capture, data plane, HTTP endpoints; then
+/// endpoints, data plane, capture, kernel rules, TUN. A failure at any step undoes the
+/// steps before it, so a refused start leaves the gateway as it was.
+public struct ProxyService {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    let options: ProxyOptions
+    let logger: Logger
+
+    public init(options: ProxyOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let tun: TunDevice
+        do { tun = try TunDevice(name: options.tunName) } catch {
+            throw Failure(description: "cannot create TUN device \(options.tunName): \(error)")
+        }
+        let setup = GatewaySetup(plan: plan(tunName: tun.name), logger: logger)
+        do {
+            try setup.install()
+        } catch {
+            let leftovers = setup.teardown()
+            throw Failure(description: "\(error)" + (leftovers.isEmpty ? "" : "; undoing it also failed: \(leftovers.joined(separator: "; "))"))
+        }
+        var teardownDone = false
+        defer { if !teardownDone { _ = setup.teardown() } }
+
+        let raw: RawSocketDevice
+        let writer: PcapFileWriter?
+        do {
+            raw = try RawSocketDevice()
+            writer = try options.capturePath.map { try PcapFileWriter(path: $0) }
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+        let engine = SpliceEngine(config: options.engine, logger: Logger(label: "tsmp.engine"))
+        let dataPlane = try DataPlane(engine: engine, input: tun, output: raw, capture: writer,
+                                      logger: Logger(label: "tsmp.dataplane"))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var endpoints: [HTTPEndpoint] = []
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        dataPlane.start()
+        do {
+            endpoints.append(try await HTTPEndpoint.start(
+                host: options.control.address.description, port: Int(options.control.port), group: group,
+                logger: logger, routes: ControlAPI.routes(dataPlane: dataPlane)))
+            if let m = options.metrics {
+                let metrics = EngineMetrics()
+                endpoints.append(try await HTTPEndpoint.start(
+                    host: m.address.description, port: Int(m.port), group: group, logger: logger,
+                    routes: ["GET /metrics": { _ in
+                        let (status, writeErrors) = await dataPlane.status()
+                        return HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4",
+                                                     body: metrics.render(status, deviceWriteErrors: writeErrors))
+                    }]))
+            }
+        } catch {
+            dataPlane.stop()
+            await dataPlane.waitUntilStopped()
+            for e in endpoints { await e.close() }
+            try? await group.shutdownGracefully()
+            throw Failure(description: "cannot serve on the control or metrics address: \(error)")
+        }
+        logger.info("forwarding", metadata: [
+            "tun": "\(tun.name)", "devices": "\(options.devices.joined(separator: ","))", "uplink": "\(options.uplink)",
+            "nat": "\(options.engine.nat)", "nat_ports": "\(options.engine.natPorts)",
+            "intercepts": "\(options.engine.intercepts.map(\.description).joined(separator: ","))",
+            "services": "\(options.engine.services.map(\.description).joined(separator: ","))",
+            "control": "\(options.control)",
+        ])
+
+        let signal = await signals.next()
+        logger.info("stopping", metadata: ["signal": "\(signal)"])
+        dataPlane.stop()
+        await dataPlane.waitUntilStopped()
+        for e in endpoints { await e.close() }
+        try? await group.shutdownGracefully()
+        try? writer?.close()
+        let status = dataPlane.engine.status()
+        let failures = setup.teardown()
+        teardownDone = true
+        try? tun.close()
+        if !failures.isEmpty {
+            throw Failure(description: "stopped, but could not remove everything: \(failures.joined(separator: "; ")); run `tsmp proxy cleanup`")
+        }
+        logger.info("stopped; kernel state restored", metadata: [
+            "packets_forwarded": "\(status.packetsForwarded)", "flows_created": "\(status.flowsCreated)",
+            "packets_dropped": "\(status.drops.values.reduce(0, +))",
+        ])
+    }
+
+    func plan(tunName: String) -> GatewayPlan {
+        GatewayPlan(tunName: tunName, deviceInterfaces: options.devices, uplinkInterface: options.uplink,
+                    nat: options.engine.nat, natPorts: options.engine.natPorts,
+                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip))
+    }
+}
+
+/// Waits for the first of some signals (which are then ignored by default handling).
+final class SignalWaiter {
+    private let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32]) {
+        var continuation: AsyncStream<Int32>.Continuation!
+        stream = AsyncStream { continuation = $0 }
+        let c = continuation!
+        sources = signals.map { sig in
+            Glibc.signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { c.yield(sig) }
+            source.resume()
+            return source
+        }
+    }
+
+    func next() async -> Int32 {
+        for await s in stream { return s }
+        return 0
+    }
+}

@@ -1,0 +1,149 @@
+/// A batch of packets in one pre-allocated slab, each slot with headroom in front of the
+/// packet so a header can be prepended without copying (wireguard-go's tun API shape).
+///
+/// Invariants: `count <= capacity`; packet `i` occupies
+/// `slab[i * slotSize + headroom + offset[i] ..< ... + length[i]]`; nothing is allocated after
+/// `init`. A batch of capacity 1 is a valid device batch.
+public final class PacketBatch {
+    public let capacity: Int
+    public let slotSize: Int
+    public let headroom: Int
+    public private(set) var count: Int = 0
+    /// Per-packet metadata (timestamps from pcap files, direction for captures).
+    public var timestamps: [Instant]
+    public var directions: [PacketDirection]
+    /// Packets the engine decided not to forward; every device's `write` skips them.
+    public private(set) var dropped: [Bool]
+    @usableFromInline var lengths: [Int]
+    @usableFromInline var offsets: [Int]   // extra shift inside the slot (headroom adjustments)
+    @usableFromInline let slab: UnsafeMutableRawBufferPointer
+
+    /// - Parameters:
+    ///   - capacity: packets per batch.
+    ///   - maxPacket: largest packet a slot holds (65,535 + virtio header for offloads).
+    ///   - headroom: bytes kept free in front of each packet.
+    public init(capacity: Int, maxPacket: Int = 65_535, headroom: Int = 64) {
+        precondition(capacity > 0 && maxPacket > 0 && headroom >= 0)
+        self.capacity = capacity
+        self.headroom = headroom
+        self.slotSize = headroom + maxPacket
+        self.slab = .allocate(byteCount: capacity * slotSize, alignment: 16)
+        self.lengths = Array(repeating: 0, count: capacity)
+        self.offsets = Array(repeating: 0, count: capacity)
+        self.timestamps = Array(repeating: Instant(nanoseconds: 0), count: capacity)
+        self.directions = Array(repeating: .inbound, count: capacity)
+        self.dropped = Array(repeating: false, count: capacity)
+    }
+
+    deinit { slab.deallocate() }
+
+    public var isFull: Bool { count == capacity }
+    public var maxPacket: Int { slotSize - headroom }
+
+    /// Empties the batch; storage is kept.
+    public func removeAll() { count = 0 }
+
+    /// The whole writable slot `i` after its headroom, for a device to read into.
+    /// Call `commit(slot:length:)` afterwards.
+    public func slotBuffer(_ i: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(i < capacity)
+        let base = i * slotSize + headroom
+        return UnsafeMutableRawBufferPointer(rebasing: slab[base ..< base + maxPacket])
+    }
+
+    /// Marks slot `count` as holding `length` bytes (written through `slotBuffer(count)`).
+    public func commitNext(length: Int, at time: Instant = Instant(nanoseconds: 0),
+                           direction: PacketDirection = .inbound) {
+        precondition(count < capacity && length >= 0 && length <= maxPacket)
+        lengths[count] = length
+        offsets[count] = 0
+        timestamps[count] = time
+        directions[count] = direction
+        dropped[count] = false
+        count += 1
+    }
+
+    /// Copies `bytes` into the next slot. Returns false (and copies nothing) when the batch is
+    /// full or the packet is larger than a slot.
+    @discardableResult
+    public func append(_ bytes: UnsafeRawBufferPointer, at time: Instant = Instant(nanoseconds: 0),
+                       direction: PacketDirection = .inbound) -> Bool {
+        guard count < capacity, bytes.count <= maxPacket else { return false }
+        let dst = slotBuffer(count)
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            dst.baseAddress!.copyMemory(from: src, byteCount: bytes.count)
+        }
+        commitNext(length: bytes.count, at: time, direction: direction)
+        return true
+    }
+
+    @discardableResult
+    public func append(_ bytes: [UInt8], at time: Instant = Instant(nanoseconds: 0),
+                       direction: PacketDirection = .inbound) -> Bool {
+        bytes.withUnsafeBytes { append($0, at: time, direction: direction) }
+    }
+
+    /// Packet `i`, mutable in place.
+    public func packet(_ i: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(i < count)
+        let base = i * slotSize + headroom + offsets[i]
+        return UnsafeMutableRawBufferPointer(rebasing: slab[base ..< base + lengths[i]])
+    }
+
+    /// Changes packet `i`'s length (after trimming or extending it in place inside its slot).
+    public func setLength(_ i: Int, _ length: Int) {
+        precondition(i < count && offsets[i] + length <= maxPacket && length >= 0)
+        lengths[i] = length
+    }
+
+    /// Marks packet `i` as not to be written.
+    public func markDropped(_ i: Int) {
+        precondition(i < count)
+        dropped[i] = true
+    }
+
+    /// A copy of packet `i` (tests, captures).
+    public func bytes(_ i: Int) -> [UInt8] { Array(packet(i)) }
+}
+
+/// Which way a packet crossed the engine's boundary, as recorded in captures.
+public enum PacketDirection: UInt8, Sendable {
+    /// Read by the engine (from the TUN, a raw socket, a pcap file).
+    case inbound = 0
+    /// Written by the engine.
+    case outbound = 4
+}
+
+/// A point in time in nanoseconds on some monotonic or capture clock. The engine never reads
+/// a clock itself: the caller passes `now` (sans-IO).
+public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var nanoseconds: UInt64
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+    public static func seconds(_ s: Double) -> Instant { Instant(nanoseconds: UInt64(s * 1e9)) }
+    public static func < (a: Instant, b: Instant) -> Bool { a.nanoseconds < b.nanoseconds }
+    /// Seconds with six decimals, e.g. "12.000345s" (no Foundation: `String(format:)` is not
+    /// in the standard library).
+    public var description: String {
+        let micros = nanoseconds / 1_000
+        let fraction = String(micros % 1_000_000)
+        return "\(micros / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)s"
+    }
+}
+
+/// A batched packet device (TUN, raw socket, pcap file, memory). Many packets per call; a
+/// device that moves one packet per syscall is still a valid implementation.
+public protocol PacketDevice: AnyObject {
+    /// Appends packets to `batch` until it is full or nothing more is ready without blocking.
+    /// Returns how many were read; 0 means nothing is ready (or end of file for files, then
+    /// `isExhausted` is true).
+    func read(into batch: PacketBatch) throws(SystemError) -> Int
+    /// Writes packets `range` of `batch`, skipping those marked dropped (`batch.dropped[i]`);
+    /// returns how many were written. Packets the device
+    /// refuses one by one (e.g. EMSGSIZE, unreachable) are counted in `writeErrors` and skipped,
+    /// never thrown: only a broken device throws.
+    func write(_ batch: PacketBatch, _ range: Range<Int>) throws(SystemError) -> Int
+    /// The descriptor to poll for readability, when there is one.
+    var pollDescriptor: Int32? { get }
+    /// True when a finite source (a file) has nothing more to give.
+    var isExhausted: Bool { get }
+}

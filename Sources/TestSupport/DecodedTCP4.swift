@@ -1,0 +1,124 @@
+import Wire
+
+/// Every field of a TCP/IPv4 packet copied into a value: tests compare it, print it, and
+/// read options without walking bytes. Built through Wire's checked views, so decoding
+/// untrusted bytes throws a `WireError` and never traps.
+public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
+    public var source: IPv4Endpoint
+    public var destination: IPv4Endpoint
+    public var flags: TCPFlags
+    public var seq: SeqNumber
+    public var ack: SeqNumber
+    public var window: UInt16
+    public var urgentPointer: UInt16
+    /// Every option in order, padding NOPs and EOL included (EOL as `.raw([0])`); an option
+    /// whose length does not fit its kind as `.raw` with its bytes.
+    public var options: [TCPOptionValue]
+    /// True when the option list could not be walked to its end (see `TCPOptions`).
+    public var optionsMalformed: Bool
+    public var payload: [UInt8]
+    public var ttl: UInt8
+    public var identification: UInt16
+    public var dontFragment: Bool
+    public var ipChecksumValid: Bool
+    public var tcpChecksumValid: Bool
+
+    /// Decodes `bytes` (bytes past the IP total length are ignored).
+    public init(_ bytes: [UInt8]) throws(WireError) {
+        var copy = bytes
+        let result: Result<DecodedTCP4, WireError> = copy.withUnsafeMutableBytes { buf in
+            do throws(WireError) {
+                return .success(DecodedTCP4(try TCPIPv4Packet(validating: buf)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        self = try result.get()
+    }
+
+    /// Copies the fields of a validated view.
+    public init(_ packet: TCPIPv4Packet) {
+        let tcp = packet.tcp
+        source = packet.source
+        destination = packet.destination
+        flags = tcp.flags
+        seq = tcp.seq
+        ack = tcp.ack
+        window = tcp.window
+        urgentPointer = tcp.urgentPointer
+        payload = Array(tcp.payload)
+        ttl = packet.ip.ttl
+        identification = packet.ip.identification
+        dontFragment = packet.ip.dontFragment
+        ipChecksumValid = packet.ip.verifyHeaderChecksum
+        tcpChecksumValid = tcp.verifyChecksum(pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
+        let opts = tcp.options
+        var it = opts.makeIterator()
+        var decoded: [TCPOptionValue] = []
+        while let slot = it.next() {
+            switch opts.decode(slot) {
+            case .noOperation: decoded.append(.noOperation)
+            case .maximumSegmentSize(let m): decoded.append(.maximumSegmentSize(m))
+            case .windowScale(let s): decoded.append(.windowScale(s))
+            case .sackPermitted: decoded.append(.sackPermitted)
+            case .sack(let count):
+                decoded.append(.sack((0..<count).map { i in
+                    let (l, r) = opts.sackBlock(slot, i)
+                    return SackBlock(l, r)
+                }))
+            case .timestamp(let v, let e): decoded.append(.timestamp(value: v, echoReply: e))
+            case .endOfList, .unknown:
+                decoded.append(.raw(Array(tcp.bytes[slot.offset..<(slot.offset + slot.length)])))
+            }
+        }
+        options = decoded
+        optionsMalformed = it.isMalformed
+    }
+
+    /// Both checksums right.
+    public var checksumsValid: Bool { ipChecksumValid && tcpChecksumValid }
+
+    /// The options without NOP padding and EOL: what a test usually means to compare.
+    public var significantOptions: [TCPOptionValue] {
+        options.filter { $0 != .noOperation && $0 != .raw([TCPOptionKind.endOfList]) }
+    }
+    public var maximumSegmentSize: UInt16? {
+        for case .maximumSegmentSize(let m) in options { return m }
+        return nil
+    }
+    public var windowScale: UInt8? {
+        for case .windowScale(let s) in options { return s }
+        return nil
+    }
+    public var sackPermitted: Bool { options.contains(.sackPermitted) }
+    public var sackBlocks: [SackBlock] {
+        for case .sack(let blocks) in options { return blocks }
+        return []
+    }
+    public var timestamp: (value: UInt32, echoReply: UInt32)? {
+        for case .timestamp(let v, let e) in options { return (v, e) }
+        return nil
+    }
+
+    /// One line in the manner of tcpdump:
+    /// `10.1.0.2:40000 > 10.2.0.2:80 S seq 100 ack 0 win 65535 [mss 1460,nop,wscale 7] len 0`.
+    public var description: String {
+        var s = "\(source) > \(destination) \(flags) seq \(seq) ack \(ack) win \(window)"
+        if !options.isEmpty { s += " [" + options.map(Self.describe).joined(separator: ",") + (optionsMalformed ? ",malformed" : "") + "]" }
+        s += " len \(payload.count)"
+        if !checksumsValid { s += " (bad \(ipChecksumValid ? "" : "ip ")\(tcpChecksumValid ? "" : "tcp ")checksum)" }
+        return s
+    }
+
+    static func describe(_ o: TCPOptionValue) -> String {
+        switch o {
+        case .noOperation: return "nop"
+        case .maximumSegmentSize(let m): return "mss \(m)"
+        case .windowScale(let s): return "wscale \(s)"
+        case .sackPermitted: return "sackOK"
+        case .sack(let blocks): return "sack " + blocks.map { "\($0.left)-\($0.right)" }.joined(separator: " ")
+        case .timestamp(let v, let e): return "TS val \(v) ecr \(e)"
+        case .raw(let b): return b == [0] ? "eol" : "raw " + hexString(b)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CShims
+import Engine
+import Foundation
+import Logging
+import PacketIO
+import Wire
+
+/// `tsmp bench-engine`: the engine's cost per packet and memory per flow, offline.
+struct BenchEngineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-engine",
+        abstract: "Measure the splice engine offline: ns per packet and memory per flow.",
+        discussion: """
+        Per packet: an established flow's data segments and ACKs (or the packets of --pcap) \
+        are copied into a batch and run through the engine, again and again; the time of the \
+        copy alone is measured in the same run and reported beside it. Per flow: --flows \
+        handshakes are run and the heap growth (mallinfo2) divided by the flow count; no \
+        payload is held (the in-flight copy is empty).
+
+        Examples:
+          tsmp bench-engine
+          tsmp bench-engine --packets 2000000 --flows 100000
+          tsmp bench-engine --pcap Tests/EngineTests/Fixtures/iperf3.pcap --nat 10.2.0.1 --intercept tcp/5201
+        """)
+
+    @Option(help: "Packets to process for the per-packet figure.")
+    var packets = 1_000_000
+
+    @Option(help: "Flows to create for the memory figure.")
+    var flows = 100_000
+
+    @Option(help: "Replay the packets of this capture instead of synthetic ones.")
+    var pcap: String?
+
+    @Option(help: "NAT address (with --pcap).")
+    var nat: IPv4Address = IPv4Address(10, 2, 0, 1)
+
+    @Option(help: "Intercepted ports (with --pcap).")
+    var intercept: [InterceptSpec] = []
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Result: Codable {
+        var packets: Int
+        var nsPerPacketEngineAndCopy: Double
+        var nsPerPacketCopyOnly: Double
+        var nsPerPacketEngine: Double
+        var flows: Int
+        var bytesPerFlow: Double
+        var source: String
+    }
+
+    func run() throws {
+        let (templates, config) = try workload()
+        let perPacket = measurePackets(templates, config: config)
+        let perFlow = measureFlows()
+        let result = Result(packets: packets, nsPerPacketEngineAndCopy: perPacket.total, nsPerPacketCopyOnly: perPacket.copy,
+                            nsPerPacketEngine: max(0, perPacket.total - perPacket.copy), flows: flows,
+                            bytesPerFlow: perFlow, source: pcap ?? "synthetic 1448-byte segments and ACKs")
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys]
+            print(String(decoding: try e.encode(result), as: UTF8.self))
+        } else {
+            print("engine: \(String(format: "%.1f", result.nsPerPacketEngine)) ns/packet "
+                  + "(\(String(format: "%.1f", result.nsPerPacketEngineAndCopy)) with the batch copy, copy alone "
+                  + "\(String(format: "%.1f", result.nsPerPacketCopyOnly))) over \(packets) packets of \(result.source)")
+            print("memory: \(String(format: "%.0f", result.bytesPerFlow)) bytes/flow at \(flows) flows (no payload held)")
+        }
+    }
+
+    /// Packets to replay, and the engine configuration they need. Handshake packets are run
+    /// once to set the flow up; the rest are the steady state.
+    private func workload() throws -> (steady: [[UInt8]], config: EngineConfig) {
+        if let pcap {
+            guard !intercept.isEmpty else { throw ValidationError("--pcap needs --intercept (the proxy's flags)") }
+            let reader: PcapFileReader
+            do { reader = try PcapFileReader(path: pcap) } catch { throw ValidationError("\(error)") }
+            var out: [[UInt8]] = []
+            let batch = PacketBatch(capacity: 64)
+            while !reader.isExhausted {
+                batch.removeAll()
+                _ = try reader.read(into: batch)
+                for i in 0..<batch.count where batch.directions[i] == .inbound { out.append(batch.bytes(i)) }
+            }
+            guard !out.isEmpty else { throw ValidationError("\(pcap) holds no packets to replay") }
+            return (out, EngineConfig(nat: nat, intercepts: intercept.map(\.range)))
+        }
+        let device = IPv4Endpoint(IPv4Address(10, 1, 0, 2), 40000)
+        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
+        let natAddress = IPv4Address(10, 2, 0, 1)
+        let natEndpoint = IPv4Endpoint(natAddress, EngineConfig.defaultNATPorts.lower)
+        var steady: [[UInt8]] = []
+        let payload = [UInt8](repeating: 0x5A, count: 1448)
+        let ts: [TCPOptionValue] = [.noOperation, .noOperation, .timestamp(value: 1, echoReply: 1)]
+        var serverSeq = SeqNumber(5001)
+        for _ in 0..<32 {
+            steady.append(TCPPacketBuilder.bytes(TCPPacketSpec(source: server, destination: natEndpoint, seq: serverSeq,
+                                                               ack: SeqNumber(1001), flags: [.ack, .psh], window: 500, options: ts), payload: payload))
+            serverSeq += 1448
+            steady.append(TCPPacketBuilder.bytes(TCPPacketSpec(source: device, destination: server, seq: SeqNumber(1001),
+                                                               ack: serverSeq, flags: .ack, window: 3000, options: ts)))
+        }
+        return (steady, EngineConfig(nat: natAddress, intercepts: [PortRange(8080, 8080)]))
+    }
+
+    private func handshake(_ engine: SpliceEngine, generated: PacketBatch) {
+        let device = IPv4Endpoint(IPv4Address(10, 1, 0, 2), 40000)
+        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
+        let natEndpoint = IPv4Endpoint(engine.config.nat, EngineConfig.defaultNATPorts.lower)
+        for spec in [
+            TCPPacketSpec(source: device, destination: server, seq: SeqNumber(1000), flags: .syn, window: 64240),
+            TCPPacketSpec(source: server, destination: natEndpoint, seq: SeqNumber(5000), ack: SeqNumber(1001), flags: [.syn, .ack]),
+            TCPPacketSpec(source: device, destination: server, seq: SeqNumber(1001), ack: SeqNumber(5001), flags: .ack),
+        ] {
+            var bytes = TCPPacketBuilder.bytes(spec)
+            bytes.withUnsafeMutableBytes { _ = engine.process($0, now: Instant(nanoseconds: 1), generated: generated) }
+        }
+    }
+
+    private func measurePackets(_ templates: [[UInt8]], config: EngineConfig) -> (total: Double, copy: Double) {
+        var limits = config.limits
+        limits.inFlightPerFlow = 0 // steady state: the copy would otherwise grow without ACK progress
+        var cfg = config
+        cfg.limits = limits
+        let engine = SpliceEngine(config: cfg, logger: Logger(label: "bench"))
+        let batch = PacketBatch(capacity: 64)
+        let generated = PacketBatch(capacity: 128, maxPacket: 2048)
+        if pcap == nil { handshake(engine, generated: generated) }
+        func fill(_ start: Int) {
+            batch.removeAll()
+            for k in 0..<64 { templates[(start + k) % templates.count].withUnsafeBytes { _ = batch.append($0) } }
+        }
+        // Copy alone.
+        var t0 = Syscall.monotonicNow()
+        var done = 0
+        while done < packets { fill(done); done += 64 }
+        let copy = Double(Syscall.monotonicNow().nanoseconds - t0.nanoseconds) / Double(done)
+        // Copy + engine.
+        t0 = Syscall.monotonicNow()
+        done = 0
+        while done < packets {
+            fill(done)
+            generated.removeAll()
+            engine.process(batch, now: Instant(nanoseconds: 2), generated: generated)
+            done += 64
+        }
+        let total = Double(Syscall.monotonicNow().nanoseconds - t0.nanoseconds) / Double(done)
+        return (total, copy)
+    }
+
+    private func measureFlows() -> Double {
+        var config = EngineConfig(nat: IPv4Address(10, 2, 0, 1), natPorts: PortRange(1024, 65535), intercepts: [PortRange(8080, 8080)])
+        config.limits.maxFlows = flows
+        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
+        var bytes = [UInt8](repeating: 0, count: 128)
+        let generated = PacketBatch(capacity: 4, maxPacket: 2048)
+        let before = tsmp_heap_in_use_bytes()
+        let engine = SpliceEngine(config: config, logger: Logger(label: "bench"))
+        // Several NAT addresses' worth of flows need more ports than one address has: use one
+        // engine per 60,000 flows? No: device endpoints differ, NAT ports are the limit, so
+        // create at most the port range's count per engine and scale.
+        let perEngine = min(flows, 64_000)
+        var engines = [engine]
+        while engines.count * perEngine < flows { engines.append(SpliceEngine(config: config, logger: Logger(label: "bench"))) }
+        for i in 0..<flows {
+            let e = engines[i / perEngine]
+            let device = IPv4Endpoint(IPv4Address(UInt32(0x0A01_0000) + UInt32(i / 50_000)), UInt16(10_000 + i % 50_000))
+            let spec = TCPPacketSpec(source: device, destination: server, seq: SeqNumber(UInt32(i)), flags: .syn, window: 64240,
+                                     options: [.maximumSegmentSize(1460), .sackPermitted, .timestamp(value: 1, echoReply: 0), .noOperation, .windowScale(7)])
+            let n = bytes.withUnsafeMutableBytes { TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0), into: $0)! }
+            bytes.withUnsafeMutableBytes { _ = e.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: Instant(nanoseconds: 1), generated: generated) }
+            generated.removeAll()
+        }
+        let after = tsmp_heap_in_use_bytes()
+        let count = engines.reduce(0) { $0 + $1.flowCount }
+        withExtendedLifetime(engines) {}
+        return Double(after - before) / Double(max(count, 1))
+    }
+}

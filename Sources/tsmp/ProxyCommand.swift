@@ -1,0 +1,132 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Gateway
+import Logging
+import Wire
+
+enum ProxyDefaults {
+    static let control = IPv4Endpoint(IPv4Address(127, 0, 0, 1), 7464)
+    static let tun = "tsmp0"
+}
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run the splicing proxy on this gateway (root), or clean up after a crashed one.",
+        discussion: """
+        `tsmp proxy ...` is `tsmp proxy run ...`. See `tsmp proxy run --help` for the flags.
+
+        Examples:
+          tsmp proxy --devices gw-laptop,gw-phone --uplink gw-srv --nat 10.2.0.1 --intercept tcp/8080
+          tsmp proxy cleanup
+        """,
+        subcommands: [ProxyRunCommand.self, ProxyCleanupCommand.self],
+        defaultSubcommand: ProxyRunCommand.self)
+}
+
+struct ProxyRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Splice managed TCP flows in user space until SIGINT/SIGTERM.",
+        discussion: """
+        Creates the TUN device, policy-routing rules and a route table through netlink, \
+        forwards managed flows through the engine and a raw socket, and on SIGINT/SIGTERM \
+        removes every address, route, rule and device it added. After a crash (kill -9) run \
+        `tsmp proxy cleanup`. Traffic that is not managed is never touched.
+
+        Transparent gateway: devices route through this box; flows from --devices interfaces \
+        to --intercept ports are managed and the server sees --nat.
+        Service address: devices connect to VIP:PORT and the proxy splices to HOST:PORT.
+
+        Examples:
+          tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80 --intercept tcp/8000-8100
+          tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
+          tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcap --log-level debug
+        """)
+
+    @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
+    var devices: [String]
+
+    @Option(help: "The interface toward the servers.")
+    var uplink: String
+
+    @Option(help: "The source address servers see: an address of this gateway or one routed to it.")
+    var nat: IPv4Address
+
+    @Option(help: "Ports of --nat used for server-side connections (keep it out of the local ephemeral range).")
+    var natPorts: PortRange = EngineConfig.defaultNATPorts
+
+    @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI. Repeatable.")
+    var intercept: [InterceptSpec] = []
+
+    @Option(help: "Publish VIP:PORT and splice it to HOST:PORT. Repeatable.")
+    var service: [ServiceMapping] = []
+
+    @Option(help: "Name of the TUN device to create.")
+    var tun: String = ProxyDefaults.tun
+
+    @Option(help: "Local control endpoint (tsmp flows, tsmp migrate); keep it on loopback.")
+    var control: IPv4Endpoint = ProxyDefaults.control
+
+    @Option(help: "Serve Prometheus metrics on ADDR:PORT at /metrics.")
+    var metrics: IPv4Endpoint?
+
+    @Option(help: "Record every packet the engine reads and writes to this pcap file (Linux cooked, with direction).")
+    var capture: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if devices.isEmpty || devices.contains(where: \.isEmpty) { throw ValidationError("--devices needs at least one interface name") }
+        if devices.contains(uplink) { throw ValidationError("--uplink \(uplink) is also listed in --devices") }
+        if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
+        if let problem = engineConfig.problem() { throw ValidationError(problem) }
+        if getuid() != 0 { throw ValidationError("tsmp proxy must run as root (it creates a TUN device and policy routes)") }
+    }
+
+    var engineConfig: EngineConfig {
+        EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range), services: service)
+    }
+
+    func run() async throws {
+        logging.bootstrap()
+        let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
+                                   control: control, metrics: metrics, capturePath: capture)
+        do {
+            try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
+        } catch let error as ProxyService.Failure {
+            FileHandle.standardError.write(Data("tsmp proxy: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct ProxyCleanupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup",
+        abstract: "Remove what a crashed proxy left in the kernel (rules, routes, TUN, sysctls).",
+        discussion: """
+        Reads the proxy's state files in /run/tsmp, removes every object they list, then \
+        removes any policy rule or route tagged with tsmp's protocol number and restores \
+        the kernel's `0: from all lookup local` rule if it was moved. Safe to run twice, and \
+        when nothing is left.
+
+        Example:
+          tsmp proxy cleanup
+        """)
+
+    func validate() throws {
+        if getuid() != 0 { throw ValidationError("tsmp proxy cleanup must run as root") }
+    }
+
+    func run() throws {
+        let report = GatewayCleanup.run()
+        for line in report.actions { print(line) }
+        if report.actions.isEmpty { print("nothing to clean up") }
+        if !report.failures.isEmpty {
+            for f in report.failures { FileHandle.standardError.write(Data("tsmp proxy cleanup: \(f)\n".utf8)) }
+            throw ExitCode(1)
+        }
+    }
+}

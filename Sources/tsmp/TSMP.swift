@@ -1,0 +1,37 @@
+import ArgumentParser
+import Logging
+
+/// `tsmp`: moves live TCP connections between a user's devices (DESIGN §1, §9).
+@main
+struct TSMP: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tsmp",
+        abstract: "Splice TCP flows in user space on a Linux gateway and move them between a user's devices.",
+        discussion: """
+        Run `tsmp proxy` as root on the gateway; inspect it with `tsmp flows`; test the engine \
+        offline on a capture with `tsmp replay`.
+
+        Examples:
+          tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80
+          tsmp flows --json
+          tsmp replay capture.pcap --out rewritten.pcap --nat 10.2.0.1 --intercept tcp/8080
+        """,
+        subcommands: [ProxyCommand.self, FlowsCommand.self, ReplayCommand.self, BenchEngineCommand.self])
+}
+
+/// Logging options shared by the long-running commands.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func bootstrap() {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,215 @@
+import Engine
+import Testing
+import Wire
+@testable import Gateway
+
+/// The plan used across the gateway tests: one device interface, two intercept ranges, one
+/// service address.
+func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
+    GatewayPlan(tunName: "tsmp0", deviceInterfaces: ["veth-dev0"], uplinkInterface: "veth-up", nat: nat,
+                natPorts: PortRange(61000, 65535), interceptPorts: [PortRange(80, 80), PortRange(8000, 8100)],
+                serviceAddresses: [IPv4Endpoint(IPv4Address(10, 9, 0, 1), 443)])
+}
+
+@Suite struct GatewayPlanValidationTests {
+    @Test func acceptsATypicalPlan() throws {
+        try samplePlan().validate()
+    }
+
+    @Test func acceptsServiceModeOnly() throws {
+        var plan = samplePlan()
+        plan.deviceInterfaces = []
+        plan.interceptPorts = []
+        try plan.validate()
+    }
+
+    /// Each broken plan is refused with a sentence naming what is wrong.
+    @Test(arguments: BrokenPlan.all)
+    func refuses(_ broken: BrokenPlan) {
+        var plan = samplePlan()
+        broken.breakIt(&plan)
+        #expect {
+            try plan.validate()
+        } throws: { error in
+            "\(error)".contains(broken.expected)
+        }
+    }
+
+    @Test func listsEveryProblemAtOnce() {
+        var plan = samplePlan()
+        plan.table = 0
+        plan.nat = IPv4Address(127, 0, 0, 1)
+        #expect(throws: GatewayPlanError.self) { try plan.validate() }
+        do {
+            try plan.validate()
+        } catch {
+            #expect(error.problems.count == 2)
+        }
+    }
+}
+
+@Suite struct GatewayPlanChangesTests {
+    let tsmp = NetlinkProtocolTag.tsmp
+
+    /// The rules of `samplePlan`, in priority order.
+    var sampleRules: [NetlinkRule] {
+        [
+            NetlinkRule(priority: 10000, table: 7464, inputInterface: "veth-up", destination: NetlinkPrefix("10.2.0.100/32"),
+                        ipProtocol: 6, destinationPorts: 61000...65535, protocolTag: tsmp),
+            NetlinkRule(priority: 10001, table: 7464, destination: NetlinkPrefix("10.9.0.1/32"),
+                        ipProtocol: 6, destinationPorts: 443...443, protocolTag: tsmp),
+            NetlinkRule(priority: 10100, table: 7464, inputInterface: "veth-dev0", ipProtocol: 6,
+                        destinationPorts: 80...80, protocolTag: tsmp),
+            NetlinkRule(priority: 10101, table: 7464, inputInterface: "veth-dev0", ipProtocol: 6,
+                        destinationPorts: 8000...8100, protocolTag: tsmp),
+        ]
+    }
+
+    @Test func interceptRulesFollowTheDecidedPriorities() {
+        #expect(samplePlan().interceptRules == sampleRules)
+    }
+
+    @Test func transparentRulesAreOnePerDeviceAndRange() {
+        var plan = samplePlan()
+        plan.deviceInterfaces = ["a", "b"]
+        let transparent = plan.interceptRules.filter { $0.priority >= 10100 }
+        #expect(transparent.map(\.priority) == [10100, 10101, 10102, 10103])
+        #expect(transparent.map(\.inputInterface) == ["a", "a", "b", "b"])
+        #expect(transparent.map(\.destinationPorts) == [80...80, 8000...8100, 80...80, 8000...8100])
+    }
+
+    @Test func notOwnedNATLeavesTheLocalRuleAlone() {
+        let changes = samplePlan().changes(given: GatewayFacts())
+        #expect(changes == [
+            .linkUp(link: "tsmp0"),
+            .route(NetlinkRoute(table: 7464, destination: .any, device: "tsmp0", protocolTag: tsmp)),
+        ] + sampleRules.map { .rule($0) } + [
+            .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),
+        ])
+    }
+
+    @Test func ownedNATMovesTheLocalRuleBetweenReplyAndTransparentRules() {
+        let plan = samplePlan()
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat]))
+        let movedLocal = NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: tsmp)
+        #expect(changes == [
+            .linkUp(link: "tsmp0"),
+            .route(plan.tunRoute),
+            .rule(sampleRules[0]), .rule(sampleRules[1]),
+            .rule(movedLocal), .removedRule(.kernelLocal),   // add the new one before deleting pref 0
+            .rule(sampleRules[2]), .rule(sampleRules[3]),
+            .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),
+        ])
+    }
+
+    @Test func ownedVIPAloneAlsoMovesTheLocalRule() {
+        let plan = samplePlan()
+        let facts = GatewayFacts(ownedAddresses: [IPv4Address(10, 9, 0, 1)])
+        #expect(plan.needsLocalRuleMove(given: facts))
+        #expect(plan.changes(given: facts).contains(.removedRule(.kernelLocal)))
+    }
+
+    @Test func theRecordedLocalRuleIsTheOneFound() {
+        // Restoring must give back exactly what was there, protocol tag included.
+        let plan = samplePlan()
+        let found = NetlinkRule(priority: 0, table: NetlinkTable.local)
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat], localRule: found))
+        #expect(changes.contains(.removedRule(found)))
+    }
+
+    @Test func noLocalRuleAtZeroMeansNothingToMove() {
+        let plan = samplePlan()
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat], localRule: nil))
+        #expect(!changes.contains { if case .removedRule = $0 { true } else { false } })
+        #expect(!changes.contains { if case .rule(let r) = $0 { r.priority == 10050 } else { false } })
+    }
+
+    @Test func onlyWhatDiffersIsChanged() {
+        var plan = samplePlan()
+        plan.tunMTU = 1500
+        let changes = plan.changes(given: GatewayFacts(tunIsUp: true, tunMTU: 1500, ipForward: "1"))
+        #expect(changes == [.route(plan.tunRoute)] + sampleRules.map { .rule($0) })
+    }
+
+    @Test func mtuComesFirstAndAddressBringsLooseReversePathFilter() {
+        var plan = samplePlan()
+        plan.tunMTU = 9000
+        plan.tunAddress = NetlinkPrefix("10.99.0.1/32")
+        let changes = plan.changes(given: GatewayFacts(tunMTU: 1500, tunRPFilter: "1"))
+        #expect(Array(changes.prefix(5)) == [
+            .linkMTU(link: "tsmp0", previous: 1500, mtu: 9000),
+            .linkUp(link: "tsmp0"),
+            .address(NetlinkPrefix("10.99.0.1/32")!, link: "tsmp0"),
+            .sysctl(key: "net.ipv4.conf.tsmp0.rp_filter", previous: "1", value: "2"),
+            .route(plan.tunRoute),
+        ])
+    }
+
+    @Test func rulesReadLikeIPRule() {
+        #expect(sampleRules[0].description
+                == "pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65535 lookup 7464 proto 0x74")
+        #expect(sampleRules[2].description == "pref 10100 iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 0x74")
+        #expect(NetlinkRule.kernelLocal.description == "pref 0 lookup local proto kernel")
+        #expect(samplePlan().tunRoute.description == "default dev tsmp0 table 7464 proto 0x74")
+    }
+}
+
+@Suite struct NetlinkPrefixTests {
+    @Test func parsesAndPrints() {
+        #expect(NetlinkPrefix("10.1.0.0/24")?.description == "10.1.0.0/24")
+        #expect(NetlinkPrefix("10.1.0.7")?.description == "10.1.0.7/32")
+        #expect(NetlinkPrefix("0.0.0.0/0") == .any)
+        for bad in ["10.1.0.0/33", "10.1.0/24", "10.1.0.0/", "/24", "10.1.0.0/24/1", "10.1.0.0/+4"] {
+            #expect(NetlinkPrefix(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func containsByMask() {
+        let prefix = NetlinkPrefix("10.1.0.0/24")!
+        #expect(prefix.contains(IPv4Address(10, 1, 0, 200)))
+        #expect(!prefix.contains(IPv4Address(10, 1, 1, 0)))
+        #expect(NetlinkPrefix.any.contains(IPv4Address(1, 2, 3, 4)))
+    }
+}
+
+/// A way to break `samplePlan`, and what the refusal must say.
+struct BrokenPlan: Sendable, CustomTestStringConvertible {
+    let name: String
+    let expected: String
+    let breakIt: @Sendable (inout GatewayPlan) -> Void
+
+    init(_ name: String, _ expected: String, _ breakIt: @escaping @Sendable (inout GatewayPlan) -> Void) {
+        self.name = name
+        self.expected = expected
+        self.breakIt = breakIt
+    }
+
+    var testDescription: String { name }
+
+    static let all: [BrokenPlan] = [
+        BrokenPlan("empty TUN name", "TUN name is empty") { p in p.tunName = "" },
+        BrokenPlan("long name", "longer than 15 bytes") { p in p.uplinkInterface = "a-very-long-interface" },
+        BrokenPlan("slash in name", "not a valid interface name") { p in p.deviceInterfaces = ["eth/0"] },
+        BrokenPlan("duplicate device", "listed twice") { p in p.deviceInterfaces = ["veth-dev0", "veth-dev0"] },
+        BrokenPlan("TUN as device", "cannot also be a device") { p in p.deviceInterfaces = ["tsmp0"] },
+        BrokenPlan("main table", "table 254 is reserved") { p in p.table = 254 },
+        BrokenPlan("local table", "table 255 is reserved") { p in p.table = 255 },
+        BrokenPlan("NAT 0.0.0.0", "NAT address 0.0.0.0 is in 0.0.0.0/8") { p in p.nat = IPv4Address(0) },
+        BrokenPlan("NAT loopback", "loopback") { p in p.nat = IPv4Address(127, 0, 0, 1) },
+        BrokenPlan("NAT multicast", "multicast") { p in p.nat = IPv4Address(224, 0, 0, 5) },
+        BrokenPlan("NAT broadcast", "reserved or broadcast") { p in p.nat = IPv4Address(255, 255, 255, 255) },
+        BrokenPlan("reversed NAT ports", "NAT port range 2000-1000") { p in p.natPorts = PortRange(2000, 1000) },
+        BrokenPlan("NAT port 0", "NAT port range 0-10") { p in p.natPorts = PortRange(0, 10) },
+        BrokenPlan("reversed intercept", "intercept port range 90-80") { p in p.interceptPorts = [PortRange(90, 80)] },
+        BrokenPlan("devices without ports", "no intercept ports") { p in p.interceptPorts = [] },
+        BrokenPlan("ports without devices", "no device interface") { p in p.deviceInterfaces = [] },
+        BrokenPlan("nothing", "nothing to intercept") { p in
+            p.deviceInterfaces = []; p.interceptPorts = []; p.serviceAddresses = [] },
+        BrokenPlan("VIP port 0", "port 0") { p in p.serviceAddresses = [IPv4Endpoint(IPv4Address(10, 9, 0, 1), 0)] },
+        BrokenPlan("VIP twice", "service address is listed twice") { p in p.serviceAddresses += p.serviceAddresses },
+        BrokenPlan("VIP in NAT range", "inside the NAT port range") { p in p.serviceAddresses = [IPv4Endpoint(p.nat, 62000)] },
+        BrokenPlan("too many VIPs", "too many service addresses") { p in
+            p.serviceAddresses = (1...50).map { IPv4Endpoint(IPv4Address(10, 9, 0, UInt8($0)), 443) } },
+        BrokenPlan("TUN MTU", "TUN MTU 20") { p in p.tunMTU = 20 },
+    ]
+}

@@ -1,0 +1,132 @@
+import PacketIO
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct MemoryDeviceTests {
+    @Test func readsQueuedPacketsInOrderAcrossBatches() throws {
+        let device = MemoryDevice(isFinite: true)
+        for i in 0..<5 { device.enqueue([UInt8(i)], at: Instant(nanoseconds: UInt64(i))) }
+        let batch = PacketBatch(capacity: 2, maxPacket: 64)
+        #expect(device.pending.count == 5)
+        _ = try device.read(into: batch)
+        #expect(device.pending.map(\.bytes) == [[2], [3], [4]])
+        var seen: [UInt8] = (0..<batch.count).flatMap { batch.bytes($0) }
+        while !device.isExhausted {
+            batch.removeAll()
+            _ = try device.read(into: batch)
+            for i in 0..<batch.count {
+                seen += batch.bytes(i)
+                #expect(batch.timestamps[i] == Instant(nanoseconds: UInt64(batch.bytes(i)[0])))
+            }
+        }
+        #expect(seen == [0, 1, 2, 3, 4])
+        #expect(try device.read(into: batch) == 0)
+    }
+
+    @Test func oversizedPacketsAreDroppedNotStuck() throws {
+        let device = MemoryDevice()
+        device.enqueue([UInt8](repeating: 1, count: 100))
+        device.enqueue([2])
+        let batch = PacketBatch(capacity: 4, maxPacket: 10)
+        #expect(try device.read(into: batch) == 1)
+        #expect(batch.bytes(0) == [2])
+        #expect(device.oversizedDrops == 1)
+    }
+
+    @Test func writeRecordsSkipsDroppedAndCountsRefusals() throws {
+        let device = MemoryDevice()
+        device.refuse = { $0.first == 0xEE ? EMSGSIZE : nil }
+        let batch = PacketBatch(capacity: 4, maxPacket: 16)
+        batch.append([1], direction: .outbound)
+        batch.append([0xEE])
+        batch.append([3])
+        batch.append([4])
+        batch.markDropped(2)
+        #expect(try device.write(batch, 0..<4) == 4)
+        #expect(device.written.map(\.bytes) == [[1], [4]])
+        #expect(device.written[0].direction == .outbound)
+        #expect(device.writeErrors[EMSGSIZE] == 1)
+        #expect(device.writeErrors.total == 1)
+        #expect(device.writeErrors.description == "EMSGSIZE=1")
+    }
+
+    @Test func writeBudgetEmulatesWouldBlock() throws {
+        let device = MemoryDevice()
+        device.writeBudget = 2
+        let batch = PacketBatch(capacity: 4, maxPacket: 16)
+        for i in 0..<4 { batch.append([UInt8(i)]) }
+        #expect(try device.write(batch, 1..<4) == 2)
+        #expect(device.written.map(\.bytes) == [[1], [2]])
+        device.writeBudget = nil
+        #expect(try device.write(batch, 3..<4) == 1)
+    }
+}
+
+@Suite struct CaptureDeviceTests {
+    @Test func recordsReadsAsInboundAndWritesAsOutbound() throws {
+        let path = temporaryPath("capture.pcap")
+        defer { removeTemporary(path) }
+        let inner = MemoryDevice()
+        let request = tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:80", flags: [.syn], seq: 1)
+        let reply = tcp4(src: "10.2.0.2:80", dst: "10.1.0.2:40000", flags: [.syn, .ack], seq: 9, ack: 2)
+        inner.enqueue(request)
+        var tick: UInt64 = 0
+        let writer = try PcapFileWriter(path: path)
+        let capture = CaptureDevice(wrapping: inner, into: writer, clock: {
+            tick += 1_000
+            return Instant(nanoseconds: tick)
+        })
+
+        let batch = PacketBatch(capacity: 4)
+        #expect(try capture.read(into: batch) == 1)
+        batch.removeAll()
+        batch.append(reply)
+        batch.append(request)
+        batch.markDropped(1)
+        #expect(try capture.write(batch, 0..<2) == 2)
+        try writer.close()
+        #expect(capture.captureError == nil)
+
+        let packets = try readAll(try PcapFileReader(path: path))
+        #expect(packets.map(\.bytes) == [request, reply])
+        #expect(packets.map(\.direction) == [.inbound, .outbound])
+        #expect(packets.map(\.time.nanoseconds) == [1_000, 2_000])
+        #expect(inner.written.map(\.bytes) == [reply])
+    }
+
+    @Test func recordsOnlyWhatTheDeviceConsumed() throws {
+        let path = temporaryPath("partial.pcap")
+        defer { removeTemporary(path) }
+        let inner = MemoryDevice()
+        inner.writeBudget = 1
+        inner.refuse = { _ in ENETUNREACH }
+        let writer = try PcapFileWriter(path: path, linkType: .raw)
+        let capture = CaptureDevice(wrapping: inner, into: writer, clock: nil)
+        let batch = PacketBatch(capacity: 2)
+        batch.append(ipv6Packet(payload: [1]), at: Instant(nanoseconds: 42))
+        batch.append(ipv6Packet(payload: [2]))
+        #expect(try capture.write(batch, 0..<2) == 1)
+        #expect(capture.writeErrors[ENETUNREACH] == 1)
+        try writer.close()
+        let packets = try readAll(try PcapFileReader(path: path))
+        #expect(packets.map(\.bytes) == [ipv6Packet(payload: [1])])
+        #expect(packets.map(\.time.nanoseconds) == [42])
+    }
+
+    @Test func captureFailureDoesNotStopForwarding() throws {
+        // A writer on a pipe whose read end is closed: flushing fails with EPIPE.
+        let path = temporaryPath("closed.pcap")
+        defer { removeTemporary(path) }
+        let writer = try PcapFileWriter(path: path, bufferBytes: 64)
+        try writer.close()
+        let inner = MemoryDevice()
+        let capture = CaptureDevice(wrapping: inner, into: writer)
+        let batch = PacketBatch(capacity: 1)
+        batch.append(ipv6Packet())
+        #expect(try capture.write(batch, 0..<1) == 1)
+        #expect(inner.written.count == 1)
+    }
+}

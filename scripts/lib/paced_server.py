@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""A plain TCP server that streams a file to every client at a fixed rate, then closes.
+
+An "unmodified server" for the demo and the migration tests: no protocol, so the bytes a
+device reads are exactly the file's, and a migrated stream can be checked by concatenating
+what each device read.
+
+    paced_server.py --bind 10.2.0.2 --port 9000 --file stream.bin --rate 2000000
+"""
+import argparse
+import socket
+import sys
+import threading
+import time
+
+
+def serve(conn, addr, path, rate, chunk):
+    sent = 0
+    start = time.monotonic()
+    try:
+        with open(path, "rb") as source:
+            while True:
+                data = source.read(chunk)
+                if not data:
+                    break
+                conn.sendall(data)
+                sent += len(data)
+                ahead = sent / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(10)
+        while conn.recv(65536):
+            pass
+        status = "done"
+    except OSError as error:
+        status = f"ended: {error}"
+    finally:
+        conn.close()
+    sys.stderr.write(f"paced_server: {addr[0]}:{addr[1]} {sent} bytes, {status}\n")
+    sys.stderr.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bind", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--rate", type=float, required=True, help="bytes per second")
+    parser.add_argument("--chunk", type=int, default=16384)
+    args = parser.parse_args()
+    listener = socket.create_server((args.bind, args.port), backlog=128, reuse_port=False)
+    sys.stderr.write(f"paced_server: {args.bind}:{args.port} streaming {args.file} at {args.rate:.0f} B/s\n")
+    sys.stderr.flush()
+    while True:
+        conn, addr = listener.accept()
+        sys.stderr.write(f"paced_server: connection from {addr[0]}:{addr[1]}\n")
+        sys.stderr.flush()
+        threading.Thread(target=serve, args=(conn, addr, args.file, args.rate, args.chunk), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
