@@ -48,6 +48,12 @@ public struct EngineCounters: Sendable, Equatable {
     /// flows older than the proxy, MPTCP/MD5/AO flows).
     public var packetsPassedThrough: UInt64 = 0
     public var packetsGenerated: UInt64 = 0
+    /// Packets a migration absorbed (acks of the emulated sender, frozen-flow segments).
+    public var packetsConsumed: UInt64 = 0
+    /// Packets the engine wanted to make but had no room for in the output batch.
+    public var generatedOverflow: UInt64 = 0
+    /// Segments larger than a device's MSS, split (after a migration to a smaller-MSS device).
+    public var segmentsSplit: UInt64 = 0
     public var flowsCreated: UInt64 = 0
     public var flowsExpired: UInt64 = 0
     public var flowsClosed: UInt64 = 0

@@ -53,8 +53,16 @@ struct DirectionState: Sendable {
     var finSeq: SeqNumber?
     /// The other side acknowledged this direction's FIN.
     var finAcked = false
-    /// Highest ack the sender has sent (of the other direction), original space.
+    /// Highest ack the sender has sent (of the other direction), in the other direction's
+    /// original space (offset removed).
     var highestAck: SeqNumber?
+    /// The sender's last window field (unscaled) and TSval (RFC 7323), for segments the
+    /// proxy makes on its behalf during a migration.
+    var lastWindow: UInt16 = 0
+    var lastTSval: UInt32?
+    /// Added to this direction's TSval (and subtracted from the other's TSecr) after a
+    /// migration, so the receiver's PAWS check (RFC 7323 §5) never sees time go back.
+    var tsOffset: UInt32 = 0
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
 }
@@ -82,6 +90,25 @@ struct Flow: Sendable {
     var toServer = DirectionState()
     var toDevice = DirectionState()
     var inFlight: InFlightCopy?
+    /// First sequence number of each stream (after the SYN), in the receiver's view: stream
+    /// offsets (cut points) are measured from these.
+    var streamStartToServer = SeqNumber(0)
+    var streamStartToDevice = SeqNumber(0)
+    /// The migration under way, if any.
+    var migration: MigrationID?
+    /// The new device's key while a migration is under way.
+    var aliasKey: DeviceSideKey?
+    /// The window shift the server applies to the device side's windows (fixed by the
+    /// original handshake), and the device's own shift: they differ after a migration.
+    var serverViewOfDeviceShift: UInt8 = 0
+    var deviceShiftOverride: UInt8?
+    /// The window shift the current device applies to the server's windows, when it differs.
+    var deviceViewOfServerShift: UInt8?
+    /// The current device's MSS when it is smaller than segments the server may send.
+    var deviceMSS: UInt16?
+    /// The current device did not negotiate SACK / timestamps that the server uses.
+    var deviceLacksSACK = false
+    var deviceLacksTimestamps = false
 
     /// Window scale shift the device applies to its own window field (0 unless both offered).
     var deviceWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? deviceSyn.windowScale! : 0 }
@@ -103,4 +130,7 @@ public struct FlowSummary: Sendable, Codable, Equatable {
     public var inFlightBytes: Int
     public var ageSeconds: Double
     public var idleSeconds: Double
+    /// The migration under way and its phase, if any.
+    public var migration: MigrationID?
+    public var migrationPhase: MigrationPhase?
 }

@@ -13,7 +13,7 @@ extension SpliceEngine {
             if sweepCursor >= n { sweepCursor = 0 }
             let slot = sweepCursor
             sweepCursor += 1
-            guard let flow = table[slot: slot] else { continue }
+            guard let flow = table[slot: slot], flow.migration == nil else { continue }
             let limit = timeout(for: flow.state)
             if now.nanoseconds &- flow.lastActivity.nanoseconds > limit && now > flow.lastActivity {
                 removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
@@ -25,7 +25,7 @@ extension SpliceEngine {
     public func expireAll(now: Instant) {
         let n = table.slotCount
         for slot in 0..<n {
-            guard let flow = table[slot: slot] else { continue }
+            guard let flow = table[slot: slot], flow.migration == nil else { continue }
             if now.nanoseconds > flow.lastActivity.nanoseconds &+ timeout(for: flow.state) {
                 removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
             }
@@ -53,7 +53,8 @@ extension SpliceEngine {
                 packetsToServer: flow.toServer.packets, bytesToServer: flow.toServer.bytes,
                 packetsToDevice: flow.toDevice.packets, bytesToDevice: flow.toDevice.bytes,
                 inFlightBytes: flow.inFlight?.count ?? 0,
-                ageSeconds: seconds(flow.created, now), idleSeconds: seconds(flow.lastActivity, now)))
+                ageSeconds: seconds(flow.created, now), idleSeconds: seconds(flow.lastActivity, now),
+                migration: flow.migration, migrationPhase: flow.migration.flatMap { migrations[$0]?.phase }))
         }
         return out.sorted { $0.id < $1.id }
     }

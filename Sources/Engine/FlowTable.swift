@@ -37,11 +37,28 @@ struct FlowTable {
         return s
     }
 
+    /// Points a second device-side key at slot `s` (the new device during a migration).
+    mutating func setAlias(_ key: DeviceSideKey?, slot s: Int) {
+        if let old = slots[s]?.aliasKey { byDeviceKey[old] = nil }
+        slots[s]?.aliasKey = key
+        if let key { byDeviceKey[key] = s }
+    }
+
+    /// Makes the alias the flow's device key (a migration spliced): the old key goes.
+    mutating func promoteAlias(slot s: Int) {
+        guard let flow = slots[s], let alias = flow.aliasKey else { return }
+        byDeviceKey[DeviceSideKey(device: flow.device, original: flow.original)] = nil
+        slots[s]!.device = alias.device
+        slots[s]!.aliasKey = nil
+        byDeviceKey[alias] = s
+    }
+
     /// Removes the flow in slot `s` and returns it.
     @discardableResult
     mutating func remove(slot s: Int) -> Flow? {
         guard s < slots.count, let flow = slots[s] else { return nil }
         byDeviceKey[DeviceSideKey(device: flow.device, original: flow.original)] = nil
+        if let alias = flow.aliasKey { byDeviceKey[alias] = nil }
         byNATPort[flow.natPort] = nil
         byID[flow.id] = nil
         slots[s] = nil

@@ -30,7 +30,8 @@ public struct InFlightCopy: Sendable {
     /// cap are not kept (the copy is then incomplete at its end). Returns the change in
     /// `storageBytes` so the owner can keep its total budget.
     @discardableResult
-    public mutating func record(seq: SeqNumber, payload: UnsafeRawBufferPointer, budget: Int) -> Int {
+    public mutating func record(seq: SeqNumber, payload: UnsafeRawBufferPointer, budget: Int,
+                                restartOnGap: Bool = true) -> Int {
         guard payload.count > 0 else { return 0 }
         var seq = seq
         var bytes = payload
@@ -40,7 +41,8 @@ public struct InFlightCopy: Sendable {
             let skip = Int(seq.distance(to: end))
             bytes = UnsafeRawBufferPointer(rebasing: bytes[skip...])
             seq = end
-        } else if seq.greaterThan(end) {            // a gap: restart here
+        } else if seq.greaterThan(end) {            // a gap: restart here (unless it must stay contiguous)
+            guard restartOnGap else { return 0 }
             missedBytes &+= UInt64(end.distance(to: seq)) &+ UInt64(count)
             start = seq
             end = seq
@@ -48,14 +50,13 @@ public struct InFlightCopy: Sendable {
         }
         let room = cap - count
         guard room > 0 else { return 0 }
-        let n = min(bytes.count, room)
+        let wanted = min(bytes.count, room)
         let before = ring.count
-        ensureCapacity(count + n, budget: budget)
+        ensureCapacity(count + wanted, budget: budget)
         let capacity = ring.count
-        guard capacity - count >= n else {
-            // Budget refused growth: keep what fits.
-            return ring.count - before
-        }
+        // The budget may have refused part of the growth: keep what fits.
+        let n = min(wanted, capacity - count)
+        guard n > 0 else { return ring.count - before }
         var tail = (head + count) % max(capacity, 1)
         var copied = 0
         ring.withUnsafeMutableBytes { dst in

@@ -38,9 +38,10 @@ public struct Replay {
                 clock = Swift.max(clock, batch.timestamps[i]) // a capture's clock may step back
                 generated.removeAll()
                 report.packetsReplayed += 1
-                if case .drop = engine.process(batch.packet(i), now: clock, generated: generated) {
+                switch engine.process(batch.packet(i), now: clock, generated: generated) {
+                case .drop, .consumed: // nothing to write (a consumed packet is answered by the proxy)
                     batch.markDropped(i)
-                } else {
+                case .forward, .passThrough:
                     report.packetsEmitted += 1
                     if let output { _ = try output.write(batch, i..<(i + 1)) }
                 }

@@ -16,14 +16,18 @@ import Wire
 /// in-flight copies never exceed their per-flow and total caps.
 public final class SpliceEngine {
     public let config: EngineConfig
-    public private(set) var counters = EngineCounters()
+    public internal(set) var counters = EngineCounters()
     let logger: Logger
     var table = FlowTable()
     var natPorts: NATPortAllocator
     var nextFlowID: UInt64 = 1
     /// Bytes of storage held by all in-flight copies.
-    public private(set) var inFlightStorageBytes = 0
+    public internal(set) var inFlightStorageBytes = 0
     var sweepCursor = 0
+    var migrations: [MigrationID: MigrationState] = [:]
+    var finishedMigrations: [MigrationID: MigrationReport] = [:]
+    var finishedOrder: [MigrationID] = []
+    var nextMigrationID: UInt64 = 1
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
 
     /// What happened to one packet.
@@ -33,6 +37,8 @@ public final class SpliceEngine {
         /// Not managed: write it out unchanged.
         case passThrough
         case drop(DropReason)
+        /// Absorbed by a migration (the proxy answers for the other side); nothing to write.
+        case consumed
     }
 
     public init(config: EngineConfig, logger: Logger = Logger(label: "tsmp.engine")) {
@@ -52,7 +58,7 @@ public final class SpliceEngine {
         for i in 0..<batch.count {
             switch process(batch.packet(i), now: now, generated: generated) {
             case .forward, .passThrough: break
-            case .drop: batch.markDropped(i)
+            case .drop, .consumed: batch.markDropped(i)
             }
         }
     }
@@ -69,6 +75,8 @@ public final class SpliceEngine {
             counters.bytesForwarded &+= UInt64(bytes.count)
         case .passThrough:
             counters.packetsPassedThrough &+= 1
+        case .consumed:
+            counters.packetsConsumed &+= 1
         case .drop(let reason):
             counters[reason] &+= 1
             logger.trace("drop", metadata: ["packet.drop_reason": "\(reason.rawValue)"])
@@ -89,7 +97,7 @@ public final class SpliceEngine {
 
         let destination = packet.destination
         if destination.address == config.nat && config.natPorts.contains(destination.port) {
-            return fromServer(packet, now: now)
+            return fromServer(packet, now: now, generated: generated)
         }
         if let service = serviceByVIP[destination] {
             return fromDevice(packet, target: service.target, serviceMode: true, now: now, generated: generated)
@@ -113,11 +121,14 @@ public final class SpliceEngine {
             if isOpeningSyn && finished {
                 // The device reuses its port for a new connection: the old flow is over.
                 removeFlow(slot: slot, closed: true)
+            } else if table[slot: slot]!.migration != nil {
+                return migratingFromDevice(packet, slot: slot, now: now, generated: generated)
             } else {
                 forwardToServer(packet, slot: slot, now: now)
                 return .forward
             }
         }
+        if isOpeningSyn, let claimed = claimMigrationSyn(packet, now: now, generated: generated) { return claimed }
         guard isOpeningSyn && !flags.contains(.fin) else {
             if !serviceMode { return .passThrough } // a flow older than the proxy: not ours
             if !flags.contains(.rst) { sendReset(answering: packet, generated: generated) }
@@ -136,6 +147,7 @@ public final class SpliceEngine {
         var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
         flow.deviceSyn = SynOptions(packet.tcp.options)
+        flow.streamStartToServer = packet.tcp.seq + 1
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
         logger.debug("flow created", metadata: [
@@ -154,8 +166,10 @@ public final class SpliceEngine {
         let nat = IPv4Endpoint(config.nat, 0)
         withFlow(slot) { flow in
             flow.lastActivity = now
-            observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp)
-            if flags.contains(.ack) { flow.inFlight?.acknowledge(ack) }
+            // The device acks in its own space; the copy and the server's FIN are in the server's.
+            let ackInServerSpace = flow.toDevice.seqOffset.reverse(ack)
+            observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp, ackInOtherSpace: ackInServerSpace)
+            if flags.contains(.ack) { flow.inFlight?.acknowledge(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
             // Rewrite (NAT + sequence spaces).
             packet.setSource(IPv4Endpoint(nat.address, flow.natPort))
@@ -165,14 +179,23 @@ public final class SpliceEngine {
                 tcp.setAck(flow.toDevice.seqOffset.reverse(ack))
                 remapSACK(tcp, flow.toDevice.seqOffset.inverse)
             }
+            // After a migration: the new device's clock and window scale (RFC 7323 §2.3, §5.3).
+            if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0) }
+            if let own = flow.deviceShiftOverride, own != flow.deviceWindowShift {
+                let bytes = Int(tcp.window) << Int(own)
+                tcp.setWindow(UInt16(min(bytes >> Int(flow.deviceWindowShift), 65535)))
+            }
         }
     }
 
     // MARK: Server -> device
 
-    private func fromServer(_ packet: TCPIPv4Packet, now: Instant) -> Verdict {
+    private func fromServer(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict {
         guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
         guard table[slot: slot]!.server == packet.source else { return .drop(.unexpectedSource) }
+        if table[slot: slot]!.migration != nil {
+            return migratingFromServer(packet, slot: slot, now: now, generated: generated)
+        }
         let tcp = packet.tcp
         let flags = tcp.flags
         let seq = tcp.seq
@@ -183,8 +206,10 @@ public final class SpliceEngine {
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
                 flow.serverSyn = SynOptions(tcp.options)
+                flow.streamStartToDevice = seq + 1
             }
-            observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp)
+            let ackInDeviceSpace = flow.toServer.seqOffset.reverse(ack)
+            observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, ackInOtherSpace: ackInDeviceSpace)
             advanceState(&flow, flags: flags, fromDevice: false)
             // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5).
             if payloadLength > 0 && perFlowCap > 0 {
@@ -201,22 +226,64 @@ public final class SpliceEngine {
                 tcp.setAck(flow.toServer.seqOffset.reverse(ack))
                 remapSACK(tcp, flow.toServer.seqOffset.inverse)
             }
+            // After a migration: what the new device did not negotiate, and its scale and clock.
+            if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: 0, echoBy: flow.toServer.tsOffset) }
+            if let shift = flow.deviceViewOfServerShift {
+                let bytes = Int(tcp.window) << Int(flow.serverWindowShift)
+                tcp.setWindow(UInt16(min(bytes >> Int(shift), 65535)))
+            }
+            if flow.deviceLacksSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
+            if flow.deviceLacksTimestamps { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
+        }
+        if let mss = table[slot: slot]!.deviceMSS, payloadLength > Int(mss) {
+            return splitForDevice(packet, mss: Int(mss), generated: generated)
         }
         return .forward
+    }
+
+    /// Splits a segment larger than the device's MSS (DESIGN §5) into MSS-sized segments in
+    /// `generated`; the original is not written. FIN and PSH go on the last piece only.
+    private func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
+        let tcp = packet.tcp
+        let options = tcp.options
+        var optionValues: [TCPOptionValue] = []
+        for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
+            optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
+        }
+        let payload = Array(UnsafeRawBufferPointer(tcp.payload))
+        var offset = 0
+        while offset < payload.count {
+            let n = min(mss, payload.count - offset)
+            let last = offset + n == payload.count
+            var flags = tcp.flags
+            if !last { flags.remove(.fin); flags.remove(.psh) }
+            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
+                               ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
+                               ttl: packet.ip.ttl, identification: packet.ip.identification),
+                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
+            offset += n
+        }
+        counters.segmentsSplit &+= 1
+        return .consumed
     }
 
     // MARK: Shared bookkeeping
 
     /// Records what a segment says about its sender's direction and the other direction's FIN.
-    private func observe(sender: inout DirectionState, other: inout DirectionState, tcp: TCPSegment) {
+    /// `ackInOtherSpace` is the segment's ack mapped back into the other direction's sender's
+    /// sequence space (where that direction's `finSeq` is recorded).
+    func observe(sender: inout DirectionState, other: inout DirectionState, tcp: TCPSegment,
+                         ackInOtherSpace: SeqNumber) {
         let flags = tcp.flags
         sender.packets &+= 1
         sender.bytes &+= UInt64(tcp.payloadLength)
+        sender.lastWindow = tcp.window
+        if let ts = tcp.options.timestamp { sender.lastTSval = ts.value }
         let end = tcp.seq + tcp.sequenceLength
         if let n = sender.nextSeq { sender.nextSeq = SeqNumber.max(n, end) } else { sender.nextSeq = end }
         if flags.contains(.fin) { sender.finSeq = tcp.seq + UInt32(tcp.payloadLength) }
         if flags.contains(.ack) {
-            let ack = tcp.ack
+            let ack = ackInOtherSpace
             if let h = sender.highestAck { sender.highestAck = SeqNumber.max(h, ack) } else { sender.highestAck = ack }
             if let fin = other.finSeq, ack.greaterThan(fin) { other.finAcked = true }
         }

@@ -23,10 +23,11 @@ public final class DataPlane: @unchecked Sendable {
     private let capture: PcapFileWriter?
     private let logger: Logger
     private let wakeup: Int32
-    private let commands = Mutex<[(SpliceEngine) -> Void]>([])
+    private let commands = Mutex<[(SpliceEngine, PacketBatch) -> Void]>([])
     private let stopping = Atomic<Bool>(false)
     private let batch: PacketBatch
     private let generated: PacketBatch
+    private var captureFailed = false
     private var thread: Thread?
     private let finished = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let done = Atomic<Bool>(false)
@@ -43,7 +44,7 @@ public final class DataPlane: @unchecked Sendable {
         self.capture = capture
         self.logger = logger
         self.batch = PacketBatch(capacity: batchSize)
-        self.generated = PacketBatch(capacity: batchSize * 2, maxPacket: 2048)
+        self.generated = PacketBatch(capacity: 256, maxPacket: 2048)
         self.wakeup = try Syscall.eventfd(initialValue: 0, nonBlocking: true)
     }
 
@@ -76,12 +77,19 @@ public final class DataPlane: @unchecked Sendable {
 
     /// Runs `body` on the loop thread with the engine and returns its result.
     public func perform<T: Sendable>(_ body: @escaping @Sendable (SpliceEngine) -> T) async -> T {
+        await performWithOutput { engine, _ in body(engine) }
+    }
+
+    /// Like `perform`, with a batch for packets the engine makes (a migration's first ACKs);
+    /// the loop writes them right after `body` returns.
+    public func performWithOutput<T: Sendable>(_ body: @escaping @Sendable (SpliceEngine, PacketBatch) -> T) async -> T {
         await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
             if done.load(ordering: .acquiring) {
-                c.resume(returning: body(engine)) // the loop is gone: nobody else touches the engine
+                // The loop is gone: nobody else touches the engine, and nothing is written.
+                c.resume(returning: body(engine, PacketBatch(capacity: 64, maxPacket: 2048)))
                 return
             }
-            commands.withLock { $0.append { engine in c.resume(returning: body(engine)) } }
+            commands.withLock { $0.append { engine, out in c.resume(returning: body(engine, out)) } }
             _ = try? Syscall.eventfdWrite(wakeup)
         }
     }
@@ -102,8 +110,8 @@ public final class DataPlane: @unchecked Sendable {
                 list.removeAll()
             }
             // Commands queued while stopping still get their answer.
-            let pending = commands.withLock { q -> [(SpliceEngine) -> Void] in let p = q; q.removeAll(); return p }
-            for command in pending { command(engine) }
+            let pending = commands.withLock { q -> [(SpliceEngine, PacketBatch) -> Void] in let p = q; q.removeAll(); return p }
+            for command in pending { command(engine, PacketBatch(capacity: 64, maxPacket: 2048)) }
         }
         var fds = [pollfd](repeating: pollfd(), count: 2)
         fds[0].fd = wakeup
@@ -114,9 +122,11 @@ public final class DataPlane: @unchecked Sendable {
         logger.info("data plane running")
         while !stopping.load(ordering: .acquiring) {
             do {
-                _ = try fds.withUnsafeMutableBufferPointer { try Syscall.poll($0, timeoutMilliseconds: 100) }
+                // Migrations run timers (RTO, cut, deadline) finer than the expiry tick.
+                let timeout: Int32 = engine.activeMigrationCount > 0 ? 5 : 100
+                _ = try fds.withUnsafeMutableBufferPointer { try Syscall.poll($0, timeoutMilliseconds: timeout) }
                 if fds[0].revents != 0 { _ = try? Syscall.eventfdRead(wakeup) }
-                runCommands()
+                try runCommands()
                 // A bounded number of batches per wake-up so commands and expiry are not starved.
                 for _ in 0..<64 {
                     batch.removeAll()
@@ -125,6 +135,11 @@ public final class DataPlane: @unchecked Sendable {
                     try forward(batch, now: Syscall.monotonicNow())
                 }
                 let now = Syscall.monotonicNow()
+                if engine.activeMigrationCount > 0 {
+                    generated.removeAll()
+                    engine.runMigrationTimers(now: now, generated: generated)
+                    try writeGenerated()
+                }
                 if now.nanoseconds &- lastExpiry.nanoseconds >= DataPlane.expiryInterval {
                     engine.expire(now: now)
                     lastExpiry = now
@@ -138,28 +153,46 @@ public final class DataPlane: @unchecked Sendable {
         logger.info("data plane stopped")
     }
 
-    private func runCommands() {
-        let pending = commands.withLock { q -> [(SpliceEngine) -> Void] in
+    private func runCommands() throws(SystemError) {
+        let pending = commands.withLock { q -> [(SpliceEngine, PacketBatch) -> Void] in
             guard !q.isEmpty else { return [] }
             let p = q
             q.removeAll(keepingCapacity: true)
             return p
         }
-        for command in pending { command(engine) }
+        for command in pending {
+            generated.removeAll()
+            command(engine, generated)
+            try writeGenerated()
+        }
+    }
+
+    private func writeGenerated() throws(SystemError) {
+        guard generated.count > 0 else { return }
+        _ = try output.write(generated, 0..<generated.count)
+        recordCapture(generated, direction: .outbound)
+    }
+
+    /// Records a batch in the capture; a capture that fails (disk full) is closed and
+    /// forwarding goes on without it.
+    private func recordCapture(_ batch: PacketBatch, direction: PacketDirection) {
+        guard let capture, !captureFailed else { return }
+        do {
+            try capture.record(batch, 0..<batch.count, direction: direction, at: Syscall.wallClockNow())
+        } catch {
+            captureFailed = true
+            logger.error("capture failed; forwarding goes on without it", metadata: ["error": "\(error)", "capture.path": "\(capture.path)"])
+        }
     }
 
     /// Engine, then output, for one batch; captures record the input before it is rewritten.
     private func forward(_ batch: PacketBatch, now: Instant) throws(SystemError) {
-        try capture?.record(batch, 0..<batch.count, direction: .inbound, at: Syscall.wallClockNow())
+        recordCapture(batch, direction: .inbound)
         generated.removeAll()
         engine.process(batch, now: now, generated: generated)
         _ = try output.write(batch, 0..<batch.count)
-        if generated.count > 0 { _ = try output.write(generated, 0..<generated.count) }
-        if let capture {
-            let wall = Syscall.wallClockNow()
-            try capture.record(batch, 0..<batch.count, direction: .outbound, at: wall)
-            try capture.record(generated, 0..<generated.count, direction: .outbound, at: wall)
-        }
+        recordCapture(batch, direction: .outbound)
+        try writeGenerated()
     }
 }
 

@@ -100,10 +100,14 @@ extension GatewayPlan {
         if let problem = Self.addressProblem(nat) { problems.append("NAT address \(nat) \(problem)") }
         check(natPorts.lower >= 1 && natPorts.lower <= natPorts.upper,
               "NAT port range \(natPorts) must be 1-65535 with low <= high")
+        check(natPorts.upper <= Self.highestRulePort,
+              "NAT port range \(natPorts) ends above \(Self.highestRulePort): the kernel's rule port ranges cannot hold 65535 (use \(natPorts.lower)-\(Self.highestRulePort))")
 
         for range in interceptPorts {
             check(range.lower >= 1 && range.lower <= range.upper,
                   "intercept port range \(range) must be 1-65535 with low <= high")
+            check(range.upper <= Self.highestRulePort || range.lower == 1,
+                  "intercept port range \(range) ends above \(Self.highestRulePort): the kernel's rule port ranges cannot hold 65535 (use \(range.lower)-\(Self.highestRulePort), or 1-65535 for every port)")
         }
         check(deviceInterfaces.isEmpty == interceptPorts.isEmpty,
               deviceInterfaces.isEmpty ? "intercept ports are given but no device interface"
@@ -129,6 +133,10 @@ extension GatewayPlan {
 
         if !problems.isEmpty { throw GatewayPlanError(problems: problems) }
     }
+
+    /// The kernel refuses rule port ranges that reach 65535 (fib_rule_port_range_valid:
+    /// `end < 0xffff`), so ranges stop here; "1-65535" is expressed as no port selector.
+    public static let highestRulePort: UInt16 = 65534
 
     /// Why `name` cannot be a Linux interface name (dev_valid_name), or nil.
     static func interfaceNameProblem(_ name: String) -> String? {
@@ -208,7 +216,12 @@ extension GatewayPlan {
         return rules
     }
 
-    static func ports(_ range: PortRange) -> ClosedRange<UInt16> { range.lower...max(range.lower, range.upper) }
+    /// The rule's "dport" for `range`; nil (any port) for 1-65535, which the kernel cannot
+    /// hold as a range.
+    static func ports(_ range: PortRange) -> ClosedRange<UInt16>? {
+        if range.lower <= 1 && range.upper == UInt16.max { return nil }
+        return range.lower...max(range.lower, range.upper)
+    }
 
     /// The route that hands everything looked up in `table` to the TUN.
     public var tunRoute: NetlinkRoute {

@@ -42,7 +42,7 @@ public struct NetlinkPrefix: Hashable, Sendable, Codable, CustomStringConvertibl
         guard parts.count <= 2, let address = IPv4Address(parts[0]) else { return nil }
         var length: UInt8 = 32
         if parts.count == 2 {
-            guard let l = UInt8(parts[1]), l <= 32, parts[1].allSatisfy(\.isASCII) else { return nil }
+            guard parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let l = UInt8(parts[1]), l <= 32 else { return nil }
             length = l
         }
         self.init(address, length: length)
@@ -178,7 +178,10 @@ public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible
 
     static func protocolName(_ tag: UInt8) -> String {
         switch tag {
+        case 1: "redirect"
         case NetlinkProtocolTag.kernel: "kernel"
+        case 3: "boot"
+        case 4: "static"
         case NetlinkProtocolTag.tsmp: "0x74"
         default: String(tag)
         }

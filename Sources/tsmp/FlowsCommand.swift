@@ -49,7 +49,8 @@ enum FlowTableText {
     static func render(_ listing: FlowListing) -> String {
         var rows: [[String]] = [["ID", "STATE", "DEVICE", "DESTINATION", "NAT", "SERVER", "TO-SERVER", "TO-DEVICE", "IDLE"]]
         for f in listing.flows {
-            rows.append([f.id.description, f.state.rawValue, f.device.description, f.original.description,
+            let state = f.migrationPhase.map { "\(f.state.rawValue),migrating:\($0.rawValue)" } ?? f.state.rawValue
+            rows.append([f.id.description, state, f.device.description, f.original.description,
                          f.nat.description, f.server.description, bytes(f.bytesToServer), bytes(f.bytesToDevice),
                          String(format: "%.1fs", f.idleSeconds)])
         }

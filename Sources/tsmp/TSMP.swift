@@ -16,7 +16,7 @@ struct TSMP: AsyncParsableCommand {
           tsmp flows --json
           tsmp replay capture.pcap --out rewritten.pcap --nat 10.2.0.1 --intercept tcp/8080
         """,
-        subcommands: [ProxyCommand.self, FlowsCommand.self, ReplayCommand.self, BenchEngineCommand.self])
+        subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, ReplayCommand.self, BenchEngineCommand.self])
 }
 
 /// Logging options shared by the long-running commands.

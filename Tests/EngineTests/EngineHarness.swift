@@ -84,10 +84,10 @@ final class EngineHarness {
         engine.withFlow(slot, body)
     }
 
-    /// packetsIn == forwarded + passed through + dropped (every packet has one verdict).
+    /// packetsIn == forwarded + passed through + consumed + dropped (every packet has one verdict).
     var countersAddUp: Bool {
         let c = engine.counters
-        return c.packetsIn == c.packetsForwarded + c.packetsPassedThrough + c.totalDrops
+        return c.packetsIn == c.packetsForwarded + c.packetsPassedThrough + c.packetsConsumed + c.totalDrops
     }
 }
 

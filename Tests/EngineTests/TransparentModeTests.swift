@@ -78,7 +78,7 @@ struct TransparentModeTests {
         #expect(h.engine.counters.flowsClosed == 1)
         #expect(h.engine.counters.flowsExpired == 0)
         #expect(h.engine.inFlightStorageBytes == 0)
-        #expect(h.engine.counters.packetsForwarded == 8)
+        #expect(h.engine.counters.packetsForwarded == 9)
         #expect(h.countersAddUp)
     }
 
@@ -313,5 +313,42 @@ struct TransparentModeTests {
         #expect(h.state(device: "10.1.0.2:40000") == .established)
         #expect(h.state(device: "10.3.0.2:40000") == .synReceived)
         #expect(h.engine.flowCount == 2)
+    }
+
+    @Test("a packet with IPv4 options (IHL 6) is rewritten at the right offsets")
+    func ipv4Options() throws {
+        let h = EngineHarness(Lab.transparent())
+        /// `packet` with a 4-byte IPv4 option block (NOP, NOP, NOP, EOL) after the fixed header.
+        func withIPOptions(_ packet: [UInt8]) -> [UInt8] {
+            var b = Array(packet[0..<20]) + [1, 1, 1, 0] + Array(packet[20...])
+            b[0] = 0x46
+            b[2] = UInt8(b.count >> 8); b[3] = UInt8(b.count & 0xFF)
+            return recomputedChecksums(b)
+        }
+        let syn = withIPOptions(c.device(.syn, seq: 1000))
+        let out = h.send(syn)
+        #expect(out.verdict == .forward)
+        #expect(out.bytes == edited(syn, src: Lab.firstNAT, dst: Lab.server))
+        let synAck = withIPOptions(c.server([.syn, .ack], seq: 5000, ack: 1001, payload: pattern(9)))
+        let back = h.send(synAck)
+        #expect(back.bytes == edited(synAck, src: Lab.server, dst: Lab.device))
+        #expect(h.state() == .synReceived)
+    }
+
+    @Test("one device port to two servers: two flows, two NAT ports")
+    func sameDevicePortTwoServers() throws {
+        var config = Lab.transparent()
+        config.intercepts = [PortRange(8080, 8081)]
+        let h = EngineHarness(config)
+        let a = Conversation(original: "10.2.0.2:8080", server: "10.2.0.2:8080", nat: "10.2.0.1:61000")
+        let b = Conversation(original: "10.2.0.3:8081", server: "10.2.0.3:8081", nat: "10.2.0.1:61001")
+        a.deviceSends(h, .syn, seq: 1)
+        b.deviceSends(h, .syn, seq: 1)
+        b.serverSends(h, [.syn, .ack], seq: 7, ack: 2)
+        a.serverSends(h, [.syn, .ack], seq: 9, ack: 2)
+        #expect(h.engine.flowCount == 2)
+        // The reply of one server to the other's NAT port is refused.
+        let crossed = tcp4(src: "10.2.0.3:8081", dst: "10.2.0.1:61000", seq: 8, ack: 2)
+        #expect(h.send(crossed).verdict == .drop(.unexpectedSource))
     }
 }

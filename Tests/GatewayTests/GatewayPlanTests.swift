@@ -7,7 +7,7 @@ import Wire
 /// service address.
 func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
     GatewayPlan(tunName: "tsmp0", deviceInterfaces: ["veth-dev0"], uplinkInterface: "veth-up", nat: nat,
-                natPorts: PortRange(61000, 65535), interceptPorts: [PortRange(80, 80), PortRange(8000, 8100)],
+                natPorts: PortRange(61000, 65534), interceptPorts: [PortRange(80, 80), PortRange(8000, 8100)],
                 serviceAddresses: [IPv4Endpoint(IPv4Address(10, 9, 0, 1), 443)])
 }
 
@@ -35,6 +35,14 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         }
     }
 
+    @Test func everyPortIsAnyPort() throws {
+        var plan = samplePlan()
+        plan.interceptPorts = [PortRange(1, 65535)]
+        try plan.validate()
+        #expect(plan.interceptRules.last?.destinationPorts == nil)
+        #expect(plan.interceptRules.last?.description == "pref 10100 iif veth-dev0 ipproto tcp lookup 7464 proto 0x74")
+    }
+
     @Test func listsEveryProblemAtOnce() {
         var plan = samplePlan()
         plan.table = 0
@@ -55,7 +63,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
     var sampleRules: [NetlinkRule] {
         [
             NetlinkRule(priority: 10000, table: 7464, inputInterface: "veth-up", destination: NetlinkPrefix("10.2.0.100/32"),
-                        ipProtocol: 6, destinationPorts: 61000...65535, protocolTag: tsmp),
+                        ipProtocol: 6, destinationPorts: 61000...65534, protocolTag: tsmp),
             NetlinkRule(priority: 10001, table: 7464, destination: NetlinkPrefix("10.9.0.1/32"),
                         ipProtocol: 6, destinationPorts: 443...443, protocolTag: tsmp),
             NetlinkRule(priority: 10100, table: 7464, inputInterface: "veth-dev0", ipProtocol: 6,
@@ -147,7 +155,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
 
     @Test func rulesReadLikeIPRule() {
         #expect(sampleRules[0].description
-                == "pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65535 lookup 7464 proto 0x74")
+                == "pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65534 lookup 7464 proto 0x74")
         #expect(sampleRules[2].description == "pref 10100 iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 0x74")
         #expect(NetlinkRule.kernelLocal.description == "pref 0 lookup local proto kernel")
         #expect(samplePlan().tunRoute.description == "default dev tsmp0 table 7464 proto 0x74")
@@ -211,5 +219,9 @@ struct BrokenPlan: Sendable, CustomTestStringConvertible {
         BrokenPlan("too many VIPs", "too many service addresses") { p in
             p.serviceAddresses = (1...50).map { IPv4Endpoint(IPv4Address(10, 9, 0, UInt8($0)), 443) } },
         BrokenPlan("TUN MTU", "TUN MTU 20") { p in p.tunMTU = 20 },
+        BrokenPlan("NAT port 65535", "the kernel's rule port ranges cannot hold 65535 (use 61000-65534)") { p in
+            p.natPorts = PortRange(61000, 65535) },
+        BrokenPlan("intercept to 65535", "intercept port range 8000-65535 ends above 65534") { p in
+            p.interceptPorts = [PortRange(8000, 65535)] },
     ]
 }

@@ -18,7 +18,7 @@ struct GatewaySetupNamespaceTests {
 
         /// `ip rule show` while `samplePlan(nat: address)` is installed.
         var installedRules: String {
-            let reply = "10000:\tfrom all to \(address) iif veth-up ipproto tcp dport 61000-65535 lookup 7464 proto 116"
+            let reply = "10000:\tfrom all to \(address) iif veth-up ipproto tcp dport 61000-65534 lookup 7464 proto 116"
             let service = "10001:\tfrom all to 10.9.0.1 ipproto tcp dport 443 lookup 7464 proto 116"
             let transparent = ["10100:\tfrom all iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 116",
                                "10101:\tfrom all iif veth-dev0 ipproto tcp dport 8000-8100 lookup 7464 proto 116"]
@@ -120,6 +120,59 @@ struct GatewaySetupNamespaceTests {
         }
     }
 
+    @Test func tunAddressMTUAndReversePathFilterAreUndoneToo() throws {
+        try inNamespace { namespace, stateDirectory in
+            let before = try namespace.snapshot()
+            var plan = samplePlan()
+            plan.tunAddress = NetlinkPrefix("10.99.0.1/32")
+            plan.tunMTU = 1400
+            let seen = try namespace.run { [plan] () throws -> (Snapshot, String, [String]) in
+                let setup = GatewaySetup(plan: plan, stateDirectory: stateDirectory)
+                try setup.install()
+                let installed = try namespace.snapshot()
+                let rpFilter = try Sysctl().read("net.ipv4.conf.tsmp0.rp_filter")
+                return (installed, rpFilter, setup.teardown())
+            }
+            #expect(seen.0.addresses.contains("inet 10.99.0.1/32 scope global tsmp0"))
+            #expect(seen.0.links.contains("tsmp0: <NO-CARRIER,POINTOPOINT,MULTICAST,NOARP,UP> mtu 1400"))
+            #expect(seen.1 == "2")
+            #expect(seen.2 == [])
+            #expect(try namespace.snapshot() == before)
+            #expect(try namespace.exec(["cat", "/proc/sys/net/ipv4/conf/tsmp0/rp_filter"]) != "2\n")
+        }
+    }
+
+    /// After kill -9 the kernel deletes the proxy's TUN, and with it the route, the address and
+    /// the TUN's sysctls: cleanup finds them already gone and removes the rest.
+    @Test func cleanupAfterTheTunVanishedWithTheProcess() throws {
+        try inNamespace { namespace, stateDirectory in
+            let before = try namespace.snapshot()
+            var plan = samplePlan(nat: NAT.owned.address)
+            plan.tunAddress = NetlinkPrefix("10.99.0.1/32")
+            let seen = try namespace.run { [plan] () throws -> Seen in
+                do {
+                    try GatewaySetup(plan: plan, stateDirectory: stateDirectory).install()
+                }
+                try namespace.ip("link", "delete", "tsmp0")
+                var seen = Seen()
+                var lines: [String] = []
+                seen.reports.append(GatewayCleanup.run(stateDirectory: stateDirectory) { lines.append($0) })
+                seen.output.append(lines)
+                seen.afterCleanup.append(try namespace.snapshot())
+                return seen
+            }
+            let report = seen.reports[0]
+            #expect(report.isClean, "\(report.failures)")
+            #expect(seen.output[0].contains("  already gone: delete route default dev tsmp0 table 7464 proto 0x74"))
+            #expect(seen.output[0].contains("  already gone: set net.ipv4.conf.tsmp0.rp_filter = 0"))
+            #expect(seen.output[0].contains("  already gone: set link tsmp0 down"))
+            let after = seen.afterCleanup[0]
+            #expect(after.rulesDetailed == before.rulesDetailed)
+            #expect(after.routes == before.routes)
+            #expect(after.ipForward == before.ipForward)
+        }
+    }
+
     @Test func cleanupWithoutAStateFileStillRemovesTaggedRulesAndRestoresTheLocalRule() throws {
         try inNamespace { namespace, stateDirectory in
             let before = try namespace.snapshot()
@@ -154,7 +207,7 @@ struct GatewaySetupNamespaceTests {
             sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
             sleeper.arguments = ["60"]
             try sleeper.run()
-            defer { if sleeper.isRunning { sleeper.terminate(); sleeper.waitUntilExit() } }
+            defer { stop(sleeper) }
             let proxy = GatewayProcess(pid: sleeper.processIdentifier,
                                        startTime: GatewayProcess.status(of: sleeper.processIdentifier)?.startTime)
 
@@ -172,8 +225,7 @@ struct GatewaySetupNamespaceTests {
             #expect(whileRunning.actions == [])
             #expect(try namespace.snapshot() == installed)
 
-            sleeper.terminate()
-            sleeper.waitUntilExit()
+            stop(sleeper)
             let afterExit = try namespace.run { GatewayCleanup.run(stateDirectory: stateDirectory) }
             #expect(afterExit.isClean)
             #expect(try namespace.snapshot() == before)
@@ -210,7 +262,7 @@ struct GatewaySetupNamespaceTests {
             case .missingInterface: "no such interface: veth-nope"
             case .missingTun: "the TUN tsmp9 does not exist"
             case .takenPriority: "rule priority 10101 is already in use (pref 10101 lookup main)"
-            case .tableInUse: "route table 7464 is already in use (10.8.0.0/16 dev veth-up table 7464)"
+            case .tableInUse: "route table 7464 is already in use (10.8.0.0/16 dev veth-up table 7464 proto boot); choose another table"
             case .leftoverTaggedRule: "tsmp rules from an earlier run are still installed (pref 20000 lookup main proto 0x74); run `tsmp proxy cleanup` first"
             case .staleStateFile: "ended without removing its configuration"
             case .localRuleInTheWay: "there is one at pref 5"
@@ -319,7 +371,7 @@ struct GatewaySetupNamespaceTests {
             try namespace.ip("route", "add", "local", "10.77.0.0/16", "dev", "lo", "table", "local")
             let seen = try namespace.run { () throws -> ([NetlinkRule], [NetlinkRoute], [Bool]) in
                 let session = try NetlinkSession()
-                let route = NetlinkRoute(table: 7464, device: "tsmp0", protocolTag: NetlinkProtocolTag.tsmp)
+                let route = NetlinkRoute(table: 7464, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp)
                 try session.addRoute(route)
                 defer { try? session.deleteRoute(route) }
                 let local = [IPv4Address(10, 2, 0, 1), IPv4Address(10, 77, 3, 4), IPv4Address(10, 2, 0, 100)]
@@ -329,7 +381,7 @@ struct GatewaySetupNamespaceTests {
             #expect(seen.0 == [.kernelLocal,
                                NetlinkRule(priority: 32766, table: NetlinkTable.main, protocolTag: NetlinkProtocolTag.kernel),
                                NetlinkRule(priority: 32767, table: 253, protocolTag: NetlinkProtocolTag.kernel)])
-            #expect(seen.1 == [NetlinkRoute(table: 7464, device: "tsmp0", protocolTag: NetlinkProtocolTag.tsmp)])
+            #expect(seen.1 == [NetlinkRoute(table: 7464, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp)])
             #expect(seen.2 == [true, true, false])
         }
     }
@@ -344,6 +396,13 @@ struct GatewaySetupNamespaceTests {
         defer { stateDirectory.cleanup() }
         try TestNamespace.with { namespace in try body(namespace, stateDirectory.path) }
         #expect(try rootConfiguration() == rootBefore)
+    }
+
+    /// SIGKILL: the test runner may leave SIGTERM ignored, which children inherit.
+    private func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     private func rootConfiguration() throws -> String {

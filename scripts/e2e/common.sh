@@ -10,7 +10,7 @@
 
 # shellcheck disable=SC2034 # used by the test files
 E2E_HELPERS=$TL_ROOT/scripts/e2e/helpers
-E2E_NAT_PORTS=40000-40999
+E2E_NAT_PORTS=62000-62999   # outside the ephemeral range (32768-60999)
 E2E_VIP=10.9.9.9
 E2E_NAT_OWNED=$LAB_GW_SRV      # an address of the gateway (the usual real case)
 E2E_NAT_DEDICATED=10.9.0.1     # an address routed to the gateway (srv: 10.9.0.0/24 via gw)

@@ -61,11 +61,12 @@ build_tsmp() {
     (cd "$TSMP_ROOT" && swift build "${args[@]}" -c "${TSMP_CONFIG:-debug}" --product tsmp)
 }
 
-# tsmp_has SUBCOMMAND...: the binary has this subcommand (its --help succeeds).
+# tsmp_has SUBCOMMAND...: the binary has this subcommand. (`tsmp UNKNOWN --help` prints the
+# top-level help and succeeds, so the subcommand's own usage line is looked for.)
 tsmp_has() {
     local bin
     bin=$(tsmp_binary)
-    [[ -x $bin ]] && timeout 20 "$bin" "$@" --help >/dev/null 2>&1
+    [[ -x $bin ]] && timeout 20 "$bin" "$@" --help 2>&1 | grep -q "USAGE: tsmp $*"
 }
 
 # gw_proxy_up LAB_ID LOG CONTROL ARGS...: start `tsmp proxy ARGS --control CONTROL` in the lab's

@@ -1,0 +1,144 @@
+import PacketIO
+import Wire
+
+/// A migration's public identity.
+public struct MigrationID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: MigrationID, b: MigrationID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { String(rawValue) }
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(UInt64.self) }
+    public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(rawValue) }
+}
+
+/// The steps of a migration (DESIGN §6), in order; a migration ends `spliced` or `rolledBack`.
+public enum MigrationPhase: String, Sendable, Codable, CaseIterable {
+    case requested
+    /// Zero window toward the server and the old device; server data cached and pre-acked.
+    case paused
+    /// Both directions settled: the cut offsets are fixed; the old device gets nothing more.
+    case oldDeviceCut = "old-device-cut"
+    /// The new device's handshake with the proxy (emulating the server) completed.
+    case newDeviceConnected = "new-device-connected"
+    /// The new device acknowledged every cached byte.
+    case cacheDrained = "cache-drained"
+    /// The new device's real window went to the server; the flow is a normal splice again.
+    case spliced
+    /// The flow went back to the old device (no new device, or it failed, before the deadline).
+    case rolledBack = "rolled-back"
+}
+
+/// Where a flow should go: the new device's address, and its source port when known.
+public struct MigrationTarget: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var address: IPv4Address
+    public var port: UInt16?
+    public init(address: IPv4Address, port: UInt16? = nil) { self.address = address; self.port = port }
+    public var description: String { port.map { "\(address):\($0)" } ?? address.description }
+}
+
+/// Why a migration was refused. Nothing changed when one of these is returned.
+public enum MigrationRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownFlow(FlowID)
+    case alreadyMigrating(FlowID, MigrationID)
+    case notEstablished(FlowID, FlowState)
+    case sameDevice(FlowID)
+    case copyIncomplete(FlowID, missing: UInt64)
+    case unsupported(FlowID, String)
+
+    public var description: String {
+        switch self {
+        case .unknownFlow(let f): "flow \(f) does not exist"
+        case .alreadyMigrating(let f, let m): "flow \(f) is already migrating (migration \(m))"
+        case .notEstablished(let f, let s): "flow \(f) is \(s.rawValue), only established flows can migrate"
+        case .sameDevice(let f): "flow \(f) is already held by that address"
+        case .copyIncomplete(let f, let missing): "flow \(f): the in-flight copy lacks \(missing) bytes the device has not acknowledged (raise the per-flow cap)"
+        case .unsupported(let f, let why): "flow \(f) can't be migrated: \(why)"
+        }
+    }
+}
+
+/// What a migration did, with the time of each phase (seconds after it was requested).
+public struct MigrationReport: Sendable, Codable, Equatable {
+    public struct PhaseTime: Sendable, Codable, Equatable {
+        public var phase: MigrationPhase
+        public var seconds: Double
+    }
+    public var id: MigrationID
+    public var flow: FlowID
+    public var oldDevice: IPv4Endpoint
+    public var target: MigrationTarget
+    public var newDevice: IPv4Endpoint?
+    public var phase: MigrationPhase
+    public var phases: [PhaseTime]
+    /// Bytes of the server's stream the old device received (the rest went to the new one).
+    public var cutOffsetToDevice: UInt64?
+    /// Bytes of the old device's stream the server received (the new device continues after).
+    public var cutOffsetToServer: UInt64?
+    /// Bytes the proxy delivered from its copy and cache.
+    public var bytesCached: UInt64
+    public var retransmissions: Int
+    public var timeouts: Int
+    /// Why it rolled back, when it did.
+    public var reason: String?
+    public var isFinished: Bool { phase == .spliced || phase == .rolledBack }
+}
+
+/// Per-migration state held by the engine beside the flow (DESIGN §6).
+struct MigrationState: Sendable {
+    let id: MigrationID
+    let flowID: FlowID
+    let target: MigrationTarget
+    let requestedAt: Instant
+    let deadline: Instant
+    /// Until when the cut waits for both directions to settle.
+    let settleDeadline: Instant
+    let oldDevice: IPv4Endpoint
+    var phase: MigrationPhase = .requested
+    var phaseTimes: [(MigrationPhase, Instant)] = []
+    /// Server-space end of what was forwarded to the old device before the pause.
+    var forwardedToDeviceEnd: SeqNumber
+    /// Old-device-space end of what was forwarded to the server before the pause.
+    var forwardedToServerEnd: SeqNumber
+    /// Server-space sequence number where the new device's stream starts (old device's last ack).
+    var cutToDevice: SeqNumber?
+    /// Old-device-space sequence number up to which the server received the old device's stream.
+    var cutToServer: SeqNumber?
+    /// The claimed new device and what its SYN offered.
+    var newDevice: IPv4Endpoint?
+    var newDeviceISN: SeqNumber?
+    var newDeviceSyn: SynOptions?
+    var newDeviceTSRecent: UInt32?
+    var newDeviceWindowField: UInt16 = 0
+    var synAckSent = false
+    var newDeviceEstablished = false
+    /// Maps the new device's sequence space to the server's view (set at the SYN).
+    var newToServerOffset = SequenceOffset()
+    /// Added to the new device's TSval toward the server (RFC 7323 §5.3, PAWS).
+    var newTSOffset: UInt32 = 0
+    /// The window shift we offered the new device for the server's windows (0 = none).
+    var newDeviceServerShift: UInt8 = 0
+    var sender: EmulatedSender?
+    var senderTowardOldDevice = false
+    var rollbackReason: String?
+    /// Last ack of the new device's data sent to the new device (to notice server progress).
+    var lastAckToNewDevice: SeqNumber?
+    var bytesCached: UInt64 = 0
+    /// The cut toward the server in the server's view.
+    var cutToServerView: SeqNumber?
+    /// The highest ack the server sent for the device side's data, in the server's view.
+    var serverAckServerView = SeqNumber(0)
+    /// The last TSval the server saw from the device side (RFC 7323), for the proxy's own ACKs.
+    var lastTSvalToServer: UInt32?
+    /// The new device's next sequence number and FIN (its own space), tracked until the splice.
+    var newDeviceNext: SeqNumber?
+    var newDeviceFinSeq: SeqNumber?
+    /// The server's FIN, when it is the last thing the cache holds.
+    var serverFinSeq: SeqNumber?
+    /// The SYN-ACK offered window scaling (so the new device scales its windows).
+    var scalingWithNewDevice = false
+
+    mutating func enter(_ p: MigrationPhase, at now: Instant) {
+        phase = p
+        phaseTimes.append((p, now))
+    }
+}

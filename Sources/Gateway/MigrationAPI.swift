@@ -1,0 +1,98 @@
+import Engine
+import Foundation
+import PacketIO
+import Wire
+
+/// `POST /v1/migrations`: what `tsmp migrate` sends (TSMP's MFR, from the local operator).
+public struct MigrationRequestBody: Codable, Sendable {
+    public var flows: [FlowID]
+    public var toAddress: IPv4Address
+    public var fromPort: UInt16?
+    public var deadlineSeconds: Double
+    public init(flows: [FlowID], toAddress: IPv4Address, fromPort: UInt16?, deadlineSeconds: Double) {
+        self.flows = flows; self.toAddress = toAddress; self.fromPort = fromPort; self.deadlineSeconds = deadlineSeconds
+    }
+}
+
+/// One flow's answer: a migration id, or why it was refused. One refusal doesn't stop the others.
+public struct MigrationStartResult: Codable, Sendable {
+    public var flow: FlowID
+    public var migration: MigrationID?
+    public var error: String?
+}
+
+/// `GET /v1/migrations?id=N[,N...]`: the reports.
+public struct MigrationReports: Codable, Sendable {
+    public var migrations: [MigrationReport]
+}
+
+/// Checks that an address is reachable through one of the device interfaces, from the
+/// kernel's main routing table (/proc/net/route of the proxy's network namespace).
+public struct DeviceReachability: Sendable {
+    public let deviceInterfaces: [String]
+    public init(deviceInterfaces: [String]) { self.deviceInterfaces = deviceInterfaces }
+
+    /// nil when reachable; otherwise the reason.
+    public func problem(reaching address: IPv4Address) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/net/route", encoding: .utf8) else {
+            return nil // can't tell: don't refuse
+        }
+        var best: (prefix: Int, iface: String)?
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard f.count >= 8, let dst = UInt32(f[1], radix: 16), let mask = UInt32(f[7], radix: 16) else { continue }
+            // /proc/net/route prints addresses in host (little-endian) byte order.
+            let d = dst.byteSwapped, m = mask.byteSwapped
+            guard address.value & m == d else { continue }
+            let prefix = m.nonzeroBitCount
+            if best == nil || prefix > best!.prefix { best = (prefix, String(f[0])) }
+        }
+        guard let best else { return "no route to \(address)" }
+        guard deviceInterfaces.contains(best.iface) else {
+            return "\(address) is reached through \(best.iface), not through a device interface (\(deviceInterfaces.joined(separator: ", ")))"
+        }
+        return nil
+    }
+}
+
+extension ControlAPI {
+    public static func migrationRoutes(dataPlane: DataPlane, reachability: DeviceReachability) -> [String: HTTPEndpoint.Handler] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return [
+            "POST /v1/migrations": { request in
+                let body: MigrationRequestBody
+                do { body = try JSONDecoder().decode(MigrationRequestBody.self, from: Data(request.body)) } catch {
+                    return .error(.badRequest, "malformed migration request: \(error)")
+                }
+                guard !body.flows.isEmpty else { return .error(.badRequest, "no flows given") }
+                guard body.flows.count <= 1024 else { return .error(.badRequest, "at most 1024 flows per request") }
+                guard body.deadlineSeconds > 0 && body.deadlineSeconds <= 600 else {
+                    return .error(.badRequest, "deadline must be within (0, 600] seconds")
+                }
+                if let why = reachability.problem(reaching: body.toAddress) {
+                    return .error(.unprocessableEntity, "cannot migrate to \(body.toAddress): \(why)")
+                }
+                let deadline = Duration.milliseconds(Int64(body.deadlineSeconds * 1000))
+                let results = await dataPlane.performWithOutput { engine, out in
+                    let now = Syscall.monotonicNow()
+                    return body.flows.map { flow -> MigrationStartResult in
+                        switch engine.startMigration(flow: flow, to: MigrationTarget(address: body.toAddress, port: body.fromPort),
+                                                     deadline: deadline, now: now, generated: out) {
+                        case .success(let id): return MigrationStartResult(flow: flow, migration: id, error: nil)
+                        case .failure(let refusal): return MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
+                        }
+                    }
+                }
+                return json(encoder, results)
+            },
+            "GET /v1/migrations": { request in
+                let ids = (request.query["id"] ?? "").split(separator: ",").compactMap { UInt64($0) }.map(MigrationID.init)
+                let reports = await dataPlane.perform { engine in
+                    ids.compactMap { engine.migrationReport($0, now: Syscall.monotonicNow()) }
+                }
+                return json(encoder, MigrationReports(migrations: reports))
+            },
+        ]
+    }
+}
