@@ -88,7 +88,10 @@ public struct EngineConfig: Sendable {
         if intercepts.isEmpty && services.isEmpty {
             return "nothing to manage: give at least one --intercept tcp/PORT or --service VIP:PORT=HOST:PORT"
         }
-        for r in [natPorts] + intercepts where r.upper == 65_535 {
+        if limits.expirySweepPerTick < 1 { return "the expiry sweep must examine at least one flow per tick" }
+        if limits.maxFlows < 1 { return "the flow table must hold at least one flow" }
+        // 1-65535 as an intercept means "every port" (a rule without a port selector).
+        for r in [natPorts] + intercepts.filter({ $0 != PortRange(1, 65_535) }) where r.upper == 65_535 {
             return "port range \(r) reaches 65535, which Linux policy rules can't match (use at most 65534)"
         }
         for s in services where s.vip.port == 65_535 {

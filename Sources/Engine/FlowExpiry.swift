@@ -15,8 +15,12 @@ extension SpliceEngine {
             sweepCursor += 1
             guard let flow = table[slot: slot], flow.migration == nil else { continue }
             let limit = timeout(for: flow.state)
-            if now.nanoseconds &- flow.lastActivity.nanoseconds > limit && now > flow.lastActivity {
+            let idle = now > flow.lastActivity ? now.nanoseconds &- flow.lastActivity.nanoseconds : 0
+            if idle > limit {
                 removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
+            } else if let copy = flow.inFlight, copy.count == 0, copy.storageBytes > 0, idle >= Self.idleCopyRelease {
+                // A quiet flow with nothing in flight gives its copy's storage back to the budget.
+                withFlow(slot) { inFlightStorageBytes -= $0.inFlight!.releaseStorage() }
             }
         }
     }
@@ -31,6 +35,9 @@ extension SpliceEngine {
             }
         }
     }
+
+    /// How long a flow with an empty in-flight copy keeps its storage (bursts reuse it).
+    static let idleCopyRelease: UInt64 = 1_000_000_000
 
     func timeout(for state: FlowState) -> UInt64 {
         let t = config.limits.timeouts

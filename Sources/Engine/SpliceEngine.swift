@@ -56,11 +56,21 @@ public final class SpliceEngine {
     /// `generated`.
     public func process(_ batch: PacketBatch, now: Instant, generated: PacketBatch) {
         for i in 0..<batch.count {
+            trimLinkPadding(batch, i)
             switch process(batch.packet(i), now: now, generated: generated) {
             case .forward, .passThrough: break
             case .drop, .consumed: batch.markDropped(i)
             }
         }
+    }
+
+    /// Drops bytes after an IPv4 datagram's total length (Ethernet padding in captures): the raw
+    /// socket would otherwise send them as part of the packet (IP_HDRINCL takes the buffer's size).
+    private func trimLinkPadding(_ batch: PacketBatch, _ i: Int) {
+        let p = batch.packet(i)
+        guard p.count >= 20, p[0] >> 4 == 4 else { return }
+        let total = Int(p[2]) << 8 | Int(p[3])
+        if total >= 20 && total < p.count { batch.setLength(i, total) }
     }
 
     /// Processes one packet (rewritten in place when forwarded).

@@ -155,7 +155,7 @@ struct TransparentModeTests {
         #expect(h.state() == .closed)
     }
 
-    @Test("RST from the device: forwarded, state reset, removed after the linger", arguments: [true, false])
+    @Test("RST from either side (device: true): forwarded, state reset, removed after the linger", arguments: [true, false])
     func resetFromEitherSide(fromDevice: Bool) throws {
         let h = EngineHarness(Lab.transparent())
         c.handshake(h)
