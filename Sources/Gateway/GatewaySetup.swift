@@ -8,7 +8,7 @@ import Wire
 /// Invariants:
 /// - Nothing is changed until every check passed (plan valid, interfaces present, no proxy
 ///   running or crashed on this TUN, rule priorities and table free).
-/// - Each change is recorded in the state file (/run/tsmp/TUN.json, written atomically)
+/// - Each change is recorded in the state file (/run/tsmp/netns-INODE/TUN.json, written atomically)
 ///   *before* it is made, so after a crash at any point `GatewayCleanup` finds everything.
 /// - A failed install removes what it had installed before reporting the failure.
 /// - Dropping a `GatewaySetup` does not tear down (a crash must look the same); call

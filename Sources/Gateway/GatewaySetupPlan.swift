@@ -109,9 +109,11 @@ extension GatewayPlan {
             check(range.upper <= Self.highestRulePort || range.lower == 1,
                   "intercept port range \(range) ends above \(Self.highestRulePort): the kernel's rule port ranges cannot hold 65535 (use \(range.lower)-\(Self.highestRulePort), or 1-65535 for every port)")
         }
-        check(deviceInterfaces.isEmpty == interceptPorts.isEmpty,
-              deviceInterfaces.isEmpty ? "intercept ports are given but no device interface"
-                                       : "device interfaces are given but no intercept ports")
+        // Device interfaces without intercept ports are fine in service mode (VIP rules match
+        // any interface); intercept ports need device interfaces to match on.
+        check(!(deviceInterfaces.isEmpty && !interceptPorts.isEmpty), "intercept ports are given but no device interface")
+        check(!(interceptPorts.isEmpty && serviceAddresses.isEmpty) || deviceInterfaces.isEmpty,
+              "device interfaces are given but no intercept ports and no service addresses")
         check(!deviceInterfaces.isEmpty || !serviceAddresses.isEmpty,
               "nothing to intercept: give device interfaces with intercept ports, or service addresses")
         check(deviceInterfaces.count * interceptPorts.count <= Priority.maxTransparentRules,

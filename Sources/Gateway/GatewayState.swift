@@ -108,7 +108,7 @@ extension GatewayChange: Codable {
     }
 }
 
-/// The state file /run/tsmp/TUN.json: who installed what. `tsmp proxy cleanup` undoes the
+/// The state file /run/tsmp/netns-INODE/TUN.json: who installed what. `tsmp proxy cleanup` undoes the
 /// `changes` of every state file whose process is gone, newest first.
 public struct GatewayState: Codable, Sendable, Equatable {
     public static let currentVersion = 1

@@ -4,11 +4,21 @@ import Glibc
 import Foundation
 import PacketIO
 
-/// The directory of state files (/run/tsmp, one TUN.json per running proxy). Every write
+/// The directory of state files (/run/tsmp/netns-INODE, one TUN.json per running proxy). Every write
 /// replaces the whole file atomically (a temporary file renamed over it), so a reader never
 /// sees half a file, whenever the writer dies.
 public struct GatewayStateStore: Sendable {
-    public static let defaultDirectory = "/run/tsmp"
+    /// `/run/tsmp/netns-INODE`: /run is shared by every network namespace of the machine, so
+    /// the state of each namespace's proxy lives apart and `tsmp proxy cleanup` only ever
+    /// undoes what was done in the namespace it runs in.
+    public static var defaultDirectory: String { "/run/tsmp/" + currentNamespaceName() }
+
+    /// `netns-INODE` of this process's network namespace (`/proc/self/ns/net`).
+    public static func currentNamespaceName() -> String {
+        var st = stat()
+        guard stat("/proc/self/ns/net", &st) == 0 else { return "netns-unknown" }
+        return "netns-\(st.st_ino)"
+    }
 
     public var directory: String
 

@@ -107,7 +107,7 @@ struct ProxyCleanupCommand: ParsableCommand {
         commandName: "cleanup",
         abstract: "Remove what a crashed proxy left in the kernel (rules, routes, TUN, sysctls).",
         discussion: """
-        Reads the proxy's state files in /run/tsmp, removes every object they list, then \
+        Reads the state files the proxies of this network namespace left in /run/tsmp/netns-INODE, removes every object they list, then \
         removes any policy rule or route tagged with tsmp's protocol number and restores \
         the kernel's `0: from all lookup local` rule if it was moved. Safe to run twice, and \
         when nothing is left.

@@ -83,6 +83,7 @@ _tl_watchdog() {
     sleeper=$!
     wait "$sleeper"
     _tl_reason "timed out after ${limit}s (TL_CASE_TIMEOUT)"
+    : >"$CASE_DIR/timed-out"
     tl_note "watchdog: the case timed out after ${limit}s"
     # Ending the lab's processes ends whatever the case is waiting for.
     lab_kill_procs "$LAB_ID" >/dev/null 2>&1 || true
@@ -104,9 +105,11 @@ _tl_case_cleanup() {
     fi
     if declare -F tl_case_cleanup_hook >/dev/null; then tl_case_cleanup_hook; fi
     lab_down "$LAB_ID" || tl_note "cleanup: lab_down reported a problem"
-    # Reap background jobs of this case (all were inside the lab, so they have ended).
+    # Background jobs of this case ran inside the lab and have ended; end any other one, reap.
+    local job
+    for job in $(jobs -p); do kill "$job" 2>/dev/null; done
     wait 2>/dev/null
-    rm -f "/run/tsmp/$TL_TUN.json"
+    rm -f /run/tsmp/netns-*/"$TL_TUN.json"
     rm -rf "$CASE_DIR/data"
     exit "$rc"
 }
@@ -179,7 +182,8 @@ test_case() {
                 tail -n 40 "$CASE_DIR/proxy.log" | _tl_indent
             fi
         fi
-        if ((rc == 130 || rc == 143)); then TL_INTERRUPTED=1; fi
+        # Interrupted (Ctrl-C, SIGTERM) rather than stopped by its own watchdog: stop the suite.
+        if ((rc == 130 || rc == 143)) && [[ ! -e $CASE_DIR/timed-out ]]; then TL_INTERRUPTED=1; fi
     fi
     if [[ ${TL_VERBOSE:-0} == 1 ]]; then
         _tl_indent <"$CASE_DIR/case.log"
