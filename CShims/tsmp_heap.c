@@ -2,5 +2,8 @@
 #include <malloc.h>
 
 size_t tsmp_heap_in_use_bytes(void) {
-    return mallinfo2().uordblks;
+    struct mallinfo2 info = mallinfo2();
+    /* uordblks misses blocks malloc served with mmap (large arrays, >= 128 KiB by default):
+     * hblkhd counts those. */
+    return info.uordblks + info.hblkhd;
 }
