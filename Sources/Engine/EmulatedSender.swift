@@ -7,18 +7,21 @@ import Wire
 /// §3.1), NewReno fast retransmit and recovery (RFC 6582), and a retransmission timer (RFC
 /// 6298). It decides *what* to send and when; the engine builds the packets.
 ///
-/// Invariants: `una <= next <= end (+1 for FIN)`; bytes in flight `next - una` never exceed
-/// `min(cwnd, peer window)` except a single zero-window probe; the timer runs exactly while
-/// something is unacknowledged.
+/// Invariants: `una <= next <= highestSent <= end (+1 for FIN)`; bytes in flight `next - una`
+/// never exceed `min(cwnd, peer window)` except a single zero-window probe; the timer runs
+/// exactly while something is unacknowledged.
 struct EmulatedSender: Sendable {
     /// Oldest unacknowledged sequence number (server's sequence space).
     private(set) var una: SeqNumber
     /// Next sequence number to send.
     private(set) var next: SeqNumber
-    /// End of the data to deliver.
-    let end: SeqNumber
+    /// Highest sequence number sent so far (SND.MAX): after a timeout `next` goes back to
+    /// `una`, but acks up to here stay valid, and segments below it are retransmissions.
+    private(set) var highestSent: SeqNumber
+    /// End of the data to deliver (grows when more of the server's bytes are cached, `extend`).
+    private(set) var end: SeqNumber
     /// Deliver a FIN after `end` (the server had closed its direction).
-    let fin: Bool
+    private(set) var fin: Bool
     let mss: Int
     private(set) var cwnd: Int
     private(set) var ssthresh = Int.max
@@ -43,6 +46,7 @@ struct EmulatedSender: Sendable {
     init(from start: SeqNumber, to end: SeqNumber, fin: Bool, mss: Int, peerWindow: Int) {
         una = start
         next = start
+        highestSent = start
         self.end = end
         self.fin = fin
         self.mss = max(mss, 64)
@@ -64,11 +68,20 @@ struct EmulatedSender: Sendable {
         var isRetransmission: Bool
     }
 
+    /// More of the server's stream was cached after the sender started (bytes still in flight
+    /// at the pause, a probe's byte the proxy accepted, the server's FIN): deliver them too.
+    mutating func extend(to newEnd: SeqNumber, fin newFin: Bool) {
+        guard !fin, newEnd.greaterThanOrEqual(end) else { return } // nothing comes after a FIN
+        end = newEnd
+        fin = newFin
+    }
+
     /// Processes an acknowledgement from the device (its ack in the server's sequence space
     /// and its window in bytes). Returns segments to retransmit now (fast retransmit).
-    mutating func acknowledge(_ ack: SeqNumber, window: Int, now: Instant) -> [Segment] {
+    /// `carriesData`: the segment carries data or FIN, so it is no duplicate ack (RFC 5681 §2).
+    mutating func acknowledge(_ ack: SeqNumber, window: Int, now: Instant, carriesData: Bool = false) -> [Segment] {
         peerWindow = window
-        guard ack.lessThanOrEqual(next) else { return [] } // acks what was never sent: ignore
+        guard ack.lessThanOrEqual(highestSent) else { return [] } // acks what was never sent: ignore
         if ack.greaterThan(una) {
             let acked = Int(una.distance(to: ack))
             if let t = timing, ack.greaterThan(t.seq) {
@@ -76,6 +89,7 @@ struct EmulatedSender: Sendable {
                 timing = nil
             }
             una = ack
+            if next.lessThan(ack) { next = ack } // after a timeout: the receiver had more than `next`
             dupAcks = 0
             var out: [Segment] = []
             if let r = recover {
@@ -96,12 +110,12 @@ struct EmulatedSender: Sendable {
             return out
         }
         // Duplicate ack (RFC 5681 §2): nothing new acknowledged while data is outstanding.
-        guard ack == una, next.greaterThan(una) else { return [] }
+        guard ack == una, next.greaterThan(una), !carriesData else { return [] }
         dupAcks += 1
         if dupAcks == 3 && recover == nil {
             ssthresh = max(bytesInFlight / 2, 2 * mss)
             cwnd = ssthresh + 3 * mss
-            recover = next
+            recover = highestSent
             timerDeadline = now + rto
             return [retransmitSegment()]
         }
@@ -125,15 +139,20 @@ struct EmulatedSender: Sendable {
                 let length = min(mss, Int(next.distance(to: end)), room)
                 if length < mss && length < Int(next.distance(to: end)) && inFlight > 0 { break } // no silly segments
                 let last = next + UInt32(length) == end
-                out.append(Segment(seq: next, length: length, fin: last && fin, isRetransmission: false))
-                if timing == nil { timing = (next, now) }
+                // Below SND.MAX (going back after a timeout): a retransmission, never timed (Karn).
+                let again = next.lessThan(highestSent)
+                out.append(Segment(seq: next, length: length, fin: last && fin, isRetransmission: again))
+                if again { retransmissions += 1 } else if timing == nil { timing = (next, now) }
                 next = next + UInt32(length) + (last && fin ? 1 : 0)
             } else if fin && next == end {
-                out.append(Segment(seq: next, length: 0, fin: true, isRetransmission: false))
+                let again = next.lessThan(highestSent)
+                out.append(Segment(seq: next, length: 0, fin: true, isRetransmission: again))
+                if again { retransmissions += 1 }
                 next = next + 1
             } else {
                 break
             }
+            if highestSent.lessThan(next) { highestSent = next }
         }
         if !out.isEmpty && timerDeadline == nil { timerDeadline = now + rto }
         return out
@@ -144,10 +163,13 @@ struct EmulatedSender: Sendable {
         guard let d = timerDeadline, now >= d else { return [] }
         if una == finalSeq { timerDeadline = nil; return [] }
         if next == una && peerWindow == 0 {
-            // Zero-window probe: one byte (RFC 9293 §3.8.6.1).
-            timerDeadline = now + rto
+            // Zero-window probe: one byte (RFC 9293 §3.8.6.1), at intervals growing exponentially.
             rto = min(rto * 2, Self.maximumRTO)
-            return [Segment(seq: una, length: min(1, Int(una.distance(to: end))), fin: una == end && fin, isRetransmission: true)]
+            timerDeadline = now + rto
+            let probe = Segment(seq: una, length: min(1, Int(una.distance(to: end))), fin: una == end && fin, isRetransmission: true)
+            let probeEnd = una + UInt32(probe.length) + (probe.fin ? 1 : 0)
+            if highestSent.lessThan(probeEnd) { highestSent = probeEnd } // its ack is valid
+            return [probe]
         }
         timeouts += 1
         ssthresh = max(bytesInFlight / 2, 2 * mss)
@@ -158,10 +180,7 @@ struct EmulatedSender: Sendable {
         next = una
         rto = min(rto * 2, Self.maximumRTO)
         timerDeadline = now + rto
-        var first = segmentsToSend(now: now, limit: 1)
-        for i in first.indices { first[i].isRetransmission = true }
-        retransmissions += first.count
-        return first
+        return segmentsToSend(now: now, limit: 1) // below `highestSent`: marked and counted as retransmissions
     }
 
     private mutating func retransmitSegment() -> Segment {

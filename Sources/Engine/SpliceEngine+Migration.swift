@@ -38,7 +38,10 @@ extension SpliceEngine {
             let start = copy?.start ?? toDeviceEnd
             let end = copy?.end ?? deviceAck
             if start.greaterThan(deviceAck) || end != toDeviceEnd {
-                return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd))))
+                // Unacknowledged bytes [deviceAck, toDeviceEnd) outside the copy's [start, end).
+                let from = SeqNumber.max(start, deviceAck), to = SeqNumber.min(end, toDeviceEnd)
+                let held = from.lessThan(to) ? UInt64(from.distance(to: to)) : 0
+                return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd)) - held))
             }
         }
         let mid = MigrationID(nextMigrationID)
@@ -144,8 +147,9 @@ extension SpliceEngine {
             observe(sender: &f.toServer, other: &f.toDevice, tcp: tcp, ackInOtherSpace: ackInServerSpace)
         }
         if m.senderTowardOldDevice, tcp.flags.contains(.ack), var sender = m.sender {
-            let window = Int(tcp.window) << Int(flow.deviceWindowShift)
-            let again = sender.acknowledge(ackInServerSpace, window: window, now: now)
+            let window = Int(tcp.window) << Int(flow.currentDeviceShift)
+            let again = sender.acknowledge(ackInServerSpace, window: window, now: now,
+                                           carriesData: tcp.payloadLength > 0 || tcp.flags.contains(.fin))
             migrations[mid]!.sender = sender
             transmit(again, slot: slot, mid: mid, now: now, generated: generated)
             transmitNew(slot: slot, mid: mid, now: now, generated: generated)
@@ -196,7 +200,8 @@ extension SpliceEngine {
         // Its acks drive the emulated sender; they are not forwarded (DESIGN §6 step 4).
         if flags.contains(.ack), var sender = m.sender {
             let window = Int(tcp.window) << Int(newDeviceOwnShift(m))
-            let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now)
+            let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
+                                           carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
             migrations[mid]!.sender = sender
             transmit(again, slot: slot, mid: mid, now: now, generated: generated)
             transmitNew(slot: slot, mid: mid, now: now, generated: generated)
@@ -227,6 +232,7 @@ extension SpliceEngine {
         let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
         var grew = 0
         var expectedBefore = SeqNumber(0)
+        let before = table[slot: slot]!.toDevice
         withFlow(slot) { f in
             f.lastActivity = now
             let ackInDeviceSpace = f.toServer.seqOffset.reverse(tcp.ack)
@@ -246,6 +252,14 @@ extension SpliceEngine {
         if tcp.flags.contains(.ack) {
             if tcp.ack.greaterThan(m.serverAckServerView) { m.serverAckServerView = tcp.ack }
         }
+        // Bytes cached after the emulated sender started (still in flight at the pause): it
+        // delivers them too, or the server, which has their pre-ack, would never resend them.
+        if var sender = m.sender, copyEnd.greaterThan(sender.end) || (m.serverFinSeq == copyEnd && !sender.fin) {
+            let oldEnd = sender.end
+            sender.extend(to: copyEnd, fin: m.serverFinSeq == copyEnd)
+            m.bytesCached &+= UInt64(oldEnd.distance(to: sender.end))
+            m.sender = sender
+        }
         migrations[mid] = m
         // Answer data, FIN and zero-window probes with next-expected and window 0 (TSMP §4.3.1).
         if tcp.payloadLength > 0 || tcp.flags.contains(.fin) || tcp.seq != expectedBefore {
@@ -258,9 +272,19 @@ extension SpliceEngine {
                 if !transmitNew(slot: slot, mid: mid, now: now, generated: generated) {
                     sendPureAck(slot: slot, mid: mid, generated: generated)
                 }
+            } else {
+                transmitNew(slot: slot, mid: mid, now: now, generated: generated)
             }
         } else if m.phase == .paused || m.senderTowardOldDevice {
-            sendAckToOldDevice(slot: slot, mid: mid, generated: generated)
+            // Only news for the old device: the server acknowledged more of its bytes (or, once
+            // the cache goes back to it, changed its window). Repeating the same ACK for each
+            // cached segment would look like duplicate acks to it (RFC 5681 §2).
+            let after = table[slot: slot]!.toDevice
+            let ackAdvanced = after.highestAck.map { a in before.highestAck.map { a.greaterThan($0) } ?? true } ?? false
+            if ackAdvanced || (m.senderTowardOldDevice && after.lastWindow != before.lastWindow) {
+                sendAckToOldDevice(slot: slot, mid: mid, generated: generated)
+            }
+            if m.senderTowardOldDevice { transmitNew(slot: slot, mid: mid, now: now, generated: generated) }
         }
         if m.phase == .paused && isSettled(slot: slot, m) { cut(slot: slot, mid: mid, now: now, generated: generated) }
         return .consumed
@@ -320,9 +344,13 @@ extension SpliceEngine {
         }
         if scaling { options.append(.noOperation); options.append(.windowScale(f.serverSyn.windowScale!)) }
         // Sequence spaces: the new device's data continues the old device's stream at the cut.
-        m.newToServerOffset = SequenceOffset(from: isn + 1, to: f.toServer.seqOffset.apply(cutToServer))
-        if timestamps, let last = m.lastTSvalToServer, let first = m.newDeviceTSRecent {
-            m.newTSOffset = (last &+ 1) &- first
+        // Fixed once it is connected (a late duplicate SYN must not move the offsets under the
+        // segments already rewritten with them).
+        if !m.newDeviceEstablished {
+            m.newToServerOffset = SequenceOffset(from: isn + 1, to: f.toServer.seqOffset.apply(cutToServer))
+            if timestamps, let last = m.lastTSvalToServer, let first = m.newDeviceTSRecent {
+                m.newTSOffset = (last &+ 1) &- first
+            }
         }
         m.synAckSent = true
         migrations[mid] = m
@@ -339,7 +367,10 @@ extension SpliceEngine {
     private func startSenderTowardNewDevice(slot: Int, mid: MigrationID, now: Instant) {
         let f = table[slot: slot]!
         var m = migrations[mid]!
-        let mss = min(Int(m.newDeviceSyn?.mss ?? 536), Int(f.serverSyn.mss ?? 1460), 1460)
+        let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && (m.newDeviceSyn?.timestamps ?? false)
+        // The MSS counts no options: the timestamp option each segment carries comes off it
+        // (RFC 9293 §3.7.1, RFC 6691), or full segments exceed the device's MTU.
+        let mss = min(Int(m.newDeviceSyn?.mss ?? 536), Int(f.serverSyn.mss ?? 1460), 1460) - (timestamps ? 12 : 0)
         let window = Int(m.newDeviceWindowField) // the SYN's and the handshake ACK's window are unscaled... the ACK's is scaled
             << Int(newDeviceOwnShift(m))
         let copy = f.inFlight!
@@ -397,9 +428,8 @@ extension SpliceEngine {
         let serverWindowBytes = Int(f.toDevice.lastWindow) << Int(f.serverWindowShift)
         if m.senderTowardOldDevice {
             let ack = f.toDevice.highestAck ?? m.forwardedToServerEnd
-            let ts: (UInt32, UInt32)? = (f.deviceSyn.timestamps && f.serverSyn.timestamps)
-                ? (f.toDevice.lastTSval ?? 1, f.toServer.lastTSval ?? 0) : nil
-            return (m.oldDevice, ack, ts, UInt16(min(serverWindowBytes >> Int(f.serverWindowShift), 65535)))
+            let ts: (UInt32, UInt32)? = f.currentDeviceTimestamps ? (f.toDevice.lastTSval ?? 1, f.toServer.lastTSval ?? 0) : nil
+            return (m.oldDevice, ack, ts, UInt16(min(serverWindowBytes >> Int(f.currentDeviceViewOfServerShift), 65535)))
         }
         let ts: (UInt32, UInt32)? = (f.deviceSyn.timestamps && f.serverSyn.timestamps && (m.newDeviceSyn?.timestamps ?? false))
             ? (f.toDevice.lastTSval ?? 1, m.newDeviceTSRecent ?? 0) : nil
@@ -447,10 +477,11 @@ extension SpliceEngine {
         guard m.sender == nil || m.senderTowardOldDevice, let ack = f.toDevice.highestAck else { return }
         let seq = m.senderTowardOldDevice ? m.sender!.next : m.forwardedToDeviceEnd
         var options: [TCPOptionValue] = []
-        if f.deviceSyn.timestamps && f.serverSyn.timestamps {
+        if f.currentDeviceTimestamps {
             options = [.noOperation, .noOperation, .timestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)]
         }
-        let window: UInt16 = m.senderTowardOldDevice ? UInt16(min(Int(f.toDevice.lastWindow), 65535)) : 0
+        let serverWindowBytes = Int(f.toDevice.lastWindow) << Int(f.serverWindowShift)
+        let window: UInt16 = m.senderTowardOldDevice ? UInt16(min(serverWindowBytes >> Int(f.currentDeviceViewOfServerShift), 65535)) : 0
         emit(TCPPacketSpec(source: f.original, destination: m.oldDevice, seq: f.toDevice.seqOffset.apply(seq), ack: ack,
                            flags: .ack, window: window, options: options), generated: generated)
     }
@@ -463,10 +494,14 @@ extension SpliceEngine {
         let sender = m.sender!
         let syn = m.newDeviceSyn ?? SynOptions()
         let ownShift = newDeviceOwnShift(m)
+        // The server's ack of the device side's stream, in the new device's space (the old
+        // device's numbers mean nothing there; a later migration compares against this).
+        let serverAckInNewSpace = ackTowardNewDevice(slot: slot, m)
         table.promoteAlias(slot: slot)
         withFlow(slot) { f in
             f.toServer.seqOffset = m.newToServerOffset
             f.toServer.nextSeq = m.newDeviceNext
+            f.toDevice.highestAck = serverAckInNewSpace
             f.toServer.finSeq = m.newDeviceFinSeq
             f.toServer.finAcked = false
             f.toServer.highestAck = sender.finalSeq
@@ -474,9 +509,13 @@ extension SpliceEngine {
             f.toServer.lastTSval = m.newDeviceTSRecent
             f.toServer.lastWindow = m.newDeviceWindowField
             if f.deviceWindowShift != ownShift || f.deviceShiftOverride != nil { f.deviceShiftOverride = ownShift }
-            if m.newDeviceServerShift != f.serverWindowShift { f.deviceViewOfServerShift = m.newDeviceServerShift }
+            // Reset too when equal: a previous migration may have left another device's shift.
+            f.deviceViewOfServerShift = m.newDeviceServerShift != f.serverWindowShift ? m.newDeviceServerShift : nil
             let originalMSS = before.deviceSyn.mss ?? 536
-            f.deviceMSS = (syn.mss ?? 536) < originalMSS ? (syn.mss ?? 536) : nil
+            // Pieces keep the server's timestamp option (or its NOPs): 12 bytes off the MSS.
+            let optionBytes: UInt16 = before.deviceSyn.timestamps && before.serverSyn.timestamps ? 12 : 0
+            let newMSS = syn.mss ?? 536
+            f.deviceMSS = newMSS < originalMSS ? max(newMSS, 64 + optionBytes) - optionBytes : nil
             f.deviceLacksSACK = before.deviceSyn.sackPermitted && before.serverSyn.sackPermitted && !syn.sackPermitted
             f.deviceLacksTimestamps = before.deviceSyn.timestamps && before.serverSyn.timestamps && !syn.timestamps
             inFlightStorageBytes -= f.inFlight!.releaseStorage()
@@ -520,9 +559,9 @@ extension SpliceEngine {
         m.rollbackReason = reason
         m.senderTowardOldDevice = true
         let copy = f.inFlight!
-        let window = Int(f.toServer.lastWindow) << Int(f.deviceWindowShift)
+        let window = Int(f.toServer.lastWindow) << Int(f.currentDeviceShift)
         m.sender = EmulatedSender(from: m.cutToDevice!, to: copy.end, fin: m.serverFinSeq == copy.end,
-                                  mss: min(Int(f.deviceSyn.mss ?? 536), 1460), peerWindow: window)
+                                  mss: f.segmentSizeTowardDevice, peerWindow: window)
         m.bytesCached = UInt64(m.cutToDevice!.distance(to: copy.end))
         migrations[mid] = m
         logger.warning("migration rolling back", metadata: ["migration.id": "\(mid)", "migration.reason": "\(reason)"])
@@ -546,10 +585,15 @@ extension SpliceEngine {
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
             options = [.noOperation, .noOperation, .timestamp(value: m.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)]
         }
+        // The device's window field in the scale the server applies (they differ after a migration).
+        let windowBytes = Int(f.toServer.lastWindow) << Int(f.currentDeviceShift)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? m.forwardedToServerEnd),
-                           ack: sender.finalSeq, flags: .ack, window: f.toServer.lastWindow, options: options),
+                           ack: sender.finalSeq, flags: .ack, window: UInt16(min(windowBytes >> Int(f.deviceWindowShift), 65535)),
+                           options: options),
              generated: generated)
+        // The old device still holds the pause's window 0 when nothing went back to it: reopen it.
+        if m.cutToDevice == sender.finalSeq { sendAckToOldDevice(slot: slot, mid: mid, generated: generated) }
         m.enter(.rolledBack, at: now)
         finish(m, now: now)
     }
@@ -629,3 +673,19 @@ extension SpliceEngine {
     }
 }
 
+/// The device holding a flow now, which after an earlier migration is not the one whose SYN
+/// fixed the flow's options: what a rollback to it must use.
+private extension Flow {
+    /// The shift the device applies to its own window fields.
+    var currentDeviceShift: UInt8 { deviceShiftOverride ?? deviceWindowShift }
+    /// The shift the device applies to the server's window fields.
+    var currentDeviceViewOfServerShift: UInt8 { deviceViewOfServerShift ?? serverWindowShift }
+    /// The device and the server exchange timestamps (RFC 7323).
+    var currentDeviceTimestamps: Bool { deviceSyn.timestamps && serverSyn.timestamps && !deviceLacksTimestamps }
+    /// Payload bytes per segment the proxy sends the device: its MSS less the timestamp option
+    /// (RFC 9293 §3.7.1); `deviceMSS` is already net of it.
+    var segmentSizeTowardDevice: Int {
+        if let mss = deviceMSS { return Int(mss) }
+        return min(Int(deviceSyn.mss ?? 536), 1460) - (deviceSyn.timestamps && serverSyn.timestamps ? 12 : 0)
+    }
+}

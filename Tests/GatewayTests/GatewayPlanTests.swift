@@ -209,7 +209,8 @@ struct BrokenPlan: Sendable, CustomTestStringConvertible {
         BrokenPlan("reversed NAT ports", "NAT port range 2000-1000") { p in p.natPorts = PortRange(2000, 1000) },
         BrokenPlan("NAT port 0", "NAT port range 0-10") { p in p.natPorts = PortRange(0, 10) },
         BrokenPlan("reversed intercept", "intercept port range 90-80") { p in p.interceptPorts = [PortRange(90, 80)] },
-        BrokenPlan("devices without ports", "no intercept ports") { p in p.interceptPorts = [] },
+        BrokenPlan("devices without ports or services", "no intercept ports and no service addresses") { p in
+            p.interceptPorts = []; p.serviceAddresses = [] },
         BrokenPlan("ports without devices", "no device interface") { p in p.deviceInterfaces = [] },
         BrokenPlan("nothing", "nothing to intercept") { p in
             p.deviceInterfaces = []; p.interceptPorts = []; p.serviceAddresses = [] },

@@ -122,3 +122,167 @@ e2e_proxy_healthy() {
 
 # e2e_gw_mac IFACE: the MAC of the gateway's interface IFACE.
 e2e_gw_mac() { lab_exec "$LAB_ID" gw cat "/sys/class/net/$1/address"; }
+
+# ---- migration (test-7x) ------------------------------------------------------------------
+# A migrated stream is checked the way an application sees it: the bytes the old device read
+# followed by those the new device read are exactly what the server sent, and the server's
+# kernel saw no retransmission timeout and kept its ssthresh.
+
+E2E_MIGJSON=$TL_ROOT/scripts/lib/migration_json.py
+E2E_PACED=$TL_ROOT/scripts/lib/paced_server.py
+# Server counters sampled around a migration (lib/lab.sh lab_counter names).
+E2E_MIG_COUNTERS=(TcpExtTCPTimeouts TcpRetransSegs TcpExtTCPLossProbes TcpExtTCPHystartTrainDetect
+    TcpExtTCPHystartDelayDetect)
+
+# e2e_paced_server PORT FILE RATE [ARGS...]: lib/paced_server.py in srv, streaming FILE at RATE
+# bytes/s to each client, with CUBIC (Linux's default; the host's default may differ, and
+# CUBIC's ssthresh is the one that records loss reactions). Log: CASE_DIR/paced-server.log.
+e2e_paced_server() {
+    local port=$1 file=$2 rate=$3
+    shift 3
+    lab_exec "$LAB_ID" srv python3 "$E2E_PACED" --bind "$LAB_SRV" --port "$port" --file "$file" \
+        --rate "$rate" --congestion cubic "$@" >>"$CASE_DIR/paced-server.log" 2>&1 &
+    tl_wait_until 15 "the paced server on $LAB_SRV:$port" e2e_listening srv "$port"
+}
+
+# e2e_device_flows ADDR DPORT: "ID DEVICE_PORT NAT_PORT" per established flow from ADDR to DPORT.
+e2e_device_flows() {
+    proxy_flows --json >"$CASE_DIR/flows.json" || return 1
+    python3 "$E2E_MIGJSON" flows "$CASE_DIR/flows.json" --device "$1" --dport "$2"
+}
+
+# e2e_wait_size FILE BYTES SECONDS: until FILE holds at least BYTES.
+e2e_size_at_least() { [[ -e $1 ]] && (($(stat -c %s "$1") >= $2)); }
+e2e_wait_size() { tl_wait_until "$3" "$1 to reach $2 bytes" e2e_size_at_least "$1" "$2"; }
+
+# e2e_flow_phase ID: the flow's migration phase from `tsmp flows --json` ("-": not migrating).
+e2e_flow_phase() {
+    proxy_flows --json >"$CASE_DIR/flows-phase.json" 2>/dev/null || return 1
+    python3 "$E2E_MIGJSON" phase "$CASE_DIR/flows-phase.json" "$1"
+}
+e2e_flow_migrating() { local phase; phase=$(e2e_flow_phase "$1") && [[ $phase != - ]]; }
+e2e_flow_not_migrating() { [[ $(e2e_flow_phase "$1") == - ]]; }
+
+# e2e_migrate_start OUT ARGS...: `tsmp migrate ARGS --wait --json` in the gateway, in the
+# background (E2E_MIGRATE_PID); its output in OUT, its stderr in OUT.err.
+e2e_migrate_start() {
+    local out=$1
+    shift
+    tl_note "tsmp migrate $* --wait --json"
+    timeout 120 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" --control "$TL_CONTROL" \
+        --wait --json >"$out" 2>"$out.err" &
+    E2E_MIGRATE_PID=$!
+}
+
+# e2e_migrate_pending ID...: wait (10 s) until every flow ID is migrating, i.e. the proxy now
+# claims the new device's SYN.
+e2e_migrate_pending() {
+    local id
+    for id in "$@"; do
+        tl_wait_until 10 "flow $id to be migrating (tsmp flows --json)" e2e_flow_migrating "$id"
+    done
+}
+
+# e2e_migrate_end OUT: wait for the background `tsmp migrate`; E2E_MIGRATE_STATUS is its exit
+# status. Its report goes to the case log.
+e2e_migrate_end() {
+    local out=$1
+    E2E_MIGRATE_STATUS=0
+    wait "$E2E_MIGRATE_PID" || E2E_MIGRATE_STATUS=$?
+    E2E_MIGRATE_PID=""
+    tl_note "tsmp migrate exited with status $E2E_MIGRATE_STATUS"
+    [[ -s $out.err ]] && sed 's/^/  migrate stderr: /' "$out.err"
+    if [[ -s $out ]]; then
+        python3 "$E2E_MIGJSON" summary "$out" || { tl_note "unreadable report:"; cat "$out"; }
+    fi
+}
+
+# e2e_report_field OUT FIELD [FLOW]: a field of the migration report ("-" when null).
+e2e_report_field() {
+    if (($# > 2)); then
+        python3 "$E2E_MIGJSON" field "$1" "$2" --flow "$3"
+    else
+        python3 "$E2E_MIGJSON" field "$1" "$2"
+    fi
+}
+
+# e2e_server_sample NAME PORT: the server's counters (E2E_MIG_COUNTERS) and its sockets' tcp_info
+# on PORT now: CASE_DIR/NAME.counters, CASE_DIR/NAME.ss (raw `ss -tin`), CASE_DIR/NAME.tcpinfo
+# ("PEER_PORT SSTHRESH CWND RETRANS", SSTHRESH "absent" in slow start).
+e2e_server_sample() {
+    local name=$1 port=$2
+    lab_counter "$LAB_ID" srv "${E2E_MIG_COUNTERS[@]}" >"$CASE_DIR/$name.counters"
+    lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
+    python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
+}
+
+# e2e_counter NAME COUNTER: a counter of sample NAME.
+e2e_counter() { awk -v c="$2" '$1 == c { print $2 }' "$CASE_DIR/$1.counters"; }
+
+# e2e_counter_delta FROM TO COUNTER
+e2e_counter_delta() { echo $(($(e2e_counter "$2" "$3") - $(e2e_counter "$1" "$3"))); }
+
+# e2e_ssthresh SAMPLE NAT_PORT: the ssthresh of the server's socket toward NAT_PORT in SAMPLE.
+e2e_ssthresh() {
+    local value
+    value=$(awk -v p="$2" '$1 == p { print $2 }' "$CASE_DIR/$1.tcpinfo")
+    [[ -n $value ]] || tl_fail "no server socket toward NAT port $2 in $1 (ss -tin: $(tr '\n' ' ' <"$CASE_DIR/$1.ss" | cut -c1-200))"
+    printf '%s' "$value"
+}
+
+# e2e_expect_no_rto FROM TO: TcpExtTCPTimeouts in srv did not move between the two samples.
+e2e_expect_no_rto() {
+    local rto retrans
+    rto=$(e2e_counter_delta "$1" "$2" TcpExtTCPTimeouts)
+    retrans=$(e2e_counter_delta "$1" "$2" TcpRetransSegs)
+    tl_note "server, $1 -> $2: TcpExtTCPTimeouts +$rto, TcpRetransSegs +$retrans, TcpExtTCPLossProbes +$(e2e_counter_delta "$1" "$2" TcpExtTCPLossProbes)"
+    ((rto == 0)) || tl_fail "the server had $rto retransmission timeouts (TcpExtTCPTimeouts) between $1 and $2"
+}
+
+# e2e_expect_ssthresh_kept FROM TO NAT_PORT: the server socket's ssthresh was not reduced.
+# ssthresh is absent while a connection is in slow start. Present before: it must be present
+# after and not lower. Absent before: absent after, or set by CUBIC's HyStart (which ends slow
+# start on an ACK train or a delay increase by setting ssthresh to cwnd: not a loss reaction)
+# with no retransmission in between; the log says which.
+e2e_expect_ssthresh_kept() {
+    local from=$1 to=$2 port=$3 before after
+    before=$(e2e_ssthresh "$from" "$port")
+    after=$(e2e_ssthresh "$to" "$port")
+    if [[ $before != absent ]]; then
+        [[ $after != absent ]] && ((after >= before)) \
+            || tl_fail "the server's ssthresh toward NAT port $port went from $before ($from) to $after ($to)"
+        tl_note "server ssthresh toward NAT port $port: $before ($from) -> $after ($to): not reduced"
+    elif [[ $after == absent ]]; then
+        tl_note "server ssthresh toward NAT port $port: absent ($from) -> absent ($to): slow start throughout, no loss reaction"
+    else
+        local hystart retrans
+        hystart=$(($(e2e_counter_delta "$from" "$to" TcpExtTCPHystartTrainDetect) + $(e2e_counter_delta "$from" "$to" TcpExtTCPHystartDelayDetect)))
+        retrans=$(e2e_counter_delta "$from" "$to" TcpRetransSegs)
+        ((hystart > 0 && retrans == 0)) \
+            || tl_fail "the server's ssthresh toward NAT port $port went from absent (slow start, $from) to $after ($to) with $retrans retransmissions and no HyStart exit"
+        tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (TcpExtTCPHystart*Detect +$hystart), no retransmission: not a loss reaction"
+    fi
+}
+
+# e2e_expect_concat FILE PART...: the parts, concatenated, are exactly FILE.
+e2e_expect_concat() {
+    local want=$1 sizes="" part
+    shift
+    for part in "$@"; do sizes+="$(stat -c %s "$part" 2>/dev/null || echo missing) + "; done
+    if ! cat "$@" | cmp -s - "$want"; then
+        local first
+        first=$(cat "$@" | cmp - "$want" 2>&1 | head -n 1 || true)
+        tl_fail "$(basename "$want"): the parts (${sizes% + } bytes) are not the server's $(stat -c %s "$want") bytes: $first"
+    fi
+    tl_note "$(basename "$want"): ${sizes% + } = $(stat -c %s "$want") bytes, identical"
+}
+
+# e2e_phone_loss PROBABILITY: random loss both ways on the phone's link (iptables statistic in
+# the phone's namespace; these kernels have no netem). The lab's teardown removes it.
+e2e_phone_loss() {
+    local chain
+    for chain in INPUT OUTPUT; do
+        lab_exec "$LAB_ID" phone iptables -A "$chain" -p tcp -m statistic --mode random --probability "$1" -j DROP
+    done
+    tl_note "phone: dropping ${1} of TCP packets in and out at random"
+}

@@ -6,6 +6,10 @@ device reads are exactly the file's, and a migrated stream can be checked by con
 what each device read.
 
     paced_server.py --bind 10.2.0.2 --port 9000 --file stream.bin --rate 2000000
+
+--burst BYTES sends the first BYTES at full speed (as a download starts), pacing the rest.
+--congestion NAME sets the listening socket's congestion control (accepted connections
+inherit it), e.g. cubic, Linux's default, where the host's default is another one.
 """
 import argparse
 import socket
@@ -14,7 +18,7 @@ import threading
 import time
 
 
-def serve(conn, addr, path, rate, chunk):
+def serve(conn, addr, path, rate, chunk, burst):
     sent = 0
     start = time.monotonic()
     try:
@@ -25,7 +29,10 @@ def serve(conn, addr, path, rate, chunk):
                     break
                 conn.sendall(data)
                 sent += len(data)
-                ahead = sent / rate - (time.monotonic() - start)
+                if sent <= burst:
+                    start = time.monotonic()
+                    continue
+                ahead = (sent - burst) / rate - (time.monotonic() - start)
                 if ahead > 0:
                     time.sleep(ahead)
         conn.shutdown(socket.SHUT_WR)
@@ -48,15 +55,19 @@ def main():
     parser.add_argument("--file", required=True)
     parser.add_argument("--rate", type=float, required=True, help="bytes per second")
     parser.add_argument("--chunk", type=int, default=16384)
+    parser.add_argument("--burst", type=int, default=0, help="send the first BURST bytes unpaced")
+    parser.add_argument("--congestion", help="TCP congestion control of the connections (default: the system's)")
     args = parser.parse_args()
     listener = socket.create_server((args.bind, args.port), backlog=128, reuse_port=False)
+    if args.congestion:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.congestion.encode())
     sys.stderr.write(f"paced_server: {args.bind}:{args.port} streaming {args.file} at {args.rate:.0f} B/s\n")
     sys.stderr.flush()
     while True:
         conn, addr = listener.accept()
         sys.stderr.write(f"paced_server: connection from {addr[0]}:{addr[1]}\n")
         sys.stderr.flush()
-        threading.Thread(target=serve, args=(conn, addr, args.file, args.rate, args.chunk), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, addr, args.file, args.rate, args.chunk, args.burst), daemon=True).start()
 
 
 if __name__ == "__main__":

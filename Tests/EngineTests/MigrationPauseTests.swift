@@ -1,0 +1,248 @@
+@testable import Engine
+import PacketIO
+import Testing
+import TestSupport
+import Wire
+
+/// DESIGN §6 steps 1-3, packet by packet: preconditions, the pause (zero window both ways,
+/// server data cached and pre-acknowledged, probes answered), and the cut.
+@Suite("Migration: preconditions, pause, cut")
+struct MigrationPauseTests {
+    typealias H = MigrationHarness
+
+    // MARK: Preconditions
+
+    /// What a refusal must leave alone.
+    struct Snapshot: Equatable {
+        var summaries: [FlowSummary]
+        var counters: EngineCounters
+        var storage: Int
+        var migrations: Int
+        init(_ h: H) {
+            summaries = h.engine.flowSummaries(now: h.now)
+            counters = h.engine.counters
+            storage = h.engine.inFlightStorageBytes
+            migrations = h.engine.activeMigrationCount
+        }
+    }
+
+    func expectRefused(_ h: H, flow: FlowID? = nil, to target: MigrationTarget = MigrationTarget(address: MigrationLab.phoneAddress),
+                       _ refusal: MigrationRefusal, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let before = Snapshot(h)
+        let (r, out) = try h.startMigration(to: target, flow: flow)
+        #expect(r == .failure(refusal), sourceLocation: sourceLocation)
+        #expect(out.isEmpty, sourceLocation: sourceLocation)
+        #expect(Snapshot(h) == before, sourceLocation: sourceLocation)
+        #expect(!refusal.description.isEmpty, sourceLocation: sourceLocation)
+    }
+
+    @Test("unknown flow, same device, already migrating: refused, nothing changes")
+    func refusals() throws {
+        let h = H.established(downloaded: 2 * 1448, acked: 1448)
+        try expectRefused(h, flow: FlowID(99), .unknownFlow(FlowID(99)))
+        try expectRefused(h, to: MigrationTarget(address: address("10.1.0.2")), .sameDevice(h.flowID))
+        try expectRefused(h, to: MigrationTarget(address: address("10.1.0.2"), port: 40000), .sameDevice(h.flowID))
+        let (mid, _) = try h.migrate()
+        try expectRefused(h, .alreadyMigrating(h.flowID, mid))
+        #expect(h.engine.activeMigrationCount == 1)
+    }
+
+    @Test("a flow not established (SYN only, then SYN-ACK only) is refused")
+    func notEstablished() throws {
+        let h = H()
+        #expect(h.send(tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: .syn, seq: h.laptopISN,
+                            options: EndOptions.linux.syn(tsval: 1))).verdict == .forward)
+        let id = try #require(h.engine.flowSummaries(now: h.now).first?.id)
+        try expectRefused(h, flow: id, .notEstablished(id, .synSent))
+        h.send(tcp4(src: MigrationLab.server, dst: MigrationLab.nat, flags: [.syn, .ack], seq: h.serverISN,
+                    ack: h.laptopISN &+ 1, options: EndOptions.linux.syn(tsval: 9, tsecr: 1)))
+        try expectRefused(h, flow: id, .notEstablished(id, .synReceived))
+    }
+
+    @Test("an in-flight copy that lost bytes the device has not acknowledged is refused, with the bytes it lacks")
+    func copyIncomplete() throws {
+        var limits = EngineLimits()
+        limits.inFlightPerFlow = 2000
+        // 2896 bytes unacknowledged, the copy kept only 2000 of them.
+        let h = H.established(downloaded: 2 * 1448, acked: 0, limits: limits)
+        #expect(h.internalFlow?.inFlight?.count == 2000)
+        try expectRefused(h, .copyIncomplete(h.flowID, missing: 896))
+        // Once the device acknowledged what the copy lacks, the flow can migrate.
+        h.send(h.fromLaptop(at: 120, ack: 2 * 1448))
+        _ = try h.migrate()
+    }
+
+    // MARK: Pause
+
+    @Test("pause: window 0 to the server acknowledging all the copy holds, and window 0 to the old device")
+    func pauseFreezesBothSides() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, out) = try h.migrate()
+        #expect(out.count == 2)
+        let toServer = try #require(out.first { $0.destination == MigrationLab.server })
+        #expect(toServer.source == MigrationLab.nat)
+        #expect(toServer.flags == .ack && toServer.window == 0)
+        #expect(toServer.seq == SeqNumber(h.l(120)))
+        #expect(toServer.ack == SeqNumber(h.s(4 * 1448))) // the 2896 bytes the laptop has not acked too
+        #expect(toServer.payload.isEmpty && toServer.checksumsValid)
+        #expect(toServer.timestamp! == (h.laptopClock &- 1, h.serverClock &- 1))
+        let toLaptop = try #require(out.first { $0.destination == MigrationLab.laptop })
+        #expect(toLaptop.source == MigrationLab.server)
+        #expect(toLaptop.flags == .ack && toLaptop.window == 0)
+        #expect(toLaptop.seq == SeqNumber(h.s(4 * 1448)) && toLaptop.ack == SeqNumber(h.l(120)))
+        #expect(toLaptop.timestamp! == (h.serverClock &- 1, h.laptopClock &- 1))
+        #expect(toLaptop.checksumsValid)
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .paused)
+        #expect(report.phases.map(\.phase) == [.requested, .paused])
+        #expect(report.oldDevice == MigrationLab.laptop && report.newDevice == nil)
+        #expect(h.summary?.migration == mid && h.summary?.migrationPhase == .paused)
+    }
+
+    @Test("pause: server data is cached, not forwarded, and each segment pre-acknowledged with window 0")
+    func serverDataCachedAndPreAcked() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        _ = try h.migrate()
+        for k in 0..<3 {
+            let from = (4 + k) * 1448
+            let o = h.send(h.fromServer(at: from, ack: 120, length: 1448))
+            #expect(o.verdict == .consumed)
+            let out = try o.packets()
+            #expect(out.count == 1)
+            #expect(!out.contains { $0.destination == MigrationLab.laptop })
+            let ack = try #require(out.first)
+            #expect(ack.destination == MigrationLab.server && ack.flags == .ack && ack.window == 0)
+            #expect(ack.seq == SeqNumber(h.l(120)))
+            #expect(ack.ack == SeqNumber(h.s(from + 1448)))
+            #expect(ack.timestamp?.echoReply == h.serverClock &- 1) // echoes the segment just cached
+        }
+        let copy = try #require(h.internalFlow?.inFlight)
+        #expect(copy.start == SeqNumber(h.s(2 * 1448)) && copy.end == SeqNumber(h.s(7 * 1448)))
+        #expect(difference(copy.bytes(from: copy.start, length: copy.count), serverBytes((2 * 1448)..<(7 * 1448))) == nil)
+        #expect(h.engine.counters.packetsConsumed == 3)
+    }
+
+    @Test("pause: a zero-window probe (seq = next expected - 1, no data) is answered with next expected and window 0")
+    func zeroWindowProbeAnswered() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 4 * 1448)
+        _ = try h.migrate()
+        for _ in 0..<3 {
+            let o = h.send(h.fromServer(at: 0, ack: 120, seq: h.s(4 * 1448) &- 1))
+            #expect(o.verdict == .consumed)
+            let out = try o.packets()
+            #expect(out.count == 1)
+            #expect(out.first?.destination == MigrationLab.server)
+            #expect(out.first?.ack == SeqNumber(h.s(4 * 1448)) && out.first?.window == 0)
+            h.advance(milliseconds: 200)
+        }
+        // A pure ACK from the server (nothing new) is not answered (no ack of an ack).
+        let quiet = h.send(h.fromServer(at: 4 * 1448, ack: 120))
+        #expect(quiet.verdict == .consumed && quiet.generated.isEmpty)
+    }
+
+    @Test("pause: old-device data is forwarded with window 0 and the pre-ack; every segment toward the server has window 0")
+    func oldDeviceDataDuringPause() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        var towardServer: [DecodedTCP4] = []
+        let (_, start) = try h.migrate()
+        towardServer += start.filter { $0.destination == MigrationLab.server }
+        for o in h.serverSends(4 * 1448, 6 * 1448, ack: 120) {
+            towardServer += try o.packets().filter { $0.destination == MigrationLab.server }
+        }
+        // The laptop sends 200 bytes (its ack stops at what it received).
+        let data = h.fromLaptop(at: 120, ack: 3 * 1448, length: 200, window: 400)
+        let o = h.send(data)
+        #expect(o.verdict == .forward)
+        let fwd = try o.decoded
+        towardServer.append(fwd)
+        #expect(fwd.source == MigrationLab.nat && fwd.destination == MigrationLab.server)
+        #expect(fwd.seq == SeqNumber(h.l(120)))
+        #expect(fwd.ack == SeqNumber(h.s(6 * 1448))) // the pre-ack point, not the laptop's ack
+        #expect(fwd.window == 0)
+        #expect(difference(fwd.payload, deviceBytes(120..<320)) == nil)
+        #expect(fwd.timestamp! == (h.laptopClock &- 1, h.serverClock &- 1))
+        #expect(fwd.checksumsValid)
+        // A pure ACK from the laptop goes nowhere (the proxy already acknowledged for it).
+        let pure = h.send(h.fromLaptop(at: 320, ack: 4 * 1448))
+        #expect(pure.verdict == .consumed && pure.generated.isEmpty)
+        // Probes from the server, more data: still window 0.
+        towardServer += try h.send(h.fromServer(at: 0, ack: 120, seq: h.s(6 * 1448) &- 1)).packets()
+        #expect(towardServer.count == 5)
+        #expect(towardServer.allSatisfy { $0.window == 0 && $0.checksumsValid })
+    }
+
+    // MARK: Cut
+
+    @Test("cut when the old device acknowledged what it was forwarded and the server what the old device sent")
+    func cutWhenBothSettle() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate(settleWait: .seconds(5))
+        _ = h.serverSends(4 * 1448, 5 * 1448, ack: 120)
+        #expect(h.send(h.fromLaptop(at: 120, ack: 3 * 1448, length: 200)).verdict == .forward)
+        // The laptop acknowledges everything it was forwarded: the server still lacks its 200 bytes.
+        #expect(h.send(h.fromLaptop(at: 320, ack: 4 * 1448)).verdict == .consumed)
+        #expect(try h.timers().isEmpty)
+        #expect(h.report(mid)?.phase == .paused)
+        // The server acknowledges them: both directions settled, the cut is made.
+        let o = h.send(h.fromServer(at: 5 * 1448, ack: 320))
+        #expect(o.verdict == .consumed)
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .oldDeviceCut)
+        #expect(report.cutOffsetToDevice == UInt64(4 * 1448))
+        #expect(report.cutOffsetToServer == 320)
+        // The old device learns the server has its bytes (window 0 still); nothing else.
+        let out = try o.packets()
+        #expect(out.count == 1)
+        #expect(out.first?.destination == MigrationLab.laptop && out.first?.ack == SeqNumber(h.l(320)) && out.first?.window == 0)
+        // The copy now starts at the cut.
+        #expect(h.internalFlow?.inFlight?.start == SeqNumber(h.s(4 * 1448)))
+        #expect(h.internalFlow?.inFlight?.end == SeqNumber(h.s(5 * 1448)))
+
+        // After the cut the old device's packets are consumed: nothing reaches the server.
+        let late = h.send(h.fromLaptop(at: 320, ack: 4 * 1448, length: 50))
+        #expect(late.verdict == .consumed && late.generated.isEmpty)
+        let lateAck = h.send(h.fromLaptop(at: 320, ack: 4 * 1448))
+        #expect(lateAck.verdict == .consumed && lateAck.generated.isEmpty)
+    }
+
+    @Test("a flow already settled is cut at the first timer tick")
+    func cutAtOnceWhenQuiet() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 4 * 1448)
+        let (mid, _) = try h.migrate()
+        #expect(h.report(mid)?.phase == .paused)
+        #expect(try h.timers().isEmpty)
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .oldDeviceCut)
+        #expect(report.cutOffsetToDevice == UInt64(4 * 1448) && report.cutOffsetToServer == 120)
+        #expect(report.phases.map(\.seconds) == [0, 0, 0])
+    }
+
+    @Test("cut at the settle deadline when the old device never acknowledges: at its highest ack")
+    func cutAtSettleDeadline() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate(deadline: .seconds(10), settleWait: .milliseconds(500))
+        h.advance(milliseconds: 499)
+        _ = try h.timers()
+        #expect(h.report(mid)?.phase == .paused)
+        h.advance(milliseconds: 1)
+        _ = try h.timers()
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .oldDeviceCut)
+        #expect(report.cutOffsetToDevice == UInt64(2 * 1448))
+        #expect(report.cutOffsetToServer == 120)
+        #expect(report.phases.last?.seconds == 0.5)
+        // The bytes past the cut come from the copy.
+        let copy = try #require(h.internalFlow?.inFlight)
+        #expect(copy.start == SeqNumber(h.s(2 * 1448)) && copy.count == 2 * 1448)
+    }
+
+    @Test("the settle wait is bounded by half the deadline")
+    func settleBoundedByDeadline() throws {
+        let h = H.established(downloaded: 2 * 1448, acked: 1448)
+        let (mid, _) = try h.migrate(deadline: .seconds(2), settleWait: .seconds(5))
+        h.advance(milliseconds: 1000)
+        _ = try h.timers()
+        #expect(h.report(mid)?.phase == .oldDeviceCut)
+        #expect(h.report(mid)?.cutOffsetToDevice == 1448)
+    }
+}

@@ -1,0 +1,564 @@
+@testable import Engine
+import PacketIO
+import Testing
+import TestSupport
+import Wire
+
+/// DESIGN §6 steps 4-5, packet by packet: the new device's handshake with the proxy, the
+/// emulated sender draining the cache (slow start, window, fast retransmit, RTO), the splice,
+/// and plain forwarding with the new offsets afterwards.
+@Suite("Migration: new device, drain, splice")
+struct MigrationResumeTests {
+    typealias H = MigrationHarness
+    /// Where the flows of these tests are cut: the laptop acknowledged two segments.
+    let cut = 2 * 1448
+
+    /// Established, laptop caught up at `cut`; paused and cut; then the server's bytes in
+    /// flight (`cached` of them) arrive and are cached.
+    func cutWithCache(_ h: H, cached: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> MigrationID {
+        let (mid, _) = try h.migrate(sourceLocation: sourceLocation)
+        _ = try h.timers()
+        #expect(h.report(mid)?.phase == .oldDeviceCut, sourceLocation: sourceLocation)
+        for o in h.serverSends(cut, cut + cached, ack: 120) { #expect(o.verdict == .consumed, sourceLocation: sourceLocation) }
+        return mid
+    }
+
+    func established(phone: EndOptions = .linux, laptop: EndOptions = .linux, server: EndOptions = .linux) -> H {
+        H.established(downloaded: cut, acked: cut, laptop: laptop, server: server, phone: phone)
+    }
+
+    // MARK: The new device's handshake
+
+    @Test("the new device's SYN is claimed; the SYN-ACK comes only after the cut, at cut - 1; a retransmitted SYN gets it again")
+    func synClaimedSynAckAfterCut() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate(settleWait: .seconds(5))
+        let syn = h.send(h.phoneSyn())
+        #expect(syn.verdict == .consumed && syn.generated.isEmpty)
+        #expect(h.report(mid)?.newDevice == MigrationLab.phone)
+        #expect(h.engine.flowCount == 1) // no flow of its own
+        let again = h.send(h.phoneSyn())
+        #expect(again.verdict == .consumed && again.generated.isEmpty)
+        // The laptop catches up: the cut is made and the SYN-ACK goes out.
+        let caughtUp = h.send(h.fromLaptop(at: 120, ack: 4 * 1448))
+        #expect(caughtUp.verdict == .consumed)
+        let out = try caughtUp.packets()
+        #expect(out.count == 1)
+        let synAck = try #require(out.first)
+        #expect(synAck.source == MigrationLab.server && synAck.destination == MigrationLab.phone)
+        #expect(synAck.flags == [.syn, .ack])
+        #expect(synAck.seq == SeqNumber(h.s(4 * 1448) &- 1))
+        #expect(synAck.ack == SeqNumber(h.phoneISN &+ 1))
+        #expect(synAck.maximumSegmentSize == 1460 && synAck.sackPermitted && synAck.windowScale == 7)
+        #expect(synAck.timestamp! == (h.serverClock &- 1, h.phoneClock &- 1))
+        #expect(synAck.checksumsValid)
+        // A retransmitted SYN: the same SYN-ACK.
+        let third = try h.send(h.phoneSyn()).packets()
+        #expect(third.count == 1)
+        #expect(third.first?.seq == synAck.seq && third.first?.ack == synAck.ack && third.first?.flags == [.syn, .ack])
+        // A SYN from another address, or to another destination, is not claimed.
+        let stranger = h.send(tcp4(src: endpoint("10.4.0.2:50000"), dst: MigrationLab.server, flags: .syn, seq: 1,
+                                   options: EndOptions.linux.syn(tsval: 1)))
+        #expect(stranger.verdict == .forward)
+        #expect(h.engine.flowCount == 2)
+    }
+
+    @Test("a target port limits the claim to that source port")
+    func targetPort() throws {
+        let h = established()
+        _ = try h.startMigration(to: MigrationTarget(address: MigrationLab.phoneAddress, port: 50001))
+        #expect(h.send(h.phoneSyn()).verdict == .forward) // port 50000: a flow of its own
+        #expect(h.engine.flowCount == 2)
+        let right = h.send(tcp4(src: endpoint("10.3.0.2:50001"), dst: MigrationLab.server, flags: .syn, seq: 5,
+                                options: EndOptions.linux.syn(tsval: 1)))
+        #expect(right.verdict == .consumed)
+    }
+
+    struct OptionCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var laptop: EndOptions
+        var server: EndOptions
+        var phone: EndOptions
+        var mss: UInt16
+        var sack: Bool
+        var timestamps: Bool
+        var windowScale: UInt8?
+        var testDescription: String { name }
+    }
+
+    static let optionCases: [OptionCase] = [
+        OptionCase(name: "all Linux", laptop: .linux, server: .linux, phone: .linux,
+                   mss: 1460, sack: true, timestamps: true, windowScale: 7),
+        OptionCase(name: "phone without timestamps and window scaling", laptop: .linux, server: .linux, phone: .plain,
+                   mss: 1460, sack: true, timestamps: false, windowScale: nil),
+        OptionCase(name: "original without timestamps and window scaling", laptop: .plain, server: .plain, phone: .linux,
+                   mss: 1460, sack: true, timestamps: false, windowScale: nil),
+        OptionCase(name: "phone without SACK", laptop: .linux, server: .linux, phone: EndOptions(sack: false),
+                   mss: 1460, sack: false, timestamps: true, windowScale: 7),
+        OptionCase(name: "original without SACK", laptop: EndOptions(sack: false), server: .linux, phone: .linux,
+                   mss: 1460, sack: false, timestamps: true, windowScale: 7),
+        OptionCase(name: "server MSS 1400, scale 9; phone MSS 1200, scale 2", laptop: .linux,
+                   server: EndOptions(mss: 1400, windowScale: 9), phone: EndOptions(mss: 1200, windowScale: 2),
+                   mss: 1400, sack: true, timestamps: true, windowScale: 9),
+    ]
+
+    @Test("SYN-ACK options are compatible with the original connection", arguments: optionCases)
+    func synAckOptions(_ c: OptionCase) throws {
+        let h = established(phone: c.phone, laptop: c.laptop, server: c.server)
+        _ = try cutWithCache(h, cached: 0)
+        let (synAck, _) = try h.phoneConnects(cut: cut)
+        #expect(synAck.maximumSegmentSize == c.mss)
+        #expect(synAck.sackPermitted == c.sack)
+        #expect((synAck.timestamp != nil) == c.timestamps)
+        #expect(synAck.windowScale == c.windowScale)
+        #expect(synAck.checksumsValid)
+    }
+
+    // MARK: Drain
+
+    @Test("drain: MSS-sized segments from the cut, initial window 10, slow start, never more than the phone's window")
+    func drainSlowStartAndWindow() throws {
+        let h = established()
+        let cached = 40 * 1448
+        let mid = try cutWithCache(h, cached: cached)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        #expect(h.report(mid)?.phase == .newDeviceConnected)
+        #expect(flight.count == 10)
+        for (i, seg) in flight.enumerated() {
+            let at = cut + i * 1448
+            #expect(seg.source == MigrationLab.server && seg.destination == MigrationLab.phone)
+            #expect(seg.seq == SeqNumber(h.s(at)))
+            #expect(seg.ack == SeqNumber(h.p(0)))
+            #expect(seg.flags.contains(.ack) && !seg.flags.contains(.fin))
+            #expect(difference(seg.payload, serverBytes(at..<(at + 1448))) == nil)
+            #expect(seg.window == 509)
+            #expect(seg.timestamp! == (h.serverClock &- 1, h.phoneClock &- 1))
+            #expect(seg.ipLength <= 1500) // MSS 1460 less the 12 bytes of the timestamp option
+            #expect(seg.checksumsValid)
+        }
+        // One segment acknowledged: cwnd 11, two new segments.
+        let a1 = try h.send(h.fromPhone(at: 0, ack: cut + 1448)).packets()
+        #expect(a1.map(\.seq) == [SeqNumber(h.s(cut + 10 * 1448)), SeqNumber(h.s(cut + 11 * 1448))])
+        // Two more in one ack: cwnd 12, 9 in flight: three new.
+        let a2 = try h.send(h.fromPhone(at: 0, ack: cut + 3 * 1448)).packets()
+        #expect(a2.count == 3)
+        #expect(h.sender?.cwnd == 12 * 1448)
+        // The phone's window shrinks to 20 << 7 = 2560 bytes: nothing more while 12 segments are out.
+        let a3 = try h.send(h.fromPhone(at: 0, ack: cut + 4 * 1448, window: 20)).packets()
+        #expect(a3.isEmpty)
+        // Everything acknowledged, window still 2560: one segment (no silly second one).
+        let a4 = try h.send(h.fromPhone(at: 0, ack: cut + 15 * 1448, window: 20)).packets()
+        #expect(a4.count == 1 && a4.first?.payload.count == 1448)
+        // The window opens again: the rest drains; every byte arrives once and in order.
+        var phone = StreamReceiver()
+        for seg in flight + a1 + a2 + a4 { phone.take(seg, offset: h.serverOffset(seg.seq)) }
+        let last = try h.phoneDrains(try h.send(h.fromPhone(at: 0, ack: cut + 16 * 1448)).packets(), into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + cached), serverBytes(cut..<(cut + cached))) == nil)
+        #expect(phone.expected(from: cut) == cut + cached)
+        #expect(last.count == 2) // the splice's ACK and RST
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .spliced)
+        #expect(report.bytesCached == UInt64(cached))
+        #expect(report.retransmissions == 0 && report.timeouts == 0)
+    }
+
+    @Test("a lost segment is retransmitted after three duplicate acks (fast retransmit)")
+    func fastRetransmit() throws {
+        let h = established()
+        let cached = 20 * 1448
+        let mid = try cutWithCache(h, cached: cached)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        #expect(flight.count == 10)
+        var phone = StreamReceiver()
+        // Segment 1 is lost; 0, 2, 3, 4 arrive.
+        phone.take(flight[0], offset: cut)
+        let more = try h.send(h.fromPhone(at: 0, ack: cut + 1448)).packets()
+        #expect(more.count == 2)
+        var retransmitted: [DecodedTCP4] = []
+        for k in 2...4 {
+            phone.take(flight[k], offset: cut + k * 1448)
+            let o = h.send(h.fromPhone(at: 0, ack: cut + 1448, sack: [(cut + 2 * 1448, cut + (k + 1) * 1448)]))
+            #expect(o.verdict == .consumed)
+            retransmitted += h.segmentsToPhone(try o.packets())
+            if k < 4 { #expect(retransmitted.isEmpty) }
+        }
+        #expect(retransmitted.count == 1)
+        let again = try #require(retransmitted.first)
+        #expect(again.seq == SeqNumber(h.s(cut + 1448)))
+        #expect(difference(again.payload, serverBytes((cut + 1448)..<(cut + 2 * 1448))) == nil)
+        #expect(h.report(mid)?.retransmissions == 1)
+        #expect(h.report(mid)?.timeouts == 0)
+        // The rest arrives; the retransmission fills the hole; everything drains.
+        for seg in flight[5...] + more { phone.take(seg, offset: h.serverOffset(seg.seq)) }
+        try h.phoneDrains([again], into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + cached), serverBytes(cut..<(cut + cached))) == nil)
+        #expect(h.report(mid)?.phase == .spliced)
+    }
+
+    @Test("a lost flight is retransmitted on the RTO with exponential backoff; acks past the resent segment are taken")
+    func retransmissionTimeout() throws {
+        let h = established()
+        let cached = 20 * 1448
+        let mid = try cutWithCache(h, cached: cached)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        #expect(flight.count == 10)
+        // Nothing arrives: after the initial RTO (1 s), the first segment again.
+        h.advance(milliseconds: 999)
+        #expect(try h.timers().isEmpty)
+        h.advance(milliseconds: 1)
+        let first = h.segmentsToPhone(try h.timers())
+        #expect(first.count == 1)
+        #expect(first.first?.seq == SeqNumber(h.s(cut)))
+        #expect(difference(first.first?.payload, serverBytes(cut..<(cut + 1448))) == nil)
+        #expect(h.report(mid)?.timeouts == 1)
+        // Backed off to 2 s.
+        h.advance(milliseconds: 1999)
+        #expect(try h.timers().isEmpty)
+        h.advance(milliseconds: 1)
+        let second = h.segmentsToPhone(try h.timers())
+        #expect(second.map(\.seq) == [SeqNumber(h.s(cut))])
+        #expect(h.report(mid)?.timeouts == 2 && h.report(mid)?.retransmissions == 2)
+        // Only the first flight's segment 0 had been lost: the phone acknowledges all ten.
+        var phone = StreamReceiver()
+        for seg in flight[1...] { phone.take(seg, offset: h.serverOffset(seg.seq)) }
+        phone.take(second[0], offset: cut)
+        let resumed = try h.send(h.fromPhone(at: 0, ack: phone.expected(from: cut))).packets()
+        #expect(resumed.map(\.seq) == [SeqNumber(h.s(cut + 10 * 1448)), SeqNumber(h.s(cut + 11 * 1448))])
+        try h.phoneDrains(resumed, into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + cached), serverBytes(cut..<(cut + cached))) == nil)
+        #expect(h.report(mid)?.phase == .spliced)
+        #expect(h.report(mid)?.timeouts == 2)
+    }
+
+    @Test("the new device's window is zero: persist-timer probes, then the drain when it opens")
+    func phoneZeroWindow() throws {
+        let h = established()
+        let mid = try cutWithCache(h, cached: 3 * 1448)
+        _ = h.send(h.phoneSyn())
+        let ack = try h.send(h.fromPhone(at: 0, ack: cut, window: 0)).packets()
+        #expect(ack.isEmpty)
+        h.advance(milliseconds: 1000)
+        let probe = h.segmentsToPhone(try h.timers())
+        #expect(probe.count == 1 && probe.first?.payload.count == 1 && probe.first?.seq == SeqNumber(h.s(cut)))
+        #expect(h.report(mid)?.timeouts == 0)
+        var phone = StreamReceiver()
+        phone.take(probe[0], offset: cut)
+        let opened = try h.send(h.fromPhone(at: 0, ack: cut + 1)).packets()
+        #expect(opened.first?.seq == SeqNumber(h.s(cut + 1)))
+        try h.phoneDrains(opened, into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + 3 * 1448), serverBytes(cut..<(cut + 3 * 1448))) == nil)
+        #expect(h.report(mid)?.phase == .spliced)
+    }
+
+    @Test("server bytes cached after the drain started (late in flight) reach the new device before the splice")
+    func lateServerBytes() throws {
+        let h = established()
+        let mid = try cutWithCache(h, cached: 2 * 1448)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        #expect(flight.count == 2)
+        // One more segment of the server's last flight arrives now: cached and pre-acked.
+        let late = h.send(h.fromServer(at: cut + 2 * 1448, ack: 120, length: 1448))
+        #expect(late.verdict == .consumed)
+        let out = try late.packets()
+        #expect(out.contains { $0.destination == MigrationLab.server && $0.ack == SeqNumber(h.s(cut + 3 * 1448)) && $0.window == 0 })
+        var phone = StreamReceiver()
+        try h.phoneDrains(flight + h.segmentsToPhone(out), into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + 3 * 1448), serverBytes(cut..<(cut + 3 * 1448))) == nil)
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .spliced)
+        #expect(report.bytesCached == UInt64(3 * 1448))
+        // The server's next byte goes straight to the phone: nothing was acknowledged and lost.
+        let next = h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, length: 100))
+        #expect(next.verdict == .forward)
+        #expect(try next.decoded.seq == SeqNumber(h.s(cut + 3 * 1448)))
+    }
+
+    // MARK: Splice
+
+    /// A flow migrated to the phone with three cached segments; returns the migration.
+    func spliced(_ h: H, cached: Int = 3 * 1448, sourceLocation: SourceLocation = #_sourceLocation) throws -> (MigrationID, [DecodedTCP4]) {
+        let mid = try cutWithCache(h, cached: cached, sourceLocation: sourceLocation)
+        let (_, flight) = try h.phoneConnects(cut: cut, sourceLocation: sourceLocation)
+        var phone = StreamReceiver()
+        let last = try h.phoneDrains(flight, into: &phone, cut: cut, sourceLocation: sourceLocation)
+        #expect(difference(phone.stream(cut, cut + cached), serverBytes(cut..<(cut + cached))) == nil, sourceLocation: sourceLocation)
+        #expect(h.report(mid)?.phase == .spliced, sourceLocation: sourceLocation)
+        return (mid, last)
+    }
+
+    @Test("splice: the server gets the phone's real window acknowledging the whole cache; the laptop a RST at its RCV.NXT")
+    func spliceAckAndReset() throws {
+        let h = established()
+        let laptopTS = h.laptopClock &- 1
+        let (mid, last) = try spliced(h)
+        let end = cut + 3 * 1448
+        #expect(last.count == 2)
+        let ack = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(ack.source == MigrationLab.nat && ack.flags == .ack)
+        #expect(ack.seq == SeqNumber(h.l(120)))
+        #expect(ack.ack == SeqNumber(h.s(end)))
+        #expect(ack.window == 502) // the phone's 502 << 7, in the laptop's scale 7
+        // TSval: never below what the server saw (the laptop's last); TSecr: the server's last.
+        #expect(ack.timestamp.map { SeqNumber($0.value).greaterThanOrEqual(SeqNumber(laptopTS)) } == true)
+        #expect(ack.timestamp?.echoReply == h.serverClock &- 1)
+        #expect(ack.checksumsValid)
+        let rst = try #require(last.first { $0.destination == MigrationLab.laptop })
+        #expect(rst.source == MigrationLab.server && rst.flags == .rst)
+        #expect(rst.seq == SeqNumber(h.s(cut)))
+        #expect(rst.checksumsValid)
+        let report = try #require(h.report(mid))
+        #expect(report.phases.map(\.phase) == [.requested, .paused, .oldDeviceCut, .newDeviceConnected, .cacheDrained, .spliced])
+        #expect(report.newDevice == MigrationLab.phone && report.isFinished)
+        #expect(report.cutOffsetToDevice == UInt64(cut) && report.cutOffsetToServer == 120)
+        #expect(report.bytesCached == UInt64(3 * 1448))
+        #expect(h.engine.activeMigrationCount == 0)
+        #expect(h.summary?.device == MigrationLab.phone && h.summary?.migration == nil && h.summary?.state == .established)
+    }
+
+    @Test("after the splice: offsets, SACK blocks and timestamps are right in both directions")
+    func afterSplice() throws {
+        let h = established()
+        var seenByServer: [UInt32] = [h.laptopClock &- 1]
+        let (_, last) = try spliced(h)
+        seenByServer += last.compactMap { $0.destination == MigrationLab.server ? $0.timestamp?.value : nil }
+        let end = cut + 3 * 1448
+        let tsOffset = try #require(h.internalFlow?.toServer.tsOffset)
+
+        // Phone -> server: two segments of its stream (the device side's bytes 120..<620 and
+        // 1120..<1620), the first one lost on the way to the server.
+        let phoneTS = h.phoneClock
+        let d1 = h.send(h.fromPhone(at: 0, ack: end, length: 500, window: 400, streamBase: 120))
+        #expect(d1.verdict == .forward)
+        let f1 = try d1.decoded
+        #expect(f1.source == MigrationLab.nat && f1.destination == MigrationLab.server)
+        #expect(f1.seq == SeqNumber(h.l(120)) && f1.ack == SeqNumber(h.s(end)))
+        #expect(f1.window == 400)
+        #expect(difference(f1.payload, deviceBytes(120..<620)) == nil)
+        #expect(f1.timestamp! == (phoneTS &+ tsOffset, h.serverClock &- 1))
+        #expect(f1.checksumsValid)
+        let d2 = try h.send(h.fromPhone(at: 1000, ack: end, length: 500, streamBase: 120)).decoded
+        #expect(d2.seq == SeqNumber(h.l(1120)))
+        seenByServer += [f1.timestamp!.value, d2.timestamp!.value]
+        // PAWS (RFC 7323 §5): the server never sees a TSval go back.
+        for (a, b) in zip(seenByServer, seenByServer.dropFirst()) {
+            #expect(SeqNumber(b).greaterThanOrEqual(SeqNumber(a)), "TSval \(b) after \(a)")
+        }
+
+        // Server -> phone: a duplicate ack with a SACK block for the second segment (server's
+        // view), echoing the shifted TSval; the phone sees its own space and its own clock.
+        let sack = h.send(tcp4(src: MigrationLab.server, dst: MigrationLab.nat, flags: .ack, seq: h.s(end), ack: h.l(120),
+                               window: 509, options: [.noOperation, .noOperation, .sack([SackBlock(SeqNumber(h.l(1120)), SeqNumber(h.l(1620)))]),
+                                                      .noOperation, .noOperation, .timestamp(value: h.serverClock, echoReply: d2.timestamp!.value)]))
+        #expect(sack.verdict == .forward)
+        let s1 = try sack.decoded
+        #expect(s1.source == MigrationLab.server && s1.destination == MigrationLab.phone)
+        #expect(s1.seq == SeqNumber(h.s(end)) && s1.ack == SeqNumber(h.p(0)))
+        #expect(s1.sackBlocks == [SackBlock(SeqNumber(h.p(1000)), SeqNumber(h.p(1500)))])
+        #expect(s1.timestamp! == (h.serverClock, d2.timestamp!.value &- tsOffset))
+        #expect(s1.window == 509)
+        #expect(s1.checksumsValid)
+
+        // Server data: its sequence numbers are unchanged (the phone was given the laptop's view).
+        let data = h.send(h.fromServer(at: end, ack: 1120, length: 1448, echo: f1.timestamp!.value))
+        #expect(data.verdict == .forward)
+        let s2 = try data.decoded
+        #expect(s2.seq == SeqNumber(h.s(end)) && s2.ack == SeqNumber(h.p(1000)))
+        #expect(difference(s2.payload, serverBytes(end..<(end + 1448))) == nil)
+        #expect(s2.timestamp?.echoReply == phoneTS)
+
+        // Phone -> server: an ack with a SACK block of server data (its space is the server's).
+        let pack = try h.send(h.fromPhone(at: 500, ack: end, sack: [(end + 1448, end + 2000)])).decoded
+        #expect(pack.seq == SeqNumber(h.l(620)) && pack.ack == SeqNumber(h.s(end)))
+        #expect(pack.sackBlocks == [SackBlock(SeqNumber(h.s(end + 1448)), SeqNumber(h.s(end + 2000)))])
+        #expect(pack.checksumsValid)
+        // The copy follows the phone's acks again.
+        let ackAll = h.send(h.fromPhone(at: 1500, ack: end + 1448))
+        #expect(ackAll.verdict == .forward)
+        #expect(h.internalFlow?.inFlight?.count == 0)
+    }
+
+    @Test("window scales differ: the phone's windows are translated to the laptop's scale (RFC 7323 §2.3)",
+          arguments: [UInt8(6), UInt8(9)])
+    func windowTranslation(phoneShift: UInt8) throws {
+        let h = established(phone: EndOptions(windowScale: phoneShift))
+        let bytes = 502 << 7
+        h.phoneWindow = UInt16(bytes >> Int(phoneShift))
+        let (_, last) = try spliced(h)
+        let ack = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(Int(ack.window) == (Int(h.phoneWindow) << Int(phoneShift)) >> 7)
+        let after = try h.send(h.fromPhone(at: 0, ack: cut + 3 * 1448, window: 1000)).decoded
+        #expect(Int(after.window) == (1000 << Int(phoneShift)) >> 7)
+        // The server's windows need no translation: the phone was offered the server's scale.
+        #expect(try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, window: 333)).decoded.window == 333)
+    }
+
+    @Test("a phone without window scaling: its windows scaled down, the server's up to 65535 at most")
+    func phoneWithoutWindowScale() throws {
+        let h = established(phone: EndOptions(windowScale: nil))
+        h.phoneWindow = 65535
+        let (_, last) = try spliced(h)
+        #expect(last.first { $0.destination == MigrationLab.server }?.window == 511)
+        let fromServer = try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, window: 509)).decoded
+        #expect(fromServer.window == 65152) // 509 << 7, unscaled for the phone
+        let small = try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, window: 100)).decoded
+        #expect(small.window == 100 << 7)
+        let big = try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, window: 600)).decoded
+        #expect(big.window == 65535)
+    }
+
+    @Test("a phone without timestamps: none in the drain (full 1460-byte segments), the server's neutralised after the splice")
+    func phoneWithoutTimestamps() throws {
+        let h = established(phone: EndOptions(timestamps: false))
+        let mid = try cutWithCache(h, cached: 3 * 1448)
+        let (synAck, flight) = try h.phoneConnects(cut: cut)
+        #expect(synAck.timestamp == nil)
+        #expect(flight.allSatisfy { $0.timestamp == nil })
+        #expect(flight.map(\.payload.count) == [1460, 1460, 1424])
+        var phone = StreamReceiver()
+        try h.phoneDrains(flight, into: &phone, cut: cut)
+        #expect(h.report(mid)?.phase == .spliced)
+        let data = try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, length: 1448)).decoded
+        #expect(data.timestamp == nil && data.ipLength == 1500)
+        #expect(data.checksumsValid)
+    }
+
+    @Test("original without timestamps or window scaling: drain and splice with plain options")
+    func plainOriginal() throws {
+        let h = established(laptop: .plain, server: .plain)
+        h.phoneWindow = 64240
+        let mid = try cutWithCache(h, cached: 5 * 1448)
+        let (synAck, flight) = try h.phoneConnects(cut: cut)
+        #expect(synAck.significantOptions == [.maximumSegmentSize(1460), .sackPermitted])
+        #expect(flight.map(\.payload.count) == [1460, 1460, 1460, 1460, 1400])
+        #expect(flight.allSatisfy { $0.options.isEmpty && $0.window == 509 })
+        var phone = StreamReceiver()
+        let last = try h.phoneDrains(flight, into: &phone, cut: cut)
+        #expect(difference(phone.stream(cut, cut + 5 * 1448), serverBytes(cut..<(cut + 5 * 1448))) == nil)
+        #expect(h.report(mid)?.phase == .spliced)
+        let ack = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(ack.window == 64240 && ack.options.isEmpty)
+        let d = try h.send(h.fromPhone(at: 0, ack: cut + 5 * 1448, length: 10, streamBase: 120)).decoded
+        #expect(d.seq == SeqNumber(h.l(120)) && d.options.isEmpty && d.window == 64240)
+    }
+
+    @Test("both directions: the new device's data before the splice continues the stream (ack = pre-ack, window 0)")
+    func phoneDataBeforeSplice() throws {
+        let h = established()
+        let cached = 12 * 1448
+        let end = cut + cached
+        let mid = try cutWithCache(h, cached: cached)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        #expect(flight.count == 10)
+        // Three segments of data while the drain is under way; none acknowledges anything new,
+        // and none counts as a duplicate ack (they carry data).
+        var forwarded: [DecodedTCP4] = []
+        for k in 0..<3 {
+            let o = h.send(h.fromPhone(at: k * 100, ack: cut, length: 100, streamBase: 120))
+            #expect(o.verdict == .forward)
+            #expect(o.generated.isEmpty)
+            forwarded.append(try o.decoded)
+        }
+        #expect(h.report(mid)?.retransmissions == 0)
+        for (k, f) in forwarded.enumerated() {
+            #expect(f.source == MigrationLab.nat && f.destination == MigrationLab.server)
+            #expect(f.seq == SeqNumber(h.l(120 + k * 100)))
+            #expect(f.ack == SeqNumber(h.s(end)) && f.window == 0)
+            #expect(difference(f.payload, deviceBytes((120 + k * 100)..<(220 + k * 100))) == nil)
+            #expect(SeqNumber(f.timestamp!.value).greaterThan(SeqNumber(h.laptopClock &- 1)))
+            #expect(f.checksumsValid)
+        }
+        // The server acknowledges them: the phone learns it, in its own space.
+        let sa = h.send(h.fromServer(at: end, ack: 420, echo: forwarded[2].timestamp!.value))
+        #expect(sa.verdict == .consumed)
+        let toPhone = try sa.packets().filter { $0.destination == MigrationLab.phone }
+        #expect(toPhone.count == 1)
+        #expect(toPhone.first?.ack == SeqNumber(h.p(300)))
+        #expect(!(try sa.packets()).contains { $0.destination == MigrationLab.server })
+        // The drain ends: the splice ACK continues the phone's stream at its end.
+        var phone = StreamReceiver()
+        let last = try h.phoneDrains(flight, into: &phone, cut: cut, phoneAt: 300)
+        #expect(difference(phone.stream(cut, end), serverBytes(cut..<end)) == nil)
+        let splice = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(splice.seq == SeqNumber(h.l(420)) && splice.ack == SeqNumber(h.s(end)) && splice.window == 502)
+        #expect(h.report(mid)?.phase == .spliced)
+        #expect(h.report(mid)?.cutOffsetToServer == 120)
+        // And its next byte follows.
+        let next = try h.send(h.fromPhone(at: 300, ack: end, length: 10, streamBase: 120)).decoded
+        #expect(next.seq == SeqNumber(h.l(420)) && next.window == 502)
+    }
+
+    @Test("a segment larger than the new device's MSS is split after the splice (counters.segmentsSplit)")
+    func splitForSmallerMSS() throws {
+        let h = established(phone: EndOptions(mss: 1200))
+        let mid = try cutWithCache(h, cached: 2 * 1448)
+        let (synAck, flight) = try h.phoneConnects(cut: cut)
+        #expect(synAck.maximumSegmentSize == 1460) // the server's, as the server would say
+        #expect(flight.allSatisfy { $0.ipLength <= 1240 })
+        #expect(flight.map(\.payload.count) == [1188, 1188, 520])
+        var phone = StreamReceiver()
+        try h.phoneDrains(flight, into: &phone, cut: cut)
+        #expect(h.report(mid)?.phase == .spliced)
+        let end = cut + 2 * 1448
+        let big = h.send(h.fromServer(at: end, ack: 120, length: 1448))
+        #expect(big.verdict == .consumed)
+        let pieces = try big.packets()
+        #expect(h.engine.counters.segmentsSplit == 1)
+        #expect(pieces.count == 2)
+        #expect(pieces.map(\.seq) == [SeqNumber(h.s(end)), SeqNumber(h.s(end + 1188))])
+        #expect(pieces.allSatisfy { $0.ipLength <= 1240 && $0.checksumsValid && $0.destination == MigrationLab.phone })
+        #expect(difference(pieces.flatMap { $0.payload }, serverBytes(end..<(end + 1448))) == nil)
+        #expect(pieces.map { $0.flags.contains(.psh) } == [false, true])
+        #expect(pieces.allSatisfy { $0.timestamp != nil && $0.ack == SeqNumber(h.p(0)) })
+        // A segment that fits is forwarded as it is.
+        #expect(h.send(h.fromServer(at: end + 1448, ack: 120, length: 1188)).verdict == .forward)
+        #expect(h.engine.counters.segmentsSplit == 1)
+    }
+
+    @Test("the server's FIN during the pause is cached, pre-acked and delivered after the data", arguments: [false, true])
+    func serverFinDuringPause(withData: Bool) throws {
+        let h = established()
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        var out: [DecodedTCP4] = []
+        if withData {
+            out = try h.send(h.fromServer([.fin, .ack], at: cut, ack: 120, length: 1000)).packets()
+        } else {
+            _ = h.send(h.fromServer(at: cut, ack: 120, length: 1000))
+            out = try h.send(h.fromServer([.fin, .ack], at: cut + 1000, ack: 120)).packets()
+        }
+        let preAck = try #require(out.first { $0.destination == MigrationLab.server })
+        #expect(preAck.ack == SeqNumber(h.s(cut + 1001)) && preAck.window == 0)
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        let segs = h.segmentsToPhone(flight)
+        #expect(segs.count == 1)
+        #expect(difference(segs.first?.payload, serverBytes(cut..<(cut + 1000))) == nil)
+        #expect(segs.first?.flags.contains(.fin) == true)
+        var phone = StreamReceiver()
+        let last = try h.phoneDrains(flight, into: &phone, cut: cut)
+        #expect(phone.finOffset == cut + 1000)
+        let splice = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(splice.ack == SeqNumber(h.s(cut + 1001)))
+        #expect(h.report(mid)?.phase == .spliced)
+        // The phone closes too: its FIN reaches the server in the laptop's stream.
+        let fin = try h.send(h.fromPhone([.fin, .ack], at: 0, ack: cut + 1001)).decoded
+        #expect(fin.flags.contains(.fin) && fin.seq == SeqNumber(h.l(120)))
+    }
+
+    @Test("a late duplicate of the new device's SYN after its handshake moves neither sequence nor timestamp offsets")
+    func duplicateSynAfterHandshake() throws {
+        let h = established()
+        let mid = try cutWithCache(h, cached: 3 * 1448)
+        let syn = h.phoneSyn()
+        #expect(h.send(syn).verdict == .consumed)
+        let flight = try h.send(h.fromPhone(at: 0, ack: cut)).packets()
+        #expect(flight.count == 3)
+        let d1 = try h.send(h.fromPhone(at: 0, ack: cut, length: 100, streamBase: 120)).decoded
+        let before = try #require(h.engine.migrations[mid])
+        #expect(h.send(syn).verdict == .consumed)
+        let after = try #require(h.engine.migrations[mid])
+        #expect(after.newTSOffset == before.newTSOffset && after.newToServerOffset == before.newToServerOffset)
+        let d2 = try h.send(h.fromPhone(at: 100, ack: cut, length: 100, streamBase: 120)).decoded
+        #expect(d2.seq == SeqNumber(h.l(220)))
+        #expect(d2.timestamp!.value == d1.timestamp!.value &+ 1) // the phone's clock moved by one
+    }
+}

@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# Live migration of a download (issue "Live TCP migration", end to end a, c, d): an unmodified
+# paced server streams a file to the laptop's socat through the proxy; mid-stream
+# `tsmp migrate --wait --json` moves the flow to the phone, whose socat then opens its own
+# connection to the server's address and reads the rest. The laptop's bytes followed by the
+# phone's are exactly the file; the cut offset is what the laptop read; the server saw one
+# connection, no retransmission timeout (TcpExtTCPTimeouts) and kept its ssthresh.
+#   spliced   ~1.5 MB/s, after a 1 MB burst (so the server has left slow start: its ssthresh
+#             is set and must not go down)
+#   full rate the server sends as fast as it can: segments in flight at the pause are cached
+#             by the proxy and delivered to the phone by its emulated sender
+#   loss      as spliced, with 2% random loss both ways on the phone's link from the moment
+#             the migration is pending (still byte-exact; the server's counters are checked
+#             up to the splice, after which the loss is the server's own business)
+#   rollback  the phone never connects: `--deadline 2` rolls back (exit status 1, phase
+#             rolled-back) and the laptop's download continues, intact
+# The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
+
+e2e_migrate_download() {
+    local variant=$1
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data
+    local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
+    local size=4M rate=1500000 burst=1000000 start_at=1800000 chunk=16384
+    case $variant in
+        full) size=96M rate=1000000000 burst=0 start_at=24000000 chunk=262144 ;;
+        rollback) size=8M start_at=1800000 ;;
+    esac
+    e2e_random_file "$stream" "$size"
+    e2e_gateway_up transparent owned 9000
+    e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
+    tl_note "laptop: socat -u TCP:$LAB_SRV:9000 (a $size stream at $rate B/s)"
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" "$start_at" 20
+    local id devport natport
+    read -r id devport natport < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    tl_note "flow $id: laptop port $devport, NAT port $natport; the laptop has $(stat -c %s "$laptop") bytes"
+
+    e2e_server_sample before 9000
+    local args=(--flow "$id" --to-addr "$LAB_PHONE")
+    [[ $variant == rollback ]] && args+=(--deadline 2)
+    e2e_migrate_start "$report" "${args[@]}"
+    e2e_migrate_pending "$id"
+    local phone_pid=""
+    if [[ $variant != rollback ]]; then
+        [[ $variant == loss ]] && e2e_phone_loss 0.02
+        tl_note "phone: socat -u TCP:$LAB_SRV:9000 (a new connection to the server's address)"
+        timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
+            CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
+        phone_pid=$!
+    fi
+    e2e_migrate_end "$report"
+    e2e_server_sample after 9000
+
+    local phase
+    phase=$(e2e_report_field "$report" phase)
+    if [[ $variant == rollback ]]; then
+        ((E2E_MIGRATE_STATUS != 0)) || tl_fail "tsmp migrate exited 0 although the phone never connected"
+        tl_expect_eq "migration phase" rolled-back "$phase"
+        tl_note "rollback reason: $(e2e_report_field "$report" reason)"
+    else
+        ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate exited with status $E2E_MIGRATE_STATUS (phase $phase)"
+        tl_expect_eq "migration phase" spliced "$phase"
+        tl_expect_eq "new device address" "$LAB_PHONE" "$(e2e_report_field "$report" newDevice.address)"
+    fi
+    if [[ $variant == loss ]]; then
+        # By the time `tsmp migrate --wait` returns, the server already sends over the lossy
+        # link: its counters now show that loss, which is not the migration's doing.
+        tl_note "server counters before -> after (loss on the phone's link after the splice counts too): $(paste -d' ' "$CASE_DIR/before.counters" "$CASE_DIR/after.counters" | awk '{printf "%s %s->%s  ", $1, $2, $4}')"
+        tl_note "emulated sender: $(e2e_report_field "$report" retransmissions) retransmissions, $(e2e_report_field "$report" timeouts) timeouts"
+    else
+        e2e_expect_no_rto before after
+        e2e_expect_ssthresh_kept before after "$natport"
+    fi
+
+    local st=0
+    wait "$laptop_pid" || st=$?
+    tl_note "laptop socat exited with status $st: $(tail -n 1 "$CASE_DIR/socat-laptop.log")"
+    if [[ -n $phone_pid ]]; then
+        st=0
+        wait "$phone_pid" || st=$?
+        ((st == 0)) || tl_fail "the phone's socat failed (status $st): $(tail -n 2 "$CASE_DIR/socat-phone.log" | tr '\n' ' ')"
+    fi
+    e2e_server_sample end 9000
+    if [[ $variant == rollback ]]; then
+        e2e_expect_concat "$stream" "$laptop"
+    else
+        e2e_expect_concat "$stream" "$laptop" "$phone"
+        tl_expect_eq "cutOffsetToDevice (= the bytes the laptop read)" "$(stat -c %s "$laptop")" \
+            "$(e2e_report_field "$report" cutOffsetToDevice)"
+        tl_expect_eq "cutOffsetToServer (the laptop sent nothing)" 0 "$(e2e_report_field "$report" cutOffsetToServer)"
+        tl_note "bytes delivered from the proxy's cache: $(e2e_report_field "$report" bytesCached)"
+    fi
+    [[ $variant == loss ]] || e2e_expect_no_rto before end
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    e2e_proxy_healthy
+}
+
+test_case "migration: paced download laptop -> phone, spliced" e2e_migrate_download spliced
+test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
+test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
+test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
