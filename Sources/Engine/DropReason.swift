@@ -54,6 +54,8 @@ public struct EngineCounters: Sendable, Equatable {
     public var generatedOverflow: UInt64 = 0
     /// Segments larger than a device's MSS, split (after a migration to a smaller-MSS device).
     public var segmentsSplit: UInt64 = 0
+    /// Super-segments read (offloads on): each stands for several wire packets.
+    public var superSegmentsIn: UInt64 = 0
     public var flowsCreated: UInt64 = 0
     public var flowsExpired: UInt64 = 0
     public var flowsClosed: UInt64 = 0

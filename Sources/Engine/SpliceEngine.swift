@@ -57,7 +57,7 @@ public final class SpliceEngine {
     public func process(_ batch: PacketBatch, now: Instant, generated: PacketBatch) {
         for i in 0..<batch.count {
             trimLinkPadding(batch, i)
-            switch process(batch.packet(i), now: now, generated: generated) {
+            switch process(batch.packet(i), offload: &batch.offloads[i], now: now, generated: generated) {
             case .forward, .passThrough: break
             case .drop, .consumed: batch.markDropped(i)
             }
@@ -76,9 +76,24 @@ public final class SpliceEngine {
     /// Processes one packet (rewritten in place when forwarded).
     @discardableResult
     public func process(_ bytes: UnsafeMutableRawBufferPointer, now: Instant, generated: PacketBatch) -> Verdict {
+        var none = VirtioNetHeader()
+        return process(bytes, offload: &none, now: now, generated: generated)
+    }
+
+    /// Processes one packet with its offload metadata (a TUN with IFF_VNET_HDR): a partial
+    /// checksum is not verified but recomputed for the rewritten addresses; a super-segment
+    /// is rewritten once, and its segment size lowered to the receiving device's MSS.
+    @discardableResult
+    public func process(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
+                        now: Instant, generated: PacketBatch) -> Verdict {
         counters.packetsIn &+= 1
         counters.bytesIn &+= UInt64(bytes.count)
-        let verdict = classify(bytes, now: now, generated: generated)
+        let partial = offload.flags & VirtioNetHeader.needsChecksum != 0
+        if offload.segmentSize > 0 { counters.superSegmentsIn &+= 1 }
+        let verdict = classify(bytes, offload: &offload, now: now, generated: generated)
+        if partial, verdict == .forward, let packet = try? TCPIPv4Packet(validating: bytes) {
+            packet.refreshPartialChecksum()
+        }
         switch verdict {
         case .forward:
             counters.packetsForwarded &+= 1
@@ -94,7 +109,8 @@ public final class SpliceEngine {
         return verdict
     }
 
-    private func classify(_ bytes: UnsafeMutableRawBufferPointer, now: Instant, generated: PacketBatch) -> Verdict {
+    private func classify(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
+                          now: Instant, generated: PacketBatch) -> Verdict {
         guard let first = bytes.first else { return .drop(.truncated) }
         if first >> 4 == 6 {
             do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
@@ -102,12 +118,16 @@ public final class SpliceEngine {
         }
         let packet: TCPIPv4Packet
         do { packet = try TCPIPv4Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
-        if config.verifyChecksums, let bad = packet.verifyChecksums() { return .drop(DropReason(bad)) }
+        if config.verifyChecksums {
+            // A partial TCP checksum is finished later by the kernel: only the IP header's can be checked.
+            let partial = offload.flags & VirtioNetHeader.needsChecksum != 0
+            if let bad = partial ? packet.verifyHeaderChecksumOnly() : packet.verifyChecksums() { return .drop(DropReason(bad)) }
+        }
         if packet.tcp.options.isMalformed { return .drop(.badTCPOptions) }
 
         let destination = packet.destination
         if destination.address == config.nat && config.natPorts.contains(destination.port) {
-            return fromServer(packet, now: now, generated: generated)
+            return fromServer(packet, segmentSize: &offload.segmentSize, now: now, generated: generated)
         }
         if let service = serviceByVIP[destination] {
             return fromDevice(packet, target: service.target, serviceMode: true, now: now, generated: generated)
@@ -200,7 +220,7 @@ public final class SpliceEngine {
 
     // MARK: Server -> device
 
-    private func fromServer(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict {
+    private func fromServer(_ packet: TCPIPv4Packet, segmentSize: inout UInt16, now: Instant, generated: PacketBatch) -> Verdict {
         guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
         guard table[slot: slot]!.server == packet.source else { return .drop(.unexpectedSource) }
         if table[slot: slot]!.migration != nil {
@@ -246,6 +266,11 @@ public final class SpliceEngine {
             if flow.deviceLacksTimestamps { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
         }
         if let mss = table[slot: slot]!.deviceMSS, payloadLength > Int(mss) {
+            // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.
+            if segmentSize > 0 {
+                segmentSize = min(segmentSize, mss)
+                return .forward
+            }
             return splitForDevice(packet, mss: Int(mss), generated: generated)
         }
         return .forward

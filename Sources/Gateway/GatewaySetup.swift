@@ -207,7 +207,10 @@ public final class GatewaySetup {
                                  localRule: rules.first { $0.priority == 0 && $0.isPlainLocalLookup },
                                  tunIsUp: tunLink.isUp, tunMTU: tunLink.mtu,
                                  ipForward: try sysctl.read("net.ipv4.ip_forward"))
-        if plan.tunAddress != nil { facts.tunRPFilter = try sysctl.read(plan.tunRPFilterKey) }
+        if plan.tunAddress != nil {
+            facts.tunRPFilter = try sysctl.read(plan.tunRPFilterKey)
+            facts.tunAcceptLocal = try sysctl.read(plan.tunAcceptLocalKey)
+        }
 
         // The priorities we are about to use must be free.
         var ours = Set(plan.interceptRules.map(\.priority))

@@ -176,6 +176,8 @@ public struct GatewayFacts: Sendable, Equatable {
     public var ipForward: String
     /// net.ipv4.conf.TUN.rp_filter as read now (matters only with a TUN address).
     public var tunRPFilter: String
+    /// net.ipv4.conf.TUN.accept_local as read now (matters only with a TUN address).
+    public var tunAcceptLocal: String = "0"
 
     public init(ownedAddresses: Set<IPv4Address> = [], localRule: NetlinkRule? = .kernelLocal,
                 tunIsUp: Bool = false, tunMTU: UInt32 = 1500, ipForward: String = "0",
@@ -232,6 +234,9 @@ extension GatewayPlan {
 
     /// The sysctl holding the TUN's reverse-path filter mode.
     public var tunRPFilterKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "rp_filter") }
+    /// The sysctl that lets packets written into the TUN carry a source address the gateway
+    /// owns (the NAT address toward the server): without it they are martians.
+    public var tunAcceptLocalKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "accept_local") }
 
     /// Every change setup makes, in the order it makes them (teardown undoes them in reverse):
     /// TUN MTU and up, TUN address (with loose rp_filter on the TUN, which packets written
@@ -248,6 +253,9 @@ extension GatewayPlan {
             changes.append(.address(tunAddress, link: tunName))
             if facts.tunRPFilter != "2" {
                 changes.append(.sysctl(key: tunRPFilterKey, previous: facts.tunRPFilter, value: "2"))
+            }
+            if facts.tunAcceptLocal != "1" {
+                changes.append(.sysctl(key: tunAcceptLocalKey, previous: facts.tunAcceptLocal, value: "1"))
             }
         }
         changes.append(.route(tunRoute))

@@ -18,10 +18,19 @@ public struct ProxyOptions: Sendable {
     public var control: IPv4Endpoint
     public var metrics: IPv4Endpoint?
     public var capturePath: String?
+    /// Segmentation and checksum offload on the TUN (DESIGN §2): super-segments in and out,
+    /// packets written back into the TUN for the kernel to forward. Off: plain TUN reads and
+    /// a raw socket, one wire packet per syscall.
+    public var offload: Bool
+    /// The TUN's own address when offloads are on (loose rp_filter needs one).
+    public var tunAddress: IPv4Address
+    public static let defaultTunAddress = IPv4Address(169, 254, 74, 116)
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
-                control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?) {
+                control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?,
+                offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress) {
         self.devices = devices; self.uplink = uplink; self.engine = engine; self.tunName = tunName
         self.control = control; self.metrics = metrics; self.capturePath = capturePath
+        self.offload = offload; self.tunAddress = tunAddress
     }
 }
 
@@ -46,7 +55,12 @@ public struct ProxyService {
 
     public func run() async throws {
         let tun: TunDevice
-        do { tun = try TunDevice(name: options.tunName) } catch {
+        do {
+            tun = try TunDevice(name: options.tunName, options: .init(virtioNetHeader: options.offload))
+            if options.offload {
+                try tun.setOffload([.checksum, .tcp4Segmentation, .tcp6Segmentation, .tcpSegmentationECN])
+            }
+        } catch {
             throw Failure(description: "cannot create TUN device \(options.tunName): \(error)")
         }
         let setup = GatewaySetup(plan: plan(tunName: tun.name), logger: logger)
@@ -59,16 +73,18 @@ public struct ProxyService {
         var teardownDone = false
         defer { if !teardownDone { _ = setup.teardown() } }
 
-        let raw: RawSocketDevice
+        let output: any PacketDevice
         let writer: PcapFileWriter?
         do {
-            raw = try RawSocketDevice()
+            // With offloads the TUN takes the packets back (super-segments stay whole); without,
+            // a raw socket sends each wire packet.
+            output = options.offload ? tun : try RawSocketDevice()
             writer = try options.capturePath.map { try PcapFileWriter(path: $0) }
         } catch {
             throw Failure(description: "\(error)")
         }
         let engine = SpliceEngine(config: options.engine, logger: Logger(label: "tsmp.engine"))
-        let dataPlane = try DataPlane(engine: engine, input: tun, output: raw, capture: writer,
+        let dataPlane = try DataPlane(engine: engine, input: tun, output: output, capture: writer,
                                       logger: Logger(label: "tsmp.dataplane"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
@@ -128,7 +144,8 @@ public struct ProxyService {
     func plan(tunName: String) -> GatewayPlan {
         GatewayPlan(tunName: tunName, deviceInterfaces: options.devices, uplinkInterface: options.uplink,
                     nat: options.engine.nat, natPorts: options.engine.natPorts,
-                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip))
+                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip),
+                    tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil)
     }
 }
 

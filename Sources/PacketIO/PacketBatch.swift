@@ -12,6 +12,10 @@ public final class PacketBatch {
     /// Per-packet metadata (timestamps from pcap files, direction for captures).
     public var timestamps: [Instant]
     public var directions: [PacketDirection]
+    /// Per-packet offload metadata (the virtio-net header a TUN opened with IFF_VNET_HDR puts
+    /// in front of each packet): a partial checksum to finish, a super-segment to cut. A TUN
+    /// writes it back with the packet; all-zero (none) for packets made in user space.
+    public var offloads: [VirtioNetHeader]
     /// Packets the engine decided not to forward; every device's `write` skips them.
     public private(set) var dropped: [Bool]
     @usableFromInline var lengths: [Int]
@@ -33,6 +37,7 @@ public final class PacketBatch {
         self.timestamps = Array(repeating: Instant(nanoseconds: 0), count: capacity)
         self.directions = Array(repeating: .inbound, count: capacity)
         self.dropped = Array(repeating: false, count: capacity)
+        self.offloads = Array(repeating: VirtioNetHeader(), count: capacity)
     }
 
     deinit { slab.deallocate() }
@@ -60,6 +65,7 @@ public final class PacketBatch {
         timestamps[count] = time
         directions[count] = direction
         dropped[count] = false
+        offloads[count] = VirtioNetHeader()
         count += 1
     }
 

@@ -98,6 +98,9 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
                 continue
             }
             batch.commitNext(length: n - prefix)
+            if prefix > 0 {
+                batch.offloads[batch.count - 1] = VirtioNetHeader(UnsafeRawBufferPointer(rebasing: buffer[0..<prefix]))
+            }
         }
         return batch.count - first
     }
@@ -110,7 +113,9 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
         for i in range where !batch.dropped[i] {
             let bytes = batch.packet(i, prefix: prefix)
             if prefix > 0 {
-                bytes.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: prefix)
+                // The packet's own offload metadata (kept from its read, or none for packets
+                // made in user space): the kernel finishes the checksum and cuts the segment.
+                batch.offloads[i].encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<prefix]))
             }
             do {
                 if case .wouldBlock = try Syscall.write(fileDescriptor, UnsafeRawBufferPointer(bytes)) {

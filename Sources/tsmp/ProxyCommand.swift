@@ -75,6 +75,12 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Record every packet the engine reads and writes to this pcap file (Linux cooked, with direction).")
     var capture: String?
 
+    @Flag(inversion: .prefixedNo, help: "Segmentation and checksum offload on the TUN: 64 KB super-segments in and out, written back into the TUN. --no-offload: one packet per syscall through a raw socket.")
+    var offload = true
+
+    @Option(help: "The TUN's own address when offloads are on (the kernel's loose reverse-path check needs one).")
+    var tunAddress: IPv4Address = ProxyOptions.defaultTunAddress
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -92,7 +98,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
     func run() async throws {
         logging.bootstrap()
         let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
-                                   control: control, metrics: metrics, capturePath: capture)
+                                   control: control, metrics: metrics, capturePath: capture,
+                                   offload: offload, tunAddress: tunAddress)
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

@@ -139,16 +139,17 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         #expect(changes == [.route(plan.tunRoute)] + sampleRules.map { .rule($0) })
     }
 
-    @Test func mtuComesFirstAndAddressBringsLooseReversePathFilter() {
+    @Test func mtuComesFirstAndAddressBringsLooseReversePathFilterAndAcceptLocal() {
         var plan = samplePlan()
         plan.tunMTU = 9000
         plan.tunAddress = NetlinkPrefix("10.99.0.1/32")
         let changes = plan.changes(given: GatewayFacts(tunMTU: 1500, tunRPFilter: "1"))
-        #expect(Array(changes.prefix(5)) == [
+        #expect(Array(changes.prefix(6)) == [
             .linkMTU(link: "tsmp0", previous: 1500, mtu: 9000),
             .linkUp(link: "tsmp0"),
             .address(NetlinkPrefix("10.99.0.1/32")!, link: "tsmp0"),
             .sysctl(key: "net.ipv4.conf.tsmp0.rp_filter", previous: "1", value: "2"),
+            .sysctl(key: "net.ipv4.conf.tsmp0.accept_local", previous: "0", value: "1"),
             .route(plan.tunRoute),
         ])
     }
