@@ -6,6 +6,7 @@ import PacketIO
 extension SpliceEngine {
     /// Expires flows whose time is up. Call every ~100 ms with the current time.
     public func expire(now: Instant) {
+        if !retiredKeys.isEmpty { retiredKeys = retiredKeys.filter { now < $0.value } }
         let n = table.slotCount
         guard n > 0 else { return }
         let budget = min(n, config.limits.expirySweepPerTick)
@@ -38,6 +39,11 @@ extension SpliceEngine {
 
     /// How long a flow with an empty in-flight copy keeps its storage (bursts reuse it).
     static let idleCopyRelease: UInt64 = 1_000_000_000
+
+    /// Absorbs a migrated-away device's late segments for the closed-flow linger.
+    func retire(_ key: DeviceSideKey, now: Instant) {
+        retiredKeys[key] = now + timeout(for: .closed)
+    }
 
     func timeout(for state: FlowState) -> UInt64 {
         let t = config.limits.timeouts

@@ -497,6 +497,7 @@ extension SpliceEngine {
         // The server's ack of the device side's stream, in the new device's space (the old
         // device's numbers mean nothing there; a later migration compares against this).
         let serverAckInNewSpace = ackTowardNewDevice(slot: slot, m)
+        retire(DeviceSideKey(device: m.oldDevice, original: before.original), now: now)
         table.promoteAlias(slot: slot)
         withFlow(slot) { f in
             f.toServer.seqOffset = m.newToServerOffset
@@ -555,6 +556,7 @@ extension SpliceEngine {
             let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(slot: slot, m) + 1
             emit(TCPPacketSpec(source: f.original, destination: newDevice, seq: seq, flags: .rst, window: 0), generated: generated)
         }
+        if let newDevice = m.newDevice { retire(DeviceSideKey(device: newDevice, original: f.original), now: now) }
         table.setAlias(nil, slot: slot)
         m.rollbackReason = reason
         m.senderTowardOldDevice = true

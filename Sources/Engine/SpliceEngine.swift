@@ -28,6 +28,9 @@ public final class SpliceEngine {
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
     var nextMigrationID: UInt64 = 1
+    /// Device-side keys a migration took a flow away from, until when their late segments
+    /// are absorbed.
+    var retiredKeys: [DeviceSideKey: Instant] = [:]
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
 
     /// What happened to one packet.
@@ -159,6 +162,12 @@ public final class SpliceEngine {
             }
         }
         if isOpeningSyn, let claimed = claimMigrationSyn(packet, now: now, generated: generated) { return claimed }
+        if !retiredKeys.isEmpty, !isOpeningSyn, let until = retiredKeys[key] {
+            // The old (or refused new) device of a migration: its sub-connection was reset by the
+            // proxy; late segments must not reach the server as if unmanaged.
+            if now < until { return .consumed }
+            retiredKeys[key] = nil
+        }
         guard isOpeningSyn && !flags.contains(.fin) else {
             if !serviceMode { return .passThrough } // a flow older than the proxy: not ours
             if !flags.contains(.rst) { sendReset(answering: packet, generated: generated) }

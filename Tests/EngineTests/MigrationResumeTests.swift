@@ -315,6 +315,19 @@ struct MigrationResumeTests {
         #expect(h.summary?.device == MigrationLab.phone && h.summary?.migration == nil && h.summary?.state == .established)
     }
 
+    @Test("after the splice the laptop's late segments are absorbed (not leaked to the server) until the linger ends")
+    func oldDeviceLateSegmentsAbsorbed() throws {
+        let h = established()
+        _ = try spliced(h)
+        let late = h.send(h.fromLaptop(at: 120, ack: cut, length: 100))
+        #expect(late.verdict == .consumed)
+        #expect(try late.packets().isEmpty)
+        // After the closed-flow linger (30 s) the key is forgotten: the laptop is just another host.
+        h.advance(milliseconds: 31_000)
+        h.engine.expire(now: h.now)
+        #expect(h.send(h.fromLaptop(at: 220, ack: cut, length: 100)).verdict == .passThrough)
+    }
+
     @Test("after the splice: offsets, SACK blocks and timestamps are right in both directions")
     func afterSplice() throws {
         let h = established()

@@ -107,8 +107,10 @@ struct MigrationRollbackTests {
         for seg in toLaptop { laptop.take(seg, offset: h.serverOffset(seg.seq)) }
         #expect(difference(laptop.stream(2 * 1448, 5 * 1448), serverBytes((2 * 1448)..<(5 * 1448))) == nil)
         #expect(h.report(mid)?.reason == "the new device reset its connection")
-        // The phone is not the flow's any more.
-        #expect(h.send(h.fromPhone(at: 0, ack: 2 * 1448)).verdict == .passThrough)
+        // The phone is not the flow's any more: its late segments are absorbed, not passed
+        // through to the server as if they belonged to an unmanaged connection.
+        #expect(h.send(h.fromPhone(at: 0, ack: 2 * 1448)).verdict == .consumed)
+        #expect(h.engine.flowCount == 1)
         let ack = try h.send(h.fromLaptop(at: 120, ack: 5 * 1448)).packets()
         #expect(ack.count == 1 && ack.first?.window == h.laptopWindow && ack.first?.ack == SeqNumber(h.s(5 * 1448)))
         let report = try #require(h.report(mid))
