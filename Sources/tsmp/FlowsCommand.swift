@@ -27,7 +27,9 @@ struct FlowsCommand: ParsableCommand {
     @Flag(help: "Print JSON: {flows: [...], status: {...}}.")
     var json = false
 
-    func run() throws {
+    func run() throws { try Self.reportingFailures(runOrFail) }
+
+    private func runOrFail() throws {
         let client = ControlClient(endpoint: control)
         do {
             if json {
@@ -39,7 +41,7 @@ struct FlowsCommand: ParsableCommand {
             let listing = try client.get("/v1/flows", as: FlowListing.self)
             print(FlowTableText.render(listing))
         } catch {
-            throw ValidationError("\(error)")
+            throw RuntimeFailure("flows", "\(error)")
         }
     }
 }

@@ -55,7 +55,9 @@ struct MigrateCommand: ParsableCommand {
         if fromPort != nil && flow.count > 1 { throw ValidationError("--from-port claims one SYN: use it with a single --flow") }
     }
 
-    func run() throws {
+    func run() throws { try Self.reportingFailures(runOrFail) }
+
+    private func runOrFail() throws {
         let client = ControlClient(endpoint: control)
         let started: [MigrationStartResult]
         do {
@@ -63,7 +65,7 @@ struct MigrateCommand: ParsableCommand {
                 flows: flow.map(FlowID.init), toAddress: toAddr, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)
         } catch {
-            throw ValidationError("\(error)")
+            throw RuntimeFailure("migrate", "\(error)")
         }
         let ids = started.compactMap(\.migration)
         var reports: [MigrationReport] = []

@@ -51,15 +51,17 @@ struct ReplayCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try Self.reportingFailures(runOrFail) }
+
+    private func runOrFail() throws {
         let config = EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range),
                                   services: service, verifyChecksums: !noVerifyChecksums)
         if let problem = config.problem() { throw ValidationError(problem) }
         let reader: PcapFileReader
-        do { reader = try PcapFileReader(path: input) } catch { throw ValidationError("\(error)") }
+        do { reader = try PcapFileReader(path: input) } catch { throw RuntimeFailure("replay", "\(error)") }
         let writer: PcapFileWriter?
         do { writer = try out.map { try PcapFileWriter(path: $0, linkType: .raw) } } catch {
-            throw ValidationError("cannot write \(out ?? ""): \(error)")
+            throw RuntimeFailure("replay", "cannot write \(out ?? ""): \(error)")
         }
         let engine = SpliceEngine(config: config, logger: Logger(label: "tsmp.replay"))
         let report = try Replay(engine: engine).run(input: reader, output: writer)

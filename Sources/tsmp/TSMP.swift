@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 
 /// `tsmp`: moves live TCP connections between a user's devices (DESIGN §1, §9).
@@ -35,3 +36,22 @@ struct LoggingOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A failure at run time (not a usage mistake): printed as `tsmp CMD: message` on stderr,
+/// exit status 1, without the usage text ArgumentParser adds to `ValidationError`s.
+struct RuntimeFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ command: String, _ message: String) { description = "tsmp \(command): \(message)" }
+}
+
+extension ParsableCommand {
+    /// Runs `body`, turning a `RuntimeFailure` into a message and exit status 1.
+    static func reportingFailures(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let failure as RuntimeFailure {
+            FileHandle.standardError.write(Data((failure.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+    }
+}
