@@ -63,9 +63,21 @@ e2e_gateway_prepare() {
 }
 
 # e2e_gateway_start: the proxy, configured by e2e_gateway_prepare (nothing in baseline mode).
+# With TSMP_E2E_CAPTURE=1 the proxy records CASE_DIR/proxy.pcap (--capture) and tcpdump
+# records the headers on laptop, phone and srv (CASE_DIR/NODE.pcap), kept with the logs.
 e2e_gateway_start() {
+    local extra=()
+    if [[ ${TSMP_E2E_CAPTURE:-0} == 1 ]]; then
+        local node
+        for node in laptop phone srv; do
+            lab_exec "$LAB_ID" "$node" timeout 300 tcpdump -i eth0 -s 128 -U -w "$CASE_DIR/$node.pcap" tcp \
+                >"$CASE_DIR/tcpdump-$node.log" 2>&1 &
+        done
+        extra=(--capture "$CASE_DIR/proxy.pcap")
+        sleep 0.5
+    fi
     if e2e_baseline; then return 0; fi
-    proxy_start "${E2E_PROXY_ARGS[@]}"
+    proxy_start "${E2E_PROXY_ARGS[@]}" "${extra[@]}"
 }
 
 # e2e_gateway_up MODE NATKIND PORT...: prepare and start.
@@ -132,7 +144,11 @@ E2E_MIGJSON=$TL_ROOT/scripts/lib/migration_json.py
 E2E_PACED=$TL_ROOT/scripts/lib/paced_server.py
 # Server counters sampled around a migration (lib/lab.sh lab_counter names).
 E2E_MIG_COUNTERS=(TcpExtTCPTimeouts TcpRetransSegs TcpExtTCPLossProbes TcpExtTCPHystartTrainDetect
-    TcpExtTCPHystartDelayDetect)
+    TcpExtTCPHystartDelayDetect TcpExtTCPSackRecovery TcpExtTCPRenoRecovery TcpExtTCPLossProbeRecovery
+    TcpExtTCPDSACKRecv)
+# The counters of the kernel's reactions to a loss (each one lowers ssthresh): RTO, SACK or
+# NewReno fast recovery, a tail loss probe that repaired a loss.
+E2E_LOSS_REACTIONS=(TcpExtTCPTimeouts TcpExtTCPSackRecovery TcpExtTCPRenoRecovery TcpExtTCPLossProbeRecovery)
 
 # e2e_paced_server PORT FILE RATE [ARGS...]: lib/paced_server.py in srv, streaming FILE at RATE
 # bytes/s to each client, with CUBIC (Linux's default; the host's default may differ, and
@@ -160,7 +176,6 @@ e2e_flow_phase() {
     proxy_flows --json >"$CASE_DIR/flows-phase.json" 2>/dev/null || return 1
     python3 "$E2E_MIGJSON" phase "$CASE_DIR/flows-phase.json" "$1"
 }
-e2e_flow_migrating() { local phase; phase=$(e2e_flow_phase "$1") && [[ $phase != - ]]; }
 e2e_flow_not_migrating() { [[ $(e2e_flow_phase "$1") == - ]]; }
 
 # e2e_migrate_start OUT ARGS...: `tsmp migrate ARGS --wait --json` in the gateway, in the
@@ -172,14 +187,32 @@ e2e_migrate_start() {
     timeout 120 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" --control "$TL_CONTROL" \
         --wait --json >"$out" 2>"$out.err" &
     E2E_MIGRATE_PID=$!
+    E2E_MIGRATE_OUT=$out
+}
+
+# e2e_all_migrating ID...: every flow ID is migrating (one `tsmp flows --json`).
+e2e_all_migrating() {
+    proxy_flows --json >"$CASE_DIR/flows-phase.json" 2>/dev/null || return 1
+    python3 "$E2E_MIGJSON" phase "$CASE_DIR/flows-phase.json" | awk -v want="$*" '
+        BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) need[w[i]] = 1 }
+        ($1 in need) && $2 != "-" { delete need[$1] }
+        END { for (k in need) exit 1 }'
 }
 
 # e2e_migrate_pending ID...: wait (10 s) until every flow ID is migrating, i.e. the proxy now
-# claims the new device's SYN.
+# claims the new device's SYN. Fails with its answer if the background `tsmp migrate` ends
+# first (refused).
 e2e_migrate_pending() {
-    local id
-    for id in "$@"; do
-        tl_wait_until 10 "flow $id to be migrating (tsmp flows --json)" e2e_flow_migrating "$id"
+    local deadline=$((SECONDS + 10))
+    until e2e_all_migrating "$@"; do
+        if ! kill -0 "$E2E_MIGRATE_PID" 2>/dev/null; then
+            local st=0 out
+            wait "$E2E_MIGRATE_PID" || st=$?
+            out=$(cat "$E2E_MIGRATE_OUT" "$E2E_MIGRATE_OUT.err" 2>/dev/null | tr -s ' \n' ' ' | cut -c1-300)
+            tl_fail "tsmp migrate ended (status $st) before flows $* were migrating: $out"
+        fi
+        ((SECONDS < deadline)) || tl_fail "timed out after 10s waiting for flows $* to be migrating (tsmp flows --json)"
+        sleep 0.1
     done
 }
 
@@ -212,6 +245,11 @@ e2e_report_field() {
 e2e_server_sample() {
     local name=$1 port=$2
     lab_counter "$LAB_ID" srv "${E2E_MIG_COUNTERS[@]}" >"$CASE_DIR/$name.counters"
+    # Packets the gateway's kernel dropped because the proxy did not read its TUN fast enough.
+    printf 'TunTxDropped %s\n' "$(lab_exec "$LAB_ID" gw cat "/sys/class/net/$TL_TUN/statistics/tx_dropped" 2>/dev/null || echo 0)" \
+        >>"$CASE_DIR/$name.counters"
+    printf 'ProxyDrops %s\nProxyWriteErrors %s\n' "$(proxy_metric_sum tsmp_packets_dropped_total 2>/dev/null || echo 0)" \
+        "$(proxy_metric_sum tsmp_device_write_errors 2>/dev/null || echo 0)" >>"$CASE_DIR/$name.counters"
     lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
     python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
 }
@@ -235,32 +273,48 @@ e2e_expect_no_rto() {
     local rto retrans
     rto=$(e2e_counter_delta "$1" "$2" TcpExtTCPTimeouts)
     retrans=$(e2e_counter_delta "$1" "$2" TcpRetransSegs)
-    tl_note "server, $1 -> $2: TcpExtTCPTimeouts +$rto, TcpRetransSegs +$retrans, TcpExtTCPLossProbes +$(e2e_counter_delta "$1" "$2" TcpExtTCPLossProbes)"
+    tl_note "server, $1 -> $2: TcpExtTCPTimeouts +$rto, TcpRetransSegs +$retrans, TcpExtTCPLossProbes +$(e2e_counter_delta "$1" "$2" TcpExtTCPLossProbes), TcpExtTCPDSACKRecv +$(e2e_counter_delta "$1" "$2" TcpExtTCPDSACKRecv), loss reactions +$(e2e_loss_reactions "$1" "$2"); gateway: TUN drops +$(e2e_counter_delta "$1" "$2" TunTxDropped), proxy drops +$(e2e_counter_delta "$1" "$2" ProxyDrops), write errors +$(e2e_counter_delta "$1" "$2" ProxyWriteErrors)"
     ((rto == 0)) || tl_fail "the server had $rto retransmission timeouts (TcpExtTCPTimeouts) between $1 and $2"
+}
+
+# e2e_tcpinfo_field SAMPLE NAT_PORT COLUMN: a column of SAMPLE.tcpinfo for that socket.
+e2e_tcpinfo_field() { awk -v p="$2" -v c="$3" '$1 == p { print $c }' "$CASE_DIR/$1.tcpinfo"; }
+
+# e2e_loss_reactions FROM TO: how many loss reactions (E2E_LOSS_REACTIONS) the server's
+# kernel had between the samples, all sockets together.
+e2e_loss_reactions() {
+    local n=0 c
+    for c in "${E2E_LOSS_REACTIONS[@]}"; do n=$((n + $(e2e_counter_delta "$1" "$2" "$c"))); done
+    echo "$n"
 }
 
 # e2e_expect_ssthresh_kept FROM TO NAT_PORT: the server socket's ssthresh was not reduced.
 # ssthresh is absent while a connection is in slow start. Present before: it must be present
 # after and not lower. Absent before: absent after, or set by CUBIC's HyStart (which ends slow
-# start on an ACK train or a delay increase by setting ssthresh to cwnd: not a loss reaction)
-# with no retransmission in between; the log says which.
+# start on an ACK train or a delay increase by setting ssthresh to cwnd: not a loss reaction):
+# the namespace's TcpExtTCPHystart*Detect moved and its kernel had no loss reaction at all
+# (E2E_LOSS_REACTIONS; spurious tail loss probes, undone by a D-SACK, are no reaction); the
+# log says which.
 e2e_expect_ssthresh_kept() {
     local from=$1 to=$2 port=$3 before after
     before=$(e2e_ssthresh "$from" "$port")
     after=$(e2e_ssthresh "$to" "$port")
     if [[ $before != absent ]]; then
-        [[ $after != absent ]] && ((after >= before)) \
-            || tl_fail "the server's ssthresh toward NAT port $port went from $before ($from) to $after ($to)"
+        if [[ $after == absent ]] || ((after < before)); then
+            tl_fail "the server's ssthresh toward NAT port $port went from $before ($from) to $after ($to)"
+        fi
         tl_note "server ssthresh toward NAT port $port: $before ($from) -> $after ($to): not reduced"
     elif [[ $after == absent ]]; then
         tl_note "server ssthresh toward NAT port $port: absent ($from) -> absent ($to): slow start throughout, no loss reaction"
     else
-        local hystart retrans
+        local hystart reactions retrans
         hystart=$(($(e2e_counter_delta "$from" "$to" TcpExtTCPHystartTrainDetect) + $(e2e_counter_delta "$from" "$to" TcpExtTCPHystartDelayDetect)))
-        retrans=$(e2e_counter_delta "$from" "$to" TcpRetransSegs)
-        ((hystart > 0 && retrans == 0)) \
-            || tl_fail "the server's ssthresh toward NAT port $port went from absent (slow start, $from) to $after ($to) with $retrans retransmissions and no HyStart exit"
-        tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (TcpExtTCPHystart*Detect +$hystart), no retransmission: not a loss reaction"
+        reactions=$(e2e_loss_reactions "$from" "$to")
+        retrans=$(($(e2e_tcpinfo_field "$to" "$port" 4) - $(e2e_tcpinfo_field "$from" "$port" 4)))
+        if ((hystart == 0 || reactions != 0)); then
+            tl_fail "the server's ssthresh toward NAT port $port went from absent (slow start, $from) to $after ($to): loss reactions in the server's kernel: $reactions, HyStart exits: $hystart (the socket retransmitted $retrans segments)"
+        fi
+        tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (TcpExtTCPHystart*Detect +$hystart), no loss reaction in the server's kernel (this socket retransmitted $retrans segments: spurious loss probes, D-SACKed)"
     fi
 }
 
@@ -285,4 +339,12 @@ e2e_phone_loss() {
         lab_exec "$LAB_ID" phone iptables -A "$chain" -p tcp -m statistic --mode random --probability "$1" -j DROP
     done
     tl_note "phone: dropping ${1} of TCP packets in and out at random"
+}
+
+# e2e_server_bottleneck RATE: the server's link sends at most RATE (tc tbf on its eth0, e.g.
+# 400mbit, with a queue of 4 MB): a full-rate stream then has megabytes in flight, as over a
+# real path, and lasts long enough to be migrated mid-stream. The lab's teardown removes it.
+e2e_server_bottleneck() {
+    lab_exec "$LAB_ID" srv tc qdisc add dev eth0 root tbf rate "$1" burst 64kb limit 4mb
+    tl_note "srv: eth0 limited to $1 (tbf)"
 }

@@ -5,13 +5,15 @@
 # connection to the server's address and reads the rest. The laptop's bytes followed by the
 # phone's are exactly the file; the cut offset is what the laptop read; the server saw one
 # connection, no retransmission timeout (TcpExtTCPTimeouts) and kept its ssthresh.
-#   spliced   ~1.5 MB/s, after a 1 MB burst (so the server has left slow start: its ssthresh
-#             is set and must not go down)
-#   full rate the server sends as fast as it can: segments in flight at the pause are cached
-#             by the proxy and delivered to the phone by its emulated sender
-#   loss      as spliced, with 2% random loss both ways on the phone's link from the moment
-#             the migration is pending (still byte-exact; the server's counters are checked
-#             up to the splice, after which the loss is the server's own business)
+#   spliced   ~1.5 MB/s after a 1 MB burst (which usually ends the server's slow start, so
+#             that its ssthresh is a number that must not go down; see e2e_expect_ssthresh_kept)
+#   full rate the server sends as fast as its 200 Mbit/s link allows (tbf): the segments in
+#             flight at the pause are cached by the proxy and delivered to the phone by its
+#             emulated sender
+#   loss      as full rate, with 2% random loss both ways on the phone's link from the moment
+#             the migration is pending: the emulated sender retransmits what the phone lost,
+#             and the result is still byte-exact (the server's counters are only logged: by
+#             the time they are read the server itself sends over the lossy link)
 #   rollback  the phone never connects: `--deadline 2` rolls back (exit status 1, phase
 #             rolled-back) and the laptop's download continues, intact
 # The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
@@ -21,13 +23,14 @@ e2e_migrate_download() {
     e2e_baseline && tl_skip "needs the proxy (migration)"
     local data=$CASE_DIR/data
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
-    local size=4M rate=1500000 burst=1000000 start_at=1800000 chunk=16384
+    local size=8M rate=1500000 burst=1000000 start_at=1800000 chunk=16384
     case $variant in
-        full) size=96M rate=1000000000 burst=0 start_at=24000000 chunk=262144 ;;
+        full|loss) size=96M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
         rollback) size=8M start_at=1800000 ;;
     esac
     e2e_random_file "$stream" "$size"
     e2e_gateway_up transparent owned 9000
+    [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
     tl_note "laptop: socat -u TCP:$LAB_SRV:9000 (a $size stream at $rate B/s)"
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
@@ -92,14 +95,67 @@ e2e_migrate_download() {
         tl_expect_eq "cutOffsetToDevice (= the bytes the laptop read)" "$(stat -c %s "$laptop")" \
             "$(e2e_report_field "$report" cutOffsetToDevice)"
         tl_expect_eq "cutOffsetToServer (the laptop sent nothing)" 0 "$(e2e_report_field "$report" cutOffsetToServer)"
-        tl_note "bytes delivered from the proxy's cache: $(e2e_report_field "$report" bytesCached)"
+        local cached
+        cached=$(e2e_report_field "$report" bytesCached)
+        tl_note "bytes delivered from the proxy's cache: $cached"
+        if [[ $variant == full ]] && ((cached == 0)); then
+            tl_fail "nothing was in flight at the pause: the case did not exercise the cache (bytesCached 0)"
+        fi
     fi
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     e2e_proxy_healthy
 }
 
+# There and back: the same flow, laptop -> phone, then phone -> laptop (a new connection of the
+# laptop's): laptop + phone + laptop again is the stream, each cut offset counts from the
+# stream's start, and the server saw one connection and no timeout throughout.
+e2e_migrate_there_and_back() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data stream=$CASE_DIR/data/stream.bin
+    local parts=("$data/part-0.bin" "$data/part-1.bin" "$data/part-2.bin") nodes=(laptop phone laptop)
+    e2e_random_file "$stream" 10M
+    e2e_gateway_up transparent owned 9000
+    e2e_paced_server 9000 "$stream" 1500000 --burst 1000000
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"${parts[0]}" 2>"$CASE_DIR/socat-0.log" &
+    local pids=($!)
+    e2e_wait_size "${parts[0]}" 1500000 20
+    local id natport
+    read -r id _ natport < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    e2e_server_sample before 9000
+    local k to report sum=0
+    for k in 1 2; do
+        to=${nodes[k]}
+        report=$CASE_DIR/migrate-$k.json
+        e2e_migrate_start "$report" --flow "$id" --to-addr "$([[ $to == phone ]] && echo "$LAB_PHONE" || echo "$LAB_LAPTOP")"
+        e2e_migrate_pending "$id"
+        timeout 90 ip netns exec "$(lab_ns "$LAB_ID" "$to")" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
+            CREATE:"${parts[k]}" 2>"$CASE_DIR/socat-$k.log" &
+        pids+=($!)
+        e2e_migrate_end "$report"
+        ((E2E_MIGRATE_STATUS == 0)) || tl_fail "migration $k (to the $to) exited with status $E2E_MIGRATE_STATUS"
+        tl_expect_eq "migration $k's phase" spliced "$(e2e_report_field "$report" phase)"
+        e2e_server_sample "after-$k" 9000
+        e2e_expect_no_rto before "after-$k"
+        e2e_expect_ssthresh_kept before "after-$k" "$natport"
+        wait "${pids[k - 1]}" || true
+        sum=$((sum + $(stat -c %s "${parts[k - 1]}")))
+        tl_expect_eq "migration $k: cutOffsetToDevice (= the bytes read before it)" "$sum" \
+            "$(e2e_report_field "$report" cutOffsetToDevice)"
+        ((k == 2)) || e2e_wait_size "${parts[k]}" 500000 20
+    done
+    wait "${pids[2]}" || tl_fail "the laptop's second connection failed: $(tail -n 2 "$CASE_DIR/socat-2.log" | tr '\n' ' ')"
+    e2e_expect_concat "$stream" "${parts[@]}"
+    e2e_server_sample end 9000
+    e2e_expect_no_rto before end
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    e2e_proxy_healthy
+}
+
 test_case "migration: paced download laptop -> phone, spliced" e2e_migrate_download spliced
+test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_and_back
 test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback

@@ -3,8 +3,9 @@
 
     migration_json.py flows FLOWS.json --device ADDR [--device-port P] [--dport PORT]
         one line per established flow from that device: "ID DEVICE_PORT NAT_PORT"
-    migration_json.py phase FLOWS.json ID
-        the flow's migration phase ("-" when it is not migrating); exit 1 if there is no flow ID
+    migration_json.py phase FLOWS.json [ID]
+        the flow's migration phase ("-" when it is not migrating); exit 1 if there is no flow ID;
+        without ID: "ID PHASE" for every flow
     migration_json.py field REPORT.json FIELD [--flow ID]
         a field of a flow's report (the first report without --flow); "-" when null
         (dotted for nested fields: newDevice.port)
@@ -106,6 +107,10 @@ def main():
             print(flow["id"], flow["device"]["port"], flow["nat"]["port"])
         return 0
     if args.command == "phase":
+        if args.arg is None:
+            for flow in data.get("flows", []):
+                print(flow["id"], flow.get("migrationPhase") or "-")
+            return 0
         for flow in data.get("flows", []):
             if str(flow.get("id")) == args.arg:
                 print(flow.get("migrationPhase") or "-")

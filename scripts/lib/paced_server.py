@@ -8,6 +8,7 @@ what each device read.
     paced_server.py --bind 10.2.0.2 --port 9000 --file stream.bin --rate 2000000
 
 --burst BYTES sends the first BYTES at full speed (as a download starts), pacing the rest.
+--repeat N sends the file N times over (one long stream from a small file).
 --congestion NAME sets the listening socket's congestion control (accepted connections
 inherit it), e.g. cubic, Linux's default, where the host's default is another one.
 """
@@ -18,13 +19,18 @@ import threading
 import time
 
 
-def serve(conn, addr, path, rate, chunk, burst):
+def serve(conn, addr, path, rate, chunk, burst, repeat):
     sent = 0
     start = time.monotonic()
     try:
         with open(path, "rb") as source:
+            rounds = 1
             while True:
                 data = source.read(chunk)
+                if not data and rounds < repeat:
+                    rounds += 1
+                    source.seek(0)
+                    continue
                 if not data:
                     break
                 conn.sendall(data)
@@ -56,6 +62,7 @@ def main():
     parser.add_argument("--rate", type=float, required=True, help="bytes per second")
     parser.add_argument("--chunk", type=int, default=16384)
     parser.add_argument("--burst", type=int, default=0, help="send the first BURST bytes unpaced")
+    parser.add_argument("--repeat", type=int, default=1, help="send the file this many times over")
     parser.add_argument("--congestion", help="TCP congestion control of the connections (default: the system's)")
     args = parser.parse_args()
     listener = socket.create_server((args.bind, args.port), backlog=128, reuse_port=False)
@@ -67,7 +74,7 @@ def main():
         conn, addr = listener.accept()
         sys.stderr.write(f"paced_server: connection from {addr[0]}:{addr[1]}\n")
         sys.stderr.flush()
-        threading.Thread(target=serve, args=(conn, addr, args.file, args.rate, args.chunk, args.burst), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, addr, args.file, args.rate, args.chunk, args.burst, args.repeat), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -3,20 +3,25 @@
 server, reads the stream into a file and records when things happened.
 
     stream_reader.py --connect 10.2.0.2:9000 --out part.bin --times part.json \\
-        [--source-port 45678] [--go FIFO] [--probe 10.2.0.2:9001 --probes 3] [--max-seconds 60]
+        [--source-port 45678] [--probe 10.2.0.2:9001 [--probe-proxied 10.2.0.2:9002] --probes 3]
+        [--go FIFO] [--max-seconds 60]
 
---probe HOST:PORT  first measures plain TCP handshakes (connect, then close) to a port the proxy
-                   does not manage: the new device's handshake RTT to the server, measured by
-                   the same program in the same run. Also written: a "probed" line on stdout.
---go FIFO          then waits for a line on FIFO before connecting (the migration must be
-                   pending first); "ready" is printed on stdout once it waits.
+--probe HOST:PORT          first measures plain TCP handshakes (connect, then close) to a port
+                           the proxy does not manage: this device's handshake RTT to the server,
+                           measured by the same program in the same run;
+--probe-proxied HOST:PORT  the same to a port the proxy splices (the proxy's latency added);
+                           "probed" is printed on stdout after the probes.
+--go FIFO                  then waits for a line on FIFO before connecting (a migration must be
+                           pending first); "ready" is printed on stdout once it waits.
 It reads until the end of the stream, a reset (a migration moved the stream away), SIGTERM or
---max-seconds, then writes TIMES as JSON: probe_ms (list), connect_start, connected,
-first_byte, last_byte (CLOCK_MONOTONIC seconds, comparable across network namespaces), bytes,
-local_port, end ("eof", "reset: ...", "terminated", "deadline").
+--max-seconds. TIMES is JSON, written at the first byte read and again at the end:
+probe_ms, probe_proxied_ms (lists of milliseconds), connect_start, connected, first_byte,
+last_byte (CLOCK_MONOTONIC seconds, comparable across network namespaces), bytes, local_port,
+end ("eof", "reset: ...", "terminated", "deadline", "failed: ...").
 """
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
@@ -40,6 +45,14 @@ def on_term(_signum, _frame):
     raise Terminated()
 
 
+def write_times(path, record):
+    """TIMES, replaced atomically: written at the first byte, and again at the end."""
+    with open(path + ".tmp", "w") as times:
+        json.dump(record, times)
+        times.write("\n")
+    os.replace(path + ".tmp", path)
+
+
 def probe(target, count):
     times = []
     for _ in range(count):
@@ -61,17 +74,21 @@ def main():
     parser.add_argument("--times", required=True)
     parser.add_argument("--go")
     parser.add_argument("--probe")
+    parser.add_argument("--probe-proxied", help="also probe this HOST:PORT (a port the proxy splices)")
     parser.add_argument("--probes", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_term)
-    record = {"probe_ms": [], "connect_start": None, "connected": None, "first_byte": None,
+    record = {"probe_ms": [], "probe_proxied_ms": [], "connect_start": None, "connected": None, "first_byte": None,
               "last_byte": None, "bytes": 0, "local_port": None, "end": None}
     out = open(args.out, "wb")
     sock = None
     try:
         if args.probe:
             record["probe_ms"] = probe(endpoint(args.probe), args.probes)
+        if args.probe_proxied:
+            record["probe_proxied_ms"] = probe(endpoint(args.probe_proxied), args.probes)
+        if args.probe or args.probe_proxied:
             print("probed", flush=True)
         if args.go:
             print("ready", flush=True)
@@ -105,11 +122,13 @@ def main():
                 record["end"] = "eof"
                 break
             stamp = now()
-            if record["first_byte"] is None:
-                record["first_byte"] = stamp
+            out.write(data)
             record["last_byte"] = stamp
             record["bytes"] += len(data)
-            out.write(data)
+            if record["first_byte"] is None:
+                record["first_byte"] = stamp
+                out.flush()
+                write_times(args.times, record)
     except Terminated:
         record["end"] = "terminated"
     except OSError as error:
@@ -119,9 +138,7 @@ def main():
         out.close()
         if sock is not None:
             sock.close()
-        with open(args.times, "w") as times:
-            json.dump(record, times)
-            times.write("\n")
+        write_times(args.times, record)
     return 0 if record["end"] in ("eof", "terminated") or str(record["end"]).startswith("reset") else 1
 
 
