@@ -74,8 +74,17 @@ public struct GatewayStateStore: Sendable {
         do {
             try FileManager.default.removeItem(atPath: path)
         } catch {
-            if !FileManager.default.fileExists(atPath: path) { return }
-            throw GatewayStateError(path: path, reason: "cannot delete: \(error)")
+            if FileManager.default.fileExists(atPath: path) {
+                throw GatewayStateError(path: path, reason: "cannot delete: \(error)")
+            }
+        }
+        removeDirectoryIfEmpty()
+    }
+
+    /// The per-namespace directory goes with its last state file, so nothing is left in /run.
+    private func removeDirectoryIfEmpty() {
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory), entries.isEmpty {
+            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 
