@@ -52,8 +52,10 @@ public final class DataPlane: @unchecked Sendable {
 
     /// Starts the loop on its own thread.
     public func start() {
-        let t = Thread { [self] in self.run() }
-        t.name = "tsmp-dataplane"
+        let t = Thread { [self] in
+            Thread.current.name = "tsmp-dataplane" // applied only from the thread itself on Linux
+            self.run()
+        }
         thread = t
         t.start()
     }
