@@ -26,6 +26,9 @@ public enum MigrationPhase: String, Sendable, Codable, CaseIterable {
     case spliced
     /// The flow went back to the old device (no new device, or it failed, before the deadline).
     case rolledBack = "rolled-back"
+    /// Neither finishing nor going back was possible: the flow was reset on every side (the
+    /// new device failed after sending data, or the old device did not take the cache back).
+    case aborted
 }
 
 /// Where a flow should go: the new device's address, and its source port when known.
@@ -80,7 +83,7 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     public var timeouts: Int
     /// Why it rolled back, when it did.
     public var reason: String?
-    public var isFinished: Bool { phase == .spliced || phase == .rolledBack }
+    public var isFinished: Bool { phase == .spliced || phase == .rolledBack || phase == .aborted }
 }
 
 /// Per-migration state held by the engine beside the flow (DESIGN §6).

@@ -92,7 +92,9 @@ extension SpliceEngine {
                                               : "the new device did not take the cached bytes before the deadline"
                 rollback(slot: slot, mid: mid, reason: why, now: now, generated: generated)
             } else if m2.senderTowardOldDevice && now.nanoseconds > m2.deadline.nanoseconds &+ (m2.deadline.nanoseconds &- m2.requestedAt.nanoseconds) {
-                abandon(slot: slot, mid: mid, now: now, generated: generated)
+                abandon(slot: slot, mid: mid,
+                        reason: (m2.rollbackReason ?? "rolled back") + "; the old device did not take the cache back",
+                        now: now, generated: generated)
                 continue
             }
             if var sender = migrations[mid]?.sender {
@@ -550,6 +552,14 @@ extension SpliceEngine {
     /// Step 6: back to the old device; the cache goes to it the same way.
     private func rollback(slot: Int, mid: MigrationID, reason: String, now: Instant, generated: PacketBatch) {
         if migrations[mid]!.phase == .paused { cut(slot: slot, mid: mid, now: now, generated: generated) }
+        if let isn = migrations[mid]!.newDeviceISN, let next = migrations[mid]!.newDeviceNext, next != isn + 1 {
+            // The server already has bytes of the new device's stream past the cut: the old
+            // device's stream can't continue there, so going back would corrupt it.
+            let sent = (isn + 1).distance(to: next)
+            abandon(slot: slot, mid: mid, reason: "\(reason), after the new device had sent \(sent) bytes to the server",
+                    now: now, generated: generated)
+            return
+        }
         var m = migrations[mid]!
         let f = table[slot: slot]!
         if let newDevice = m.newDevice, m.synAckSent {
@@ -601,19 +611,27 @@ extension SpliceEngine {
     }
 
     /// The old device did not take the cache back either: end the flow on both sides.
-    private func abandon(slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) {
+    /// Ends the flow on every side (the migration can neither finish nor go back): RSTs at
+    /// each receiver's RCV.NXT as last seen (RFC 5961 §3.2), the flow left to linger as reset.
+    private func abandon(slot: Int, mid: MigrationID, reason: String, now: Instant, generated: PacketBatch) {
         var m = migrations[mid]!
         let f = table[slot: slot]!
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
-                           seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? m.forwardedToServerEnd), flags: .rst, window: 0),
-             generated: generated)
+                           seq: m.serverAckServerView, flags: .rst, window: 0), generated: generated)
         emit(TCPPacketSpec(source: f.original, destination: m.oldDevice,
                            seq: f.toDevice.seqOffset.apply(m.cutToDevice ?? m.forwardedToDeviceEnd), flags: .rst, window: 0),
              generated: generated)
+        if let newDevice = m.newDevice, m.synAckSent {
+            let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(slot: slot, m) + 1
+            emit(TCPPacketSpec(source: f.original, destination: newDevice, seq: seq, flags: .rst, window: 0), generated: generated)
+            retire(DeviceSideKey(device: newDevice, original: f.original), now: now)
+            table.setAlias(nil, slot: slot)
+        }
         withFlow(slot) { $0.migration = nil; $0.state = .reset }
-        m.rollbackReason = (m.rollbackReason ?? "") + "; the old device did not take the cache back: flow reset"
-        m.enter(.rolledBack, at: now)
+        m.rollbackReason = reason
+        m.enter(.aborted, at: now)
         finish(m, now: now)
+        logger.warning("migration aborted, flow reset", metadata: ["migration.id": "\(mid)", "migration.reason": "\(reason)"])
     }
 
     private func finish(_ m: MigrationState, now: Instant) {

@@ -170,8 +170,31 @@ struct MigrationRollbackTests {
         let out = try h.timers()
         #expect(out.contains { $0.destination == MigrationLab.server && $0.flags.contains(.rst) })
         #expect(out.contains { $0.destination == MigrationLab.laptop && $0.flags.contains(.rst) })
-        #expect(h.report(mid)?.phase == .rolledBack)
+        // The server's RST sits exactly at what it acknowledged of the laptop's stream (RFC 5961 §3.2).
+        #expect(out.first { $0.destination == MigrationLab.server && $0.flags.contains(.rst) }?.seq == SeqNumber(h.l(120)))
+        #expect(h.report(mid)?.phase == .aborted && h.report(mid)?.isFinished == true)
         #expect(h.summary?.state == .reset && h.summary?.migration == nil)
+    }
+
+    @Test("the new device resets after sending data to the server: going back would corrupt the stream, so every side is reset")
+    func newDeviceFailsAfterSendingData() throws {
+        let h = H.established(downloaded: 2 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        _ = h.serverSends(2 * 1448, 5 * 1448, ack: 120)
+        _ = try h.phoneConnects(cut: 2 * 1448)
+        // The phone continues the laptop's stream: 100 bytes go to the server.
+        let data = h.send(h.fromPhone(at: 0, ack: 2 * 1448, length: 100))
+        #expect(data.verdict == .forward)
+        let out = try h.send(tcp4(src: MigrationLab.phone, dst: MigrationLab.server, flags: .rst, seq: h.p(100))).packets()
+        #expect(out.contains { $0.destination == MigrationLab.server && $0.flags.contains(.rst) })
+        #expect(out.contains { $0.destination == MigrationLab.laptop && $0.flags.contains(.rst) })
+        #expect(!out.contains { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty })
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .aborted)
+        #expect(report.reason?.contains("had sent 100 bytes") == true)
+        #expect(h.summary?.state == .reset)
+        #expect(h.engine.activeMigrationCount == 0)
     }
 
     @Test("rolling back to a device that came by an earlier migration uses its own options: MSS, no timestamps, no scaling")
