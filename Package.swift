@@ -57,6 +57,10 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Engine", "Wire"], swiftSettings: strict),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "Engine", "Wire", "PacketIO", "TestSupport",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
     ]
 )

@@ -30,11 +30,16 @@ public struct MigrationReports: Codable, Sendable {
 /// kernel's main routing table (/proc/net/route of the proxy's network namespace).
 public struct DeviceReachability: Sendable {
     public let deviceInterfaces: [String]
-    public init(deviceInterfaces: [String]) { self.deviceInterfaces = deviceInterfaces }
+    /// The table in /proc/net/route's format; nil reads the kernel's at each check.
+    public let routeTable: String?
+    public init(deviceInterfaces: [String], routeTable: String? = nil) {
+        self.deviceInterfaces = deviceInterfaces
+        self.routeTable = routeTable
+    }
 
     /// nil when reachable; otherwise the reason.
     public func problem(reaching address: IPv4Address) -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/net/route", encoding: .utf8) else {
+        guard let text = routeTable ?? (try? String(contentsOfFile: "/proc/net/route", encoding: .utf8)) else {
             return nil // can't tell: don't refuse
         }
         var best: (prefix: Int, iface: String)?
