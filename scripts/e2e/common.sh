@@ -12,6 +12,7 @@
 E2E_HELPERS=$TL_ROOT/scripts/e2e/helpers
 E2E_NAT_PORTS=62000-62999   # outside the ephemeral range (32768-60999)
 E2E_VIP=10.9.9.9
+E2E_EXTRA_PROXY_ARGS=()          # a case may add flags (e.g. --no-offload) before e2e_gateway_up
 E2E_NAT_OWNED=$LAB_GW_SRV      # an address of the gateway (the usual real case)
 E2E_NAT_DEDICATED=10.9.0.1     # an address routed to the gateway (srv: 10.9.0.0/24 via gw)
 
@@ -77,6 +78,7 @@ e2e_gateway_start() {
         sleep 0.5
     fi
     if e2e_baseline; then return 0; fi
+    extra+=("${E2E_EXTRA_PROXY_ARGS[@]}")
     proxy_start "${E2E_PROXY_ARGS[@]}" "${extra[@]}"
 }
 

@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # A 50 MB download from `python3 -m http.server` through the gateway arrives byte-identical
 # and the server sees the NAT address: transparent mode with the NAT address owned by the
-# gateway and with a dedicated routed one, and service mode (VIP 10.9.9.9:80 -> srv:8080).
+# gateway and with a dedicated routed one, and service mode (VIP 10.9.9.9:80 -> srv:8080);
+# and once through the plain path (--no-offload: one packet per syscall, raw-socket sends).
 
 e2e_download() {
     local mode=$1 natkind=$2
+    if [[ ${3:-} == no-offload ]]; then E2E_EXTRA_PROXY_ARGS=(--no-offload); fi
     local data=$CASE_DIR/data www=$CASE_DIR/data/www
     mkdir -p "$www"
     e2e_random_file "$www/blob.bin" "${TSMP_E2E_DOWNLOAD_SIZE:-50M}"
@@ -26,3 +28,4 @@ e2e_download() {
 test_case "download 50MB: transparent, NAT owned by the gateway" e2e_download transparent owned
 test_case "download 50MB: transparent, dedicated NAT address" e2e_download transparent dedicated
 test_case "download 50MB: service VIP" e2e_download service owned
+test_case "download 50MB: transparent, --no-offload (raw socket)" e2e_download transparent owned no-offload
