@@ -6,6 +6,7 @@
 
 e2e_download() {
     local mode=$1 natkind=$2
+    # shellcheck disable=SC2034 # read by e2e_gateway_start (common.sh)
     if [[ ${3:-} == no-offload ]]; then E2E_EXTRA_PROXY_ARGS=(--no-offload); fi
     local data=$CASE_DIR/data www=$CASE_DIR/data/www
     mkdir -p "$www"
