@@ -128,9 +128,18 @@ struct ProxyCleanupCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The command prints what it did itself; the library's log would say it twice.
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .critical
+            return handler
+        }
         let report = GatewayCleanup.run()
         for line in report.actions { print(line) }
-        if report.actions.isEmpty { print("nothing to clean up") }
+        for state in report.runningProxies {
+            print("left alone: \(state) belongs to a proxy that is still running (stop it with SIGTERM; it cleans up itself)")
+        }
+        if report.actions.isEmpty && report.runningProxies.isEmpty && report.failures.isEmpty { print("nothing to clean up") }
         if !report.failures.isEmpty {
             for f in report.failures { FileHandle.standardError.write(Data("tsmp proxy cleanup: \(f)\n".utf8)) }
             throw ExitCode(1)
