@@ -122,9 +122,11 @@ public final class SpliceEngine {
         let packet: TCPIPv4Packet
         do { packet = try TCPIPv4Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
         if config.verifyChecksums {
-            // A partial TCP checksum is finished later by the kernel: only the IP header's can be checked.
-            let partial = offload.flags & VirtioNetHeader.needsChecksum != 0
-            if let bad = partial ? packet.verifyHeaderChecksumOnly() : packet.verifyChecksums() { return .drop(DropReason(bad)) }
+            // A partial TCP checksum is finished later by the kernel, and one the kernel already
+            // verified (DATA_VALID: a NIC's or GRO's check) need not be summed again, a 64 KB
+            // super-segment at a time: only the IP header's is checked then.
+            let skipTCP = offload.flags & (VirtioNetHeader.needsChecksum | VirtioNetHeader.dataValid) != 0
+            if let bad = skipTCP ? packet.verifyHeaderChecksumOnly() : packet.verifyChecksums() { return .drop(DropReason(bad)) }
         }
         if packet.tcp.options.isMalformed { return .drop(.badTCPOptions) }
 
