@@ -17,8 +17,6 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case natPortsExhausted = "nat_ports_exhausted"
     /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
     case unspliceable
-    /// A packet that matches neither a service, an intercept nor the NAT ports.
-    case unmatched
 
     public init(_ e: WireError) {
         switch e {
