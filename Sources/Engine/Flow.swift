@@ -1,16 +1,6 @@
 import PacketIO
 import Wire
 
-/// A flow's public identity: stable for its lifetime, never reused while the proxy runs.
-public struct FlowID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-    public var rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public static func < (a: FlowID, b: FlowID) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { String(rawValue) }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(UInt64.self) }
-    public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(rawValue) }
-}
-
 /// Where a flow is in its life (RFC 9293 §3.3.2, seen from the middle).
 public enum FlowState: String, Sendable, Codable {
     /// The device's SYN was forwarded; no SYN-ACK yet.

@@ -1,16 +1,6 @@
 import PacketIO
 import Wire
 
-/// A migration's public identity.
-public struct MigrationID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-    public var rawValue: UInt64
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public static func < (a: MigrationID, b: MigrationID) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { String(rawValue) }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(UInt64.self) }
-    public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(rawValue) }
-}
-
 /// The steps of a migration (DESIGN §6), in order; a migration ends `spliced` or `rolledBack`.
 public enum MigrationPhase: String, Sendable, Codable, CaseIterable {
     case requested
