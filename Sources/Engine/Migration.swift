@@ -24,9 +24,18 @@ public enum MigrationPhase: String, Sendable, Codable, CaseIterable {
 /// Where a flow should go: the new device's address, and its source port when known.
 public struct MigrationTarget: Sendable, Codable, Hashable, CustomStringConvertible {
     public var address: IPv4Address
+    /// The new device's source port; nil: the first SYN from `address` to the flow's destination.
     public var port: UInt16?
-    public init(address: IPv4Address, port: UInt16? = nil) { self.address = address; self.port = port }
-    public var description: String { port.map { "\(address):\($0)" } ?? address.description }
+    /// No SYN is claimed until `SpliceEngine.bindMigrationSourcePort` names the port: the MTR
+    /// path (DESIGN §7), where the target's agent says which port it will connect from only
+    /// after the cut offsets are known.
+    public var awaitsPort: Bool
+    public init(address: IPv4Address, port: UInt16? = nil, awaitsPort: Bool = false) {
+        self.address = address; self.port = port; self.awaitsPort = awaitsPort && port == nil
+    }
+    public var description: String {
+        port.map { "\(address):\($0)" } ?? (awaitsPort ? "\(address):(port pending)" : address.description)
+    }
 }
 
 /// Why a migration was refused. Nothing changed when one of these is returned.
@@ -37,6 +46,8 @@ public enum MigrationRefusal: Error, Sendable, Equatable, CustomStringConvertibl
     case sameDevice(FlowID)
     case copyIncomplete(FlowID, missing: UInt64)
     case unsupported(FlowID, String)
+    case unknownMigration(MigrationID)
+    case tooLate(MigrationID, MigrationPhase)
 
     public var description: String {
         switch self {
@@ -46,6 +57,8 @@ public enum MigrationRefusal: Error, Sendable, Equatable, CustomStringConvertibl
         case .sameDevice(let f): "flow \(f) is already held by that address"
         case .copyIncomplete(let f, let missing): "flow \(f): the in-flight copy lacks \(missing) bytes the device has not acknowledged (raise the per-flow cap)"
         case .unsupported(let f, let why): "flow \(f) can't be migrated: \(why)"
+        case .unknownMigration(let m): "migration \(m) is not running"
+        case .tooLate(let m, let phase): "migration \(m) is \(phase.rawValue): its new device is already known"
         }
     }
 }
@@ -80,7 +93,7 @@ public struct MigrationReport: Sendable, Codable, Equatable {
 struct MigrationState: Sendable {
     let id: MigrationID
     let flowID: FlowID
-    let target: MigrationTarget
+    var target: MigrationTarget
     let requestedAt: Instant
     let deadline: Instant
     /// Until when the cut waits for both directions to settle.

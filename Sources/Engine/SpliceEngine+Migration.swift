@@ -68,6 +68,17 @@ extension SpliceEngine {
         return .success(mid)
     }
 
+    /// Names the port the new device will connect from (the target agent's answer to the MTR).
+    /// Only before its SYN was claimed and while the migration runs toward the new device.
+    public func bindMigrationSourcePort(_ port: UInt16, to id: MigrationID) -> Result<Void, MigrationRefusal> {
+        guard let m = migrations[id] else { return .failure(.unknownMigration(id)) }
+        guard m.newDevice == nil, !m.senderTowardOldDevice else { return .failure(.tooLate(id, m.phase)) }
+        migrations[id]!.target.port = port
+        migrations[id]!.target.awaitsPort = false
+        logger.info("migration source port bound", metadata: ["migration.id": "\(id)", "migration.to": "\(migrations[id]!.target)"])
+        return .success(())
+    }
+
     /// The report of a migration, running or finished.
     public func migrationReport(_ id: MigrationID, now: Instant) -> MigrationReport? {
         if let m = migrations[id] { return report(m, now: now) }
@@ -114,7 +125,7 @@ extension SpliceEngine {
         for mid in migrations.keys.sorted() {
             let m = migrations[mid]!
             guard m.newDevice == nil, !m.senderTowardOldDevice, m.target.address == src.address,
-                  m.target.port == nil || m.target.port == src.port,
+                  !m.target.awaitsPort, m.target.port == nil || m.target.port == src.port,
                   let slot = table.slot(id: m.flowID), table[slot: slot]!.original == dst else { continue }
             let syn = SynOptions(packet.tcp.options)
             migrations[mid]!.newDevice = src

@@ -12,18 +12,15 @@ public struct FlowListing: Codable, Sendable {
 }
 
 public enum ControlAPI {
-    public static func routes(dataPlane: DataPlane) -> [String: HTTPEndpoint.Handler] {
+    public static func routes(engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return [
             "GET /v1/flows": { _ in
-                let listing = await dataPlane.perform { engine in
-                    FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: engine.status())
-                }
-                return json(encoder, listing)
+                json(encoder, await engine.listing())
             },
             "GET /v1/status": { _ in
-                json(encoder, await dataPlane.perform { $0.status() })
+                json(encoder, await engine.engineStatus())
             },
         ]
     }

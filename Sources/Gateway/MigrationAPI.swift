@@ -61,7 +61,7 @@ public struct DeviceReachability: Sendable {
 }
 
 extension ControlAPI {
-    public static func migrationRoutes(dataPlane: DataPlane, reachability: DeviceReachability) -> [String: HTTPEndpoint.Handler] {
+    public static func migrationRoutes(engine: any EngineAccess, reachability: DeviceReachability) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return [
@@ -79,23 +79,13 @@ extension ControlAPI {
                     return .error(.unprocessableEntity, "cannot migrate to \(body.toAddress): \(why)")
                 }
                 let deadline = Duration.milliseconds(Int64(body.deadlineSeconds * 1000))
-                let results = await dataPlane.performWithOutput { engine, out in
-                    let now = Syscall.monotonicNow()
-                    return body.flows.map { flow -> MigrationStartResult in
-                        switch engine.startMigration(flow: flow, to: MigrationTarget(address: body.toAddress, port: body.fromPort),
-                                                     deadline: deadline, now: now, generated: out) {
-                        case .success(let id): return MigrationStartResult(flow: flow, migration: id, error: nil)
-                        case .failure(let refusal): return MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
-                        }
-                    }
-                }
+                let results = await engine.startMigrations(body.flows, to: MigrationTarget(address: body.toAddress, port: body.fromPort),
+                                                           deadline: deadline)
                 return json(encoder, results)
             },
             "GET /v1/migrations": { request in
                 let ids = (request.query["id"] ?? "").split(separator: ",").compactMap { UInt64($0) }.map(MigrationID.init)
-                let reports = await dataPlane.perform { engine in
-                    ids.compactMap { engine.migrationReport($0, now: Syscall.monotonicNow()) }
-                }
+                let reports = await engine.reports(ids)
                 return json(encoder, MigrationReports(migrations: reports))
             },
         ]

@@ -93,8 +93,8 @@ public struct ProxyService {
         do {
             endpoints.append(try await HTTPEndpoint.start(
                 host: options.control.address.description, port: Int(options.control.port), group: group,
-                logger: logger, routes: ControlAPI.routes(dataPlane: dataPlane).merging(
-                    ControlAPI.migrationRoutes(dataPlane: dataPlane, reachability: DeviceReachability(deviceInterfaces: options.devices)),
+                logger: logger, routes: ControlAPI.routes(engine: dataPlane).merging(
+                    ControlAPI.migrationRoutes(engine: dataPlane, reachability: DeviceReachability(deviceInterfaces: options.devices)),
                     uniquingKeysWith: { a, _ in a })))
             if let m = options.metrics {
                 let metrics = EngineMetrics()

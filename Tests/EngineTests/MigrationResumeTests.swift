@@ -74,6 +74,28 @@ struct MigrationResumeTests {
         #expect(right.verdict == .consumed)
     }
 
+    @Test("a target awaiting its port claims no SYN until the port is bound, then only that port's")
+    func awaitedPort() throws {
+        let h = established()
+        let (r, _) = try h.startMigration(to: MigrationTarget(address: MigrationLab.phoneAddress, awaitsPort: true))
+        let mid = try r.get()
+        #expect(h.send(h.phoneSyn()).verdict == .forward) // nothing bound yet: a flow of its own
+        #expect(h.engine.flowCount == 2)
+        #expect(refusal(h.engine.bindMigrationSourcePort(50001, to: MigrationID(999))) == .unknownMigration(MigrationID(999)))
+        try h.engine.bindMigrationSourcePort(50001, to: mid).get()
+        #expect(h.report(mid)?.target == MigrationTarget(address: MigrationLab.phoneAddress, port: 50001))
+        let right = h.send(tcp4(src: endpoint("10.3.0.2:50001"), dst: MigrationLab.server, flags: .syn, seq: 5,
+                                options: EndOptions.linux.syn(tsval: 1)))
+        #expect(right.verdict == .consumed)
+        // Claimed: the port can't change any more.
+        #expect(refusal(h.engine.bindMigrationSourcePort(50002, to: mid)) == .tooLate(mid, h.report(mid)!.phase))
+    }
+
+    private func refusal(_ r: Result<Void, MigrationRefusal>) -> MigrationRefusal? {
+        if case .failure(let why) = r { return why }
+        return nil
+    }
+
     struct OptionCase: Sendable, CustomTestStringConvertible {
         var name: String
         var laptop: EndOptions

@@ -30,8 +30,8 @@ struct ControlAPITests {
             dataPlane = try DataPlane(engine: engine, input: input, output: MemoryDevice(), logger: Logger(label: "test"))
             dataPlane.start()
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let routes = ControlAPI.routes(dataPlane: dataPlane).merging(
-                ControlAPI.migrationRoutes(dataPlane: dataPlane, reachability: Self.reachability),
+            let routes = ControlAPI.routes(engine: dataPlane).merging(
+                ControlAPI.migrationRoutes(engine: dataPlane, reachability: Self.reachability),
                 uniquingKeysWith: { a, _ in a })
             endpoint = try await HTTPEndpoint.start(host: "127.0.0.1", port: 0, group: group, logger: Logger(label: "test"), routes: routes)
             client = ControlClient(endpoint: IPv4Endpoint(IPv4Address(127, 0, 0, 1), UInt16(endpoint.localAddress!.port!)))

@@ -1,0 +1,52 @@
+import Engine
+import PacketIO
+
+/// What the control endpoints (the local `--control` API and the device-facing API) ask of
+/// the data plane. They go through this and never touch a `SpliceEngine` themselves, so how
+/// the engine is run (one data-plane thread or several shards) stays the data plane's affair.
+public protocol EngineAccess: Sendable {
+    /// Every managed flow and the engine's counters.
+    func listing() async -> FlowListing
+    func engineStatus() async -> EngineStatus
+    /// Starts one migration per flow toward `target`; one refusal doesn't stop the others.
+    func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult]
+    /// Names the source port a migration's new device will connect from (the MTR's answer).
+    func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal>
+    /// Reports of running or finished migrations; unknown ids are left out.
+    func reports(_ ids: [MigrationID]) async -> [MigrationReport]
+}
+
+extension DataPlane: EngineAccess {
+    public func listing() async -> FlowListing {
+        await perform { engine in
+            FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: engine.status())
+        }
+    }
+
+    public func engineStatus() async -> EngineStatus {
+        await perform { $0.status() }
+    }
+
+    public func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult] {
+        await performWithOutput { engine, out in
+            let now = Syscall.monotonicNow()
+            return flows.map { flow in
+                switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
+                case .success(let id): MigrationStartResult(flow: flow, migration: id, error: nil)
+                case .failure(let refusal): MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
+                }
+            }
+        }
+    }
+
+    public func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal> {
+        await perform { $0.bindMigrationSourcePort(port, to: migration) }
+    }
+
+    public func reports(_ ids: [MigrationID]) async -> [MigrationReport] {
+        await perform { engine in
+            let now = Syscall.monotonicNow()
+            return ids.compactMap { engine.migrationReport($0, now: now) }
+        }
+    }
+}
