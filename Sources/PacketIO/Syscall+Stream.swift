@@ -8,28 +8,98 @@ extension Syscall {
     /// A TCP socket connected to `address:port` (IPv4), with `timeoutSeconds` on connect, send
     /// and receive. Close it with `Syscall.close`.
     public static func connectTCP(_ address: UInt32, port: UInt16, timeoutSeconds: Int = 10) throws(SystemError) -> Int32 {
-        // SOCK_STREAM (1) | SOCK_CLOEXEC (02000000): glibc declares them as enum members Swift does not import here.
-        let fd = try socket(domain: AF_INET, type: 1 | 0o2000000, protocol: 0)
-        let tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        let fd = try tcpSocket()
         do throws(SystemError) {
-            try setSocketOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, tv)
-            try setSocketOption(fd, level: SOL_SOCKET, name: SO_SNDTIMEO, tv)
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            sin.sin_addr = in_addr(s_addr: address.bigEndian)
-            _ = try blocking("connect") {
-                withUnsafePointer(to: &sin) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-            }
+            try connect(fd, to: address, port: port, timeoutSeconds: timeoutSeconds)
         } catch {
             try? close(fd)
             throw error
         }
         return fd
+    }
+
+    /// A TCP socket bound to `address` (0: any) and a port the kernel picked, not yet connected:
+    /// what an agent answers an MTR with (DESIGN §7) before it connects from that port.
+    public static func boundTCPSocket(address: UInt32 = 0) throws(SystemError) -> (fd: Int32, port: UInt16) {
+        let fd = try tcpSocket()
+        do throws(SystemError) {
+            var sin = socketAddress(address, port: 0)
+            _ = try blocking("bind") {
+                withUnsafePointer(to: &sin) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+            return (fd, try localEndpoint(fd).port)
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
+    /// Connects `fd` (blocking) with `timeoutSeconds` on connect, send and receive.
+    public static func connect(_ fd: Int32, to address: UInt32, port: UInt16, timeoutSeconds: Int = 10) throws(SystemError) {
+        let tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, tv)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_SNDTIMEO, tv)
+        var sin = socketAddress(address, port: port)
+        _ = try blocking("connect") {
+            withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+    }
+
+    /// Clears the send/receive timeouts `connect` set (a handed-over socket blocks as usual).
+    public static func clearTimeouts(_ fd: Int32) throws(SystemError) {
+        let none = timeval(tv_sec: 0, tv_usec: 0)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, none)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_SNDTIMEO, none)
+    }
+
+    /// The local address the kernel would use to reach `address:port` (a UDP socket is
+    /// connected, which sends nothing, and asked its name): a device's current locator.
+    public static func sourceAddress(toward address: UInt32, port: UInt16) throws(SystemError) -> UInt32 {
+        let fd = try socket(domain: AF_INET, type: 2 /* SOCK_DGRAM */, protocol: 0)
+        defer { try? close(fd) }
+        var sin = socketAddress(address, port: port)
+        _ = try blocking("connect") {
+            withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        return try localEndpoint(fd).address
+    }
+
+    /// getsockname(2) of an IPv4 socket.
+    public static func localEndpoint(_ fd: Int32) throws(SystemError) -> (address: UInt32, port: UInt16) {
+        var sin = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = try blocking("getsockname") {
+            withUnsafeMutablePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.getsockname(fd, $0, &length) }
+            }
+        }
+        return (UInt32(bigEndian: sin.sin_addr.s_addr), UInt16(bigEndian: sin.sin_port))
+    }
+
+    /// shutdown(2) of the sending half: the peer reads end of stream.
+    public static func shutdownWrite(_ fd: Int32) throws(SystemError) {
+        _ = try blocking("shutdown") { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    private static func tcpSocket() throws(SystemError) -> Int32 {
+        // SOCK_STREAM (1): glibc declares it as an enum member Swift does not import here.
+        try socket(domain: AF_INET, type: 1, protocol: 0)
+    }
+
+    private static func socketAddress(_ address: UInt32, port: UInt16) -> sockaddr_in {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr = in_addr(s_addr: address.bigEndian)
+        return sin
     }
 
     /// Reads until end of stream or `limit` bytes.

@@ -69,4 +69,25 @@ import Glibc
         #expect(a <= b)
         #expect(Syscall.wallClockNow().nanoseconds > 1_600_000_000 * 1_000_000_000)
     }
+
+    @Test func boundSocketHasAPortAndConnectsFromIt() throws {
+        let loopback: UInt32 = 0x7F00_0001
+        // A listener on loopback, from a bound socket + listen (the agent's side is only bind/connect).
+        let listener = try Syscall.boundTCPSocket(address: loopback)
+        defer { try? Syscall.close(listener.fd) }
+        #expect(Glibc.listen(listener.fd, 1) == 0)
+        let client = try Syscall.boundTCPSocket(address: loopback)
+        defer { try? Syscall.close(client.fd) }
+        #expect(client.port != 0 && client.port != listener.port)
+        try Syscall.connect(client.fd, to: loopback, port: listener.port, timeoutSeconds: 2)
+        #expect(try Syscall.localEndpoint(client.fd) == (loopback, client.port))
+        #expect(try Syscall.sourceAddress(toward: loopback, port: 9) == loopback)
+    }
+
+    @Test func connectToAClosedPortThrowsNamingTheCall() throws {
+        let loopback: UInt32 = 0x7F00_0001
+        let unused = try Syscall.boundTCPSocket(address: loopback) // bound, never listening
+        defer { try? Syscall.close(unused.fd) }
+        #expect(throws: SystemError.self) { try Syscall.connectTCP(loopback, port: unused.port, timeoutSeconds: 2) }
+    }
 }
