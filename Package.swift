@@ -71,6 +71,7 @@ let package = Package(
         .testTarget(name: "NamespaceTests", dependencies: [
             "Namespace",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "SQLKit", package: "sql-kit"),
         ], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Engine", "Wire", "PacketIO", "TestSupport",

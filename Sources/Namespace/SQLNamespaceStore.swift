@@ -69,6 +69,11 @@ final class SQLNamespaceStore: NamespaceStore {
         self.logger = logger
     }
 
+    /// A store that connects at its first transaction and leaves the schema as it finds it.
+    static func unmigrated(_ target: Target, logger: Logger) -> SQLNamespaceStore {
+        SQLNamespaceStore(target: target, logger: logger)
+    }
+
     /// Opens the connection and creates or migrates the schema.
     static func open(_ target: Target, logger: Logger) async throws(NamespaceError) -> SQLNamespaceStore {
         let store = SQLNamespaceStore(target: target, logger: logger)
@@ -93,7 +98,7 @@ final class SQLNamespaceStore: NamespaceStore {
     }
 
     /// Runs `body` on the connection between BEGIN and COMMIT (ROLLBACK when it throws), holding the gate.
-    private func sqlTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws(NamespaceError) -> R {
+    func sqlTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws(NamespaceError) -> R {
         do {
             return try await gate.withGate {
                 let db = try await self.openConnection().sql(self.logger)

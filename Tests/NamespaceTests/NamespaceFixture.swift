@@ -66,7 +66,9 @@ struct NamespaceFixture: Sendable {
         case .sqlite:
             if let directory { try? FileManager.default.removeItem(atPath: directory) }
         case .postgresql:
-            if let store = try? await openStore() as? SQLNamespaceStore { try? await store.dropSchema() }
+            guard let target = try? NamespaceDatabase.target(for: url) else { return }
+            let store = SQLNamespaceStore.unmigrated(target, logger: Self.logger)
+            do { try await store.dropSchema() } catch { Issue.record("could not drop the test schema: \(error)") }
         }
     }
 

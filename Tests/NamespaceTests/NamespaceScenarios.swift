@@ -1,5 +1,6 @@
 import Foundation
 @testable import Namespace
+import SQLKit
 import Testing
 
 /// Every service function, written once and run on both databases (NamespaceTests.swift).
@@ -329,6 +330,28 @@ enum NamespaceScenarios {
         await f.cleanUp()
     }
 
+    /// A database written by a newer version is refused rather than misread; the schema is created once.
+    static func schemaVersion(_ backend: Backend) async throws {
+        let f = try NamespaceFixture(backend)
+        do {
+            let store = try #require(try await f.openStore() as? SQLNamespaceStore)
+            let versions = try await store.sqlTransaction { db in
+                try await db.raw("SELECT version FROM ns_schema").all().map { try $0.decode(column: "version", as: Int64.self) }
+            }
+            #expect(versions == [Int64(SQLSchema.currentVersion)])
+            await store.close()
+            let again = try #require(try await f.openStore() as? SQLNamespaceStore)   // opens an existing schema as it is
+            try await again.sqlTransaction { db in try await db.raw("UPDATE ns_schema SET version = 99").run() }
+            await again.close()
+            let reason = await expectRefusal(NamespaceError.storage) { _ = try await f.openStore() }
+            #expect(reason?.contains("schema version 99 is newer") == true)
+        } catch {
+            await f.cleanUp()
+            throw error
+        }
+        await f.cleanUp()
+    }
+
     // MARK: Concurrent edits converge in time order (SMP §6.2.3)
 
     static func convergence(_ backend: Backend) async throws {
@@ -396,6 +419,31 @@ enum NamespaceScenarios {
     }
 
     enum Edit { case preferences([DeviceID]), status(DeviceStatus) }
+
+    // MARK: One transaction per operation
+
+    /// A write failing half-way through an operation leaves nothing of it behind.
+    static func failedOperationsChangeNothing(_ backend: Backend) async throws {
+        try await NamespaceFixture.withService(backend) { f, ns in
+            // Registration fails after the user row and the first log entry were written.
+            let failing = NamespaceService(store: FaultyStore(base: ns.store, fault: .insertDevice), clock: f.clock.read)
+            await expectRefusal(NamespaceError.storage) { _ = try await failing.registerUser(bob, firstDevice: "laptop") }
+            await expectRefusal(NamespaceError.notFound) { _ = try await ns.devices(of: bob) }
+            _ = try await ns.registerUser(bob, firstDevice: "laptop")
+            #expect(try await ns.changes(of: bob, sinceMillis: nil).map(\.change) == [.deviceAdded, .status(.online)])
+
+            // A heartbeat fails after it logged the phone online at a new address.
+            _ = try await ns.introduce(device: "phone", by: laptop)
+            let before = try await NamespaceScenarios.Snapshot(ns, users: [bob])
+            f.clock.advance(by: 1000)
+            let broken = NamespaceService(store: FaultyStore(base: ns.store, fault: .setLastHeartbeat), clock: f.clock.read)
+            await expectRefusal(NamespaceError.storage) {
+                _ = try await broken.heartbeat(from: phone, knownModificationMillis: nil, locator: locator("10.0.0.2"))
+            }
+            #expect(try await NamespaceScenarios.Snapshot(ns, users: [bob]) == before)
+            #expect(try await ns.device(atAddress: "10.0.0.2") == nil)
+        }
+    }
 
     // MARK: Concurrency
 

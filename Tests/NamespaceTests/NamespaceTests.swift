@@ -17,8 +17,10 @@ struct NamespaceTests {
         @Test func resolution() async throws { try await NamespaceScenarios.resolution(.sqlite) }
         @Test func preferencesRefused() async throws { try await NamespaceScenarios.preferencesRefused(.sqlite) }
         @Test func restart() async throws { try await NamespaceScenarios.restart(.sqlite) }
+        @Test func schemaVersion() async throws { try await NamespaceScenarios.schemaVersion(.sqlite) }
         @Test func convergence() async throws { try await NamespaceScenarios.convergence(.sqlite) }
         @Test func concurrentRequests() async throws { try await NamespaceScenarios.concurrentRequests(.sqlite) }
+        @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.sqlite) }
     }
 
     @Suite("on PostgreSQL",
@@ -34,7 +36,9 @@ struct NamespaceTests {
         @Test func resolution() async throws { try await NamespaceScenarios.resolution(.postgresql) }
         @Test func preferencesRefused() async throws { try await NamespaceScenarios.preferencesRefused(.postgresql) }
         @Test func restart() async throws { try await NamespaceScenarios.restart(.postgresql) }
+        @Test func schemaVersion() async throws { try await NamespaceScenarios.schemaVersion(.postgresql) }
         @Test func convergence() async throws { try await NamespaceScenarios.convergence(.postgresql) }
         @Test func concurrentRequests() async throws { try await NamespaceScenarios.concurrentRequests(.postgresql) }
+        @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.postgresql) }
     }
 }
