@@ -35,7 +35,12 @@ struct NamespaceFixture: Sendable {
     let url: String
     private let directory: String?
     let clock = ManualClock()
-    static let logger = Logger(label: "tsmp.namespace.test")
+    /// Warnings and errors only: the service logs every registration at info.
+    static let logger: Logger = {
+        var logger = Logger(label: "tsmp.namespace.test")
+        logger.logLevel = .warning
+        return logger
+    }()
 
     init(_ backend: Backend) throws {
         self.backend = backend

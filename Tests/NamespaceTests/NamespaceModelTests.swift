@@ -124,7 +124,7 @@ struct NamespaceModelTests {
     }
 
     @Test func databaseURLs() async throws {
-        let logger = Logger(label: "test")
+        let logger = NamespaceFixture.logger
         for bad in ["", "mysql://root@localhost/x", "sqlite:", "postgresql:///db", "postgresql://127.0.0.1/db",
                     "postgresql://u@127.0.0.1/db?schema=Bad-Name", "postgresql://u@127.0.0.1/db?tlsmode=maybe",
                     "postgresql://u@127.0.0.1/db?color=blue"] {
@@ -156,7 +156,7 @@ struct NamespaceModelTests {
         }
         // In memory: works, empty.
         let store = try await NamespaceDatabase.open("sqlite::memory:", logger: logger)
-        let ns = NamespaceService(store: store, clock: { 1 })
+        let ns = NamespaceService(store: store, clock: { 1 }, logger: logger)
         _ = try await ns.registerUser(uid("bob@example.com"), firstDevice: "laptop")
         #expect(try await ns.devices(of: uid("bob@example.com")).count == 1)
         await store.close()

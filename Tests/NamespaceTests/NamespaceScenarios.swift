@@ -426,7 +426,7 @@ enum NamespaceScenarios {
     static func failedOperationsChangeNothing(_ backend: Backend) async throws {
         try await NamespaceFixture.withService(backend) { f, ns in
             // Registration fails after the user row and the first log entry were written.
-            let failing = NamespaceService(store: FaultyStore(base: ns.store, fault: .insertDevice), clock: f.clock.read)
+            let failing = NamespaceService(store: FaultyStore(base: ns.store, fault: .insertDevice), clock: f.clock.read, logger: NamespaceFixture.logger)
             await expectRefusal(NamespaceError.storage) { _ = try await failing.registerUser(bob, firstDevice: "laptop") }
             await expectRefusal(NamespaceError.notFound) { _ = try await ns.devices(of: bob) }
             _ = try await ns.registerUser(bob, firstDevice: "laptop")
@@ -436,7 +436,7 @@ enum NamespaceScenarios {
             _ = try await ns.introduce(device: "phone", by: laptop)
             let before = try await NamespaceScenarios.Snapshot(ns, users: [bob])
             f.clock.advance(by: 1000)
-            let broken = NamespaceService(store: FaultyStore(base: ns.store, fault: .setLastHeartbeat), clock: f.clock.read)
+            let broken = NamespaceService(store: FaultyStore(base: ns.store, fault: .setLastHeartbeat), clock: f.clock.read, logger: NamespaceFixture.logger)
             await expectRefusal(NamespaceError.storage) {
                 _ = try await broken.heartbeat(from: phone, knownModificationMillis: nil, locator: locator("10.0.0.2"))
             }
