@@ -4,7 +4,8 @@ import Logging
 /// their sync, missed-heartbeat expiry, locator updates, preferences and resolution (SRR).
 ///
 /// Rules, kept the same way by every operation:
-/// - Every operation is one store transaction: a refused or failed one changes nothing.
+/// - Every mutation is one store transaction: a refused or failed one changes nothing. Reads
+///   run without one (`NamespaceStore.read`).
 /// - A group's state is its change log applied in (`timeMillis`, `seq`) order, last writer wins
 ///   per field (a device's status, a device's locator, the user's ranking). Each stored field
 ///   keeps the stamp of the entry that set it, so an entry that arrives late with an older time
@@ -102,11 +103,11 @@ public actor NamespaceService {
 
     public func proxyExists(_ name: String) async throws -> Bool {
         let name = try DeviceID.validatedName(name, what: "proxy name")
-        return try await store.transaction { tx in try await tx.proxyExists(name) }
+        return try await store.read { tx in try await tx.proxyExists(name) }
     }
 
     public func deviceExists(_ did: DeviceID) async throws -> Bool {
-        try await store.transaction { tx in try await tx.device(did) != nil }
+        try await store.read { tx in try await tx.device(did) != nil }
     }
 
     // MARK: Heartbeat and mobility (SMP draft §6.2.3, §6.2.4)
@@ -131,7 +132,7 @@ public actor NamespaceService {
             if !pending.isEmpty {
                 latest = try await Self.bump(group, now: now, in: tx)
                 for (change, time) in pending {
-                    try await Self.record(change, by: did, at: time, recorded: latest, in: tx)
+                    try await Self.record(change, by: did, at: time, recorded: latest, device: device, in: tx)
                 }
             }
             try await tx.setLastHeartbeat(of: did, to: now)
@@ -161,7 +162,7 @@ public actor NamespaceService {
             let now = clock()
             let recorded = try await Self.bump(group, now: now, in: tx)
             try await Self.record(.locator(locator), by: did, at: max(now, device.locatorStamp?.timeMillis ?? now),
-                                  recorded: recorded, in: tx)
+                                  recorded: recorded, device: device, in: tx)
         }
     }
 
@@ -189,7 +190,8 @@ public actor NamespaceService {
                 let recorded = try await Self.bump(group, now: now, in: tx)
                 for device in stale {
                     try await Self.record(.status(.offline), by: device.record.did,
-                                          at: max(now, device.statusStamp?.timeMillis ?? now), recorded: recorded, in: tx)
+                                          at: max(now, device.statusStamp?.timeMillis ?? now), recorded: recorded,
+                                          device: device, in: tx)
                     expired.append(device.record.did)
                 }
             }
@@ -211,9 +213,9 @@ public actor NamespaceService {
             let now = clock()
             try Self.checkEditTime(atMillis, now: now)
             let group = try await Self.requireGroup(did.user, in: tx)
-            _ = try await Self.requireDevice(did, in: tx)
+            let device = try await Self.requireDevice(did, in: tx)
             let recorded = try await Self.bump(group, now: now, in: tx)
-            try await Self.record(.status(status), by: did, at: atMillis, recorded: recorded, in: tx)
+            try await Self.record(.status(status), by: did, at: atMillis, recorded: recorded, device: device, in: tx)
         }
     }
 
@@ -237,7 +239,7 @@ public actor NamespaceService {
                 throw NamespaceError.notFound("ranking names \(ranked), which is not a registered device")
             }
             let recorded = try await Self.bump(group, now: now, in: tx)
-            try await Self.record(.preferences(ranking), by: did, at: atMillis, recorded: recorded, in: tx)
+            try await Self.record(.preferences(ranking), by: did, at: atMillis, recorded: recorded, group: group, in: tx)
         }
     }
 
@@ -245,7 +247,7 @@ public actor NamespaceService {
 
     /// The user's devices, by name.
     public func devices(of user: UserID) async throws -> [DeviceRecord] {
-        try await store.transaction { tx in
+        try await store.read { tx in
             _ = try await Self.requireGroup(user, reading: true, in: tx)
             return try await tx.devices(of: user).map(\.record)
         }
@@ -253,17 +255,17 @@ public actor NamespaceService {
 
     /// The user's device ranking, best first.
     public func preferences(of user: UserID) async throws -> [DeviceID] {
-        try await store.transaction { tx in try await Self.requireGroup(user, reading: true, in: tx).preferences }
+        try await store.read { tx in try await Self.requireGroup(user, reading: true, in: tx).preferences }
     }
 
     /// The group's latest modification time.
     public func latestModificationMillis(of user: UserID) async throws -> Int64 {
-        try await store.transaction { tx in try await Self.requireGroup(user, reading: true, in: tx).modificationMillis }
+        try await store.read { tx in try await Self.requireGroup(user, reading: true, in: tx).modificationMillis }
     }
 
     /// Where a device is.
     public func resolve(_ did: DeviceID) async throws -> Resolution {
-        try await store.transaction { tx in
+        try await store.read { tx in
             let record = try await Self.requireDevice(did, in: tx).record
             return Resolution(did: record.did, status: record.status, locator: record.locator)
         }
@@ -271,7 +273,7 @@ public actor NamespaceService {
 
     /// The user's online devices, best first: ranked ones in the user's order, then the others by name.
     public func resolve(user: UserID) async throws -> [Resolution] {
-        try await store.transaction { tx in
+        try await store.read { tx in
             let group = try await Self.requireGroup(user, reading: true, in: tx)
             let rank = Dictionary(group.preferences.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             return try await tx.devices(of: user)
@@ -295,12 +297,12 @@ public actor NamespaceService {
         guard let canonical = Locator.canonicalAddress(address) else {
             throw NamespaceError.invalid("address \"\(address)\": not an IPv4 or IPv6 address literal")
         }
-        return try await store.transaction { tx in try await tx.devices(atAddress: canonical).first?.record.did }
+        return try await store.read { tx in try await tx.devices(atAddress: canonical).first?.record.did }
     }
 
     /// The user's change-log entries recorded after `sinceMillis` (all when nil), in log order.
     public func changes(of user: UserID, sinceMillis: Int64?) async throws -> [ChangeEntry] {
-        try await store.transaction { tx in
+        try await store.read { tx in
             _ = try await Self.requireGroup(user, reading: true, in: tx)
             return try await tx.changes(of: user, recordedAfter: sinceMillis)
         }
@@ -310,26 +312,31 @@ public actor NamespaceService {
 
     /// Appends `change` to the log and applies it to the stored state when it is the newest
     /// write of its field by (time, seq): the last-writer-wins rule of `NamespaceReplica` too.
+    /// `device` and `group`: their state as read earlier in this transaction, if it was (saves a read).
     @discardableResult
     static func record(_ change: Change, by did: DeviceID, at time: Int64, recorded: Int64,
+                       device known: StoredDevice? = nil, group knownGroup: StoredGroup? = nil,
                        in tx: any NamespaceTransaction) async throws -> ChangeEntry {
         let entry = try await tx.appendChange(device: did, timeMillis: time, recordedMillis: recorded, change: change)
+        func current() async throws -> StoredDevice {
+            if let known, known.record.did == did { return known }
+            return try await requireDevice(did, in: tx)
+        }
         switch change {
         case .deviceAdded:
             try await tx.insertDevice(did, registeredMillis: time)
         case .status(let status):
-            let device = try await requireDevice(did, in: tx)
-            if device.statusStamp.map({ $0 < entry.stamp }) ?? true {
+            if try await current().statusStamp.map({ $0 < entry.stamp }) ?? true {
                 try await tx.setStatus(of: did, to: status, stamp: entry.stamp)
             }
         case .locator(let locator):
-            let device = try await requireDevice(did, in: tx)
-            if device.locatorStamp.map({ $0 < entry.stamp }) ?? true {
+            if try await current().locatorStamp.map({ $0 < entry.stamp }) ?? true {
                 try await tx.setLocator(of: did, to: locator, stamp: entry.stamp)
             }
         case .preferences(let ranking):
-            let group = try await requireGroup(did.user, in: tx)
-            if group.preferencesStamp.map({ $0 < entry.stamp }) ?? true {
+            var group = knownGroup
+            if group?.user != did.user { group = try await requireGroup(did.user, in: tx) }
+            if group?.preferencesStamp.map({ $0 < entry.stamp }) ?? true {
                 try await tx.setPreferences(of: did.user, to: ranking, stamp: entry.stamp)
             }
         }

@@ -8,6 +8,9 @@ public protocol NamespaceStore: Sendable {
     /// Errors other than `NamespaceError` come out as `.storage` (or `.conflict` for a unique
     /// key that another writer took first).
     func transaction<R: Sendable>(_ body: @escaping @Sendable (any NamespaceTransaction) async throws -> R) async throws -> R
+    /// Runs read-only `body` without an explicit transaction (each statement sees the latest
+    /// committed state; one round trip less on each side). Errors as for `transaction`.
+    func read<R: Sendable>(_ body: @escaping @Sendable (any NamespaceTransaction) async throws -> R) async throws -> R
     /// Closes the connection; the store cannot be used afterwards.
     func close() async
 }

@@ -97,6 +97,17 @@ final class SQLNamespaceStore: NamespaceStore {
         return try await sqlTransaction { db in try await body(SQLNamespaceTransaction(db: db, kind: kind)) }
     }
 
+    func read<R: Sendable>(_ body: @escaping @Sendable (any NamespaceTransaction) async throws -> R) async throws(NamespaceError) -> R {
+        let kind = target.kind
+        do {
+            return try await gate.withGate {
+                try await body(SQLNamespaceTransaction(db: try await self.openConnection().sql(self.logger), kind: kind))
+            }
+        } catch {
+            throw SQLErrorText.namespaceError(error, database: target.description)
+        }
+    }
+
     /// Runs `body` on the connection between BEGIN and COMMIT (ROLLBACK when it throws), holding the gate.
     func sqlTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws(NamespaceError) -> R {
         do {

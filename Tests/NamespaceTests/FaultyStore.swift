@@ -13,6 +13,10 @@ struct FaultyStore: NamespaceStore {
         return try await base.transaction { tx in try await body(FaultyTransaction(base: tx, fault: fault)) }
     }
 
+    func read<R: Sendable>(_ body: @escaping @Sendable (any NamespaceTransaction) async throws -> R) async throws -> R {
+        try await base.read(body)
+    }
+
     func close() async { await base.close() }
 }
 
