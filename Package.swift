@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
     ],
     targets: [
         // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev).
@@ -45,6 +48,14 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
+        // Namespace service (SMP draft §6): users, devices, locators, status, preferences, change log;
+        // one SQL store over SQLite or PostgreSQL. No HTTP, no TLS: the gateway serves it.
+        .target(name: "Namespace", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "SQLiteKit", package: "sqlite-kit"),
+            .product(name: "PostgresKit", package: "postgres-kit"),
+        ], swiftSettings: strict),
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
@@ -57,6 +68,11 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "NamespaceTests", dependencies: [
+            "Namespace",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SQLKit", package: "sql-kit"),
+        ], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Engine", "Wire", "PacketIO", "TestSupport",
             .product(name: "NIOPosix", package: "swift-nio"),

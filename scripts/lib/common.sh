@@ -7,7 +7,7 @@
 
 TSMP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TSMP_APT_PACKAGES=(pkg-config libpcap-dev libnl-3-dev libnl-route-3-dev iproute2 iptables nftables
-    iperf3 socat curl tcpdump python3 procps)
+    iperf3 socat curl tcpdump python3 procps postgresql)
 
 tsmp_log() { printf '%s\n' "$*" >&2; }
 
