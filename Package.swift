@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
-// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp.
+// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp;
+// ControlPlane (identity, mTLS endpoint and client) <- Gateway.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -19,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev).
@@ -35,9 +40,22 @@ let package = Package(
         // Sans-IO splice engine: flow table, NAT, seq/ack remap, expiry, in-flight copy.
         .target(name: "Engine", dependencies: ["Wire", "PacketIO", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
+        // Identity and PKI (namespace CA, CSRs, credential files), the mTLS HTTP endpoint and
+        // client every control link uses, and the request guard (replay, expiry, size).
+        .target(name: "ControlPlane", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ], swiftSettings: strict),
         // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
         .target(name: "Gateway", dependencies: [
-            "CShims", "Wire", "PacketIO", "Engine",
+            "CShims", "Wire", "PacketIO", "Engine", "ControlPlane",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -57,8 +75,15 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "ControlPlaneTests", dependencies: [
+            "ControlPlane",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Engine", "Wire", "PacketIO", "TestSupport",
+            "Gateway", "ControlPlane", "Engine", "Wire", "PacketIO", "TestSupport",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
