@@ -143,9 +143,14 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             respond(context: context, .error(.badRequest, "malformed HTTP request: \(error)"), keepAlive: false)
             return
         }
-        // TLS failures (refused client certificates) and resets: nothing to answer.
-        configuration.logger.debug("connection error", metadata: [
-            "remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")", "error": "\(error)"])
+        // TLS failures (refused client certificates) and resets: nothing to answer. Refused
+        // handshakes are worth a line for whoever runs the server.
+        let remote = context.remoteAddress.map { "\($0)" } ?? "-"
+        if let tlsError = error as? NIOSSLError, case .handshakeFailed = tlsError {
+            configuration.logger.info("TLS handshake refused", metadata: ["remote": "\(remote)", "error": "\(tlsError)"])
+        } else {
+            configuration.logger.debug("connection error", metadata: ["remote": "\(remote)", "error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 

@@ -181,22 +181,20 @@ public struct PeerClient: Sendable {
             }
         let timeout = self.timeout
         let target = self.target
-        let deadline = loop.scheduleTask(in: timeout) {
-            promise.fail(PeerClientError.timeout("no answer from \(target) within \(timeout.nanoseconds / 1_000_000_000) s"))
-        }
         let connect = bootstrap.connect(host: host, port: port)
         connect.whenFailure { error in
             promise.fail(PeerClientError.classify(error, target: target, tls: false, handshakeDone: false))
         }
-        defer { deadline.cancel() }
-        do {
-            let result = try await promise.futureResult.get()
-            if let channel = try? await connect.get() { try? await channel.close() }
-            return result
-        } catch {
-            if let channel = try? await connect.get() { try? await channel.close() }
-            throw error
+        let deadline = loop.scheduleTask(in: timeout) {
+            promise.fail(PeerClientError.timeout("no answer from \(target) within \(timeout.nanoseconds / 1_000_000_000) s"))
         }
+        // Whatever happened, the connection goes (without waiting: a TLS close waits for the
+        // server's close_notify, which a server still working on our request may not send).
+        promise.futureResult.whenComplete { _ in
+            deadline.cancel()
+            connect.whenSuccess { $0.close(promise: nil) }
+        }
+        return try await promise.futureResult.get()
     }
 
     private struct ErrorBody: Decodable { let error: String }

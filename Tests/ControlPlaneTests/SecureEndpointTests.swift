@@ -47,6 +47,10 @@ struct SecureEndpointTests {
                         calls.bump()
                         return .json(echo)
                     },
+                    "GET /v1/slow": { _ in
+                        try? await Task.sleep(for: .seconds(3))
+                        return .json(Echo(text: "late"))
+                    },
                 ],
                 security: security)
             let port = endpoint.localAddress!.port!
@@ -224,6 +228,19 @@ struct SecureEndpointTests {
         #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
         #expect(answer.contains("malformed HTTP request"))
         #expect(lab.calls.value == 0)
+    }
+
+    @Test("a server that doesn't answer in time: the request times out")
+    func timeout() async throws {
+        let lab = try await Lab()
+        let client = try PeerClient(baseURL: lab.url, credential: try lab.credential(), expectedServer: .identity(.namespace),
+                                    group: lab.group, timeout: .seconds(1))
+        let started = ContinuousClock.now
+        await Self.expectFailure("no answer from 127.0.0.1:\(lab.endpoint.localAddress!.port!) within 1 s") {
+            _ = try await client.send("GET", "/v1/slow")
+        }
+        #expect(ContinuousClock.now - started < .seconds(2.5))
+        await lab.stop()
     }
 
     @Test("client setup and connection errors are clear")
