@@ -47,7 +47,9 @@ public final class RequestGuard: Sendable {
     public func check(peer: PeerIdentity?, requestID: String?, requestTime: String?) -> Refusal? {
         guard let peer else { return Refusal(status: .unauthorized, reason: "no client identity") }
         let now = clock()
-        guard let text = requestTime, let time = Int64(text), abs(now - time) <= windowMilliseconds else {
+        // Compared without subtracting the client's number (no overflow on any Int64).
+        guard let text = requestTime, let time = Int64(text),
+              time >= now - windowMilliseconds, time <= now + windowMilliseconds else {
             return Refusal(status: .unauthorized,
                            reason: "request expired or clock skew > \(windowMilliseconds / 1000) s (\(Self.requestTimeHeader) missing or not within the window)")
         }

@@ -37,10 +37,16 @@ struct RequestGuardTests {
         #expect(refusal?.status == .unauthorized && refusal?.reason == "no client identity")
     }
 
-    @Test("stale, future, missing or garbled times are 401", arguments: [Optional("-31000"), "31000", nil, "soon"])
+    @Test("stale, future, missing, garbled or extreme times are 401",
+          arguments: [Optional("-31000"), "31000", nil, "soon", "min", "max", "99999999999999999999"])
     func staleTime(offset: String?) {
         let g = makeGuard()
-        let time = offset.map { Int64($0).map { "\(clock.value + $0)" } ?? $0 }
+        let time: String? = switch offset {
+        case "min": "\(Int64.min)"
+        case "max": "\(Int64.max)"
+        case let o?: Int64(o).map { $0.magnitude < 100_000 ? "\(clock.value + $0)" : o } ?? o
+        case nil: nil
+        }
         let refusal = g.check(peer: bob, requestID: RequestGuard.newRequestID(), requestTime: time)
         #expect(refusal?.status == .unauthorized && refusal?.reason.contains("request expired or clock skew > 30 s") == true)
         // The edges of the window pass.
