@@ -98,10 +98,17 @@ struct SecureEndpointTests {
         let echo = try await client.call("POST", "/v1/echo", json: Echo(text: "hi"), as: Echo.self)
         let byRole = try lab.client(try lab.credential(), expecting: .role(.namespace))
         _ = try await byRole.call("GET", "/v1/whoami", as: WhoAmI.self)
+        // A device that made its own key and sent only a CSR.
+        let laptop = try PeerIdentity.device("laptop.bob@example.com")
+        let (keyPEM, csrPEM) = try KeyMaterial.newKeyAndCSR(for: laptop)
+        let own = Credential(identity: laptop, keyPEM: keyPEM, certificatePEM: try lab.ca.issue(csrPEM: csrPEM, as: laptop),
+                             caPEM: lab.ca.caPEM, namespaceURL: lab.url)
+        let ownWho = try await lab.client(own).call("GET", "/v1/whoami", as: WhoAmI.self)
         await lab.stop()
         #expect(who.peer == "device:phone.bob@example.com")
+        #expect(ownWho.peer == "device:laptop.bob@example.com")
         #expect(echo == Echo(text: "hi"))
-        #expect(lab.calls.value == 3)
+        #expect(lab.calls.value == 4)
     }
 
     @Test("the same over IPv6 loopback")
