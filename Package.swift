@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
-// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp.
+// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp;
+// ControlPlane (identity, mTLS endpoint and client) <- Gateway.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -22,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev).
@@ -38,9 +43,23 @@ let package = Package(
         // Sans-IO splice engine: flow table, NAT, seq/ack remap, expiry, in-flight copy.
         .target(name: "Engine", dependencies: ["Wire", "PacketIO", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
+        // Identity and PKI (namespace CA, CSRs, credential files), the mTLS HTTP endpoint and
+        // client every control link uses, and the request guard (replay, expiry, size).
+        .target(name: "ControlPlane", dependencies: [
+            "Namespace", "PacketIO",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ], swiftSettings: strict),
         // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
         .target(name: "Gateway", dependencies: [
-            "CShims", "Wire", "PacketIO", "Engine",
+            "CShims", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -59,7 +78,8 @@ let package = Package(
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
-            "Gateway", "Engine", "PacketIO", "Wire", "CShims",
+            "Gateway", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -73,8 +93,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SQLKit", package: "sql-kit"),
         ], swiftSettings: strict),
+        .testTarget(name: "ControlPlaneTests", dependencies: [
+            "ControlPlane", "Namespace", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Engine", "Wire", "PacketIO", "TestSupport",
+            "Gateway", "ControlPlane", "Namespace", "Engine", "Wire", "PacketIO", "TestSupport",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

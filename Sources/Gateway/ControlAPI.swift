@@ -1,3 +1,4 @@
+import ControlPlane
 import Engine
 import Foundation
 import PacketIO

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ControlPlane
 @preconcurrency import Dispatch
 import Engine
 import Logging

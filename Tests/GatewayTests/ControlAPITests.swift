@@ -1,3 +1,4 @@
+import ControlPlane
 import Dispatch
 import Engine
 import Foundation
