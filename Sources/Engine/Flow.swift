@@ -123,4 +123,15 @@ public struct FlowSummary: Sendable, Codable, Equatable {
     /// The migration under way and its phase, if any.
     public var migration: MigrationID?
     public var migrationPhase: MigrationPhase?
+
+    public init(id: FlowID, device: IPv4Endpoint, original: IPv4Endpoint, nat: IPv4Endpoint, server: IPv4Endpoint,
+                state: FlowState, packetsToServer: UInt64, bytesToServer: UInt64, packetsToDevice: UInt64,
+                bytesToDevice: UInt64, inFlightBytes: Int, ageSeconds: Double, idleSeconds: Double,
+                migration: MigrationID?, migrationPhase: MigrationPhase?) {
+        self.id = id; self.device = device; self.original = original; self.nat = nat; self.server = server
+        self.state = state; self.packetsToServer = packetsToServer; self.bytesToServer = bytesToServer
+        self.packetsToDevice = packetsToDevice; self.bytesToDevice = bytesToDevice; self.inFlightBytes = inFlightBytes
+        self.ageSeconds = ageSeconds; self.idleSeconds = idleSeconds; self.migration = migration
+        self.migrationPhase = migrationPhase
+    }
 }

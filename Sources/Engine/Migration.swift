@@ -87,6 +87,15 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     /// Why it rolled back, when it did.
     public var reason: String?
     public var isFinished: Bool { phase == .spliced || phase == .rolledBack || phase == .aborted }
+
+    public init(id: MigrationID, flow: FlowID, oldDevice: IPv4Endpoint, target: MigrationTarget, newDevice: IPv4Endpoint?,
+                phase: MigrationPhase, phases: [PhaseTime], cutOffsetToDevice: UInt64?, cutOffsetToServer: UInt64?,
+                bytesCached: UInt64, retransmissions: Int, timeouts: Int, reason: String?) {
+        self.id = id; self.flow = flow; self.oldDevice = oldDevice; self.target = target; self.newDevice = newDevice
+        self.phase = phase; self.phases = phases; self.cutOffsetToDevice = cutOffsetToDevice
+        self.cutOffsetToServer = cutOffsetToServer; self.bytesCached = bytesCached
+        self.retransmissions = retransmissions; self.timeouts = timeouts; self.reason = reason
+    }
 }
 
 /// Per-migration state held by the engine beside the flow (DESIGN §6).

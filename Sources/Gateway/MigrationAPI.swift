@@ -20,6 +20,9 @@ public struct MigrationStartResult: Codable, Sendable {
     public var flow: FlowID
     public var migration: MigrationID?
     public var error: String?
+    public init(flow: FlowID, migration: MigrationID?, error: String?) {
+        self.flow = flow; self.migration = migration; self.error = error
+    }
 }
 
 /// `GET /v1/migrations?id=N[,N...]`: the reports.

@@ -26,12 +26,26 @@ public struct ProxyOptions: Sendable {
     /// The TUN's own address when offloads are on (loose rp_filter needs one).
     public var tunAddress: IPv4Address
     public static let defaultTunAddress = IPv4Address(169, 254, 74, 116)
+    /// The device-facing endpoint (MFRs from devices; DESIGN §7), when the proxy has a credential.
+    public var deviceAPI: DeviceAPISettings?
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
                 control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?,
-                offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress) {
+                offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
+                deviceAPI: DeviceAPISettings? = nil) {
         self.devices = devices; self.uplink = uplink; self.engine = engine; self.tunName = tunName
         self.control = control; self.metrics = metrics; self.capturePath = capturePath
-        self.offload = offload; self.tunAddress = tunAddress
+        self.offload = offload; self.tunAddress = tunAddress; self.deviceAPI = deviceAPI
+    }
+}
+
+/// Where and as whom the proxy serves devices (`tsmp proxy --listen --credentials`).
+public struct DeviceAPISettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var credential: Credential
+    public var insecureLab: Bool
+    public init(host: String, port: Int, credential: Credential, insecureLab: Bool) {
+        self.host = host; self.port = port; self.credential = credential; self.insecureLab = insecureLab
     }
 }
 
@@ -97,6 +111,18 @@ public struct ProxyService {
                 logger: logger, routes: ControlAPI.routes(engine: dataPlane).merging(
                     ControlAPI.migrationRoutes(engine: dataPlane, reachability: DeviceReachability(deviceInterfaces: options.devices)),
                     uniquingKeysWith: { a, _ in a })))
+            if let d = options.deviceAPI {
+                let api = try DeviceAPI(engine: dataPlane, options: .init(credential: d.credential, insecureLab: d.insecureLab),
+                                        reachability: DeviceReachability(deviceInterfaces: options.devices), group: group,
+                                        logger: Logger(label: "tsmp.devices"))
+                endpoints.append(try await HTTPEndpoint.start(
+                    host: d.host, port: d.port, group: group, logger: logger, routes: api.routes,
+                    security: d.insecureLab ? .insecureLab : .mutualTLS(try ServerTLS(credential: d.credential))))
+                logger.info("serving devices", metadata: [
+                    "listen": "\(d.host):\(d.port)", "as": "\(d.credential.identity)",
+                    "namespace": "\(d.credential.namespaceURL)", "tls": "\(d.insecureLab ? "off (--insecure-lab)" : "mutual")",
+                ])
+            }
             if let m = options.metrics {
                 let metrics = EngineMetrics()
                 endpoints.append(try await HTTPEndpoint.start(
@@ -112,7 +138,7 @@ public struct ProxyService {
             await dataPlane.waitUntilStopped()
             for e in endpoints { await e.close() }
             try? await group.shutdownGracefully()
-            throw Failure(description: "cannot serve on the control or metrics address: \(error)")
+            throw Failure(description: "cannot serve on the control, device or metrics address: \(error)")
         }
         logger.info("forwarding", metadata: [
             "tun": "\(tun.name)", "devices": "\(options.devices.joined(separator: ","))", "uplink": "\(options.uplink)",
@@ -151,11 +177,11 @@ public struct ProxyService {
 }
 
 /// Waits for the first of some signals (which are then ignored by default handling).
-final class SignalWaiter {
+public final class SignalWaiter {
     private let stream: AsyncStream<Int32>
     private let sources: [any DispatchSourceSignal]
 
-    init(signals: [Int32]) {
+    public init(signals: [Int32]) {
         var continuation: AsyncStream<Int32>.Continuation!
         stream = AsyncStream { continuation = $0 }
         let c = continuation!
@@ -168,7 +194,7 @@ final class SignalWaiter {
         }
     }
 
-    func next() async -> Int32 {
+    public func next() async -> Int32 {
         for await s in stream { return s }
         return 0
     }

@@ -1,44 +1,71 @@
 import ArgumentParser
+import ControlPlane
 import Engine
 import Foundation
 import Gateway
+import Namespace
 import Wire
 
-struct MigrateCommand: ParsableCommand {
+struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
         abstract: "Move live flows to another device: pause, cache, cut, resume there, splice.",
         discussion: """
-        Asks the running proxy (local control endpoint) to migrate each --flow to the device \
-        at --to-addr. While the migration is pending, the proxy claims the first SYN from \
-        that address (and --from-port, if given) to the flow's destination, answers it as the \
-        server would and delivers what the old device had not acknowledged, then splices the \
-        flow. If no new device connects before --deadline, the flow stays with the old device \
-        and nothing is lost (rolled back).
+        From a device (--credentials, --proxy): asks the proxy (MFR, mutual TLS) to move this \
+        device's flows --to another device of the same user, by DID, or with --retrieve to \
+        pull flows --from another device of the user to this one. The proxy resolves the \
+        target through the namespace and sends its agent an MTR; the agent connects and hands \
+        the connection to its application. --all: every established flow of the device.
 
-        With --wait, prints each phase with its time and the cut offsets: the bytes of each \
-        direction that belong to the old device (the new device's application resumes its \
-        own sending after `to-server` bytes). Exit status: 0 when every flow was spliced, 1 \
-        when any was refused or rolled back.
+        On the gateway (--to-addr): asks the running proxy's local control endpoint to migrate \
+        each --flow to the device at --to-addr. The proxy claims the first SYN from that \
+        address (and --from-port, if given) to the flow's destination.
+
+        Either way, while the migration is pending the proxy answers the new device's SYN as \
+        the server would, delivers what the old device had not acknowledged, then splices the \
+        flow. If no new device connects before --deadline, the flow stays with the old device \
+        and nothing is lost (rolled back). With --wait, prints each phase with its time and \
+        the cut offsets. Exit status: 0 when every flow was spliced (or started, without \
+        --wait), 1 when any was refused or rolled back.
 
         Examples:
+          tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
+          tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --retrieve --from phone.bob@example.com --all
           tsmp migrate --flow 3 --to-addr 10.3.0.2 --wait
           tsmp migrate --flow 3 --flow 4 --to-addr 10.3.0.2 --deadline 20 --json --wait
         """)
 
-    @Option(help: "A flow id from `tsmp flows`. Repeatable.")
-    var flow: [UInt64]
+    @Option(help: "A flow id (`tsmp flows`, or the device's own listing). Repeatable.")
+    var flow: [UInt64] = []
 
-    @Option(help: "The new device's address.")
-    var toAddr: IPv4Address
+    @Flag(help: "Every established flow of the device (device mode).")
+    var all = false
 
-    @Option(help: "The new device's source port, when known (claims only that SYN).")
+    @Option(help: "This device's credential (device mode).")
+    var credentials: String?
+
+    @Option(help: "The proxy's device-facing URL (device mode).")
+    var proxy: String?
+
+    @Option(help: "The target device's DID, e.g. phone.bob@example.com (device mode).")
+    var to: String?
+
+    @Flag(help: "Pull flows of --from to this device (device mode).")
+    var retrieve = false
+
+    @Option(help: "With --retrieve: the device holding the flows now.")
+    var from: String?
+
+    @Option(help: "The new device's address (gateway mode).")
+    var toAddr: IPv4Address?
+
+    @Option(help: "The new device's source port, when known (gateway mode; claims only that SYN).")
     var fromPort: UInt16?
 
     @Option(help: "Seconds for the new device to connect and take the cached bytes before rolling back.")
     var deadline: Double = 10
 
-    @Option(help: "The proxy's control endpoint.")
+    @Option(help: "The proxy's local control endpoint (gateway mode).")
     var control: IPv4Endpoint = ProxyDefaults.control
 
     @Flag(help: "Wait until every migration has spliced or rolled back, and report.")
@@ -47,22 +74,85 @@ struct MigrateCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var lab: InsecureLabOption
+
+    var deviceMode: Bool { credentials != nil }
+
     func validate() throws {
-        if flow.isEmpty { throw ValidationError("give at least one --flow ID (see `tsmp flows`)") }
         if Set(flow).count != flow.count { throw ValidationError("a --flow is given twice") }
         if !(deadline > 0 && deadline <= 600) { throw ValidationError("--deadline must be within (0, 600] seconds") }
-        if fromPort == 0 { throw ValidationError("--from-port must be 1-65535") }
-        if fromPort != nil && flow.count > 1 { throw ValidationError("--from-port claims one SYN: use it with a single --flow") }
+        if deviceMode {
+            guard let proxy else { throw ValidationError("--credentials needs --proxy URL (the proxy's device-facing endpoint)") }
+            try lab.check(proxy, "--proxy")
+            if toAddr != nil || fromPort != nil { throw ValidationError("--to-addr/--from-port are for the gateway's local endpoint; with --credentials give --to DID") }
+            if flow.isEmpty == !all { throw ValidationError("give --flow ID... or --all") }
+            switch (to, retrieve, from) {
+            case (.some, false, nil): break
+            case (nil, true, .some): break
+            case (.some, true, _): throw ValidationError("--to moves your flows away; --retrieve --from pulls them here: give one")
+            case (nil, true, nil): throw ValidationError("--retrieve needs --from DID (the device holding the flows)")
+            default: throw ValidationError("give --to DID, or --retrieve --from DID")
+            }
+            if let to { _ = try parseDID(to, "--to") }
+            if let from { _ = try parseDID(from, "--from") }
+        } else {
+            if to != nil || retrieve || from != nil || all || proxy != nil {
+                throw ValidationError("--to/--retrieve/--from/--all/--proxy need --credentials (device mode)")
+            }
+            if toAddr == nil { throw ValidationError("give --to-addr ADDRESS (gateway mode) or --credentials with --to DID (device mode)") }
+            if flow.isEmpty { throw ValidationError("give at least one --flow ID (see `tsmp flows`)") }
+            if fromPort == 0 { throw ValidationError("--from-port must be 1-65535") }
+            if fromPort != nil && flow.count > 1 { throw ValidationError("--from-port claims one SYN: use it with a single --flow") }
+        }
     }
 
-    func run() throws { try Self.reportingFailures(runOrFail) }
+    private func parseDID(_ text: String, _ flag: String) throws -> DeviceID {
+        do { return try DeviceID(text) } catch { throw ValidationError("\(flag): \(error)") }
+    }
 
-    private func runOrFail() throws {
+    func run() async throws {
+        if deviceMode { try await Self.reportingFailures(runAsDevice) } else { try Self.reportingFailures(runOnGateway) }
+    }
+
+    // MARK: Device mode (MFR to the proxy)
+
+    private func runAsDevice() async throws {
+        let credential = try loadCredential(credentials!, command: "migrate")
+        let request = MigrationFromRequest(flows: all ? nil : flow, all: all ? true : nil,
+                                           to: try to.map { try DeviceID($0) }, retrieveFrom: try from.map { try DeviceID($0) },
+                                           deadlineSeconds: deadline)
+        let (answer, reports): (MigrationFromAnswer, [MigrationReport]) = try await withEventLoop { group in
+            do {
+                let link = try PeerClient(baseURL: proxy!, credential: credential, insecureLab: lab.insecureLab, expectedServer: .role(.proxy), group: group)
+                let answer: MigrationFromAnswer = try await link.call("POST", "/v1/mfr", json: request)
+                let ids = answer.results.compactMap(\.migration)
+                var reports: [MigrationReport] = []
+                if wait && !ids.isEmpty {
+                    let limit = Date().addingTimeInterval(deadline * 2 + 10)
+                    while true {
+                        let r: MigrationReports = try await link.call("GET", "/v1/mfr", query: ["id": ids.map(String.init).joined(separator: ",")])
+                        reports = r.migrations
+                        if reports.allSatisfy(\.isFinished) || Date() > limit { break }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                return (answer, reports)
+            } catch {
+                throw RuntimeFailure("migrate", "\(error)")
+            }
+        }
+        let started = answer.results.map { MigrationStartResult(flow: FlowID($0.flow), migration: $0.migration.map(MigrationID.init), error: $0.error) }
+        try report(started, reports, target: answer.target.description)
+    }
+
+    // MARK: Gateway mode (local control endpoint)
+
+    private func runOnGateway() throws {
         let client = ControlClient(endpoint: control)
         let started: [MigrationStartResult]
         do {
             started = try client.post("/v1/migrations", json: MigrationRequestBody(
-                flows: flow.map(FlowID.init), toAddress: toAddr, fromPort: fromPort, deadlineSeconds: deadline),
+                flows: flow.map(FlowID.init), toAddress: toAddr!, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)
         } catch {
             throw RuntimeFailure("migrate", "\(error)")
@@ -77,14 +167,19 @@ struct MigrateCommand: ParsableCommand {
                 Thread.sleep(forTimeInterval: 0.05)
             }
         }
+        try report(started, reports, target: nil)
+    }
+
+    private func report(_ started: [MigrationStartResult], _ reports: [MigrationReport], target: String?) throws {
+        let ids = started.compactMap(\.migration)
         if json {
-            struct Output: Codable { var started: [MigrationStartResult]; var reports: [MigrationReport] }
-            let e = JSONEncoder()
-            e.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try e.encode(Output(started: started, reports: reports)), as: UTF8.self))
+            struct Output: Codable { var target: String?; var started: [MigrationStartResult]; var reports: [MigrationReport] }
+            try printJSON(Output(target: target, started: started, reports: reports))
         } else {
             for s in started where s.error != nil { print("flow \(s.flow): refused: \(s.error!)") }
-            for s in started where s.migration != nil && !wait { print("flow \(s.flow): migration \(s.migration!) started") }
+            for s in started where s.migration != nil && !wait {
+                print("flow \(s.flow): migration \(s.migration!) started" + (target.map { " toward \($0)" } ?? ""))
+            }
             for r in reports { print(MigrationText.render(r)) }
         }
         let refused = started.contains { $0.error != nil }

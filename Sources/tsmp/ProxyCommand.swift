@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlPlane
 import Engine
 import Foundation
 import Gateway
@@ -43,6 +44,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80 --intercept tcp/8000-8100
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcap --log-level debug
+          tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
         """)
 
     @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
@@ -81,9 +83,24 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "The TUN's own address when offloads are on (the kernel's loose reverse-path check needs one).")
     var tunAddress: IPv4Address = ProxyOptions.defaultTunAddress
 
+    @Option(help: "The proxy's credential (`tsmp namespace proxy-add`): enables the device-facing endpoint.")
+    var credentials: String?
+
+    @Option(help: "The namespace's URL (default: the one in --credentials).")
+    var namespace: String?
+
+    @Option(help: "ADDR:PORT of the device-facing endpoint (MFRs from devices, mutual TLS).")
+    var listen: ListenAddress?
+
+    @OptionGroup var lab: InsecureLabOption
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        if (credentials == nil) != (listen == nil) {
+            throw ValidationError("--credentials and --listen go together: the device-facing endpoint needs both")
+        }
+        if namespace != nil && credentials == nil { throw ValidationError("--namespace needs --credentials") }
+        if let namespace { try lab.check(namespace, "--namespace") }
         if devices.isEmpty || devices.contains(where: \.isEmpty) { throw ValidationError("--devices needs at least one interface name") }
         if devices.contains(uplink) { throw ValidationError("--uplink \(uplink) is also listed in --devices") }
         if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
@@ -97,9 +114,25 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
+        var deviceAPI: DeviceAPISettings?
+        if let credentials, let listen {
+            var credential: Credential
+            do {
+                credential = try Credential.load(from: credentials)
+            } catch {
+                FileHandle.standardError.write(Data("tsmp proxy: credentials \(credentials): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            guard credential.identity.role == .proxy else {
+                FileHandle.standardError.write(Data("tsmp proxy: \(credentials) is a credential of \(credential.identity), not of a proxy (`tsmp namespace proxy-add`)\n".utf8))
+                throw ExitCode(1)
+            }
+            if let namespace { credential.namespaceURL = namespace }
+            deviceAPI = DeviceAPISettings(host: listen.host, port: listen.port, credential: credential, insecureLab: lab.insecureLab)
+        }
         let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
                                    control: control, metrics: metrics, capturePath: capture,
-                                   offload: offload, tunAddress: tunAddress)
+                                   offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI)
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

@@ -10,14 +10,18 @@ struct TSMP: AsyncParsableCommand {
         abstract: "Splice TCP flows in user space on a Linux gateway and move them between a user's devices.",
         discussion: """
         Run `tsmp proxy` as root on the gateway; inspect it with `tsmp flows`; test the engine \
-        offline on a capture with `tsmp replay`.
+        offline on a capture with `tsmp replay`. The control plane: `tsmp namespace serve` \
+        (users, devices, locators; issues credentials), `tsmp agent` on each device, and \
+        `tsmp migrate --to DID` from a device.
 
         Examples:
           tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80
           tsmp flows --json
           tsmp replay capture.pcap --out rewritten.pcap --nat 10.2.0.1 --intercept tcp/8080
+          tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
         """,
-        subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, ReplayCommand.self, BenchEngineCommand.self])
+        subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, AgentCommand.self, DeviceCommand.self,
+                      NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchControlCommand.self])
 }
 
 /// Logging options shared by the long-running commands.
@@ -49,6 +53,15 @@ extension ParsableCommand {
     static func reportingFailures(_ body: () throws -> Void) throws {
         do {
             try body()
+        } catch let failure as RuntimeFailure {
+            FileHandle.standardError.write(Data((failure.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    static func reportingFailures(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
         } catch let failure as RuntimeFailure {
             FileHandle.standardError.write(Data((failure.description + "\n").utf8))
             throw ExitCode(1)

@@ -1,0 +1,139 @@
+import Namespace
+
+// The bodies of the control plane's requests and answers (DESIGN §7; openapi/*.yaml).
+// Flow and migration ids are the engine's numbers; this module doesn't depend on the engine.
+
+// MARK: Namespace service (openapi/namespace.yaml)
+
+public struct RegisterUserRequest: Codable, Sendable {
+    public var user: String
+    public var device: String
+    public var csr: String
+    public init(user: String, device: String, csr: String) { self.user = user; self.device = device; self.csr = csr }
+}
+
+public struct RegisterProxyRequest: Codable, Sendable {
+    public var name: String
+    public var csr: String
+    public init(name: String, csr: String) { self.name = name; self.csr = csr }
+}
+
+public struct IntroduceDeviceRequest: Codable, Sendable {
+    public var name: String
+    public var csr: String
+    public init(name: String, csr: String) { self.name = name; self.csr = csr }
+}
+
+/// A certificate the namespace's CA issued for a key the requester kept.
+public struct IssuedCredential: Codable, Sendable {
+    public var identity: PeerIdentity
+    public var certificate: String
+    public var ca: String
+    public var device: DeviceRecord?
+    public init(identity: PeerIdentity, certificate: String, ca: String, device: DeviceRecord? = nil) {
+        self.identity = identity; self.certificate = certificate; self.ca = ca; self.device = device
+    }
+}
+
+public struct WhoAmI: Codable, Sendable {
+    public var identity: PeerIdentity
+}
+
+public struct DeviceList: Codable, Sendable {
+    public var user: UserID
+    public var devices: [DeviceRecord]
+    public var preferences: [DeviceID]
+    public var latestModificationMillis: Int64
+}
+
+public struct HeartbeatRequest: Codable, Sendable {
+    public var knownModificationMillis: Int64?
+    public var locator: Locator?
+    public init(knownModificationMillis: Int64?, locator: Locator?) {
+        self.knownModificationMillis = knownModificationMillis; self.locator = locator
+    }
+}
+
+public struct StatusEdit: Codable, Sendable {
+    public var status: DeviceStatus
+    public var atMillis: Int64
+    public init(status: DeviceStatus, atMillis: Int64) { self.status = status; self.atMillis = atMillis }
+}
+
+public struct PreferencesEdit: Codable, Sendable {
+    public var ranking: [DeviceID]
+    public var atMillis: Int64
+    public init(ranking: [DeviceID], atMillis: Int64) { self.ranking = ranking; self.atMillis = atMillis }
+}
+
+public struct ChangeList: Codable, Sendable {
+    public var changes: [ChangeEntry]
+}
+
+public struct ResolutionList: Codable, Sendable {
+    public var devices: [Resolution]
+}
+
+// MARK: Proxy, device-facing (openapi/proxy-devices.yaml)
+
+/// MFR (TSMP draft §4.2.1): move the caller's flows `to` a device of its user, or pull a
+/// device's flows to the caller (`retrieveFrom`). Flows by id or `all`.
+public struct MigrationFromRequest: Codable, Sendable {
+    public var flows: [UInt64]?
+    public var all: Bool?
+    public var to: DeviceID?
+    public var retrieveFrom: DeviceID?
+    public var deadlineSeconds: Double?
+    public init(flows: [UInt64]?, all: Bool?, to: DeviceID?, retrieveFrom: DeviceID?, deadlineSeconds: Double?) {
+        self.flows = flows; self.all = all; self.to = to; self.retrieveFrom = retrieveFrom; self.deadlineSeconds = deadlineSeconds
+    }
+}
+
+public struct MigrationFromResult: Codable, Sendable, Equatable {
+    public var flow: UInt64
+    public var migration: UInt64?
+    public var error: String?
+    public init(flow: UInt64, migration: UInt64?, error: String?) { self.flow = flow; self.migration = migration; self.error = error }
+}
+
+public struct MigrationFromAnswer: Codable, Sendable {
+    public var target: DeviceID
+    public var results: [MigrationFromResult]
+    public init(target: DeviceID, results: [MigrationFromResult]) { self.target = target; self.results = results }
+}
+
+// MARK: Agent (openapi/agent.yaml)
+
+/// MTR (TSMP draft §4.2.1): be ready to receive `flow`; answer the source port.
+public struct MigrationToRequest: Codable, Sendable, Equatable {
+    public var migration: UInt64
+    public var flow: UInt64
+    /// "ADDRESS:PORT": what the new device connects to (the flow's original destination).
+    public var destination: String
+    public var fromDevice: DeviceID
+    public var toDevice: DeviceID
+    /// Bytes of the server's stream the old device received: the new device's first byte is the next.
+    public var cutOffsetToDevice: UInt64
+    /// Bytes of the device's stream the server received.
+    public var cutOffsetToServer: UInt64
+    public init(migration: UInt64, flow: UInt64, destination: String, fromDevice: DeviceID, toDevice: DeviceID,
+                cutOffsetToDevice: UInt64, cutOffsetToServer: UInt64) {
+        self.migration = migration; self.flow = flow; self.destination = destination
+        self.fromDevice = fromDevice; self.toDevice = toDevice
+        self.cutOffsetToDevice = cutOffsetToDevice; self.cutOffsetToServer = cutOffsetToServer
+    }
+}
+
+public struct MigrationToAnswer: Codable, Sendable, Equatable {
+    public var sourcePort: UInt16
+    public init(sourcePort: UInt16) { self.sourcePort = sourcePort }
+}
+
+public struct MigrationConnect: Codable, Sendable {
+    public var migration: UInt64
+    public init(migration: UInt64) { self.migration = migration }
+}
+
+public struct Empty: Codable, Sendable {
+    public init() {}
+}

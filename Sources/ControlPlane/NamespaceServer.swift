@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+import Namespace
+import NIOCore
+import NIOPosix
+
+/// `tsmp namespace serve`: the namespace service (TSMPS) on one address, with its CA and
+/// admin credential in a state directory, its data in SQLite or PostgreSQL, and a sweeper
+/// that marks devices offline when their heartbeats stop (SMP draft §6.2.3).
+public struct NamespaceServer: Sendable {
+    public struct Options: Sendable {
+        public var database: String
+        public var host: String
+        public var port: Int
+        public var stateDirectory: String
+        /// The URL devices and proxies reach the service at (written into credentials).
+        public var advertisedURL: String
+        public var insecureLab: Bool
+        public var heartbeatIntervalMillis: Int64
+        public var missedHeartbeats: Int
+        public init(database: String, host: String, port: Int, stateDirectory: String, advertisedURL: String,
+                    insecureLab: Bool, heartbeatIntervalMillis: Int64 = 10_000, missedHeartbeats: Int = 3) {
+            self.database = database; self.host = host; self.port = port; self.stateDirectory = stateDirectory
+            self.advertisedURL = advertisedURL; self.insecureLab = insecureLab
+            self.heartbeatIntervalMillis = heartbeatIntervalMillis; self.missedHeartbeats = missedHeartbeats
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static let adminCredentialFile = "admin.cred"
+
+    let options: Options
+    let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Serves until `stop` returns (a signal, usually); then closes everything it opened.
+    public func run(until stop: () async -> Void) async throws {
+        let authority: CertificateAuthority
+        do {
+            try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            authority = try CertificateAuthority.loadOrCreate(directory: options.stateDirectory)
+        } catch {
+            throw Failure(description: "state directory \(options.stateDirectory): \(error)")
+        }
+        let adminPath = (options.stateDirectory as NSString).appendingPathComponent(Self.adminCredentialFile)
+        if !FileManager.default.fileExists(atPath: adminPath) {
+            do {
+                try Self.issueLocally(.admin, by: authority, namespaceURL: options.advertisedURL).write(to: adminPath)
+                logger.notice("admin credential written", metadata: ["path": "\(adminPath)"])
+            } catch {
+                throw Failure(description: "cannot write the admin credential \(adminPath): \(error)")
+            }
+        }
+        let store: any NamespaceStore
+        do {
+            store = try await NamespaceDatabase.open(options.database, logger: logger)
+        } catch {
+            throw Failure(description: "database \(options.database): \(error)")
+        }
+        let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        let service = NamespaceService(store: store, clock: clock, heartbeatIntervalMillis: options.heartbeatIntervalMillis,
+                                       missedHeartbeats: options.missedHeartbeats)
+        let routes = NamespaceRoutes(service: service, authority: authority, namespaceURL: options.advertisedURL, clock: clock)
+        let security: EndpointSecurity
+        do {
+            security = options.insecureLab ? .insecureLab
+                : .mutualTLS(try ServerTLS(credential: Self.issueLocally(.namespace, by: authority, namespaceURL: options.advertisedURL)))
+        } catch {
+            await store.close()
+            throw Failure(description: "cannot set up TLS: \(error)")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let endpoint: HTTPEndpoint
+        do {
+            endpoint = try await HTTPEndpoint.start(host: options.host, port: options.port, group: group, logger: logger,
+                                                    routes: routes.routes, security: security)
+        } catch {
+            await store.close()
+            try? await group.shutdownGracefully()
+            throw Failure(description: "cannot serve on \(options.host):\(options.port): \(error)")
+        }
+        logger.info("namespace serving", metadata: [
+            "listen": "\(options.host):\(options.port)", "url": "\(options.advertisedURL)",
+            "db": "\(Self.redacted(options.database))", "tls": "\(options.insecureLab ? "off (--insecure-lab)" : "mutual")",
+        ])
+        let sweeper = Task {
+            let period = UInt64(max(options.heartbeatIntervalMillis / 2, 50)) * 1_000_000
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: period)
+                do {
+                    for did in try await service.sweep() {
+                        logger.info("device offline: heartbeats stopped", metadata: ["did": "\(did)"])
+                    }
+                } catch {
+                    logger.warning("sweep failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        await stop()
+        sweeper.cancel()
+        _ = await sweeper.result
+        await endpoint.close()
+        try? await group.shutdownGracefully()
+        await store.close()
+        logger.info("namespace stopped")
+    }
+
+    /// A credential whose key is made here (the admin's and the service's own).
+    static func issueLocally(_ identity: PeerIdentity, by authority: CertificateAuthority, namespaceURL: String) throws -> Credential {
+        try authority.issueCredential(for: identity, namespaceURL: namespaceURL)
+    }
+
+    /// The database URL without its password, for logs.
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+        let userinfo = url[scheme.upperBound..<at]
+        guard let colon = userinfo.firstIndex(of: ":") else { return url }
+        return url.replacingCharacters(in: colon..<at, with: ":***")
+    }
+}

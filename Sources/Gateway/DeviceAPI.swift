@@ -1,0 +1,236 @@
+import ControlPlane
+import Engine
+import Foundation
+import Logging
+import Namespace
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Wire
+
+/// The proxy's device-facing API (openapi/proxy-devices.yaml; TSMP draft §4.2.1): MFRs from
+/// authenticated devices, the MTR to the target's agent, and the engine's migration between.
+///
+/// Which device holds a flow is read from the namespace: a flow belongs to the device whose
+/// locator is the flow's device-side address. A device may list and move only its own flows,
+/// only to devices of its own user, and pull only its own user's flows; anything else is
+/// refused as a whole before anything starts.
+public final class DeviceAPI: Sendable, JSONRouting {
+    public struct Options: Sendable {
+        public var credential: Credential
+        public var insecureLab: Bool
+        public var defaultDeadline: Duration
+        public init(credential: Credential, insecureLab: Bool, defaultDeadline: Duration = .seconds(10)) {
+            self.credential = credential; self.insecureLab = insecureLab; self.defaultDeadline = defaultDeadline
+        }
+    }
+
+    let engine: any EngineAccess
+    let namespace: PeerClient
+    let options: Options
+    let reachability: DeviceReachability
+    let group: any EventLoopGroup
+    let logger: Logger
+    /// Which user started each migration (only that user may follow it).
+    private let owners = Mutex<[MigrationID: UserID]>([:])
+
+    public init(engine: any EngineAccess, options: Options, reachability: DeviceReachability,
+                group: any EventLoopGroup, logger: Logger) throws {
+        self.engine = engine
+        self.options = options
+        self.reachability = reachability
+        self.group = group
+        self.logger = logger
+        self.namespace = try PeerClient(baseURL: options.credential.namespaceURL, credential: options.credential,
+                                         insecureLab: options.insecureLab, expectedServer: .identity(.namespace), group: group)
+    }
+
+    public var routes: [String: HTTPEndpoint.Handler] {
+        [
+            "GET /v1/device/flows": { [self] request in
+                await asDevice(request) { [self] caller in
+                    let subject = try request.query["device"].map { try DeviceID($0) } ?? caller
+                    guard subject.user == caller.user else {
+                        throw RouteRefusal(.forbidden, "\(subject) is not a device of \(caller.user)")
+                    }
+                    let locator = try await locator(of: subject)
+                    return DeviceFlows(device: subject, locator: locator,
+                                       flows: await engine.listing().flows.filter { $0.device.address.description == locator.address })
+                }
+            },
+            "POST /v1/mfr": { [self] request in
+                await asDevice(request, status: .accepted) { [self] caller in try await migrationFrom(caller, request) }
+            },
+            "GET /v1/mfr": { [self] request in
+                await asDevice(request) { [self] caller in
+                    let ids = (request.query["id"] ?? "").split(separator: ",").map { UInt64($0).map(MigrationID.init) }
+                    guard !ids.isEmpty, ids.allSatisfy({ $0 != nil }) else {
+                        throw RouteRefusal(.badRequest, "give ?id=N[,N...] (migration ids from the MFR's answer)")
+                    }
+                    let wanted = ids.map { $0! }
+                    let foreign = owners.withLock { o in wanted.filter { o[$0] != caller.user } }
+                    if let first = foreign.first {
+                        throw RouteRefusal(.forbidden, "migration \(first) was not started by \(caller.user)")
+                    }
+                    return MigrationReports(migrations: await engine.reports(wanted))
+                }
+            },
+        ]
+    }
+
+    // MARK: MFR
+
+    private func migrationFrom(_ caller: DeviceID, _ request: HTTPEndpoint.Request) async throws -> MigrationFromAnswer {
+        let mfr = try Self.decode(MigrationFromRequest.self, request)
+        let owner: DeviceID, target: DeviceID
+        switch (mfr.to, mfr.retrieveFrom) {
+        case (let to?, nil): owner = caller; target = to
+        case (nil, let from?): owner = from; target = caller
+        default: throw RouteRefusal(.badRequest, "give exactly one of \"to\" (move your flows) and \"retrieveFrom\" (pull a device's flows here)")
+        }
+        guard target.user == caller.user else { throw RouteRefusal(.forbidden, "\(target) is not a device of \(caller.user)") }
+        guard owner.user == caller.user else { throw RouteRefusal(.forbidden, "\(owner) is not a device of \(caller.user)") }
+        let deadline: Duration
+        if let seconds = mfr.deadlineSeconds {
+            guard seconds > 0 && seconds <= 600 else { throw RouteRefusal(.badRequest, "deadlineSeconds must be within (0, 600]") }
+            deadline = .milliseconds(Int64(seconds * 1000))
+        } else {
+            deadline = options.defaultDeadline
+        }
+        let ownerLocator = try await locator(of: owner)
+        let held = await engine.listing().flows.filter { $0.device.address.description == ownerLocator.address }
+        let flows: [FlowID]
+        switch (mfr.flows, mfr.all ?? false) {
+        case (let ids?, false):
+            guard !ids.isEmpty, ids.count <= 1024 else { throw RouteRefusal(.badRequest, "give 1 to 1024 flows, or \"all\": true") }
+            guard Set(ids).count == ids.count else { throw RouteRefusal(.badRequest, "a flow is listed twice") }
+            let heldIDs = Set(held.map(\.id.rawValue))
+            if let stranger = ids.first(where: { !heldIDs.contains($0) }) {
+                throw RouteRefusal(.forbidden, "flow \(stranger) is not one of \(owner)'s flows")
+            }
+            flows = ids.map(FlowID.init)
+        case (nil, true):
+            flows = held.filter { $0.state == .established && $0.migration == nil }.map(\.id)
+            guard !flows.isEmpty else { throw RouteRefusal(.notFound, "\(owner) holds no established flow to move") }
+        default:
+            throw RouteRefusal(.badRequest, "give \"flows\": [ids] or \"all\": true, not both")
+        }
+        guard owner != target else { throw RouteRefusal(.badRequest, "\(owner) already holds these flows") }
+        let targetResolution = try await resolve(target)
+        guard targetResolution.status == .online else {
+            throw RouteRefusal(.conflict, "\(target) is \(targetResolution.status.rawValue): only an online device takes flows")
+        }
+        guard let targetLocator = targetResolution.locator, let agentPort = targetLocator.agentPort,
+              let targetAddress = IPv4Address(targetLocator.address) else {
+            throw RouteRefusal(.conflict, "\(target) has no agent address in the namespace (is its agent running?)")
+        }
+        if let why = reachability.problem(reaching: targetAddress) {
+            throw RouteRefusal(.unprocessableEntity, "cannot migrate to \(target) at \(targetAddress): \(why)")
+        }
+        let started = await engine.startMigrations(flows, to: MigrationTarget(address: targetAddress, awaitsPort: true),
+                                                   deadline: deadline)
+        let summaries = Dictionary(uniqueKeysWithValues: held.map { ($0.id, $0) })
+        for result in started {
+            guard let mid = result.migration, let flow = summaries[result.flow] else { continue }
+            owners.withLock { $0[mid] = caller.user }
+            logger.info("MFR accepted", metadata: [
+                "migration.id": "\(mid)", "flow.id": "\(result.flow)", "by": "\(caller)", "from": "\(owner)", "to": "\(target)",
+            ])
+            let transfer = Transfer(migration: mid, flow: flow, from: owner, to: target,
+                                    agent: "\(options.insecureLab ? "http" : "https")://\(targetLocator.address):\(agentPort)",
+                                    deadline: deadline)
+            Task { await self.sendMTR(transfer) }
+        }
+        return MigrationFromAnswer(target: target, results: started.map {
+            MigrationFromResult(flow: $0.flow.rawValue, migration: $0.migration?.rawValue, error: $0.error)
+        })
+    }
+
+    struct Transfer: Sendable {
+        var migration: MigrationID
+        var flow: FlowSummary
+        var from: DeviceID
+        var to: DeviceID
+        var agent: String
+        var deadline: Duration
+    }
+
+    /// After the cut: MTR to the target's agent, bind the port it answers, tell it to connect.
+    /// A failure is logged; the engine's deadline then rolls the flow back to its device.
+    private func sendMTR(_ t: Transfer) async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var report: MigrationReport?
+        while clock.now - start < t.deadline {
+            report = await engine.reports([t.migration]).first
+            guard let r = report, !r.isFinished, r.phase == .paused else { break }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        guard let r = report, r.phase == .oldDeviceCut, let toDevice = r.cutOffsetToDevice, let toServer = r.cutOffsetToServer else {
+            logger.warning("no MTR sent: the migration did not reach its cut", metadata: [
+                "migration.id": "\(t.migration)", "phase": "\(report?.phase.rawValue ?? "gone")",
+            ])
+            return
+        }
+        do {
+            let agent = try PeerClient(baseURL: t.agent, credential: options.credential, insecureLab: options.insecureLab,
+                                        expectedServer: .identity(try .device(t.to.description)), group: group)
+            let mtr = MigrationToRequest(migration: t.migration.rawValue, flow: t.flow.id.rawValue,
+                                         destination: t.flow.original.description, fromDevice: t.from, toDevice: t.to,
+                                         cutOffsetToDevice: toDevice, cutOffsetToServer: toServer)
+            let answer: MigrationToAnswer = try await agent.call("POST", "/v1/mtr", json: mtr)
+            let answered = clock.now
+            if case .failure(let why) = await engine.bindMigrationSourcePort(answer.sourcePort, to: t.migration) {
+                logger.warning("MTR answered too late", metadata: ["migration.id": "\(t.migration)", "reason": "\(why)"])
+                return
+            }
+            let _: Empty = try await agent.call("POST", "/v1/mtr/connect", json: MigrationConnect(migration: t.migration.rawValue))
+            logger.info("MTR sent", metadata: [
+                "migration.id": "\(t.migration)", "to": "\(t.to)", "agent": "\(t.agent)", "source_port": "\(answer.sourcePort)",
+                "request_to_mtr_ms": "\(Self.milliseconds(answered - start))",
+            ])
+        } catch {
+            logger.warning("MTR failed; the flow will roll back at its deadline", metadata: [
+                "migration.id": "\(t.migration)", "to": "\(t.to)", "agent": "\(t.agent)", "error": "\(error)",
+            ])
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> String {
+        String(format: "%.3f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+    }
+
+    // MARK: Helpers
+
+    private func resolve(_ did: DeviceID) async throws -> Resolution {
+        do {
+            return try await namespace.call("GET", "/v1/resolve", query: ["did": did.description])
+        } catch let e as PeerClientError {
+            if case .refused(404, _) = e { throw RouteRefusal(.notFound, "\(did) is not registered") }
+            throw RouteRefusal(.badGateway, "the namespace could not resolve \(did): \(e)")
+        }
+    }
+
+    private func locator(of did: DeviceID) async throws -> Locator {
+        guard let locator = try await resolve(did).locator else {
+            throw RouteRefusal(.conflict, "\(did) has no locator yet (its agent has not sent a heartbeat)")
+        }
+        return locator
+    }
+
+    private func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, status: HTTPResponseStatus = .ok,
+                                                   _ body: @escaping @Sendable (DeviceID) async throws -> T) async -> HTTPEndpoint.Response {
+        guard let peer = request.peer else { return Self.noIdentity }
+        guard peer.role == .device, let did = try? DeviceID(peer.name) else {
+            return .error(.forbidden, "only devices talk to this endpoint (you are \(peer))")
+        }
+        return await Self.answering(status: status) { try await body(did) }
+    }
+}
+
+/// `GET /v1/device/flows`: a device's flows as the proxy sees them.
+public struct DeviceFlows: Codable, Sendable {
+    public var device: DeviceID
+    public var locator: Locator?
+    public var flows: [FlowSummary]
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+import Gateway
+import Logging
+import NIOPosix
+import Wire
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "The device agent: heartbeats to the namespace, receives migrated flows (MTRs) from the proxy.",
+        discussion: """
+        Keeps this device online in the namespace (heartbeats; a locator update when its \
+        address toward --proxy changes) and serves MTRs on --listen, mutual TLS, proxies only. \
+        For each MTR it binds a socket, tells the proxy its source port, connects to the flow's \
+        destination when told to, and hands the connection over: --exec runs a command with the \
+        socket as stdin and stdout and the transfer's details in TSMP_MIGRATION_ID, TSMP_FLOW_ID, \
+        TSMP_DESTINATION, TSMP_FROM_DEVICE, TSMP_TO_DEVICE, TSMP_CUT_OFFSET_TO_DEVICE (bytes of \
+        the server's stream the old device received), TSMP_CUT_OFFSET_TO_SERVER, TSMP_SOURCE_PORT; \
+        --forward bridges it to a local TCP port.
+
+        Examples:
+          tsmp agent --credentials phone.cred --proxy https://10.3.0.1:7444 --listen 0.0.0.0:7445 --exec 'cat > /tmp/rest'
+          tsmp agent --credentials phone.cred --proxy https://10.3.0.1:7444 --listen 0.0.0.0:7445 --forward 127.0.0.1:9000
+        """)
+
+    @Option(help: "This device's credential.")
+    var credentials: String
+
+    @Option(help: "The proxy's device-facing URL (this device's locator is its address toward it).")
+    var proxy: String
+
+    @Option(help: "ADDR:PORT to take MTRs on.")
+    var listen: ListenAddress
+
+    @Option(help: "Run this command (/bin/sh -c) for each received connection, the socket as stdin/stdout.")
+    var exec: String?
+
+    @Option(help: "Bridge each received connection to this local IPv4 HOST:PORT.")
+    var forward: IPv4Endpoint?
+
+    @Option(help: "Seconds between heartbeats.")
+    var heartbeatInterval: Double = 5
+
+    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if (exec == nil) == (forward == nil) { throw ValidationError("give exactly one of --exec CMD and --forward HOST:PORT") }
+        if let exec, exec.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--exec needs a command") }
+        guard heartbeatInterval >= 0.05 && heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be within [0.05, 3600] seconds") }
+        try lab.check(proxy, "--proxy")
+        guard proxyEndpoint != nil else { throw ValidationError("--proxy must be http(s)://IPv4:PORT, not \"\(proxy)\"") }
+    }
+
+    var proxyEndpoint: IPv4Endpoint? {
+        let rest = proxy.replacingOccurrences(of: "https://", with: "").replacingOccurrences(of: "http://", with: "")
+        return IPv4Endpoint(rest.split(separator: "/").first.map(String.init) ?? rest)
+    }
+
+    func run() async throws {
+        logging.bootstrap()
+        try await Self.reportingFailures(runOrFail)
+    }
+
+    private func runOrFail() async throws {
+        let credential = try loadCredential(credentials, command: "agent")
+        let logger = Logger(label: "tsmp.agent")
+        let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(address: forward!.address.value, port: forward!.port)
+        let proxyAt = proxyEndpoint!
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        try await withEventLoop { group in
+            let agent: Agent
+            let endpoint: HTTPEndpoint
+            do {
+                agent = try Agent(options: .init(credential: credential, proxyHost: proxyAt.address.value, proxyPort: proxyAt.port,
+                                                 listenHost: listen.host, listenPort: listen.port, handoff: handoff,
+                                                 insecureLab: lab.insecureLab,
+                                                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))),
+                                  group: group, logger: logger)
+                endpoint = try await HTTPEndpoint.start(
+                    host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.routes,
+                    security: lab.insecureLab ? .insecureLab : .mutualTLS(try ServerTLS(credential: credential)))
+            } catch {
+                throw RuntimeFailure("agent", "\(error)")
+            }
+            // The first heartbeat says whether the namespace takes this credential at all: a
+            // refusal (or a TLS failure) ends the agent; a namespace not reachable yet doesn't.
+            do {
+                _ = try await agent.heartbeat()
+            } catch let error as PeerClientError {
+                switch error {
+                case .refused, .tls, .wrongServer, .configuration:
+                    await endpoint.close()
+                    throw RuntimeFailure("agent", "the namespace refused the first heartbeat: \(error)")
+                case .connect, .timeout, .protocolError:
+                    logger.warning("namespace not reachable yet; heartbeats will go on", metadata: ["error": "\(error)"])
+                }
+            } catch {
+                await endpoint.close()
+                throw RuntimeFailure("agent", "\(error)")
+            }
+            logger.info("agent running", metadata: [
+                "did": "\(agent.did)", "listen": "\(listen)", "handoff": "\(handoff)",
+                "locator": "\(agent.currentLocator()?.address ?? "?")",
+            ])
+            let heartbeats = Task { await agent.runHeartbeats() }
+            let signal = await signals.next()
+            logger.info("stopping", metadata: ["signal": "\(signal)"])
+            heartbeats.cancel()
+            _ = await heartbeats.result
+            await endpoint.close()
+            agent.shutdown()
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+import NIOPosix
+
+/// `--insecure-lab`, shared by every command that speaks to the control plane.
+struct InsecureLabOption: ParsableArguments {
+    @Flag(help: "Plain HTTP with the identity in a header instead of mutual TLS. Test labs only: anyone on the path can read and forge requests.")
+    var insecureLab = false
+
+    func check(_ url: String, _ flag: String) throws {
+        if url.hasPrefix("http://") && !insecureLab {
+            throw ValidationError("\(flag) \(url) is plain HTTP: add --insecure-lab (test labs only) or use https://")
+        }
+        if url.hasPrefix("https://") && insecureLab {
+            throw ValidationError("--insecure-lab speaks plain HTTP: give \(flag) as http://...")
+        }
+        if !url.hasPrefix("http://") && !url.hasPrefix("https://") {
+            throw ValidationError("\(flag) must be an http(s)://HOST:PORT URL, not \"\(url)\"")
+        }
+    }
+}
+
+/// Loads a credential file, as a `RuntimeFailure` naming the command and the file.
+func loadCredential(_ path: String, command: String) throws -> Credential {
+    do {
+        return try Credential.load(from: path)
+    } catch {
+        throw RuntimeFailure(command, "credentials \(path): \(error)")
+    }
+}
+
+/// Runs `body` with a one-thread event loop group that is shut down afterwards.
+func withEventLoop<T>(_ body: (MultiThreadedEventLoopGroup) async throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    do {
+        let value = try await body(group)
+        try? await group.shutdownGracefully()
+        return value
+    } catch {
+        try? await group.shutdownGracefully()
+        throw error
+    }
+}
+
+/// Prints a value as sorted, pretty JSON on stdout.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// "ADDR:PORT" for --listen options.
+struct ListenAddress: ExpressibleByArgument, CustomStringConvertible {
+    var host: String
+    var port: Int
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        host = String(argument[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.port = port
+    }
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

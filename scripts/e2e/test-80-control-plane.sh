@@ -1,0 +1,171 @@
+# shellcheck shell=bash
+# The control plane end to end (issue "TSMP control plane"): a namespace service with its own
+# CA in the gateway namespace, bob's laptop and phone and alice's laptop with credentials it
+# issued, the proxy with its own, an agent on each of bob's devices; every control link is
+# mutual TLS. Bob's laptop downloads from the paced server; `tsmp migrate --to
+# phone.bob@example.com --all --wait` run on the laptop moves the flow; the phone's agent
+# hands it to its --exec command; then `--retrieve --from phone...` on the laptop pulls it
+# back into the laptop agent's --exec command. laptop + phone + laptop again is exactly the
+# stream, one server connection, no retransmission timeout. Meanwhile alice's device tries to
+# move bob's flow and to pull it, and is refused each time with the flow unharmed.
+
+CP_NS_PORT=7443 CP_PROXY_PORT=7444 CP_AGENT_PORT=7445
+
+# cp_tsmp NODE ARGS...: tsmp in a lab namespace, bounded in time.
+cp_tsmp() {
+    local node=$1
+    shift
+    timeout 60 ip netns exec "$(lab_ns "$LAB_ID" "$node")" "$TSMP" "$@"
+}
+
+# cp_agent NODE CRED PROXY_ADDR OUTPREFIX: the node's agent, --exec writing each transfer to
+# OUTPREFIX-MIGRATION.bin and its environment to OUTPREFIX-MIGRATION.env.
+cp_agent() {
+    local node=$1 cred=$2 proxy=$3 out=$4
+    lab_exec "$LAB_ID" "$node" "$TSMP" agent --credentials "$cred" --proxy "https://$proxy:$CP_PROXY_PORT" \
+        --listen "0.0.0.0:$CP_AGENT_PORT" --heartbeat-interval 0.5 \
+        --exec "env | grep ^TSMP_ > $out-\$TSMP_MIGRATION_ID.env; cat > $out-\$TSMP_MIGRATION_ID.bin" \
+        >>"$CASE_DIR/agent-$node.log" 2>&1 &
+    tl_wait_until 15 "the $node agent on :$CP_AGENT_PORT" e2e_listening "$node" "$CP_AGENT_PORT"
+}
+
+# cp_online CRED DID: the namespace lists DID online with a locator (as seen by CRED's device).
+cp_online() {
+    cp_tsmp laptop device list --credentials "$1" --json >"$CASE_DIR/devices.json" 2>/dev/null || return 1
+    python3 - "$CASE_DIR/devices.json" "$2" <<'PY'
+import json, sys
+devices = {d["did"]: d for d in json.load(open(sys.argv[1]))["devices"]}
+d = devices.get(sys.argv[2])
+sys.exit(0 if d and d["status"] == "online" and d.get("locator") else 1)
+PY
+}
+
+# cp_expect_refused WHAT PATTERN NODE ARGS...: tsmp ARGS in NODE fails, saying PATTERN.
+cp_expect_refused() {
+    local what=$1 pattern=$2 node=$3
+    shift 3
+    local st=0 out
+    out=$(cp_tsmp "$node" "$@" 2>&1) || st=$?
+    tl_note "$what: status $st: $out"
+    ((st != 0)) || tl_fail "$what was not refused"
+    grep -qiE -- "$pattern" <<<"$out" || tl_fail "$what: the error does not say /$pattern/: $out"
+}
+
+e2e_control_plane() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data state=$CASE_DIR/ns
+    local stream=$data/stream.bin laptop=$data/laptop.bin
+    mkdir -p "$state" "$data/creds"
+    local creds=$data/creds ns_url="https://$LAB_GW_LAPTOP:$CP_NS_PORT"
+    e2e_random_file "$stream" 16M
+
+    # The namespace service (SQLite) in the gateway namespace; its CA and admin credential.
+    tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $ns_url"
+    lab_exec "$LAB_ID" gw "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
+        --state "$state" --url "$ns_url" --heartbeat-interval 1 >>"$CASE_DIR/namespace.log" 2>&1 &
+    tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
+    [[ -s $state/admin.cred ]] || tl_fail "no admin credential in $state after the first start"
+    tl_expect_eq "admin credential mode" 600 "$(stat -c %a "$state/admin.cred")"
+
+    cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
+        --out "$creds/bob-laptop.cred" || tl_fail "registering bob failed"
+    cp_tsmp laptop device introduce phone --credentials "$creds/bob-laptop.cred" --out "$creds/bob-phone.cred" \
+        || tl_fail "bob's laptop could not introduce the phone"
+    cp_tsmp gw namespace register alice@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
+        --out "$creds/alice-laptop.cred" || tl_fail "registering alice failed"
+    cp_tsmp gw namespace proxy-add gw1 --namespace "$ns_url" --admin "$state/admin.cred" --out "$creds/gw1.cred" \
+        || tl_fail "adding the proxy failed"
+    cp_expect_refused "registering bob again" "exists|already|conflict" gw namespace register bob@example.com \
+        --device tablet --namespace "$ns_url" --admin "$state/admin.cred" --out "$creds/bob-tablet.cred"
+    [[ ! -e $creds/bob-tablet.cred ]] || tl_fail "a refused registration wrote a credential"
+    cp_expect_refused "a device registering users" "admin" laptop namespace register eve@example.com \
+        --device x --namespace "$ns_url" --admin "$creds/bob-laptop.cred" --out "$creds/eve.cred"
+
+    # The proxy with its device-facing endpoint; the devices' agents.
+    E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "0.0.0.0:$CP_PROXY_PORT")
+    e2e_gateway_up transparent owned 9000
+    cp_agent laptop "$creds/bob-laptop.cred" "$LAB_GW_LAPTOP" "$data/laptop-agent"
+    cp_agent phone "$creds/bob-phone.cred" "$LAB_GW_PHONE" "$data/phone-agent"
+    # Alice's laptop sits beside the server (its locator is the server side's address).
+    cp_agent srv "$creds/alice-laptop.cred" "$LAB_GW_SRV" "$data/alice-agent"
+    tl_wait_until 15 "the phone online in bob's namespace" cp_online "$creds/bob-laptop.cred" phone.bob@example.com
+    tl_wait_until 15 "the laptop online in bob's namespace" cp_online "$creds/bob-laptop.cred" laptop.bob@example.com
+    tl_wait_until 15 "alice's laptop online" cp_online "$creds/alice-laptop.cred" laptop.alice@example.com
+    cp_tsmp laptop device list --credentials "$creds/bob-laptop.cred" | sed 's/^/  device list: /'
+
+    # Bob's laptop downloads.
+    e2e_paced_server 9000 "$stream" 1500000 --burst 1000000
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1800000 20
+    local id devport natport
+    read -r id devport natport < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    tl_note "flow $id: laptop port $devport, NAT port $natport"
+
+    # Alice tries to take bob's flow, or to move it to her device: refused, flow unharmed.
+    local alice=(--credentials "$creds/alice-laptop.cred" --proxy "https://$LAB_GW_SRV:$CP_PROXY_PORT")
+    cp_expect_refused "alice moving bob's flow to her laptop" "flow $id is not one of laptop.alice@example.com's flows" srv \
+        migrate "${alice[@]}" --flow "$id" --to laptop.alice@example.com
+    cp_expect_refused "alice moving bob's flow to bob's phone" "not a device of alice" srv \
+        migrate "${alice[@]}" --flow "$id" --to phone.bob@example.com
+    cp_expect_refused "alice pulling bob's flows" "not a device of alice" srv \
+        migrate "${alice[@]}" --retrieve --from laptop.bob@example.com --all
+    cp_expect_refused "bob moving his flow to alice's laptop" "not a device of bob" laptop \
+        migrate --credentials "$creds/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT" \
+        --flow "$id" --to laptop.alice@example.com
+    e2e_flow_not_migrating "$id" || tl_fail "a refused request changed flow $id (phase $(e2e_flow_phase "$id"))"
+
+    e2e_server_sample before 9000
+    # Bob moves everything the laptop holds to his phone.
+    local bob=(--credentials "$creds/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT")
+    tl_note "laptop: tsmp migrate --to phone.bob@example.com --all --wait --json"
+    local st=0
+    cp_tsmp laptop migrate "${bob[@]}" --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate-1.json" \
+        2>"$CASE_DIR/migrate-1.err" || st=$?
+    python3 "$E2E_MIGJSON" summary "$CASE_DIR/migrate-1.json" || cat "$CASE_DIR/migrate-1.json" "$CASE_DIR/migrate-1.err"
+    ((st == 0)) || tl_fail "tsmp migrate --to phone exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate-1.err")"
+    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate-1.json" phase)"
+    local mid1 phone
+    mid1=$(e2e_report_field "$CASE_DIR/migrate-1.json" id)
+    phone=$data/phone-agent-$mid1.bin
+    tl_expect_eq "new device" "$LAB_PHONE" "$(e2e_report_field "$CASE_DIR/migrate-1.json" newDevice.address)"
+    e2e_wait_size "$phone" 1000000 20
+    tl_note "phone's --exec environment: $(tr '\n' ' ' <"$data/phone-agent-$mid1.env")"
+    grep -qx "TSMP_CUT_OFFSET_TO_DEVICE=$(e2e_report_field "$CASE_DIR/migrate-1.json" cutOffsetToDevice)" \
+        "$data/phone-agent-$mid1.env" || tl_fail "the phone's command did not get the cut offset in its environment"
+    grep -qx "TSMP_FROM_DEVICE=laptop.bob@example.com" "$data/phone-agent-$mid1.env" \
+        || tl_fail "the phone's command did not get the old device's DID"
+
+    # Alice again, now that the flow is on bob's phone.
+    cp_expect_refused "alice pulling bob's phone's flows" "not a device of alice" srv \
+        migrate "${alice[@]}" --retrieve --from phone.bob@example.com --all
+
+    # The laptop pulls it back.
+    tl_note "laptop: tsmp migrate --retrieve --from phone.bob@example.com --all --wait --json"
+    st=0
+    cp_tsmp laptop migrate "${bob[@]}" --retrieve --from phone.bob@example.com --all --wait --json \
+        >"$CASE_DIR/migrate-2.json" 2>"$CASE_DIR/migrate-2.err" || st=$?
+    python3 "$E2E_MIGJSON" summary "$CASE_DIR/migrate-2.json" || cat "$CASE_DIR/migrate-2.json" "$CASE_DIR/migrate-2.err"
+    ((st == 0)) || tl_fail "tsmp migrate --retrieve exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate-2.err")"
+    tl_expect_eq "phase after --retrieve" spliced "$(e2e_report_field "$CASE_DIR/migrate-2.json" phase)"
+    local mid2 back
+    mid2=$(e2e_report_field "$CASE_DIR/migrate-2.json" id)
+    back=$data/laptop-agent-$mid2.bin
+    tl_expect_eq "device after --retrieve" "$LAB_LAPTOP" "$(e2e_report_field "$CASE_DIR/migrate-2.json" newDevice.address)"
+
+    # The stream ends at the laptop's agent; everything adds up, byte for byte.
+    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
+    tl_wait_until 20 "the laptop agent's command to finish" e2e_size_at_least "$back" 1
+    sleep 1
+    e2e_server_sample end 9000
+    wait "$laptop_pid" || true
+    e2e_expect_concat "$stream" "$laptop" "$phone" "$back"
+    e2e_expect_no_rto before end
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    grep -q "MTR sent" "$CASE_DIR/proxy.log" && tl_note "MTR timings: $(grep -o 'request_to_mtr_ms=[0-9.]*' "$CASE_DIR/proxy.log" | tr '\n' ' ')"
+    e2e_proxy_healthy
+}
+
+test_case "control plane: bob moves a download laptop -> phone by DID and pulls it back; alice is refused" e2e_control_plane
