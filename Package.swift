@@ -76,7 +76,7 @@ let package = Package(
             .product(name: "PostgresKit", package: "postgres-kit"),
         ], swiftSettings: strict),
         // Packet builders and helpers shared by the tests.
-        .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO", "ControlPlane"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
             "Gateway", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
             .product(name: "NIOPosix", package: "swift-nio"),

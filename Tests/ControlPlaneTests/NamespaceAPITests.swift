@@ -93,20 +93,6 @@ struct NamespaceAPITests {
         }
     }
 
-    /// Expects a refusal with `status` whose reason contains `fragment`.
-    static func expectRefused(_ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation,
-                              _ body: () async throws -> Void) async {
-        do {
-            try await body()
-            Issue.record("expected a \(status) refusal containing '\(fragment)'", sourceLocation: sourceLocation)
-        } catch PeerClientError.refused(let got, let reason) {
-            #expect(got == status, "\(reason)", sourceLocation: sourceLocation)
-            #expect(fragment.isEmpty || reason.contains(fragment), "\(reason)", sourceLocation: sourceLocation)
-        } catch {
-            Issue.record("unexpected error: \(error)", sourceLocation: sourceLocation)
-        }
-    }
-
     @Test("register, introduce, heartbeat, list, resolve by DID and by UID, preferences, status, changes")
     func everyFunction() async throws {
         let ns = try await Service()
@@ -171,20 +157,20 @@ struct NamespaceAPITests {
         let before = try await ns.service.changes(of: try UserID("bob@example.com"), sinceMillis: nil)
 
         // Alice can't see or resolve bob's devices.
-        await Self.expectRefused(403, "not a device of alice@example.com") {
+        await expectRefused(403, "not a device of alice@example.com") {
             let _: Resolution = try await ns.client(alice).call("GET", "/v1/resolve", query: ["did": "laptop.bob@example.com"])
         }
-        await Self.expectRefused(403, "you may resolve only alice@example.com") {
+        await expectRefused(403, "you may resolve only alice@example.com") {
             let _: ResolutionList = try await ns.client(alice).call("GET", "/v1/resolve", query: ["uid": "bob@example.com"])
         }
         // Alice can't rank bob's devices.
-        await Self.expectRefused(403, "may rank only alice@example.com's devices") {
+        await expectRefused(403, "may rank only alice@example.com's devices") {
             let _: DeviceList = try await ns.client(alice).call("PUT", "/v1/preferences", json: PreferencesEdit(
                 ranking: [try DeviceID("laptop.bob@example.com")], atMillis: 1))
         }
         // Only the admin registers users and proxies.
         for speaker in [bob, gw] {
-            await Self.expectRefused(403, "only the namespace's admin registers users") {
+            await expectRefused(403, "only the namespace's admin registers users") {
                 let (_, csr) = try KeyMaterial.newKeyAndCSR(for: try .device("laptop.eve@example.com"))
                 let _: IssuedCredential = try await ns.client(speaker).call(
                     "POST", "/v1/users", json: RegisterUserRequest(user: "eve@example.com", device: "laptop", csr: csr))
@@ -192,18 +178,18 @@ struct NamespaceAPITests {
         }
         // Only devices heartbeat; a proxy or the admin can't pose as one.
         for speaker in [gw, try ns.admin] {
-            await Self.expectRefused(403, "only devices may do this") {
+            await expectRefused(403, "only devices may do this") {
                 _ = try await ns.heartbeat(speaker, address: "10.9.9.9")
             }
         }
         // Bad input: a duplicate user, a bad name, a bad CSR, a malformed body.
-        await Self.expectRefused(409, "registered already") { _ = try await ns.register("bob@example.com", device: "tablet") }
-        await Self.expectRefused(400, "") {
+        await expectRefused(409, "registered already") { _ = try await ns.register("bob@example.com", device: "tablet") }
+        await expectRefused(400, "") {
             let (_, csr) = try KeyMaterial.newKeyAndCSR(for: try .device("tablet.bob@example.com"))
             let _: IssuedCredential = try await ns.client(bob).call(
                 "POST", "/v1/devices", json: IntroduceDeviceRequest(name: "Not.A.Name", csr: csr))
         }
-        await Self.expectRefused(400, "certificate request refused") {
+        await expectRefused(400, "certificate request refused") {
             let _: IssuedCredential = try await ns.client(bob).call(
                 "POST", "/v1/devices", json: IntroduceDeviceRequest(name: "tablet", csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
         }
@@ -212,7 +198,7 @@ struct NamespaceAPITests {
         #expect(String(decoding: garbage.body, as: UTF8.self).contains("malformed HeartbeatRequest"))
         // A CA-signed certificate for a device the namespace doesn't know is refused too.
         let ghost = try ns.ca.issueCredential(for: try .device("ghost.bob@example.com"), namespaceURL: ns.url)
-        await Self.expectRefused(403, "is not registered") { _ = try await ns.heartbeat(ghost, address: "10.1.0.9") }
+        await expectRefused(403, "is not registered") { _ = try await ns.heartbeat(ghost, address: "10.1.0.9") }
 
         let after = try await ns.service.changes(of: try UserID("bob@example.com"), sinceMillis: nil)
         #expect(after == before)

@@ -135,19 +135,6 @@ struct DeviceAPITests {
         }
     }
 
-    static func expectRefused(_ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation,
-                              _ body: () async throws -> Void) async {
-        do {
-            try await body()
-            Issue.record("expected a \(status) refusal containing '\(fragment)'", sourceLocation: sourceLocation)
-        } catch PeerClientError.refused(let got, let reason) {
-            #expect(got == status, "\(reason)", sourceLocation: sourceLocation)
-            #expect(reason.contains(fragment), "\(reason)", sourceLocation: sourceLocation)
-        } catch {
-            Issue.record("unexpected error: \(error)", sourceLocation: sourceLocation)
-        }
-    }
-
     @Test("a device lists only its own flows; another user's flows and devices are refused, the engine untouched")
     func authorisation() async throws {
         let lab = try await Lab()
@@ -171,33 +158,33 @@ struct DeviceAPITests {
         }
         let bobLaptop = try DeviceID("laptop.bob@example.com"), bobPhone = try DeviceID("phone.bob@example.com")
         let aliceLaptop = try DeviceID("laptop.alice@example.com")
-        await Self.expectRefused(403, "flow 7 is not one of laptop.alice@example.com's flows") {
+        await expectRefused(403, "flow 7 is not one of laptop.alice@example.com's flows") {
             try await mfr(asAlice, MigrationFromRequest(flows: [7], all: nil, to: aliceLaptop, retrieveFrom: nil, deadlineSeconds: nil))
         }
-        await Self.expectRefused(403, "phone.bob@example.com is not a device of alice@example.com") {
+        await expectRefused(403, "phone.bob@example.com is not a device of alice@example.com") {
             try await mfr(asAlice, MigrationFromRequest(flows: [7], all: nil, to: bobPhone, retrieveFrom: nil, deadlineSeconds: nil))
         }
-        await Self.expectRefused(403, "laptop.bob@example.com is not a device of alice@example.com") {
+        await expectRefused(403, "laptop.bob@example.com is not a device of alice@example.com") {
             try await mfr(asAlice, MigrationFromRequest(flows: nil, all: true, to: nil, retrieveFrom: bobLaptop, deadlineSeconds: nil))
         }
-        await Self.expectRefused(403, "laptop.alice@example.com is not a device of bob@example.com") {
+        await expectRefused(403, "laptop.alice@example.com is not a device of bob@example.com") {
             try await mfr(asBob, MigrationFromRequest(flows: [7], all: nil, to: aliceLaptop, retrieveFrom: nil, deadlineSeconds: nil))
         }
-        await Self.expectRefused(403, "flow 8 is not one of laptop.bob@example.com's flows") {
+        await expectRefused(403, "flow 8 is not one of laptop.bob@example.com's flows") {
             try await mfr(asBob, MigrationFromRequest(flows: [8], all: nil, to: bobPhone, retrieveFrom: nil, deadlineSeconds: nil))
         }
-        await Self.expectRefused(400, "exactly one of") {
+        await expectRefused(400, "exactly one of") {
             try await mfr(asBob, MigrationFromRequest(flows: [7], all: nil, to: bobPhone, retrieveFrom: bobPhone, deadlineSeconds: nil))
         }
-        await Self.expectRefused(400, "deadlineSeconds") {
+        await expectRefused(400, "deadlineSeconds") {
             try await mfr(asBob, MigrationFromRequest(flows: [7], all: nil, to: bobPhone, retrieveFrom: nil, deadlineSeconds: 0))
         }
-        await Self.expectRefused(403, "not started by") {
+        await expectRefused(403, "not started by") {
             let _: MigrationReports = try await asAlice.call("GET", "/v1/mfr", query: ["id": "1"])
         }
         // A proxy or admin credential is not a device.
         let admin = try lab.ca.issueCredential(for: .admin, namespaceURL: lab.namespaceURL)
-        await Self.expectRefused(403, "only devices talk to this endpoint") {
+        await expectRefused(403, "only devices talk to this endpoint") {
             let _: DeviceFlows = try await lab.proxyClient(admin).call("GET", "/v1/device/flows")
         }
         #expect(lab.engine.state.withLock { $0.started.isEmpty })
@@ -213,11 +200,11 @@ struct DeviceAPITests {
         lab.engine.add(7, device: "127.0.0.2:40000", original: "127.0.0.1:9")
         let request = MigrationFromRequest(flows: nil, all: true, to: try DeviceID("phone.bob@example.com"), retrieveFrom: nil,
                                            deadlineSeconds: nil)
-        await Self.expectRefused(409, "phone.bob@example.com is offline") {
+        await expectRefused(409, "phone.bob@example.com is offline") {
             let _: MigrationFromAnswer = try await lab.proxyClient(bob).call("POST", "/v1/mfr", json: request)
         }
         try await lab.online("phone.bob@example.com", address: "127.0.0.3", agentPort: nil)
-        await Self.expectRefused(409, "no agent address") {
+        await expectRefused(409, "no agent address") {
             let _: MigrationFromAnswer = try await lab.proxyClient(bob).call("POST", "/v1/mfr", json: request)
         }
         #expect(lab.engine.state.withLock { $0.started.isEmpty })
@@ -300,15 +287,15 @@ struct DeviceAPITests {
                 migration: 1, flow: 1, destination: destination, fromDevice: try DeviceID(from), toDevice: try DeviceID(to),
                 cutOffsetToDevice: 0, cutOffsetToServer: 0))
         }
-        await Self.expectRefused(403, "only a proxy sends MTRs") { try await mtr(laptop, to: "phone.bob@example.com") }
-        await Self.expectRefused(400, "this agent is phone.bob@example.com") { try await mtr(gw, to: "tablet.bob@example.com") }
-        await Self.expectRefused(403, "not a device of bob@example.com") {
+        await expectRefused(403, "only a proxy sends MTRs") { try await mtr(laptop, to: "phone.bob@example.com") }
+        await expectRefused(400, "this agent is phone.bob@example.com") { try await mtr(gw, to: "tablet.bob@example.com") }
+        await expectRefused(403, "not a device of bob@example.com") {
             try await mtr(gw, to: "phone.bob@example.com", from: "laptop.alice@example.com")
         }
-        await Self.expectRefused(400, "destination must be IPv4:PORT") {
+        await expectRefused(400, "destination must be IPv4:PORT") {
             try await mtr(gw, to: "phone.bob@example.com", destination: "example.com:80")
         }
-        await Self.expectRefused(404, "no pending MTR") {
+        await expectRefused(404, "no pending MTR") {
             let client = try PeerClient(baseURL: url, credential: gw, expectedServer: .identity(try .device("phone.bob@example.com")),
                                         group: lab.group)
             let _: Empty = try await client.call("POST", "/v1/mtr/connect", json: MigrationConnect(migration: 99))
