@@ -93,9 +93,33 @@ struct NamespaceAPITests {
         }
     }
 
-    @Test("register, introduce, heartbeat, list, resolve by DID and by UID, preferences, status, changes")
-    func everyFunction() async throws {
-        let ns = try await Service()
+    /// A database for one test: SQLite in memory, or a fresh schema on the test PostgreSQL server
+    /// (TSMP_TEST_POSTGRES_URL; scripts/test starts one). Without it the PostgreSQL suite is skipped, visibly.
+    static let postgresURL = ProcessInfo.processInfo.environment["TSMP_TEST_POSTGRES_URL"]
+    static func database(_ backend: String) -> String {
+        guard backend == "postgresql", let base = postgresURL else { return "sqlite::memory:" }
+        let schema = "api_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        return base + (base.contains("?") ? "&" : "?") + "schema=\(schema)"
+    }
+
+    @Suite("on SQLite")
+    struct OnSQLite {
+        @Test("register, introduce, heartbeat, list, resolve by DID and by UID, preferences, status, changes")
+        func everyFunction() async throws { try await NamespaceAPITests.everyFunction(database("sqlite")) }
+        @Test("who may do what: each refusal has a reason and changes nothing")
+        func authorisation() async throws { try await NamespaceAPITests.authorisation(database("sqlite")) }
+    }
+
+    @Suite("on PostgreSQL", .enabled(if: postgresURL != nil, "TSMP_TEST_POSTGRES_URL is not set (scripts/test starts a server)"))
+    struct OnPostgreSQL {
+        @Test("register, introduce, heartbeat, list, resolve by DID and by UID, preferences, status, changes")
+        func everyFunction() async throws { try await NamespaceAPITests.everyFunction(database("postgresql")) }
+        @Test("who may do what: each refusal has a reason and changes nothing")
+        func authorisation() async throws { try await NamespaceAPITests.authorisation(database("postgresql")) }
+    }
+
+    static func everyFunction(_ database: String) async throws {
+        let ns = try await Service(database: database)
         let laptop = try await ns.register("bob@example.com", device: "laptop")
         #expect(laptop.identity.description == "device:laptop.bob@example.com")
         let phone = try await ns.introduce("phone", by: laptop)
@@ -147,9 +171,8 @@ struct NamespaceAPITests {
         await ns.stop()
     }
 
-    @Test("who may do what: each refusal has a reason and changes nothing")
-    func authorisation() async throws {
-        let ns = try await Service()
+    static func authorisation(_ database: String) async throws {
+        let ns = try await Service(database: database)
         let bob = try await ns.register("bob@example.com", device: "laptop")
         let alice = try await ns.register("alice@example.com", device: "laptop")
         let gw = try await ns.proxy("gw1")
