@@ -218,6 +218,7 @@ public final class Agent: Sendable, JSONRouting {
     public func runHeartbeats() async {
         var failing = false
         while !Task.isCancelled {
+            expirePending()
             do {
                 _ = try await heartbeat()
                 if failing { logger.info("namespace reachable again") }

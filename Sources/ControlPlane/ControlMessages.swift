@@ -77,15 +77,20 @@ public struct ResolutionList: Codable, Sendable {
 // MARK: Proxy, device-facing (openapi/proxy-devices.yaml)
 
 /// MFR (TSMP draft §4.2.1): move the caller's flows `to` a device of its user, or pull a
-/// device's flows to the caller (`retrieveFrom`). Flows by id or `all`.
+/// device's flows to the caller (`retrieveFrom`). Flows by the proxy's id, by the device's
+/// own source port (the 4-tuple as the device sees it: its locator, that port, any
+/// destination), or `all`.
 public struct MigrationFromRequest: Codable, Sendable {
     public var flows: [UInt64]?
+    public var localPorts: [UInt16]?
     public var all: Bool?
     public var to: DeviceID?
     public var retrieveFrom: DeviceID?
     public var deadlineSeconds: Double?
-    public init(flows: [UInt64]?, all: Bool?, to: DeviceID?, retrieveFrom: DeviceID?, deadlineSeconds: Double?) {
-        self.flows = flows; self.all = all; self.to = to; self.retrieveFrom = retrieveFrom; self.deadlineSeconds = deadlineSeconds
+    public init(flows: [UInt64]? = nil, localPorts: [UInt16]? = nil, all: Bool? = nil, to: DeviceID?, retrieveFrom: DeviceID?,
+                deadlineSeconds: Double?) {
+        self.flows = flows; self.localPorts = localPorts; self.all = all; self.to = to; self.retrieveFrom = retrieveFrom
+        self.deadlineSeconds = deadlineSeconds
     }
 }
 

@@ -31,6 +31,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
     let reachability: DeviceReachability
     let group: any EventLoopGroup
     let logger: Logger
+    static let ownersKept = 4096
     /// Which user started each migration (only that user may follow it).
     private let owners = Mutex<[MigrationID: UserID]>([:])
 
@@ -100,8 +101,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
         let ownerLocator = try await locator(of: owner)
         let held = await engine.listing().flows.filter { $0.device.address.description == ownerLocator.address }
         let flows: [FlowID]
-        switch (mfr.flows, mfr.all ?? false) {
-        case (let ids?, false):
+        switch (mfr.flows, mfr.localPorts, mfr.all ?? false) {
+        case (let ids?, nil, false):
             guard !ids.isEmpty, ids.count <= 1024 else { throw RouteRefusal(.badRequest, "give 1 to 1024 flows, or \"all\": true") }
             guard Set(ids).count == ids.count else { throw RouteRefusal(.badRequest, "a flow is listed twice") }
             let heldIDs = Set(held.map(\.id.rawValue))
@@ -109,11 +110,19 @@ public final class DeviceAPI: Sendable, JSONRouting {
                 throw RouteRefusal(.forbidden, "flow \(stranger) is not one of \(owner)'s flows")
             }
             flows = ids.map(FlowID.init)
-        case (nil, true):
+        case (nil, let ports?, false):
+            guard !ports.isEmpty, ports.count <= 1024 else { throw RouteRefusal(.badRequest, "give 1 to 1024 local ports") }
+            flows = try ports.map { port in
+                guard let f = held.first(where: { $0.device.port == port }) else {
+                    throw RouteRefusal(.notFound, "\(owner) has no flow from its port \(port)")
+                }
+                return f.id
+            }
+        case (nil, nil, true):
             flows = held.filter { $0.state == .established && $0.migration == nil }.map(\.id)
             guard !flows.isEmpty else { throw RouteRefusal(.notFound, "\(owner) holds no established flow to move") }
         default:
-            throw RouteRefusal(.badRequest, "give \"flows\": [ids] or \"all\": true, not both")
+            throw RouteRefusal(.badRequest, "give one of \"flows\": [ids], \"localPorts\": [ports] or \"all\": true")
         }
         guard owner != target else { throw RouteRefusal(.badRequest, "\(owner) already holds these flows") }
         let targetResolution = try await resolve(target)
@@ -132,7 +141,11 @@ public final class DeviceAPI: Sendable, JSONRouting {
         let summaries = Dictionary(uniqueKeysWithValues: held.map { ($0.id, $0) })
         for result in started {
             guard let mid = result.migration, let flow = summaries[result.flow] else { continue }
-            owners.withLock { $0[mid] = caller.user }
+            owners.withLock { o in
+                o[mid] = caller.user
+                // Bounded: the oldest migrations are forgotten first (the engine keeps few reports too).
+                if o.count > Self.ownersKept { for old in o.keys.sorted().prefix(o.count - Self.ownersKept) { o[old] = nil } }
+            }
             logger.info("MFR accepted", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(result.flow)", "by": "\(caller)", "from": "\(owner)", "to": "\(target)",
             ])

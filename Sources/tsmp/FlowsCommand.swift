@@ -1,16 +1,19 @@
 import ArgumentParser
+import ControlPlane
 import Engine
 import Foundation
 import Gateway
 import Wire
 
-struct FlowsCommand: ParsableCommand {
+struct FlowsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
         abstract: "List the flows the proxy manages.",
         discussion: """
-        Asks the running proxy's local control endpoint. Succeeds once the proxy forwards, so \
-        scripts can use it as a readiness check.
+        On the gateway, asks the running proxy's local control endpoint; succeeds once the \
+        proxy forwards, so scripts can use it as a readiness check. From a device \
+        (--credentials, --proxy), asks the proxy's device-facing endpoint for this device's \
+        flows (or --device, another device of the same user).
 
         Columns: ID, STATE, DEVICE (the device's endpoint), DESTINATION (what the device \
         connected to), NAT (the proxy's endpoint the server sees), SERVER, bytes each way, \
@@ -19,15 +22,52 @@ struct FlowsCommand: ParsableCommand {
         Examples:
           tsmp flows
           tsmp flows --json | jq '.flows[] | select(.state == "established")'
+          tsmp flows --credentials laptop.cred --proxy https://10.1.0.1:7444
         """)
 
     @Option(help: "The proxy's control endpoint.")
     var control: IPv4Endpoint = ProxyDefaults.control
 
-    @Flag(help: "Print JSON: {flows: [...], status: {...}}.")
+    @Flag(help: "Print JSON: {flows: [...], status: {...}} (from a device: {device, locator, flows}).")
     var json = false
 
-    func run() throws { try Self.reportingFailures(runOrFail) }
+    @Option(help: "This device's credential (device mode).")
+    var credentials: String?
+
+    @Option(help: "The proxy's device-facing URL (device mode).")
+    var proxy: String?
+
+    @Option(help: "Another device of your user (device mode).")
+    var device: String?
+
+    @OptionGroup var lab: InsecureLabOption
+
+    func validate() throws {
+        if (credentials == nil) != (proxy == nil) { throw ValidationError("--credentials and --proxy go together (device mode)") }
+        if device != nil && credentials == nil { throw ValidationError("--device needs --credentials and --proxy") }
+        if let proxy { try lab.check(proxy, "--proxy") }
+    }
+
+    func run() async throws {
+        if credentials != nil { try await Self.reportingFailures(runAsDevice) } else { try Self.reportingFailures(runOrFail) }
+    }
+
+    private func runAsDevice() async throws {
+        let credential = try loadCredential(credentials!, command: "flows")
+        let flows: DeviceFlows
+        do {
+            flows = try await withEventLoop { group in
+                let link = try PeerClient(baseURL: proxy!, credential: credential, insecureLab: lab.insecureLab,
+                                          expectedServer: .role(.proxy), group: group)
+                return try await link.call("GET", "/v1/device/flows", query: device.map { ["device": $0] } ?? [:])
+            }
+        } catch {
+            throw RuntimeFailure("flows", "\(error)")
+        }
+        if json { return try printJSON(flows) }
+        print("\(flows.device) at \(flows.locator?.address ?? "?"): \(flows.flows.count) flow\(flows.flows.count == 1 ? "" : "s")")
+        if !flows.flows.isEmpty { print(FlowTableText.rows(flows.flows)) }
+    }
 
     private func runOrFail() throws {
         let client = ControlClient(endpoint: control)
@@ -49,23 +89,27 @@ struct FlowsCommand: ParsableCommand {
 /// The human-readable table of `tsmp flows`.
 enum FlowTableText {
     static func render(_ listing: FlowListing) -> String {
-        var rows: [[String]] = [["ID", "STATE", "DEVICE", "DESTINATION", "NAT", "SERVER", "TO-SERVER", "TO-DEVICE", "IDLE"]]
-        for f in listing.flows {
-            let state = f.migrationPhase.map { "\(f.state.rawValue),migrating:\($0.rawValue)" } ?? f.state.rawValue
-            rows.append([f.id.description, state, f.device.description, f.original.description,
-                         f.nat.description, f.server.description, bytes(f.bytesToServer), bytes(f.bytesToDevice),
-                         String(format: "%.1fs", f.idleSeconds)])
-        }
-        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        var out = rows.map { row in
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        var out = rows(listing.flows)
         let s = listing.status
         out += "\n\n\(s.flows) flows, NAT ports \(s.natPortsInUse)/\(s.natPortsCapacity), "
         out += "\(s.packetsForwarded) packets forwarded, \(s.packetsPassedThrough) passed through"
         let drops = s.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         out += drops.isEmpty ? ", no drops" : ", drops: \(drops)"
         return out
+    }
+
+    static func rows(_ flows: [FlowSummary]) -> String {
+        var rows: [[String]] = [["ID", "STATE", "DEVICE", "DESTINATION", "NAT", "SERVER", "TO-SERVER", "TO-DEVICE", "IDLE"]]
+        for f in flows {
+            let state = f.migrationPhase.map { "\(f.state.rawValue),migrating:\($0.rawValue)" } ?? f.state.rawValue
+            rows.append([f.id.description, state, f.device.description, f.original.description,
+                         f.nat.description, f.server.description, bytes(f.bytesToServer), bytes(f.bytesToDevice),
+                         String(format: "%.1fs", f.idleSeconds)])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }.joined(separator: "\n")
     }
 
     static func bytes(_ n: UInt64) -> String {

@@ -31,12 +31,16 @@ struct MigrateCommand: AsyncParsableCommand {
         Examples:
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --retrieve --from phone.bob@example.com --all
+          tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --local-port 51234
           tsmp migrate --flow 3 --to-addr 10.3.0.2 --wait
           tsmp migrate --flow 3 --flow 4 --to-addr 10.3.0.2 --deadline 20 --json --wait
         """)
 
     @Option(help: "A flow id (`tsmp flows`, or the device's own listing). Repeatable.")
     var flow: [UInt64] = []
+
+    @Option(help: "A flow by this device's own source port, the 4-tuple as it sees it (device mode). Repeatable.")
+    var localPort: [UInt16] = []
 
     @Flag(help: "Every established flow of the device (device mode).")
     var all = false
@@ -85,7 +89,9 @@ struct MigrateCommand: AsyncParsableCommand {
             guard let proxy else { throw ValidationError("--credentials needs --proxy URL (the proxy's device-facing endpoint)") }
             try lab.check(proxy, "--proxy")
             if toAddr != nil || fromPort != nil { throw ValidationError("--to-addr/--from-port are for the gateway's local endpoint; with --credentials give --to DID") }
-            if flow.isEmpty == !all { throw ValidationError("give --flow ID... or --all") }
+            if [!flow.isEmpty, !localPort.isEmpty, all].filter({ $0 }).count != 1 {
+                throw ValidationError("give one of --flow ID..., --local-port PORT... or --all")
+            }
             switch (to, retrieve, from) {
             case (.some, false, nil): break
             case (nil, true, .some): break
@@ -96,8 +102,8 @@ struct MigrateCommand: AsyncParsableCommand {
             if let to { _ = try parseDID(to, "--to") }
             if let from { _ = try parseDID(from, "--from") }
         } else {
-            if to != nil || retrieve || from != nil || all || proxy != nil {
-                throw ValidationError("--to/--retrieve/--from/--all/--proxy need --credentials (device mode)")
+            if to != nil || retrieve || from != nil || all || proxy != nil || !localPort.isEmpty {
+                throw ValidationError("--to/--retrieve/--from/--all/--local-port/--proxy need --credentials (device mode)")
             }
             if toAddr == nil { throw ValidationError("give --to-addr ADDRESS (gateway mode) or --credentials with --to DID (device mode)") }
             if flow.isEmpty { throw ValidationError("give at least one --flow ID (see `tsmp flows`)") }
@@ -118,7 +124,8 @@ struct MigrateCommand: AsyncParsableCommand {
 
     private func runAsDevice() async throws {
         let credential = try loadCredential(credentials!, command: "migrate")
-        let request = MigrationFromRequest(flows: all ? nil : flow, all: all ? true : nil,
+        let request = MigrationFromRequest(flows: flow.isEmpty ? nil : flow, localPorts: localPort.isEmpty ? nil : localPort,
+                                           all: all ? true : nil,
                                            to: try to.map { try DeviceID($0) }, retrieveFrom: try from.map { try DeviceID($0) },
                                            deadlineSeconds: deadline)
         let (answer, reports): (MigrationFromAnswer, [MigrationReport]) = try await withEventLoop { group in

@@ -173,6 +173,12 @@ struct DeviceAPITests {
         await expectRefused(403, "flow 8 is not one of laptop.bob@example.com's flows") {
             try await mfr(asBob, MigrationFromRequest(flows: [8], all: nil, to: bobPhone, retrieveFrom: nil, deadlineSeconds: nil))
         }
+        await expectRefused(404, "laptop.bob@example.com has no flow from its port 40001") {
+            try await mfr(asBob, MigrationFromRequest(localPorts: [40001], to: bobPhone, retrieveFrom: nil, deadlineSeconds: nil))
+        }
+        await expectRefused(400, "give one of") {
+            try await mfr(asBob, MigrationFromRequest(flows: [7], localPorts: [40000], to: bobPhone, retrieveFrom: nil, deadlineSeconds: nil))
+        }
         await expectRefused(400, "exactly one of") {
             try await mfr(asBob, MigrationFromRequest(flows: [7], all: nil, to: bobPhone, retrieveFrom: bobPhone, deadlineSeconds: nil))
         }
@@ -233,8 +239,9 @@ struct DeviceAPITests {
         try await lab.online("phone.bob@example.com", address: "127.0.0.1", agentPort: UInt16(agentEndpoint.localAddress!.port!))
         lab.engine.add(7, device: "127.0.0.2:40000", original: "127.0.0.1:\(server.port)")
 
+        // By the 4-tuple as the laptop sees it: its own source port.
         let answer: MigrationFromAnswer = try await lab.proxyClient(laptop).call("POST", "/v1/mfr", json: MigrationFromRequest(
-            flows: nil, all: true, to: try DeviceID("phone.bob@example.com"), retrieveFrom: nil, deadlineSeconds: 5))
+            localPorts: [40000], to: try DeviceID("phone.bob@example.com"), retrieveFrom: nil, deadlineSeconds: 5))
         #expect(answer.results == [MigrationFromResult(flow: 7, migration: 1, error: nil)])
         #expect(lab.engine.state.withLock { $0.started.first?.1 } == MigrationTarget(address: IPv4Address(127, 0, 0, 1), awaitsPort: true))
 

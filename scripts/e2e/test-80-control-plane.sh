@@ -40,6 +40,14 @@ sys.exit(0 if d and d["status"] == "online" and d.get("locator") else 1)
 PY
 }
 
+# cp_flow_list FILE: "ID:PORT ..." of a `tsmp flows --credentials --json` answer.
+cp_flow_list() {
+    python3 - "$1" <<'PY'
+import json, sys
+print(" ".join("%s:%s" % (f["id"], f["device"]["port"]) for f in json.load(open(sys.argv[1]))["flows"]))
+PY
+}
+
 # cp_expect_refused WHAT PATTERN NODE ARGS...: tsmp ARGS in NODE fails, saying PATTERN.
 cp_expect_refused() {
     local what=$1 pattern=$2 node=$3
@@ -103,6 +111,16 @@ e2e_control_plane() {
     read -r id devport natport < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
     [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
     tl_note "flow $id: laptop port $devport, NAT port $natport"
+
+    # Each device sees its own flows at the proxy, and only those.
+    cp_tsmp laptop flows --credentials "$creds/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT" --json \
+        >"$CASE_DIR/laptop-flows.json" || tl_fail "the laptop could not list its flows"
+    tl_expect_eq "flows the laptop sees (id:port)" "$id:$devport" "$(cp_flow_list "$CASE_DIR/laptop-flows.json")"
+    cp_tsmp srv flows --credentials "$creds/alice-laptop.cred" --proxy "https://$LAB_GW_SRV:$CP_PROXY_PORT" --json \
+        >"$CASE_DIR/alice-flows.json" || tl_fail "alice could not list her flows"
+    tl_expect_eq "flows alice sees" "" "$(cp_flow_list "$CASE_DIR/alice-flows.json")"
+    cp_expect_refused "alice listing bob's laptop's flows" "not a device of alice" srv \
+        flows --credentials "$creds/alice-laptop.cred" --proxy "https://$LAB_GW_SRV:$CP_PROXY_PORT" --device laptop.bob@example.com
 
     # Alice tries to take bob's flow, or to move it to her device: refused, flow unharmed.
     local alice=(--credentials "$creds/alice-laptop.cred" --proxy "https://$LAB_GW_SRV:$CP_PROXY_PORT")
