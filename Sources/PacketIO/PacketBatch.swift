@@ -132,6 +132,21 @@ public final class PacketBatch {
         lengths[i] = length
     }
 
+    /// Appends `bytes` after packet `i` inside its slot (coalescing segments into one).
+    /// Returns false, changing nothing, when the slot has no room for them.
+    @discardableResult
+    public func extend(_ i: Int, with bytes: UnsafeRawBufferPointer) -> Bool {
+        precondition(i < count)
+        let length = lengths[i]
+        guard offsets[i] + length + bytes.count <= maxPacket else { return false }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            let base = i * slotSize + headroom + offsets[i] + length
+            (slab.baseAddress! + base).copyMemory(from: src, byteCount: bytes.count)
+        }
+        lengths[i] = length + bytes.count
+        return true
+    }
+
     /// Marks packet `i` as not to be written.
     public func markDropped(_ i: Int) {
         precondition(i < count)
