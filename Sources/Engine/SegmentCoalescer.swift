@@ -116,3 +116,10 @@ public enum SegmentCoalescer {
         return true
     }
 }
+
+extension SpliceEngine {
+    /// Coalesces `batch` before it is written (`SegmentCoalescer`), counting the writes saved.
+    public func coalesceForWrite(_ batch: PacketBatch) {
+        counters.segmentsCoalesced &+= UInt64(SegmentCoalescer.coalesce(batch))
+    }
+}

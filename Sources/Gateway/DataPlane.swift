@@ -196,7 +196,7 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(batch, direction: .inbound)
         generated.removeAll()
         engine.process(batch, now: now, generated: generated)
-        if coalesces { SegmentCoalescer.coalesce(batch) }
+        if coalesces { engine.coalesceForWrite(batch) }
         _ = try output.write(batch, 0..<batch.count)
         recordCapture(batch, direction: .outbound)
         try writeGenerated()
