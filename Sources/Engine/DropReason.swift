@@ -54,6 +54,8 @@ public struct EngineCounters: Sendable, Equatable {
     public var segmentsSplit: UInt64 = 0
     /// Super-segments read (offloads on): each stands for several wire packets.
     public var superSegmentsIn: UInt64 = 0
+    /// Segments merged into another before a write (`SegmentCoalescer`): writes saved.
+    public var segmentsCoalesced: UInt64 = 0
     public var flowsCreated: UInt64 = 0
     public var flowsExpired: UInt64 = 0
     public var flowsClosed: UInt64 = 0
@@ -68,6 +70,15 @@ public struct EngineCounters: Sendable, Equatable {
 }
 
 extension DropReason {
-    static let indices: [DropReason: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
-    static func index(_ r: DropReason) -> Int { indices[r]! }
+    /// The reason's place in `allCases`: a short scan comparing cases, not a dictionary keyed
+    /// by a String-backed enum (which hashes the string on every drop).
+    private static let ordered: [DropReason] = allCases
+    static func index(_ r: DropReason) -> Int {
+        var i = 0
+        for c in ordered {
+            if c == r { return i }
+            i += 1
+        }
+        return 0 // unreachable: every reason is in allCases
+    }
 }

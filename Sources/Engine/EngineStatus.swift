@@ -7,6 +7,9 @@ public struct EngineStatus: Sendable, Codable, Equatable {
     public var bytesForwarded: UInt64
     public var packetsPassedThrough: UInt64
     public var packetsGenerated: UInt64
+    /// Super-segments read (offloads), and segments merged into one write (coalescing).
+    public var superSegmentsIn: UInt64
+    public var segmentsCoalesced: UInt64
     public var flowsCreated: UInt64
     public var flowsClosed: UInt64
     public var flowsExpired: UInt64
@@ -26,6 +29,7 @@ extension SpliceEngine {
             packetsIn: counters.packetsIn, bytesIn: counters.bytesIn,
             packetsForwarded: counters.packetsForwarded, bytesForwarded: counters.bytesForwarded,
             packetsPassedThrough: counters.packetsPassedThrough, packetsGenerated: counters.packetsGenerated,
+            superSegmentsIn: counters.superSegmentsIn, segmentsCoalesced: counters.segmentsCoalesced,
             flowsCreated: counters.flowsCreated, flowsClosed: counters.flowsClosed, flowsExpired: counters.flowsExpired,
             flows: flowCount, natPortsInUse: natPortsInUse, natPortsCapacity: natPorts.capacity,
             inFlightStorageBytes: inFlightStorageBytes, drops: drops)

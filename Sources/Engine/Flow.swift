@@ -33,34 +33,88 @@ public struct SynOptions: Sendable, Hashable, Codable {
 }
 
 /// One direction of a flow: what the sender of that direction has done.
+///
+/// Laid out small (44 bytes): the optional sequence numbers are stored as raw values with one
+/// "known" bit each instead of as `Optional`s (each of which would take 8 bytes with padding).
 struct DirectionState: Sendable {
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
     /// Added to this direction's sequence numbers (and subtracted from the other direction's
     /// acks); zero until a migration splices a new sub-connection.
     var seqOffset = SequenceOffset()
-    /// The sender's next sequence number as far as seen (highest seq + length).
-    var nextSeq: SeqNumber?
-    /// Sequence number of the sender's FIN, once seen.
-    var finSeq: SeqNumber?
-    /// The other side acknowledged this direction's FIN.
-    var finAcked = false
-    /// Highest ack the sender has sent (of the other direction), in the other direction's
-    /// original space (offset removed).
-    var highestAck: SeqNumber?
-    /// The sender's last window field (unscaled) and TSval (RFC 7323), for segments the
-    /// proxy makes on its behalf during a migration.
-    var lastWindow: UInt16 = 0
-    var lastTSval: UInt32?
     /// Added to this direction's TSval (and subtracted from the other's TSecr) after a
     /// migration, so the receiver's PAWS check (RFC 7323 §5) never sees time go back.
     var tsOffset: UInt32 = 0
-    var packets: UInt64 = 0
-    var bytes: UInt64 = 0
+    private var nextSeqRaw: UInt32 = 0
+    private var finSeqRaw: UInt32 = 0
+    private var highestAckRaw: UInt32 = 0
+    private var lastTSvalRaw: UInt32 = 0
+    /// The sender's last window field (unscaled), for segments the proxy makes on its behalf
+    /// during a migration.
+    var lastWindow: UInt16 = 0
+    /// The other side acknowledged this direction's FIN.
+    var finAcked = false
+    private var known: UInt8 = 0
+
+    private enum Known {
+        static let nextSeq: UInt8 = 1, finSeq: UInt8 = 2, highestAck: UInt8 = 4, lastTSval: UInt8 = 8
+    }
+
+    private func get(_ bit: UInt8, _ raw: UInt32) -> UInt32? { known & bit != 0 ? raw : nil }
+    /// The raw value to store and the new known bits.
+    private func set(_ bit: UInt8, _ value: UInt32?) -> (UInt32, UInt8) {
+        if let value { (value, known | bit) } else { (0, known & ~bit) }
+    }
+
+    /// The sender's next sequence number as far as seen (highest seq + length).
+    var nextSeq: SeqNumber? {
+        get { get(Known.nextSeq, nextSeqRaw).map(SeqNumber.init) }
+        set { (nextSeqRaw, known) = set(Known.nextSeq, newValue?.rawValue) }
+    }
+    /// Sequence number of the sender's FIN, once seen.
+    var finSeq: SeqNumber? {
+        get { get(Known.finSeq, finSeqRaw).map(SeqNumber.init) }
+        set { (finSeqRaw, known) = set(Known.finSeq, newValue?.rawValue) }
+    }
+    /// Highest ack the sender has sent (of the other direction), in the other direction's
+    /// original space (offset removed).
+    var highestAck: SeqNumber? {
+        get { get(Known.highestAck, highestAckRaw).map(SeqNumber.init) }
+        set { (highestAckRaw, known) = set(Known.highestAck, newValue?.rawValue) }
+    }
+    /// The sender's last TSval (RFC 7323), for segments the proxy makes on its behalf.
+    var lastTSval: UInt32? {
+        get { get(Known.lastTSval, lastTSvalRaw) }
+        set { (lastTSvalRaw, known) = set(Known.lastTSval, newValue) }
+    }
+}
+
+/// What only some flows need, kept out of the flow table's slab so its records stay small
+/// (DESIGN §5): the copy of bytes in flight toward the device (flows that carried data), and
+/// a migration's state (flows migrating). A flow without either holds no `ColdFlowState`.
+final class ColdFlowState {
+    var inFlight: InFlightCopy?
+    /// The migration under way, if any.
+    var migration: MigrationID?
+    /// The new device's key while a migration is under way.
+    var aliasKey: DeviceSideKey?
+
+    var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil }
 }
 
 /// A managed flow: a device-side and a server-side sub-connection glued together (TSMP draft
 /// §4.2.2). `toServer` describes what the device sends, `toDevice` what the server sends.
-struct Flow: Sendable {
+///
+/// The record is what the flow table's slab holds per flow (192 bytes): hot fields inline,
+/// fields ordered so no padding is wasted, rarely used state out of line in `cold`.
+struct Flow {
     let id: FlowID
+    var created: Instant
+    var lastActivity: Instant
+    var toServer = DirectionState()
+    var toDevice = DirectionState()
+    /// The in-flight copy and migration state, allocated when first needed.
+    private var cold: ColdFlowState?
     /// The device's endpoint.
     var device: IPv4Endpoint
     /// The destination the device believes it talks to (server in transparent mode, VIP in
@@ -70,24 +124,15 @@ struct Flow: Sendable {
     var server: IPv4Endpoint
     /// The port of the NAT address for the server-side sub-connection.
     var natPort: UInt16
-    var state: FlowState
-    /// State before a RST: restored if traffic shows the RST was ignored by its receiver.
-    var stateBeforeReset: FlowState?
-    var created: Instant
-    var lastActivity: Instant
-    var deviceSyn = SynOptions()
-    var serverSyn = SynOptions()
-    var toServer = DirectionState()
-    var toDevice = DirectionState()
-    var inFlight: InFlightCopy?
     /// First sequence number of each stream (after the SYN), in the receiver's view: stream
     /// offsets (cut points) are measured from these.
     var streamStartToServer = SeqNumber(0)
     var streamStartToDevice = SeqNumber(0)
-    /// The migration under way, if any.
-    var migration: MigrationID?
-    /// The new device's key while a migration is under way.
-    var aliasKey: DeviceSideKey?
+    var deviceSyn = SynOptions()
+    var serverSyn = SynOptions()
+    var state: FlowState
+    /// State before a RST: restored if traffic shows the RST was ignored by its receiver.
+    var stateBeforeReset: FlowState?
     /// The window shift the server applies to the device side's windows (fixed by the
     /// original handshake), and the device's own shift: they differ after a migration.
     var serverViewOfDeviceShift: UInt8 = 0
@@ -99,6 +144,62 @@ struct Flow: Sendable {
     /// The current device did not negotiate SACK / timestamps that the server uses.
     var deviceLacksSACK = false
     var deviceLacksTimestamps = false
+    /// `migration != nil` and `aliasKey != nil`, known without reaching `cold`.
+    private(set) var isMigrating = false
+    private(set) var hasAlias = false
+
+    init(id: FlowID, device: IPv4Endpoint, original: IPv4Endpoint, server: IPv4Endpoint, natPort: UInt16,
+         state: FlowState, created: Instant, lastActivity: Instant) {
+        self.id = id
+        self.device = device
+        self.original = original
+        self.server = server
+        self.natPort = natPort
+        self.state = state
+        self.created = created
+        self.lastActivity = lastActivity
+    }
+
+    /// The copy of the server's bytes in flight toward the device (DESIGN §5).
+    var inFlight: InFlightCopy? {
+        get { cold?.inFlight }
+        _modify {
+            if let cold {
+                yield &cold.inFlight
+                if cold.isEmpty { self.cold = nil }
+            } else {
+                var value: InFlightCopy?
+                yield &value
+                if value != nil { coldState().inFlight = value }
+            }
+        }
+    }
+    /// The migration under way, if any.
+    var migration: MigrationID? {
+        get { isMigrating ? cold?.migration : nil }
+        set {
+            isMigrating = newValue != nil
+            if newValue != nil { coldState().migration = newValue } else if let cold { cold.migration = nil; trimCold() }
+        }
+    }
+    /// The new device's key while a migration is under way.
+    var aliasKey: DeviceSideKey? {
+        get { hasAlias ? cold?.aliasKey : nil }
+        set {
+            hasAlias = newValue != nil
+            if newValue != nil { coldState().aliasKey = newValue } else if let cold { cold.aliasKey = nil; trimCold() }
+        }
+    }
+
+    private mutating func coldState() -> ColdFlowState {
+        if let cold { return cold }
+        let fresh = ColdFlowState()
+        cold = fresh
+        return fresh
+    }
+    private mutating func trimCold() {
+        if cold?.isEmpty == true { cold = nil }
+    }
 
     /// Window scale shift the device applies to its own window field (0 unless both offered).
     var deviceWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? deviceSyn.windowScale! : 0 }

@@ -157,7 +157,8 @@ extension SpliceEngine {
         if m.phase != .paused && !m.senderTowardOldDevice { return .consumed } // cut: nothing more from it
         withFlow(slot) { f in
             f.lastActivity = now
-            observe(sender: &f.toServer, other: &f.toDevice, tcp: tcp, ackInOtherSpace: ackInServerSpace)
+            observe(sender: &f.toServer, other: &f.toDevice, tcp: tcp, timestamp: tcp.options.timestamp?.value,
+                    ackInOtherSpace: ackInServerSpace)
         }
         if m.senderTowardOldDevice, tcp.flags.contains(.ack), var sender = m.sender {
             let window = Int(tcp.window) << Int(flow.currentDeviceShift)
@@ -249,7 +250,8 @@ extension SpliceEngine {
         withFlow(slot) { f in
             f.lastActivity = now
             let ackInDeviceSpace = f.toServer.seqOffset.reverse(tcp.ack)
-            observe(sender: &f.toDevice, other: &f.toServer, tcp: tcp, ackInOtherSpace: ackInDeviceSpace)
+            observe(sender: &f.toDevice, other: &f.toServer, tcp: tcp, timestamp: tcp.options.timestamp?.value,
+                    ackInOtherSpace: ackInDeviceSpace)
             expectedBefore = f.inFlight!.end
             if tcp.payloadLength > 0 {
                 grew = f.inFlight!.record(seq: tcp.seq, payload: UnsafeRawBufferPointer(tcp.payload), budget: budget,

@@ -16,13 +16,31 @@ import Wire
 /// in-flight copies never exceed their per-flow and total caps.
 public final class SpliceEngine {
     public let config: EngineConfig
-    public internal(set) var counters = EngineCounters()
+    public internal(set) var counters: EngineCounters {
+        get { hot.pointee.counters }
+        _modify { yield &hot.pointee.counters }
+    }
     let logger: Logger
-    var table = FlowTable()
+    var table: FlowTable {
+        _read { yield hot.pointee.table }
+        _modify { yield &hot.pointee.table }
+    }
     var natPorts: NATPortAllocator
     var nextFlowID: UInt64 = 1
     /// Bytes of storage held by all in-flight copies.
-    public internal(set) var inFlightStorageBytes = 0
+    public internal(set) var inFlightStorageBytes: Int {
+        get { hot.pointee.inFlightStorageBytes }
+        _modify { yield &hot.pointee.inFlightStorageBytes }
+    }
+    /// What every packet touches, in storage of its own: a stored property of a class is
+    /// checked for exclusive access at run time on each use (a call into the runtime), memory
+    /// behind a pointer is not. The engine is used from one thread at a time (its owner's).
+    private struct HotState {
+        var counters = EngineCounters()
+        var table: FlowTable
+        var inFlightStorageBytes = 0
+    }
+    private let hot: UnsafeMutablePointer<HotState>
     var sweepCursor = 0
     var migrations: [MigrationID: MigrationState] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
@@ -49,9 +67,18 @@ public final class SpliceEngine {
         self.logger = logger
         self.natPorts = NATPortAllocator(range: config.natPorts)
         self.serviceByVIP = Dictionary(config.services.map { ($0.vip, $0) }, uniquingKeysWith: { a, _ in a })
+        self.hot = .allocate(capacity: 1)
+        self.hot.initialize(to: HotState(table: FlowTable(maxFlows: min(config.limits.maxFlows, config.natPorts.count))))
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     public var flowCount: Int { table.count }
+    /// Bytes of the flow table's slab per slot (one flow record).
+    public static var flowRecordBytes: Int { MemoryLayout<Flow?>.stride }
     public var natPortsInUse: Int { natPorts.inUse }
 
     /// Processes every packet of `batch` in place; packets not to be written are marked
@@ -128,17 +155,18 @@ public final class SpliceEngine {
             let skipTCP = offload.flags & (VirtioNetHeader.needsChecksum | VirtioNetHeader.dataValid) != 0
             if let bad = skipTCP ? packet.verifyHeaderChecksumOnly() : packet.verifyChecksums() { return .drop(DropReason(bad)) }
         }
-        if packet.tcp.options.isMalformed { return .drop(.badTCPOptions) }
+        let options = TCPOptionScan(packet.tcp)
+        if options.isMalformed { return .drop(.badTCPOptions) }
 
         let destination = packet.destination
         if destination.address == config.nat && config.natPorts.contains(destination.port) {
-            return fromServer(packet, segmentSize: &offload.segmentSize, now: now, generated: generated)
+            return fromServer(packet, options: options, segmentSize: &offload.segmentSize, now: now, generated: generated)
         }
         if let service = serviceByVIP[destination] {
-            return fromDevice(packet, target: service.target, serviceMode: true, now: now, generated: generated)
+            return fromDevice(packet, options: options, target: service.target, serviceMode: true, now: now, generated: generated)
         }
         if config.intercepts.contains(where: { $0.contains(destination.port) }) {
-            return fromDevice(packet, target: destination, serviceMode: false, now: now, generated: generated)
+            return fromDevice(packet, options: options, target: destination, serviceMode: false, now: now, generated: generated)
         }
         // Steered here but matching nothing: the kernel would have forwarded it; so do we.
         return .passThrough
@@ -146,20 +174,20 @@ public final class SpliceEngine {
 
     // MARK: Device -> server
 
-    private func fromDevice(_ packet: TCPIPv4Packet, target: IPv4Endpoint, serviceMode: Bool,
+    private func fromDevice(_ packet: TCPIPv4Packet, options: TCPOptionScan, target: IPv4Endpoint, serviceMode: Bool,
                             now: Instant, generated: PacketBatch) -> Verdict {
         let key = DeviceSideKey(device: packet.source, original: packet.destination)
         let flags = packet.tcp.flags
         let isOpeningSyn = flags.contains(.syn) && !flags.contains(.ack) && !flags.contains(.rst)
         if let slot = table.slot(deviceKey: key) {
-            let finished = table[slot: slot]!.state == .closed || table[slot: slot]!.state == .reset
+            let (finished, migrating) = withFlow(slot) { ($0.state == .closed || $0.state == .reset, $0.isMigrating) }
             if isOpeningSyn && finished {
                 // The device reuses its port for a new connection: the old flow is over.
                 removeFlow(slot: slot, closed: true)
-            } else if table[slot: slot]!.migration != nil {
+            } else if migrating {
                 return migratingFromDevice(packet, slot: slot, now: now, generated: generated)
             } else {
-                forwardToServer(packet, slot: slot, now: now)
+                forwardToServer(packet, options: options, slot: slot, now: now)
                 return .forward
             }
         }
@@ -175,7 +203,7 @@ public final class SpliceEngine {
             if !flags.contains(.rst) { sendReset(answering: packet, generated: generated) }
             return .drop(.noFlow)
         }
-        if packet.tcp.options.hasUnspliceableOption {
+        if options.hasUnspliceableOption {
             // MPTCP, TCP-MD5 and TCP-AO can't be spliced (DESIGN §5): leave the flow alone.
             if !serviceMode { return .passThrough }
             sendReset(answering: packet, generated: generated)
@@ -195,11 +223,11 @@ public final class SpliceEngine {
             "flow.id": "\(id)", "flow.device": "\(flow.device)", "flow.server": "\(target)",
             "flow.nat_port": "\(natPort)",
         ])
-        forwardToServer(packet, slot: slot, now: now)
+        forwardToServer(packet, options: options, slot: slot, now: now)
         return .forward
     }
 
-    private func forwardToServer(_ packet: TCPIPv4Packet, slot: Int, now: Instant) {
+    private func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, now: Instant) {
         let tcp = packet.tcp
         let flags = tcp.flags
         let seq = tcp.seq
@@ -209,7 +237,8 @@ public final class SpliceEngine {
             flow.lastActivity = now
             // The device acks in its own space; the copy and the server's FIN are in the server's.
             let ackInServerSpace = flow.toDevice.seqOffset.reverse(ack)
-            observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp, ackInOtherSpace: ackInServerSpace)
+            observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp, timestamp: options.timestampValue(in: tcp),
+                    ackInOtherSpace: ackInServerSpace)
             if flags.contains(.ack) { flow.inFlight?.acknowledge(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
             // Rewrite (NAT + sequence spaces).
@@ -218,7 +247,7 @@ public final class SpliceEngine {
             if !flow.toServer.seqOffset.isZero { tcp.setSeq(flow.toServer.seqOffset.apply(seq)) }
             if flags.contains(.ack) && !flow.toDevice.seqOffset.isZero {
                 tcp.setAck(flow.toDevice.seqOffset.reverse(ack))
-                remapSACK(tcp, flow.toDevice.seqOffset.inverse)
+                if options.hasSACK { remapSACK(tcp, flow.toDevice.seqOffset.inverse) }
             }
             // After a migration: the new device's clock and window scale (RFC 7323 §2.3, §5.3).
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0) }
@@ -231,10 +260,13 @@ public final class SpliceEngine {
 
     // MARK: Server -> device
 
-    private func fromServer(_ packet: TCPIPv4Packet, segmentSize: inout UInt16, now: Instant, generated: PacketBatch) -> Verdict {
+    private func fromServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, segmentSize: inout UInt16, now: Instant, generated: PacketBatch) -> Verdict {
         guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
-        guard table[slot: slot]!.server == packet.source else { return .drop(.unexpectedSource) }
-        if table[slot: slot]!.migration != nil {
+        // Read in place (withFlow): a copy of the record would cost more than the rest.
+        let source = packet.source
+        let (fromItsServer, migrating) = withFlow(slot) { ($0.server == source, $0.isMigrating) }
+        guard fromItsServer else { return .drop(.unexpectedSource) }
+        if migrating {
             return migratingFromServer(packet, slot: slot, now: now, generated: generated)
         }
         let tcp = packet.tcp
@@ -243,14 +275,15 @@ public final class SpliceEngine {
         let ack = tcp.ack
         let payloadLength = tcp.payloadLength
         let perFlowCap = config.limits.inFlightPerFlow
-        withFlow(slot) { flow in
+        let deviceMSS = withFlow(slot) { flow -> UInt16? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
                 flow.serverSyn = SynOptions(tcp.options)
                 flow.streamStartToDevice = seq + 1
             }
             let ackInDeviceSpace = flow.toServer.seqOffset.reverse(ack)
-            observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, ackInOtherSpace: ackInDeviceSpace)
+            observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, timestamp: options.timestampValue(in: tcp),
+                    ackInOtherSpace: ackInDeviceSpace)
             advanceState(&flow, flags: flags, fromDevice: false)
             // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5).
             if payloadLength > 0 && perFlowCap > 0 {
@@ -265,7 +298,7 @@ public final class SpliceEngine {
             if !flow.toDevice.seqOffset.isZero { tcp.setSeq(flow.toDevice.seqOffset.apply(seq)) }
             if flags.contains(.ack) && !flow.toServer.seqOffset.isZero {
                 tcp.setAck(flow.toServer.seqOffset.reverse(ack))
-                remapSACK(tcp, flow.toServer.seqOffset.inverse)
+                if options.hasSACK { remapSACK(tcp, flow.toServer.seqOffset.inverse) }
             }
             // After a migration: what the new device did not negotiate, and its scale and clock.
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: 0, echoBy: flow.toServer.tsOffset) }
@@ -273,10 +306,11 @@ public final class SpliceEngine {
                 let bytes = Int(tcp.window) << Int(flow.serverWindowShift)
                 tcp.setWindow(UInt16(min(bytes >> Int(shift), 65535)))
             }
-            if flow.deviceLacksSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
-            if flow.deviceLacksTimestamps { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
+            if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
+            if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
+            return flow.deviceMSS
         }
-        if let mss = table[slot: slot]!.deviceMSS, payloadLength > Int(mss) {
+        if let mss = deviceMSS, payloadLength > Int(mss) {
             // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.
             if segmentSize > 0 {
                 segmentSize = min(segmentSize, mss)
@@ -318,13 +352,14 @@ public final class SpliceEngine {
     /// Records what a segment says about its sender's direction and the other direction's FIN.
     /// `ackInOtherSpace` is the segment's ack mapped back into the other direction's sender's
     /// sequence space (where that direction's `finSeq` is recorded).
-    func observe(sender: inout DirectionState, other: inout DirectionState, tcp: TCPSegment,
-                         ackInOtherSpace: SeqNumber) {
+    /// `timestamp` is the segment's TSval, if it carries the option.
+    func observe(sender: inout DirectionState, other: inout DirectionState, tcp: TCPSegment, timestamp: UInt32?,
+                 ackInOtherSpace: SeqNumber) {
         let flags = tcp.flags
         sender.packets &+= 1
         sender.bytes &+= UInt64(tcp.payloadLength)
         sender.lastWindow = tcp.window
-        if let ts = tcp.options.timestamp { sender.lastTSval = ts.value }
+        if let timestamp { sender.lastTSval = timestamp }
         let end = tcp.seq + tcp.sequenceLength
         if let n = sender.nextSeq { sender.nextSeq = SeqNumber.max(n, end) } else { sender.nextSeq = end }
         if flags.contains(.fin) { sender.finSeq = tcp.seq + UInt32(tcp.payloadLength) }

@@ -31,6 +31,9 @@ public final class DataPlane: @unchecked Sendable {
     private var thread: Thread?
     private let finished = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let done = Atomic<Bool>(false)
+    /// The output takes super-segments (a TUN with the virtio-net header): segments of one
+    /// flow in a batch are coalesced into one write (`SegmentCoalescer`).
+    private let coalesces: Bool
     /// Write failures of the devices, by errno, as the loop last saw them.
     public private(set) var lastError: String?
 
@@ -46,6 +49,7 @@ public final class DataPlane: @unchecked Sendable {
         self.batch = PacketBatch(capacity: batchSize)
         self.generated = PacketBatch(capacity: 256, maxPacket: 2048)
         self.wakeup = try Syscall.eventfd(initialValue: 0, nonBlocking: true)
+        self.coalesces = (output as? TunDevice)?.options.virtioNetHeader == true
     }
 
     deinit { try? Syscall.close(wakeup) }
@@ -192,6 +196,7 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(batch, direction: .inbound)
         generated.removeAll()
         engine.process(batch, now: now, generated: generated)
+        if coalesces { engine.coalesceForWrite(batch) }
         _ = try output.write(batch, 0..<batch.count)
         recordCapture(batch, direction: .outbound)
         try writeGenerated()

@@ -7,6 +7,7 @@ import Prometheus
 public final class EngineMetrics: @unchecked Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let packetsIn, bytesIn, packetsForwarded, bytesForwarded, passedThrough, generated: Counter
+    private let superSegmentsIn, segmentsCoalesced: Counter
     private let flowsCreated, flowsClosed, flowsExpired: Counter
     private let drops: [DropReason: Counter]
     private let flows, natInUse, natCapacity, inFlightBytes: Gauge
@@ -19,6 +20,8 @@ public final class EngineMetrics: @unchecked Sendable {
         bytesForwarded = registry.makeCounter(descriptor: Self.name("bytes_forwarded", "total", "Bytes rewritten and forwarded"))
         passedThrough = registry.makeCounter(descriptor: Self.name("packets_passed_through", "total", "Packets of unmanaged flows forwarded unchanged"))
         generated = registry.makeCounter(descriptor: Self.name("packets_generated", "total", "Packets the engine made itself (RSTs, ACKs)"))
+        superSegmentsIn = registry.makeCounter(descriptor: Self.name("super_segments_in", "total", "Super-segments read (TUN offloads)"))
+        segmentsCoalesced = registry.makeCounter(descriptor: Self.name("segments_coalesced", "total", "Segments merged into another before a write"))
         flowsCreated = registry.makeCounter(descriptor: Self.name("flows_created", "total", "Managed flows created"))
         flowsClosed = registry.makeCounter(descriptor: Self.name("flows_closed", "total", "Managed flows removed after FIN/RST"))
         flowsExpired = registry.makeCounter(descriptor: Self.name("flows_expired", "total", "Managed flows removed after an idle timeout"))
@@ -44,6 +47,7 @@ public final class EngineMetrics: @unchecked Sendable {
         set(packetsIn, status.packetsIn); set(bytesIn, status.bytesIn)
         set(packetsForwarded, status.packetsForwarded); set(bytesForwarded, status.bytesForwarded)
         set(passedThrough, status.packetsPassedThrough); set(generated, status.packetsGenerated)
+        set(superSegmentsIn, status.superSegmentsIn); set(segmentsCoalesced, status.segmentsCoalesced)
         set(flowsCreated, status.flowsCreated); set(flowsClosed, status.flowsClosed); set(flowsExpired, status.flowsExpired)
         for (r, c) in drops { set(c, status.drops[r.rawValue] ?? 0) }
         flows.set(Double(status.flows))

@@ -4,23 +4,36 @@
 /// Invariants: `count <= capacity`; packet `i` occupies
 /// `slab[i * slotSize + headroom + offset[i] ..< ... + length[i]]`; nothing is allocated after
 /// `init`. A batch of capacity 1 is a valid device batch.
+///
+/// The per-packet metadata lives in buffers allocated once with the slab, not in arrays held
+/// by the class: an array property of a class is checked for exclusive access on every use
+/// (a runtime call), which cost more than the engine's own work per packet.
 public final class PacketBatch {
     public let capacity: Int
     public let slotSize: Int
     public let headroom: Int
-    public private(set) var count: Int = 0
+    /// Packets in the batch.
+    public var count: Int { countStorage.pointee }
+    private let countStorage: UnsafeMutablePointer<Int>
     /// Per-packet metadata (timestamps from pcap files, direction for captures).
-    public var timestamps: [Instant]
-    public var directions: [PacketDirection]
+    public let timestamps: UnsafeMutableBufferPointer<Instant>
+    public let directions: UnsafeMutableBufferPointer<PacketDirection>
     /// Per-packet offload metadata (the virtio-net header a TUN opened with IFF_VNET_HDR puts
     /// in front of each packet): a partial checksum to finish, a super-segment to cut. A TUN
     /// writes it back with the packet; all-zero (none) for packets made in user space.
-    public var offloads: [VirtioNetHeader]
+    public let offloads: UnsafeMutableBufferPointer<VirtioNetHeader>
     /// Packets the engine decided not to forward; every device's `write` skips them.
-    public private(set) var dropped: [Bool]
-    @usableFromInline var lengths: [Int]
-    @usableFromInline var offsets: [Int]   // extra shift inside the slot (headroom adjustments)
-    @usableFromInline let slab: UnsafeMutableRawBufferPointer
+    public var dropped: DroppedFlags { DroppedFlags(flags: droppedFlags) }
+    let droppedFlags: UnsafeMutableBufferPointer<Bool>
+    let lengths: UnsafeMutableBufferPointer<Int>
+    let offsets: UnsafeMutableBufferPointer<Int>   // extra shift inside the slot (headroom adjustments)
+    let slab: UnsafeMutableRawBufferPointer
+
+    /// Read-only view of which packets are marked dropped (`markDropped`).
+    public struct DroppedFlags {
+        let flags: UnsafeMutableBufferPointer<Bool>
+        public subscript(i: Int) -> Bool { flags[i] }
+    }
 
     /// - Parameters:
     ///   - capacity: packets per batch.
@@ -32,21 +45,38 @@ public final class PacketBatch {
         self.headroom = headroom
         self.slotSize = headroom + maxPacket
         self.slab = .allocate(byteCount: capacity * slotSize, alignment: 16)
-        self.lengths = Array(repeating: 0, count: capacity)
-        self.offsets = Array(repeating: 0, count: capacity)
-        self.timestamps = Array(repeating: Instant(nanoseconds: 0), count: capacity)
-        self.directions = Array(repeating: .inbound, count: capacity)
-        self.dropped = Array(repeating: false, count: capacity)
-        self.offloads = Array(repeating: VirtioNetHeader(), count: capacity)
+        self.lengths = Self.column(capacity, 0)
+        self.offsets = Self.column(capacity, 0)
+        self.timestamps = Self.column(capacity, Instant(nanoseconds: 0))
+        self.directions = Self.column(capacity, .inbound)
+        self.droppedFlags = Self.column(capacity, false)
+        self.offloads = Self.column(capacity, VirtioNetHeader())
+        self.countStorage = .allocate(capacity: 1)
+        self.countStorage.initialize(to: 0)
     }
 
-    deinit { slab.deallocate() }
+    private static func column<T>(_ n: Int, _ value: T) -> UnsafeMutableBufferPointer<T> {
+        let b = UnsafeMutableBufferPointer<T>.allocate(capacity: n)
+        b.initialize(repeating: value)
+        return b
+    }
+
+    deinit {
+        slab.deallocate()
+        lengths.deallocate()
+        offsets.deallocate()
+        timestamps.deallocate()
+        directions.deallocate()
+        droppedFlags.deallocate()
+        offloads.deallocate()
+        countStorage.deallocate()
+    }
 
     public var isFull: Bool { count == capacity }
     public var maxPacket: Int { slotSize - headroom }
 
     /// Empties the batch; storage is kept.
-    public func removeAll() { count = 0 }
+    public func removeAll() { countStorage.pointee = 0 }
 
     /// The whole writable slot `i` after its headroom, for a device to read into.
     /// Call `commit(slot:length:)` afterwards.
@@ -64,9 +94,9 @@ public final class PacketBatch {
         offsets[count] = 0
         timestamps[count] = time
         directions[count] = direction
-        dropped[count] = false
+        droppedFlags[count] = false
         offloads[count] = VirtioNetHeader()
-        count += 1
+        countStorage.pointee += 1
     }
 
     /// Copies `bytes` into the next slot. Returns false (and copies nothing) when the batch is
@@ -102,10 +132,25 @@ public final class PacketBatch {
         lengths[i] = length
     }
 
+    /// Appends `bytes` after packet `i` inside its slot (coalescing segments into one).
+    /// Returns false, changing nothing, when the slot has no room for them.
+    @discardableResult
+    public func extend(_ i: Int, with bytes: UnsafeRawBufferPointer) -> Bool {
+        precondition(i < count)
+        let length = lengths[i]
+        guard offsets[i] + length + bytes.count <= maxPacket else { return false }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            let base = i * slotSize + headroom + offsets[i] + length
+            (slab.baseAddress! + base).copyMemory(from: src, byteCount: bytes.count)
+        }
+        lengths[i] = length + bytes.count
+        return true
+    }
+
     /// Marks packet `i` as not to be written.
     public func markDropped(_ i: Int) {
         precondition(i < count)
-        dropped[i] = true
+        droppedFlags[i] = true
     }
 
     /// A copy of packet `i` (tests, captures).

@@ -207,6 +207,10 @@ extension Syscall {
     /// CLOCK_MONOTONIC: what the engine's `now` is measured on.
     public static func monotonicNow() -> Instant { clock(CLOCK_MONOTONIC) }
 
+    /// CLOCK_THREAD_CPUTIME_ID: CPU time of the calling thread (benchmarks on a busy machine:
+    /// time spent descheduled doesn't count).
+    public static func threadCPUNow() -> Instant { clock(CLOCK_THREAD_CPUTIME_ID) }
+
     /// CLOCK_REALTIME: what capture files are stamped with.
     public static func wallClockNow() -> Instant { clock(CLOCK_REALTIME) }
 

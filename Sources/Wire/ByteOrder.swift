@@ -1,27 +1,28 @@
 /// Big-endian (network order) loads and stores on raw buffers. Callers have already checked
 /// bounds (the views' checked constructors); these use unaligned loads so any offset is fine.
+/// One load or store each (not one per byte): they sit on every packet's path.
 extension UnsafeRawBufferPointer {
-    func u8(_ at: Int) -> UInt8 { self[at] }
-    func u16(_ at: Int) -> UInt16 {
-        UInt16(self[at]) << 8 | UInt16(self[at + 1])
+    @inlinable func u8(_ at: Int) -> UInt8 { self[at] }
+    @inlinable func u16(_ at: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt16.self))
     }
-    func u32(_ at: Int) -> UInt32 {
-        UInt32(self[at]) << 24 | UInt32(self[at + 1]) << 16 | UInt32(self[at + 2]) << 8 | UInt32(self[at + 3])
+    @inlinable func u32(_ at: Int) -> UInt32 {
+        UInt32(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self))
     }
 }
 
 extension UnsafeMutableRawBufferPointer {
-    func u8(_ at: Int) -> UInt8 { self[at] }
-    func u16(_ at: Int) -> UInt16 { UnsafeRawBufferPointer(self).u16(at) }
-    func u32(_ at: Int) -> UInt32 { UnsafeRawBufferPointer(self).u32(at) }
-    func setU16(_ at: Int, _ v: UInt16) {
-        self[at] = UInt8(v >> 8)
-        self[at + 1] = UInt8(truncatingIfNeeded: v)
+    @inlinable func u8(_ at: Int) -> UInt8 { self[at] }
+    @inlinable func u16(_ at: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt16.self))
     }
-    func setU32(_ at: Int, _ v: UInt32) {
-        self[at] = UInt8(v >> 24)
-        self[at + 1] = UInt8(truncatingIfNeeded: v >> 16)
-        self[at + 2] = UInt8(truncatingIfNeeded: v >> 8)
-        self[at + 3] = UInt8(truncatingIfNeeded: v)
+    @inlinable func u32(_ at: Int) -> UInt32 {
+        UInt32(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self))
+    }
+    @inlinable func setU16(_ at: Int, _ v: UInt16) {
+        storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt16.self)
+    }
+    @inlinable func setU32(_ at: Int, _ v: UInt32) {
+        storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt32.self)
     }
 }

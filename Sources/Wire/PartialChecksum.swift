@@ -6,7 +6,7 @@
 /// addresses and length (`setPartialChecksum`).
 extension TCPSegment {
     /// Stores the folded pseudo-header sum, as a partial checksum.
-    public func setPartialChecksum(pseudoHeaderSum: UInt32) {
+    @inlinable public func setPartialChecksum(pseudoHeaderSum: UInt32) {
         var s = pseudoHeaderSum
         s = (s & 0xFFFF) &+ (s >> 16)
         s = (s & 0xFFFF) &+ (s >> 16)
@@ -16,12 +16,12 @@ extension TCPSegment {
 
 extension TCPIPv4Packet {
     /// Recomputes a partial TCP checksum for the packet's current addresses and length.
-    public func refreshPartialChecksum() {
+    @inlinable public func refreshPartialChecksum() {
         tcp.setPartialChecksum(pseudoHeaderSum: ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
     }
 
     /// Checks only the IP header checksum (for packets whose TCP checksum is partial).
-    public func verifyHeaderChecksumOnly() -> WireError? {
+    @inlinable public func verifyHeaderChecksumOnly() -> WireError? {
         ip.verifyHeaderChecksum ? nil : .badIPChecksum
     }
 }

@@ -2,33 +2,33 @@
 /// meaningful between numbers less than 2^31 apart; they never trap on wrap.
 public struct SeqNumber: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
-    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `self + n`, wrapping.
-    public static func + (a: SeqNumber, n: UInt32) -> SeqNumber { SeqNumber(a.rawValue &+ n) }
+    @inlinable public static func + (a: SeqNumber, n: UInt32) -> SeqNumber { SeqNumber(a.rawValue &+ n) }
     /// `self - n`, wrapping.
-    public static func - (a: SeqNumber, n: UInt32) -> SeqNumber { SeqNumber(a.rawValue &- n) }
-    public static func += (a: inout SeqNumber, n: UInt32) { a.rawValue &+= n }
+    @inlinable public static func - (a: SeqNumber, n: UInt32) -> SeqNumber { SeqNumber(a.rawValue &- n) }
+    @inlinable public static func += (a: inout SeqNumber, n: UInt32) { a.rawValue &+= n }
 
     /// Signed distance from `b` to `a` (`a - b`), in -2^31 ..< 2^31.
-    public static func - (a: SeqNumber, b: SeqNumber) -> Int32 { Int32(bitPattern: a.rawValue &- b.rawValue) }
+    @inlinable public static func - (a: SeqNumber, b: SeqNumber) -> Int32 { Int32(bitPattern: a.rawValue &- b.rawValue) }
 
     /// The forward distance from `self` to `later` (`later - self` as unsigned), for sizes.
-    public func distance(to later: SeqNumber) -> UInt32 { later.rawValue &- rawValue }
+    @inlinable public func distance(to later: SeqNumber) -> UInt32 { later.rawValue &- rawValue }
 
-    public func lessThan(_ b: SeqNumber) -> Bool { (self - b) < 0 }
-    public func lessThanOrEqual(_ b: SeqNumber) -> Bool { (self - b) <= 0 }
-    public func greaterThan(_ b: SeqNumber) -> Bool { (self - b) > 0 }
-    public func greaterThanOrEqual(_ b: SeqNumber) -> Bool { (self - b) >= 0 }
+    @inlinable public func lessThan(_ b: SeqNumber) -> Bool { (self - b) < 0 }
+    @inlinable public func lessThanOrEqual(_ b: SeqNumber) -> Bool { (self - b) <= 0 }
+    @inlinable public func greaterThan(_ b: SeqNumber) -> Bool { (self - b) > 0 }
+    @inlinable public func greaterThanOrEqual(_ b: SeqNumber) -> Bool { (self - b) >= 0 }
 
     /// `first <= self < first + size` (RFC 9293 §3.10.7.4 acceptability test shape).
-    public func inWindow(_ first: SeqNumber, size: UInt32) -> Bool {
+    @inlinable public func inWindow(_ first: SeqNumber, size: UInt32) -> Bool {
         first.distance(to: self) < size
     }
 
     /// The later of two numbers in sequence space.
-    public static func max(_ a: SeqNumber, _ b: SeqNumber) -> SeqNumber { a.greaterThan(b) ? a : b }
-    public static func min(_ a: SeqNumber, _ b: SeqNumber) -> SeqNumber { a.lessThan(b) ? a : b }
+    @inlinable public static func max(_ a: SeqNumber, _ b: SeqNumber) -> SeqNumber { a.greaterThan(b) ? a : b }
+    @inlinable public static func min(_ a: SeqNumber, _ b: SeqNumber) -> SeqNumber { a.lessThan(b) ? a : b }
 
     public var description: String { String(rawValue) }
 }
@@ -37,12 +37,12 @@ public struct SeqNumber: Hashable, Sendable, CustomStringConvertible {
 /// Zero until a migration splices a new sub-connection with another initial sequence number.
 public struct SequenceOffset: Hashable, Sendable, CustomStringConvertible {
     public var delta: UInt32
-    public init(delta: UInt32 = 0) { self.delta = delta }
+    @inlinable public init(delta: UInt32 = 0) { self.delta = delta }
     /// The offset that maps `from` onto `to`.
-    public init(from: SeqNumber, to: SeqNumber) { delta = to.rawValue &- from.rawValue }
-    public var isZero: Bool { delta == 0 }
-    public func apply(_ s: SeqNumber) -> SeqNumber { SeqNumber(s.rawValue &+ delta) }
-    public func reverse(_ s: SeqNumber) -> SeqNumber { SeqNumber(s.rawValue &- delta) }
-    public var inverse: SequenceOffset { SequenceOffset(delta: 0 &- delta) }
+    @inlinable public init(from: SeqNumber, to: SeqNumber) { delta = to.rawValue &- from.rawValue }
+    @inlinable public var isZero: Bool { delta == 0 }
+    @inlinable public func apply(_ s: SeqNumber) -> SeqNumber { SeqNumber(s.rawValue &+ delta) }
+    @inlinable public func reverse(_ s: SeqNumber) -> SeqNumber { SeqNumber(s.rawValue &- delta) }
+    @inlinable public var inverse: SequenceOffset { SequenceOffset(delta: 0 &- delta) }
     public var description: String { "+\(delta)" }
 }

@@ -7,7 +7,7 @@ public struct TCPIPv4Packet {
     public let ip: IPv4Packet
     public let tcp: TCPSegment
 
-    public init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
+    @inlinable public init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
         let ip = try IPv4Packet(validating: bytes)
         guard ip.protocolNumber == 6 else { throw .notTCP }
         guard !ip.isFragment else { throw .fragment }
@@ -16,14 +16,14 @@ public struct TCPIPv4Packet {
     }
 
     /// Bytes of the datagram (up to `totalLength`).
-    public var datagram: UnsafeMutableRawBufferPointer {
+    @inlinable public var datagram: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: ip.bytes[0..<ip.totalLength])
     }
-    public var source: IPv4Endpoint { IPv4Endpoint(ip.source, tcp.sourcePort) }
-    public var destination: IPv4Endpoint { IPv4Endpoint(ip.destination, tcp.destinationPort) }
+    @inlinable public var source: IPv4Endpoint { IPv4Endpoint(ip.source, tcp.sourcePort) }
+    @inlinable public var destination: IPv4Endpoint { IPv4Endpoint(ip.destination, tcp.destinationPort) }
 
     /// Checks both the IP header checksum and the TCP checksum (RFC 9293 §3.1).
-    public func verifyChecksums() -> WireError? {
+    @inlinable public func verifyChecksums() -> WireError? {
         guard ip.verifyHeaderChecksum else { return .badIPChecksum }
         guard tcp.verifyChecksum(pseudoHeaderSum: ip.pseudoHeaderSum(transportLength: tcp.bytes.count)) else {
             return .badTCPChecksum
@@ -32,7 +32,7 @@ public struct TCPIPv4Packet {
     }
 
     /// Rewrites the source endpoint, keeping IP and TCP checksums (NAT, RFC 1624).
-    public func setSource(_ e: IPv4Endpoint) {
+    @inlinable public func setSource(_ e: IPv4Endpoint) {
         let old = ip.source
         if old != e.address {
             ip.setSource(e.address)
@@ -40,7 +40,7 @@ public struct TCPIPv4Packet {
         }
         if tcp.sourcePort != e.port { tcp.setSourcePort(e.port) }
     }
-    public func setDestination(_ e: IPv4Endpoint) {
+    @inlinable public func setDestination(_ e: IPv4Endpoint) {
         let old = ip.destination
         if old != e.address {
             ip.setDestination(e.address)

@@ -1,7 +1,7 @@
 /// TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
 public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
     public static let fin = TCPFlags(rawValue: 0x01)
     public static let syn = TCPFlags(rawValue: 0x02)
     public static let rst = TCPFlags(rawValue: 0x04)
@@ -25,13 +25,13 @@ public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
 public struct TCPSegment {
     public let bytes: UnsafeMutableRawBufferPointer
 
-    enum Field {
-        static let sourcePort = 0, destinationPort = 2, seq = 4, ack = 8, dataOffset = 12
-        static let flags = 13, window = 14, checksum = 16, urgent = 18
+    @usableFromInline enum Field {
+        @usableFromInline static let sourcePort = 0, destinationPort = 2, seq = 4, ack = 8, dataOffset = 12
+        @usableFromInline static let flags = 13, window = 14, checksum = 16, urgent = 18
     }
     public static let minimumHeaderLength = 20
 
-    public init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
+    @inlinable public init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
         guard bytes.count >= TCPSegment.minimumHeaderLength else { throw .truncated }
         let hl = Int(bytes[Field.dataOffset] >> 4) * 4
         guard hl >= TCPSegment.minimumHeaderLength else { throw .badTCPHeaderLength }
@@ -39,63 +39,63 @@ public struct TCPSegment {
         self.bytes = bytes
     }
 
-    public var sourcePort: UInt16 { bytes.u16(Field.sourcePort) }
-    public var destinationPort: UInt16 { bytes.u16(Field.destinationPort) }
-    public var seq: SeqNumber { SeqNumber(bytes.u32(Field.seq)) }
-    public var ack: SeqNumber { SeqNumber(bytes.u32(Field.ack)) }
-    public var headerLength: Int { Int(bytes[Field.dataOffset] >> 4) * 4 }
-    public var flags: TCPFlags { TCPFlags(rawValue: bytes[Field.flags]) }
-    public var window: UInt16 { bytes.u16(Field.window) }
-    public var checksum: UInt16 { bytes.u16(Field.checksum) }
-    public var urgentPointer: UInt16 { bytes.u16(Field.urgent) }
-    public var payloadLength: Int { bytes.count - headerLength }
+    @inlinable public var sourcePort: UInt16 { bytes.u16(Field.sourcePort) }
+    @inlinable public var destinationPort: UInt16 { bytes.u16(Field.destinationPort) }
+    @inlinable public var seq: SeqNumber { SeqNumber(bytes.u32(Field.seq)) }
+    @inlinable public var ack: SeqNumber { SeqNumber(bytes.u32(Field.ack)) }
+    @inlinable public var headerLength: Int { Int(bytes[Field.dataOffset] >> 4) * 4 }
+    @inlinable public var flags: TCPFlags { TCPFlags(rawValue: bytes[Field.flags]) }
+    @inlinable public var window: UInt16 { bytes.u16(Field.window) }
+    @inlinable public var checksum: UInt16 { bytes.u16(Field.checksum) }
+    @inlinable public var urgentPointer: UInt16 { bytes.u16(Field.urgent) }
+    @inlinable public var payloadLength: Int { bytes.count - headerLength }
     /// Sequence space the segment occupies: payload plus one for SYN and one for FIN.
-    public var sequenceLength: UInt32 {
+    @inlinable public var sequenceLength: UInt32 {
         UInt32(payloadLength) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
     }
 
-    public var payload: UnsafeMutableRawBufferPointer {
+    @inlinable public var payload: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: bytes[headerLength...])
     }
-    public var optionBytes: UnsafeMutableRawBufferPointer {
+    @inlinable public var optionBytes: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: bytes[TCPSegment.minimumHeaderLength..<headerLength])
     }
     /// The options, walked lazily. See `TCPOptions` for malformed-option handling.
-    public var options: TCPOptions { TCPOptions(segment: self) }
+    @inlinable public var options: TCPOptions { TCPOptions(segment: self) }
 
     /// True when the checksum over `pseudoHeaderSum` and the whole segment is right.
-    public func verifyChecksum(pseudoHeaderSum: UInt32) -> Bool {
+    @inlinable public func verifyChecksum(pseudoHeaderSum: UInt32) -> Bool {
         InternetChecksum.sum(UnsafeRawBufferPointer(bytes), initial: pseudoHeaderSum) == 0xFFFF
     }
     /// Recomputes the checksum from scratch (builders, segment splitting).
-    public func fillChecksum(pseudoHeaderSum: UInt32) {
+    @inlinable public func fillChecksum(pseudoHeaderSum: UInt32) {
         bytes.setU16(Field.checksum, 0)
         bytes.setU16(Field.checksum, InternetChecksum.checksum(UnsafeRawBufferPointer(bytes), initial: pseudoHeaderSum))
     }
 
     // MARK: Setters (incremental checksum, RFC 1624)
 
-    public func setSourcePort(_ p: UInt16) { set16(Field.sourcePort, p) }
-    public func setDestinationPort(_ p: UInt16) { set16(Field.destinationPort, p) }
-    public func setSeq(_ s: SeqNumber) { set32(Field.seq, s.rawValue) }
-    public func setAck(_ s: SeqNumber) { set32(Field.ack, s.rawValue) }
-    public func setWindow(_ w: UInt16) { set16(Field.window, w) }
+    @inlinable public func setSourcePort(_ p: UInt16) { set16(Field.sourcePort, p) }
+    @inlinable public func setDestinationPort(_ p: UInt16) { set16(Field.destinationPort, p) }
+    @inlinable public func setSeq(_ s: SeqNumber) { set32(Field.seq, s.rawValue) }
+    @inlinable public func setAck(_ s: SeqNumber) { set32(Field.ack, s.rawValue) }
+    @inlinable public func setWindow(_ w: UInt16) { set16(Field.window, w) }
     /// Sets the flags byte (keeps the data offset nibble).
-    public func setFlags(_ f: TCPFlags) {
+    @inlinable public func setFlags(_ f: TCPFlags) {
         let old = bytes.u16(Field.dataOffset)
         bytes[Field.flags] = f.rawValue
         fixChecksum(old: old, new: bytes.u16(Field.dataOffset))
     }
 
     /// Folds a change of a pseudo-header word (an address half) into the checksum, for NAT.
-    public func adjustChecksumForAddress(old: IPv4Address, new: IPv4Address) {
+    @inlinable public func adjustChecksumForAddress(old: IPv4Address, new: IPv4Address) {
         bytes.setU16(Field.checksum, InternetChecksum.update(checksum, old: old.value, new: new.value))
     }
 
     /// Writes a 16-bit word at `offset` inside the segment (options too) keeping the checksum.
     /// `offset` must be even-aligned relative to the segment start for RFC 1624 to apply
     /// directly; odd offsets are handled by updating the enclosing aligned words.
-    public func set16(_ offset: Int, _ v: UInt16) {
+    @inlinable public func set16(_ offset: Int, _ v: UInt16) {
         if offset & 1 == 0 {
             let old = bytes.u16(offset)
             bytes.setU16(offset, v)
@@ -105,7 +105,7 @@ public struct TCPSegment {
             setByte(offset + 1, UInt8(truncatingIfNeeded: v))
         }
     }
-    public func set32(_ offset: Int, _ v: UInt32) {
+    @inlinable public func set32(_ offset: Int, _ v: UInt32) {
         if offset & 1 == 0 {
             let old = bytes.u32(offset)
             bytes.setU32(offset, v)
@@ -116,7 +116,7 @@ public struct TCPSegment {
         }
     }
     /// Writes one byte keeping the checksum (via its aligned 16-bit word).
-    public func setByte(_ offset: Int, _ v: UInt8) {
+    @inlinable public func setByte(_ offset: Int, _ v: UInt8) {
         let wordStart = offset & ~1
         let hasPair = wordStart + 1 < bytes.count
         let old = hasPair ? bytes.u16(wordStart) : UInt16(bytes[wordStart]) << 8
@@ -124,7 +124,7 @@ public struct TCPSegment {
         let new = hasPair ? bytes.u16(wordStart) : UInt16(bytes[wordStart]) << 8
         fixChecksum(old: old, new: new)
     }
-    func fixChecksum(old: UInt16, new: UInt16) {
+    @inlinable func fixChecksum(old: UInt16, new: UInt16) {
         bytes.setU16(Field.checksum, InternetChecksum.update(checksum, old: old, new: new))
     }
 }

@@ -17,9 +17,12 @@ struct BenchEngineCommand: ParsableCommand {
         discussion: """
         Per packet: an established flow's data segments and ACKs (or the packets of --pcap) \
         are copied into a batch and run through the engine, again and again; the time of the \
-        copy alone is measured in the same run and reported beside it. Per flow: --flows \
-        handshakes are run and the heap growth (mallinfo2) divided by the flow count; no \
-        payload is held (the in-flight copy is empty).
+        copy alone is measured in the same run and reported beside it. Times are the thread's \
+        CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy machine inflates them less. Per flow: \
+        --flows handshakes are run and the heap growth (mallinfo2) divided by the flow count; \
+        no payload is held (the in-flight copy is empty). The same again at --large-flows \
+        (0: skip) for the table's memory at a million flows; one engine holds at most \
+        64,000 flows (one NAT address's ports), so flows are spread over several engines.
 
         Examples:
           tsmp bench-engine
@@ -32,6 +35,12 @@ struct BenchEngineCommand: ParsableCommand {
 
     @Option(help: "Flows to create for the memory figure.")
     var flows = 100_000
+
+    @Option(help: "Runs of the per-packet measurement; the median run is reported (a busy machine's outliers).")
+    var rounds = 5
+
+    @Option(help: "Flows for the large-table memory figure (0: skip).")
+    var largeFlows = 1_000_000
 
     @Option(help: "Replay the packets of this capture instead of synthetic ones.")
     var pcap: String?
@@ -52,16 +61,26 @@ struct BenchEngineCommand: ParsableCommand {
         var nsPerPacketEngine: Double
         var flows: Int
         var bytesPerFlow: Double
+        var largeFlows: Int
+        var bytesPerFlowLarge: Double?
+        var tableBytesLarge: Double?
+        var flowRecordBytes: Int
         var source: String
     }
 
     func run() throws {
         let (templates, config) = try workload()
-        let perPacket = measurePackets(templates, config: config)
-        let perFlow = measureFlows()
+        // The median round by engine time (each round is copy alone, then copy + engine).
+        let runs = (0..<max(1, rounds)).map { _ in measurePackets(templates, config: config) }
+            .sorted { ($0.total - $0.copy) < ($1.total - $1.copy) }
+        let perPacket = runs[runs.count / 2]
+        let perFlow = measureFlows(flows)
+        let large = largeFlows > 0 ? measureFlows(largeFlows) : nil
         let result = Result(packets: packets, nsPerPacketEngineAndCopy: perPacket.total, nsPerPacketCopyOnly: perPacket.copy,
                             nsPerPacketEngine: max(0, perPacket.total - perPacket.copy), flows: flows,
-                            bytesPerFlow: perFlow, source: pcap ?? "synthetic 1448-byte segments and ACKs")
+                            bytesPerFlow: perFlow, largeFlows: largeFlows, bytesPerFlowLarge: large,
+                            tableBytesLarge: large.map { $0 * Double(largeFlows) },
+                            flowRecordBytes: SpliceEngine.flowRecordBytes, source: pcap ?? "synthetic 1448-byte segments and ACKs")
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
@@ -69,8 +88,14 @@ struct BenchEngineCommand: ParsableCommand {
         } else {
             print("engine: \(String(format: "%.1f", result.nsPerPacketEngine)) ns/packet "
                   + "(\(String(format: "%.1f", result.nsPerPacketEngineAndCopy)) with the batch copy, copy alone "
-                  + "\(String(format: "%.1f", result.nsPerPacketCopyOnly))) over \(packets) packets of \(result.source)")
-            print("memory: \(String(format: "%.0f", result.bytesPerFlow)) bytes/flow at \(flows) flows (no payload held)")
+                  + "\(String(format: "%.1f", result.nsPerPacketCopyOnly))) over \(packets) packets of \(result.source), "
+                  + "median of \(max(1, rounds)) runs")
+            print("memory: \(String(format: "%.0f", result.bytesPerFlow)) bytes/flow at \(flows) flows (no payload held; "
+                  + "flow record \(result.flowRecordBytes) bytes)")
+            if let large = result.bytesPerFlowLarge, let total = result.tableBytesLarge {
+                print("memory: \(String(format: "%.0f", large)) bytes/flow at \(largeFlows) flows: "
+                      + "\(String(format: "%.1f", total / 1_048_576)) MiB for the flow tables")
+            }
         }
     }
 
@@ -137,12 +162,12 @@ struct BenchEngineCommand: ParsableCommand {
             for k in 0..<64 { templates[(start + k) % templates.count].withUnsafeBytes { _ = batch.append($0) } }
         }
         // Copy alone.
-        var t0 = Syscall.monotonicNow()
+        var t0 = Syscall.threadCPUNow()
         var done = 0
         while done < packets { fill(done); done += 64 }
-        let copy = Double(Syscall.monotonicNow().nanoseconds - t0.nanoseconds) / Double(done)
+        let copy = Double(Syscall.threadCPUNow().nanoseconds - t0.nanoseconds) / Double(done)
         // Copy + engine.
-        t0 = Syscall.monotonicNow()
+        t0 = Syscall.threadCPUNow()
         done = 0
         while done < packets {
             fill(done)
@@ -150,11 +175,11 @@ struct BenchEngineCommand: ParsableCommand {
             engine.process(batch, now: Instant(nanoseconds: 2), generated: generated)
             done += 64
         }
-        let total = Double(Syscall.monotonicNow().nanoseconds - t0.nanoseconds) / Double(done)
+        let total = Double(Syscall.threadCPUNow().nanoseconds - t0.nanoseconds) / Double(done)
         return (total, copy)
     }
 
-    private func measureFlows() -> Double {
+    private func measureFlows(_ flows: Int) -> Double {
         var config = EngineConfig(nat: IPv4Address(10, 2, 0, 1), natPorts: PortRange(1024, 65535), intercepts: [PortRange(8080, 8080)])
         config.limits.maxFlows = flows
         let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
@@ -162,9 +187,8 @@ struct BenchEngineCommand: ParsableCommand {
         let generated = PacketBatch(capacity: 4, maxPacket: 2048)
         let before = tsmp_heap_in_use_bytes()
         let engine = SpliceEngine(config: config, logger: Logger(label: "bench"))
-        // Several NAT addresses' worth of flows need more ports than one address has: use one
-        // engine per 60,000 flows? No: device endpoints differ, NAT ports are the limit, so
-        // create at most the port range's count per engine and scale.
+        // NAT ports are the limit (one address has 64,512 here): more flows than that take
+        // several engines, as they would take several NAT addresses.
         let perEngine = min(flows, 64_000)
         var engines = [engine]
         while engines.count * perEngine < flows { engines.append(SpliceEngine(config: config, logger: Logger(label: "bench"))) }
