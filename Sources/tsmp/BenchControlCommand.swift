@@ -108,6 +108,11 @@ struct BenchControlCommand: AsyncParsableCommand {
         t = Date()
         let swept = try await service.sweep()
         figures.append(Self.figure("sweep of \(dids.count) devices (\(swept.count) expired)", count: 1, since: t, latencies: nil))
+        // The same store seen a day later: every device missed its heartbeats and goes offline.
+        let later = NamespaceService(store: store, clock: { clock() + 86_400_000 }, heartbeatIntervalMillis: 60_000, missedHeartbeats: 3)
+        t = Date()
+        let expired = try await later.sweep()
+        figures.append(Self.figure("sweep marking \(expired.count) devices offline", count: expired.count, since: t, latencies: nil))
 
         // SRR over the real endpoint, against /v1/whoami on the same endpoint.
         let ca = try CertificateAuthority.create()
@@ -156,7 +161,7 @@ struct BenchControlCommand: AsyncParsableCommand {
             var line = f.name.padding(toLength: 62, withPad: " ", startingAt: 0)
             line += String(format: "%9.0f /s", f.perSecond)
             if let p50 = f.p50Milliseconds, let p99 = f.p99Milliseconds { line += String(format: "   p50 %7.3f ms  p99 %7.3f ms", p50, p99) }
-            else { line += String(format: "   %.3f s", f.seconds) }
+            else { line += String(format: "   in %.3f s", f.seconds) }
             if let r = f.ratioToBaseline { line += String(format: "   p50 x%.2f of baseline", r) }
             print(line)
         }

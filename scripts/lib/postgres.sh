@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # A throwaway PostgreSQL server for the tests (the namespace store's PostgreSQL suite), from
 # Debian's postgresql package: a new cluster in a temporary directory, listening on 127.0.0.1
-# on a free port (and a socket in that directory), trust authentication, fsync off.
+# on a free port (and a socket in that directory), trust authentication, fsync off (tests;
+# TSMP_PG_FSYNC=on for benchmarks).
 #
 #   pg_start   start it, create database tsmp_test, export TSMP_TEST_POSTGRES_URL
 #              (postgresql://postgres@127.0.0.1:PORT/tsmp_test?tlsmode=disable)
@@ -51,7 +52,7 @@ pg_start() {
     for attempt in 1 2 3; do
         TSMP_PG_PORT=$(pg_free_port)
         if pg_as_owner "$TSMP_PG_BIN/pg_ctl" -D "$TSMP_PG_DIR/data" -l "$TSMP_PG_DIR/server.log" -w -t 30 \
-            -o "-c listen_addresses=127.0.0.1 -p $TSMP_PG_PORT -k $TSMP_PG_DIR -c fsync=off -c max_connections=200" \
+            -o "-c listen_addresses=127.0.0.1 -p $TSMP_PG_PORT -k $TSMP_PG_DIR -c fsync=${TSMP_PG_FSYNC:-off} -c max_connections=200" \
             start >/dev/null; then
             break
         fi
