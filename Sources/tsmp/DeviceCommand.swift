@@ -11,8 +11,10 @@ struct DeviceCommand: AsyncParsableCommand {
         Examples:
           tsmp device introduce phone --credentials laptop.cred --out phone.cred
           tsmp device list --credentials laptop.cred --json
+          tsmp device rank phone laptop --credentials laptop.cred
+          tsmp device status busy --credentials phone.cred
         """,
-        subcommands: [DeviceIntroduceCommand.self, DeviceListCommand.self])
+        subcommands: [DeviceIntroduceCommand.self, DeviceListCommand.self, DeviceRankCommand.self, DeviceStatusCommand.self])
 }
 
 struct DeviceIntroduceCommand: AsyncParsableCommand {
@@ -97,5 +99,88 @@ struct DeviceListCommand: AsyncParsableCommand {
                   + locator.padding(toLength: 21, withPad: " ", startingAt: 0)
                   + (rank[d.did].map(String.init) ?? "-"))
         }
+    }
+}
+
+struct DeviceRankCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rank",
+        abstract: "Set your user's device preference, best first (resolution by UID follows it).",
+        discussion: """
+        The edit carries this device's time; when two devices edit concurrently the later \
+        edit wins everywhere (SMP draft §6.2.3).
+
+        Example:
+          tsmp device rank phone laptop --credentials laptop.cred
+        """)
+
+    @Argument(help: "Device names (or DIDs) of your user, best first.")
+    var devices: [String]
+
+    @Option(help: "This device's credential.")
+    var credentials: String
+
+    @OptionGroup var lab: InsecureLabOption
+
+    func run() async throws { try await Self.reportingFailures(runOrFail) }
+
+    private func runOrFail() async throws {
+        let mine = try loadCredential(credentials, command: "device rank")
+        guard mine.identity.role == .device, let did = try? DeviceID(mine.identity.name) else {
+            throw RuntimeFailure("device rank", "\(credentials) is a credential of \(mine.identity), not of a device")
+        }
+        let ranking: [DeviceID]
+        do {
+            ranking = try devices.map { $0.contains("@") ? try DeviceID($0) : try DeviceID(name: $0, user: did.user) }
+        } catch {
+            throw RuntimeFailure("device rank", "\(error)")
+        }
+        let edit = PreferencesEdit(ranking: ranking, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        let list: DeviceList = try await send(mine, lab.insecureLab, "device rank") { try await $0.call("PUT", "/v1/preferences", json: edit) }
+        print("preference: " + list.preferences.map(\.name).joined(separator: ", "))
+    }
+}
+
+struct DeviceStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Set this device's status: online, busy or away (busy and away devices take no flows).",
+        discussion: """
+        Example:
+          tsmp device status busy --credentials phone.cred
+        """)
+
+    @Argument(help: "online, busy or away.")
+    var status: String
+
+    @Option(help: "This device's credential.")
+    var credentials: String
+
+    @OptionGroup var lab: InsecureLabOption
+
+    func validate() throws {
+        guard ["online", "busy", "away"].contains(status) else { throw ValidationError("status must be online, busy or away") }
+    }
+
+    func run() async throws { try await Self.reportingFailures(runOrFail) }
+
+    private func runOrFail() async throws {
+        let mine = try loadCredential(credentials, command: "device status")
+        let edit = StatusEdit(status: DeviceStatus(rawValue: status)!, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        let now: Resolution = try await send(mine, lab.insecureLab, "device status") { try await $0.call("PUT", "/v1/status", json: edit) }
+        print("\(now.did): \(now.status.rawValue)")
+    }
+}
+
+/// One request to the namespace as `credential`; failures as `tsmp COMMAND: reason`.
+private func send<T: Sendable>(_ credential: Credential, _ insecureLab: Bool, _ command: String,
+                               _ body: @escaping @Sendable (PeerClient) async throws -> T) async throws -> T {
+    do {
+        return try await withEventLoop { group in
+            try await body(try PeerClient(baseURL: credential.namespaceURL, credential: credential, insecureLab: insecureLab,
+                                          expectedServer: .identity(.namespace), group: group))
+        }
+    } catch {
+        throw RuntimeFailure(command, "\(error)")
     }
 }

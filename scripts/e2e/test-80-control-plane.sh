@@ -99,7 +99,11 @@ e2e_control_plane() {
     tl_wait_until 15 "the phone online in bob's namespace" cp_online "$creds/bob-laptop.cred" phone.bob@example.com
     tl_wait_until 15 "the laptop online in bob's namespace" cp_online "$creds/bob-laptop.cred" laptop.bob@example.com
     tl_wait_until 15 "alice's laptop online" cp_online "$creds/alice-laptop.cred" laptop.alice@example.com
+    cp_tsmp phone device rank phone laptop --credentials "$creds/bob-phone.cred" || tl_fail "the phone could not rank bob's devices"
     cp_tsmp laptop device list --credentials "$creds/bob-laptop.cred" | sed 's/^/  device list: /'
+    cp_tsmp laptop device list --credentials "$creds/bob-laptop.cred" --json >"$CASE_DIR/devices.json"
+    tl_expect_eq "bob's preference as the laptop sees it" "phone laptop" \
+        "$(python3 -c 'import json,sys; print(" ".join(d.split(".")[0] for d in json.load(open(sys.argv[1]))["preferences"]))' "$CASE_DIR/devices.json")"
 
     # Bob's laptop downloads.
     e2e_paced_server 9000 "$stream" 1500000 --burst 1000000
