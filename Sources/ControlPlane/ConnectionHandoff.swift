@@ -23,7 +23,7 @@ public enum ConnectionHandoff: Sendable, CustomStringConvertible {
     }
 
     /// Takes ownership of `fd` (a connected socket) and hands it over; returns at once.
-    func start(_ fd: Int32, environment: [String: String], logger: Logger) {
+    public func start(_ fd: Int32, environment: [String: String], logger: Logger) {
         switch self {
         case .exec(let command): Self.exec(command, fd: fd, environment: environment, logger: logger)
         case .forward(let address, let port): Self.forward(fd, to: address, port: port, logger: logger)
