@@ -143,24 +143,31 @@ int tsmp_nl_link_get(struct nl_sock *sk, const char *name, int32_t *index, uint3
 }
 
 /* RTM_NEWLINK on an existing link: change the IFF_UP flag (when CHANGE_UP) and/or the MTU. */
-static int link_change(struct nl_sock *sk, const char *name, int change_up, int up, uint32_t mtu) {
+/* One RTM_NEWLINK on an existing link: its up flag (change_up) and/or one u32 attribute
+ * (attr != 0: IFLA_MTU, IFLA_TXQLEN). */
+static int link_change(struct nl_sock *sk, const char *name, int change_up, int up, int attr, uint32_t value) {
     int32_t index = 0;
     int r = tsmp_nl_link_get(sk, name, &index, NULL, NULL);
     if (r < 0) return r;
     struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = index };
     if (change_up) { ifi.ifi_change = IFF_UP; ifi.ifi_flags = up ? IFF_UP : 0; }
     struct nl_msg *msg = new_msg(RTM_NEWLINK, 0, &ifi, sizeof ifi);
-    if (!msg || (mtu && nla_put_u32(msg, IFLA_MTU, mtu) < 0)) { nlmsg_free(msg); return -ENOMEM; }
+    if (!msg || (attr && nla_put_u32(msg, attr, value) < 0)) { nlmsg_free(msg); return -ENOMEM; }
     return request(sk, msg, NULL, NULL);
 }
 
 int tsmp_nl_link_set_up(struct nl_sock *sk, const char *name, int up) {
-    return link_change(sk, name, 1, up, 0);
+    return link_change(sk, name, 1, up, 0, 0);
 }
 
 int tsmp_nl_link_set_mtu(struct nl_sock *sk, const char *name, uint32_t mtu) {
     if (mtu == 0) return -EINVAL;
-    return link_change(sk, name, 0, 0, mtu);
+    return link_change(sk, name, 0, 0, IFLA_MTU, mtu);
+}
+
+int tsmp_nl_link_set_txqlen(struct nl_sock *sk, const char *name, uint32_t qlen) {
+    if (qlen == 0) return -EINVAL;
+    return link_change(sk, name, 0, 0, IFLA_TXQLEN, qlen);
 }
 
 /* ---- addresses ---- */

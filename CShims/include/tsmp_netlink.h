@@ -64,6 +64,8 @@ int tsmp_nl_link_get(struct nl_sock *sk, const char *name, int32_t *index, uint3
 int tsmp_nl_link_set_up(struct nl_sock *sk, const char *name, int up);
 /* Sets a link's MTU. */
 int tsmp_nl_link_set_mtu(struct nl_sock *sk, const char *name, uint32_t mtu);
+/* The link's transmit queue length (for a TUN: packets waiting for the reader). */
+int tsmp_nl_link_set_txqlen(struct nl_sock *sk, const char *name, uint32_t qlen);
 
 /* Adds (fails with -EEXIST if present) or deletes an IPv4 address ADDR/PREFIXLEN on a link. */
 int tsmp_nl_addr_add(struct nl_sock *sk, const char *link, uint32_t addr, uint8_t prefixlen);

@@ -41,6 +41,10 @@ public final class NetlinkSession {
         try Self.check("set link \(name) \(up ? "up" : "down")") { tsmp_nl_link_set_up(socket, name, up ? 1 : 0) }
     }
 
+    public func setLinkTxQueueLength(_ name: String, _ length: UInt32) throws(SystemError) {
+        try Self.check("set link \(name) txqueuelen \(length)") { tsmp_nl_link_set_txqlen(socket, name, length) }
+    }
+
     public func setLinkMTU(_ name: String, _ mtu: UInt32) throws(SystemError) {
         try Self.check("set link \(name) mtu \(mtu)") { tsmp_nl_link_set_mtu(socket, name, mtu) }
     }

@@ -26,6 +26,8 @@ public struct ProxyOptions: Sendable {
     /// The TUN's own address when offloads are on (loose rp_filter needs one).
     public var tunAddress: IPv4Address
     public static let defaultTunAddress = IPv4Address(169, 254, 74, 116)
+    /// Packets the TUN may queue toward the proxy (the kernel's default is 500).
+    public static let tunQueueLength: UInt32 = 10_000
     /// The device-facing endpoint (MFRs from devices; DESIGN §7), when the proxy has a credential.
     public var deviceAPI: DeviceAPISettings?
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
@@ -77,6 +79,14 @@ public struct ProxyService {
             }
         } catch {
             throw Failure(description: "cannot create TUN device \(options.tunName): \(error)")
+        }
+        // The TUN's queue toward the proxy: at the kernel's default (500 packets) a data-plane
+        // thread descheduled for a few milliseconds on a busy machine loses packets there, and
+        // the server sees a loss. The TUN is the proxy's own device: nothing to restore.
+        do {
+            try NetlinkSession().setLinkTxQueueLength(tun.name, ProxyOptions.tunQueueLength)
+        } catch {
+            logger.warning("could not lengthen the TUN's queue", metadata: ["tun": "\(tun.name)", "error": "\(error)"])
         }
         let setup = GatewaySetup(plan: plan(tunName: tun.name), logger: logger)
         do {

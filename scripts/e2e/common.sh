@@ -132,6 +132,9 @@ e2e_proxy_healthy() {
     e2e_baseline && return 0
     proxy_alive || tl_fail "the proxy is no longer running"
     proxy_flows --json >"$CASE_DIR/flows.json" || tl_fail "tsmp flows --json failed"
+    # The kernel's drops at the TUN (its queue toward the proxy overflowing) are worth a line.
+    tl_note "TUN $TL_TUN: $(lab_exec "$LAB_ID" gw ip -s link show dev "$TL_TUN" 2>/dev/null \
+        | awk '/RX:/ { getline; printf "rx %s packets, %s dropped; ", $2, $4 } /TX:/ { getline; printf "tx %s packets, %s dropped", $2, $4 }')"
 }
 
 # e2e_gw_mac IFACE: the MAC of the gateway's interface IFACE.
