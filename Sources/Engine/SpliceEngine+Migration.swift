@@ -44,7 +44,7 @@ extension SpliceEngine {
                 return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd)) - held))
             }
         }
-        let mid = MigrationID(nextMigrationID)
+        let mid = MigrationID(shard.globalID(local: nextMigrationID))
         nextMigrationID += 1
         var state = MigrationState(
             id: mid, flowID: id, target: target, requestedAt: now,
