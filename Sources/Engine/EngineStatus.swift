@@ -35,3 +35,24 @@ extension SpliceEngine {
             inFlightStorageBytes: inFlightStorageBytes, drops: drops)
     }
 }
+
+extension EngineStatus {
+    /// The sum of several engines' statuses (the shards of a multi-queue data plane).
+    public static func sum(_ parts: [EngineStatus]) -> EngineStatus {
+        var t = EngineStatus(packetsIn: 0, bytesIn: 0, packetsForwarded: 0, bytesForwarded: 0, packetsPassedThrough: 0,
+                             packetsGenerated: 0, superSegmentsIn: 0, segmentsCoalesced: 0, flowsCreated: 0,
+                             flowsClosed: 0, flowsExpired: 0, flows: 0, natPortsInUse: 0, natPortsCapacity: 0,
+                             inFlightStorageBytes: 0, drops: [:])
+        for p in parts {
+            t.packetsIn &+= p.packetsIn; t.bytesIn &+= p.bytesIn
+            t.packetsForwarded &+= p.packetsForwarded; t.bytesForwarded &+= p.bytesForwarded
+            t.packetsPassedThrough &+= p.packetsPassedThrough; t.packetsGenerated &+= p.packetsGenerated
+            t.superSegmentsIn &+= p.superSegmentsIn; t.segmentsCoalesced &+= p.segmentsCoalesced
+            t.flowsCreated &+= p.flowsCreated; t.flowsClosed &+= p.flowsClosed; t.flowsExpired &+= p.flowsExpired
+            t.flows += p.flows; t.natPortsInUse += p.natPortsInUse; t.natPortsCapacity += p.natPortsCapacity
+            t.inFlightStorageBytes += p.inFlightStorageBytes
+            t.drops.merge(p.drops, uniquingKeysWith: &+)
+        }
+        return t
+    }
+}

@@ -125,6 +125,10 @@ struct MigrationState: Sendable {
     var newDeviceTSRecent: UInt32?
     var newDeviceWindowField: UInt16 = 0
     var synAckSent = false
+    /// When the last SYN-ACK went out, and how many went again for want of the handshake's
+    /// ACK (the new device may have lost the SYN-ACK's answer and then wait silently).
+    var synAckSentAt: Instant?
+    var synAckRetransmissions = 0
     var newDeviceEstablished = false
     /// Maps the new device's sequence space to the server's view (set at the SYN).
     var newToServerOffset = SequenceOffset()

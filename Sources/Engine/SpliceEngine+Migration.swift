@@ -44,7 +44,7 @@ extension SpliceEngine {
                 return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd)) - held))
             }
         }
-        let mid = MigrationID(nextMigrationID)
+        let mid = MigrationID(shard.globalID(local: nextMigrationID))
         nextMigrationID += 1
         var state = MigrationState(
             id: mid, flowID: id, target: target, requestedAt: now,
@@ -107,6 +107,13 @@ extension SpliceEngine {
                         reason: (m2.rollbackReason ?? "rolled back") + "; the old device did not take the cache back",
                         now: now, generated: generated)
                 continue
+            }
+            if let m3 = migrations[mid], m3.synAckSent, !m3.newDeviceEstablished, !m3.senderTowardOldDevice,
+               let at = m3.synAckSentAt, now.nanoseconds >= at.nanoseconds &+ Self.synAckTimeout(after: m3.synAckRetransmissions) {
+                // The handshake's ACK did not come (lost on the way): answer again, as a server
+                // retransmits its SYN-ACK (RFC 9293 §3.8.1, RFC 6298 §2.1 and §5.5).
+                migrations[mid]!.synAckRetransmissions += 1
+                sendSynAck(slot: slot, mid: mid, now: now, generated: generated)
             }
             if var sender = migrations[mid]?.sender {
                 let segments = sender.timerFired(now: now)
@@ -368,10 +375,17 @@ extension SpliceEngine {
             }
         }
         m.synAckSent = true
+        m.synAckSentAt = now
         migrations[mid] = m
         let window = UInt16(min(Int(f.toDevice.lastWindow) << Int(f.serverWindowShift), 65535))
         emit(TCPPacketSpec(source: f.original, destination: newDevice, seq: synAckSeq(slot: slot, m), ack: isn + 1,
                            flags: [.syn, .ack], window: window, options: options), generated: generated)
+    }
+
+    /// How long a SYN-ACK waits for the handshake's ACK: 1 s, doubled on each retransmission,
+    /// at most 8 s (RFC 6298 §2.1, §5.5).
+    static func synAckTimeout(after retransmissions: Int) -> UInt64 {
+        1_000_000_000 << UInt64(min(retransmissions, 3))
     }
 
     /// The shift the new device applies to its own windows: its SYN's, if the SYN-ACK offered scaling.

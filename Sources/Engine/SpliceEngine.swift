@@ -16,6 +16,8 @@ import Wire
 /// in-flight copies never exceed their per-flow and total caps.
 public final class SpliceEngine {
     public let config: EngineConfig
+    /// Which share of the flows this engine owns (one engine per TUN queue); `.single` owns all.
+    public let shard: ShardLayout
     public internal(set) var counters: EngineCounters {
         get { hot.pointee.counters }
         _modify { yield &hot.pointee.counters }
@@ -62,13 +64,16 @@ public final class SpliceEngine {
         case consumed
     }
 
-    public init(config: EngineConfig, logger: Logger = Logger(label: "tsmp.engine")) {
+    /// `shard`: the share of the flows this engine owns (its NAT ports, its ids); nil: all of them.
+    public init(config: EngineConfig, shard: ShardLayout? = nil, logger: Logger = Logger(label: "tsmp.engine")) {
         self.config = config
+        let shard = shard ?? .single(natPorts: config.natPorts)
+        self.shard = shard
         self.logger = logger
-        self.natPorts = NATPortAllocator(range: config.natPorts)
+        self.natPorts = NATPortAllocator(range: shard.ownNATPorts)
         self.serviceByVIP = Dictionary(config.services.map { ($0.vip, $0) }, uniquingKeysWith: { a, _ in a })
         self.hot = .allocate(capacity: 1)
-        self.hot.initialize(to: HotState(table: FlowTable(maxFlows: min(config.limits.maxFlows, config.natPorts.count))))
+        self.hot.initialize(to: HotState(table: FlowTable(maxFlows: min(config.limits.maxFlows, shard.ownNATPorts.count))))
     }
 
     deinit {
@@ -85,7 +90,7 @@ public final class SpliceEngine {
     /// dropped. Packets the engine makes itself (RSTs, later migration ACKs) are appended to
     /// `generated`.
     public func process(_ batch: PacketBatch, now: Instant, generated: PacketBatch) {
-        for i in 0..<batch.count {
+        for i in 0..<batch.count where !batch.dropped[i] {
             trimLinkPadding(batch, i)
             switch process(batch.packet(i), offload: &batch.offloads[i], now: now, generated: generated) {
             case .forward, .passThrough: break
@@ -211,7 +216,7 @@ public final class SpliceEngine {
         }
         guard table.count < config.limits.maxFlows else { return .drop(.flowTableFull) }
         guard let natPort = natPorts.allocate() else { return .drop(.natPortsExhausted) }
-        let id = FlowID(nextFlowID)
+        let id = FlowID(shard.globalID(local: nextFlowID))
         nextFlowID += 1
         var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)

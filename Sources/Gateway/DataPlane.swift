@@ -13,21 +13,33 @@ import Synchronization
 /// engine only through `perform`, which queues a closure that the loop runs between batches
 /// (so the engine needs no lock).
 ///
+/// With several TUN queues there is one loop per queue, each the shard of its engine
+/// (`ShardedDataPlane`): a packet read on one queue whose flow another shard owns is handed to
+/// that shard's inbox (and its loop woken through its eventfd); the owner processes it and
+/// writes it on its own queue.
+///
 /// Invariants: only the loop thread touches `engine`; every batch read is written (or
-/// dropped by the engine) before the next read; `stop()` ends the loop within one poll
-/// timeout (100 ms) and the loop closes nothing it did not open.
+/// dropped by the engine, or handed to its owner shard) before the next read; `stop()` ends
+/// the loop within one poll timeout (100 ms) and the loop closes nothing it did not open.
 public final class DataPlane: @unchecked Sendable {
     public let engine: SpliceEngine
     private let input: any PacketDevice
     private let output: any PacketDevice
-    private let capture: PcapFileWriter?
+    private let capture: CaptureRecorder?
     private let logger: Logger
     private let wakeup: Int32
     private let commands = Mutex<[(SpliceEngine, PacketBatch) -> Void]>([])
     private let stopping = Atomic<Bool>(false)
     private let batch: PacketBatch
     private let generated: PacketBatch
-    private var captureFailed = false
+    /// The other shards, when this loop is one of several (set before `start`).
+    var peers: ShardPeers?
+    /// Packets other shards read for flows of this one; drained by the loop.
+    private let inbox = Mutex<(packets: [HandedOver], bytes: Int)>(([], 0))
+    private let inboxBatch: PacketBatch
+    /// Packets handed to this shard that its full inbox refused.
+    let inboxOverflow = Atomic<Int>(0)
+    static let inboxLimitBytes = 16 << 20
     private var thread: Thread?
     private let finished = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let done = Atomic<Bool>(false)
@@ -39,14 +51,21 @@ public final class DataPlane: @unchecked Sendable {
 
     public static let expiryInterval: UInt64 = 100_000_000 // 100 ms
 
-    public init(engine: SpliceEngine, input: any PacketDevice, output: any PacketDevice,
-                capture: PcapFileWriter? = nil, batchSize: Int = 64, logger: Logger) throws(SystemError) {
+    public convenience init(engine: SpliceEngine, input: any PacketDevice, output: any PacketDevice,
+                            capture: PcapFileWriter? = nil, batchSize: Int = 64, logger: Logger) throws(SystemError) {
+        try self.init(engine: engine, input: input, output: output,
+                      recorder: capture.map { CaptureRecorder(writer: $0, logger: logger) }, batchSize: batchSize, logger: logger)
+    }
+
+    init(engine: SpliceEngine, input: any PacketDevice, output: any PacketDevice,
+         recorder: CaptureRecorder?, batchSize: Int = 64, logger: Logger) throws(SystemError) {
         self.engine = engine
         self.input = input
         self.output = output
-        self.capture = capture
+        self.capture = recorder
         self.logger = logger
         self.batch = PacketBatch(capacity: batchSize)
+        self.inboxBatch = PacketBatch(capacity: batchSize)
         self.generated = PacketBatch(capacity: 256, maxPacket: 2048)
         self.wakeup = try Syscall.eventfd(initialValue: 0, nonBlocking: true)
         self.coalesces = (output as? TunDevice)?.options.virtioNetHeader == true
@@ -57,7 +76,7 @@ public final class DataPlane: @unchecked Sendable {
     /// Starts the loop on its own thread.
     public func start() {
         let t = Thread { [self] in
-            Thread.current.name = "tsmp-dataplane" // applied only from the thread itself on Linux
+            Thread.current.name = "tsmp-dataplane\(self.engine.shard.count > 1 ? "-\(self.engine.shard.index)" : "")" // applied only from the thread itself on Linux
             self.run()
         }
         thread = t
@@ -133,13 +152,17 @@ public final class DataPlane: @unchecked Sendable {
                 _ = try fds.withUnsafeMutableBufferPointer { try Syscall.poll($0, timeoutMilliseconds: timeout) }
                 if fds[0].revents != 0 { _ = try? Syscall.eventfdRead(wakeup) }
                 try runCommands()
+                try drainInbox()
                 // A bounded number of batches per wake-up so commands and expiry are not starved.
                 for _ in 0..<64 {
                     batch.removeAll()
                     let n = try input.read(into: batch)
                     if n == 0 { break }
-                    try forward(batch, now: Syscall.monotonicNow())
+                    let now = Syscall.monotonicNow()
+                    if let peers { peers.route(batch, from: self, now: now) }
+                    try forward(batch, now: now)
                 }
+                try drainInbox()
                 let now = Syscall.monotonicNow()
                 if engine.activeMigrationCount > 0 {
                     generated.removeAll()
@@ -148,6 +171,7 @@ public final class DataPlane: @unchecked Sendable {
                 }
                 if now.nanoseconds &- lastExpiry.nanoseconds >= DataPlane.expiryInterval {
                     engine.expire(now: now)
+                    if let peers, !peers.registry.isEmpty { peers.registry.purge(shard: engine.shard.index, engine: engine, now: now) }
                     lastExpiry = now
                 }
             } catch {
@@ -179,16 +203,56 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(generated, direction: .outbound)
     }
 
-    /// Records a batch in the capture; a capture that fails (disk full) is closed and
-    /// forwarding goes on without it.
+    /// Records a batch in the capture, if there is one.
     private func recordCapture(_ batch: PacketBatch, direction: PacketDirection) {
-        guard let capture, !captureFailed else { return }
-        do {
-            try capture.record(batch, 0..<batch.count, direction: direction, at: Syscall.wallClockNow())
-        } catch {
-            captureFailed = true
-            logger.error("capture failed; forwarding goes on without it", metadata: ["error": "\(error)", "capture.path": "\(capture.path)"])
+        capture?.record(batch, direction: direction)
+    }
+
+    // MARK: Shards
+
+    /// A packet another shard read for a flow of this one, with its offload metadata.
+    struct HandedOver {
+        var bytes: [UInt8]
+        var offload: VirtioNetHeader
+    }
+
+    /// Queues a packet for this shard's loop (called from another shard's loop) and wakes it.
+    /// False when the inbox is full (the packet is lost, as on a full queue).
+    @discardableResult
+    func handOver(_ packet: UnsafeMutableRawBufferPointer, offload: VirtioNetHeader) -> Bool {
+        let item = HandedOver(bytes: Array(packet), offload: offload)
+        let (accepted, wasEmpty) = inbox.withLock { q -> (Bool, Bool) in
+            guard q.bytes + item.bytes.count <= Self.inboxLimitBytes else { return (false, false) }
+            let wasEmpty = q.packets.isEmpty
+            q.packets.append(item)
+            q.bytes += item.bytes.count
+            return (true, wasEmpty)
         }
+        guard accepted else { inboxOverflow.add(1, ordering: .relaxed); return false }
+        if wasEmpty { _ = try? Syscall.eventfdWrite(wakeup) }
+        return true
+    }
+
+    /// Processes what other shards handed over, a batch at a time (no routing: they are ours).
+    private func drainInbox() throws(SystemError) {
+        guard peers != nil else { return }
+        let items = inbox.withLock { q -> [HandedOver] in
+            guard !q.packets.isEmpty else { return [] }
+            let p = q.packets
+            q = ([], 0)
+            return p
+        }
+        guard !items.isEmpty else { return }
+        inboxBatch.removeAll()
+        for item in items {
+            if inboxBatch.isFull {
+                try forward(inboxBatch, now: Syscall.monotonicNow())
+                inboxBatch.removeAll()
+            }
+            guard inboxBatch.append(item.bytes) else { continue }
+            inboxBatch.offloads[inboxBatch.count - 1] = item.offload
+        }
+        if inboxBatch.count > 0 { try forward(inboxBatch, now: Syscall.monotonicNow()) }
     }
 
     /// Engine, then output, for one batch; captures record the input before it is rewritten.

@@ -30,13 +30,16 @@ public struct ProxyOptions: Sendable {
     public static let tunQueueLength: UInt32 = 10_000
     /// The device-facing endpoint (MFRs from devices; DESIGN §7), when the proxy has a credential.
     public var deviceAPI: DeviceAPISettings?
+    /// TUN queues, each with its own engine shard and thread (IFF_MULTI_QUEUE when > 1).
+    public var queues: Int
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
                 control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?,
                 offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
-                deviceAPI: DeviceAPISettings? = nil) {
+                deviceAPI: DeviceAPISettings? = nil, queues: Int = 1) {
         self.devices = devices; self.uplink = uplink; self.engine = engine; self.tunName = tunName
         self.control = control; self.metrics = metrics; self.capturePath = capturePath
         self.offload = offload; self.tunAddress = tunAddress; self.deviceAPI = deviceAPI
+        self.queues = queues
     }
 }
 
@@ -71,15 +74,21 @@ public struct ProxyService {
     }
 
     public func run() async throws {
-        let tun: TunDevice
+        // One descriptor per queue; the first creates the device, the others attach to it.
+        var tuns: [TunDevice] = []
         do {
-            tun = try TunDevice(name: options.tunName, options: .init(virtioNetHeader: options.offload))
+            let tunOptions = TunDevice.Options(multiQueue: options.queues > 1, virtioNetHeader: options.offload)
+            let first = try TunDevice(name: options.tunName, options: tunOptions)
+            tuns.append(first)
+            for _ in 1..<max(1, options.queues) { tuns.append(try TunDevice(name: first.name, options: tunOptions)) }
             if options.offload {
-                try tun.setOffload([.checksum, .tcp4Segmentation, .tcp6Segmentation, .tcpSegmentationECN])
+                for t in tuns { try t.setOffload([.checksum, .tcp4Segmentation, .tcp6Segmentation, .tcpSegmentationECN]) }
             }
         } catch {
-            throw Failure(description: "cannot create TUN device \(options.tunName): \(error)")
+            for t in tuns { try? t.close() }
+            throw Failure(description: "cannot create TUN device \(options.tunName) with \(options.queues) queue(s): \(error)")
         }
+        let tun = tuns[0]
         // The TUN's queue toward the proxy: at the kernel's default (500 packets) a data-plane
         // thread descheduled for a few milliseconds on a busy machine loses packets there, and
         // the server sees a loss. The TUN is the proxy's own device: nothing to restore.
@@ -98,19 +107,18 @@ public struct ProxyService {
         var teardownDone = false
         defer { if !teardownDone { _ = setup.teardown() } }
 
-        let output: any PacketDevice
+        var queues: [(input: any PacketDevice, output: any PacketDevice)] = []
         let writer: PcapFileWriter?
         do {
-            // With offloads the TUN takes the packets back (super-segments stay whole); without,
-            // a raw socket sends each wire packet.
-            output = options.offload ? tun : try RawSocketDevice()
+            // With offloads each TUN queue takes its packets back (super-segments stay whole);
+            // without, a raw socket per queue sends each wire packet.
+            for t in tuns { queues.append((t, options.offload ? t : try RawSocketDevice())) }
             writer = try options.capturePath.map { try PcapFileWriter(path: $0) }
         } catch {
             throw Failure(description: "\(error)")
         }
-        let engine = SpliceEngine(config: options.engine, logger: Logger(label: "tsmp.engine"))
-        let dataPlane = try DataPlane(engine: engine, input: tun, output: output, capture: writer,
-                                      logger: Logger(label: "tsmp.dataplane"))
+        let dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
+                                             logger: Logger(label: "tsmp.dataplane"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
@@ -155,7 +163,7 @@ public struct ProxyService {
             "nat": "\(options.engine.nat)", "nat_ports": "\(options.engine.natPorts)",
             "intercepts": "\(options.engine.intercepts.map(\.description).joined(separator: ","))",
             "services": "\(options.engine.services.map(\.description).joined(separator: ","))",
-            "control": "\(options.control)",
+            "control": "\(options.control)", "queues": "\(tuns.count)",
         ])
 
         let signal = await signals.next()
@@ -165,10 +173,10 @@ public struct ProxyService {
         for e in endpoints { await e.close() }
         try? await group.shutdownGracefully()
         try? writer?.close()
-        let status = dataPlane.engine.status()
+        let status = dataPlane.finalStatus()
         let failures = setup.teardown()
         teardownDone = true
-        try? tun.close()
+        for t in tuns { try? t.close() }
         if !failures.isEmpty {
             throw Failure(description: "stopped, but could not remove everything: \(failures.joined(separator: "; ")); run `tsmp proxy cleanup`")
         }

@@ -80,6 +80,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Segmentation and checksum offload on the TUN: 64 KB super-segments in and out, written back into the TUN. --no-offload: one packet per syscall through a raw socket.")
     var offload = true
 
+    @Option(help: "TUN queues (IFF_MULTI_QUEUE), each with its own engine shard and thread; default: the online cores, at most 16. 1: a single-queue TUN.")
+    var queues: Int?
+
     @Option(help: "The TUN's own address when offloads are on (the kernel's loose reverse-path check needs one).")
     var tunAddress: IPv4Address = ProxyOptions.defaultTunAddress
 
@@ -105,7 +108,16 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if devices.contains(uplink) { throw ValidationError("--uplink \(uplink) is also listed in --devices") }
         if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
         if let problem = engineConfig.problem() { throw ValidationError(problem) }
+        if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
+        if queueCount > natPorts.count {
+            throw ValidationError("--queues \(queueCount) needs at least as many --nat-ports (\(natPorts) has \(natPorts.count)): each queue owns a share of them")
+        }
         if getuid() != 0 { throw ValidationError("tsmp proxy must run as root (it creates a TUN device and policy routes)") }
+    }
+
+    /// `--queues`, or the online cores (at most 16, at most one per NAT port).
+    var queueCount: Int {
+        queues ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, natPorts.count))
     }
 
     var engineConfig: EngineConfig {
@@ -132,7 +144,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
         }
         let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
                                    control: control, metrics: metrics, capturePath: capture,
-                                   offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI)
+                                   offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI,
+                                   queues: queueCount)
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

@@ -63,6 +63,31 @@ struct MigrationResumeTests {
         #expect(h.engine.flowCount == 2)
     }
 
+    @Test("a lost handshake ACK: the SYN-ACK goes again after 1 s, then 2 s; the ACK then connects the new device")
+    func synAckRetransmitted() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 4 * 1448)
+        let cut = 4 * 1448
+        let (mid, _) = try h.migrate()
+        _ = try h.timers() // settled: the cut
+        let first = try #require(try h.send(h.phoneSyn()).packets().first { $0.flags == [.syn, .ack] })
+        // The phone's ACK is lost; it waits silently (established on its side).
+        h.advance(milliseconds: 900)
+        #expect(try h.timers().filter { $0.flags.contains(.syn) }.isEmpty)
+        h.advance(milliseconds: 150)
+        let again = try h.timers().filter { $0.flags.contains(.syn) }
+        #expect(again.count == 1 && again.first?.seq == first.seq && again.first?.ack == first.ack)
+        h.advance(milliseconds: 1500)
+        #expect(try h.timers().filter { $0.flags.contains(.syn) }.isEmpty)
+        h.advance(milliseconds: 600)
+        #expect(try h.timers().filter { $0.flags.contains(.syn) }.count == 1)
+        #expect(h.report(mid)?.phase == .oldDeviceCut)
+        // Its answer to the repeated SYN-ACK completes the handshake.
+        #expect(h.send(h.fromPhone(at: 0, ack: cut)).verdict == .consumed)
+        #expect(h.report(mid)?.phase == .spliced || h.report(mid)?.phase == .newDeviceConnected || h.report(mid)?.phase == .cacheDrained)
+        h.advance(milliseconds: 10_000)
+        #expect(try h.timers().filter { $0.flags.contains(.syn) }.isEmpty)
+    }
+
     @Test("a target port limits the claim to that source port")
     func targetPort() throws {
         let h = established()

@@ -18,6 +18,15 @@ E2E_NAT_DEDICATED=10.9.0.1     # an address routed to the gateway (srv: 10.9.0.0
 
 e2e_baseline() { [[ ${TSMP_E2E_BASELINE:-0} == 1 ]]; }
 
+# e2e_queues N FUNC ARGS...: runs a case body with the proxy on N TUN queues (--queues N);
+# cases run in subshells, so the flag stays with this case.
+e2e_queues() {
+    local n=$1
+    shift
+    E2E_EXTRA_PROXY_ARGS+=(--queues "$n")
+    "$@"
+}
+
 # The VIP port a service-mode case publishes for a server port.
 e2e_vip_port() { if [[ $1 == 8080 ]]; then printf '80'; else printf '%s' "$1"; fi; }
 

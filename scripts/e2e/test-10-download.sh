@@ -30,3 +30,4 @@ test_case "download 50MB: transparent, NAT owned by the gateway" e2e_download tr
 test_case "download 50MB: transparent, dedicated NAT address" e2e_download transparent dedicated
 test_case "download 50MB: service VIP" e2e_download service owned
 test_case "download 50MB: transparent, --no-offload (raw socket)" e2e_download transparent owned no-offload
+test_case "download 50MB: transparent, --queues 2" e2e_queues 2 e2e_download transparent owned

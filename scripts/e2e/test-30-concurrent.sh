@@ -40,3 +40,4 @@ e2e_concurrent() {
 
 test_case "200 concurrent connections: transparent" e2e_concurrent transparent
 test_case "200 concurrent connections: service VIP" e2e_concurrent service
+test_case "200 concurrent connections: transparent, --queues 2" e2e_queues 2 e2e_concurrent transparent

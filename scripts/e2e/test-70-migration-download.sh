@@ -159,3 +159,4 @@ test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_a
 test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
+test_case "migration: paced download laptop -> phone, spliced, --queues 2" e2e_queues 2 e2e_migrate_download spliced

@@ -76,3 +76,4 @@ e2e_migrate_many() {
 }
 
 test_case "migration: 20 flows in one request" e2e_migrate_many
+test_case "migration: 20 flows in one request, --queues 2" e2e_queues 2 e2e_migrate_many

@@ -191,3 +191,4 @@ e2e_control_plane() {
 }
 
 test_case "control plane: bob moves a download laptop -> phone by DID and pulls it back; alice is refused" e2e_control_plane
+test_case "control plane: bob moves a download laptop -> phone by DID and back, --queues 2" e2e_queues 2 e2e_control_plane

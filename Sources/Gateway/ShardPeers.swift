@@ -1,0 +1,67 @@
+import Engine
+import PacketIO
+import Wire
+
+/// The shards of a multi-queue data plane as each loop sees the others: where a packet
+/// belongs (`ShardLayout`, then `ShardRegistry` for 4-tuples that moved), and their inboxes.
+///
+/// Routing of a packet read by shard `me`:
+/// - to the NAT address: the shard owning its destination port (disjoint sub-ranges);
+/// - from a device: `me` when its hash names `me` and no 4-tuple has moved (the common case,
+///   no lock) or when `me`'s engine holds the 4-tuple; else the registry's owner (a migration's
+///   new device); else the hash's shard;
+/// - anything else (not IPv4 TCP): `me`, whose engine drops or passes it as it would.
+final class ShardPeers: @unchecked Sendable {
+    let layout: ShardLayout
+    let nat: IPv4Address
+    let registry = ShardRegistry()
+    /// Set once, before any loop starts; read-only afterwards.
+    private(set) var planes: [DataPlane] = []
+
+    init(layout: ShardLayout, nat: IPv4Address) {
+        self.layout = layout
+        self.nat = nat
+    }
+
+    func connect(_ planes: [DataPlane]) {
+        self.planes = planes
+        for p in planes { p.peers = self }
+    }
+
+    /// Breaks the planes' references back to this (after every loop stopped).
+    func disconnect() {
+        for p in planes { p.peers = nil }
+        planes = []
+    }
+
+    /// The shard that owns a packet read by shard `me`; `engine` is `me`'s.
+    func owner(of packet: UnsafeRawBufferPointer, me: Int, engine: SpliceEngine, now: Instant) -> Int {
+        switch ShardKey(packet, nat: nat, natPorts: layout.natPorts) {
+        case .none:
+            return me
+        case .natPort(let port):
+            return layout.shard(ofNATPort: port) ?? me
+        case .device(let source, let destination, let openingSyn):
+            let hashed = layout.shard(device: source, original: destination)
+            if hashed == me && registry.isEmpty { return me }
+            if engine.holds(device: source, original: destination) { return me }
+            if !registry.isEmpty,
+               let owner = registry.owner(device: source, original: destination, openingSyn: openingSyn, now: now) {
+                return owner
+            }
+            return hashed
+        }
+    }
+
+    /// Hands the packets of `batch` that other shards own to them (marked dropped here).
+    func route(_ batch: PacketBatch, from plane: DataPlane, now: Instant) {
+        let me = plane.engine.shard.index
+        for i in 0..<batch.count where !batch.dropped[i] {
+            let packet = batch.packet(i)
+            let owner = owner(of: UnsafeRawBufferPointer(packet), me: me, engine: plane.engine, now: now)
+            guard owner != me, owner < planes.count else { continue }
+            planes[owner].handOver(packet, offload: batch.offloads[i])
+            batch.markDropped(i)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Engine
+import Logging
+import PacketIO
+import Wire
+
+/// The data plane over one or several TUN queues (IFF_MULTI_QUEUE): one `DataPlane` loop and
+/// one `SpliceEngine` per queue, flows sharded as `ShardLayout` says, packets read on the
+/// wrong queue handed to their owner (`ShardPeers`). The control endpoints reach the engines
+/// only through this (`EngineAccess`): ids say which shard to ask, listings and counters are
+/// merged. With one queue it is exactly the single loop of before.
+public final class ShardedDataPlane: @unchecked Sendable {
+    public let planes: [DataPlane]
+    public let layout: ShardLayout
+    let peers: ShardPeers?
+
+    /// One shard per `(input, output)` pair; each engine gets its share of the NAT ports and
+    /// of the flow and in-flight limits.
+    public init(config: EngineConfig, queues: [(input: any PacketDevice, output: any PacketDevice)],
+                capture: PcapFileWriter? = nil, batchSize: Int = 64, logger: Logger) throws {
+        let count = queues.count
+        guard let layout = ShardLayout(index: 0, count: count, natPorts: config.natPorts,
+                                       seed: count > 1 ? UInt64.random(in: 0...UInt64.max) : 0) else {
+            throw ProxyService.Failure(description: "cannot run \(count) queues: the NAT port range \(config.natPorts) must give each at least one port")
+        }
+        self.layout = layout
+        var shardConfig = config
+        if count > 1 {
+            shardConfig.limits.maxFlows = max(1, (config.limits.maxFlows + count - 1) / count)
+            shardConfig.limits.inFlightTotal = config.limits.inFlightTotal / count
+        }
+        let recorder = capture.map { CaptureRecorder(writer: $0, logger: logger) }
+        var planes: [DataPlane] = []
+        for (i, q) in queues.enumerated() {
+            let engine = SpliceEngine(config: shardConfig, shard: layout.shard(i),
+                                      logger: Logger(label: count > 1 ? "tsmp.engine.\(i)" : "tsmp.engine"))
+            planes.append(try DataPlane(engine: engine, input: q.input, output: q.output, recorder: recorder,
+                                        batchSize: batchSize, logger: logger))
+        }
+        self.planes = planes
+        if count > 1 {
+            let peers = ShardPeers(layout: layout, nat: config.nat)
+            peers.connect(planes)
+            self.peers = peers
+        } else {
+            self.peers = nil
+        }
+    }
+
+    public func start() { for p in planes { p.start() } }
+
+    public func stop() { for p in planes { p.stop() } }
+
+    public func waitUntilStopped() async {
+        for p in planes { await p.waitUntilStopped() }
+        peers?.disconnect()
+    }
+
+    /// The merged status and the packets the outputs refused (read on each loop thread).
+    public func status() async -> (engine: EngineStatus, outputWriteErrors: Int) {
+        var parts: [EngineStatus] = []
+        var writeErrors = 0
+        for p in planes {
+            let (s, w) = await p.status()
+            parts.append(s)
+            writeErrors += w
+        }
+        return (merged(parts), writeErrors)
+    }
+
+    /// The merged status once every loop has stopped (nobody else touches the engines then).
+    public func finalStatus() -> EngineStatus {
+        merged(planes.map { $0.engine.status() })
+    }
+
+    private func merged(_ parts: [EngineStatus]) -> EngineStatus {
+        var status = EngineStatus.sum(parts)
+        let overflow = planes.reduce(0) { $0 + $1.inboxOverflow.load(ordering: .relaxed) }
+        if overflow > 0 { status.drops["shardInboxFull", default: 0] &+= UInt64(overflow) }
+        return status
+    }
+
+    private func plane(of id: UInt64) -> DataPlane { planes[layout.shard(ofID: id) % planes.count] }
+}
+
+extension ShardedDataPlane: EngineAccess {
+    public func listing() async -> FlowListing {
+        var flows: [FlowSummary] = []
+        var parts: [EngineStatus] = []
+        for p in planes {
+            let l = await p.listing()
+            flows += l.flows
+            parts.append(l.status)
+        }
+        return FlowListing(flows: flows.sorted { $0.id < $1.id }, status: merged(parts))
+    }
+
+    public func engineStatus() async -> EngineStatus {
+        var parts: [EngineStatus] = []
+        for p in planes { parts.append(await p.engineStatus()) }
+        return merged(parts)
+    }
+
+    public func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult] {
+        var results = [MigrationStartResult?](repeating: nil, count: flows.count)
+        let groups = Dictionary(grouping: flows.indices) { layout.shard(of: flows[$0]) % planes.count }
+        for (shard, indices) in groups.sorted(by: { $0.key < $1.key }) {
+            let mine = indices.map { flows[$0] }
+            let registry = peers?.registry
+            let answers = await planes[shard].performWithOutput { engine, out in
+                let now = Syscall.monotonicNow()
+                return mine.map { flow -> MigrationStartResult in
+                    switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
+                    case .success(let id):
+                        // Before the answer leaves (and the target's agent connects): other
+                        // shards must know where the new device's SYN goes.
+                        if let registry, let awaited = engine.awaitedNewDevice(id) {
+                            registry.expect(id, shard: shard, target: awaited.target, original: awaited.original)
+                        }
+                        return MigrationStartResult(flow: flow, migration: id, error: nil)
+                    case .failure(let refusal):
+                        return MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
+                    }
+                }
+            }
+            for (i, r) in zip(indices, answers) { results[i] = r }
+        }
+        return results.map { $0! }
+    }
+
+    public func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal> {
+        let registry = peers?.registry
+        return await plane(of: migration.rawValue).perform { engine in
+            let result = engine.bindMigrationSourcePort(port, to: migration)
+            if case .success = result { registry?.bind(migration, port: port) }
+            return result
+        }
+    }
+
+    public func reports(_ ids: [MigrationID]) async -> [MigrationReport] {
+        var found: [MigrationID: MigrationReport] = [:]
+        let groups = Dictionary(grouping: ids) { layout.shard(of: $0) % planes.count }
+        for (shard, mine) in groups.sorted(by: { $0.key < $1.key }) {
+            for r in await planes[shard].reports(mine) { found[r.id] = r }
+        }
+        return ids.compactMap { found[$0] }
+    }
+}
