@@ -5,7 +5,8 @@
 # mutual TLS. Bob's laptop downloads from the paced server; `tsmp migrate --to
 # phone.bob@example.com --all --wait` run on the laptop moves the flow; the phone's agent
 # hands it to its --exec command; then `--retrieve --from phone...` on the laptop pulls it
-# back into the laptop agent's --exec command. laptop + phone + laptop again is exactly the
+# back into the laptop agent's --exec command, after the laptop moved to a new address (its
+# agent updates its locator). laptop + phone + laptop again is exactly the
 # stream, one server connection, no retransmission timeout. Meanwhile alice's device tries to
 # move bob's flow and to pull it, and is refused each time with the flow unharmed.
 
@@ -37,6 +38,16 @@ import json, sys
 devices = {d["did"]: d for d in json.load(open(sys.argv[1]))["devices"]}
 d = devices.get(sys.argv[2])
 sys.exit(0 if d and d["status"] == "online" and d.get("locator") else 1)
+PY
+}
+
+# cp_located CRED DID ADDRESS: the namespace has DID's locator at ADDRESS.
+cp_located() {
+    cp_tsmp laptop device list --credentials "$1" --json >"$CASE_DIR/devices-now.json" 2>/dev/null || return 1
+    python3 - "$CASE_DIR/devices-now.json" "$2" "$3" <<'PY'
+import json, sys
+d = {x["did"]: x for x in json.load(open(sys.argv[1]))["devices"]}.get(sys.argv[2])
+sys.exit(0 if d and (d.get("locator") or {}).get("address") == sys.argv[3] else 1)
 PY
 }
 
@@ -164,6 +175,15 @@ e2e_control_plane() {
     cp_expect_refused "alice pulling bob's phone's flows" "not a device of alice" srv \
         migrate "${alice[@]}" --retrieve --from phone.bob@example.com --all
 
+    # Meanwhile the laptop moved to a new address (mobility, SMP draft §6.2.4): its agent sees
+    # the change toward the proxy and updates its locator; the flow comes back to the new one.
+    local moved=10.1.0.3
+    lab_exec "$LAB_ID" laptop ip addr add "$moved/24" dev eth0
+    lab_exec "$LAB_ID" laptop ip route replace 10.1.0.0/24 dev eth0 src "$moved"
+    lab_exec "$LAB_ID" laptop ip route replace default via "$LAB_GW_LAPTOP" src "$moved"
+    tl_wait_until 15 "the laptop's locator to follow it to $moved" cp_located "$creds/bob-laptop.cred" laptop.bob@example.com "$moved"
+    grep -q "locator updated" "$CASE_DIR/agent-laptop.log" || tl_fail "the laptop's agent did not log its locator update"
+
     # The laptop pulls it back.
     tl_note "laptop: tsmp migrate --retrieve --from phone.bob@example.com --all --wait --json"
     st=0
@@ -175,7 +195,7 @@ e2e_control_plane() {
     local mid2 back
     mid2=$(e2e_report_field "$CASE_DIR/migrate-2.json" id)
     back=$data/laptop-agent-$mid2.bin
-    tl_expect_eq "device after --retrieve" "$LAB_LAPTOP" "$(e2e_report_field "$CASE_DIR/migrate-2.json" newDevice.address)"
+    tl_expect_eq "device after --retrieve (the laptop's new address)" "$moved" "$(e2e_report_field "$CASE_DIR/migrate-2.json" newDevice.address)"
 
     # The stream ends at the laptop's agent; everything adds up, byte for byte.
     tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
