@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import Namespace
 import NIOPosix
 
 /// `--insecure-lab`, shared by every command that speaks to the control plane.
@@ -28,6 +29,15 @@ func loadCredential(_ path: String, command: String) throws -> Credential {
     } catch {
         throw RuntimeFailure(command, "credentials \(path): \(error)")
     }
+}
+
+/// Loads a device's credential and its DID; another role's credential is refused by name.
+func loadDeviceCredential(_ path: String, command: String) throws -> (Credential, DeviceID) {
+    let credential = try loadCredential(path, command: command)
+    guard credential.identity.role == .device, let did = try? DeviceID(credential.identity.name) else {
+        throw RuntimeFailure(command, "\(path) is a credential of \(credential.identity), not of a device")
+    }
+    return (credential, did)
 }
 
 /// Runs `body` with a one-thread event loop group that is shut down afterwards.

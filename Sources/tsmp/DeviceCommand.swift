@@ -43,10 +43,7 @@ struct DeviceIntroduceCommand: AsyncParsableCommand {
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device introduce")
-        guard mine.identity.role == .device, let did = try? DeviceID(mine.identity.name) else {
-            throw RuntimeFailure("device introduce", "\(credentials) is a credential of \(mine.identity), not of a device")
-        }
+        let (mine, did) = try loadDeviceCredential(credentials, command: "device introduce")
         try lab.check(mine.namespaceURL, "the credential's namespace URL")
         let identity: PeerIdentity
         do { identity = try .device("\(name).\(did.user)") } catch { throw RuntimeFailure("device introduce", "\(error)") }
@@ -125,10 +122,7 @@ struct DeviceRankCommand: AsyncParsableCommand {
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device rank")
-        guard mine.identity.role == .device, let did = try? DeviceID(mine.identity.name) else {
-            throw RuntimeFailure("device rank", "\(credentials) is a credential of \(mine.identity), not of a device")
-        }
+        let (mine, did) = try loadDeviceCredential(credentials, command: "device rank")
         let ranking: [DeviceID]
         do {
             ranking = try devices.map { $0.contains("@") ? try DeviceID($0) : try DeviceID(name: $0, user: did.user) }
