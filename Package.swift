@@ -29,9 +29,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
-        // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev).
+        // System libraries found through pkg-config (Debian: libnl-3-dev, libnl-route-3-dev, libpcap-dev, libnftables-dev).
         .systemLibrary(name: "CLibnl", path: "Sources/CLibnl", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CNftables", path: "Sources/CNftables", pkgConfig: "libnftables",
+                       providers: [.apt(["libnftables-dev"])]),
         .systemLibrary(name: "CLibpcap", path: "Sources/CLibpcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
         // Only what Swift cannot import: ioctls, raw socket options, libnl and libpcap helpers.
@@ -59,7 +61,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
         .target(name: "Gateway", dependencies: [
-            "CShims", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace",
+            "CShims", "CNftables", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -370,7 +370,8 @@ static struct nl_msg *rule_msg(int type, int flags, const struct tsmp_nl_rule *r
         || (iif[0] && nla_put_string(msg, FRA_IIFNAME, iif) < 0)
         || (r->protocol && nla_put_u8(msg, FRA_PROTOCOL, r->protocol) < 0)
         || (r->ip_proto && nla_put_u8(msg, FRA_IP_PROTO, r->ip_proto) < 0)
-        || ((r->dport_start || r->dport_end) && nla_put(msg, FRA_DPORT_RANGE, sizeof dport, &dport) < 0)) {
+        || ((r->dport_start || r->dport_end) && nla_put(msg, FRA_DPORT_RANGE, sizeof dport, &dport) < 0)
+        || (r->fwmask && (nla_put_u32(msg, FRA_FWMARK, 0) < 0 || nla_put_u32(msg, FRA_FWMASK, r->fwmask) < 0))) {
         nlmsg_free(msg);
         return NULL;
     }
@@ -420,8 +421,11 @@ static int rule_reply(struct nl_msg *msg, void *arg) {
         r.dport_end = p->end;
     }
     if (tb[FRA_IIFNAME]) nla_strlcpy(r.iif, tb[FRA_IIFNAME], sizeof r.iif);
+    /* "fwmark 0/MASK" is modelled; any other mark selector is not. */
+    int mark_clear = tb[FRA_FWMARK] && nla_get_u32(tb[FRA_FWMARK]) == 0 && tb[FRA_FWMASK] && nla_get_u32(tb[FRA_FWMASK]) != 0;
+    if (mark_clear) r.fwmask = nla_get_u32(tb[FRA_FWMASK]);
     r.has_other = frh->src_len || frh->tos || frh->flags || tb[FRA_SRC] || tb[FRA_OIFNAME]
-        || tb[FRA_FWMARK] || tb[FRA_GOTO] || tb[FRA_FLOW] || tb[FRA_TUN_ID]
+        || (tb[FRA_FWMARK] && !mark_clear) || tb[FRA_GOTO] || tb[FRA_FLOW] || tb[FRA_TUN_ID]
         || set_u32(tb[FRA_SUPPRESS_IFGROUP]) || set_u32(tb[FRA_SUPPRESS_PREFIXLEN]) || tb[FRA_L3MDEV]
         || tb[FRA_UID_RANGE] || tb[FRA_SPORT_RANGE];
     if (d->count < d->capacity) d->out[d->count] = r;

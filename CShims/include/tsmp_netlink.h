@@ -36,6 +36,7 @@ struct tsmp_nl_rule {
     uint8_t has_other;          /* list only: 1 if the rule has selectors this struct omits */
     uint16_t dport_start;       /* FRA_DPORT_RANGE, 0/0: any */
     uint16_t dport_end;
+    uint32_t fwmask;            /* FRA_FWMARK 0 + FRA_FWMASK: only packets with none of these mark bits; 0: any */
     char iif[TSMP_NL_IFNAMSIZ]; /* FRA_IIFNAME, "" = any */
 };
 

@@ -59,6 +59,11 @@ public struct EngineCounters: Sendable, Equatable {
     public var flowsCreated: UInt64 = 0
     public var flowsExpired: UInt64 = 0
     public var flowsClosed: UInt64 = 0
+    /// Flows handed to the kernel's forwarding, and taken back (`SpliceEngine+KernelPath`).
+    public var kernelPathEntered: UInt64 = 0
+    public var kernelPathLeft: UInt64 = 0
+    /// ACKs sent to learn a flow's sequence state back after the kernel forwarded it.
+    public var stateProbes: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

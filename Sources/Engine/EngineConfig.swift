@@ -71,6 +71,8 @@ public struct EngineConfig: Sendable {
     public var limits: EngineLimits
     /// Verify IP and TCP checksums of every packet read (off only for offloaded input).
     public var verifyChecksums: Bool
+    /// Hand plain flows to the kernel's forwarding (nil: the engine forwards every packet).
+    public var kernelPath: KernelPathPolicy?
 
     /// 61000-65534: above Linux's default ephemeral range (32768-60999), and 65535 is left out
     /// because the kernel refuses policy-rule port ranges that reach it.
@@ -78,9 +80,10 @@ public struct EngineConfig: Sendable {
 
     public init(nat: IPv4Address, natPorts: PortRange = EngineConfig.defaultNATPorts,
                 intercepts: [PortRange] = [], services: [ServiceMapping] = [],
-                limits: EngineLimits = EngineLimits(), verifyChecksums: Bool = true) {
+                limits: EngineLimits = EngineLimits(), verifyChecksums: Bool = true, kernelPath: KernelPathPolicy? = nil) {
         self.nat = nat; self.natPorts = natPorts; self.intercepts = intercepts
         self.services = services; self.limits = limits; self.verifyChecksums = verifyChecksums
+        self.kernelPath = kernelPath
     }
 
     /// Why a configuration cannot run, in words for the operator; nil when it is sound.

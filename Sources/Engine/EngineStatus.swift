@@ -19,6 +19,11 @@ public struct EngineStatus: Sendable, Codable, Equatable {
     public var inFlightStorageBytes: Int
     /// Drops by reason (only reasons seen at least once).
     public var drops: [String: UInt64]
+    /// The kernel path: flows it forwards now, flows handed over and taken back, state probes.
+    public var kernelPathFlows = 0
+    public var kernelPathEntered: UInt64 = 0
+    public var kernelPathLeft: UInt64 = 0
+    public var stateProbes: UInt64 = 0
 }
 
 extension SpliceEngine {
@@ -32,7 +37,9 @@ extension SpliceEngine {
             superSegmentsIn: counters.superSegmentsIn, segmentsCoalesced: counters.segmentsCoalesced,
             flowsCreated: counters.flowsCreated, flowsClosed: counters.flowsClosed, flowsExpired: counters.flowsExpired,
             flows: flowCount, natPortsInUse: natPortsInUse, natPortsCapacity: natPorts.capacity,
-            inFlightStorageBytes: inFlightStorageBytes, drops: drops)
+            inFlightStorageBytes: inFlightStorageBytes, drops: drops,
+            kernelPathFlows: kernelPathFlowCount, kernelPathEntered: counters.kernelPathEntered,
+            kernelPathLeft: counters.kernelPathLeft, stateProbes: counters.stateProbes)
     }
 }
 
@@ -52,6 +59,8 @@ extension EngineStatus {
             t.flows += p.flows; t.natPortsInUse += p.natPortsInUse; t.natPortsCapacity += p.natPortsCapacity
             t.inFlightStorageBytes += p.inFlightStorageBytes
             t.drops.merge(p.drops, uniquingKeysWith: &+)
+            t.kernelPathFlows += p.kernelPathFlows; t.kernelPathEntered &+= p.kernelPathEntered
+            t.kernelPathLeft &+= p.kernelPathLeft; t.stateProbes &+= p.stateProbes
         }
         return t
     }

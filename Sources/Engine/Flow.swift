@@ -56,6 +56,16 @@ struct DirectionState: Sendable {
     var finAcked = false
     private var known: UInt8 = 0
 
+    /// Forgets what was seen of sequence numbers, acks and timestamps (the FIN stays): the
+    /// kernel forwarded segments the engine did not see, so these are stale (and may be more
+    /// than 2^31 behind, where comparisons stop meaning anything). The next segments teach them again.
+    mutating func forgetSequenceState() {
+        known &= Known.finSeq
+    }
+
+    /// Whether segments since `forgetSequenceState` taught the sequence state again.
+    var knowsSequenceState: Bool { known & (Known.nextSeq | Known.highestAck) == Known.nextSeq | Known.highestAck }
+
     private enum Known {
         static let nextSeq: UInt8 = 1, finSeq: UInt8 = 2, highestAck: UInt8 = 4, lastTSval: UInt8 = 8
     }
@@ -98,8 +108,10 @@ final class ColdFlowState {
     var migration: MigrationID?
     /// The new device's key while a migration is under way.
     var aliasKey: DeviceSideKey?
+    /// The kernel's counters when last read, while the kernel forwards the flow.
+    var kernelCounters: KernelPathCounters?
 
-    var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil }
+    var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil && kernelCounters == nil }
 }
 
 /// A managed flow: a device-side and a server-side sub-connection glued together (TSMP draft
@@ -144,6 +156,8 @@ struct Flow {
     /// The current device did not negotiate SACK / timestamps that the server uses.
     var deviceLacksSACK = false
     var deviceLacksTimestamps = false
+    /// Whether the kernel forwards this flow instead of the engine (`SpliceEngine+KernelPath`).
+    var kernelPath = KernelPathState.none
     /// `migration != nil` and `aliasKey != nil`, known without reaching `cold`.
     private(set) var isMigrating = false
     private(set) var hasAlias = false
@@ -191,6 +205,14 @@ struct Flow {
         }
     }
 
+    /// The kernel's counters when last read (flows the kernel forwards).
+    var kernelCounters: KernelPathCounters? {
+        get { cold?.kernelCounters }
+        set {
+            if newValue != nil { coldState().kernelCounters = newValue } else if let cold { cold.kernelCounters = nil; trimCold() }
+        }
+    }
+
     private mutating func coldState() -> ColdFlowState {
         if let cold { return cold }
         let fresh = ColdFlowState()
@@ -202,6 +224,14 @@ struct Flow {
     }
 
     /// Window scale shift the device applies to its own window field (0 unless both offered).
+    /// Whether the flow is a plain NAT of one TCP connection: nothing a migration changed
+    /// (offsets, scales, options) that only the engine can apply.
+    var isPlainNAT: Bool {
+        toServer.seqOffset.isZero && toDevice.seqOffset.isZero && toServer.tsOffset == 0 && toDevice.tsOffset == 0
+            && deviceShiftOverride == nil && deviceViewOfServerShift == nil && deviceMSS == nil
+            && !deviceLacksSACK && !deviceLacksTimestamps && original == server
+    }
+
     var deviceWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? deviceSyn.windowScale! : 0 }
     var serverWindowShift: UInt8 { (deviceSyn.windowScale != nil && serverSyn.windowScale != nil) ? serverSyn.windowScale! : 0 }
 }
@@ -224,15 +254,18 @@ public struct FlowSummary: Sendable, Codable, Equatable {
     /// The migration under way and its phase, if any.
     public var migration: MigrationID?
     public var migrationPhase: MigrationPhase?
+    /// The kernel forwards the flow (its counters come from the kernel's, headers included).
+    public var inKernel: Bool?
 
     public init(id: FlowID, device: IPv4Endpoint, original: IPv4Endpoint, nat: IPv4Endpoint, server: IPv4Endpoint,
                 state: FlowState, packetsToServer: UInt64, bytesToServer: UInt64, packetsToDevice: UInt64,
                 bytesToDevice: UInt64, inFlightBytes: Int, ageSeconds: Double, idleSeconds: Double,
-                migration: MigrationID?, migrationPhase: MigrationPhase?) {
+                migration: MigrationID?, migrationPhase: MigrationPhase?, inKernel: Bool? = nil) {
         self.id = id; self.device = device; self.original = original; self.nat = nat; self.server = server
         self.state = state; self.packetsToServer = packetsToServer; self.bytesToServer = bytesToServer
         self.packetsToDevice = packetsToDevice; self.bytesToDevice = bytesToDevice; self.inFlightBytes = inFlightBytes
         self.ageSeconds = ageSeconds; self.idleSeconds = idleSeconds; self.migration = migration
         self.migrationPhase = migrationPhase
+        self.inKernel = inKernel
     }
 }

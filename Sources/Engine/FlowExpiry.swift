@@ -19,9 +19,12 @@ extension SpliceEngine {
             let idle = now > flow.lastActivity ? now.nanoseconds &- flow.lastActivity.nanoseconds : 0
             if idle > limit {
                 removeFlow(slot: slot, closed: flow.state == .closed || flow.state == .reset)
-            } else if let copy = flow.inFlight, copy.count == 0, copy.storageBytes > 0, idle >= Self.idleCopyRelease {
-                // A quiet flow with nothing in flight gives its copy's storage back to the budget.
-                withFlow(slot) { inFlightStorageBytes -= $0.inFlight!.releaseStorage() }
+            } else {
+                if let copy = flow.inFlight, copy.count == 0, copy.storageBytes > 0, idle >= Self.idleCopyRelease {
+                    // A quiet flow with nothing in flight gives its copy's storage back to the budget.
+                    withFlow(slot) { inFlightStorageBytes -= $0.inFlight!.releaseStorage() }
+                }
+                if config.kernelPath != nil { considerForKernelPath(slot: slot, now: now) }
             }
         }
     }
@@ -67,7 +70,10 @@ extension SpliceEngine {
                 packetsToDevice: flow.toDevice.packets, bytesToDevice: flow.toDevice.bytes,
                 inFlightBytes: flow.inFlight?.count ?? 0,
                 ageSeconds: seconds(flow.created, now), idleSeconds: seconds(flow.lastActivity, now),
-                migration: flow.migration, migrationPhase: flow.migration.flatMap { migrations[$0]?.phase }))
+                migration: flow.migration ?? awaitingState.first { $0.value.flowID == flow.id }?.key,
+                migrationPhase: flow.migration.flatMap { migrations[$0]?.phase }
+                    ?? (awaitingState.contains { $0.value.flowID == flow.id } ? .requested : nil),
+                inKernel: flow.kernelPath == .inKernel ? true : nil))
         }
         return out.sorted { $0.id < $1.id }
     }

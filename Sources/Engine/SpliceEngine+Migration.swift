@@ -25,10 +25,37 @@ extension SpliceEngine {
                                generated: PacketBatch) -> Result<MigrationID, MigrationRefusal> {
         guard let slot = table.slot(id: id), let flow = table[slot: slot] else { return .failure(.unknownFlow(id)) }
         if let m = flow.migration { return .failure(.alreadyMigrating(id, m)) }
+        if let waiting = awaitingState.first(where: { $0.value.flowID == id }) { return .failure(.alreadyMigrating(id, waiting.key)) }
         guard flow.state == .established else { return .failure(.notEstablished(id, flow.state)) }
         if flow.device.address == target.address && (target.port == nil || target.port == flow.device.port) {
             return .failure(.sameDevice(id))
         }
+        if flow.kernelPath == .inKernel || flow.kernelPath == .leaving {
+            return .failure(.unsupported(id, "the kernel still forwards it (take it back from the kernel path first)"))
+        }
+        let mid = MigrationID(shard.globalID(local: nextMigrationID))
+        if flow.kernelPath == .resyncing && !(flow.toServer.knowsSequenceState && flow.toDevice.knowsSequenceState) {
+            // Just back from the kernel: pause once segments (or probes) taught the state again.
+            nextMigrationID += 1
+            awaitingState[mid] = AwaitingStateMigration(flowID: id, target: target, requestedAt: now, deadline: deadline,
+                                                        settleWait: settleWait)
+            logger.info("migration waits for the flow's state", metadata: [
+                "migration.id": "\(mid)", "flow.id": "\(id)", "migration.phase": "requested",
+            ])
+            return .success(mid)
+        }
+        return beginPause(mid: mid, slot: slot, target: target, requestedAt: now, deadline: deadline,
+                          settleWait: settleWait, now: now, generated: generated).map { mid in
+            nextMigrationID += 1
+            return mid
+        }
+    }
+
+    /// Pauses flow `slot` for migration `mid` (step 1), when what the engine knows of it allows.
+    func beginPause(mid: MigrationID, slot: Int, target: MigrationTarget, requestedAt: Instant, deadline: Duration,
+                    settleWait: Duration, now: Instant, generated: PacketBatch) -> Result<MigrationID, MigrationRefusal> {
+        let flow = table[slot: slot]!
+        let id = flow.id
         guard let toDeviceEnd = flow.toDevice.nextSeq, let toServerEnd = flow.toServer.nextSeq else {
             return .failure(.unsupported(id, "its handshake was not seen"))
         }
@@ -44,18 +71,18 @@ extension SpliceEngine {
                 return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd)) - held))
             }
         }
-        let mid = MigrationID(shard.globalID(local: nextMigrationID))
-        nextMigrationID += 1
         var state = MigrationState(
-            id: mid, flowID: id, target: target, requestedAt: now,
-            deadline: now + deadline.nanoseconds, settleDeadline: now + min(settleWait.nanoseconds, deadline.nanoseconds / 2),
+            id: mid, flowID: id, target: target, requestedAt: requestedAt,
+            deadline: requestedAt + deadline.nanoseconds,
+            settleDeadline: now + min(settleWait.nanoseconds, deadline.nanoseconds / 2),
             oldDevice: flow.device, forwardedToDeviceEnd: toDeviceEnd, forwardedToServerEnd: toServerEnd)
-        state.enter(.requested, at: now)
+        state.enter(.requested, at: requestedAt)
         state.enter(.paused, at: now)
         state.serverAckServerView = flow.toServer.seqOffset.apply(flow.toDevice.highestAck ?? toServerEnd)
         state.lastTSvalToServer = flow.toServer.lastTSval.map { $0 &+ flow.toServer.tsOffset }
         withFlow(slot) { f in
             f.migration = mid
+            f.kernelPath = .none
             if f.inFlight == nil { f.inFlight = InFlightCopy(start: toDeviceEnd, cap: config.limits.inFlightPerFlow) }
         }
         migrations[mid] = state
@@ -82,13 +109,15 @@ extension SpliceEngine {
     /// The report of a migration, running or finished.
     public func migrationReport(_ id: MigrationID, now: Instant) -> MigrationReport? {
         if let m = migrations[id] { return report(m, now: now) }
+        if let waiting = awaitingReport(id, now: now) { return waiting }
         return finishedMigrations[id]
     }
 
-    public var activeMigrationCount: Int { migrations.count }
+    public var activeMigrationCount: Int { migrations.count + awaitingState.count }
 
     /// Timers of running migrations: the cut, the deadline, retransmissions.
     public func runMigrationTimers(now: Instant, generated: PacketBatch) {
+        if !awaitingState.isEmpty { runAwaitingStateMigrations(now: now, generated: generated) }
         for mid in migrations.keys.sorted() {
             guard let m = migrations[mid], let slot = table.slot(id: m.flowID) else {
                 migrations[mid] = nil
@@ -663,8 +692,13 @@ extension SpliceEngine {
 
     private func finish(_ m: MigrationState, now: Instant) {
         migrations[m.id] = nil
-        finishedMigrations[m.id] = report(m, now: now)
-        finishedOrder.append(m.id)
+        recordFinished(report(m, now: now))
+    }
+
+    /// Keeps the last 1000 finished migrations' reports.
+    func recordFinished(_ report: MigrationReport) {
+        finishedMigrations[report.id] = report
+        finishedOrder.append(report.id)
         if finishedOrder.count > 1000 { finishedMigrations[finishedOrder.removeFirst()] = nil }
     }
 

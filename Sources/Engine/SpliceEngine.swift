@@ -52,6 +52,13 @@ public final class SpliceEngine {
     /// are absorbed.
     var retiredKeys: [DeviceSideKey: Instant] = [:]
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
+    /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
+    var kernelPathEntering: [KernelPathFlow] = []
+    var kernelPathLeaving: [KernelPathFlow] = []
+    /// Flows the kernel forwards now.
+    var kernelPathIDs: Set<FlowID> = []
+    /// Migrations of flows just back from the kernel, waiting to know their state.
+    var awaitingState: [MigrationID: AwaitingStateMigration] = [:]
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
@@ -246,6 +253,7 @@ public final class SpliceEngine {
                     ackInOtherSpace: ackInServerSpace)
             if flags.contains(.ack) { flow.inFlight?.acknowledge(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
+            if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Rewrite (NAT + sequence spaces).
             packet.setSource(IPv4Endpoint(nat.address, flow.natPort))
             packet.setDestination(flow.server)
@@ -290,8 +298,10 @@ public final class SpliceEngine {
             observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, timestamp: options.timestampValue(in: tcp),
                     ackInOtherSpace: ackInDeviceSpace)
             advanceState(&flow, flags: flags, fromDevice: false)
-            // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5).
-            if payloadLength > 0 && perFlowCap > 0 {
+            if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
+            // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5); not
+            // while the kernel forwards the flow (the device's acks bypass the engine).
+            if payloadLength > 0 && perFlowCap > 0 && (flow.kernelPath == .none || flow.kernelPath == .resyncing) {
                 if flow.inFlight == nil {
                     flow.inFlight = InFlightCopy(start: seq, cap: perFlowCap)
                 }
@@ -440,6 +450,7 @@ public final class SpliceEngine {
 
     func removeFlow(slot: Int, closed: Bool) {
         guard var flow = table.remove(slot: slot) else { return }
+        kernelPathForget(flow)
         natPorts.release(flow.natPort)
         if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }
         if closed { counters.flowsClosed &+= 1 } else { counters.flowsExpired &+= 1 }

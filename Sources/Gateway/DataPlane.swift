@@ -34,6 +34,10 @@ public final class DataPlane: @unchecked Sendable {
     private let generated: PacketBatch
     /// The other shards, when this loop is one of several (set before `start`).
     var peers: ShardPeers?
+    /// The kernel path's sets, when the engine hands flows to the kernel (set before `start`).
+    var kernelPath: KernelPath?
+    /// How often the kernel's counters of handed-over flows are read (activity, `tsmp flows`).
+    static let kernelCountersInterval: UInt64 = 1_000_000_000
     /// Packets other shards read for flows of this one; drained by the loop.
     private let inbox = Mutex<(packets: [HandedOver], bytes: Int)>(([], 0))
     private let inboxBatch: PacketBatch
@@ -144,6 +148,7 @@ public final class DataPlane: @unchecked Sendable {
         fds[1].fd = input.pollDescriptor ?? -1
         fds[1].events = Int16(POLLIN)
         var lastExpiry = Syscall.monotonicNow()
+        var lastKernelCounters = lastExpiry
         logger.info("data plane running")
         while !stopping.load(ordering: .acquiring) {
             do {
@@ -173,6 +178,13 @@ public final class DataPlane: @unchecked Sendable {
                     engine.expire(now: now)
                     if let peers, !peers.registry.isEmpty { peers.registry.purge(shard: engine.shard.index, engine: engine, now: now) }
                     lastExpiry = now
+                }
+                if kernelPath != nil {
+                    if engine.hasKernelPathChanges { applyKernelPathChanges(now: now) }
+                    if engine.kernelPathFlowCount > 0, now.nanoseconds &- lastKernelCounters.nanoseconds >= Self.kernelCountersInterval {
+                        readKernelCounters(now: now)
+                        lastKernelCounters = now
+                    }
                 }
             } catch {
                 logger.error("data plane I/O failed; stopping", metadata: ["error": "\(error)"])
@@ -206,6 +218,56 @@ public final class DataPlane: @unchecked Sendable {
     /// Records a batch in the capture, if there is one.
     private func recordCapture(_ batch: PacketBatch, direction: PacketDirection) {
         capture?.record(batch, direction: direction)
+    }
+
+    // MARK: Kernel path
+
+    /// Hands the flows the engine chose to the kernel and takes back those it asked for.
+    /// A flow whose rewriting could not be installed stays with the engine (nothing changed).
+    private func applyKernelPathChanges(now: Instant) {
+        guard let kernelPath else { return }
+        let (enter, leave) = engine.takeKernelPathChanges()
+        if !leave.isEmpty {
+            do {
+                try kernelPath.leave(leave)
+                engine.kernelPathLeft(leave.map(\.id), now: now)
+            } catch {
+                logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(leave.count)", "error": "\(error)"])
+            }
+        }
+        if !enter.isEmpty {
+            do {
+                try kernelPath.enter(enter)
+                engine.kernelPathEntered(enter.map(\.id), now: now)
+                logger.debug("flows handed to the kernel path", metadata: ["flows": "\(enter.map(\.id.description).joined(separator: ","))"])
+            } catch {
+                logger.warning("could not hand flows to the kernel path", metadata: ["flows": "\(enter.count)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func readKernelCounters(now: Instant) {
+        guard let kernelPath else { return }
+        do {
+            engine.kernelPathCounters(try kernelPath.counters(of: engine.kernelPathFlows()), now: now)
+        } catch {
+            logger.warning("could not read the kernel path's counters", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Takes `flows` back from the kernel before a migration starts (on the loop thread): the
+    /// engine must see every packet of a migrating flow.
+    func reclaimFromKernelPath(_ flows: [FlowID], now: Instant) {
+        guard let kernelPath else { return }
+        let back = flows.compactMap { engine.kernelPathFlow($0) }
+        guard !back.isEmpty else { return }
+        do {
+            try kernelPath.leave(back)
+            engine.kernelPathLeft(back.map(\.id), now: now)
+        } catch {
+            // The engine refuses to migrate a flow the kernel still forwards; the answer says why.
+            logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(back.count)", "error": "\(error)"])
+        }
     }
 
     // MARK: Shards

@@ -28,8 +28,9 @@ extension DataPlane: EngineAccess {
     }
 
     public func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult] {
-        await performWithOutput { engine, out in
+        await performWithOutput { [self] engine, out in
             let now = Syscall.monotonicNow()
+            reclaimFromKernelPath(flows, now: now)
             return flows.map { flow in
                 switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
                 case .success(let id): MigrationStartResult(flow: flow, migration: id, error: nil)

@@ -9,6 +9,8 @@ public final class EngineMetrics: @unchecked Sendable {
     private let packetsIn, bytesIn, packetsForwarded, bytesForwarded, passedThrough, generated: Counter
     private let superSegmentsIn, segmentsCoalesced: Counter
     private let flowsCreated, flowsClosed, flowsExpired: Counter
+    private let kernelPathEntered, kernelPathLeft, stateProbes: Counter
+    private let kernelPathFlows: Gauge
     private let drops: [DropReason: Counter]
     private let flows, natInUse, natCapacity, inFlightBytes: Gauge
     private let writeErrors: Gauge
@@ -25,6 +27,10 @@ public final class EngineMetrics: @unchecked Sendable {
         flowsCreated = registry.makeCounter(descriptor: Self.name("flows_created", "total", "Managed flows created"))
         flowsClosed = registry.makeCounter(descriptor: Self.name("flows_closed", "total", "Managed flows removed after FIN/RST"))
         flowsExpired = registry.makeCounter(descriptor: Self.name("flows_expired", "total", "Managed flows removed after an idle timeout"))
+        kernelPathEntered = registry.makeCounter(descriptor: Self.name("kernel_path_entered", "total", "Flows handed to the kernel's forwarding"))
+        kernelPathLeft = registry.makeCounter(descriptor: Self.name("kernel_path_left", "total", "Flows taken back from the kernel's forwarding"))
+        stateProbes = registry.makeCounter(descriptor: Self.name("state_probes", "total", "ACKs sent to learn a flow's state back from its ends"))
+        kernelPathFlows = registry.makeGauge(descriptor: Self.name("kernel_path_flows", "", "Flows the kernel forwards now"))
         var d: [DropReason: Counter] = [:]
         for r in DropReason.allCases {
             d[r] = registry.makeCounter(descriptor: Self.name("packets_dropped", "total", "Packets dropped by the engine, by reason"), labels: [("reason", r.rawValue)])
@@ -49,6 +55,9 @@ public final class EngineMetrics: @unchecked Sendable {
         set(passedThrough, status.packetsPassedThrough); set(generated, status.packetsGenerated)
         set(superSegmentsIn, status.superSegmentsIn); set(segmentsCoalesced, status.segmentsCoalesced)
         set(flowsCreated, status.flowsCreated); set(flowsClosed, status.flowsClosed); set(flowsExpired, status.flowsExpired)
+        set(kernelPathEntered, status.kernelPathEntered); set(kernelPathLeft, status.kernelPathLeft)
+        set(stateProbes, status.stateProbes)
+        kernelPathFlows.set(Double(status.kernelPathFlows))
         for (r, c) in drops { set(c, status.drops[r.rawValue] ?? 0) }
         flows.set(Double(status.flows))
         natInUse.set(Double(status.natPortsInUse))

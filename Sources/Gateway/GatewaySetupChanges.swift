@@ -25,6 +25,7 @@ extension GatewayChange {
         case .rule(let rule): try session.addRule(rule)
         case .removedRule(let rule): try session.deleteRule(rule)
         case .sysctl(let key, _, let value): try sysctl.write(key, value)
+        case .nftTable(_, let ruleset): try Nftables().run(ruleset)
         }
     }
 
@@ -45,6 +46,8 @@ extension GatewayChange {
                 if current == previous { return .alreadyGone }
                 if current != value { return .leftAlone("\(key) is \(current) now, changed since tsmp set it to \(value)") }
                 try sysctl.write(key, previous)
+            case .nftTable(let name, _):
+                try Nftables().run("delete table ip \(name)")
             }
             return .undone
         } catch where error.meansAlreadyGone {

@@ -50,11 +50,15 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
     public var tunAddress: NetlinkPrefix?
     /// The TUN's MTU, when it should differ from what the TUN was created with.
     public var tunMTU: UInt32?
+    /// The kernel path's nftables table (`--kernel-path`): transparent rules then skip packets
+    /// it marks. nil: every managed packet goes through the TUN.
+    public var kernelPath: KernelPathTable?
 
     public init(tunName: String = GatewayPlan.defaultTunName, table: UInt32 = GatewayPlan.defaultTable,
                 deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address,
                 natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPv4Endpoint] = [],
-                tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil) {
+                tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil, kernelPath: KernelPathTable? = nil) {
+        self.kernelPath = kernelPath
         self.tunName = tunName
         self.table = table
         self.deviceInterfaces = deviceInterfaces
@@ -213,6 +217,7 @@ extension GatewayPlan {
             for range in interceptPorts {
                 rules.append(NetlinkRule(priority: Priority.firstTransparent + i, table: table, inputInterface: device,
                                          ipProtocol: NetlinkRule.tcp, destinationPorts: Self.ports(range),
+                                         markClear: kernelPath == nil ? nil : KernelPathTable.mark,
                                          protocolTag: NetlinkProtocolTag.tsmp))
                 i += 1
             }
@@ -267,6 +272,7 @@ extension GatewayPlan {
             changes.append(.removedRule(local))
         }
         changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
+        if let kernelPath { changes.append(.nftTable(name: kernelPath.name, ruleset: kernelPath.ruleset)) }
         if facts.ipForward != "1" {
             changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))
         }

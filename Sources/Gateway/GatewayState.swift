@@ -17,6 +17,9 @@ public enum GatewayChange: Hashable, Sendable, CustomStringConvertible {
     /// tsmp changed a sysctl from `previous` to `value`. Undo: set `previous` back, if the
     /// value is still ours.
     case sysctl(key: String, previous: String, value: String)
+    /// tsmp created this nftables table (`ip` family) from `ruleset` (the kernel path's
+    /// rewriting, `KernelPathTable`). Undo: delete the table, and all it holds.
+    case nftTable(name: String, ruleset: String)
 
     /// What was done, in `ip` words: "add rule pref 10000 ...", "set link tsmp0 up".
     public var description: String {
@@ -28,6 +31,7 @@ public enum GatewayChange: Hashable, Sendable, CustomStringConvertible {
         case .rule(let rule): "add rule \(rule)"
         case .removedRule(let rule): "delete rule \(rule)"
         case .sysctl(let key, let previous, let value): "set \(key) = \(value) (was \(previous))"
+        case .nftTable(let name, _): "add nftables table ip \(name)"
         }
     }
 
@@ -41,6 +45,7 @@ public enum GatewayChange: Hashable, Sendable, CustomStringConvertible {
         case .rule(let rule): "delete rule \(rule)"
         case .removedRule(let rule): "add rule \(rule)"
         case .sysctl(let key, let previous, _): "set \(key) = \(previous)"
+        case .nftTable(let name, _): "delete nftables table ip \(name)"
         }
     }
 }
@@ -49,10 +54,11 @@ extension GatewayChange: Codable {
     private enum Kind: String, Codable {
         case linkUp = "link-up", linkMTU = "link-mtu", address, route, rule
         case removedRule = "removed-rule", sysctl
+        case nftTable = "nft-table"
     }
 
     private enum Keys: String, CodingKey {
-        case kind, link, previous, mtu, address, route, rule, key, value
+        case kind, link, previous, mtu, address, route, rule, key, value, name, ruleset
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,6 +78,8 @@ extension GatewayChange: Codable {
             self = .sysctl(key: try c.decode(String.self, forKey: .key),
                            previous: try c.decode(String.self, forKey: .previous),
                            value: try c.decode(String.self, forKey: .value))
+        case .nftTable:
+            self = .nftTable(name: try c.decode(String.self, forKey: .name), ruleset: try c.decode(String.self, forKey: .ruleset))
         }
     }
 
@@ -104,6 +112,10 @@ extension GatewayChange: Codable {
             try c.encode(key, forKey: .key)
             try c.encode(previous, forKey: .previous)
             try c.encode(value, forKey: .value)
+        case .nftTable(let name, let ruleset):
+            try c.encode(Kind.nftTable, forKey: .kind)
+            try c.encode(name, forKey: .name)
+            try c.encode(ruleset, forKey: .ruleset)
         }
     }
 }

@@ -126,6 +126,7 @@ public final class NetlinkSession {
                         ipProtocol: raw.ip_proto == 0 ? nil : raw.ip_proto,
                         destinationPorts: raw.dport_start == 0 && raw.dport_end == 0
                             ? nil : raw.dport_start...max(raw.dport_start, raw.dport_end),
+                        markClear: raw.fwmask == 0 ? nil : raw.fwmask,
                         protocolTag: raw.protocol, hasOtherSelectors: raw.has_other != 0)
         }
     }
@@ -181,6 +182,7 @@ public final class NetlinkSession {
             raw.dport_start = ports.lowerBound
             raw.dport_end = ports.upperBound
         }
+        raw.fwmask = rule.markClear ?? 0
         if let iif = rule.inputInterface {
             guard !iif.isEmpty, iif.utf8.count < Int(TSMP_NL_IFNAMSIZ) else { throw SystemError(operation(), errno: EINVAL) }
             setString(&raw.iif, iif)

@@ -85,6 +85,9 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
     public var ipProtocol: UInt8?
     /// "dport LO-HI".
     public var destinationPorts: ClosedRange<UInt16>?
+    /// "fwmark 0/MASK": only packets carrying none of these mark bits (packets the kernel
+    /// path marks go on past tsmp's rules); nil: any mark.
+    public var markClear: UInt32?
     /// "proto": who installed the rule (FRA_PROTOCOL); 0 when unset.
     public var protocolTag: UInt8
     /// Set on listed rules that use selectors this type does not model (from, fwmark, oif,
@@ -95,8 +98,9 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
 
     public init(priority: UInt32, table: UInt32, inputInterface: String? = nil,
                 destination: NetlinkPrefix? = nil, ipProtocol: UInt8? = nil,
-                destinationPorts: ClosedRange<UInt16>? = nil, protocolTag: UInt8 = 0,
+                destinationPorts: ClosedRange<UInt16>? = nil, markClear: UInt32? = nil, protocolTag: UInt8 = 0,
                 hasOtherSelectors: Bool = false) {
+        self.markClear = markClear
         self.priority = priority
         self.table = table
         self.inputInterface = inputInterface
@@ -114,7 +118,7 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
     /// Whether this is a plain "lookup local" rule (no selectors).
     public var isPlainLocalLookup: Bool {
         table == NetlinkTable.local && inputInterface == nil && destination == nil && ipProtocol == nil
-            && destinationPorts == nil && !hasOtherSelectors
+            && destinationPorts == nil && markClear == nil && !hasOtherSelectors
     }
 
     /// In `ip rule add` words: "pref 10100 iif veth-l ipproto tcp dport 80 lookup 7464 proto 0x74".
@@ -126,6 +130,7 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
         if let ports = destinationPorts {
             words.append(ports.count == 1 ? "dport \(ports.lowerBound)" : "dport \(ports.lowerBound)-\(ports.upperBound)")
         }
+        if let markClear { words.append("fwmark 0/0x" + String(markClear, radix: 16)) }
         words.append("lookup \(Self.tableName(table))")
         if protocolTag != 0 { words.append("proto \(NetlinkRoute.protocolName(protocolTag))") }
         return words.joined(separator: " ")

@@ -117,8 +117,16 @@ public struct ProxyService {
         } catch {
             throw Failure(description: "\(error)")
         }
+        var kernelPath: KernelPath?
+        if let table = setup.plan.kernelPath {
+            do {
+                kernelPath = try KernelPath(table: table)
+            } catch {
+                throw Failure(description: "cannot open nftables for the kernel path: \(error)")
+            }
+        }
         let dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
-                                             logger: Logger(label: "tsmp.dataplane"))
+                                             kernelPath: kernelPath, logger: Logger(label: "tsmp.dataplane"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
@@ -190,7 +198,9 @@ public struct ProxyService {
         GatewayPlan(tunName: tunName, deviceInterfaces: options.devices, uplinkInterface: options.uplink,
                     nat: options.engine.nat, natPorts: options.engine.natPorts,
                     interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip),
-                    tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil)
+                    tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil,
+                    kernelPath: options.engine.kernelPath == nil ? nil
+                        : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat))
     }
 }
 

@@ -16,7 +16,7 @@ public final class ShardedDataPlane: @unchecked Sendable {
     /// One shard per `(input, output)` pair; each engine gets its share of the NAT ports and
     /// of the flow and in-flight limits.
     public init(config: EngineConfig, queues: [(input: any PacketDevice, output: any PacketDevice)],
-                capture: PcapFileWriter? = nil, batchSize: Int = 64, logger: Logger) throws {
+                capture: PcapFileWriter? = nil, batchSize: Int = 64, kernelPath: KernelPath? = nil, logger: Logger) throws {
         let count = queues.count
         guard let layout = ShardLayout(index: 0, count: count, natPorts: config.natPorts,
                                        seed: count > 1 ? UInt64.random(in: 0...UInt64.max) : 0) else {
@@ -33,8 +33,10 @@ public final class ShardedDataPlane: @unchecked Sendable {
         for (i, q) in queues.enumerated() {
             let engine = SpliceEngine(config: shardConfig, shard: layout.shard(i),
                                       logger: Logger(label: count > 1 ? "tsmp.engine.\(i)" : "tsmp.engine"))
-            planes.append(try DataPlane(engine: engine, input: q.input, output: q.output, recorder: recorder,
-                                        batchSize: batchSize, logger: logger))
+            let plane = try DataPlane(engine: engine, input: q.input, output: q.output, recorder: recorder,
+                                      batchSize: batchSize, logger: logger)
+            plane.kernelPath = kernelPath
+            planes.append(plane)
         }
         self.planes = planes
         if count > 1 {
@@ -106,8 +108,10 @@ extension ShardedDataPlane: EngineAccess {
         for (shard, indices) in groups.sorted(by: { $0.key < $1.key }) {
             let mine = indices.map { flows[$0] }
             let registry = peers?.registry
-            let answers = await planes[shard].performWithOutput { engine, out in
+            let plane = planes[shard]
+            let answers = await plane.performWithOutput { engine, out in
                 let now = Syscall.monotonicNow()
+                plane.reclaimFromKernelPath(mine, now: now)
                 return mine.map { flow -> MigrationStartResult in
                     switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
                     case .success(let id):

@@ -6,7 +6,7 @@
 # binary, default <scratch>/$TSMP_CONFIG/tsmp (TSMP_CONFIG: debug unless a script says release).
 
 TSMP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TSMP_APT_PACKAGES=(pkg-config libpcap-dev libnl-3-dev libnl-route-3-dev iproute2 iptables nftables
+TSMP_APT_PACKAGES=(pkg-config libpcap-dev libnl-3-dev libnl-route-3-dev libnftables-dev iproute2 iptables nftables
     iperf3 socat curl tcpdump python3 procps postgresql)
 
 tsmp_log() { printf '%s\n' "$*" >&2; }

@@ -1,0 +1,286 @@
+import PacketIO
+import Wire
+
+/// Where a flow's packets are forwarded.
+enum KernelPathState: UInt8, Sendable {
+    /// By the engine (from the TUN).
+    case none
+    /// By the kernel: the gateway rewrites the flow's addresses and ports itself; only its SYN,
+    /// FIN and RST segments (and packets already queued) still reach the engine.
+    case inKernel
+    /// Still in the kernel, but the engine asked for it back (`takeKernelPathChanges`).
+    case leaving
+    /// Back from the kernel; the engine learns its sequence state again from the next segments.
+    case resyncing
+}
+
+/// When flows are handed to the kernel (issue "Fast packet path", item 4).
+public struct KernelPathPolicy: Sendable, Hashable {
+    /// A flow is handed over once it has been established this long...
+    public var after: Duration
+    /// ...has carried at least this many payload bytes, and was active within `after`.
+    public var minimumBytes: UInt64
+    /// At most this many flows handed over per expiry tick.
+    public var perTick: Int
+    public init(after: Duration = .seconds(1), minimumBytes: UInt64 = 256 << 10, perTick: Int = 256) {
+        self.after = after; self.minimumBytes = minimumBytes; self.perTick = perTick
+    }
+}
+
+/// A flow as the kernel's rewriting sees it (transparent mode: the device's destination is the
+/// server): device -> server packets get source `nat`, server -> `nat` packets get destination
+/// `device`. Sequence numbers, options and windows are the same on both sides.
+public struct KernelPathFlow: Sendable, Hashable, CustomStringConvertible {
+    public var id: FlowID
+    public var device: IPv4Endpoint
+    public var server: IPv4Endpoint
+    public var nat: IPv4Endpoint
+    public init(id: FlowID, device: IPv4Endpoint, server: IPv4Endpoint, nat: IPv4Endpoint) {
+        self.id = id; self.device = device; self.server = server; self.nat = nat
+    }
+    public var description: String { "flow \(id) \(device) -> \(server) as \(nat)" }
+}
+
+/// The kernel's counters of a flow it forwards (packets and bytes, IP headers included, a
+/// super-segment counted once), since the flow was handed over.
+public struct KernelPathCounters: Sendable, Hashable {
+    public var id: FlowID
+    public var packetsToServer: UInt64
+    public var bytesToServer: UInt64
+    public var packetsToDevice: UInt64
+    public var bytesToDevice: UInt64
+    public init(id: FlowID, packetsToServer: UInt64, bytesToServer: UInt64, packetsToDevice: UInt64, bytesToDevice: UInt64) {
+        self.id = id; self.packetsToServer = packetsToServer; self.bytesToServer = bytesToServer
+        self.packetsToDevice = packetsToDevice; self.bytesToDevice = bytesToDevice
+    }
+}
+
+/// A migration asked for a flow just taken back from the kernel: it pauses the flow once the
+/// engine knows the flow's sequence state again (DESIGN §6 needs what each side sent and
+/// acknowledged, and the copy of what the device has not acknowledged).
+struct AwaitingStateMigration: Sendable {
+    let flowID: FlowID
+    let target: MigrationTarget
+    let requestedAt: Instant
+    let deadline: Duration
+    let settleWait: Duration
+    var probesSentAt: Instant?
+}
+
+/// The kernel fast path (DESIGN §2): a spliced flow that is a plain NAT of one connection (no
+/// migration changed its sequence spaces) can be forwarded by the kernel, which rewrites its
+/// addresses and ports with no copy to user space. The engine chooses such flows in its expiry
+/// sweep; the gateway installs the rewriting and confirms (`kernelPathEntered`).
+///
+/// While in the kernel the engine sees only the flow's SYN, FIN and RST segments: a FIN or RST
+/// asks for the flow back so its close is seen. A migration takes the flow back first; the
+/// engine then waits until segments taught it the sequence state again and until the device
+/// acknowledged everything it was sent before the copy began, so the migration stays exact:
+/// every byte the device has not acknowledged is in the copy. An idle flow is asked with
+/// probes (keep-alive-like ACKs, RFC 9293 §3.10.7.4: an unacceptable segment is answered with
+/// an ACK carrying SND.NXT and RCV.NXT).
+extension SpliceEngine {
+    /// Flows to hand to the kernel and flows to take back, chosen since the last call. The
+    /// caller installs or removes them and confirms with `kernelPathEntered`/`kernelPathLeft`.
+    public func takeKernelPathChanges() -> (enter: [KernelPathFlow], leave: [KernelPathFlow]) {
+        defer { kernelPathEntering.removeAll(keepingCapacity: true); kernelPathLeaving.removeAll(keepingCapacity: true) }
+        return (kernelPathEntering, kernelPathLeaving)
+    }
+
+    /// The kernel now forwards these flows: what the engine knew of their sequence numbers
+    /// goes stale, and their copy is no longer needed (acknowledgements bypass the engine).
+    public func kernelPathEntered(_ ids: [FlowID], now: Instant) {
+        for id in ids {
+            guard let slot = table.slot(id: id) else { continue }
+            withFlow(slot) { flow in
+                guard flow.kernelPath == .none else { return }
+                flow.kernelPath = .inKernel
+                flow.toServer.forgetSequenceState()
+                flow.toDevice.forgetSequenceState()
+                if flow.inFlight != nil {
+                    inFlightStorageBytes -= flow.inFlight!.releaseStorage()
+                    flow.inFlight = nil
+                }
+                flow.kernelCounters = KernelPathCounters(id: id, packetsToServer: 0, bytesToServer: 0, packetsToDevice: 0, bytesToDevice: 0)
+            }
+            kernelPathIDs.insert(id)
+            counters.kernelPathEntered &+= 1
+        }
+    }
+
+    /// The kernel no longer forwards these flows: the engine learns them again from their next
+    /// segments (and, for a migration waiting on them, from probes).
+    public func kernelPathLeft(_ ids: [FlowID], now: Instant) {
+        for id in ids {
+            guard let slot = table.slot(id: id) else { continue }
+            let wasIn = withFlow(slot) { flow -> Bool in
+                guard flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return false }
+                flow.kernelPath = .resyncing
+                flow.toServer.forgetSequenceState()
+                flow.toDevice.forgetSequenceState()
+                flow.kernelCounters = nil
+                flow.lastActivity = now
+                return true
+            }
+            if wasIn {
+                kernelPathIDs.remove(id)
+                counters.kernelPathLeft &+= 1
+            }
+        }
+    }
+
+    /// Flows the kernel forwards now.
+    public var kernelPathFlowCount: Int { kernelPathIDs.count }
+
+    /// Whether flows wait to be handed over or taken back (`takeKernelPathChanges`).
+    public var hasKernelPathChanges: Bool { !kernelPathEntering.isEmpty || !kernelPathLeaving.isEmpty }
+
+    /// The flows the kernel forwards now, as it forwards them (to read their counters).
+    public func kernelPathFlows() -> [KernelPathFlow] {
+        kernelPathIDs.sorted().compactMap { id in table.slot(id: id).flatMap { table[slot: $0] }.map(kernelPathRule) }
+    }
+
+    /// `id` as the kernel forwards it, if it does (a migration takes it back first).
+    public func kernelPathFlow(_ id: FlowID) -> KernelPathFlow? {
+        guard let slot = table.slot(id: id), let flow = table[slot: slot],
+              flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return nil }
+        return kernelPathRule(flow)
+    }
+
+    /// The kernel's counters of the flows it forwards: activity keeps them from idling out.
+    public func kernelPathCounters(_ list: [KernelPathCounters], now: Instant) {
+        for c in list {
+            guard let slot = table.slot(id: c.id) else { continue }
+            withFlow(slot) { flow in
+                guard flow.kernelPath == .inKernel || flow.kernelPath == .leaving, let last = flow.kernelCounters else { return }
+                guard c.packetsToServer >= last.packetsToServer, c.packetsToDevice >= last.packetsToDevice,
+                      c != last else { return }
+                flow.toServer.packets &+= c.packetsToServer - last.packetsToServer
+                flow.toServer.bytes &+= c.bytesToServer &- last.bytesToServer
+                flow.toDevice.packets &+= c.packetsToDevice - last.packetsToDevice
+                flow.toDevice.bytes &+= c.bytesToDevice &- last.bytesToDevice
+                flow.kernelCounters = c
+                flow.lastActivity = now
+            }
+        }
+    }
+
+    func kernelPathRule(_ flow: Flow) -> KernelPathFlow {
+        KernelPathFlow(id: flow.id, device: flow.device, server: flow.server, nat: IPv4Endpoint(config.nat, flow.natPort))
+    }
+
+    /// Called by the sweep for each flow it visits: is it one to hand to the kernel?
+    func considerForKernelPath(slot: Int, now: Instant) {
+        guard let policy = config.kernelPath, kernelPathEntering.count < policy.perTick,
+              let flow = table[slot: slot] else { return }
+        if flow.kernelPath == .resyncing {
+            // Back from the kernel: a normal flow again once its state is known.
+            guard flow.toServer.knowsSequenceState && flow.toDevice.knowsSequenceState else { return }
+            withFlow(slot) { $0.kernelPath = .none }
+        }
+        let after = policy.after.nanoseconds
+        guard flow.kernelPath == .none, flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
+              now.nanoseconds >= flow.created.nanoseconds &+ after,
+              now.nanoseconds < flow.lastActivity.nanoseconds &+ after,
+              flow.toServer.bytes &+ flow.toDevice.bytes >= policy.minimumBytes,
+              !awaitingState.values.contains(where: { $0.flowID == flow.id }) else { return }
+        kernelPathEntering.append(kernelPathRule(flow))
+    }
+
+    /// A FIN or RST of a flow the kernel forwards: take it back so its close is seen here.
+    func kernelPathSawClose(_ flow: inout Flow) {
+        guard flow.kernelPath == .inKernel else { return }
+        flow.kernelPath = .leaving
+        kernelPathLeaving.append(kernelPathRule(flow))
+    }
+
+    /// A flow the kernel forwards leaves the table: its rewriting must go too.
+    func kernelPathForget(_ flow: Flow) {
+        guard flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return }
+        if flow.kernelPath == .inKernel { kernelPathLeaving.append(kernelPathRule(flow)) }
+        kernelPathIDs.remove(flow.id)
+        counters.kernelPathLeft &+= 1
+    }
+
+    // MARK: Migrations waiting for a flow's state
+
+    /// Starts the migrations whose flows' state is known again; probes the ends of the others;
+    /// ends those past their deadline (nothing was changed: the flow goes on where it was).
+    func runAwaitingStateMigrations(now: Instant, generated: PacketBatch) {
+        for mid in awaitingState.keys.sorted() {
+            guard let w = awaitingState[mid] else { continue }
+            guard let slot = table.slot(id: w.flowID), let flow = table[slot: slot] else {
+                finishAwaiting(mid, w, phase: .aborted, reason: "the flow ended before the migration could start", now: now)
+                continue
+            }
+            if flow.toServer.knowsSequenceState && flow.toDevice.knowsSequenceState {
+                switch beginPause(mid: mid, slot: slot, target: w.target, requestedAt: w.requestedAt,
+                                  deadline: w.deadline, settleWait: w.settleWait, now: now, generated: generated) {
+                case .success:
+                    awaitingState[mid] = nil
+                    continue
+                case .failure(.copyIncomplete):
+                    break // the device has not yet acknowledged what it got before the copy began
+                case .failure(let refusal):
+                    finishAwaiting(mid, w, phase: .rolledBack, reason: refusal.description, now: now)
+                    continue
+                }
+            }
+            if now.nanoseconds >= w.requestedAt.nanoseconds &+ w.deadline.nanoseconds {
+                finishAwaiting(mid, w, phase: .rolledBack,
+                               reason: "the flow's sequence state could not be learned back from the kernel path before the deadline",
+                               now: now)
+                continue
+            }
+            let quiet = now.nanoseconds &- max(flow.lastActivity.nanoseconds, w.requestedAt.nanoseconds)
+            let probedLongAgo = w.probesSentAt.map { now.nanoseconds &- $0.nanoseconds >= Self.stateProbeInterval } ?? true
+            if quiet >= Self.stateProbeQuiet && probedLongAgo {
+                sendStateProbes(flow, generated: generated)
+                awaitingState[mid]!.probesSentAt = now
+            }
+        }
+    }
+
+    /// After this long without a segment of a flow whose state a migration waits for, probe.
+    static let stateProbeQuiet: UInt64 = 20_000_000
+    static let stateProbeInterval: UInt64 = 250_000_000
+
+    /// Two ACKs toward each end, in the other end's name, with sequence numbers 2^31 apart and
+    /// no timestamp: a receive window is below 2^31 (RFC 7323 §2.3), so at least one is
+    /// unacceptable and answered with an ACK <SEQ=SND.NXT><ACK=RCV.NXT> (RFC 9293 §3.10.7.4).
+    /// An acceptable one carries an old ack and no data: the receiver ignores it.
+    private func sendStateProbes(_ flow: Flow, generated: PacketBatch) {
+        let nat = IPv4Endpoint(config.nat, flow.natPort)
+        for half in [UInt32(0), UInt32(1) << 31] {
+            emit(TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
+                               ack: flow.streamStartToServer, flags: .ack, window: 0), generated: generated)
+            emit(TCPPacketSpec(source: nat, destination: flow.server, seq: flow.streamStartToServer + half,
+                               ack: flow.streamStartToDevice, flags: .ack, window: 0), generated: generated)
+        }
+        counters.stateProbes &+= 4
+    }
+
+    private func finishAwaiting(_ mid: MigrationID, _ w: AwaitingStateMigration, phase: MigrationPhase, reason: String, now: Instant) {
+        awaitingState[mid] = nil
+        let flow = table.slot(id: w.flowID).flatMap { table[slot: $0] }
+        let report = MigrationReport(
+            id: mid, flow: w.flowID, oldDevice: flow?.device ?? IPv4Endpoint(config.nat, 0), target: w.target, newDevice: nil,
+            phase: phase, phases: [.init(phase: .requested, seconds: 0),
+                                   .init(phase: phase, seconds: Double(now.nanoseconds &- w.requestedAt.nanoseconds) / 1e9)],
+            cutOffsetToDevice: nil, cutOffsetToServer: nil, bytesCached: 0, retransmissions: 0, timeouts: 0, reason: reason)
+        recordFinished(report)
+        logger.info("migration not started", metadata: [
+            "migration.id": "\(mid)", "flow.id": "\(w.flowID)", "migration.phase": "\(phase.rawValue)", "migration.reason": "\(reason)",
+        ])
+    }
+
+    /// The report of a migration still waiting for its flow's state.
+    func awaitingReport(_ mid: MigrationID, now: Instant) -> MigrationReport? {
+        guard let w = awaitingState[mid] else { return nil }
+        let flow = table.slot(id: w.flowID).flatMap { table[slot: $0] }
+        return MigrationReport(
+            id: mid, flow: w.flowID, oldDevice: flow?.device ?? IPv4Endpoint(config.nat, 0), target: w.target, newDevice: nil,
+            phase: .requested, phases: [.init(phase: .requested, seconds: 0)],
+            cutOffsetToDevice: nil, cutOffsetToServer: nil, bytesCached: 0, retransmissions: 0, timeouts: 0, reason: nil)
+    }
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Engine
+import Foundation
+import PacketIO
+import Wire
+
+/// The nftables table through which the kernel forwards flows the engine handed over (the
+/// kernel fast path, DESIGN §2): a stateless rewrite of one connection's addresses and ports,
+/// the same rewrite the engine does for a plain flow, with no conntrack.
+///
+/// - Device -> server, at prerouting (raw priority, before routing): a flow in `to_server`
+///   gets `mark` set, so the transparent policy rules (`fwmark 0/mark`) let it pass to normal
+///   forwarding; at postrouting its source becomes the NAT address and port (`to_server_port`).
+/// - Server -> NAT address, at prerouting: a flow in `to_device` gets its destination
+///   rewritten to the device (`to_device_addr`, `to_device_port`), then routing forwards it.
+/// - SYN, FIN and RST segments are never rewritten here: they reach the engine through the
+///   TUN, which sees a flow's start and end. Packets the proxy writes into the TUN are left alone.
+///
+/// Checksums are updated by nftables (incrementally, partial checksums and super-segments
+/// included). Sets count packets and bytes per flow (the kernel's counters, headers included).
+public struct KernelPathTable: Sendable, Equatable, Codable {
+    /// The mark bits on device -> server packets the kernel forwards.
+    public static let mark: UInt32 = 0x7400_0000
+
+    public let name: String
+    public let tunName: String
+    public let uplink: String
+    public let nat: IPv4Address
+
+    public init(tunName: String, uplink: String, nat: IPv4Address) {
+        self.tunName = tunName
+        self.uplink = uplink
+        self.nat = nat
+        self.name = "tsmp_kernel_path_" + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    /// The whole table, for `nft -f` (one transaction).
+    public var ruleset: String {
+        let mark = "0x" + String(Self.mark, radix: 16)
+        let fourTuple = "ipv4_addr . inet_service . ipv4_addr . inet_service"
+        let serverKey = "ipv4_addr . inet_service . inet_service"
+        return """
+        table ip \(name) {
+            set to_server { type \(fourTuple); counter; }
+            map to_server_port { type \(fourTuple) : inet_service; }
+            set to_device { type \(serverKey); counter; }
+            map to_device_addr { type \(serverKey) : ipv4_addr; }
+            map to_device_port { type \(serverKey) : inet_service; }
+            chain prerouting {
+                type filter hook prerouting priority raw; policy accept;
+                iifname "\(tunName)" return
+                tcp flags & (fin | syn | rst) != 0 return
+                ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | \(mark) return
+                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port
+            }
+            chain postrouting {
+                type filter hook postrouting priority srcnat; policy accept;
+                meta mark & \(mark) == \(mark) oifname "\(uplink)" tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set \(nat)
+            }
+        }
+
+        """
+    }
+
+    /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
+    public func elementCommands(_ verb: String, _ flows: [KernelPathFlow]) -> String {
+        guard !flows.isEmpty else { return "" }
+        func join(_ parts: [String]) -> String { parts.joined(separator: ", ") }
+        let toServer = flows.map { "\($0.device.address) . \($0.device.port) . \($0.server.address) . \($0.server.port)" }
+        let toDevice = flows.map { "\($0.server.address) . \($0.server.port) . \($0.nat.port)" }
+        let deleting = verb == "delete"
+        return [
+            "\(verb) element ip \(name) to_server { \(join(toServer)) }",
+            "\(verb) element ip \(name) to_server_port { \(join(deleting ? toServer : zip(toServer, flows).map { "\($0) : \($1.nat.port)" })) }",
+            "\(verb) element ip \(name) to_device { \(join(toDevice)) }",
+            "\(verb) element ip \(name) to_device_addr { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.address)" })) }",
+            "\(verb) element ip \(name) to_device_port { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.port)" })) }",
+        ].joined(separator: "\n") + "\n"
+    }
+
+    /// The per-element counters of `nft -j list set` output: key values -> (packets, bytes).
+    /// Elements whose key or counter does not parse are skipped.
+    public static func counters(fromJSON json: String) -> [[String]: (packets: UInt64, bytes: UInt64)] {
+        guard let data = json.data(using: .utf8),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let items = root["nftables"] as? [[String: Any]] else { return [:] }
+        var out: [[String]: (packets: UInt64, bytes: UInt64)] = [:]
+        for item in items {
+            guard let set = item["set"] as? [String: Any], let elems = set["elem"] as? [[String: Any]] else { continue }
+            for wrapper in elems {
+                guard let elem = wrapper["elem"] as? [String: Any],
+                      let val = elem["val"] as? [String: Any], let concat = val["concat"] as? [Any],
+                      let counter = elem["counter"] as? [String: Any],
+                      let packets = (counter["packets"] as? NSNumber)?.uint64Value,
+                      let bytes = (counter["bytes"] as? NSNumber)?.uint64Value else { continue }
+                out[concat.map { "\($0)" }] = (packets, bytes)
+            }
+        }
+        return out
+    }
+}
+
+/// The kernel path at run time: the table's sets, changed as the engines hand flows over and
+/// take them back, and their counters. Shared by the data-plane shards (the nftables context
+/// is locked inside `Nftables`).
+public final class KernelPath: @unchecked Sendable {
+    public let table: KernelPathTable
+    private let nft: Nftables
+
+    public init(table: KernelPathTable) throws(SystemError) {
+        self.table = table
+        self.nft = try Nftables()
+    }
+
+    /// Installs the flows' rewriting (all of it or, on error, none).
+    public func enter(_ flows: [KernelPathFlow]) throws(SystemError) {
+        guard !flows.isEmpty else { return }
+        try nft.run(table.elementCommands("add", flows))
+    }
+
+    /// Removes the flows' rewriting; a flow whose elements are already gone is not an error.
+    public func leave(_ flows: [KernelPathFlow]) throws(SystemError) {
+        guard !flows.isEmpty else { return }
+        do {
+            try nft.run(table.elementCommands("delete", flows))
+        } catch where error.errno == ENOENT && flows.count > 1 {
+            // One of them was gone, so the transaction did nothing: one at a time.
+            for f in flows {
+                do { try nft.run(table.elementCommands("delete", [f])) } catch where error.errno == ENOENT {}
+            }
+        } catch where error.errno == ENOENT {}
+    }
+
+    /// The kernel's counters of `flows` (those the sets hold).
+    public func counters(of flows: [KernelPathFlow]) throws(SystemError) -> [KernelPathCounters] {
+        guard !flows.isEmpty else { return [] }
+        let up = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true))
+        let down = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true))
+        return flows.compactMap { f in
+            guard let u = up[["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]],
+                  let d = down[["\(f.server.address)", "\(f.server.port)", "\(f.nat.port)"]] else { return nil }
+            return KernelPathCounters(id: f.id, packetsToServer: u.packets, bytesToServer: u.bytes,
+                                      packetsToDevice: d.packets, bytesToDevice: d.bytes)
+        }
+    }
+}
