@@ -90,8 +90,10 @@ final class MigrationHarness {
     init(laptop: EndOptions = .linux, server: EndOptions = .linux, phone: EndOptions = .linux,
          laptopISN: UInt32 = 1_000_000, serverISN: UInt32 = 3_000_000_000, phoneISN: UInt32 = 777_000,
          laptopClock: UInt32 = 7_000_000, serverClock: UInt32 = 400_000, phoneClock: UInt32 = 50,
-         limits: EngineLimits = EngineLimits()) {
-        engine = SpliceEngine(config: MigrationLab.config(limits: limits))
+         limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil) {
+        var config = MigrationLab.config(limits: limits)
+        config.kernelPath = kernelPath
+        engine = SpliceEngine(config: config)
         laptopOptions = laptop; serverOptions = server; phoneOptions = phone
         self.laptopISN = laptopISN; self.serverISN = serverISN; self.phoneISN = phoneISN
         self.laptopClock = laptopClock; self.serverClock = serverClock; self.phoneClock = phoneClock
@@ -247,11 +249,11 @@ final class MigrationHarness {
                             laptop: EndOptions = .linux, server: EndOptions = .linux, phone: EndOptions = .linux,
                             laptopISN: UInt32 = 1_000_000, serverISN: UInt32 = 3_000_000_000, phoneISN: UInt32 = 777_000,
                             laptopClock: UInt32 = 7_000_000, serverClock: UInt32 = 400_000, phoneClock: UInt32 = 50,
-                            limits: EngineLimits = EngineLimits(),
+                            limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil,
                             sourceLocation: SourceLocation = #_sourceLocation) -> MigrationHarness {
         let h = MigrationHarness(laptop: laptop, server: server, phone: phone, laptopISN: laptopISN, serverISN: serverISN,
                                  phoneISN: phoneISN, laptopClock: laptopClock, serverClock: serverClock,
-                                 phoneClock: phoneClock, limits: limits)
+                                 phoneClock: phoneClock, limits: limits, kernelPath: kernelPath)
         h.handshake(sourceLocation: sourceLocation)
         let request = h.send(h.fromLaptop(at: 0, ack: 0, length: 120))
         #expect(request.verdict == .forward, sourceLocation: sourceLocation)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import Engine
 import Wire
 @testable import Gateway
 
@@ -139,6 +140,42 @@ struct GatewaySetupNamespaceTests {
             #expect(seen.2 == [])
             #expect(try namespace.snapshot() == before)
             #expect(try namespace.exec(["cat", "/proc/sys/net/ipv4/conf/tsmp0/rp_filter"]) != "2\n")
+        }
+    }
+
+    /// The kernel path: its nftables table is installed with the rules (which then let marked
+    /// packets pass), its sets take flows and count them, and teardown deletes the table.
+    @Test func kernelPathTableAndMarkedRulesAreInstalledAndRemoved() throws {
+        try inNamespace { namespace, stateDirectory in
+            let before = try namespace.snapshot()
+            var plan = samplePlan()
+            let table = KernelPathTable(tunName: plan.tunName, uplink: plan.uplinkInterface, nat: plan.nat)
+            plan.kernelPath = table
+            let flow = KernelPathFlow(id: FlowID(7), device: IPv4Endpoint("10.1.0.2:40000")!,
+                                      server: IPv4Endpoint("10.2.0.2:80")!, nat: IPv4Endpoint(plan.nat, 61_001))
+            let seen = try namespace.run { [plan] () throws -> (String, String, [KernelPathCounters], String, [String], String) in
+                let setup = GatewaySetup(plan: plan, stateDirectory: stateDirectory)
+                try setup.install()
+                let rules = try Lab.ip(["rule", "show"])
+                let kernelPath = try KernelPath(table: table)
+                try kernelPath.enter([flow])
+                let listed = try Nftables().run("list table ip \(table.name)")
+                let counters = try kernelPath.counters(of: [flow])
+                try kernelPath.leave([flow])
+                try kernelPath.leave([flow]) // already gone: not an error
+                let emptied = try Nftables().run("list set ip \(table.name) to_server")
+                let failures = setup.teardown()
+                let tables = try Nftables().run("list tables")
+                return (rules, listed, counters, emptied, failures, tables)
+            }
+            #expect(seen.0.contains("10100:\tfrom all fwmark 0/0x74000000 iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 116"))
+            #expect(seen.1.contains("10.1.0.2 . 40000 . 10.2.0.2 . 80 : 61001"))
+            #expect(seen.1.contains("10.2.0.2 . 80 . 61001 : 10.1.0.2"))
+            #expect(seen.2 == [KernelPathCounters(id: FlowID(7), packetsToServer: 0, bytesToServer: 0, packetsToDevice: 0, bytesToDevice: 0)])
+            #expect(!seen.3.contains("10.1.0.2"))
+            #expect(seen.4 == [])
+            #expect(!seen.5.contains(table.name))
+            #expect(try namespace.snapshot() == before)
         }
     }
 

@@ -27,6 +27,25 @@ e2e_queues() {
     "$@"
 }
 
+# e2e_kernel_path FUNC ARGS...: runs a case body with the kernel path on (--kernel-path, flows
+# handed over after 0.3 s); the case then checks its flow was in the kernel before it migrated.
+e2e_kernel_path() {
+    E2E_EXTRA_PROXY_ARGS+=(--kernel-path --kernel-path-after 0.3)
+    E2E_KERNEL_PATH=1
+    "$@"
+}
+
+# e2e_expect_in_kernel ID: with --kernel-path, waits (5 s) until the kernel forwards flow ID.
+e2e_flow_in_kernel() {
+    proxy_flows --json >"$CASE_DIR/flows-kernel.json" 2>/dev/null || return 1
+    [[ $(python3 "$E2E_MIGJSON" inkernel "$CASE_DIR/flows-kernel.json" "$1") == yes ]]
+}
+e2e_expect_in_kernel() {
+    [[ ${E2E_KERNEL_PATH:-0} == 1 ]] || return 0
+    tl_wait_until 5 "flow $1 to be forwarded by the kernel (tsmp flows --json: inKernel)" e2e_flow_in_kernel "$1"
+    tl_note "flow $1 is forwarded by the kernel path before the migration"
+}
+
 # The VIP port a service-mode case publishes for a server port.
 e2e_vip_port() { if [[ $1 == 8080 ]]; then printf '80'; else printf '%s' "$1"; fi; }
 

@@ -42,6 +42,7 @@ e2e_migrate_download() {
     [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
     tl_note "flow $id: laptop port $devport, NAT port $natport; the laptop has $(stat -c %s "$laptop") bytes"
 
+    e2e_expect_in_kernel "$id"
     e2e_server_sample before 9000
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)

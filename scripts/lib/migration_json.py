@@ -6,6 +6,8 @@
     migration_json.py phase FLOWS.json [ID]
         the flow's migration phase ("-" when it is not migrating); exit 1 if there is no flow ID;
         without ID: "ID PHASE" for every flow
+    migration_json.py inkernel FLOWS.json ID
+        "yes" when the kernel forwards flow ID (--kernel-path), "no" otherwise; exit 1 if there is no flow ID
     migration_json.py field REPORT.json FIELD [--flow ID]
         a field of a flow's report (the first report without --flow); "-" when null
         (dotted for nested fields: newDevice.port)
@@ -82,7 +84,7 @@ def tcpinfo(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["flows", "phase", "field", "phases", "summary", "pairs", "tcpinfo"])
+    parser.add_argument("command", choices=["flows", "phase", "inkernel", "field", "phases", "summary", "pairs", "tcpinfo"])
     parser.add_argument("file")
     parser.add_argument("arg", nargs="?")
     parser.add_argument("--device")
@@ -114,6 +116,12 @@ def main():
         for flow in data.get("flows", []):
             if str(flow.get("id")) == args.arg:
                 print(flow.get("migrationPhase") or "-")
+                return 0
+        return 1
+    if args.command == "inkernel":
+        for flow in data.get("flows", []):
+            if str(flow.get("id")) == args.arg:
+                print("yes" if flow.get("inKernel") else "no")
                 return 0
         return 1
     if args.command == "field":
