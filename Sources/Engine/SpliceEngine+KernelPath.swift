@@ -60,7 +60,9 @@ public struct KernelPathCounters: Sendable, Hashable {
 /// acknowledged, and the copy of what the device has not acknowledged).
 struct AwaitingStateMigration: Sendable {
     let flowID: FlowID
-    let target: MigrationTarget
+    var target: MigrationTarget
+    /// The new device's SYN when it came before the pause: claimed once the migration pauses.
+    var pendingSyn: [UInt8]?
     let requestedAt: Instant
     let deadline: Duration
     let settleWait: Duration
@@ -218,6 +220,11 @@ extension SpliceEngine {
                                   deadline: w.deadline, settleWait: w.settleWait, now: now, generated: generated) {
                 case .success:
                     awaitingState[mid] = nil
+                    if var syn = w.pendingSyn {
+                        syn.withUnsafeMutableBytes { raw in
+                            if let packet = try? TCPIPv4Packet(validating: raw) { _ = claimMigrationSyn(packet, now: now, generated: generated) }
+                        }
+                    }
                     continue
                 case .failure(.copyIncomplete):
                     break // the device has not yet acknowledged what it got before the copy began
@@ -244,6 +251,23 @@ extension SpliceEngine {
     /// After this long without a segment of a flow whose state a migration waits for, probe.
     static let stateProbeQuiet: UInt64 = 20_000_000
     static let stateProbeInterval: UInt64 = 250_000_000
+
+    /// A SYN from the new device of a migration that has not paused yet: held (the answer comes
+    /// after the cut in any case), then claimed when the migration pauses.
+    func holdSynOfAwaitingMigration(_ packet: TCPIPv4Packet) -> Verdict? {
+        let src = packet.source, dst = packet.destination
+        for mid in awaitingState.keys.sorted() {
+            let w = awaitingState[mid]!
+            guard w.target.address == src.address, !w.target.awaitsPort, w.target.port == nil || w.target.port == src.port,
+                  let slot = table.slot(id: w.flowID), table[slot: slot]!.original == dst else { continue }
+            if w.pendingSyn == nil {
+                awaitingState[mid]!.pendingSyn = Array(UnsafeRawBufferPointer(packet.ip.bytes))
+                logger.info("new device connecting before the pause", metadata: ["migration.id": "\(mid)", "migration.new_device": "\(src)"])
+            }
+            return .consumed
+        }
+        return nil
+    }
 
     /// Two ACKs toward each end, in the other end's name, with sequence numbers 2^31 apart and
     /// no timestamp: a receive window is below 2^31 (RFC 7323 §2.3), so at least one is

@@ -98,6 +98,12 @@ extension SpliceEngine {
     /// Names the port the new device will connect from (the target agent's answer to the MTR).
     /// Only before its SYN was claimed and while the migration runs toward the new device.
     public func bindMigrationSourcePort(_ port: UInt16, to id: MigrationID) -> Result<Void, MigrationRefusal> {
+        if awaitingState[id] != nil {
+            guard awaitingState[id]!.pendingSyn == nil else { return .failure(.tooLate(id, .requested)) }
+            awaitingState[id]!.target.port = port
+            awaitingState[id]!.target.awaitsPort = false
+            return .success(())
+        }
         guard let m = migrations[id] else { return .failure(.unknownMigration(id)) }
         guard m.newDevice == nil, !m.senderTowardOldDevice else { return .failure(.tooLate(id, m.phase)) }
         migrations[id]!.target.port = port
@@ -156,6 +162,7 @@ extension SpliceEngine {
 
     /// A SYN for no known flow: is it the new device of a pending migration?
     func claimMigrationSyn(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict? {
+        if !awaitingState.isEmpty, let held = holdSynOfAwaitingMigration(packet) { return held }
         guard !migrations.isEmpty else { return nil }
         let src = packet.source, dst = packet.destination
         for mid in migrations.keys.sorted() {

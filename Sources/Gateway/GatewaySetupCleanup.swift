@@ -11,6 +11,7 @@ import PacketIO
 ///    state file.
 /// 3. `pref 0 lookup local` is added back if it is missing and tsmp moved it (a state file or
 ///    a tagged `lookup local` rule says so), or if no `lookup local` rule is left at all.
+/// 4. Any nftables table named `tsmp_kernel_path_*` (the kernel path's) is deleted.
 ///
 /// Safe to run any number of times; with nothing left it says so and changes nothing.
 /// Sysctls are restored only from state files (step 1): without a record nobody knows the
@@ -128,6 +129,16 @@ public enum GatewayCleanup {
         do {
             for route in try session.routes(protocolTag: NetlinkProtocolTag.tsmp) {
                 sweep("route \(route)") { () throws(SystemError) in try session.deleteRoute(route) }
+            }
+        } catch {
+            fail("failed: \(error)")
+        }
+
+        // The kernel path's tables (named for tsmp, like the protocol tag on rules).
+        do {
+            let nft = try Nftables()
+            for name in KernelPathTable.tableNames(inListing: try nft.run("list tables")) {
+                sweep("nftables table ip \(name)") { () throws(SystemError) in try nft.run("delete table ip \(name)") }
             }
         } catch {
             fail("failed: \(error)")

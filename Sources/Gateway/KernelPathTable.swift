@@ -33,7 +33,18 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
         self.tunName = tunName
         self.uplink = uplink
         self.nat = nat
-        self.name = "tsmp_kernel_path_" + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+        self.name = Self.namePrefix + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    static let namePrefix = "tsmp_kernel_path_"
+
+    /// The kernel path tables in `nft list tables` output ("table ip NAME" lines).
+    public static func tableNames(inListing listing: String) -> [String] {
+        listing.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ")
+            guard words.count == 3, words[0] == "table", words[1] == "ip", words[2].hasPrefix(namePrefix) else { return nil }
+            return String(words[2])
+        }
     }
 
     /// The whole table, for `nft -f` (one transaction).

@@ -93,6 +93,7 @@ enum FlowTableText {
         let s = listing.status
         out += "\n\n\(s.flows) flows, NAT ports \(s.natPortsInUse)/\(s.natPortsCapacity), "
         out += "\(s.packetsForwarded) packets forwarded, \(s.packetsPassedThrough) passed through"
+        if s.kernelPathEntered > 0 { out += ", \(s.kernelPathFlows) in the kernel path (\(s.kernelPathEntered) handed over, \(s.kernelPathLeft) taken back)" }
         let drops = s.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         out += drops.isEmpty ? ", no drops" : ", drops: \(drops)"
         return out
@@ -101,7 +102,8 @@ enum FlowTableText {
     static func rows(_ flows: [FlowSummary]) -> String {
         var rows: [[String]] = [["ID", "STATE", "DEVICE", "DESTINATION", "NAT", "SERVER", "TO-SERVER", "TO-DEVICE", "IDLE"]]
         for f in flows {
-            let state = f.migrationPhase.map { "\(f.state.rawValue),migrating:\($0.rawValue)" } ?? f.state.rawValue
+            var state = f.migrationPhase.map { "\(f.state.rawValue),migrating:\($0.rawValue)" } ?? f.state.rawValue
+            if f.inKernel == true { state += ",kernel" } // forwarded by the kernel path
             rows.append([f.id.description, state, f.device.description, f.original.description,
                          f.nat.description, f.server.description, bytes(f.bytesToServer), bytes(f.bytesToDevice),
                          String(format: "%.1fs", f.idleSeconds)])

@@ -160,6 +160,25 @@ struct KernelPathTests {
         #expect(h.report(mid)?.cutOffsetToDevice == UInt64(50 * 1448))
     }
 
+    @Test("the new device's SYN before the pause is held, claimed when the migration pauses, and answered after the cut")
+    func synBeforePause() throws {
+        let h = try handedOver()
+        h.engine.kernelPathLeft([h.flowID], now: h.now)
+        let mid = try #require(try? h.startMigration().0.get())
+        #expect(h.engine.awaitedNewDevice(mid)?.target.address == MigrationLab.phoneAddress, "other shards route the SYN here")
+        let syn = h.send(h.phoneSyn())
+        #expect(syn.verdict == .consumed && syn.generated.isEmpty)
+        #expect(h.engine.flowCount == 1, "not a flow of its own")
+        #expect(h.send(h.phoneSyn()).verdict == .consumed) // its retransmission too
+        // State: nothing in flight.
+        #expect(h.send(h.fromLaptop(at: 120, ack: 50 * 1448)).verdict == .forward)
+        #expect(h.send(h.fromServer(at: 50 * 1448, ack: 120)).verdict == .forward)
+        let out = try h.timers() // pause (and the held SYN claimed)
+        #expect(h.report(mid)?.newDevice == MigrationLab.phone)
+        let synAck = try (out + h.timers()).first { $0.flags == [.syn, .ack] && $0.destination == MigrationLab.phone }
+        #expect(synAck?.seq == SeqNumber(h.s(50 * 1448) &- 1), "the SYN-ACK, once cut, at the cut - 1")
+    }
+
     @Test("no state before the deadline: rolled back with the reason, the flow untouched and migratable again")
     func deadlineWhileWaiting() throws {
         let h = try handedOver()

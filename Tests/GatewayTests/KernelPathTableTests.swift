@@ -25,6 +25,11 @@ import Wire
         #expect(KernelPathTable(tunName: "a-b.c", uplink: "u", nat: IPv4Address(1, 2, 3, 4)).name == "tsmp_kernel_path_a_b_c")
     }
 
+    @Test func cleanupFindsOnlyKernelPathTables() {
+        let listing = "table ip filter\ntable ip tsmp_kernel_path_tsmp0\ntable inet tsmp_kernel_path_x\ntable ip tsmp_kernel_path_tsmpe1x2\n"
+        #expect(KernelPathTable.tableNames(inListing: listing) == ["tsmp_kernel_path_tsmp0", "tsmp_kernel_path_tsmpe1x2"])
+    }
+
     @Test func elementsAreAddedAndDeletedInOneTransaction() {
         let add = table.elementCommands("add", flows)
         #expect(add.contains("add element ip tsmp_kernel_path_tsmp0 to_server { 10.1.0.2 . 40000 . 10.2.0.2 . 80, 10.1.0.3 . 40001 . 10.2.0.2 . 80 }"))

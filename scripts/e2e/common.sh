@@ -163,6 +163,9 @@ e2e_proxy_healthy() {
     # The kernel's drops at the TUN (its queue toward the proxy overflowing) are worth a line.
     tl_note "TUN $TL_TUN: $(lab_exec "$LAB_ID" gw ip -s link show dev "$TL_TUN" 2>/dev/null \
         | awk '/RX:/ { getline; printf "rx %s packets, %s dropped; ", $2, $4 } /TX:/ { getline; printf "tx %s packets, %s dropped", $2, $4 }')"
+    if [[ ${E2E_KERNEL_PATH:-0} == 1 ]]; then
+        tl_note "kernel path: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["status"]; print("%d flows handed over, %d taken back, %d state probes sent" % (s["kernelPathEntered"], s["kernelPathLeft"], s["stateProbes"]))' "$CASE_DIR/flows.json")"
+    fi
 }
 
 # e2e_gw_mac IFACE: the MAC of the gateway's interface IFACE.

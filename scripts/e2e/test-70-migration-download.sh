@@ -16,6 +16,8 @@
 #             the time they are read the server itself sends over the lossy link)
 #   rollback  the phone never connects: `--deadline 2` rolls back (exit status 1, phase
 #             rolled-back) and the laptop's download continues, intact
+#   bursty    as spliced, in 256 KB chunks (one every ~170 ms): with the kernel path the flow is
+#             usually quiet when it is taken back, and the proxy asks both ends with probes
 # The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
 
 e2e_migrate_download() {
@@ -27,6 +29,7 @@ e2e_migrate_download() {
     case $variant in
         full|loss) size=96M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
         rollback) size=8M start_at=1800000 ;;
+        bursty) rate=1500000 burst=0 chunk=262144 ;;
     esac
     e2e_random_file "$stream" "$size"
     e2e_gateway_up transparent owned 9000
@@ -161,3 +164,11 @@ test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_m
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
 test_case "migration: paced download laptop -> phone, spliced, --queues 2" e2e_queues 2 e2e_migrate_download spliced
+# The kernel path (--kernel-path): the flow is forwarded by the kernel when the migration is
+# asked for; the proxy takes it back, waits until it knows the flow's state again, and the
+# migration is as exact as ever.
+test_case "migration: paced download laptop -> phone, spliced, kernel path" e2e_kernel_path e2e_migrate_download spliced
+test_case "migration: full-rate download laptop -> phone, kernel path" e2e_kernel_path e2e_migrate_download full
+test_case "migration: the phone never connects, rolled back, kernel path" e2e_kernel_path e2e_migrate_download rollback
+test_case "migration: paced download laptop -> phone, kernel path, --queues 2" e2e_queues 2 e2e_kernel_path e2e_migrate_download spliced
+test_case "migration: bursty download laptop -> phone, kernel path (probes)" e2e_kernel_path e2e_migrate_download bursty
