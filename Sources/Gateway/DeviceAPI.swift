@@ -176,7 +176,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
         var report: MigrationReport?
         while clock.now - start < t.deadline {
             report = await engine.reports([t.migration]).first
-            guard let r = report, !r.isFinished, r.phase == .paused else { break }
+            // requested: the flow is back from the kernel path and its state not yet known again.
+            guard let r = report, !r.isFinished, r.phase == .paused || r.phase == .requested else { break }
             try? await Task.sleep(for: .milliseconds(2))
         }
         guard let r = report, r.phase == .oldDeviceCut, let toDevice = r.cutOffsetToDevice, let toServer = r.cutOffsetToServer else {

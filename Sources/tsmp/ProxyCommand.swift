@@ -45,7 +45,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcap --log-level debug
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
-          tsmp proxy ... --kernel-path                  # bulk flows forwarded by the kernel until one migrates
+          tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
         """)
 
     @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
@@ -84,8 +84,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "TUN queues (IFF_MULTI_QUEUE), each with its own engine shard and thread; default: the online cores, at most 16. 1: a single-queue TUN.")
     var queues: Int?
 
-    @Flag(help: "Hand busy plain flows to the kernel's forwarding (a stateless nftables rewrite, no copy to user space); a migration takes a flow back first. Transparent mode only.")
-    var kernelPath = false
+    @Flag(inversion: .prefixedNo, help: "Hand busy plain flows to the kernel's forwarding (a stateless nftables rewrite, no copy to user space); a migration takes a flow back first. Transparent flows only. --no-kernel-path: every packet through the engine.")
+    var kernelPath = true
 
     @Option(help: "With --kernel-path: hand a flow over once established this many seconds, active, and past 256 KiB.")
     var kernelPathAfter: Double = 1
@@ -116,9 +116,6 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
         if let problem = engineConfig.problem() { throw ValidationError(problem) }
         if !(kernelPathAfter >= 0.1 && kernelPathAfter <= 86_400) { throw ValidationError("--kernel-path-after must be 0.1 to 86400 seconds") }
-        if kernelPath && intercept.isEmpty {
-            throw ValidationError("--kernel-path forwards transparent flows (--intercept); service flows (--service) stay in user space")
-        }
         if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
         if queueCount > natPorts.count {
             throw ValidationError("--queues \(queueCount) needs at least as many --nat-ports (\(natPorts) has \(natPorts.count)): each queue owns a share of them")
@@ -133,7 +130,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     var engineConfig: EngineConfig {
         EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
-                     kernelPath: kernelPath ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
+                     kernelPath: kernelPath && !intercept.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
     }
 
     func run() async throws {
