@@ -174,11 +174,12 @@ extension SpliceEngine {
     /// Called by the sweep for each flow it visits: is it one to hand to the kernel?
     func considerForKernelPath(slot: Int, now: Instant) {
         guard let policy = config.kernelPath, kernelPathEntering.count < policy.perTick,
-              let flow = table[slot: slot] else { return }
+              var flow = table[slot: slot] else { return }
         if flow.kernelPath == .resyncing {
             // Back from the kernel: a normal flow again once its state is known.
             guard flow.toServer.knowsSequenceState && flow.toDevice.knowsSequenceState else { return }
             withFlow(slot) { $0.kernelPath = .none }
+            flow.kernelPath = .none
         }
         let after = policy.after.nanoseconds
         guard flow.kernelPath == .none, flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,

@@ -18,6 +18,10 @@ import Synchronization
 /// that shard's inbox (and its loop woken through its eventfd); the owner processes it and
 /// writes it on its own queue.
 ///
+/// With the kernel path (`KernelPath`), the loop also applies the flows its engine hands to the
+/// kernel or takes back (nftables transactions, on this thread between batches), reads the
+/// kernel's counters of those flows once a second, and takes a flow back before its migration.
+///
 /// Invariants: only the loop thread touches `engine`; every batch read is written (or
 /// dropped by the engine, or handed to its owner shard) before the next read; `stop()` ends
 /// the loop within one poll timeout (100 ms) and the loop closes nothing it did not open.
@@ -80,7 +84,9 @@ public final class DataPlane: @unchecked Sendable {
     /// Starts the loop on its own thread.
     public func start() {
         let t = Thread { [self] in
-            Thread.current.name = "tsmp-dataplane\(self.engine.shard.count > 1 ? "-\(self.engine.shard.index)" : "")" // applied only from the thread itself on Linux
+            // What top -H and perf show. Applied only from the thread itself on Linux, and only
+            // up to 15 bytes (longer names are refused by the kernel: the thread stays unnamed).
+            Thread.current.name = self.engine.shard.count > 1 ? "tsmp-dp-\(self.engine.shard.index)" : "tsmp-dataplane"
             self.run()
         }
         thread = t

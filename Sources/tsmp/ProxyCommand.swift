@@ -32,8 +32,10 @@ struct ProxyRunCommand: AsyncParsableCommand {
         abstract: "Splice managed TCP flows in user space until SIGINT/SIGTERM.",
         discussion: """
         Creates the TUN device, policy-routing rules and a route table through netlink, \
-        forwards managed flows through the engine and a raw socket, and on SIGINT/SIGTERM \
-        removes every address, route, rule and device it added. After a crash (kill -9) run \
+        forwards managed flows through the engine (super-segments written back into the TUN), \
+        hands busy plain flows to the kernel's forwarding through an nftables table until one \
+        migrates (--no-kernel-path: never), and on SIGINT/SIGTERM removes every address, \
+        route, rule, table and device it added. After a crash (kill -9) run \
         `tsmp proxy cleanup`. Traffic that is not managed is never touched.
 
         Transparent gateway: devices route through this box; flows from --devices interfaces \

@@ -89,6 +89,20 @@ struct KernelPathTests {
         #expect(h.engine.takeKernelPathChanges().leave.map(\.id) == [h.flowID])
     }
 
+    @Test("taken back (a FIN): once segments taught its state again, the flow is a normal one; active again, it is handed over again")
+    func backAndAgain() throws {
+        let h = try handedOver()
+        h.engine.kernelPathLeft([h.flowID], now: h.now)
+        h.engine.expire(now: h.now)
+        #expect(h.engine.takeKernelPathChanges().enter.isEmpty, "its state is not known yet")
+        #expect(h.internalFlow?.kernelPath == .resyncing)
+        h.send(h.fromServer(at: 60 * 1448, ack: 120, length: 1448))
+        h.send(h.fromLaptop(at: 120, ack: 61 * 1448))
+        h.engine.expire(now: h.now)
+        #expect(h.engine.takeKernelPathChanges().enter.map(\.id) == [h.flowID], "known again and active: handed over again")
+        #expect(h.internalFlow?.kernelPath == KernelPathState.none)
+    }
+
     @Test("a migration of a flow in the kernel is refused until it is taken back")
     func refusedWhileInKernel() throws {
         let h = try handedOver()
