@@ -287,13 +287,7 @@ extension SpliceEngine {
 
     private func finishAwaiting(_ mid: MigrationID, _ w: AwaitingStateMigration, phase: MigrationPhase, reason: String, now: Instant) {
         awaitingState[mid] = nil
-        let flow = table.slot(id: w.flowID).flatMap { table[slot: $0] }
-        let report = MigrationReport(
-            id: mid, flow: w.flowID, oldDevice: flow?.device ?? IPv4Endpoint(config.nat, 0), target: w.target, newDevice: nil,
-            phase: phase, phases: [.init(phase: .requested, seconds: 0),
-                                   .init(phase: phase, seconds: Double(now.nanoseconds &- w.requestedAt.nanoseconds) / 1e9)],
-            cutOffsetToDevice: nil, cutOffsetToServer: nil, bytesCached: 0, retransmissions: 0, timeouts: 0, reason: reason)
-        recordFinished(report)
+        recordFinished(report(mid, w, ending: (phase, reason), now: now))
         logger.info("migration not started", metadata: [
             "migration.id": "\(mid)", "flow.id": "\(w.flowID)", "migration.phase": "\(phase.rawValue)", "migration.reason": "\(reason)",
         ])
@@ -301,11 +295,18 @@ extension SpliceEngine {
 
     /// The report of a migration still waiting for its flow's state.
     func awaitingReport(_ mid: MigrationID, now: Instant) -> MigrationReport? {
-        guard let w = awaitingState[mid] else { return nil }
+        awaitingState[mid].map { report(mid, $0, ending: nil, now: now) }
+    }
+
+    /// A waiting migration's report: still `requested`, or ended (`ending`) before it paused.
+    private func report(_ mid: MigrationID, _ w: AwaitingStateMigration, ending: (phase: MigrationPhase, reason: String)?,
+                        now: Instant) -> MigrationReport {
         let flow = table.slot(id: w.flowID).flatMap { table[slot: $0] }
+        var phases: [MigrationReport.PhaseTime] = [.init(phase: .requested, seconds: 0)]
+        if let ending { phases.append(.init(phase: ending.phase, seconds: Double(now.nanoseconds &- w.requestedAt.nanoseconds) / 1e9)) }
         return MigrationReport(
             id: mid, flow: w.flowID, oldDevice: flow?.device ?? IPv4Endpoint(config.nat, 0), target: w.target, newDevice: nil,
-            phase: .requested, phases: [.init(phase: .requested, seconds: 0)],
-            cutOffsetToDevice: nil, cutOffsetToServer: nil, bytesCached: 0, retransmissions: 0, timeouts: 0, reason: nil)
+            phase: ending?.phase ?? .requested, phases: phases, cutOffsetToDevice: nil, cutOffsetToServer: nil,
+            bytesCached: 0, retransmissions: 0, timeouts: 0, reason: ending?.reason)
     }
 }

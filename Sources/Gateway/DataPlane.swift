@@ -233,14 +233,7 @@ public final class DataPlane: @unchecked Sendable {
     private func applyKernelPathChanges(now: Instant) {
         guard let kernelPath else { return }
         let (enter, leave) = engine.takeKernelPathChanges()
-        if !leave.isEmpty {
-            do {
-                try kernelPath.leave(leave)
-                engine.kernelPathLeft(leave.map(\.id), now: now)
-            } catch {
-                logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(leave.count)", "error": "\(error)"])
-            }
-        }
+        takeBack(leave, from: kernelPath, now: now)
         if !enter.isEmpty {
             do {
                 try kernelPath.enter(enter)
@@ -265,14 +258,18 @@ public final class DataPlane: @unchecked Sendable {
     /// engine must see every packet of a migrating flow.
     func reclaimFromKernelPath(_ flows: [FlowID], now: Instant) {
         guard let kernelPath else { return }
-        let back = flows.compactMap { engine.kernelPathFlow($0) }
-        guard !back.isEmpty else { return }
+        // If this fails, the engine refuses to migrate a flow the kernel still forwards; the answer says why.
+        takeBack(flows.compactMap { engine.kernelPathFlow($0) }, from: kernelPath, now: now)
+    }
+
+    /// Removes the flows' rewriting, then tells the engine; on failure the engine keeps them as in the kernel.
+    private func takeBack(_ flows: [KernelPathFlow], from kernelPath: KernelPath, now: Instant) {
+        guard !flows.isEmpty else { return }
         do {
-            try kernelPath.leave(back)
-            engine.kernelPathLeft(back.map(\.id), now: now)
+            try kernelPath.leave(flows)
+            engine.kernelPathLeft(flows.map(\.id), now: now)
         } catch {
-            // The engine refuses to migrate a flow the kernel still forwards; the answer says why.
-            logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(back.count)", "error": "\(error)"])
+            logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(flows.count)", "error": "\(error)"])
         }
     }
 
