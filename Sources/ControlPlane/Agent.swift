@@ -79,6 +79,13 @@ public final class Agent: Sendable, JSONRouting {
         [
             "POST /v1/mtr": { [self] request in await prepare(request) },
             "POST /v1/mtr/connect": { [self] request in await connect(request) },
+            // The proxy proves where this device is by this call: its TLS handshake shows the
+            // device's certificate at the address it connected to (flow ownership, DESIGN §7).
+            "GET /v1/identity": { [self] request in
+                guard let peer = request.peer else { return Self.noIdentity }
+                guard peer.role == .proxy else { return .error(.forbidden, "only a proxy asks an agent who it is (you are \(peer))") }
+                return Self.json(WhoAmI(identity: options.credential.identity))
+            },
         ]
     }
 

@@ -37,6 +37,7 @@ public struct IssuedCredential: Codable, Sendable {
 
 public struct WhoAmI: Codable, Sendable {
     public var identity: PeerIdentity
+    public init(identity: PeerIdentity) { self.identity = identity }
 }
 
 public struct DeviceList: Codable, Sendable {

@@ -154,12 +154,17 @@ public final class HTTPEndpoint: Sendable {
         return HTTPEndpoint(channel: channel)
     }
 
-    private init(channel: any Channel) {
+    /// A Unix socket file this endpoint made, removed when it closes.
+    private let socketFile: String?
+
+    init(channel: any Channel, socketFile: String? = nil) {
         self.channel = channel
         self.localAddress = channel.localAddress
+        self.socketFile = socketFile
     }
 
     public func close() async {
         try? await channel.close()
+        if let socketFile { unlink(socketFile) }
     }
 }

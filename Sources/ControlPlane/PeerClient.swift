@@ -39,6 +39,10 @@ public struct PeerClient: Sendable {
     let expectedServer: ServerExpectation?
     let group: any EventLoopGroup
     public let timeout: TimeAmount
+    /// The local address to connect from (nil: the kernel's choice). The server attributes
+    /// what it observes to the address a request comes from; tests speak as several devices
+    /// from 127.0.0.2, 127.0.0.3, ... this way.
+    public var sourceAddress: SocketAddress?
 
     /// - Parameters:
     ///   - baseURL: `https://HOST:PORT[/prefix]`, or `http://...` with `insecureLab`.
@@ -181,7 +185,7 @@ public struct PeerClient: Sendable {
             }
         let timeout = self.timeout
         let target = self.target
-        let connect = bootstrap.connect(host: host, port: port)
+        let connect = (sourceAddress.map { bootstrap.bind(to: $0) } ?? bootstrap).connect(host: host, port: port)
         connect.whenFailure { error in
             promise.fail(PeerClientError.classify(error, target: target, tls: false, handshakeDone: false))
         }

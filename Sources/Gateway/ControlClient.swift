@@ -2,11 +2,12 @@ import Foundation
 import PacketIO
 import Wire
 
-/// The CLI side of the proxy's local control endpoint: one HTTP/1.1 request per connection
-/// (`Connection: close`), JSON bodies, through the syscall funnel. Errors say what was tried.
+/// The CLI side of the proxy's local control endpoint, a root-only Unix socket
+/// (``LocalControlSocket``): one HTTP/1.1 request per connection (`Connection: close`), JSON
+/// bodies, through the syscall funnel. Errors say what was tried and what to do.
 public struct ControlClient: Sendable {
-    public let endpoint: IPv4Endpoint
-    public init(endpoint: IPv4Endpoint) { self.endpoint = endpoint }
+    public let socketPath: String
+    public init(socketPath: String) { self.socketPath = socketPath }
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -17,12 +18,12 @@ public struct ControlClient: Sendable {
     public func request(_ method: String, _ path: String, body: [UInt8] = []) throws -> (status: Int, body: [UInt8]) {
         let fd: Int32
         do {
-            fd = try Syscall.connectTCP(endpoint.address.value, port: endpoint.port)
+            fd = try Syscall.connectUnix(socketPath)
         } catch {
-            throw Failure(description: "cannot reach the proxy's control endpoint at \(endpoint): \(error) (is `tsmp proxy` running here, with --control \(endpoint)?)")
+            throw Failure(description: Self.explain(error, socketPath))
         }
         defer { try? Syscall.close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: tsmp\r\nConnection: close\r\n"
         head += "Content-Length: \(body.count)\r\n"
         if !body.isEmpty { head += "Content-Type: application/json\r\n" }
         head += "\r\n"
@@ -30,15 +31,44 @@ public struct ControlClient: Sendable {
         try bytes.withUnsafeBytes { try Syscall.writeAll(fd, $0) }
         let response = try Syscall.readToEnd(fd)
         guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
-            throw Failure(description: "malformed response from \(endpoint) (\(response.count) bytes)")
+            throw Failure(description: "malformed response from \(socketPath) (\(response.count) bytes)")
         }
         let headText = String(decoding: response[..<split.lowerBound], as: UTF8.self)
         let statusLine = headText.split(separator: "\r\n").first ?? ""
         let parts = statusLine.split(separator: " ")
         guard parts.count >= 2, let status = Int(parts[1]) else {
-            throw Failure(description: "malformed status line from \(endpoint): \(statusLine)")
+            throw Failure(description: "malformed status line from \(socketPath): \(statusLine)")
         }
         return (status, Array(response[split.upperBound...]))
+    }
+
+    /// What a failed connect means to whoever typed the command.
+    static func explain(_ error: SystemError, _ path: String) -> String {
+        switch error.errno {
+        case EACCES, EPERM:
+            return "permission denied: the proxy's control socket \(path) is for root only (run the command as root)"
+        case ENOENT:
+            return "no proxy control socket at \(path) (is `tsmp proxy` running in this network namespace?)"
+        case ECONNREFUSED:
+            return "nobody answers on \(path): the proxy that made it is gone (`tsmp proxy cleanup` removes what it left)"
+        default:
+            return "cannot reach the proxy's control socket \(path): \(error)"
+        }
+    }
+
+    /// The control socket of the one proxy running in this network namespace (its state
+    /// directory holds `TUN.sock` per running proxy); a clear error when there is none or several.
+    public static func discover(in directory: String = GatewayStateStore.defaultDirectory) throws -> String {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(LocalControlSocket.suffix) }.sorted()
+        switch names.count {
+        case 0:
+            throw Failure(description: "no tsmp proxy runs in this network namespace (no control socket in \(directory)); give --control PATH if it uses another")
+        case 1:
+            return "\(directory)/\(names[0])"
+        default:
+            throw Failure(description: "\(names.count) proxies run in this network namespace: give --control with one of \(names.map { "\(directory)/\($0)" }.joined(separator: ", "))")
+        }
     }
 
     /// GET `path` and decode JSON; a non-2xx answer becomes a Failure carrying the server's reason.

@@ -11,17 +11,27 @@ import Wire
 /// The proxy's device-facing API (openapi/proxy-devices.yaml; TSMP draft §4.2.1): MFRs from
 /// authenticated devices, the MTR to the target's agent, and the engine's migration between.
 ///
-/// Which device holds a flow is read from the namespace: a flow belongs to the device whose
-/// locator is the flow's device-side address. A device may list and move only its own flows,
-/// only to devices of its own user, and pull only its own user's flows; anything else is
-/// refused as a whole before anything starts.
+/// Which device holds a flow is what the proxy observed, never what a device claims
+/// (``DeviceSightings``): the caller owns the flows whose device-side address is the address
+/// its authenticated request came from; another device of the caller's user owns the flows
+/// from the address where its agent just proved its identity to the proxy (a TLS handshake to
+/// its locator). Two devices seen at one address recently own nothing there (the proxy
+/// refuses to guess). A device may list and move only its own flows, only to devices of its
+/// own user, and pull only its own user's flows; anything else is refused as a whole before
+/// anything starts.
 public final class DeviceAPI: Sendable, JSONRouting {
     public struct Options: Sendable {
         public var credential: Credential
         public var insecureLab: Bool
         public var defaultDeadline: Duration
-        public init(credential: Credential, insecureLab: Bool, defaultDeadline: Duration = .seconds(10)) {
+        /// Two devices seen at one address within this make it ambiguous.
+        public var ambiguityWindow: Duration
+        /// How long the proxy waits for an agent to prove who it is.
+        public var agentProofTimeout: Duration
+        public init(credential: Credential, insecureLab: Bool, defaultDeadline: Duration = .seconds(10),
+                    ambiguityWindow: Duration = .seconds(600), agentProofTimeout: Duration = .seconds(5)) {
             self.credential = credential; self.insecureLab = insecureLab; self.defaultDeadline = defaultDeadline
+            self.ambiguityWindow = ambiguityWindow; self.agentProofTimeout = agentProofTimeout
         }
     }
 
@@ -34,6 +44,10 @@ public final class DeviceAPI: Sendable, JSONRouting {
     static let ownersKept = 4096
     /// Which user started each migration (only that user may follow it).
     private let owners = Mutex<[MigrationID: UserID]>([:])
+    /// Where the proxy saw each device (the only source of flow ownership).
+    private let sightings: Mutex<DeviceSightings>
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
 
     public init(engine: any EngineAccess, options: Options, reachability: DeviceReachability,
                 group: any EventLoopGroup, logger: Logger) throws {
@@ -42,6 +56,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
         self.reachability = reachability
         self.group = group
         self.logger = logger
+        self.sightings = Mutex(DeviceSightings(ambiguityWindowMillis: Self.millis(options.ambiguityWindow)))
+        self.origin = clock.now
         self.namespace = try PeerClient(baseURL: options.credential.namespaceURL, credential: options.credential,
                                          insecureLab: options.insecureLab, expectedServer: .identity(.namespace), group: group)
     }
@@ -50,13 +66,12 @@ public final class DeviceAPI: Sendable, JSONRouting {
         [
             "GET /v1/device/flows": { [self] request in
                 await asDevice(request) { [self] caller in
-                    let subject = try request.query["device"].map { try DeviceID($0) } ?? caller
-                    guard subject.user == caller.user else {
-                        throw RouteRefusal(.forbidden, "\(subject) is not a device of \(caller.user)")
+                    let subject = try request.query["device"].map { try DeviceID($0) } ?? caller.device
+                    guard subject.user == caller.device.user else {
+                        throw RouteRefusal(.forbidden, "\(subject) is not a device of \(caller.device.user)")
                     }
-                    let locator = try await locator(of: subject)
-                    return DeviceFlows(device: subject, locator: locator,
-                                       flows: await engine.listing().flows.filter { $0.device.address.description == locator.address })
+                    let (address, flows) = try await heldFlows(of: subject, caller: caller)
+                    return DeviceFlows(device: subject, address: address, flows: flows)
                 }
             },
             "POST /v1/mfr": { [self] request in
@@ -69,9 +84,9 @@ public final class DeviceAPI: Sendable, JSONRouting {
                         throw RouteRefusal(.badRequest, "give ?id=N[,N...] (migration ids from the MFR's answer)")
                     }
                     let wanted = ids.map { $0! }
-                    let foreign = owners.withLock { o in wanted.filter { o[$0] != caller.user } }
+                    let foreign = owners.withLock { o in wanted.filter { o[$0] != caller.device.user } }
                     if let first = foreign.first {
-                        throw RouteRefusal(.forbidden, "migration \(first) was not started by \(caller.user)")
+                        throw RouteRefusal(.forbidden, "migration \(first) was not started by \(caller.device.user)")
                     }
                     return MigrationReports(migrations: await engine.reports(wanted))
                 }
@@ -81,7 +96,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
 
     // MARK: MFR
 
-    private func migrationFrom(_ caller: DeviceID, _ request: HTTPEndpoint.Request) async throws -> MigrationFromAnswer {
+    private func migrationFrom(_ observed: Caller, _ request: HTTPEndpoint.Request) async throws -> MigrationFromAnswer {
+        let caller = observed.device
         let mfr = try Self.decode(MigrationFromRequest.self, request)
         let owner: DeviceID, target: DeviceID
         switch (mfr.to, mfr.retrieveFrom) {
@@ -98,8 +114,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         } else {
             deadline = options.defaultDeadline
         }
-        let ownerLocator = try await locator(of: owner)
-        let held = await engine.listing().flows.filter { $0.device.address.description == ownerLocator.address }
+        let (_, held) = try await heldFlows(of: owner, caller: observed)
         let flows: [FlowID]
         switch (mfr.flows, mfr.localPorts, mfr.all ?? false) {
         case (let ids?, nil, false):
@@ -150,7 +165,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
                 "migration.id": "\(mid)", "flow.id": "\(result.flow)", "by": "\(caller)", "from": "\(owner)", "to": "\(target)",
             ])
             let transfer = Transfer(migration: mid, flow: flow, from: owner, to: target,
-                                    agent: "\(options.insecureLab ? "http" : "https")://\(targetLocator.address):\(agentPort)",
+                                    agent: agentURL(targetLocator.address, agentPort), agentAddress: targetLocator.address,
                                     deadline: deadline)
             Task { await self.sendMTR(transfer) }
         }
@@ -165,6 +180,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         var from: DeviceID
         var to: DeviceID
         var agent: String
+        var agentAddress: String
         var deadline: Duration
     }
 
@@ -194,6 +210,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
                                          cutOffsetToDevice: toDevice, cutOffsetToServer: toServer)
             let answer: MigrationToAnswer = try await agent.call("POST", "/v1/mtr", json: mtr)
             let answered = clock.now
+            // The target's agent proved who it is at this address: its flows come from there.
+            saw(t.to, at: t.agentAddress)
             if case .failure(let why) = await engine.bindMigrationSourcePort(answer.sourcePort, to: t.migration) {
                 logger.warning("MTR answered too late", metadata: ["migration.id": "\(t.migration)", "reason": "\(why)"])
                 return
@@ -232,19 +250,93 @@ public final class DeviceAPI: Sendable, JSONRouting {
         return locator
     }
 
+    /// A device speaking to this endpoint, and the address its request came from.
+    struct Caller: Sendable {
+        var device: DeviceID
+        var address: String
+    }
+
+    /// The flows `owner` holds: those from the address the proxy attributes to it. The caller's
+    /// own address is the one its request came from; another device's is proved by its agent.
+    private func heldFlows(of owner: DeviceID, caller: Caller) async throws -> (address: String, flows: [FlowSummary]) {
+        if owner != caller.device { try await proveWhereabouts(of: owner) }
+        let attributed = sightings.withLock { $0.ownedAddress(of: owner, now: nowMillis()) }
+        switch attributed {
+        case .failure(let ambiguity):
+            throw RouteRefusal(.conflict, ambiguity.description)
+        case .success(nil):
+            throw RouteRefusal(.conflict, "the proxy has not seen \(owner) (its agent must answer at its locator)")
+        case .success(let address?):
+            return (address, await engine.listing().flows.filter { $0.device.address.description == address })
+        }
+    }
+
+    /// Asks `did`'s agent, at the locator the namespace has for it, who it is: the TLS handshake
+    /// (the device's own certificate at that address) is the proof, and a sighting follows.
+    /// A locator is only where to ask; a wrong or foreign one proves nothing and is refused.
+    private func proveWhereabouts(of did: DeviceID) async throws {
+        let locator = try await locator(of: did)
+        guard let port = locator.agentPort else {
+            throw RouteRefusal(.conflict, "\(did) has no agent address in the namespace: the proxy acts on a device's flows only where its agent proves who it is")
+        }
+        let url = agentURL(locator.address, port)
+        do {
+            let agent = try PeerClient(baseURL: url, credential: options.credential, insecureLab: options.insecureLab,
+                                       expectedServer: .identity(try .device(did.description)), group: group,
+                                       timeout: .nanoseconds(Int64(options.agentProofTimeout.components.seconds) * 1_000_000_000
+                                                             + options.agentProofTimeout.components.attoseconds / 1_000_000_000))
+            let answer: WhoAmI = try await agent.call("GET", "/v1/identity")
+            guard answer.identity == (try .device(did.description)) else {
+                throw PeerClientError.wrongServer("it answered as \(answer.identity)")
+            }
+        } catch {
+            logger.notice("device not where its locator says", metadata: ["did": "\(did)", "agent": "\(url)", "error": "\(error)"])
+            throw RouteRefusal(.conflict, "cannot verify where \(did) is: its agent at \(url) did not prove it is \(did) (\(error))")
+        }
+        saw(did, at: locator.address)
+    }
+
+    private func saw(_ did: DeviceID, at address: String) {
+        guard let canonical = Self.canonical(address) else { return }
+        sightings.withLock { $0.saw(did, at: canonical, now: nowMillis()) }
+    }
+
+    private func agentURL(_ address: String, _ port: UInt16) -> String {
+        let host = address.contains(":") ? "[\(address)]" : address
+        return "\(options.insecureLab ? "http" : "https")://\(host):\(port)"
+    }
+
+    private func nowMillis() -> Int64 { Self.millis(clock.now - origin) }
+
+    static func millis(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// The canonical text of an observed address; an IPv4-mapped IPv6 address is its IPv4 address.
+    static func canonical(_ address: String) -> String? {
+        let text = address.lowercased().hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
+        return Locator.canonicalAddress(text)
+    }
+
     private func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, status: HTTPResponseStatus = .ok,
-                                                   _ body: @escaping @Sendable (DeviceID) async throws -> T) async -> HTTPEndpoint.Response {
+                                                   _ body: @escaping @Sendable (Caller) async throws -> T) async -> HTTPEndpoint.Response {
         guard let peer = request.peer else { return Self.noIdentity }
         guard peer.role == .device, let did = try? DeviceID(peer.name) else {
             return .error(.forbidden, "only devices talk to this endpoint (you are \(peer))")
         }
-        return await Self.answering(status: status) { try await body(did) }
+        guard let address = request.remoteAddress?.ipAddress.flatMap(Self.canonical) else {
+            return .error(.forbidden, "the proxy can't tell which address this request came from")
+        }
+        // Seen here, now: the caller's flows are those from this address.
+        saw(did, at: address)
+        return await Self.answering(status: status) { try await body(Caller(device: did, address: address)) }
     }
 }
 
 /// `GET /v1/device/flows`: a device's flows as the proxy sees them.
 public struct DeviceFlows: Codable, Sendable {
     public var device: DeviceID
-    public var locator: Locator?
+    /// The address the proxy attributes to the device (where it saw it), whose flows these are.
+    public var address: String
     public var flows: [FlowSummary]
 }

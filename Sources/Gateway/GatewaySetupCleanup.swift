@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import PacketIO
 
@@ -90,6 +93,12 @@ public enum GatewayCleanup {
                     try store.remove(tun: state.tunName)
                     report.actions.append("removed state file \(path)")
                     say("  removed \(path)")
+                    // The dead proxy's control socket (a file nobody answers on any more).
+                    let socket = LocalControlSocket.defaultPath(tun: state.tunName, stateDirectory: store.directory)
+                    if unlink(socket) == 0 {
+                        report.actions.append("removed control socket \(socket)")
+                        say("  removed \(socket)")
+                    }
                 } else {
                     try store.save(remaining)
                     say("  kept \(path) with the \(remaining.changes.count) change(s) that could not be undone")

@@ -16,7 +16,8 @@ public struct ProxyOptions: Sendable {
     public var uplink: String
     public var engine: EngineConfig
     public var tunName: String
-    public var control: IPv4Endpoint
+    /// The local control socket (root only; ``LocalControlSocket``).
+    public var control: String
     public var metrics: IPv4Endpoint?
     public var capturePath: String?
     /// Segmentation and checksum offload on the TUN (DESIGN §2): super-segments in and out,
@@ -33,7 +34,7 @@ public struct ProxyOptions: Sendable {
     /// TUN queues, each with its own engine shard and thread (IFF_MULTI_QUEUE when > 1).
     public var queues: Int
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
-                control: IPv4Endpoint, metrics: IPv4Endpoint?, capturePath: String?,
+                control: String, metrics: IPv4Endpoint?, capturePath: String?,
                 offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
                 deviceAPI: DeviceAPISettings? = nil, queues: Int = 1) {
         self.devices = devices; self.uplink = uplink; self.engine = engine; self.tunName = tunName
@@ -132,8 +133,8 @@ public struct ProxyService {
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         dataPlane.start()
         do {
-            endpoints.append(try await HTTPEndpoint.start(
-                host: options.control.address.description, port: Int(options.control.port), group: group,
+            endpoints.append(try await HTTPEndpoint.startLocal(
+                path: options.control, allowedUIDs: LocalControlSocket.allowedUIDs, group: group,
                 logger: logger, routes: ControlAPI.routes(engine: dataPlane).merging(
                     ControlAPI.migrationRoutes(engine: dataPlane, reachability: DeviceReachability(deviceInterfaces: options.devices)),
                     uniquingKeysWith: { a, _ in a })))

@@ -84,6 +84,36 @@ extension Syscall {
         return (UInt32(bigEndian: sin.sin_addr.s_addr), UInt16(bigEndian: sin.sin_port))
     }
 
+    /// A stream socket connected to the Unix-domain socket at `path`, with `timeoutSeconds` on
+    /// send and receive: the proxy's root-only control socket. Throws with the errno that says
+    /// why (ENOENT: nothing there, EACCES: not ours to use, ECONNREFUSED: nobody listens).
+    public static func connectUnix(_ path: String, timeoutSeconds: Int = 10) throws(SystemError) -> Int32 {
+        var sun = sockaddr_un()
+        sun.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: sun.sun_path)
+        guard !bytes.isEmpty, bytes.count < capacity else { throw SystemError("connect \(path)", errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &sun.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = try socket(domain: AF_UNIX, type: 1 /* SOCK_STREAM */, protocol: 0)
+        do throws(SystemError) {
+            let tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            try setSocketOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, tv)
+            try setSocketOption(fd, level: SOL_SOCKET, name: SO_SNDTIMEO, tv)
+            _ = try blocking("connect") {
+                withUnsafePointer(to: &sun) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+        } catch {
+            try? close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// shutdown(2) of the sending half: the peer reads end of stream.
     public static func shutdownWrite(_ fd: Int32) throws(SystemError) {
         _ = try blocking("shutdown") { Glibc.shutdown(fd, Int32(SHUT_WR)) }

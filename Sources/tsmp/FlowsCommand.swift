@@ -10,7 +10,7 @@ struct FlowsCommand: AsyncParsableCommand {
         commandName: "flows",
         abstract: "List the flows the proxy manages.",
         discussion: """
-        On the gateway, asks the running proxy's local control endpoint; succeeds once the \
+        On the gateway (as root), asks the running proxy's local control socket; succeeds once the \
         proxy forwards, so scripts can use it as a readiness check. From a device \
         (--credentials, --proxy), asks the proxy's device-facing endpoint for this device's \
         flows (or --device, another device of the same user).
@@ -25,8 +25,9 @@ struct FlowsCommand: AsyncParsableCommand {
           tsmp flows --credentials laptop.cred --proxy https://10.1.0.1:7444
         """)
 
-    @Option(help: "The proxy's control endpoint.")
-    var control: IPv4Endpoint = ProxyDefaults.control
+    @Option(help: ArgumentHelp("The proxy's control socket (default: the one proxy running in this network namespace; root only).",
+                               valueName: "path"))
+    var control: String?
 
     @Flag(help: "Print JSON: {flows: [...], status: {...}} (from a device: {device, locator, flows}).")
     var json = false
@@ -46,6 +47,7 @@ struct FlowsCommand: AsyncParsableCommand {
         if (credentials == nil) != (proxy == nil) { throw ValidationError("--credentials and --proxy go together (device mode)") }
         if device != nil && credentials == nil { throw ValidationError("--device needs --credentials and --proxy") }
         if let proxy { try lab.check(proxy, "--proxy") }
+        if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
     }
 
     func run() async throws {
@@ -65,13 +67,13 @@ struct FlowsCommand: AsyncParsableCommand {
             throw RuntimeFailure("flows", "\(error)")
         }
         if json { return try printJSON(flows) }
-        print("\(flows.device) at \(flows.locator?.address ?? "?"): \(flows.flows.count) flow\(flows.flows.count == 1 ? "" : "s")")
+        print("\(flows.device) at \(flows.address): \(flows.flows.count) flow\(flows.flows.count == 1 ? "" : "s")")
         if !flows.flows.isEmpty { print(FlowTableText.rows(flows.flows)) }
     }
 
     private func runOrFail() throws {
-        let client = ControlClient(endpoint: control)
         do {
+            let client = ControlClient(socketPath: try control ?? ControlClient.discover())
             if json {
                 let (status, body) = try client.request("GET", "/v1/flows")
                 guard status == 200 else { throw ControlClient.Failure(description: "the proxy answered HTTP \(status): \(String(decoding: body, as: UTF8.self))") }

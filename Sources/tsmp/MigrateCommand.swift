@@ -17,7 +17,7 @@ struct MigrateCommand: AsyncParsableCommand {
         target through the namespace and sends its agent an MTR; the agent connects and hands \
         the connection to its application. --all: every established flow of the device.
 
-        On the gateway (--to-addr): asks the running proxy's local control endpoint to migrate \
+        On the gateway (--to-addr): asks the running proxy's local control socket (root only) to migrate \
         each --flow to the device at --to-addr. The proxy claims the first SYN from that \
         address (and --from-port, if given) to the flow's destination.
 
@@ -69,8 +69,9 @@ struct MigrateCommand: AsyncParsableCommand {
     @Option(help: "Seconds for the new device to connect and take the cached bytes before rolling back.")
     var deadline: Double = 10
 
-    @Option(help: "The proxy's local control endpoint (gateway mode).")
-    var control: IPv4Endpoint = ProxyDefaults.control
+    @Option(help: ArgumentHelp("The proxy's local control socket (gateway mode; default: the one proxy running in this network namespace; root only).",
+                               valueName: "path"))
+    var control: String?
 
     @Flag(help: "Wait until every migration has spliced or rolled back, and report.")
     var wait = false
@@ -85,6 +86,7 @@ struct MigrateCommand: AsyncParsableCommand {
     func validate() throws {
         if Set(flow).count != flow.count { throw ValidationError("a --flow is given twice") }
         if !(deadline > 0 && deadline <= 600) { throw ValidationError("--deadline must be within (0, 600] seconds") }
+        if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
         if deviceMode {
             guard let proxy else { throw ValidationError("--credentials needs --proxy URL (the proxy's device-facing endpoint)") }
             try lab.check(proxy, "--proxy")
@@ -155,9 +157,10 @@ struct MigrateCommand: AsyncParsableCommand {
     // MARK: Gateway mode (local control endpoint)
 
     private func runOnGateway() throws {
-        let client = ControlClient(endpoint: control)
+        let client: ControlClient
         let started: [MigrationStartResult]
         do {
+            client = ControlClient(socketPath: try control ?? ControlClient.discover())
             started = try client.post("/v1/migrations", json: MigrationRequestBody(
                 flows: flow.map(FlowID.init), toAddress: toAddr!, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)

@@ -7,7 +7,6 @@ import Logging
 import Wire
 
 enum ProxyDefaults {
-    static let control = IPv4Endpoint(IPv4Address(127, 0, 0, 1), 7464)
     static let tun = "tsmp0"
 }
 
@@ -71,8 +70,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Name of the TUN device to create.")
     var tun: String = ProxyDefaults.tun
 
-    @Option(help: "Local control endpoint (tsmp flows, tsmp migrate); keep it on loopback.")
-    var control: IPv4Endpoint = ProxyDefaults.control
+    @Option(help: ArgumentHelp("The local control socket for tsmp flows / tsmp migrate (root only, mode 0600; default: /run/tsmp/netns-INODE/TUN.sock, which those commands find by themselves).",
+                               valueName: "path"))
+    var control: String?
 
     @Option(help: "Serve Prometheus metrics on ADDR:PORT at /metrics.")
     var metrics: IPv4Endpoint?
@@ -116,6 +116,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if devices.isEmpty || devices.contains(where: \.isEmpty) { throw ValidationError("--devices needs at least one interface name") }
         if devices.contains(uplink) { throw ValidationError("--uplink \(uplink) is also listed in --devices") }
         if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
+        if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
         if let problem = engineConfig.problem() { throw ValidationError(problem) }
         if !(kernelPathAfter >= 0.1 && kernelPathAfter <= 86_400) { throw ValidationError("--kernel-path-after must be 0.1 to 86400 seconds") }
         if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
@@ -154,7 +155,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
             deviceAPI = DeviceAPISettings(host: listen.host, port: listen.port, credential: credential, insecureLab: lab.insecureLab)
         }
         let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
-                                   control: control, metrics: metrics, capturePath: capture,
+                                   control: control ?? LocalControlSocket.defaultPath(tun: tun), metrics: metrics, capturePath: capture,
                                    offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI,
                                    queues: queueCount)
         do {

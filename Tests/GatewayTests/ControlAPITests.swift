@@ -22,6 +22,7 @@ struct ControlAPITests {
         let endpoint: HTTPEndpoint
         let group: MultiThreadedEventLoopGroup
         let client: ControlClient
+        let directory: String
 
         init() async throws {
             let input = MemoryDevice()
@@ -34,8 +35,12 @@ struct ControlAPITests {
             let routes = ControlAPI.routes(engine: dataPlane).merging(
                 ControlAPI.migrationRoutes(engine: dataPlane, reachability: Self.reachability),
                 uniquingKeysWith: { a, _ in a })
-            endpoint = try await HTTPEndpoint.start(host: "127.0.0.1", port: 0, group: group, logger: Logger(label: "test"), routes: routes)
-            client = ControlClient(endpoint: IPv4Endpoint(IPv4Address(127, 0, 0, 1), UInt16(endpoint.localAddress!.port!)))
+            directory = NSTemporaryDirectory() + "tsmp-control-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let path = LocalControlSocket.defaultPath(tun: "tsmp0", stateDirectory: directory)
+            endpoint = try await HTTPEndpoint.startLocal(path: path, allowedUIDs: LocalControlSocket.allowedUIDs, group: group,
+                                                         logger: Logger(label: "test"), routes: routes)
+            client = ControlClient(socketPath: try ControlClient.discover(in: directory))
         }
 
         /// A gateway with the phone's network on a device interface and a default route via the uplink
@@ -52,6 +57,7 @@ struct ControlAPITests {
             dataPlane.stop()
             await dataPlane.waitUntilStopped()
             try? await group.shutdownGracefully()
+            try? FileManager.default.removeItem(atPath: directory)
         }
 
         /// Runs a blocking client call on a Dispatch thread: on the concurrency pool (two

@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Logging
 import Namespace
+import NIOCore
 import NIOPosix
 import PacketIO
 import Synchronization
@@ -123,8 +124,24 @@ struct DeviceAPITests {
                                             locator: try Locator(address: address, agentPort: agentPort))
         }
 
-        func proxyClient(_ credential: Credential) throws -> PeerClient {
-            try PeerClient(baseURL: proxyURL, credential: credential, expectedServer: .role(.proxy), group: group, timeout: .seconds(10))
+        /// A client of the proxy's device API speaking from `source` (the proxy attributes the
+        /// flows from that address to the caller).
+        func proxyClient(_ credential: Credential, from source: String = "127.0.0.1") throws -> PeerClient {
+            var client = try PeerClient(baseURL: proxyURL, credential: credential, expectedServer: .role(.proxy), group: group,
+                                        timeout: .seconds(10))
+            client.sourceAddress = try SocketAddress(ipAddress: source, port: 0)
+            return client
+        }
+
+        /// An agent for `credential` listening on `address` (its MTR endpoint and identity proof).
+        func agent(_ credential: Credential, on address: String) async throws -> (Agent, UInt16) {
+            let agent = try Agent(options: .init(credential: credential, proxyHost: 0x7F00_0001, proxyPort: 9, listenHost: address,
+                                                 listenPort: 0, handoff: .exec("cat >/dev/null"), insecureLab: false),
+                                  group: group, logger: Logger(label: "test"))
+            let endpoint = try await HTTPEndpoint.start(host: address, port: 0, group: group, logger: Logger(label: "test"),
+                                                        routes: agent.routes, security: .mutualTLS(try ServerTLS(credential: credential)))
+            endpoints.withLock { $0.append(endpoint) }
+            return (agent, UInt16(endpoint.localAddress?.port ?? 0))
         }
 
         func stop() async {
@@ -147,12 +164,13 @@ struct DeviceAPITests {
         lab.engine.add(7, device: "127.0.0.2:40000", original: "127.0.0.1:9")
         lab.engine.add(8, device: "127.0.0.4:40001", original: "127.0.0.1:9")
 
-        let mine: DeviceFlows = try await lab.proxyClient(bob).call("GET", "/v1/device/flows")
+        let mine: DeviceFlows = try await lab.proxyClient(bob, from: "127.0.0.2").call("GET", "/v1/device/flows")
         #expect(mine.flows.map(\.id) == [FlowID(7)])
-        let hers: DeviceFlows = try await lab.proxyClient(alice).call("GET", "/v1/device/flows")
+        #expect(mine.address == "127.0.0.2")
+        let hers: DeviceFlows = try await lab.proxyClient(alice, from: "127.0.0.4").call("GET", "/v1/device/flows")
         #expect(hers.flows.map(\.id) == [FlowID(8)])
 
-        let asAlice = try lab.proxyClient(alice), asBob = try lab.proxyClient(bob)
+        let asAlice = try lab.proxyClient(alice, from: "127.0.0.4"), asBob = try lab.proxyClient(bob, from: "127.0.0.2")
         func mfr(_ c: PeerClient, _ r: MigrationFromRequest) async throws {
             let _: MigrationFromAnswer = try await c.call("POST", "/v1/mfr", json: r)
         }
@@ -191,7 +209,7 @@ struct DeviceAPITests {
         // A proxy or admin credential is not a device.
         let admin = try lab.ca.issueCredential(for: .admin, namespaceURL: lab.namespaceURL)
         await expectRefused(403, "only devices talk to this endpoint") {
-            let _: DeviceFlows = try await lab.proxyClient(admin).call("GET", "/v1/device/flows")
+            let _: DeviceFlows = try await lab.proxyClient(admin, from: "127.0.0.9").call("GET", "/v1/device/flows")
         }
         #expect(lab.engine.state.withLock { $0.started.isEmpty })
         await lab.stop()
@@ -207,11 +225,11 @@ struct DeviceAPITests {
         let request = MigrationFromRequest(flows: nil, all: true, to: try DeviceID("phone.bob@example.com"), retrieveFrom: nil,
                                            deadlineSeconds: nil)
         await expectRefused(409, "phone.bob@example.com is offline") {
-            let _: MigrationFromAnswer = try await lab.proxyClient(bob).call("POST", "/v1/mfr", json: request)
+            let _: MigrationFromAnswer = try await lab.proxyClient(bob, from: "127.0.0.2").call("POST", "/v1/mfr", json: request)
         }
         try await lab.online("phone.bob@example.com", address: "127.0.0.3", agentPort: nil)
         await expectRefused(409, "no agent address") {
-            let _: MigrationFromAnswer = try await lab.proxyClient(bob).call("POST", "/v1/mfr", json: request)
+            let _: MigrationFromAnswer = try await lab.proxyClient(bob, from: "127.0.0.2").call("POST", "/v1/mfr", json: request)
         }
         #expect(lab.engine.state.withLock { $0.started.isEmpty })
         await lab.stop()
@@ -240,7 +258,7 @@ struct DeviceAPITests {
         lab.engine.add(7, device: "127.0.0.2:40000", original: "127.0.0.1:\(server.port)")
 
         // By the 4-tuple as the laptop sees it: its own source port.
-        let answer: MigrationFromAnswer = try await lab.proxyClient(laptop).call("POST", "/v1/mfr", json: MigrationFromRequest(
+        let answer: MigrationFromAnswer = try await lab.proxyClient(laptop, from: "127.0.0.2").call("POST", "/v1/mfr", json: MigrationFromRequest(
             localPorts: [40000], to: try DeviceID("phone.bob@example.com"), retrieveFrom: nil, deadlineSeconds: 5))
         #expect(answer.results == [MigrationFromResult(flow: 7, migration: 1, error: nil)])
         #expect(lab.engine.state.withLock { $0.started.first?.1 } == MigrationTarget(address: IPv4Address(127, 0, 0, 1), awaitsPort: true))
@@ -268,7 +286,7 @@ struct DeviceAPITests {
         }
         #expect(agent.transfersReceived == 1)
         // Bob follows the migration; alice can't.
-        let reports: MigrationReports = try await lab.proxyClient(laptop).call("GET", "/v1/mfr", query: ["id": "1"])
+        let reports: MigrationReports = try await lab.proxyClient(laptop, from: "127.0.0.2").call("GET", "/v1/mfr", query: ["id": "1"])
         #expect(reports.migrations.first?.target.port == bound)
         agent.shutdown()
         await lab.stop()

@@ -220,7 +220,7 @@ e2e_migrate_start() {
     local out=$1
     shift
     tl_note "tsmp migrate $* --wait --json"
-    timeout 120 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" --control "$TL_CONTROL" \
+    timeout 120 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" \
         --wait --json >"$out" 2>"$out.err" &
     E2E_MIGRATE_PID=$!
     E2E_MIGRATE_OUT=$out

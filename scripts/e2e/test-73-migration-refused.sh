@@ -12,7 +12,7 @@
 e2e_expect_refused() {
     local what=$1 pattern=$2 out=$CASE_DIR/refused.txt st=0
     shift 2
-    timeout 30 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" --control "$TL_CONTROL" >"$out" 2>&1 || st=$?
+    timeout 30 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate "$@" >"$out" 2>&1 || st=$?
     ((st != 0)) || tl_fail "$what: tsmp migrate $* exited 0: $(tr '\n' ' ' <"$out")"
     grep -qiE "$pattern" "$out" || tl_fail "$what: the message does not match /$pattern/: $(tr '\n' ' ' <"$out")"
     tl_note "refused ($what), status $st: $(grep -v '^ *$' "$out" | grep -viE '^(usage|  see)' | head -n 2 | tr '\n' ' ')"

@@ -51,6 +51,26 @@ sys.exit(0 if d and (d.get("locator") or {}).get("address") == sys.argv[3] else 
 PY
 }
 
+# cp_namespace_up STATE URL [ARGS...]: the namespace service (SQLite) in the gateway namespace,
+# its CA and admin credential in STATE (sets CP_NS_PID).
+cp_namespace_up() {
+    local state=$1 url=$2
+    shift 2
+    tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $url $*"
+    lab_exec "$LAB_ID" gw "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
+        --state "$state" --url "$url" --heartbeat-interval 1 "$@" >>"$CASE_DIR/namespace.log" 2>&1 &
+    CP_NS_PID=$!
+    tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
+}
+
+# cp_namespace_restart STATE URL [ARGS...]: SIGTERM the namespace service, start it again.
+cp_namespace_restart() {
+    kill -TERM "$CP_NS_PID" 2>/dev/null || true
+    tl_wait_until 10 "the namespace service to stop" cp_gone "$CP_NS_PID"
+    cp_namespace_up "$@"
+}
+cp_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # cp_flow_list FILE: "ID:PORT ..." of a `tsmp flows --credentials --json` answer.
 cp_flow_list() {
     python3 - "$1" <<'PY'
@@ -79,10 +99,7 @@ e2e_control_plane() {
     e2e_random_file "$stream" 16M
 
     # The namespace service (SQLite) in the gateway namespace; its CA and admin credential.
-    tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $ns_url"
-    lab_exec "$LAB_ID" gw "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
-        --state "$state" --url "$ns_url" --heartbeat-interval 1 >>"$CASE_DIR/namespace.log" 2>&1 &
-    tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
+    cp_namespace_up "$state" "$ns_url"
     [[ -s $state/admin.cred ]] || tl_fail "no admin credential in $state after the first start"
     tl_expect_eq "admin credential mode" 600 "$(stat -c %a "$state/admin.cred")"
 

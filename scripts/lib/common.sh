@@ -69,18 +69,26 @@ tsmp_has() {
     [[ -x $bin ]] && timeout 20 "$bin" "$@" --help 2>&1 | grep -q "USAGE: tsmp $*"
 }
 
-# gw_proxy_up LAB_ID LOG CONTROL ARGS...: start `tsmp proxy ARGS --control CONTROL` in the lab's
+# gw_control_socket LAB_ID: the control socket of the one proxy in the lab's gateway
+# (/run/tsmp/netns-INODE/TUN.sock, root only), for curl --unix-socket.
+gw_control_socket() {
+    local ino
+    ino=$(ip netns exec "$(lab_ns "$1" gw)" stat -L -c %i /proc/self/ns/net)
+    compgen -G "/run/tsmp/netns-$ino/*.sock" | head -n 1
+}
+
+# gw_proxy_up LAB_ID LOG ARGS...: start `tsmp proxy ARGS` in the lab's
 # gateway in the background (sets GW_PROXY_PID); returns once `tsmp flows` answers, 1 if the
 # proxy dies or is not ready within 30 s. Needs lib/lab.sh.
 gw_proxy_up() {
-    local id=$1 log=$2 control=$3 bin
-    shift 3
+    local id=$1 log=$2 bin
+    shift 2
     bin=$(tsmp_binary)
-    printf '$ tsmp proxy %s --control %s\n' "$*" "$control" >>"$log"
-    ip netns exec "$(lab_ns "$id" gw)" "$bin" proxy "$@" --control "$control" >>"$log" 2>&1 &
+    printf '$ tsmp proxy %s\n' "$*" >>"$log"
+    ip netns exec "$(lab_ns "$id" gw)" "$bin" proxy "$@" >>"$log" 2>&1 &
     GW_PROXY_PID=$!
     local deadline=$((SECONDS + 30))
-    until timeout 10 ip netns exec "$(lab_ns "$id" gw)" "$bin" flows --control "$control" >/dev/null 2>&1; do
+    until timeout 10 ip netns exec "$(lab_ns "$id" gw)" "$bin" flows >/dev/null 2>&1; do
         if ! kill -0 "$GW_PROXY_PID" 2>/dev/null; then
             tsmp_log "the proxy exited before it was ready; its log ($log):"
             tail -n 20 "$log" >&2

@@ -13,7 +13,7 @@
 #
 # Settings (environment): TL_FILTER (extended regex on case names), TL_LIST=1 (only list),
 # TL_VERBOSE=1 (print every case's log), TL_WORK (work directory), TL_RESULTS_FILE (where
-# the counts are written as "passed failed skipped"), TSMP (the binary), TL_CONTROL,
+# the counts are written as "passed failed skipped"), TSMP (the binary),
 # TL_METRICS (the proxy's loopback endpoints inside the gateway namespace).
 
 TL_PASSED=0
@@ -22,7 +22,6 @@ TL_SKIPPED=0
 TL_SEQ=0
 TL_INTERRUPTED=0
 TL_FILTER=${TL_FILTER:-}
-TL_CONTROL=${TL_CONTROL:-127.0.0.1:7465}
 TL_METRICS=${TL_METRICS:-127.0.0.1:9464}
 TL_CASE_TIMEOUT=${TL_CASE_TIMEOUT:-240}
 TL_PRECONDITION=${TL_PRECONDITION:-}
@@ -109,7 +108,7 @@ _tl_case_cleanup() {
     local job
     for job in $(jobs -p); do kill "$job" 2>/dev/null; done
     wait 2>/dev/null
-    rm -f /run/tsmp/netns-*/"$TL_TUN.json"
+    rm -f /run/tsmp/netns-*/"$TL_TUN.json" /run/tsmp/netns-*/"$TL_TUN.sock"
     rm -rf "$CASE_DIR/data"
     exit "$rc"
 }
@@ -206,21 +205,21 @@ test_summary() {
 
 # ---- the proxy ---------------------------------------------------------------------------
 
-# proxy_flows [ARGS...]: `tsmp flows --control TL_CONTROL ARGS` in the gateway namespace.
+# proxy_flows [ARGS...]: `tsmp flows ARGS` in the gateway namespace (it finds the proxy's control socket).
 # shellcheck disable=SC2120 # callers pass --json
 proxy_flows() {
-    timeout 10 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" flows --control "$TL_CONTROL" "$@"
+    timeout 10 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" flows "$@"
 }
 
 proxy_alive() { [[ -n ${TL_PROXY_PID:-} ]] && kill -0 "$TL_PROXY_PID" 2>/dev/null; }
 
-# proxy_start ARGS...: `tsmp proxy ARGS --tun TL_TUN --control TL_CONTROL --metrics TL_METRICS`
+# proxy_start ARGS...: `tsmp proxy ARGS --tun TL_TUN --metrics TL_METRICS`
 # in the gateway namespace, in the background, log in CASE_DIR/proxy.log; returns when
 # `tsmp flows` answers (the proxy's readiness signal), fails the case if it dies or takes
 # longer than 30 s.
 proxy_start() {
     local log=$CASE_DIR/proxy.log
-    local args=(proxy "$@" --tun "$TL_TUN" --control "$TL_CONTROL" --metrics "$TL_METRICS")
+    local args=(proxy "$@" --tun "$TL_TUN" --metrics "$TL_METRICS")
     tl_note "starting: $TSMP ${args[*]}"
     printf '$ tsmp %s\n' "${args[*]}" >>"$log"
     ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" "${args[@]}" >>"$log" 2>&1 &
