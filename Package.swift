@@ -77,14 +77,18 @@ let package = Package(
             .product(name: "SQLiteKit", package: "sqlite-kit"),
             .product(name: "PostgresKit", package: "postgres-kit"),
         ], swiftSettings: strict),
+        // What the services say about themselves: log lines (text with quoted values, or JSON).
+        .target(name: "Telemetry", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO", "ControlPlane"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
-            "Gateway", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
+            "Gateway", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims", "Telemetry",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),

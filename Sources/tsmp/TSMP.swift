@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Telemetry
 
 /// `tsmp`: moves live TCP connections between a user's devices (DESIGN §1, §9).
 @main
@@ -29,10 +30,14 @@ struct LoggingOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: ArgumentHelp("Log lines as text (key=value, values with spaces quoted) or json (one object per line).",
+                                            valueName: "text|json"))
+    var logFormat: LogFormat = .text
+
     func bootstrap() {
-        let level = logLevel
+        let level = logLevel, format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler(label: label, format: format)
             handler.logLevel = level
             return handler
         }
@@ -40,6 +45,7 @@ struct LoggingOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
 
 /// A failure at run time (not a usage mistake): printed as `tsmp CMD: message` on stderr,
 /// exit status 1, without the usage text ArgumentParser adds to `ValidationError`s.
