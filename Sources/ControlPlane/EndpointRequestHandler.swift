@@ -3,9 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// One connection's requests, one at a time (no pipelining needed by our clients): collect
-/// the body up to the limit, establish who is speaking, run the request guard on secured
-/// endpoints, then route.
+/// One connection's requests, one at a time (pipelined ones wait their turn): collect the
+/// body up to the limit, establish who is speaking, find the route (an unknown one is a 404
+/// that costs the request guard nothing), run the request guard on secured endpoints, then
+/// the route's handler. It tells the connection's ``ConnectionDeadlines`` where each
+/// request is.
 final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -16,7 +18,8 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         let security: EndpointSecurity
         let maxBodyBytes: Int
         let requestGuard: RequestGuard?
-        /// Rate-limits the lines about refused handshakes (shared by the endpoint's connections).
+        /// Rate-limits the lines about refused handshakes and requests (shared by the
+        /// endpoint's connections).
         let refusalLog: RateLimitedLog
     }
 

@@ -91,7 +91,7 @@ struct EndpointLimitsTests {
         #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer)")
         #expect(answer.contains("request body not complete within 1 s of its head"))
         let s = try #require(seconds, "still open after 8 s")
-        #expect(s >= 0.8 && s < 2.5, "\(s)")
+        #expect(s >= 0.8 && s < 5, "\(s)")
         #expect(lab.calls.value == 0)
     }
 
@@ -106,7 +106,7 @@ struct EndpointLimitsTests {
         #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer)")
         #expect(answer.contains("request head not complete within 1 s"))
         let s = try #require(seconds, "still open after 8 s")
-        #expect(s >= 0.8 && s < 2.5, "\(s)")
+        #expect(s >= 0.8 && s < 5, "\(s)")
         #expect(lab.calls.value == 0)
     }
 
@@ -123,7 +123,7 @@ struct EndpointLimitsTests {
         await lab.stop()
         #expect(open == 0)
         let s = try #require(seconds, "still open after 5 s")
-        #expect(s >= 0.8 && s < 2.5, "\(s)")
+        #expect(s >= 0.8 && s < 5, "\(s)")
         #expect(remaining == 0)
     }
 
@@ -145,7 +145,7 @@ struct EndpointLimitsTests {
         await lab.stop()
         #expect(statuses == [200, 200, 200])
         let s = try #require(seconds, "still open after 5 s")
-        #expect(s >= 0.5 && s < 2.5, "\(s)")  // 1.5 s after the last answer, 0.7 s of which already passed
+        #expect(s >= 0.5 && s < 4, "\(s)")  // 1.5 s after the last answer, 0.7 s of which already passed
         #expect(lab.calls.value == 3)
     }
 
@@ -166,7 +166,7 @@ struct EndpointLimitsTests {
         await lab.stop()
         for seconds in refused {
             let s = try #require(seconds, "a connection over the cap was not closed")
-            #expect(s < 0.5, "\(s)")
+            #expect(s < 1, "\(s)")
         }
         #expect(other.hasPrefix("HTTP/1.1 200"), "\(other)")
         #expect(stillHeld == [true, true, true, true])
