@@ -3,9 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// One connection's requests, one at a time (no pipelining needed by our clients): collect
-/// the body up to the limit, establish who is speaking, run the request guard on secured
-/// endpoints, then route.
+/// One connection's requests, one at a time (pipelined ones wait their turn): collect the
+/// body up to the limit, establish who is speaking, find the route (an unknown one is a 404
+/// that costs the request guard nothing), run the request guard on secured endpoints, then
+/// the route's handler. It tells the connection's ``ConnectionDeadlines`` where each
+/// request is.
 final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -16,20 +18,24 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         let security: EndpointSecurity
         let maxBodyBytes: Int
         let requestGuard: RequestGuard?
+        /// Rate-limits the lines about refused handshakes and requests (shared by the
+        /// endpoint's connections).
+        let refusalLog: RateLimitedLog
     }
 
     let configuration: Configuration
+    let deadlines: ConnectionDeadlines
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var tooLarge = false
-    var inFlight = false
     /// A route handler is working on this connection's request; its answer comes next.
     var handlerRunning = false
     /// The TLS peer's identity, read once per connection (nil: not read yet).
     var tlsPeer: Result<PeerIdentity, PKIError>?
 
-    init(_ configuration: Configuration) {
+    init(_ configuration: Configuration, deadlines: ConnectionDeadlines) {
         self.configuration = configuration
+        self.deadlines = deadlines
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -38,7 +44,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             head = h
             body = []
             tooLarge = false
-            inFlight = true
+            deadlines.headReceived()
         case .body(var buf):
             if tooLarge || body.count + buf.readableBytes > configuration.maxBodyBytes {
                 tooLarge = true
@@ -49,6 +55,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadlines.requestReceived()
             let keepAlive = head.isKeepAlive
             if tooLarge {
                 respond(context: context, .error(.payloadTooLarge, "request body larger than \(configuration.maxBodyBytes) bytes"), keepAlive: false)
@@ -61,21 +68,25 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 respond(context: context, .error(refusal.status, refusal.reason), keepAlive: false)
                 return
             }
-            if let requestGuard = configuration.requestGuard,
-               let refusal = requestGuard.check(peer: peer, requestID: head.headers.first(name: RequestGuard.requestIDHeader),
-                                                requestTime: head.headers.first(name: RequestGuard.requestTimeHeader)) {
-                configuration.logger.notice("request refused", metadata: [
-                    "peer": "\(peer.map(\.description) ?? "-")", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")",
-                    "path": "\(head.uri)", "status": "\(refusal.status.code)", "reason": "\(refusal.reason)"])
-                respond(context: context, .error(refusal.status, refusal.reason), keepAlive: keepAlive)
-                return
-            }
             let (path, query) = Self.split(head.uri)
             let key = "\(head.method.rawValue) \(path)"
             guard let handler = configuration.routes[key] else {
                 let known = configuration.routes.keys.contains { $0.hasSuffix(" \(path)") }
                 respond(context: context, known ? .error(.methodNotAllowed, "\(head.method.rawValue) not allowed on \(path)")
                                                 : .error(.notFound, "no such endpoint: \(path)"), keepAlive: keepAlive)
+                return
+            }
+            if let requestGuard = configuration.requestGuard,
+               let refusal = requestGuard.check(peer: peer, requestID: head.headers.first(name: RequestGuard.requestIDHeader),
+                                                requestTime: head.headers.first(name: RequestGuard.requestTimeHeader)) {
+                // One line per peer per 10 s: a flood must not become a flood of log lines.
+                if let suppressed = configuration.refusalLog.admit("request \(peer.map(\.description) ?? "-")") {
+                    configuration.logger.notice("request refused", metadata: [
+                        "peer": "\(peer.map(\.description) ?? "-")", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "-")",
+                        "path": "\(head.uri)", "status": "\(refusal.status.code)", "reason": "\(refusal.reason)",
+                        "suppressed": "\(suppressed)"])
+                }
+                respond(context: context, .error(refusal.status, refusal.reason), keepAlive: keepAlive)
                 return
             }
             let request = HTTPEndpoint.Request(method: head.method, path: path, query: query, body: body, peer: peer,
@@ -128,14 +139,6 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !inFlight {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is HTTPParserError, !handlerRunning {
             // Malformed HTTP: answer 400 with the parser's reason, then close (the decoder
@@ -144,10 +147,15 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         // TLS failures (refused client certificates) and resets: nothing to answer. Refused
-        // handshakes are worth a line for whoever runs the server.
+        // handshakes are worth a line for whoever runs the server, at most one per address
+        // per 10 s (a client retrying in a loop made hundreds a second).
         let remote = context.remoteAddress.map { "\($0)" } ?? "-"
         if let tlsError = error as? NIOSSLError, case .handshakeFailed = tlsError {
-            configuration.logger.info("TLS handshake refused", metadata: ["remote": "\(remote)", "error": "\(tlsError)"])
+            let address = context.remoteAddress?.ipAddress ?? "-"
+            if let suppressed = configuration.refusalLog.admit("tls \(address)") {
+                configuration.logger.info("TLS handshake refused", metadata: [
+                    "remote": "\(remote)", "error": "\(tlsError)", "suppressed": "\(suppressed)"])
+            }
         } else {
             configuration.logger.debug("connection error", metadata: ["remote": "\(remote)", "error": "\(error)"])
         }
@@ -155,7 +163,6 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func respond(context: ChannelHandlerContext, _ response: HTTPEndpoint.Response, keepAlive: Bool) {
-        inFlight = false
         handlerRunning = false
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
@@ -166,7 +173,9 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         buffer.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if keepAlive {
+            deadlines.responseSent()
+        } else {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             done.whenComplete { _ in bound.value.close(promise: nil) }
         }

@@ -30,11 +30,15 @@ extension HTTPEndpoint {
     ///
     /// A socket file left by a proxy that died is replaced; one a live process answers on is
     /// refused (another proxy uses it). The file is removed by ``close()``.
+    /// The header and body deadlines and the idle close of ``EndpointLimits`` apply as on every
+    /// endpoint; the connection caps count every local peer as one address.
     public static func startLocal(path: String, allowedUIDs: Set<UInt32>, group: any EventLoopGroup, logger: Logger,
-                                  routes: [String: Handler]) async throws -> HTTPEndpoint {
+                                  routes: [String: Handler], limits: EndpointLimits = EndpointLimits()) async throws -> HTTPEndpoint {
         try removeStaleSocket(path)
+        let refusalLog = RateLimitedLog()
         let configuration = RequestHandler.Configuration(routes: routes, logger: logger, security: .localPlain,
-                                                         maxBodyBytes: Self.maxBodyBytes, requestGuard: nil)
+                                                         maxBodyBytes: Self.maxBodyBytes, requestGuard: nil, refusalLog: refusalLog)
+        let admission = ConnectionAdmission(limits: limits)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .childChannelInitializer { channel in
@@ -48,15 +52,26 @@ extension HTTPEndpoint {
                 return peer.flatMapThrowing { credentials in
                     let sync = channel.pipeline.syncOperations
                     guard allowedUIDs.contains(credentials.uid) else {
-                        logger.notice("control socket: refused a local user", metadata: [
-                            "uid": "\(credentials.uid)", "pid": "\(credentials.pid)", "socket": "\(path)",
-                        ])
+                        if let suppressed = refusalLog.admit("uid \(credentials.uid)") {
+                            logger.notice("control socket: refused a local user", metadata: [
+                                "uid": "\(credentials.uid)", "pid": "\(credentials.pid)", "socket": "\(path)",
+                                "suppressed": "\(suppressed)",
+                            ])
+                        }
                         try sync.addHandler(RefuseLocalPeer(uid: credentials.uid))
                         return
                     }
-                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    switch admission.admit("local") {
+                    case .refused:
+                        try sync.addHandler(RefuseConnection())
+                        return
+                    case .admitted:
+                        channel.closeFuture.whenComplete { _ in admission.release("local") }
+                    }
+                    let deadlines = ConnectionDeadlines(limits: limits, tls: false, logger: logger, refusalLog: refusalLog)
+                    try sync.addHandler(deadlines)
                     try sync.configureHTTPServerPipeline(withErrorHandling: false)
-                    try sync.addHandler(RequestHandler(configuration))
+                    try sync.addHandler(RequestHandler(configuration, deadlines: deadlines))
                 }
             }
         let channel: any Channel
@@ -71,7 +86,7 @@ extension HTTPEndpoint {
             unlink(path)
             throw LocalSocketError(description: "cannot make the control socket \(path) root-only (chmod 0600): \(why)")
         }
-        return HTTPEndpoint(channel: channel, socketFile: path)
+        return HTTPEndpoint(channel: channel, admission: admission, socketFile: path)
     }
 
     /// Unlinks `path` when it is a socket nobody answers on; refuses a live one or a non-socket.

@@ -27,7 +27,15 @@ public enum EndpointSecurity: Sendable {
 /// agent). Requests are routed by method and path to async handlers; bodies are capped and
 /// anything malformed or too large is refused with a 4xx and a one-line reason. On secured
 /// endpoints (``EndpointSecurity``) a handler only ever sees requests with an identity that
-/// passed the ``RequestGuard`` (fresh, not replayed).
+/// passed the ``RequestGuard`` (fresh, not replayed, within its peer's rate); the route is
+/// looked up first, so an unknown path is a 404 that costs the guard nothing.
+///
+/// Limits on every endpoint (``EndpointLimits``, issue 10): a TLS handshake, a request head
+/// and a request body each have an absolute deadline (10 s by default; 408 or close), an
+/// idle connection is closed after 60 s, and connections (handshakes in progress included)
+/// are capped per remote address (64) and overall (4,096). Refused handshakes, refused
+/// connections and deadline closes are logged at most once per address per 10 s, with a
+/// count of the lines left out.
 public final class HTTPEndpoint: Sendable {
     public struct Request: Sendable {
         public var method: HTTPMethod
@@ -112,13 +120,15 @@ public final class HTTPEndpoint: Sendable {
     }
 
     private let channel: any Channel
+    private let admission: ConnectionAdmission
     public let localAddress: SocketAddress?
 
     /// Body limit of plain local endpoints.
     public static let maxBodyBytes = 1 << 20
     /// Body limit of secured (control-plane) endpoints.
     public static let controlPlaneMaxBodyBytes = 64 << 10
-    /// A connection with no request in progress and nothing read for this long is closed.
+    /// A connection with no request in progress and nothing read for this long is closed
+    /// (the default of ``EndpointLimits/idleTimeout``).
     public static let idleTimeout = TimeAmount.seconds(60)
     /// The header a client uses to name itself on `.insecureLab` endpoints.
     public static let insecureIdentityHeader = "TSMP-Insecure-Identity"
@@ -127,40 +137,66 @@ public final class HTTPEndpoint: Sendable {
     /// - Parameters:
     ///   - maxBodyBytes: larger bodies get 413; default ``maxBodyBytes`` for `.localPlain`,
     ///     ``controlPlaneMaxBodyBytes`` for secured endpoints.
-    ///   - requestGuard: the freshness/replay checks of secured endpoints (a new one with the
-    ///     system clock by default); unused on `.localPlain`.
+    ///   - requestGuard: the freshness/replay/rate checks of secured endpoints (a new one with
+    ///     the system clock and default limits by default); unused on `.localPlain`.
+    ///   - limits: deadlines and connection caps (``EndpointLimits``).
     public static func start(host: String, port: Int, group: any EventLoopGroup, logger: Logger,
                              routes: [String: Handler], security: EndpointSecurity = .localPlain,
-                             maxBodyBytes: Int? = nil, requestGuard: RequestGuard? = nil) async throws -> HTTPEndpoint {
+                             maxBodyBytes: Int? = nil, requestGuard: RequestGuard? = nil,
+                             limits: EndpointLimits = EndpointLimits()) async throws -> HTTPEndpoint {
+        let refusalLog = RateLimitedLog()
         let configuration = RequestHandler.Configuration(
             routes: routes, logger: logger, security: security,
             maxBodyBytes: maxBodyBytes ?? (security.isSecured ? controlPlaneMaxBodyBytes : Self.maxBodyBytes),
-            requestGuard: security.isSecured ? (requestGuard ?? RequestGuard()) : nil)
+            requestGuard: security.isSecured ? (requestGuard ?? RequestGuard()) : nil, refusalLog: refusalLog)
+        let admission = ConnectionAdmission(limits: limits)
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if case .mutualTLS(let tls) = security {
-                        try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+                    let address = channel.remoteAddress?.ipAddress ?? "-"
+                    switch admission.admit(address) {
+                    case .refused(let reason):
+                        if let suppressed = refusalLog.admit("connection \(address)") {
+                            logger.notice("connection refused", metadata: [
+                                "remote": "\(address)", "reason": "\(reason)", "suppressed": "\(suppressed)"])
+                        }
+                        try sync.addHandler(RefuseConnection())
+                        return
+                    case .admitted:
+                        channel.closeFuture.whenComplete { _ in admission.release(address) }
                     }
-                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    var tls = false
+                    if case .mutualTLS(let server) = security {
+                        try sync.addHandler(NIOSSLServerHandler(context: server.context))
+                        tls = true
+                    }
+                    let deadlines = ConnectionDeadlines(limits: limits, tls: tls, logger: logger, refusalLog: refusalLog)
+                    try sync.addHandler(deadlines)
                     try sync.configureHTTPServerPipeline(withErrorHandling: false)
-                    try sync.addHandler(RequestHandler(configuration))
+                    try sync.addHandler(RequestHandler(configuration, deadlines: deadlines))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return HTTPEndpoint(channel: channel)
+        return HTTPEndpoint(channel: channel, admission: admission)
     }
 
     /// A Unix socket file this endpoint made, removed when it closes.
     private let socketFile: String?
 
-    init(channel: any Channel, socketFile: String? = nil) {
+    init(channel: any Channel, admission: ConnectionAdmission, socketFile: String? = nil) {
         self.channel = channel
+        self.admission = admission
         self.localAddress = channel.localAddress
         self.socketFile = socketFile
+    }
+
+    /// Connections open now (TLS handshakes in progress included), from `address` (an IP
+    /// address as text) or overall.
+    public func openConnections(from address: String? = nil) -> Int {
+        admission.open(from: address)
     }
 
     public func close() async {

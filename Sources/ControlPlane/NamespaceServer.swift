@@ -31,6 +31,8 @@ public struct NamespaceServer: Sendable {
     }
 
     public static let adminCredentialFile = "admin.cred"
+    /// The request guard's journal in the state directory (``RequestGuard``).
+    public static let replayJournalFile = "replay.journal"
 
     let options: Options
     let logger: Logger
@@ -59,6 +61,16 @@ public struct NamespaceServer: Sendable {
                 throw Failure(description: "cannot write the admin credential \(adminPath): \(error)")
             }
         }
+        // Accepted request ids, kept across restarts (a request replayed after a restart is refused).
+        let journalPath = (options.stateDirectory as NSString).appendingPathComponent(Self.replayJournalFile)
+        let requestGuard: RequestGuard
+        do {
+            requestGuard = try RequestGuard(journalPath: journalPath, logger: logger)
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+        let fileLimit = FileLimit.raise()
+        logger.info("\(fileLimit)")
         let store: any NamespaceStore
         do {
             store = try await NamespaceDatabase.open(options.database, logger: logger)
@@ -81,7 +93,8 @@ public struct NamespaceServer: Sendable {
         let endpoint: HTTPEndpoint
         do {
             endpoint = try await HTTPEndpoint.start(host: options.host, port: options.port, group: group, logger: logger,
-                                                    routes: routes.routes, security: security)
+                                                    routes: routes.routes, security: security, requestGuard: requestGuard,
+                                                    limits: .fitting(fileLimit: fileLimit.current))
         } catch {
             await store.close()
             try? await group.shutdownGracefully()

@@ -1,13 +1,24 @@
 import Foundation
+import Logging
 import NIOHTTP1
 import Synchronization
 
-/// The checks every request on an authenticated endpoint passes before its handler runs:
-/// a client identity, a fresh `TSMP-Request-Time` (within ±window of now, ms since the
-/// epoch) and a `TSMP-Request-ID` (32 hex digits, 128 random bits) not seen from this peer
-/// within the window. A request older than the window is refused as stale, so ids only need
-/// remembering for that long: memory is bounded by the request rate times the window, and a
-/// hard cap (``maxEntries``) refuses new requests (503) rather than forgetting ids.
+/// The checks every request on an authenticated endpoint passes before its handler runs
+/// (after its route is found: an unknown path is a 404 and costs nothing here):
+/// a client identity, a fresh `TSMP-Request-Time` (ms since the epoch, at most
+/// ``Limits/windowMilliseconds`` old and at most ``Limits/futureSkewMilliseconds`` ahead of
+/// our clock) and a `TSMP-Request-ID` (32 hex digits, 128 random bits) not seen from this peer
+/// while a request carrying it could still be fresh.
+///
+/// Limits are per peer (issue 10, finding 3: one device's flood must not lock out the
+/// others): each peer has a token bucket (``Limits/requestsPerSecond``, ``Limits/burst``)
+/// and a cap on its remembered ids (``Limits/idsPerPeer``); past either, that peer alone gets
+/// 429 with the reason. All peers together are bounded by ``Limits/maxRemembered`` ids (503
+/// past it), which one peer cannot reach. An id is remembered window + skew after it arrived
+/// and then forgotten, so a request claiming a time in the future cannot pin memory either.
+///
+/// With a journal (``init(limits:journalPath:logger:clock:)``) the remembered ids survive a
+/// restart of the service (see ``ReplayJournal`` for what it keeps and for how long).
 public final class RequestGuard: Sendable {
     public static let requestIDHeader = "TSMP-Request-ID"
     public static let requestTimeHeader = "TSMP-Request-Time"
@@ -18,78 +29,101 @@ public final class RequestGuard: Sendable {
         public var description: String { "\(status.code) \(reason)" }
     }
 
-    public let windowMilliseconds: Int64
-    public let maxEntries: Int
+    public let limits: Limits
+    public var windowMilliseconds: Int64 { limits.windowMilliseconds }
     private let clock: @Sendable () -> Int64
 
-    private struct Seen {
-        /// peer + id -> when it may be forgotten (ms).
-        var expiry: [String: Int64] = [:]
-        /// Insertion order, for pruning from the front.
-        var order: [(key: String, expiry: Int64)] = []
-        var head = 0
+    private struct State {
+        var memory: ReplayMemory
+        var journal: ReplayJournal?
     }
-    private let seen = Mutex(Seen())
+    private let state: Mutex<State>
 
+    /// A guard that remembers ids in memory only.
     /// - Parameter clock: now, in ms since the epoch (tests inject their own).
-    public init(windowMilliseconds: Int64 = 30_000, maxEntries: Int = 200_000,
-                clock: @escaping @Sendable () -> Int64 = RequestGuard.systemMilliseconds) {
-        self.windowMilliseconds = windowMilliseconds
-        self.maxEntries = maxEntries
+    public init(limits: Limits = Limits(), clock: @escaping @Sendable () -> Int64 = RequestGuard.systemMilliseconds) {
+        self.limits = limits
         self.clock = clock
+        state = Mutex(State(memory: ReplayMemory(limits: limits), journal: nil))
+    }
+
+    /// A guard whose accepted ids are also written to `journalPath` (and read back from it
+    /// here, so ids accepted before a restart are still refused as replays). Throws when the
+    /// journal cannot be read or written, with the path in the message.
+    public init(limits: Limits = Limits(), journalPath: String, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = RequestGuard.systemMilliseconds) throws(PKIError) {
+        self.limits = limits
+        self.clock = clock
+        let now = clock()
+        let journal = ReplayJournal(path: journalPath, retentionMilliseconds: limits.retentionMilliseconds, logger: logger)
+        let loaded = try journal.load()
+        var memory = ReplayMemory(limits: limits)
+        let kept = memory.restore(loaded.entries, now: now)
+        try journal.start(with: memory.live(now: now), now: now)
+        logger.info("replay journal loaded", metadata: [
+            "journal.path": "\(journalPath)", "journal.ids": "\(kept)",
+            "journal.expired": "\(loaded.entries.count - kept)", "journal.skipped_lines": "\(loaded.skippedLines)",
+        ])
+        state = Mutex(State(memory: memory, journal: journal))
     }
 
     @Sendable public static func systemMilliseconds() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
-    /// Accepts (nil) or refuses a request; an accepted request's id is remembered.
+    /// Accepts (nil) or refuses a request; an accepted request's id is remembered (and
+    /// journaled). A refused request leaves nothing behind but a spent token.
     public func check(peer: PeerIdentity?, requestID: String?, requestTime: String?) -> Refusal? {
         guard let peer else { return Refusal(status: .unauthorized, reason: "no client identity") }
         let now = clock()
         // Compared without subtracting the client's number (no overflow on any Int64).
-        guard let text = requestTime, let time = Int64(text),
-              time >= now - windowMilliseconds, time <= now + windowMilliseconds else {
+        guard let text = requestTime, let time = Int64(text), time >= now - limits.windowMilliseconds else {
             return Refusal(status: .unauthorized,
-                           reason: "request expired or clock skew > \(windowMilliseconds / 1000) s (\(Self.requestTimeHeader) missing or not within the window)")
+                           reason: "request expired or clock skew > \(limits.windowMilliseconds / 1000) s (\(Self.requestTimeHeader) missing or not within the window)")
         }
-        guard let id = requestID, Self.isWellFormedID(id) else {
+        guard time <= now + limits.futureSkewMilliseconds else {
+            return Refusal(status: .unauthorized,
+                           reason: "request time in the future: clock skew > \(limits.futureSkewMilliseconds / 1000) s (\(Self.requestTimeHeader) ahead of ours)")
+        }
+        guard let text = requestID, let id = RequestID(hex: text) else {
             return Refusal(status: .badRequest, reason: "\(Self.requestIDHeader) must be 32 hex digits")
         }
-        let key = "\(peer) \(id.lowercased())"
-        let forgetAt = max(now, time) + windowMilliseconds
-        return seen.withLock { seen -> Refusal? in
-            Self.prune(&seen, now: now)
-            if let until = seen.expiry[key], until >= now {
-                return Refusal(status: .conflict, reason: "replayed request (\(Self.requestIDHeader) \(id) already seen)")
+        let retention = limits.retentionMilliseconds / 1000
+        return state.withLock { state -> Refusal? in
+            switch state.memory.admit(peer: peer, id: id, now: now) {
+            case .accepted(let forgetAt):
+                state.journal?.append(.init(peer: peer, id: id, forgetAt: forgetAt), now: now)
+                return nil
+            case .replayed:
+                return Refusal(status: .conflict, reason: "replayed request (\(Self.requestIDHeader) \(text) already seen)")
+            case .overRate(let retry):
+                return Refusal(status: .tooManyRequests,
+                               reason: "too many requests from \(peer): more than \(limits.requestsPerSecond)/s (burst \(limits.burst)); retry in \(retry) ms")
+            case .overPeerCap(let remembered):
+                return Refusal(status: .tooManyRequests,
+                               reason: "too many requests from \(peer): \(remembered) in the last \(retention) s")
+            case .full(let remembered, let peers):
+                return Refusal(status: .serviceUnavailable,
+                               reason: "too many requests: \(remembered) from \(peers) peers in the last \(retention) s")
             }
-            guard seen.expiry.count < maxEntries else {
-                return Refusal(status: .serviceUnavailable, reason: "too many requests in the last \(windowMilliseconds / 1000) s")
-            }
-            seen.expiry[key] = forgetAt
-            seen.order.append((key, forgetAt))
-            return nil
         }
     }
 
-    /// How many request ids are remembered now (for tests and metrics).
+    /// How many request ids are remembered now, all peers together (for tests and metrics).
     public var remembered: Int {
         let now = clock()
-        return seen.withLock { seen in
-            Self.prune(&seen, now: now)
-            return seen.expiry.count
+        return state.withLock { state in
+            state.memory.forgetExpired(now: now)
+            return state.memory.total
         }
     }
 
-    private static func prune(_ seen: inout Seen, now: Int64) {
-        while seen.head < seen.order.count, seen.order[seen.head].expiry < now {
-            let entry = seen.order[seen.head]
-            if seen.expiry[entry.key] == entry.expiry { seen.expiry[entry.key] = nil }
-            seen.head += 1
-        }
-        if seen.head > 1024, seen.head * 2 > seen.order.count {
-            seen.order.removeFirst(seen.head)
-            seen.head = 0
+    /// How many peers have ids remembered now.
+    public var trackedPeers: Int {
+        let now = clock()
+        return state.withLock { state in
+            state.memory.forgetExpired(now: now)
+            return state.memory.peers.count
         }
     }
 

@@ -75,6 +75,7 @@ public struct ProxyService {
     }
 
     public func run() async throws {
+        logger.info("\(FileLimit.raise())")
         // One descriptor per queue; the first creates the device, the others attach to it.
         var tuns: [TunDevice] = []
         do {

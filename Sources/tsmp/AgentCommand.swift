@@ -67,6 +67,7 @@ struct AgentCommand: AsyncParsableCommand {
     private func runOrFail() async throws {
         let credential = try loadCredential(credentials, command: "agent")
         let logger = Logger(label: "tsmp.agent")
+        logger.info("\(FileLimit.raise())")
         let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(address: forward!.address.value, port: forward!.port)
         let proxyAt = proxyEndpoint!
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])

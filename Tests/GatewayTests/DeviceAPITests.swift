@@ -1,4 +1,5 @@
 import ControlPlane
+import Dispatch
 import Engine
 import Foundation
 import Gateway
@@ -264,7 +265,9 @@ struct DeviceAPITests {
         #expect(lab.engine.state.withLock { $0.started.first?.1 } == MigrationTarget(address: IPv4Address(127, 0, 0, 1), awaitsPort: true))
 
         // The agent connects from the port the proxy bound.
-        let accepted = accept(server.fd, nil, nil)
+        // accept(2) blocks: on a Dispatch thread, not on the concurrency pool the endpoints' handlers need.
+        let listener = server.fd
+        let accepted = await withCheckedContinuation { c in DispatchQueue.global().async { c.resume(returning: accept(listener, nil, nil)) } }
         #expect(accepted >= 0)
         let peer = try Syscall.localEndpoint(accepted) // ours; the peer's port via getpeername:
         _ = peer

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ControlPlane
 import Engine
+import Dispatch
 import Foundation
 import Gateway
 import PacketIO
@@ -17,7 +18,15 @@ struct LocalControlSocketTests {
     static let nobody = "65534"
 
     /// Runs `setpriv --reuid 65534 ... curl ...` against the socket: (curl's exit status, body).
-    static func asNobody(curl arguments: [String]) throws -> (status: Int32, body: String) {
+    /// On a Dispatch thread: blocking the concurrency pool (two threads here) would starve
+    /// every other test's endpoint handlers.
+    static func asNobody(curl arguments: [String]) async throws -> (status: Int32, body: String) {
+        try await withCheckedThrowingContinuation { c in
+            DispatchQueue.global().async { c.resume(with: Result { try runAsNobody(curl: arguments) }) }
+        }
+    }
+
+    static func runAsNobody(curl arguments: [String]) throws -> (status: Int32, body: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid", nobody, "--regid", nobody, "--clear-groups", "/usr/bin/curl", "-s", "--max-time", "5"] + arguments
@@ -56,16 +65,16 @@ struct LocalControlSocketTests {
         let path = proxy.client.socketPath
         // The socket's directory must let uid 65534 reach the file for the test to mean anything.
         chmod(proxy.directory, 0o755)
-        let denied = try Self.asNobody(curl: ["--unix-socket", path, "http://tsmp/v1/flows"])
+        let denied = try await Self.asNobody(curl: ["--unix-socket", path, "http://tsmp/v1/flows"])
         #expect(denied.status == 7, "curl could connect as uid 65534: \(denied.body)")
         #expect(denied.body.isEmpty)
         // The file mode loosened by hand: SO_PEERCRED still refuses before any request is read.
         #expect(chmod(path, 0o666) == 0)
-        let listed = try Self.asNobody(curl: ["--unix-socket", path, "http://tsmp/v1/flows"])
+        let listed = try await Self.asNobody(curl: ["--unix-socket", path, "http://tsmp/v1/flows"])
         #expect(listed.body.contains("the proxy's control socket is for root only (you are uid 65534)"), "\(listed)")
         #expect(!listed.body.contains("10.1.0.2"))
         let id = before.flows[0].id
-        let moved = try Self.asNobody(curl: ["--unix-socket", path, "-X", "POST", "-H", "Content-Type: application/json",
+        let moved = try await Self.asNobody(curl: ["--unix-socket", path, "-X", "POST", "-H", "Content-Type: application/json",
                                              "--data", #"{"flows":[\#(id.rawValue)],"toAddress":"10.3.0.2","deadlineSeconds":5}"#,
                                              "http://tsmp/v1/migrations"])
         #expect(moved.body.contains("root only"), "\(moved)")
