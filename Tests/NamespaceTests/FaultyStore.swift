@@ -48,6 +48,8 @@ struct FaultyTransaction: NamespaceTransaction {
         if fault == .setLastHeartbeat { throw Self.injected }
         try await base.setLastHeartbeat(of: did, to: millis)
     }
+    func setKey(of did: DeviceID, to key: KeyFingerprint) async throws { try await base.setKey(of: did, to: key) }
+    func firstDevice(of user: UserID) async throws -> DeviceID? { try await base.firstDevice(of: user) }
     func devices(atAddress address: String) async throws -> [StoredDevice] { try await base.devices(atAddress: address) }
     func devicesSilent(before millis: Int64) async throws -> [StoredDevice] { try await base.devicesSilent(before: millis) }
     func appendChange(device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
