@@ -28,7 +28,12 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         --state/admin.cred, which registers users and proxies. Devices and proxies then speak \
         to the service with mutual TLS using credentials it issued. Data lives in SQLite \
         (embedded, WAL; the default) or PostgreSQL (several gateways share one namespace). \
-        Devices whose heartbeats stop for --missed-heartbeats intervals are marked offline.
+        Devices whose heartbeats stop for --missed-heartbeats intervals are marked offline. \
+        A device's locator (where proxies send its MTRs) must be the address its request came \
+        from, and never a special address (0.0.0.0, ::, loopback, multicast, 255.255.255.255, \
+        0/8, 240/4); see --allow-unattributed-locators. The state directory is kept at mode \
+        0700 (a looser one is tightened, with a notice) and the files in it, and the SQLite \
+        database, at 0600.
 
         Examples:
           tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen 0.0.0.0:7443 --state /var/lib/tsmp
@@ -54,6 +59,14 @@ struct NamespaceServeCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats after which a device is offline.")
     var missedHeartbeats: Int = 3
 
+    @Flag(help: """
+        Take a device's locator (heartbeats, locator updates) even when it is not the address the \
+        request came from, for devices that reach the namespace through a NAT. Special addresses \
+        (unspecified, loopback, multicast, broadcast, reserved) are refused all the same. The proxy \
+        proves flow ownership itself, so this only affects where MTRs are sent.
+        """)
+    var allowUnattributedLocators = false
+
     @OptionGroup var lab: InsecureLabOption
     @OptionGroup var logging: LoggingOptions
 
@@ -67,6 +80,9 @@ struct NamespaceServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Everything this service creates (state directory, CA key, admin credential, database
+        // and its -wal/-shm files) is for its own user only: 0700 directories, 0600 files.
+        _ = umask(0o077)
         logging.bootstrap()
         let scheme = lab.insecureLab ? "http" : "https"
         let host = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
@@ -74,7 +90,8 @@ struct NamespaceServeCommand: AsyncParsableCommand {
             database: db, host: listen.host, port: listen.port, stateDirectory: state,
             advertisedURL: url ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)",
             insecureLab: lab.insecureLab, heartbeatIntervalMillis: Int64(heartbeatInterval * 1000),
-            missedHeartbeats: missedHeartbeats)
+            missedHeartbeats: missedHeartbeats,
+            locatorPolicy: allowUnattributedLocators ? .unattributed : .sourceAddress)
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         try await Self.reportingFailures {
             do {
