@@ -21,11 +21,13 @@ extension NamespaceAPITests {
 
     static func specialLocators(_ database: String) async throws {
         for policy in [LocatorPolicy.sourceAddress, .unattributed] {
+            // One database for both rounds on PostgreSQL: a user per round.
+            let user = "\(policy.rawValue.lowercased())@example.com"
             let ns = try await Service(database: database, locatorPolicy: policy)
-            let bob = try await ns.register("bob@example.com", device: "laptop")
+            let bob = try await ns.register(user, device: "laptop")
             let _: HeartbeatAnswer = try await ns.client(bob).call("POST", "/v1/heartbeat", json: HeartbeatRequest(
                 knownModificationMillis: nil, locator: nil))
-            let before = try await snapshot(ns, "bob@example.com")
+            let before = try await snapshot(ns, user)
             ns.advance(500)  // a refused heartbeat that still stamped the device would show
             for address in specialAddresses {
                 let locator = try Locator(address: address, agentPort: 7445)
@@ -37,7 +39,7 @@ extension NamespaceAPITests {
                         knownModificationMillis: nil, locator: locator))
                 }
             }
-            let after = try await snapshot(ns, "bob@example.com")
+            let after = try await snapshot(ns, user)
             #expect(after.0 == before.0, "\(policy)")
             #expect(after.1 == before.1, "\(policy)")
             await ns.stop()
