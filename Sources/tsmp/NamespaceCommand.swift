@@ -112,7 +112,10 @@ struct NamespaceRegisterCommand: AsyncParsableCommand {
         discussion: """
         The device's key is made here and never sent; the namespace signs its certificate. \
         The credential file (mode 0600) carries the DID, the key, the certificate, the \
-        namespace's URL and CA: everything the device's agent and `tsmp migrate` need.
+        namespace's URL and CA: everything the device's agent and `tsmp migrate` need. \
+        Until the namespace answers, the key waits in OUT.key-pending (mode 0600): if no answer \
+        comes (a timeout, a crash), run the same command again; it repeats the request with that \
+        key and the namespace answers it like the first time.
 
         Example:
           tsmp namespace register bob@example.com --device laptop --namespace https://10.1.0.1:7443 \\
@@ -190,25 +193,41 @@ struct NamespaceProxyAddCommand: AsyncParsableCommand {
 }
 
 /// Makes a key and CSR for `identity`, has the namespace issue it (speaking as `adminCredential`),
-/// and writes the new credential to `out`. Nothing is written when anything is refused.
+/// and writes the new credential to `out`. Nothing is written when anything is refused. The key
+/// waits in `OUT.key-pending` (0600) until the namespace answers: when no answer comes (a
+/// timeout, a crash), the same command again repeats the request with that key, and the
+/// namespace answers it like the first time.
 func issue<Body: Encodable & Sendable>(_ identity: PeerIdentity, command: String, adminCredential: Credential, namespace: String,
                                        insecureLab: Bool, out: String,
                                        request: (String) -> (String, Body)) async throws {
     if FileManager.default.fileExists(atPath: out) {
         throw RuntimeFailure(command, "\(out) exists: not overwriting a credential")
     }
+    let pending: PendingCredentialKey
+    do { pending = try PendingCredentialKey.prepare(for: identity, credentialPath: out) } catch {
+        throw RuntimeFailure(command, "\(error)")
+    }
+    if pending.resumed {
+        FileHandle.standardError.write(Data("\(command): repeating an earlier request that got no answer, with its key \(pending.path)\n".utf8))
+    }
     do {
-        let (key, csr) = try KeyMaterial.newKeyAndCSR(for: identity)
-        let (path, body) = request(csr)
+        let (path, body) = request(pending.csrPEM)
         let issued: IssuedCredential = try await withEventLoop { group in
             let link = try PeerClient(baseURL: namespace, credential: adminCredential, insecureLab: insecureLab,
                                        expectedServer: .identity(.namespace), group: group)
             return try await link.call("POST", path, json: body)
         }
-        let credential = Credential(identity: issued.identity, keyPEM: key, certificatePEM: issued.certificate,
+        let credential = Credential(identity: issued.identity, keyPEM: pending.keyPEM, certificatePEM: issued.certificate,
                                     caPEM: issued.ca, namespaceURL: namespace)
         try credential.write(to: out)
+        pending.remove()
         print("\(issued.identity): credential written to \(out)")
+    } catch let refusal as PeerClientError {
+        if case .refused = refusal {
+            pending.remove()
+            throw RuntimeFailure(command, "\(refusal)")
+        }
+        throw RuntimeFailure(command, "\(refusal) (the key stays in \(pending.path): run the same command again to repeat the request)")
     } catch let failure as RuntimeFailure {
         throw failure
     } catch {

@@ -69,4 +69,31 @@ extension NamespaceAPITests {
         #expect(try await snapshot(ns, "bob@example.com") == afterIntroduction)
         await ns.stop()
     }
+
+    /// What `tsmp namespace register` does when the answer is lost: its key waits in
+    /// OUT.key-pending, and the same command again repeats the request with it.
+    @Test("a registration whose answer was lost is repeated with the pending key and succeeds")
+    func lostAnswer() async throws {
+        let ns = try await Service()
+        let dir = try TempDirectory()
+        let out = dir.file("laptop.cred")
+        let identity = try PeerIdentity.device("laptop.bob@example.com")
+        let first = try PendingCredentialKey.prepare(for: identity, credentialPath: out)
+        #expect(!first.resumed)
+        #expect(try dir.mode("laptop.cred.key-pending") == 0o600)
+        let committed = try await Self.post(ns, "/v1/users", as: try ns.admin,
+                                       RegisterUserRequest(user: "bob@example.com", device: "laptop", csr: first.csrPEM))
+        #expect(committed.status == 201)
+        // ... and the client died before writing the credential. The same command again:
+        let again = try PendingCredentialKey.prepare(for: identity, credentialPath: out)
+        #expect(again.resumed && again.keyPEM == first.keyPEM)
+        #expect(try KeyFingerprint(csrPEM: again.csrPEM) == KeyFingerprint(csrPEM: first.csrPEM))
+        let repeated = try await Self.post(ns, "/v1/users", as: try ns.admin,
+                                      RegisterUserRequest(user: "bob@example.com", device: "laptop", csr: again.csrPEM))
+        #expect(repeated.status == 201, "\(repeated.text)")
+        #expect(repeated.issued?.device == committed.issued?.device)
+        again.remove()
+        #expect(!FileManager.default.fileExists(atPath: dir.file("laptop.cred.key-pending")))
+        await ns.stop()
+    }
 }
