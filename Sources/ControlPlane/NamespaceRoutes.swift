@@ -102,7 +102,7 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             let body = try Self.decode(RegisterProxyRequest.self, request)
             let identity = try Self.identity(.proxy(body.name))
             let certificate = try issue(body.csr, as: identity)
-            try await service.registerProxy(name: body.name)
+            try await service.registerProxy(name: body.name, key: try KeyFingerprint(csrPEM: body.csr))
             return IssuedCredential(identity: identity, certificate: certificate, ca: authority.caPEM)
         }
     }

@@ -73,13 +73,26 @@ extension NamespaceService {
     }
 
     /// Registers a proxy (gateway) by name, same grammar as device names.
-    public func registerProxy(name: String) async throws {
+    /// Idempotent like `registerUser`: the same name with the key it was certified for again
+    /// changes nothing and succeeds; another key (or none) is a conflict.
+    public func registerProxy(name: String, key: KeyFingerprint? = nil) async throws {
         let name = try DeviceID.validatedName(name, what: "proxy name")
         let clock = self.clock
-        try await store.transaction { tx in
-            if try await tx.proxyExists(name) { throw NamespaceError.conflict("proxy \(name) is registered already") }
-            try await tx.insertProxy(name, registeredMillis: clock())
+        let repeated = try await store.transaction { tx in
+            if try await tx.proxyExists(name) {
+                let what = "proxy \(name) is registered already"
+                guard let key else { throw NamespaceError.conflict(what) }
+                guard let stored = try await tx.proxyKey(name) else {
+                    throw NamespaceError.conflict("\(what), and no key is on record for it (certified before keys were kept): a repeat can't be told from a takeover")
+                }
+                guard stored == key else {
+                    throw NamespaceError.conflict("\(what), certified for another key: a repeat must carry a CSR for the same key")
+                }
+                return true
+            }
+            try await tx.insertProxy(name, registeredMillis: clock(), key: key)
+            return false
         }
-        logger.info("proxy registered", metadata: ["proxy": "\(name)"])
+        logger.info(repeated ? "proxy registration repeated with the same key" : "proxy registered", metadata: ["proxy": "\(name)"])
     }
 }

@@ -47,7 +47,9 @@ public protocol NamespaceTransaction: Sendable {
     func changes(of user: UserID, recordedAfter: Int64?) async throws -> [ChangeEntry]
 
     func proxyExists(_ name: String) async throws -> Bool
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws
+    /// The key the proxy was certified for (nil: unknown proxy, or registered before keys were kept).
+    func proxyKey(_ name: String) async throws -> KeyFingerprint?
 }
 
 /// A user's group as stored.

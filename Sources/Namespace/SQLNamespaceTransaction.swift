@@ -159,8 +159,16 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
         try await !db.raw("SELECT name FROM ns_proxies WHERE name = \(bind: name)").all().isEmpty
     }
 
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws {
-        try await db.raw("INSERT INTO ns_proxies (name, registered_ms) VALUES (\(bind: name), \(bind: registeredMillis))").run()
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws {
+        try await db.raw("""
+            INSERT INTO ns_proxies (name, registered_ms, key_sha256) VALUES (\(bind: name), \(bind: registeredMillis), \(bind: key?.hex))
+            """).run()
+    }
+
+    func proxyKey(_ name: String) async throws -> KeyFingerprint? {
+        let rows = try await db.raw("SELECT key_sha256 FROM ns_proxies WHERE name = \(bind: name)").all()
+        guard let row = rows.first, let hex = try Self.optional(row, "key_sha256", String.self) else { return nil }
+        do { return try KeyFingerprint(hex: hex) } catch { throw NamespaceError.storage("stored proxy \(name): \(error.description)") }
     }
 
     // MARK: Rows

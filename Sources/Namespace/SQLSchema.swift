@@ -10,9 +10,9 @@ import SQLKit
 /// - `ns_proxies`: registered proxies.
 /// - `ns_changes`: the change log; `payload` is the JSON of `Change`.
 ///
-/// Version 2 adds `ns_devices.key_sha256`: the SHA-256 of the public key the device was
-/// certified for (`KeyFingerprint`; NULL for devices registered before it), which makes a
-/// repeated registration with the same key answerable.
+/// Version 2 adds `ns_devices.key_sha256` and `ns_proxies.key_sha256`: the SHA-256 of the
+/// public key each was certified for (`KeyFingerprint`; NULL for those registered before it),
+/// which makes a repeated registration with the same key answerable.
 enum SQLSchema {
     /// The version this code writes and understands.
     static let currentVersion = 2
@@ -45,6 +45,7 @@ enum SQLSchema {
             // nullable column without rewriting the table).
             [
                 "ALTER TABLE ns_devices ADD COLUMN key_sha256 TEXT",
+                "ALTER TABLE ns_proxies ADD COLUMN key_sha256 TEXT",
             ],
         ]
     }

@@ -67,6 +67,17 @@ extension NamespaceAPITests {
         #expect(phoneOtherKey.status == 409)
         #expect(phoneOtherKey.text.contains("certified for another key"), "\(phoneOtherKey.text)")
         #expect(try await snapshot(ns, "bob@example.com") == afterIntroduction)
+
+        // Proxies: the same rule.
+        let (_, proxyCSR) = try KeyMaterial.newKeyAndCSR(for: try .proxy("gw1"))
+        for _ in 0..<2 {
+            let added = try await post(ns, "/v1/proxies", as: admin, RegisterProxyRequest(name: "gw1", csr: proxyCSR))
+            #expect(added.status == 201, "\(added.text)")
+        }
+        let (_, otherProxyCSR) = try KeyMaterial.newKeyAndCSR(for: try .proxy("gw1"))
+        let proxyOtherKey = try await post(ns, "/v1/proxies", as: admin, RegisterProxyRequest(name: "gw1", csr: otherProxyCSR))
+        #expect(proxyOtherKey.status == 409)
+        #expect(proxyOtherKey.text.contains("certified for another key"), "\(proxyOtherKey.text)")
         await ns.stop()
     }
 

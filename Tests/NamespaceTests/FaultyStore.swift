@@ -59,5 +59,8 @@ struct FaultyTransaction: NamespaceTransaction {
         try await base.changes(of: user, recordedAfter: recordedAfter)
     }
     func proxyExists(_ name: String) async throws -> Bool { try await base.proxyExists(name) }
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws { try await base.insertProxy(name, registeredMillis: registeredMillis) }
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws {
+        try await base.insertProxy(name, registeredMillis: registeredMillis, key: key)
+    }
+    func proxyKey(_ name: String) async throws -> KeyFingerprint? { try await base.proxyKey(name) }
 }

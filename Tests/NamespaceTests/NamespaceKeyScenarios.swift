@@ -47,6 +47,17 @@ enum NamespaceKeyScenarios {
             #expect(reason?.contains("another first device") == true)
             #expect(try await ns.changes(of: bob, sinceMillis: nil) == afterIntroduction)
             #expect(try await ns.devices(of: bob).map(\.did) == [laptop, phone])
+
+            // Proxies: the same.
+            try await ns.registerProxy(name: "gw1", key: key(5))
+            try await ns.registerProxy(name: "GW1", key: key(5))
+            reason = await expectRefusal(NamespaceError.conflict) { try await ns.registerProxy(name: "gw1", key: key(6)) }
+            #expect(reason?.contains("certified for another key") == true)
+            reason = await expectRefusal(NamespaceError.conflict) { try await ns.registerProxy(name: "gw1") }
+            #expect(reason == "proxy gw1 is registered already")
+            try await ns.registerProxy(name: "gw2")
+            reason = await expectRefusal(NamespaceError.conflict) { try await ns.registerProxy(name: "gw2", key: key(5)) }
+            #expect(reason?.contains("no key is on record") == true)
         }
     }
 
