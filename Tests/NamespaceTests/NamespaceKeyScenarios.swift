@@ -85,17 +85,22 @@ enum NamespaceKeyScenarios {
             await old.close()
 
             let store = try #require(try await f.openStore() as? SQLNamespaceStore)
-            let versions = try await store.sqlTransaction { db in
-                try await db.raw("SELECT version FROM ns_schema").all().map { try $0.decode(column: "version", as: Int64.self) }
+            do {
+                let versions = try await store.sqlTransaction { db in
+                    try await db.raw("SELECT version FROM ns_schema").all().map { try $0.decode(column: "version", as: Int64.self) }
+                }
+                #expect(versions == [Int64(SQLSchema.currentVersion)])
+                let ns = f.service(store)
+                #expect(try await ns.devices(of: bob).map(\.did) == [laptop])
+                let reason = await expectRefusal(NamespaceError.conflict) { _ = try await ns.registerUser(bob, firstDevice: "laptop", key: key(1)) }
+                #expect(reason?.contains("no key is on record") == true)
+                // New devices get their key remembered as usual.
+                _ = try await ns.introduce(device: "phone", by: laptop, key: key(2))
+                _ = try await ns.introduce(device: "phone", by: laptop, key: key(2))
+            } catch {
+                await store.close()
+                throw error
             }
-            #expect(versions == [Int64(SQLSchema.currentVersion)])
-            let ns = f.service(store)
-            #expect(try await ns.devices(of: bob).map(\.did) == [laptop])
-            let reason = await expectRefusal(NamespaceError.conflict) { _ = try await ns.registerUser(bob, firstDevice: "laptop", key: key(1)) }
-            #expect(reason?.contains("no key is on record") == true)
-            // New devices get their key remembered as usual.
-            _ = try await ns.introduce(device: "phone", by: laptop, key: key(2))
-            _ = try await ns.introduce(device: "phone", by: laptop, key: key(2))
             await store.close()
         } catch {
             await f.cleanUp()
