@@ -112,16 +112,20 @@ public struct NamespaceServer: Sendable {
     private func openStore() async throws -> any NamespaceStore {
         let sqliteFile = NamespaceDatabase.sqliteFilePath(options.database)
         if let sqliteFile { try NamespaceStateFiles.prepareSQLiteFile(sqliteFile, logger: logger) }
+        let store: any NamespaceStore
         do {
-            let store = try await NamespaceDatabase.open(options.database, logger: logger)
-            // -wal and -shm exist now: SQLite gave them the database file's mode; check all the same.
-            if let sqliteFile { try NamespaceStateFiles.prepareSQLiteFile(sqliteFile, logger: logger) }
-            return store
-        } catch let failure as Failure {
-            throw failure
+            store = try await NamespaceDatabase.open(options.database, logger: logger)
         } catch {
             throw Failure(description: "database \(options.database): \(error)")
         }
+        // -wal and -shm exist now: SQLite gave them the database file's mode; check all the same.
+        if let sqliteFile {
+            do { try NamespaceStateFiles.prepareSQLiteFile(sqliteFile, logger: logger) } catch {
+                await store.close()
+                throw error
+            }
+        }
+        return store
     }
 
     /// The CA (loaded, or made on first start) and the admin credential (written on first
