@@ -12,11 +12,15 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
     /// How long issued device and proxy certificates are valid.
     public let credentialValidity: TimeInterval
     public let clock: @Sendable () -> Int64
+    /// Which locators devices may set (heartbeats and `PUT /v1/locator`): by default only the
+    /// address their request came from.
+    public let locatorPolicy: LocatorPolicy
 
     public init(service: NamespaceService, authority: CertificateAuthority, namespaceURL: String,
-                credentialValidity: TimeInterval = 365 * 86_400, clock: @escaping @Sendable () -> Int64) {
+                credentialValidity: TimeInterval = 365 * 86_400, locatorPolicy: LocatorPolicy = .sourceAddress,
+                clock: @escaping @Sendable () -> Int64) {
         self.service = service; self.authority = authority; self.namespaceURL = namespaceURL
-        self.credentialValidity = credentialValidity; self.clock = clock
+        self.credentialValidity = credentialValidity; self.locatorPolicy = locatorPolicy; self.clock = clock
     }
 
     public var routes: [String: HTTPEndpoint.Handler] {
@@ -31,11 +35,13 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             "GET /v1/devices": { request in await asDevice(request) { did in try await deviceList(of: did.user) } },
             "POST /v1/heartbeat": { request in
                 await asDevice(request, HeartbeatRequest.self) { did, body in
-                    try await service.heartbeat(from: did, knownModificationMillis: body.knownModificationMillis, locator: body.locator)
+                    if let locator = body.locator { try checkLocator(locator, of: request) }
+                    return try await service.heartbeat(from: did, knownModificationMillis: body.knownModificationMillis, locator: body.locator)
                 }
             },
             "PUT /v1/locator": { request in
                 await asDevice(request, Locator.self) { did, locator in
+                    try checkLocator(locator, of: request)
                     try await service.updateLocator(of: did, to: locator)
                     return try await service.resolve(did)
                 }
@@ -71,6 +77,9 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
 
     // MARK: Registration (admin) and introduction (device)
 
+    /// A repeat of a registration or introduction with a CSR for the same key (a client that
+    /// never got the first answer) gets the same answer: 201, a fresh certificate for that key,
+    /// the device's record (`NamespaceService.registerUser`); any other repeat is 409.
     private func registerUser(_ request: HTTPEndpoint.Request) async -> HTTPEndpoint.Response {
         guard let peer = request.peer else { return Self.noIdentity }
         guard peer.role == .admin else { return .error(.forbidden, "only the namespace's admin registers users (you are \(peer))") }
@@ -81,7 +90,7 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             // Check the CSR before anything is stored: a bad one changes nothing.
             let identity = try Self.identity(.device(did.description))
             let certificate = try issue(body.csr, as: identity)
-            let record = try await service.registerUser(user, firstDevice: body.device)
+            let record = try await service.registerUser(user, firstDevice: body.device, key: try KeyFingerprint(csrPEM: body.csr))
             return IssuedCredential(identity: identity, certificate: certificate, ca: authority.caPEM, device: record)
         }
     }
@@ -93,7 +102,7 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             let body = try Self.decode(RegisterProxyRequest.self, request)
             let identity = try Self.identity(.proxy(body.name))
             let certificate = try issue(body.csr, as: identity)
-            try await service.registerProxy(name: body.name)
+            try await service.registerProxy(name: body.name, key: try KeyFingerprint(csrPEM: body.csr))
             return IssuedCredential(identity: identity, certificate: certificate, ca: authority.caPEM)
         }
     }
@@ -103,7 +112,7 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             let did = try DeviceID(name: body.name, user: introducer.user)
             let identity = try Self.identity(.device(did.description))
             let certificate = try issue(body.csr, as: identity)
-            let record = try await service.introduce(device: body.name, by: introducer)
+            let record = try await service.introduce(device: body.name, by: introducer, key: try KeyFingerprint(csrPEM: body.csr))
             return IssuedCredential(identity: identity, certificate: certificate, ca: authority.caPEM, device: record)
         }
     }
@@ -166,6 +175,11 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
     }
 
     // MARK: Helpers
+
+    /// A locator the policy refuses is a bad request (400, with the reason); nothing is stored.
+    private func checkLocator(_ locator: Locator, of request: HTTPEndpoint.Request) throws {
+        try locatorPolicy.check(locator, cameFrom: request.remoteAddress?.ipAddress)
+    }
 
     /// A name that is no valid identity is a bad request.
     private static func identity(_ make: @autoclosure () throws -> PeerIdentity) throws -> PeerIdentity {

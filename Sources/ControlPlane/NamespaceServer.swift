@@ -18,11 +18,15 @@ public struct NamespaceServer: Sendable {
         public var insecureLab: Bool
         public var heartbeatIntervalMillis: Int64
         public var missedHeartbeats: Int
+        /// Which locators devices may set (`--allow-unattributed-locators`: any usable one).
+        public var locatorPolicy: LocatorPolicy
         public init(database: String, host: String, port: Int, stateDirectory: String, advertisedURL: String,
-                    insecureLab: Bool, heartbeatIntervalMillis: Int64 = 10_000, missedHeartbeats: Int = 3) {
+                    insecureLab: Bool, heartbeatIntervalMillis: Int64 = 10_000, missedHeartbeats: Int = 3,
+                    locatorPolicy: LocatorPolicy = .sourceAddress) {
             self.database = database; self.host = host; self.port = port; self.stateDirectory = stateDirectory
             self.advertisedURL = advertisedURL; self.insecureLab = insecureLab
             self.heartbeatIntervalMillis = heartbeatIntervalMillis; self.missedHeartbeats = missedHeartbeats
+            self.locatorPolicy = locatorPolicy
         }
     }
 
@@ -44,22 +48,17 @@ public struct NamespaceServer: Sendable {
 
     /// Serves until `stop` returns (a signal, usually); then closes everything it opened.
     public func run(until stop: () async -> Void) async throws {
+        // The directory first (0700), then the database, which must be usable before the CA and
+        // the admin credential are written: a bad --db leaves no state behind.
+        try NamespaceStateFiles.prepareDirectory(options.stateDirectory, logger: logger)
+        let store = try await openStore()
         let authority: CertificateAuthority
-        do {
-            try FileManager.default.createDirectory(atPath: options.stateDirectory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-            authority = try CertificateAuthority.loadOrCreate(directory: options.stateDirectory)
-        } catch {
-            throw Failure(description: "state directory \(options.stateDirectory): \(error)")
-        }
         let adminPath = (options.stateDirectory as NSString).appendingPathComponent(Self.adminCredentialFile)
-        if !FileManager.default.fileExists(atPath: adminPath) {
-            do {
-                try Self.issueLocally(.admin, by: authority, namespaceURL: options.advertisedURL).write(to: adminPath)
-                logger.notice("admin credential written", metadata: ["path": "\(adminPath)"])
-            } catch {
-                throw Failure(description: "cannot write the admin credential \(adminPath): \(error)")
-            }
+        do {
+            authority = try loadAuthority(adminPath: adminPath)
+        } catch {
+            await store.close()
+            throw error
         }
         // Accepted request ids, kept across restarts (a request replayed after a restart is refused).
         let journalPath = (options.stateDirectory as NSString).appendingPathComponent(Self.replayJournalFile)
@@ -67,20 +66,16 @@ public struct NamespaceServer: Sendable {
         do {
             requestGuard = try RequestGuard(journalPath: journalPath, logger: logger)
         } catch {
+            await store.close()
             throw Failure(description: "\(error)")
         }
         let fileLimit = FileLimit.raise()
         logger.info("\(fileLimit)")
-        let store: any NamespaceStore
-        do {
-            store = try await NamespaceDatabase.open(options.database, logger: logger)
-        } catch {
-            throw Failure(description: "database \(options.database): \(error)")
-        }
         let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
         let service = NamespaceService(store: store, clock: clock, heartbeatIntervalMillis: options.heartbeatIntervalMillis,
                                        missedHeartbeats: options.missedHeartbeats)
-        let routes = NamespaceRoutes(service: service, authority: authority, namespaceURL: options.advertisedURL, clock: clock)
+        let routes = NamespaceRoutes(service: service, authority: authority, namespaceURL: options.advertisedURL,
+                                     locatorPolicy: options.locatorPolicy, clock: clock)
         let security: EndpointSecurity
         do {
             security = options.insecureLab ? .insecureLab
@@ -103,6 +98,7 @@ public struct NamespaceServer: Sendable {
         logger.info("namespace serving", metadata: [
             "listen": "\(options.host):\(options.port)", "url": "\(options.advertisedURL)",
             "db": "\(Self.redacted(options.database))", "tls": "\(options.insecureLab ? "off (--insecure-lab)" : "mutual")",
+            "locators": "\(options.locatorPolicy == .sourceAddress ? "the request's source address only" : "any usable (--allow-unattributed-locators)")",
         ])
         let sweeper = Task {
             let period = UInt64(max(options.heartbeatIntervalMillis / 2, 50)) * 1_000_000
@@ -124,6 +120,48 @@ public struct NamespaceServer: Sendable {
         try? await group.shutdownGracefully()
         await store.close()
         logger.info("namespace stopped")
+    }
+
+    /// The store, its SQLite file (if it is one) made or kept 0600 first.
+    private func openStore() async throws -> any NamespaceStore {
+        let sqliteFile = NamespaceDatabase.sqliteFilePath(options.database)
+        if let sqliteFile { try NamespaceStateFiles.prepareSQLiteFile(sqliteFile, logger: logger) }
+        let store: any NamespaceStore
+        do {
+            store = try await NamespaceDatabase.open(options.database, logger: logger)
+        } catch {
+            throw Failure(description: "database \(options.database): \(error)")
+        }
+        // -wal and -shm exist now: SQLite gave them the database file's mode; check all the same.
+        if let sqliteFile {
+            do { try NamespaceStateFiles.prepareSQLiteFile(sqliteFile, logger: logger) } catch {
+                await store.close()
+                throw error
+            }
+        }
+        return store
+    }
+
+    /// The CA (loaded, or made on first start) and the admin credential (written on first
+    /// start); both files 0600.
+    private func loadAuthority(adminPath: String) throws -> CertificateAuthority {
+        let authority: CertificateAuthority
+        do {
+            authority = try CertificateAuthority.loadOrCreate(directory: options.stateDirectory)
+        } catch {
+            throw Failure(description: "state directory \(options.stateDirectory): \(error)")
+        }
+        if !FileManager.default.fileExists(atPath: adminPath) {
+            do {
+                try Self.issueLocally(.admin, by: authority, namespaceURL: options.advertisedURL).write(to: adminPath)
+                logger.notice("admin credential written", metadata: ["path": "\(adminPath)"])
+            } catch {
+                throw Failure(description: "cannot write the admin credential \(adminPath): \(error)")
+            }
+        }
+        let keyPath = (options.stateDirectory as NSString).appendingPathComponent(CertificateAuthority.keyFile)
+        try NamespaceStateFiles.tightenFiles([keyPath, adminPath], logger: logger)
+        return authority
     }
 
     /// A credential whose key is made here (the admin's and the service's own).

@@ -44,16 +44,31 @@ public struct Locator: Codable, Hashable, Sendable {
         try container.encodeIfPresent(agentPort, forKey: .agentPort)
     }
 
-    /// The canonical text of an IPv4 or IPv6 literal (inet_pton then inet_ntop), or nil.
+    /// The canonical text of an IPv4 or IPv6 literal (inet_pton then inet_ntop), or nil. An
+    /// IPv4-mapped IPv6 address (`::ffff:10.1.0.2`, RFC 4291 §2.5.5.2) is the IPv4 address it
+    /// stands for (`10.1.0.2`): it is how a dual-stack listener sees an IPv4 peer, and the
+    /// proxy matches flows against IPv4 addresses.
     public static func canonicalAddress(_ text: String) -> String? {
+        guard let bytes = parse(text) else { return nil }
+        return bytes.withUnsafeBytes { Self.text(family: bytes.count == 4 ? AF_INET : AF_INET6, $0) }
+    }
+
+    /// The address's bytes in network order (4 or 16; a mapped IPv4 address as its 4), or nil
+    /// when `text` is no IPv4 or IPv6 literal.
+    public static func addressBytes(_ text: String) -> [UInt8]? { parse(text) }
+
+    private static let mappedPrefix: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+
+    private static func parse(_ text: String) -> [UInt8]? {
         guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Self.text(family: AF_INET, $0) }
+            return withUnsafeBytes(of: &v4) { Array($0) }
         }
         var v6 = in6_addr()
         if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Self.text(family: AF_INET6, $0) }
+            let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+            return Array(bytes[0..<12]) == mappedPrefix ? Array(bytes[12..<16]) : bytes
         }
         return nil
     }

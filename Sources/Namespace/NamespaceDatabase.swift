@@ -23,6 +23,13 @@ public enum NamespaceDatabase {
         }
     }
 
+    /// The file of an `sqlite:PATH` URL (nil for PostgreSQL, `sqlite::memory:` and bad URLs):
+    /// the service sets its mode before SQLite creates it.
+    public static func sqliteFilePath(_ url: String) -> String? {
+        guard case .sqlite(.file(let path), _)? = try? target(for: url) else { return nil }
+        return path
+    }
+
     /// Parses the URL without connecting.
     static func target(for url: String) throws(NamespaceError) -> SQLNamespaceStore.Target {
         let usage = "expected sqlite:PATH, sqlite::memory: or postgresql://USER@HOST:PORT/DATABASE"

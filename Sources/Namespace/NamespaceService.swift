@@ -21,12 +21,12 @@ import Logging
 /// All errors thrown are `NamespaceError`s.
 public actor NamespaceService {
     public nonisolated let store: any NamespaceStore
-    private nonisolated let clock: @Sendable () -> Int64
+    nonisolated let clock: @Sendable () -> Int64
     /// How often devices heartbeat.
     public nonisolated let heartbeatIntervalMillis: Int64
     /// How many heartbeats a device may miss before `sweep` marks it offline.
     public nonisolated let missedHeartbeats: Int
-    private nonisolated let logger: Logger
+    nonisolated let logger: Logger
 
     /// How far ahead of the service's clock a device's edit time may be.
     public static let maximumClockAheadMillis: Int64 = 300_000
@@ -46,59 +46,6 @@ public actor NamespaceService {
     public nonisolated var expiryMillis: Int64 {
         let (product, overflow) = heartbeatIntervalMillis.multipliedReportingOverflow(by: Int64(missedHeartbeats))
         return overflow ? Int64.max : product
-    }
-
-    // MARK: Registration and introduction (SMP draft §6.2.1, §6.2.2)
-
-    /// Creates the user's group with `name` as its first device, online.
-    public func registerUser(_ user: UserID, firstDevice name: String) async throws -> DeviceRecord {
-        let did = try DeviceID(name: name, user: user)
-        let clock = self.clock
-        let record = try await store.transaction { tx in
-            if try await tx.group(user, forUpdate: true) != nil {
-                throw NamespaceError.conflict("user \(user) is registered already")
-            }
-            let now = clock()
-            try await tx.insertGroup(user, registeredMillis: now)
-            try await Self.record(.deviceAdded, by: did, at: now, recorded: now, in: tx)
-            try await Self.record(.status(.online), by: did, at: now, recorded: now, in: tx)
-            return try await Self.requireDevice(did, in: tx).record
-        }
-        logger.info("user registered", metadata: ["user": "\(user)", "device": "\(did)"])
-        return record
-    }
-
-    /// Adds device `name` to the group of an existing device's user. The new device is offline
-    /// until its first heartbeat.
-    public func introduce(device name: String, by introducer: DeviceID) async throws -> DeviceRecord {
-        let did = try DeviceID(name: name, user: introducer.user)
-        let clock = self.clock
-        let record = try await store.transaction { tx in
-            let group = try await Self.requireGroup(introducer.user, in: tx)
-            guard try await tx.device(introducer) != nil else {
-                throw NamespaceError.notFound("introducer \(introducer) is not a registered device")
-            }
-            if try await tx.device(did) != nil {
-                throw NamespaceError.conflict("device \(did) exists already: pick another name")
-            }
-            let now = clock()
-            let recorded = try await Self.bump(group, now: now, in: tx)
-            try await Self.record(.deviceAdded, by: did, at: now, recorded: recorded, in: tx)
-            return try await Self.requireDevice(did, in: tx).record
-        }
-        logger.info("device introduced", metadata: ["device": "\(did)", "introducer": "\(introducer)"])
-        return record
-    }
-
-    /// Registers a proxy (gateway) by name, same grammar as device names.
-    public func registerProxy(name: String) async throws {
-        let name = try DeviceID.validatedName(name, what: "proxy name")
-        let clock = self.clock
-        try await store.transaction { tx in
-            if try await tx.proxyExists(name) { throw NamespaceError.conflict("proxy \(name) is registered already") }
-            try await tx.insertProxy(name, registeredMillis: clock())
-        }
-        logger.info("proxy registered", metadata: ["proxy": "\(name)"])
     }
 
     public func proxyExists(_ name: String) async throws -> Bool {

@@ -32,6 +32,10 @@ public protocol NamespaceTransaction: Sendable {
     func setStatus(of did: DeviceID, to status: DeviceStatus, stamp: ChangeStamp) async throws
     func setLocator(of did: DeviceID, to locator: Locator?, stamp: ChangeStamp) async throws
     func setLastHeartbeat(of did: DeviceID, to millis: Int64) async throws
+    /// Remembers the key the device was certified for.
+    func setKey(of did: DeviceID, to key: KeyFingerprint) async throws
+    /// The device the user registered with: the first one added to the group's log.
+    func firstDevice(of user: UserID) async throws -> DeviceID?
     /// Devices whose locator has this (canonical) address, the most recently moved there first.
     func devices(atAddress address: String) async throws -> [StoredDevice]
     /// Devices not offline whose last heartbeat (or registration, before any) is older than `millis`.
@@ -43,7 +47,9 @@ public protocol NamespaceTransaction: Sendable {
     func changes(of user: UserID, recordedAfter: Int64?) async throws -> [ChangeEntry]
 
     func proxyExists(_ name: String) async throws -> Bool
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws
+    /// The key the proxy was certified for (nil: unknown proxy, or registered before keys were kept).
+    func proxyKey(_ name: String) async throws -> KeyFingerprint?
 }
 
 /// A user's group as stored.
@@ -71,11 +77,14 @@ public struct StoredDevice: Sendable, Equatable {
     public var record: DeviceRecord
     public var statusStamp: ChangeStamp?
     public var locatorStamp: ChangeStamp?
+    /// The public key the device was certified for (nil: registered before keys were kept).
+    public var key: KeyFingerprint?
 
-    public init(record: DeviceRecord, statusStamp: ChangeStamp?, locatorStamp: ChangeStamp?) {
+    public init(record: DeviceRecord, statusStamp: ChangeStamp?, locatorStamp: ChangeStamp?, key: KeyFingerprint? = nil) {
         self.record = record
         self.statusStamp = statusStamp
         self.locatorStamp = locatorStamp
+        self.key = key
     }
 
     /// When the device last showed a sign of life: its last heartbeat, or its registration.

@@ -47,7 +47,8 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
     // MARK: Devices
 
     private static let deviceColumns = """
-        uid, name, status, status_ms, status_seq, address, agent_port, locator_ms, locator_seq, heartbeat_ms, registered_ms
+        uid, name, status, status_ms, status_seq, address, agent_port, locator_ms, locator_seq, heartbeat_ms, registered_ms,
+        key_sha256
         """
 
     func device(_ did: DeviceID) async throws -> StoredDevice? {
@@ -90,6 +91,20 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
         try await db.raw("""
             UPDATE ns_devices SET heartbeat_ms = \(bind: millis) WHERE uid = \(bind: did.user.email) AND name = \(bind: did.name)
             """).run()
+    }
+
+    func setKey(of did: DeviceID, to key: KeyFingerprint) async throws {
+        try await db.raw("""
+            UPDATE ns_devices SET key_sha256 = \(bind: key.hex) WHERE uid = \(bind: did.user.email) AND name = \(bind: did.name)
+            """).run()
+    }
+
+    func firstDevice(of user: UserID) async throws -> DeviceID? {
+        let rows = try await db.raw("""
+            SELECT uid, device FROM ns_changes WHERE uid = \(bind: user.email) AND kind = \(bind: Change.deviceAdded.kind)
+            ORDER BY seq LIMIT 1
+            """).all()
+        return try rows.first.map { try Self.deviceID($0, name: "device") }
     }
 
     func devices(atAddress address: String) async throws -> [StoredDevice] {
@@ -144,8 +159,16 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
         try await !db.raw("SELECT name FROM ns_proxies WHERE name = \(bind: name)").all().isEmpty
     }
 
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws {
-        try await db.raw("INSERT INTO ns_proxies (name, registered_ms) VALUES (\(bind: name), \(bind: registeredMillis))").run()
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws {
+        try await db.raw("""
+            INSERT INTO ns_proxies (name, registered_ms, key_sha256) VALUES (\(bind: name), \(bind: registeredMillis), \(bind: key?.hex))
+            """).run()
+    }
+
+    func proxyKey(_ name: String) async throws -> KeyFingerprint? {
+        let rows = try await db.raw("SELECT key_sha256 FROM ns_proxies WHERE name = \(bind: name)").all()
+        guard let row = rows.first, let hex = try Self.optional(row, "key_sha256", String.self) else { return nil }
+        do { return try KeyFingerprint(hex: hex) } catch { throw NamespaceError.storage("stored proxy \(name): \(error.description)") }
     }
 
     // MARK: Rows
@@ -166,13 +189,18 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
                 throw NamespaceError.storage("stored device \(did): \(error.description)")
             }
         }
+        var key: KeyFingerprint?
+        if let hex = try optional(row, "key_sha256", String.self) {
+            do { key = try KeyFingerprint(hex: hex) } catch { throw NamespaceError.storage("stored device \(did): \(error.description)") }
+        }
         return StoredDevice(
             record: DeviceRecord(
                 did: did, status: status, locator: locator,
                 lastHeartbeatMillis: try optional(row, "heartbeat_ms", Int64.self),
                 registeredMillis: try row.decode(column: "registered_ms", as: Int64.self)),
             statusStamp: try stamp(row, "status_ms", "status_seq"),
-            locatorStamp: try stamp(row, "locator_ms", "locator_seq"))
+            locatorStamp: try stamp(row, "locator_ms", "locator_seq"),
+            key: key)
     }
 
     /// The DID from the row's `uid` and the column holding the device name.

@@ -9,9 +9,13 @@ import SQLKit
 ///   (time, seq) of the change-log entry that set it, last heartbeat, registration time.
 /// - `ns_proxies`: registered proxies.
 /// - `ns_changes`: the change log; `payload` is the JSON of `Change`.
+///
+/// Version 2 adds `ns_devices.key_sha256` and `ns_proxies.key_sha256`: the SHA-256 of the
+/// public key each was certified for (`KeyFingerprint`; NULL for those registered before it),
+/// which makes a repeated registration with the same key answerable.
 enum SQLSchema {
     /// The version this code writes and understands.
-    static let currentVersion = 1
+    static let currentVersion = 2
 
     static func migrations(_ kind: SQLBackendKind) -> [[String]] {
         let int = kind.integer
@@ -36,6 +40,12 @@ enum SQLSchema {
                     kind TEXT NOT NULL, payload TEXT NOT NULL)
                 """,
                 "CREATE INDEX ns_changes_group ON ns_changes (uid, recorded_ms)",
+            ],
+            // 1 -> 2: the key each device was certified for (SQLite and PostgreSQL alike add a
+            // nullable column without rewriting the table).
+            [
+                "ALTER TABLE ns_devices ADD COLUMN key_sha256 TEXT",
+                "ALTER TABLE ns_proxies ADD COLUMN key_sha256 TEXT",
             ],
         ]
     }

@@ -28,7 +28,12 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         --state/admin.cred, which registers users and proxies. Devices and proxies then speak \
         to the service with mutual TLS using credentials it issued. Data lives in SQLite \
         (embedded, WAL; the default) or PostgreSQL (several gateways share one namespace). \
-        Devices whose heartbeats stop for --missed-heartbeats intervals are marked offline.
+        Devices whose heartbeats stop for --missed-heartbeats intervals are marked offline. \
+        A device's locator (where proxies send its MTRs) must be the address its request came \
+        from, and never a special address (0.0.0.0, ::, loopback, multicast, 255.255.255.255, \
+        0/8, 240/4); see --allow-unattributed-locators. The state directory is kept at mode \
+        0700 (a looser one is tightened, with a notice) and the files in it, and the SQLite \
+        database, at 0600.
 
         Examples:
           tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen 0.0.0.0:7443 --state /var/lib/tsmp
@@ -54,6 +59,14 @@ struct NamespaceServeCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats after which a device is offline.")
     var missedHeartbeats: Int = 3
 
+    @Flag(help: """
+        Take a device's locator (heartbeats, locator updates) even when it is not the address the \
+        request came from, for devices that reach the namespace through a NAT. Special addresses \
+        (unspecified, loopback, multicast, broadcast, reserved) are refused all the same. The proxy \
+        proves flow ownership itself, so this only affects where MTRs are sent.
+        """)
+    var allowUnattributedLocators = false
+
     @OptionGroup var lab: InsecureLabOption
     @OptionGroup var logging: LoggingOptions
 
@@ -67,6 +80,9 @@ struct NamespaceServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Everything this service creates (state directory, CA key, admin credential, database
+        // and its -wal/-shm files) is for its own user only: 0700 directories, 0600 files.
+        _ = umask(0o077)
         logging.bootstrap()
         let scheme = lab.insecureLab ? "http" : "https"
         let host = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
@@ -74,7 +90,8 @@ struct NamespaceServeCommand: AsyncParsableCommand {
             database: db, host: listen.host, port: listen.port, stateDirectory: state,
             advertisedURL: url ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)",
             insecureLab: lab.insecureLab, heartbeatIntervalMillis: Int64(heartbeatInterval * 1000),
-            missedHeartbeats: missedHeartbeats)
+            missedHeartbeats: missedHeartbeats,
+            locatorPolicy: allowUnattributedLocators ? .unattributed : .sourceAddress)
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         try await Self.reportingFailures {
             do {
@@ -95,7 +112,10 @@ struct NamespaceRegisterCommand: AsyncParsableCommand {
         discussion: """
         The device's key is made here and never sent; the namespace signs its certificate. \
         The credential file (mode 0600) carries the DID, the key, the certificate, the \
-        namespace's URL and CA: everything the device's agent and `tsmp migrate` need.
+        namespace's URL and CA: everything the device's agent and `tsmp migrate` need. \
+        Until the namespace answers, the key waits in OUT.key-pending (mode 0600): if no answer \
+        comes (a timeout, a crash), run the same command again; it repeats the request with that \
+        key and the namespace answers it like the first time.
 
         Example:
           tsmp namespace register bob@example.com --device laptop --namespace https://10.1.0.1:7443 \\
@@ -173,25 +193,41 @@ struct NamespaceProxyAddCommand: AsyncParsableCommand {
 }
 
 /// Makes a key and CSR for `identity`, has the namespace issue it (speaking as `adminCredential`),
-/// and writes the new credential to `out`. Nothing is written when anything is refused.
+/// and writes the new credential to `out`. Nothing is written when anything is refused. The key
+/// waits in `OUT.key-pending` (0600) until the namespace answers: when no answer comes (a
+/// timeout, a crash), the same command again repeats the request with that key, and the
+/// namespace answers it like the first time.
 func issue<Body: Encodable & Sendable>(_ identity: PeerIdentity, command: String, adminCredential: Credential, namespace: String,
                                        insecureLab: Bool, out: String,
                                        request: (String) -> (String, Body)) async throws {
     if FileManager.default.fileExists(atPath: out) {
         throw RuntimeFailure(command, "\(out) exists: not overwriting a credential")
     }
+    let pending: PendingCredentialKey
+    do { pending = try PendingCredentialKey.prepare(for: identity, credentialPath: out) } catch {
+        throw RuntimeFailure(command, "\(error)")
+    }
+    if pending.resumed {
+        FileHandle.standardError.write(Data("\(command): repeating an earlier request that got no answer, with its key \(pending.path)\n".utf8))
+    }
     do {
-        let (key, csr) = try KeyMaterial.newKeyAndCSR(for: identity)
-        let (path, body) = request(csr)
+        let (path, body) = request(pending.csrPEM)
         let issued: IssuedCredential = try await withEventLoop { group in
             let link = try PeerClient(baseURL: namespace, credential: adminCredential, insecureLab: insecureLab,
                                        expectedServer: .identity(.namespace), group: group)
             return try await link.call("POST", path, json: body)
         }
-        let credential = Credential(identity: issued.identity, keyPEM: key, certificatePEM: issued.certificate,
+        let credential = Credential(identity: issued.identity, keyPEM: pending.keyPEM, certificatePEM: issued.certificate,
                                     caPEM: issued.ca, namespaceURL: namespace)
         try credential.write(to: out)
+        pending.remove()
         print("\(issued.identity): credential written to \(out)")
+    } catch let refusal as PeerClientError {
+        if case .refused = refusal {
+            pending.remove()
+            throw RuntimeFailure(command, "\(refusal)")
+        }
+        throw RuntimeFailure(command, "\(refusal) (the key stays in \(pending.path): run the same command again to repeat the request)")
     } catch let failure as RuntimeFailure {
         throw failure
     } catch {

@@ -25,10 +25,14 @@ struct NamespaceAPITests {
         let store: any NamespaceStore
         let service: NamespaceService
         let endpoint: HTTPEndpoint
+        let routes: NamespaceRoutes
         let url: String
         let clock = ManualClock()
 
-        init(database: String = "sqlite::memory:", ca: CertificateAuthority? = nil) async throws {
+        /// `locatorPolicy`: these tests speak from 127.0.0.1 for devices that are elsewhere
+        /// (10.x), which only `.unattributed` takes; the attribution tests set `.sourceAddress`.
+        init(database: String = "sqlite::memory:", ca: CertificateAuthority? = nil,
+             locatorPolicy: LocatorPolicy = .unattributed) async throws {
             self.ca = try ca ?? CertificateAuthority.create()
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let manual = self.clock
@@ -36,7 +40,7 @@ struct NamespaceAPITests {
             store = try await NamespaceDatabase.open(database, logger: Logger(label: "test"))
             service = NamespaceService(store: store, clock: clock, heartbeatIntervalMillis: 1000, missedHeartbeats: 3)
             let server = try self.ca.issueCredential(for: .namespace, namespaceURL: "")
-            let routes = NamespaceRoutes(service: service, authority: self.ca, namespaceURL: "", clock: clock)
+            routes = NamespaceRoutes(service: service, authority: self.ca, namespaceURL: "", locatorPolicy: locatorPolicy, clock: clock)
             endpoint = try await HTTPEndpoint.start(host: "127.0.0.1", port: 0, group: group, logger: Logger(label: "test"),
                                                     routes: routes.routes, security: .mutualTLS(try ServerTLS(credential: server)))
             url = "https://127.0.0.1:\(endpoint.localAddress!.port!)"
@@ -108,6 +112,12 @@ struct NamespaceAPITests {
         func everyFunction() async throws { try await NamespaceAPITests.everyFunction(database("sqlite")) }
         @Test("who may do what: each refusal has a reason and changes nothing")
         func authorisation() async throws { try await NamespaceAPITests.authorisation(database("sqlite")) }
+        @Test("special locators are refused under both policies, and nothing changes")
+        func specialLocators() async throws { try await NamespaceAPITests.specialLocators(database("sqlite")) }
+        @Test("a locator that is not the request's source is refused, unless unattributed locators are allowed")
+        func attributedLocators() async throws { try await NamespaceAPITests.attributedLocators(database("sqlite")) }
+        @Test("registration and introduction repeated with the same CSR answer the same; another key stays 409")
+        func repeatedRegistration() async throws { try await NamespaceAPITests.repeatedRegistration(database("sqlite")) }
     }
 
     @Suite("on PostgreSQL", .enabled(if: postgresURL != nil, "TSMP_TEST_POSTGRES_URL is not set (scripts/test starts a server)"))
@@ -116,6 +126,12 @@ struct NamespaceAPITests {
         func everyFunction() async throws { try await NamespaceAPITests.everyFunction(database("postgresql")) }
         @Test("who may do what: each refusal has a reason and changes nothing")
         func authorisation() async throws { try await NamespaceAPITests.authorisation(database("postgresql")) }
+        @Test("special locators are refused under both policies, and nothing changes")
+        func specialLocators() async throws { try await NamespaceAPITests.specialLocators(database("postgresql")) }
+        @Test("a locator that is not the request's source is refused, unless unattributed locators are allowed")
+        func attributedLocators() async throws { try await NamespaceAPITests.attributedLocators(database("postgresql")) }
+        @Test("registration and introduction repeated with the same CSR answer the same; another key stays 409")
+        func repeatedRegistration() async throws { try await NamespaceAPITests.repeatedRegistration(database("postgresql")) }
     }
 
     static func everyFunction(_ database: String) async throws {

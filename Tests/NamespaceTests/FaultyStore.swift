@@ -48,6 +48,8 @@ struct FaultyTransaction: NamespaceTransaction {
         if fault == .setLastHeartbeat { throw Self.injected }
         try await base.setLastHeartbeat(of: did, to: millis)
     }
+    func setKey(of did: DeviceID, to key: KeyFingerprint) async throws { try await base.setKey(of: did, to: key) }
+    func firstDevice(of user: UserID) async throws -> DeviceID? { try await base.firstDevice(of: user) }
     func devices(atAddress address: String) async throws -> [StoredDevice] { try await base.devices(atAddress: address) }
     func devicesSilent(before millis: Int64) async throws -> [StoredDevice] { try await base.devicesSilent(before: millis) }
     func appendChange(device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
@@ -57,5 +59,8 @@ struct FaultyTransaction: NamespaceTransaction {
         try await base.changes(of: user, recordedAfter: recordedAfter)
     }
     func proxyExists(_ name: String) async throws -> Bool { try await base.proxyExists(name) }
-    func insertProxy(_ name: String, registeredMillis: Int64) async throws { try await base.insertProxy(name, registeredMillis: registeredMillis) }
+    func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws {
+        try await base.insertProxy(name, registeredMillis: registeredMillis, key: key)
+    }
+    func proxyKey(_ name: String) async throws -> KeyFingerprint? { try await base.proxyKey(name) }
 }

@@ -53,7 +53,9 @@ struct NamespaceModelTests {
     @Test func locators() throws {
         #expect(try Locator(address: "10.0.0.2").address == "10.0.0.2")
         #expect(try Locator(address: "2001:DB8:0:0:0:0:0:1", agentPort: 7000) == Locator(address: "2001:db8::1", agentPort: 7000))
-        #expect(try Locator(address: "::ffff:10.0.0.2").address == "::ffff:10.0.0.2")
+        // IPv4-mapped: the IPv4 address it stands for (RFC 4291 §2.5.5.2).
+        #expect(try Locator(address: "::ffff:10.0.0.2").address == "10.0.0.2")
+        #expect(try Locator(address: "::FFFF:a00:2") == Locator(address: "10.0.0.2"))
         for bad in ["", "10.0.0", "10.0.0.256", "010.0.0.1x", "[::1]", "fe80::1%eth0", "host.example.com", "1.2.3.4:80"] {
             #expect(throws: NamespaceError.self, "\(bad)") { try Locator(address: bad) }
         }

@@ -21,6 +21,8 @@ struct NamespaceTests {
         @Test func convergence() async throws { try await NamespaceScenarios.convergence(.sqlite) }
         @Test func concurrentRequests() async throws { try await NamespaceScenarios.concurrentRequests(.sqlite) }
         @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.sqlite) }
+        @Test func repeatedRegistration() async throws { try await NamespaceKeyScenarios.repeatedRegistration(.sqlite) }
+        @Test func migrationFromVersion1() async throws { try await NamespaceKeyScenarios.migrationFromVersion1(.sqlite) }
     }
 
     @Suite("on PostgreSQL",
@@ -40,5 +42,7 @@ struct NamespaceTests {
         @Test func convergence() async throws { try await NamespaceScenarios.convergence(.postgresql) }
         @Test func concurrentRequests() async throws { try await NamespaceScenarios.concurrentRequests(.postgresql) }
         @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.postgresql) }
+        @Test func repeatedRegistration() async throws { try await NamespaceKeyScenarios.repeatedRegistration(.postgresql) }
+        @Test func migrationFromVersion1() async throws { try await NamespaceKeyScenarios.migrationFromVersion1(.postgresql) }
     }
 }

@@ -102,6 +102,8 @@ e2e_control_plane() {
     cp_namespace_up "$state" "$ns_url"
     [[ -s $state/admin.cred ]] || tl_fail "no admin credential in $state after the first start"
     tl_expect_eq "admin credential mode" 600 "$(stat -c %a "$state/admin.cred")"
+    tl_expect_eq "state directory mode" 700 "$(stat -c %a "$state")"
+    tl_expect_eq "database mode" 600 "$(stat -c %a "$state/ns.db")"
 
     cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
         --out "$creds/bob-laptop.cred" || tl_fail "registering bob failed"
@@ -127,6 +129,18 @@ e2e_control_plane() {
     tl_wait_until 15 "the phone online in bob's namespace" cp_online "$creds/bob-laptop.cred" phone.bob@example.com
     tl_wait_until 15 "the laptop online in bob's namespace" cp_online "$creds/bob-laptop.cred" laptop.bob@example.com
     tl_wait_until 15 "alice's laptop online" cp_online "$creds/alice-laptop.cred" laptop.alice@example.com
+    # Bob's laptop claims alice's address as its locator, or a special one (issue 10, finding 1):
+    # the namespace takes only the address a request comes from, so each is a 400 with the
+    # reason and nothing changes.
+    tl_wait_until 15 "alice's laptop located at $LAB_SRV" cp_located "$creds/alice-laptop.cred" laptop.alice@example.com "$LAB_SRV"
+    local claim out
+    for claim in "$LAB_SRV" 0.0.0.0 255.255.255.255; do
+        out=$(timeout 30 ip netns exec "$(lab_ns "$LAB_ID" laptop)" python3 "$E2E_HELPERS/ns_locator.py" \
+            "$creds/bob-laptop.cred" "$claim" "$CP_AGENT_PORT" 2>&1) || true
+        tl_note "bob's laptop claims locator $claim: $out"
+        [[ $out == "400 "*"locator $claim"* ]] || tl_fail "bob's laptop's claim of $claim as its locator was not refused: $out"
+    done
+    cp_located "$creds/bob-laptop.cred" laptop.bob@example.com "$LAB_LAPTOP" || tl_fail "a refused claim moved bob's laptop's locator"
     cp_tsmp phone device rank phone laptop --credentials "$creds/bob-phone.cred" || tl_fail "the phone could not rank bob's devices"
     cp_tsmp laptop device list --credentials "$creds/bob-laptop.cred" | sed 's/^/  device list: /'
     cp_tsmp laptop device list --credentials "$creds/bob-laptop.cred" --json >"$CASE_DIR/devices.json"
