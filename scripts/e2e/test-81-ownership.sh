@@ -47,17 +47,18 @@ e2e_ownership() {
     proxy_flows --json >"$CASE_DIR/flows-before.json"
 
     # 1a. The claim, against a namespace that checks locators (the default).
-    local st=0 out
-    out=$(lab_exec "$LAB_ID" srv timeout 20 python3 "$E2E_HELPERS/claim_locator.py" "$creds/bob-laptop.cred" \
-        "https://$LAB_GW_SRV:$CP_NS_PORT" "$LAB_LAPTOP" "$CP_AGENT_PORT" 2>&1) || st=$?
-    tl_note "bob claims $LAB_LAPTOP as his laptop's locator: status $st: $out"
-    ((st == 1)) || tl_fail "the namespace did not refuse bob's claim of alice's address: $out"
-    grep -qiE "not the address this request came from" <<<"$out" || tl_fail "the refusal does not say why: $out"
+    local out
+    out=$(lab_exec "$LAB_ID" srv timeout 20 python3 "$E2E_HELPERS/ns_locator.py" "$creds/bob-laptop.cred" \
+        "$LAB_LAPTOP" "$CP_AGENT_PORT" 2>&1) || true
+    tl_note "bob claims $LAB_LAPTOP as his laptop's locator: $out"
+    [[ $out == "400 "*"not the address this request came from"* ]] || tl_fail "the namespace did not refuse bob's claim of alice's address with the reason: $out"
 
     # 1b. A namespace that takes locators as devices claim them (behind a NAT): the proxy is the wall.
     cp_namespace_restart "$state" "$ns_url" --allow-unattributed-locators
-    out=$(lab_exec "$LAB_ID" srv timeout 20 python3 "$E2E_HELPERS/claim_locator.py" "$creds/bob-laptop.cred" \
-        "https://$LAB_GW_SRV:$CP_NS_PORT" "$LAB_LAPTOP" "$CP_AGENT_PORT" 2>&1) || tl_fail "the claim was refused even with --allow-unattributed-locators: $out"
+    out=$(lab_exec "$LAB_ID" srv timeout 20 python3 "$E2E_HELPERS/ns_locator.py" "$creds/bob-laptop.cred" \
+        "$LAB_LAPTOP" "$CP_AGENT_PORT" 2>&1) || true
+    tl_note "the same claim with --allow-unattributed-locators: $out"
+    [[ $out == "200 "* ]] || tl_fail "the claim was refused even with --allow-unattributed-locators: $out"
     tl_wait_until 10 "bob's laptop located at alice's address" cp_located "$creds/bob-phone.cred" laptop.bob@example.com "$LAB_LAPTOP"
 
     local bob_laptop=(--credentials "$creds/bob-laptop.cred" --proxy "https://$LAB_GW_SRV:$CP_PROXY_PORT")
@@ -74,8 +75,7 @@ e2e_ownership() {
         flows "${bob_phone[@]}" --device laptop.bob@example.com
 
     # 2. A local user on the gateway: the control socket is root's.
-    local nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-    st=0
+    local nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups) st=0
     out=$(lab_exec "$LAB_ID" gw timeout 20 "${nobody[@]}" "$TSMP" flows 2>&1) || st=$?
     tl_note "uid 65534: tsmp flows: status $st: $out"
     ((st != 0)) && grep -q "root only" <<<"$out" || tl_fail "uid 65534 was not refused the flow listing with a reason: $out"
