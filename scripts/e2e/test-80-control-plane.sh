@@ -57,7 +57,8 @@ cp_namespace_up() {
     local state=$1 url=$2
     shift 2
     tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $url $*"
-    lab_exec "$LAB_ID" gw "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
+    # `ip netns exec` execs tsmp: $! is the service itself (a shell function would be a subshell).
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
         --state "$state" --url "$url" --heartbeat-interval 1 "$@" >>"$CASE_DIR/namespace.log" 2>&1 &
     CP_NS_PID=$!
     tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
