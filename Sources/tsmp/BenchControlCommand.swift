@@ -22,6 +22,7 @@ struct BenchControlCommand: AsyncParsableCommand {
         Examples:
           tsmp bench-control --db sqlite:/tmp/bench.db --devices 10000
           tsmp bench-control --db postgresql://postgres@127.0.0.1:5432/bench --requests 2000 --json
+          tsmp bench-control --security
         """)
 
     @Option(help: "sqlite:PATH, sqlite::memory: or postgresql://... (its tables are created; use a scratch database).")
@@ -38,6 +39,9 @@ struct BenchControlCommand: AsyncParsableCommand {
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    @Flag(help: "Only the control-plane security figures: the request guard and ownership checks per request (with and without, same run) and a 2,000-connection flood's effect on a request (no database).")
+    var security = false
 
     func validate() throws {
         guard (4...200_000).contains(devices) else { throw ValidationError("--devices must be 4-200000") }
@@ -64,6 +68,9 @@ struct BenchControlCommand: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "bench")
+        if security {
+            return try print(await BenchSecurityFigures.run(requests: requests, concurrency: concurrency, logger: logger), title: "control-plane security")
+        }
         let store: any NamespaceStore
         do { store = try await NamespaceDatabase.open(db, logger: logger) } catch {
             throw RuntimeFailure("bench-control", "database \(db): \(error)")
@@ -159,14 +166,26 @@ struct BenchControlCommand: AsyncParsableCommand {
             struct Output: Codable { var database: String; var devices: Int; var concurrency: Int; var figures: [Figure] }
             return try printJSON(Output(database: NamespaceServer.redacted(db), devices: dids.count, concurrency: concurrency, figures: figures))
         }
-        print("namespace benchmark: \(NamespaceServer.redacted(db)), \(dids.count) devices, concurrency \(concurrency)")
+        try print(figures, title: "namespace benchmark: \(NamespaceServer.redacted(db)), \(dids.count) devices, concurrency \(concurrency)")
+    }
+
+    private func print(_ figures: [Figure], title: String) throws {
+        if json {
+            struct Output: Codable { var title: String; var concurrency: Int; var figures: [Figure] }
+            return try printJSON(Output(title: title, concurrency: concurrency, figures: figures))
+        }
+        Swift.print(title)
         for f in figures {
-            var line = f.name.padding(toLength: 62, withPad: " ", startingAt: 0)
-            line += String(format: "%9.0f /s", f.perSecond)
-            if let p50 = f.p50Milliseconds, let p99 = f.p99Milliseconds { line += String(format: "   p50 %7.3f ms  p99 %7.3f ms", p50, p99) }
-            else { line += String(format: "   in %.3f s", f.seconds) }
+            var line = f.name.padding(toLength: 78, withPad: " ", startingAt: 0)
+            line += String(format: "%11.0f /s", f.perSecond)
+            if let p50 = f.p50Milliseconds, let p99 = f.p99Milliseconds {
+                line += p99 < 0.01 ? String(format: "   p50 %7.0f ns  p99 %7.0f ns", p50 * 1e6, p99 * 1e6)
+                                   : String(format: "   p50 %7.3f ms  p99 %7.3f ms", p50, p99)
+            } else {
+                line += String(format: "   in %.3f s", f.seconds)
+            }
             if let r = f.ratioToBaseline { line += String(format: "   p50 x%.2f of baseline", r) }
-            print(line)
+            Swift.print(line)
         }
     }
 
