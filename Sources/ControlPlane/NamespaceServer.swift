@@ -104,10 +104,14 @@ public struct NamespaceServer: Sendable {
             let period = UInt64(max(options.heartbeatIntervalMillis / 2, 50)) * 1_000_000
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: period)
+                // Stopping: the sleep ended early; a sweep now would only be cancelled midway.
+                if Task.isCancelled { break }
                 do {
                     for did in try await service.sweep() {
                         logger.info("device offline: heartbeats stopped", metadata: ["did": "\(did)"])
                     }
+                } catch where Task.isCancelled {
+                    break
                 } catch {
                     logger.warning("sweep failed", metadata: ["error": "\(error)"])
                 }

@@ -68,6 +68,9 @@ cp_namespace_up() {
 cp_namespace_restart() {
     kill -TERM "$CP_NS_PID" 2>/dev/null || true
     tl_wait_until 10 "the namespace service to stop" cp_gone "$CP_NS_PID"
+    if grep -q "warning" "$CASE_DIR/namespace.log"; then
+        tl_fail "a clean stop of the namespace service logged a warning: $(grep warning "$CASE_DIR/namespace.log" | tail -n 1)"
+    fi
     cp_namespace_up "$@"
 }
 cp_gone() { ! kill -0 "$1" 2>/dev/null; }
