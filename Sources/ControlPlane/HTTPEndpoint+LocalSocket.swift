@@ -78,7 +78,7 @@ extension HTTPEndpoint {
         do {
             channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
         } catch {
-            throw LocalSocketError(description: "cannot serve the control socket \(path): \(error)")
+            throw LocalSocketError(description: "cannot serve the control socket \(path): \(BindFailure.reason(error))")
         }
         guard chmod(path, 0o600) == 0 else {
             let why = String(cString: strerror(errno))

@@ -179,7 +179,12 @@ public final class HTTPEndpoint: Sendable {
                     try sync.addHandler(RequestHandler(configuration, deadlines: deadlines))
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            throw BindFailure(description: "\(host.contains(":") ? "[\(host)]" : host):\(port): \(BindFailure.reason(error))")
+        }
         return HTTPEndpoint(channel: channel, admission: admission)
     }
 
@@ -197,6 +202,18 @@ public final class HTTPEndpoint: Sendable {
     /// address as text) or overall.
     public func openConnections(from address: String? = nil) -> Int {
         admission.open(from: address)
+    }
+
+    /// Why an endpoint could not listen, in words (the address and the system's reason, not
+    /// the library's call).
+    public struct BindFailure: Error, CustomStringConvertible {
+        public let description: String
+
+        static func reason(_ error: any Error) -> String {
+            if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+            if case let SocketAddressError.unknown(host, port) = error { return "\(host):\(port) is not an address of this host" }
+            return "\(error)"
+        }
     }
 
     public func close() async {

@@ -93,7 +93,7 @@ public struct NamespaceServer: Sendable {
         } catch {
             await store.close()
             try? await group.shutdownGracefully()
-            throw Failure(description: "cannot serve on \(options.host):\(options.port): \(error)")
+            throw Failure(description: "cannot serve on \(error)")
         }
         logger.info("namespace serving", metadata: [
             "listen": "\(options.host):\(options.port)", "url": "\(options.advertisedURL)",

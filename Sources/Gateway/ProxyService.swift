@@ -166,7 +166,7 @@ public struct ProxyService {
             await dataPlane.waitUntilStopped()
             for e in endpoints { await e.close() }
             try? await group.shutdownGracefully()
-            throw Failure(description: "cannot serve on the control, device or metrics address: \(error)")
+            throw Failure(description: error is HTTPEndpoint.BindFailure ? "cannot serve on \(error)" : "\(error)")
         }
         logger.info("forwarding", metadata: [
             "tun": "\(tun.name)", "devices": "\(options.devices.joined(separator: ","))", "uplink": "\(options.uplink)",

@@ -83,6 +83,8 @@ struct AgentCommand: AsyncParsableCommand {
                 endpoint = try await HTTPEndpoint.start(
                     host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.routes,
                     security: lab.insecureLab ? .insecureLab : .mutualTLS(try ServerTLS(credential: credential)))
+            } catch let error as HTTPEndpoint.BindFailure {
+                throw RuntimeFailure("agent", "cannot serve MTRs on \(error)")
             } catch {
                 throw RuntimeFailure("agent", "\(error)")
             }
