@@ -100,7 +100,7 @@ e2e_control_plane() {
     local stream=$data/stream.bin laptop=$data/laptop.bin
     mkdir -p "$state" "$data/creds"
     local creds=$data/creds ns_url="https://$LAB_GW_LAPTOP:$CP_NS_PORT"
-    e2e_random_file "$stream" 16M
+    e2e_random_file "$stream" 24M
 
     # The namespace service (SQLite) in the gateway namespace; its CA and admin credential.
     cp_namespace_up "$state" "$ns_url"
