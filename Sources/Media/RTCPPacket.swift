@@ -69,7 +69,9 @@ public enum RTCPPacket: Sendable, Equatable {
 /// A compound RTCP packet (RFC 3550 §6.1), checked as Appendix A.2 asks: every packet is
 /// version 2, every length field lands inside the datagram and together they cover it exactly,
 /// only the last packet may be padded, and each packet's report count fits its length. A
-/// packet that lies about any length is refused whole.
+/// packet that lies about any length is refused whole. Appendix A.2's rule that an SR or RR
+/// comes first is reported (`startsWithReport`), not enforced: reduced-size RTCP (RFC 5506)
+/// sends feedback packets alone.
 public struct RTCPCompound: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         /// Where the packet starts in the datagram.
@@ -80,6 +82,14 @@ public struct RTCPCompound: Sendable, Equatable {
 
     public let items: [Item]
     public var packets: [RTCPPacket] { items.map(\.packet) }
+
+    /// The first packet is an SR or RR (RFC 3550 §6.1).
+    public var startsWithReport: Bool {
+        switch items.first?.packet {
+        case .senderReport?, .receiverReport?: true
+        default: false
+        }
+    }
 
     /// Every report block of every SR and RR, in order.
     public var reportBlocks: [RTCPReportBlock] {

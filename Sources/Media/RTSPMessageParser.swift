@@ -17,6 +17,9 @@ public struct RTSPMessageParser: Sendable {
     public let limits: RTSPLimits
     private var buffer: [UInt8] = []
     private var start = 0
+    /// How far past `start` the search for the header section's end already looked, so a peer
+    /// sending one byte at a time costs linear, not quadratic, work.
+    private var scanned = 0
     public private(set) var failure: RTSPParseError?
 
     public init(limits: RTSPLimits = RTSPLimits()) { self.limits = limits }
@@ -56,7 +59,7 @@ public struct RTSPMessageParser: Sendable {
 
     private mutating func parseNext() throws(RTSPParseError) -> RTSPStreamItem? {
         // Empty lines between messages are ignored (RFC 2616 §4.1, which RTSP follows).
-        while start < buffer.count, buffer[start] == 0x0D || buffer[start] == 0x0A { start += 1 }
+        while start < buffer.count, buffer[start] == 0x0D || buffer[start] == 0x0A { start += 1; scanned = 0 }
         let available = buffer.count - start
         guard available > 0 else { return nil }
         if buffer[start] == 0x24 { return interleavedFrame(available: available) }
@@ -69,6 +72,7 @@ public struct RTSPMessageParser: Sendable {
         let bodyLength = try contentLength(head.fields)
         let bodyStart = headerEnd.bodyStart
         guard buffer.count - bodyStart >= bodyLength else { return nil }
+        scanned = 0
         let message = RTSPMessage(
             startLine: head.startLine, rawStartLine: head.rawStartLine, headers: RTSPHeaderFields(parsed: head.fields),
             rawHeaderEnd: Array(buffer[headerEnd.blankLineStart..<bodyStart]),
@@ -91,9 +95,12 @@ public struct RTSPMessageParser: Sendable {
 
     /// Where the empty line ending the header section starts and where the body starts,
     /// looking no further than `maxHeaderBytes`.
-    private func findHeaderEnd() -> (blankLineStart: Int, bodyStart: Int)? {
+    private mutating func findHeaderEnd() -> (blankLineStart: Int, bodyStart: Int)? {
         let end = min(buffer.count, start + limits.maxHeaderBytes)
-        var i = start
+        // Resume a little before where the last search stopped: its line feed may have been the
+        // last byte then, with the blank line after it arriving only now.
+        var i = max(start, start + scanned - 3)
+        defer { scanned = max(0, i - start) }
         while i < end {
             if buffer[i] == 0x0A {
                 let next = i + 1

@@ -43,30 +43,31 @@ enum H264Payload {
         let firstPayloadByte: UInt8?
     }
 
-    /// The NAL units that start in this payload, in order (at most `limit`).
-    static func startingUnits(_ p: UnsafeRawBufferPointer, limit: Int = 64) -> [UnitStart] {
-        guard let first = p.first else { return [] }
+    /// Calls `body` with each NAL unit that starts in this payload, in order (at most `limit`),
+    /// until it returns false. Allocates nothing: it runs on every packet of a migrating session.
+    static func forEachStartingUnit(_ p: UnsafeRawBufferPointer, limit: Int = 64, _ body: (UnitStart) -> Bool) {
+        guard let first = p.first else { return }
         let type = first & 0x1F
         switch type {
         case 1...23:
-            return [UnitStart(type: type, firstPayloadByte: p.count > 1 ? p[1] : nil)]
+            _ = body(UnitStart(type: type, firstPayloadByte: p.count > 1 ? p[1] : nil))
         case stapA:
             // STAP-A: one header byte, then (16-bit size, NAL unit) pairs (§5.7.1).
-            var units: [UnitStart] = []
             var i = 1
-            while i + 2 < p.count, units.count < limit {
+            var count = 0
+            while i + 2 < p.count, count < limit {
                 let size = Int(p[i]) << 8 | Int(p[i + 1])
-                guard size > 0, i + 2 + size <= p.count else { break }
-                units.append(UnitStart(type: p[i + 2] & 0x1F, firstPayloadByte: size > 1 ? p[i + 3] : nil))
+                guard size > 0, i + 2 + size <= p.count else { return }
+                guard body(UnitStart(type: p[i + 2] & 0x1F, firstPayloadByte: size > 1 ? p[i + 3] : nil)) else { return }
                 i += 2 + size
+                count += 1
             }
-            return units
         case fuA:
             // FU indicator, then FU header S|E|R|type (§5.8): a unit starts when S is set.
-            guard p.count >= 2, p[1] & 0x80 != 0 else { return [] }
-            return [UnitStart(type: p[1] & 0x1F, firstPayloadByte: nil)]
+            guard p.count >= 2, p[1] & 0x80 != 0 else { return }
+            _ = body(UnitStart(type: p[1] & 0x1F, firstPayloadByte: nil))
         default:
-            return []
+            return
         }
     }
 
@@ -76,19 +77,21 @@ enum H264Payload {
     /// delimiter announcing other slice types says the picture depends on others.
     static func classify(_ p: UnsafeRawBufferPointer) -> PayloadStart {
         var sawConfiguration = false
-        for unit in startingUnits(p) {
+        var picture: PayloadStart?
+        forEachStartingUnit(p) { unit in
             switch unit.type {
-            case idrSlice: return .independentPicture
-            case 1...4: return .dependentPicture
+            case idrSlice: picture = .independentPicture
+            case 1...4: picture = .dependentPicture
             case sps, pps: sawConfiguration = true
             case accessUnitDelimiter:
-                guard let byte = unit.firstPayloadByte else { continue }
+                guard let byte = unit.firstPayloadByte else { return true }
                 let primaryPictureType = byte >> 5
-                if primaryPictureType == 0 || primaryPictureType == 5 { sawConfiguration = true } else { return .dependentPicture }
-            default: continue
+                if primaryPictureType == 0 || primaryPictureType == 5 { sawConfiguration = true } else { picture = .dependentPicture }
+            default: break
             }
+            return picture == nil
         }
-        return sawConfiguration ? .configuration : .nothing
+        return picture ?? (sawConfiguration ? .configuration : .nothing)
     }
 }
 

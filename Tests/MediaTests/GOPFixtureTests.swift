@@ -22,6 +22,7 @@ import Testing
     static let streams = [
         Stream(file: "h264-aggregate.pcap", codec: .h264, port: 47000),
         Stream(file: "h264-single.pcap", codec: .h264, port: 47002),
+        Stream(file: "h264-sps-first.pcap", codec: .h264, port: 47006),
         Stream(file: "mpeg4.pcap", codec: .mpeg4Visual, port: 47004),
     ]
 
@@ -70,6 +71,13 @@ import Testing
         #expect(types.prefix(3) == [9, 7, 8])   // AUD, SPS, PPS, each in its own packet
         #expect(types.contains(28) || types.contains(5))
         #expect(s.accessUnits[31].map { $0.payload[0] & 0x1F }.contains(1))  // a P slice as a single NAL unit
+
+        // Without delimiters the SPS packet opens the IDR unit, and it is the one flagged.
+        let spsFirst = try CapturedPackets.udp("h264-sps-first.pcap").map(\.payload)
+        let (f, _) = try Self.observe(spsFirst, codec: .h264)
+        let flagged = f.accessUnits.compactMap { unit in unit.first { $0.flagged } }
+        #expect(flagged.count >= 3)
+        #expect(flagged.allSatisfy { $0.payload.first.map { $0 & 0x1F } == 7 })
 
         let mpeg4 = try CapturedPackets.udp("mpeg4.pcap").map(\.payload)
         let (m, _) = try Self.observe(mpeg4, codec: .mpeg4Visual)
