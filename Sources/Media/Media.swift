@@ -4,8 +4,11 @@
 /// UDP, cache its description (SDP, RFC 4566), and move it to another device of the same user
 /// right before the first packet of a group of pictures (H.264 per RFC 6184, MPEG-4 Part 2 per
 /// RFC 6416):
-/// - `RTSPMessageParser` / `RTSPMessage` / `RTSPRewrite`: messages from a TCP byte stream, within
-///   limits, and the exact bytes of what the proxy changes.
+/// - `RTSPMessageParser` / `RTSPMessage` (+Rewrite, +Answers): messages from a TCP byte stream,
+///   within limits; the exact bytes of what the proxy changes; the proxy's own answers to a
+///   second player (DESCRIBE from the cache, SETUP, PLAY).
+/// - `RTSPSessionTracker`: one relayed control connection's session (description, transports,
+///   state, timeout).
 /// - `SessionDescription`: the media lines, codecs and control URLs of a session.
 /// - `RTPHeader`, `RTCPCompound`, `RTCPBuilder`, `RTPContinuity`: views and rewrites of packets.
 /// - `GOPBoundaryDetector`: says "this RTP packet is the first packet of a new GOP" once per GOP.

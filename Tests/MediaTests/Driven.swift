@@ -21,3 +21,7 @@ extension Driven where Machine == LossMonitor {
 extension Driven where Machine == GOPBoundaryDetector {
     func observe(packet: [UInt8]) -> Bool { machine.observe(packet: packet) }
 }
+
+extension Driven where Machine == RTSPSessionTracker {
+    func handle(_ input: RTSPSessionTracker.Input, now: MediaTime) -> [RTSPSessionEvent] { machine.handle(input, now: now) }
+}
