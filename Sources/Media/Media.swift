@@ -25,7 +25,9 @@ public enum MediaModule {}
 public struct MediaTime: Comparable, Hashable, Sendable, CustomStringConvertible {
     public var nanoseconds: UInt64
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-    public static func seconds(_ s: Double) -> MediaTime { MediaTime(nanoseconds: UInt64(max(0, s) * 1e9)) }
+    /// `s` seconds; negative or NaN is 0, beyond the range saturates (never traps: durations may
+    /// come from command-line options).
+    public static func seconds(_ s: Double) -> MediaTime { MediaTime(nanoseconds: nanoseconds(s)) }
     public static func < (a: MediaTime, b: MediaTime) -> Bool { a.nanoseconds < b.nanoseconds }
     /// `self + d`, saturating.
     public func adding(_ d: MediaDuration) -> MediaTime {
@@ -37,12 +39,19 @@ public struct MediaTime: Comparable, Hashable, Sendable, CustomStringConvertible
         nanoseconds >= earlier.nanoseconds ? Double(nanoseconds - earlier.nanoseconds) / 1e9 : 0
     }
     public var description: String { "\(Double(nanoseconds) / 1e9)s" }
+
+    static func nanoseconds(_ s: Double) -> UInt64 {
+        guard s > 0 else { return 0 }
+        let n = s * 1e9
+        return n < 18_446_744_073_709_549_568 ? UInt64(n) : .max
+    }
 }
 
 /// A length of time in nanoseconds.
 public struct MediaDuration: Comparable, Hashable, Sendable {
     public var nanoseconds: UInt64
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-    public static func seconds(_ s: Double) -> MediaDuration { MediaDuration(nanoseconds: UInt64(max(0, s) * 1e9)) }
+    /// `s` seconds; negative or NaN is 0, beyond the range saturates.
+    public static func seconds(_ s: Double) -> MediaDuration { MediaDuration(nanoseconds: MediaTime.nanoseconds(s)) }
     public static func < (a: MediaDuration, b: MediaDuration) -> Bool { a.nanoseconds < b.nanoseconds }
 }

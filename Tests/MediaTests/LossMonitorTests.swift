@@ -55,3 +55,17 @@ import Testing
         #expect(alert.fractionLost == 0.5 && alert.cumulativeLost == 40)
     }
 }
+
+/// Times and durations from any number (they may come from command-line options) never trap.
+@Suite struct MediaTimeTests {
+    @Test func conversionsSaturate() {
+        #expect(MediaTime.seconds(-1).nanoseconds == 0)
+        #expect(MediaTime.seconds(.nan).nanoseconds == 0)
+        #expect(MediaTime.seconds(.infinity).nanoseconds == .max)
+        #expect(MediaDuration.seconds(1e12).nanoseconds == .max)
+        #expect(MediaDuration.seconds(1.5).nanoseconds == 1_500_000_000)
+        #expect(MediaTime(nanoseconds: .max - 1).adding(.seconds(1)).nanoseconds == .max)
+        #expect(MediaTime.seconds(2).seconds(since: .seconds(1)) == 1)
+        #expect(MediaTime.seconds(1).seconds(since: .seconds(2)) == 0)
+    }
+}
