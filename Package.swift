@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
 // Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp;
-// ControlPlane (identity, mTLS endpoint and client) <- Gateway.
+// ControlPlane (identity, mTLS endpoint and client) <- Gateway; Media (sans-IO RTSP/RTP/GOP) depends on nothing.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -79,6 +79,9 @@ let package = Package(
         ], swiftSettings: strict),
         // What the services say about themselves: log lines (text with quoted values, or JSON).
         .target(name: "Telemetry", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // Sans-IO multimedia sessions (SMP draft §5): RTSP 1.0 messages and rewriting, SDP, RTP/RTCP
+        // views, GOP boundaries (H.264, MPEG-4 Part 2), the switch decision and loss monitoring. No I/O.
+        .target(name: "Media", swiftSettings: strict),
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO", "ControlPlane"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
@@ -93,6 +96,8 @@ let package = Package(
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "PacketIO", "Wire"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "NamespaceTests", dependencies: [
             "Namespace",
