@@ -1,4 +1,4 @@
-import PacketIO
+import Wire
 
 /// Removing flows that ended or went idle (RFC 5382 §5 timeouts), by an incremental sweep:
 /// each call examines at most `limits.expirySweepPerTick` slots, continuing where the last

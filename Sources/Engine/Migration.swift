@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// The steps of a migration (DESIGN §6), in order; a migration ends `spliced` or `rolledBack`.

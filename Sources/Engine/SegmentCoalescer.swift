@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// GRO-style coalescing (what Linux's `tcp_gro_receive` does, in user space): consecutive

@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// Where a flow's packets are forwarded.

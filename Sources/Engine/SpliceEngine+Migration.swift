@@ -1,5 +1,4 @@
 import Logging
-import PacketIO
 import Wire
 
 /// Live migration of a flow from its device to another (TSMP draft §4.3; DESIGN §6), driven

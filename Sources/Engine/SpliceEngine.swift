@@ -1,5 +1,4 @@
 import Logging
-import PacketIO
 import Wire
 
 /// The sans-IO splice engine (DESIGN §5; TSMP draft §4.2.2). It owns the flow table and

@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import Logging
 import PacketIO
+import Wire
 import Synchronization
 
 /// The data-plane loop: one thread that owns the engine, reads batches from the input
