@@ -203,7 +203,7 @@ extension SpliceEngine {
                     ackInOtherSpace: ackInServerSpace)
         }
         if m.senderTowardOldDevice, tcp.flags.contains(.ack), var sender = m.sender {
-            let window = Int(tcp.window) << Int(flow.currentDeviceShift)
+            let window = WindowScale.bytes(tcp.window, shift: flow.currentDeviceShift)
             let again = sender.acknowledge(ackInServerSpace, window: window, now: now,
                                            carriesData: tcp.payloadLength > 0 || tcp.flags.contains(.fin))
             migrations[mid]!.sender = sender
@@ -255,7 +255,7 @@ extension SpliceEngine {
         let flow = table[slot: slot]!
         // Its acks drive the emulated sender; they are not forwarded (DESIGN §6 step 4).
         if flags.contains(.ack), var sender = m.sender {
-            let window = Int(tcp.window) << Int(newDeviceOwnShift(m))
+            let window = WindowScale.bytes(tcp.window, shift: newDeviceOwnShift(m))
             let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
                                            carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
             migrations[mid]!.sender = sender
@@ -394,7 +394,7 @@ extension SpliceEngine {
         m.newDeviceServerShift = scaling ? (f.serverSyn.windowScale ?? 0) : 0
         m.scalingWithNewDevice = scaling
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && syn.timestamps
-        var options: [TCPOptionValue] = [.maximumSegmentSize(f.serverSyn.mss ?? 536)]
+        var options: [TCPOption] = [.maximumSegmentSize(f.serverSyn.mss ?? 536)]
         if f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted && syn.sackPermitted { options.append(.sackPermitted) }
         if timestamps {
             options.append(.timestamp(value: f.toDevice.lastTSval ?? 1, echoReply: m.newDeviceTSRecent ?? 0))
@@ -412,7 +412,8 @@ extension SpliceEngine {
         m.synAckSent = true
         m.synAckSentAt = now
         migrations[mid] = m
-        let window = UInt16(min(Int(f.toDevice.lastWindow) << Int(f.serverWindowShift), 65535))
+        // A SYN-ACK's window is never scaled (RFC 7323 §2.2).
+        let window = WindowScale(from: f.serverWindowShift, to: 0).translate(f.toDevice.lastWindow)
         emit(TCPPacketSpec(source: f.original, destination: newDevice, seq: synAckSeq(slot: slot, m), ack: isn + 1,
                            flags: [.syn, .ack], window: window, options: options), generated: generated)
     }
@@ -434,9 +435,8 @@ extension SpliceEngine {
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && (m.newDeviceSyn?.timestamps ?? false)
         // The MSS counts no options: the timestamp option each segment carries comes off it
         // (RFC 9293 §3.7.1, RFC 6691), or full segments exceed the device's MTU.
-        let mss = min(Int(m.newDeviceSyn?.mss ?? 536), Int(f.serverSyn.mss ?? 1460), 1460) - (timestamps ? 12 : 0)
-        let window = Int(m.newDeviceWindowField) // the SYN's and the handshake ACK's window are unscaled... the ACK's is scaled
-            << Int(newDeviceOwnShift(m))
+        let mss = min(Int(m.newDeviceSyn?.mss ?? 536), Int(f.serverSyn.mss ?? 1460), 1460) - (timestamps ? TCPOption.alignedTimestampLength : 0)
+        let window = WindowScale.bytes(m.newDeviceWindowField, shift: newDeviceOwnShift(m)) // the handshake ACK's, scaled
         let copy = f.inFlight!
         m.sender = EmulatedSender(from: m.cutToDevice!, to: copy.end, fin: m.serverFinSeq == copy.end, mss: mss, peerWindow: window)
         m.bytesCached = UInt64(m.cutToDevice!.distance(to: copy.end))
@@ -467,7 +467,7 @@ extension SpliceEngine {
             if s.length > 0 { flags.insert(.psh) }
             if s.fin { flags.insert(.fin) }
             let spec = TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(s.seq), ack: ack,
-                                     flags: flags, window: window, options: ts.map { [.noOperation, .noOperation, .timestamp(value: $0.0, echoReply: $0.1)] } ?? [])
+                                     flags: flags, window: window, options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [])
             emit(spec, payload: payload, generated: generated)
         }
         migrations[mid]!.lastAckToNewDevice = m.senderTowardOldDevice ? nil : ack
@@ -480,7 +480,7 @@ extension SpliceEngine {
         let (device, ack, ts, window) = towardDevice(slot: slot, m)
         emit(TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(sender.next), ack: ack,
                            flags: .ack, window: window,
-                           options: ts.map { [.noOperation, .noOperation, .timestamp(value: $0.0, echoReply: $0.1)] } ?? []),
+                           options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? []),
              generated: generated)
         migrations[mid]!.lastAckToNewDevice = ack
     }
@@ -489,16 +489,15 @@ extension SpliceEngine {
     /// that device's data, in its space), timestamps (server clock, device's recent), window.
     private func towardDevice(slot: Int, _ m: MigrationState) -> (IPv4Endpoint, SeqNumber, (UInt32, UInt32)?, UInt16) {
         let f = table[slot: slot]!
-        let serverWindowBytes = Int(f.toDevice.lastWindow) << Int(f.serverWindowShift)
         if m.senderTowardOldDevice {
             let ack = f.toDevice.highestAck ?? m.forwardedToServerEnd
             let ts: (UInt32, UInt32)? = f.currentDeviceTimestamps ? (f.toDevice.lastTSval ?? 1, f.toServer.lastTSval ?? 0) : nil
-            return (m.oldDevice, ack, ts, UInt16(min(serverWindowBytes >> Int(f.currentDeviceViewOfServerShift), 65535)))
+            return (m.oldDevice, ack, ts, WindowScale(from: f.serverWindowShift, to: f.currentDeviceViewOfServerShift).translate(f.toDevice.lastWindow))
         }
         let ts: (UInt32, UInt32)? = (f.deviceSyn.timestamps && f.serverSyn.timestamps && (m.newDeviceSyn?.timestamps ?? false))
             ? (f.toDevice.lastTSval ?? 1, m.newDeviceTSRecent ?? 0) : nil
         return (m.newDevice!, ackTowardNewDevice(slot: slot, m), ts,
-                UInt16(min(serverWindowBytes >> Int(m.newDeviceServerShift), 65535)))
+                WindowScale(from: f.serverWindowShift, to: m.newDeviceServerShift).translate(f.toDevice.lastWindow))
     }
 
     private func ackTowardNewDevice(slot: Int, _ m: MigrationState) -> SeqNumber {
@@ -526,9 +525,9 @@ extension SpliceEngine {
         } else {
             seq = f.toServer.seqOffset.apply(f.toServer.nextSeq ?? m.forwardedToServerEnd)
         }
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
-            options = [.noOperation, .noOperation, .timestamp(value: m.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)]
+            options = TCPOption.alignedTimestamp(value: m.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
                            ack: preAckPoint(slot: slot), flags: .ack, window: 0, options: options), generated: generated)
@@ -540,12 +539,12 @@ extension SpliceEngine {
         let m = migrations[mid]!
         guard m.sender == nil || m.senderTowardOldDevice, let ack = f.toDevice.highestAck else { return }
         let seq = m.senderTowardOldDevice ? m.sender!.next : m.forwardedToDeviceEnd
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if f.currentDeviceTimestamps {
-            options = [.noOperation, .noOperation, .timestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)]
+            options = TCPOption.alignedTimestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)
         }
-        let serverWindowBytes = Int(f.toDevice.lastWindow) << Int(f.serverWindowShift)
-        let window: UInt16 = m.senderTowardOldDevice ? UInt16(min(serverWindowBytes >> Int(f.currentDeviceViewOfServerShift), 65535)) : 0
+        let window: UInt16 = m.senderTowardOldDevice
+            ? WindowScale(from: f.serverWindowShift, to: f.currentDeviceViewOfServerShift).translate(f.toDevice.lastWindow) : 0
         emit(TCPPacketSpec(source: f.original, destination: m.oldDevice, seq: f.toDevice.seqOffset.apply(seq), ack: ack,
                            flags: .ack, window: window, options: options), generated: generated)
     }
@@ -578,7 +577,7 @@ extension SpliceEngine {
             f.deviceViewOfServerShift = m.newDeviceServerShift != f.serverWindowShift ? m.newDeviceServerShift : nil
             let originalMSS = before.deviceSyn.mss ?? 536
             // Pieces keep the server's timestamp option (or its NOPs): 12 bytes off the MSS.
-            let optionBytes: UInt16 = before.deviceSyn.timestamps && before.serverSyn.timestamps ? 12 : 0
+            let optionBytes = UInt16(before.deviceSyn.timestamps && before.serverSyn.timestamps ? TCPOption.alignedTimestampLength : 0)
             let newMSS = syn.mss ?? 536
             f.deviceMSS = newMSS < originalMSS ? max(newMSS, 64 + optionBytes) - optionBytes : nil
             f.deviceLacksSACK = before.deviceSyn.sackPermitted && before.serverSyn.sackPermitted && !syn.sackPermitted
@@ -590,15 +589,15 @@ extension SpliceEngine {
         }
         // The new device's real window, translated to the scale the server knows (RFC 7323 §2.3).
         let f = table[slot: slot]!
-        let windowBytes = Int(m.newDeviceWindowField) << Int(ownShift)
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
-            options = [.noOperation, .noOperation, .timestamp(value: m.lastTSvalToServer ?? ((m.newDeviceTSRecent ?? 0) &+ m.newTSOffset), echoReply: f.toDevice.lastTSval ?? 0)]
+            options = TCPOption.alignedTimestamp(value: m.lastTSvalToServer ?? ((m.newDeviceTSRecent ?? 0) &+ m.newTSOffset), echoReply: f.toDevice.lastTSval ?? 0)
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: m.newToServerOffset.apply(m.newDeviceNext ?? (m.newDeviceISN! + 1)),
                            ack: sender.finalSeq, flags: .ack,
-                           window: UInt16(min(windowBytes >> Int(f.deviceWindowShift), 65535)), options: options),
+                           window: WindowScale(from: ownShift, to: f.deviceWindowShift).translate(m.newDeviceWindowField),
+                           options: options),
              generated: generated)
         // The old device's sub-connection ends exactly at its RCV.NXT (RFC 5961 §3.2).
         emit(TCPPacketSpec(source: f.original, destination: m.oldDevice, seq: f.toDevice.seqOffset.apply(m.cutToDevice!),
@@ -633,7 +632,7 @@ extension SpliceEngine {
         m.rollbackReason = reason
         m.senderTowardOldDevice = true
         let copy = f.inFlight!
-        let window = Int(f.toServer.lastWindow) << Int(f.currentDeviceShift)
+        let window = WindowScale.bytes(f.toServer.lastWindow, shift: f.currentDeviceShift)
         m.sender = EmulatedSender(from: m.cutToDevice!, to: copy.end, fin: m.serverFinSeq == copy.end,
                                   mss: f.segmentSizeTowardDevice, peerWindow: window)
         m.bytesCached = UInt64(m.cutToDevice!.distance(to: copy.end))
@@ -655,15 +654,15 @@ extension SpliceEngine {
             f.toDevice.nextSeq = SeqNumber.max(f.toDevice.nextSeq ?? sender.finalSeq, sender.finalSeq)
         }
         let f = table[slot: slot]!
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
-            options = [.noOperation, .noOperation, .timestamp(value: m.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)]
+            options = TCPOption.alignedTimestamp(value: m.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)
         }
         // The device's window field in the scale the server applies (they differ after a migration).
-        let windowBytes = Int(f.toServer.lastWindow) << Int(f.currentDeviceShift)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? m.forwardedToServerEnd),
-                           ack: sender.finalSeq, flags: .ack, window: UInt16(min(windowBytes >> Int(f.deviceWindowShift), 65535)),
+                           ack: sender.finalSeq, flags: .ack,
+                           window: WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow),
                            options: options),
              generated: generated)
         // The old device still holds the pause's window 0 when nothing went back to it: reopen it.
@@ -773,6 +772,6 @@ private extension Flow {
     /// (RFC 9293 §3.7.1); `deviceMSS` is already net of it.
     var segmentSizeTowardDevice: Int {
         if let mss = deviceMSS { return Int(mss) }
-        return min(Int(deviceSyn.mss ?? 536), 1460) - (deviceSyn.timestamps && serverSyn.timestamps ? 12 : 0)
+        return min(Int(deviceSyn.mss ?? 536), 1460) - (deviceSyn.timestamps && serverSyn.timestamps ? TCPOption.alignedTimestampLength : 0)
     }
 }

@@ -108,10 +108,9 @@ public final class SpliceEngine {
     /// Drops bytes after an IPv4 datagram's total length (Ethernet padding in captures): the raw
     /// socket would otherwise send them as part of the packet (IP_HDRINCL takes the buffer's size).
     private func trimLinkPadding(_ batch: PacketBatch, _ i: Int) {
-        let p = batch.packet(i)
-        guard p.count >= 20, p[0] >> 4 == 4 else { return }
-        let total = Int(p[2]) << 8 | Int(p[3])
-        if total >= 20 && total < p.count { batch.setLength(i, total) }
+        let p = UnsafeRawBufferPointer(batch.packet(i))
+        guard let total = HeaderPeek(p).ipv4TotalLength else { return }
+        if total >= IPv4Packet.minimumHeaderLength && total < p.count { batch.setLength(i, total) }
     }
 
     /// Processes one packet (rewritten in place when forwarded).
@@ -264,8 +263,7 @@ public final class SpliceEngine {
             // After a migration: the new device's clock and window scale (RFC 7323 §2.3, §5.3).
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0) }
             if let own = flow.deviceShiftOverride, own != flow.deviceWindowShift {
-                let bytes = Int(tcp.window) << Int(own)
-                tcp.setWindow(UInt16(min(bytes >> Int(flow.deviceWindowShift), 65535)))
+                tcp.setWindow(WindowScale(from: own, to: flow.deviceWindowShift).translate(tcp.window))
             }
         }
     }
@@ -317,8 +315,7 @@ public final class SpliceEngine {
             // After a migration: what the new device did not negotiate, and its scale and clock.
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: 0, echoBy: flow.toServer.tsOffset) }
             if let shift = flow.deviceViewOfServerShift {
-                let bytes = Int(tcp.window) << Int(flow.serverWindowShift)
-                tcp.setWindow(UInt16(min(bytes >> Int(shift), 65535)))
+                tcp.setWindow(WindowScale(from: flow.serverWindowShift, to: shift).translate(tcp.window))
             }
             if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
@@ -340,7 +337,7 @@ public final class SpliceEngine {
     private func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         let options = tcp.options
-        var optionValues: [TCPOptionValue] = []
+        var optionValues: [TCPOption] = []
         for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
             optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
         }
@@ -416,7 +413,7 @@ public final class SpliceEngine {
     private func remapSACK(_ tcp: TCPSegment, _ offset: SequenceOffset) {
         let options = tcp.options
         for slot in options where slot.kind == TCPOptionKind.sack {
-            guard case .sack(let n) = options.decode(slot) else { continue }
+            guard let n = options.sackBlockCount(slot) else { continue }
             for i in 0..<n {
                 let (l, r) = options.sackBlock(slot, i)
                 options.setSackBlock(slot, i, offset.apply(l), offset.apply(r))

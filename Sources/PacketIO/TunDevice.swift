@@ -133,14 +133,7 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
     /// The length an IP packet's header declares (IPv4 total length, IPv6 40 + payload
     /// length), 0 when it does not say.
     static func declaredLength(_ packet: Slice<UnsafeMutableRawBufferPointer>) -> Int {
-        let bytes = UnsafeRawBufferPointer(rebasing: packet)
-        guard let first = bytes.first else { return 0 }
-        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
-        switch first >> 4 {
-        case 4 where bytes.count >= 4: return be16(2)
-        case 6 where bytes.count >= 6: return 40 + be16(4)
-        default: return 0
-        }
+        HeaderPeek(UnsafeRawBufferPointer(rebasing: packet)).declaredLength ?? 0
     }
 
     /// The virtio-net header the kernel put in front of packet `i` (read with
