@@ -43,7 +43,9 @@ public final class SpliceEngine {
     }
     private let hot: UnsafeMutablePointer<HotState>
     var sweepCursor = 0
-    var migrations: [MigrationID: MigrationState] = [:]
+    /// Running migrations, from the request (waiting for a flow's state, `awaitingState`) to
+    /// the end (they leave with their report).
+    var migrations: [MigrationID: Migration] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
     var nextMigrationID: UInt64 = 1
@@ -56,8 +58,6 @@ public final class SpliceEngine {
     var kernelPathLeaving: [KernelPathFlow] = []
     /// Flows the kernel forwards now.
     var kernelPathIDs: Set<FlowID> = []
-    /// Migrations of flows just back from the kernel, waiting to know their state.
-    var awaitingState: [MigrationID: AwaitingStateMigration] = [:]
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
