@@ -332,32 +332,6 @@ public final class SpliceEngine {
         return .forward
     }
 
-    /// Splits a segment larger than the device's MSS (DESIGN §5) into MSS-sized segments in
-    /// `generated`; the original is not written. FIN and PSH go on the last piece only.
-    private func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
-        let tcp = packet.tcp
-        let options = tcp.options
-        var optionValues: [TCPOption] = []
-        for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
-            optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
-        }
-        let payload = Array(UnsafeRawBufferPointer(tcp.payload))
-        var offset = 0
-        while offset < payload.count {
-            let n = min(mss, payload.count - offset)
-            let last = offset + n == payload.count
-            var flags = tcp.flags
-            if !last { flags.remove(.fin); flags.remove(.psh) }
-            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
-                               ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
-                               ttl: packet.ip.ttl, identification: packet.ip.identification),
-                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
-            offset += n
-        }
-        counters.segmentsSplit &+= 1
-        return .consumed
-    }
-
     // MARK: Shared bookkeeping
 
     /// Records what a segment says about its sender's direction and the other direction's FIN.
@@ -407,37 +381,6 @@ public final class SpliceEngine {
                 flow.state = .halfClosed
             }
         }
-    }
-
-    /// SACK blocks (RFC 2018 §3) shifted by `offset`.
-    private func remapSACK(_ tcp: TCPSegment, _ offset: SequenceOffset) {
-        let options = tcp.options
-        for slot in options where slot.kind == TCPOptionKind.sack {
-            guard let n = options.sackBlockCount(slot) else { continue }
-            for i in 0..<n {
-                let (l, r) = options.sackBlock(slot, i)
-                options.setSackBlock(slot, i, offset.apply(l), offset.apply(r))
-            }
-        }
-    }
-
-    /// A RST answering `packet` toward its sender (RFC 9293 §3.10.7.1).
-    private func sendReset(answering packet: TCPIPv4Packet, generated: PacketBatch) {
-        let tcp = packet.tcp
-        var spec = TCPPacketSpec(source: packet.destination, destination: packet.source, window: 0)
-        if tcp.flags.contains(.ack) {
-            spec.seq = tcp.ack
-            spec.flags = .rst
-        } else {
-            spec.ack = tcp.seq + tcp.sequenceLength
-            spec.flags = [.rst, .ack]
-        }
-        let slot = generated.count
-        guard slot < generated.capacity,
-              let n = TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0),
-                                             into: generated.slotBuffer(slot)) else { return }
-        generated.commitNext(length: n, direction: .outbound)
-        counters.packetsGenerated &+= 1
     }
 
     func withFlow<R>(_ slot: Int, _ body: (inout Flow) -> R) -> R {
