@@ -186,6 +186,16 @@ struct SegmentCoalescerTests {
         #expect(Self.written(batch).count == 2)
     }
 
+    @Test("packets made in user space (outbound) are written as made: GRO merges what was read")
+    func leavesOutboundPackets() throws {
+        let batch = PacketBatch(capacity: 4)
+        for k in 0..<4 { batch.append(Self.segment(k), direction: .outbound) }
+        #expect(SegmentCoalescer.coalesce(batch) == 0)
+        #expect(Self.written(batch).count == 4)
+        // The same segments read from a device merge.
+        #expect(SegmentCoalescer.coalesce(Self.batch((0..<4).map { Self.segment($0) })) == 3)
+    }
+
     @Test("a partial checksum in, a partial checksum out: the kernel's finished sum verifies")
     func partialChecksumsIn() throws {
         var originals = (0..<3).map { Self.segment($0) }
