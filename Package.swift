@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
-// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp;
+// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp
+// (the engine is sans-IO: Wire and Logging only);
 // ControlPlane (identity, mTLS endpoint and client) <- Gateway; Media (sans-IO RTSP/RTP/GOP) depends on nothing.
 import PackageDescription
 
@@ -38,12 +39,13 @@ let package = Package(
                        providers: [.apt(["libpcap-dev"])]),
         // Only what Swift cannot import: ioctls, raw socket options, libnl and libpcap helpers.
         .target(name: "CShims", dependencies: ["CLibnl", "CLibpcap"], path: "CShims"),
-        // Leaf: typed views over IPv4/IPv6/TCP bytes, options, sequence numbers, checksums. No I/O.
+        // Leaf: typed views over IPv4/IPv6/TCP bytes, options, sequence numbers, checksums; the packet
+        // batch with its per-packet time, direction and virtio-net header. No I/O.
         .target(name: "Wire", swiftSettings: strict),
         // Batched packet devices: TUN, raw socket, pcap files, in-memory; the one syscall funnel.
         .target(name: "PacketIO", dependencies: ["CShims", "Wire"], swiftSettings: strict),
         // Sans-IO splice engine: flow table, NAT, seq/ack remap, expiry, in-flight copy.
-        .target(name: "Engine", dependencies: ["Wire", "PacketIO", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Engine", dependencies: ["Wire", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Identity and PKI (namespace CA, CSRs, credential files), the mTLS HTTP endpoint and
         // client every control link uses, and the request guard (replay, expiry, size).
@@ -95,7 +97,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "TestSupport"],
+        // The replay tests (`Replay` lives in Gateway: it drives devices) share the engine's harness.
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "Gateway", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "PacketIO", "Wire"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),

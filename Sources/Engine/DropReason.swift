@@ -54,8 +54,6 @@ public struct EngineCounters: Sendable, Equatable {
     public var segmentsSplit: UInt64 = 0
     /// Super-segments read (offloads on): each stands for several wire packets.
     public var superSegmentsIn: UInt64 = 0
-    /// Segments merged into another before a write (`SegmentCoalescer`): writes saved.
-    public var segmentsCoalesced: UInt64 = 0
     public var flowsCreated: UInt64 = 0
     public var flowsExpired: UInt64 = 0
     public var flowsClosed: UInt64 = 0

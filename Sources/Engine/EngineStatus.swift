@@ -7,7 +7,8 @@ public struct EngineStatus: Sendable, Codable, Equatable {
     public var bytesForwarded: UInt64
     public var packetsPassedThrough: UInt64
     public var packetsGenerated: UInt64
-    /// Super-segments read (offloads), and segments merged into one write (coalescing).
+    /// Super-segments read (offloads), and segments merged into one write (coalescing: the
+    /// TUN device does it, the data plane fills this in from the device; 0 from the engine).
     public var superSegmentsIn: UInt64
     public var segmentsCoalesced: UInt64
     public var flowsCreated: UInt64
@@ -34,7 +35,7 @@ extension SpliceEngine {
             packetsIn: counters.packetsIn, bytesIn: counters.bytesIn,
             packetsForwarded: counters.packetsForwarded, bytesForwarded: counters.bytesForwarded,
             packetsPassedThrough: counters.packetsPassedThrough, packetsGenerated: counters.packetsGenerated,
-            superSegmentsIn: counters.superSegmentsIn, segmentsCoalesced: counters.segmentsCoalesced,
+            superSegmentsIn: counters.superSegmentsIn, segmentsCoalesced: 0,
             flowsCreated: counters.flowsCreated, flowsClosed: counters.flowsClosed, flowsExpired: counters.flowsExpired,
             flows: flowCount, natPortsInUse: natPortsInUse, natPortsCapacity: natPorts.capacity,
             inFlightStorageBytes: inFlightStorageBytes, drops: drops,

@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// Where a flow is in its life (RFC 9293 §3.3.2, seen from the middle).

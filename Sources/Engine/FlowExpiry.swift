@@ -1,4 +1,4 @@
-import PacketIO
+import Wire
 
 /// Removing flows that ended or went idle (RFC 5382 §5 timeouts), by an incremental sweep:
 /// each call examines at most `limits.expirySweepPerTick` slots, continuing where the last
@@ -62,7 +62,7 @@ extension SpliceEngine {
     public func flowSummaries(now: Instant) -> [FlowSummary] {
         var out: [FlowSummary] = []
         out.reserveCapacity(table.count)
-        let waiting = Dictionary(awaitingState.map { ($0.value.flowID, $0.key) }, uniquingKeysWith: min)
+        let waiting = Dictionary(migrations.values.filter(\.isAwaitingState).map { ($0.flowID, $0.id) }, uniquingKeysWith: min)
         for case let flow? in table.slots {
             out.append(FlowSummary(
                 id: flow.id, device: flow.device, original: flow.original,
@@ -72,7 +72,7 @@ extension SpliceEngine {
                 inFlightBytes: flow.inFlight?.count ?? 0,
                 ageSeconds: seconds(flow.created, now), idleSeconds: seconds(flow.lastActivity, now),
                 migration: flow.migration ?? waiting[flow.id],
-                migrationPhase: flow.migration.flatMap { migrations[$0]?.phase } ?? (waiting[flow.id] != nil ? .requested : nil),
+                migrationPhase: flow.migration.flatMap { migrations[$0]?.reportedPhase } ?? (waiting[flow.id] != nil ? .requested : nil),
                 inKernel: flow.kernelPath == .inKernel ? true : nil))
         }
         return out.sorted { $0.id < $1.id }

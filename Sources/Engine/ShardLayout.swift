@@ -103,18 +103,12 @@ public enum ShardKey: Equatable, Sendable {
 
     /// The key of an IPv4 TCP packet; `nat` and `natPorts` tell the server side apart.
     public init(_ bytes: UnsafeRawBufferPointer, nat: IPv4Address, natPorts: PortRange) {
-        guard bytes.count >= 20, bytes[0] >> 4 == 4, bytes[9] == 6 else { self = .none; return }
-        let ihl = Int(bytes[0] & 0x0F) * 4
-        guard ihl >= 20, bytes.count >= ihl + 14 else { self = .none; return }
-        func be16(_ i: Int) -> UInt16 { UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]) }
-        func be32(_ i: Int) -> UInt32 { UInt32(be16(i)) << 16 | UInt32(be16(i + 2)) }
-        let source = IPv4Endpoint(IPv4Address(be32(12)), be16(ihl))
-        let destination = IPv4Endpoint(IPv4Address(be32(16)), be16(ihl + 2))
+        guard let (source, destination, flags) = HeaderPeek(bytes).ipv4TCP else { self = .none; return }
         if destination.address == nat && natPorts.contains(destination.port) {
             self = .natPort(destination.port)
             return
         }
-        let flags = bytes[ihl + 13]
-        self = .device(source: source, destination: destination, openingSyn: flags & 0x02 != 0 && flags & 0x14 == 0)
+        self = .device(source: source, destination: destination,
+                       openingSyn: flags.contains(.syn) && flags.isDisjoint(with: [.rst, .ack]))
     }
 }

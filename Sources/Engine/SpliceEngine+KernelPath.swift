@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// Where a flow's packets are forwarded.
@@ -53,20 +52,6 @@ public struct KernelPathCounters: Sendable, Hashable {
         self.id = id; self.packetsToServer = packetsToServer; self.bytesToServer = bytesToServer
         self.packetsToDevice = packetsToDevice; self.bytesToDevice = bytesToDevice
     }
-}
-
-/// A migration asked for a flow just taken back from the kernel: it pauses the flow once the
-/// engine knows the flow's sequence state again (DESIGN §6 needs what each side sent and
-/// acknowledged, and the copy of what the device has not acknowledged).
-struct AwaitingStateMigration: Sendable {
-    let flowID: FlowID
-    var target: MigrationTarget
-    /// The new device's SYN when it came before the pause: claimed once the migration pauses.
-    var pendingSyn: [UInt8]?
-    let requestedAt: Instant
-    let deadline: Duration
-    let settleWait: Duration
-    var probesSentAt: Instant?
 }
 
 /// The kernel fast path (DESIGN §2): a spliced flow that is a plain NAT of one connection (no
@@ -186,7 +171,7 @@ extension SpliceEngine {
               now.nanoseconds >= flow.created.nanoseconds &+ after,
               now.nanoseconds < flow.lastActivity.nanoseconds &+ after,
               flow.toServer.bytes &+ flow.toDevice.bytes >= policy.minimumBytes,
-              !awaitingState.values.contains(where: { $0.flowID == flow.id }) else { return }
+              migrations.isEmpty || !migrations.values.contains(where: { $0.flowID == flow.id }) else { return }
         kernelPathEntering.append(kernelPathRule(flow))
     }
 
@@ -203,110 +188,5 @@ extension SpliceEngine {
         if flow.kernelPath == .inKernel { kernelPathLeaving.append(kernelPathRule(flow)) }
         kernelPathIDs.remove(flow.id)
         counters.kernelPathLeft &+= 1
-    }
-
-    // MARK: Migrations waiting for a flow's state
-
-    /// Starts the migrations whose flows' state is known again; probes the ends of the others;
-    /// ends those past their deadline (nothing was changed: the flow goes on where it was).
-    func runAwaitingStateMigrations(now: Instant, generated: PacketBatch) {
-        for mid in awaitingState.keys.sorted() {
-            guard let w = awaitingState[mid] else { continue }
-            guard let slot = table.slot(id: w.flowID), let flow = table[slot: slot] else {
-                finishAwaiting(mid, w, phase: .aborted, reason: "the flow ended before the migration could start", now: now)
-                continue
-            }
-            if flow.toServer.knowsSequenceState && flow.toDevice.knowsSequenceState {
-                switch beginPause(mid: mid, slot: slot, target: w.target, requestedAt: w.requestedAt,
-                                  deadline: w.deadline, settleWait: w.settleWait, now: now, generated: generated) {
-                case .success:
-                    awaitingState[mid] = nil
-                    if var syn = w.pendingSyn {
-                        syn.withUnsafeMutableBytes { raw in
-                            if let packet = try? TCPIPv4Packet(validating: raw) { _ = claimMigrationSyn(packet, now: now, generated: generated) }
-                        }
-                    }
-                    continue
-                case .failure(.copyIncomplete):
-                    break // the device has not yet acknowledged what it got before the copy began
-                case .failure(let refusal):
-                    finishAwaiting(mid, w, phase: .rolledBack, reason: refusal.description, now: now)
-                    continue
-                }
-            }
-            if now.nanoseconds >= w.requestedAt.nanoseconds &+ w.deadline.nanoseconds {
-                finishAwaiting(mid, w, phase: .rolledBack,
-                               reason: "the flow's sequence state could not be learned back from the kernel path before the deadline",
-                               now: now)
-                continue
-            }
-            let quiet = now.nanoseconds &- max(flow.lastActivity.nanoseconds, w.requestedAt.nanoseconds)
-            let probedLongAgo = w.probesSentAt.map { now.nanoseconds &- $0.nanoseconds >= Self.stateProbeInterval } ?? true
-            if quiet >= Self.stateProbeQuiet && probedLongAgo {
-                sendStateProbes(flow, generated: generated)
-                awaitingState[mid]!.probesSentAt = now
-            }
-        }
-    }
-
-    /// After this long without a segment of a flow whose state a migration waits for, probe.
-    static let stateProbeQuiet: UInt64 = 20_000_000
-    static let stateProbeInterval: UInt64 = 250_000_000
-
-    /// A SYN from the new device of a migration that has not paused yet: held (the answer comes
-    /// after the cut in any case), then claimed when the migration pauses.
-    func holdSynOfAwaitingMigration(_ packet: TCPIPv4Packet) -> Verdict? {
-        let src = packet.source, dst = packet.destination
-        for mid in awaitingState.keys.sorted() {
-            let w = awaitingState[mid]!
-            guard w.target.address == src.address, !w.target.awaitsPort, w.target.port == nil || w.target.port == src.port,
-                  let slot = table.slot(id: w.flowID), table[slot: slot]!.original == dst else { continue }
-            if w.pendingSyn == nil {
-                awaitingState[mid]!.pendingSyn = Array(UnsafeRawBufferPointer(packet.ip.bytes))
-                logger.info("new device connecting before the pause", metadata: ["migration.id": "\(mid)", "migration.new_device": "\(src)"])
-            }
-            return .consumed
-        }
-        return nil
-    }
-
-    /// Two ACKs toward each end, in the other end's name, with sequence numbers 2^31 apart and
-    /// no timestamp: a receive window is below 2^31 (RFC 7323 §2.3), so at least one is
-    /// unacceptable and answered with an ACK <SEQ=SND.NXT><ACK=RCV.NXT> (RFC 9293 §3.10.7.4).
-    /// An acceptable one carries an old ack and no data: the receiver ignores it.
-    private func sendStateProbes(_ flow: Flow, generated: PacketBatch) {
-        let nat = IPv4Endpoint(config.nat, flow.natPort)
-        for half in [UInt32(0), UInt32(1) << 31] {
-            emit(TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
-                               ack: flow.streamStartToServer, flags: .ack, window: 0), generated: generated)
-            emit(TCPPacketSpec(source: nat, destination: flow.server, seq: flow.streamStartToServer + half,
-                               ack: flow.streamStartToDevice, flags: .ack, window: 0), generated: generated)
-        }
-        counters.stateProbes &+= 4
-    }
-
-    private func finishAwaiting(_ mid: MigrationID, _ w: AwaitingStateMigration, phase: MigrationPhase, reason: String, now: Instant) {
-        awaitingState[mid] = nil
-        recordFinished(report(mid, w, ending: (phase, reason), now: now))
-        logger.info("migration not started", metadata: [
-            "migration.id": "\(mid)", "flow.id": "\(w.flowID)", "migration.phase": "\(phase.rawValue)", "migration.reason": "\(reason)",
-        ])
-    }
-
-    /// The report of a migration still waiting for its flow's state.
-    func awaitingReport(_ mid: MigrationID, now: Instant) -> MigrationReport? {
-        awaitingState[mid].map { report(mid, $0, ending: nil, now: now) }
-    }
-
-    /// A waiting migration's report: still `requested`, or ended (`ending`) before it paused.
-    private func report(_ mid: MigrationID, _ w: AwaitingStateMigration, ending: (phase: MigrationPhase, reason: String)?,
-                        now: Instant) -> MigrationReport {
-        let flow = table.slot(id: w.flowID).flatMap { table[slot: $0] }
-        var phases: [MigrationReport.PhaseTime] = [.init(phase: .requested, seconds: 0)]
-        if let ending { phases.append(.init(phase: ending.phase, seconds: Double(now.nanoseconds &- w.requestedAt.nanoseconds) / 1e9)) }
-        return MigrationReport(
-            id: mid, flow: w.flowID, oldDevice: flow?.device ?? IPv4Endpoint(config.nat, 0), target: w.target, newDevice: nil,
-            phase: ending?.phase ?? .requested, phases: phases, cutOffsetToDevice: nil, cutOffsetToServer: nil,
-            bytesCached: 0, retransmissions: 0, timeouts: 0, reason: ending?.reason)
     }
 }

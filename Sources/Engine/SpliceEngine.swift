@@ -1,5 +1,4 @@
 import Logging
-import PacketIO
 import Wire
 
 /// The sans-IO splice engine (DESIGN §5; TSMP draft §4.2.2). It owns the flow table and
@@ -44,7 +43,9 @@ public final class SpliceEngine {
     }
     private let hot: UnsafeMutablePointer<HotState>
     var sweepCursor = 0
-    var migrations: [MigrationID: MigrationState] = [:]
+    /// Running migrations, from the request (waiting for a flow's state, `awaitingState`) to
+    /// the end (they leave with their report).
+    var migrations: [MigrationID: Migration] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
     var nextMigrationID: UInt64 = 1
@@ -57,8 +58,6 @@ public final class SpliceEngine {
     var kernelPathLeaving: [KernelPathFlow] = []
     /// Flows the kernel forwards now.
     var kernelPathIDs: Set<FlowID> = []
-    /// Migrations of flows just back from the kernel, waiting to know their state.
-    var awaitingState: [MigrationID: AwaitingStateMigration] = [:]
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
@@ -109,10 +108,9 @@ public final class SpliceEngine {
     /// Drops bytes after an IPv4 datagram's total length (Ethernet padding in captures): the raw
     /// socket would otherwise send them as part of the packet (IP_HDRINCL takes the buffer's size).
     private func trimLinkPadding(_ batch: PacketBatch, _ i: Int) {
-        let p = batch.packet(i)
-        guard p.count >= 20, p[0] >> 4 == 4 else { return }
-        let total = Int(p[2]) << 8 | Int(p[3])
-        if total >= 20 && total < p.count { batch.setLength(i, total) }
+        let p = UnsafeRawBufferPointer(batch.packet(i))
+        guard let total = HeaderPeek(p).ipv4TotalLength else { return }
+        if total >= IPv4Packet.minimumHeaderLength && total < p.count { batch.setLength(i, total) }
     }
 
     /// Processes one packet (rewritten in place when forwarded).
@@ -265,8 +263,7 @@ public final class SpliceEngine {
             // After a migration: the new device's clock and window scale (RFC 7323 §2.3, §5.3).
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0) }
             if let own = flow.deviceShiftOverride, own != flow.deviceWindowShift {
-                let bytes = Int(tcp.window) << Int(own)
-                tcp.setWindow(UInt16(min(bytes >> Int(flow.deviceWindowShift), 65535)))
+                tcp.setWindow(WindowScale(from: own, to: flow.deviceWindowShift).translate(tcp.window))
             }
         }
     }
@@ -318,8 +315,7 @@ public final class SpliceEngine {
             // After a migration: what the new device did not negotiate, and its scale and clock.
             if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: 0, echoBy: flow.toServer.tsOffset) }
             if let shift = flow.deviceViewOfServerShift {
-                let bytes = Int(tcp.window) << Int(flow.serverWindowShift)
-                tcp.setWindow(UInt16(min(bytes >> Int(shift), 65535)))
+                tcp.setWindow(WindowScale(from: flow.serverWindowShift, to: shift).translate(tcp.window))
             }
             if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
@@ -334,32 +330,6 @@ public final class SpliceEngine {
             return splitForDevice(packet, mss: Int(mss), generated: generated)
         }
         return .forward
-    }
-
-    /// Splits a segment larger than the device's MSS (DESIGN §5) into MSS-sized segments in
-    /// `generated`; the original is not written. FIN and PSH go on the last piece only.
-    private func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
-        let tcp = packet.tcp
-        let options = tcp.options
-        var optionValues: [TCPOptionValue] = []
-        for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
-            optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
-        }
-        let payload = Array(UnsafeRawBufferPointer(tcp.payload))
-        var offset = 0
-        while offset < payload.count {
-            let n = min(mss, payload.count - offset)
-            let last = offset + n == payload.count
-            var flags = tcp.flags
-            if !last { flags.remove(.fin); flags.remove(.psh) }
-            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
-                               ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
-                               ttl: packet.ip.ttl, identification: packet.ip.identification),
-                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
-            offset += n
-        }
-        counters.segmentsSplit &+= 1
-        return .consumed
     }
 
     // MARK: Shared bookkeeping
@@ -411,37 +381,6 @@ public final class SpliceEngine {
                 flow.state = .halfClosed
             }
         }
-    }
-
-    /// SACK blocks (RFC 2018 §3) shifted by `offset`.
-    private func remapSACK(_ tcp: TCPSegment, _ offset: SequenceOffset) {
-        let options = tcp.options
-        for slot in options where slot.kind == TCPOptionKind.sack {
-            guard case .sack(let n) = options.decode(slot) else { continue }
-            for i in 0..<n {
-                let (l, r) = options.sackBlock(slot, i)
-                options.setSackBlock(slot, i, offset.apply(l), offset.apply(r))
-            }
-        }
-    }
-
-    /// A RST answering `packet` toward its sender (RFC 9293 §3.10.7.1).
-    private func sendReset(answering packet: TCPIPv4Packet, generated: PacketBatch) {
-        let tcp = packet.tcp
-        var spec = TCPPacketSpec(source: packet.destination, destination: packet.source, window: 0)
-        if tcp.flags.contains(.ack) {
-            spec.seq = tcp.ack
-            spec.flags = .rst
-        } else {
-            spec.ack = tcp.seq + tcp.sequenceLength
-            spec.flags = [.rst, .ack]
-        }
-        let slot = generated.count
-        guard slot < generated.capacity,
-              let n = TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0),
-                                             into: generated.slotBuffer(slot)) else { return }
-        generated.commitNext(length: n, direction: .outbound)
-        counters.packetsGenerated &+= 1
     }
 
     func withFlow<R>(_ slot: Int, _ body: (inout Flow) -> R) -> R {

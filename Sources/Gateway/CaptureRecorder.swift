@@ -1,5 +1,6 @@
 import Logging
 import PacketIO
+import Wire
 import Synchronization
 
 /// The capture file shared by every data-plane thread: records are appended under a lock

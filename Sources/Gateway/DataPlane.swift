@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import Logging
 import PacketIO
+import Wire
 import Synchronization
 
 /// The data-plane loop: one thread that owns the engine, reads batches from the input
@@ -51,9 +52,6 @@ public final class DataPlane: @unchecked Sendable {
     private var thread: Thread?
     private let finished = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let done = Atomic<Bool>(false)
-    /// The output takes super-segments (a TUN with the virtio-net header): segments of one
-    /// flow in a batch are coalesced into one write (`SegmentCoalescer`).
-    private let coalesces: Bool
     /// Write failures of the devices, by errno, as the loop last saw them.
     public private(set) var lastError: String?
 
@@ -76,7 +74,6 @@ public final class DataPlane: @unchecked Sendable {
         self.inboxBatch = PacketBatch(capacity: batchSize)
         self.generated = PacketBatch(capacity: 256, maxPacket: 2048)
         self.wakeup = try Syscall.eventfd(initialValue: 0, nonBlocking: true)
-        self.coalesces = (output as? TunDevice)?.options.virtioNetHeader == true
     }
 
     deinit { try? Syscall.close(wakeup) }
@@ -132,9 +129,17 @@ public final class DataPlane: @unchecked Sendable {
     /// The engine's status and the packets the output device refused, read on the loop thread.
     public func status() async -> (engine: EngineStatus, outputWriteErrors: Int) {
         let output = UncheckedBox(self.output)
-        return await perform { engine in
-            (engine.status(), (output.value as? any WriteErrorCounting)?.writeErrors.total ?? 0)
+        return await perform { [self] engine in
+            (currentStatus(engine), (output.value as? any WriteErrorCounting)?.writeErrors.total ?? 0)
         }
+    }
+
+    /// The engine's status with what the output device counts for it (segments a TUN merged
+    /// before writing them). On the loop thread, or once it stopped.
+    func currentStatus(_ engine: SpliceEngine) -> EngineStatus {
+        var status = engine.status()
+        status.segmentsCoalesced &+= (output as? any SegmentCoalescing)?.segmentsCoalesced ?? 0
+        return status
     }
 
     private func run() {
@@ -325,7 +330,6 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(batch, direction: .inbound)
         generated.removeAll()
         engine.process(batch, now: now, generated: generated)
-        if coalesces { engine.coalesceForWrite(batch) }
         _ = try output.write(batch, 0..<batch.count)
         recordCapture(batch, direction: .outbound)
         try writeGenerated()

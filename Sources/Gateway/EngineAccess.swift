@@ -18,13 +18,13 @@ public protocol EngineAccess: Sendable {
 
 extension DataPlane: EngineAccess {
     public func listing() async -> FlowListing {
-        await perform { engine in
-            FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: engine.status())
+        await perform { [self] engine in
+            FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: currentStatus(engine))
         }
     }
 
     public func engineStatus() async -> EngineStatus {
-        await perform { $0.status() }
+        await perform { [self] in currentStatus($0) }
     }
 
     public func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult] {

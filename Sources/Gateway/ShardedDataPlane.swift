@@ -71,7 +71,7 @@ public final class ShardedDataPlane: @unchecked Sendable {
 
     /// The merged status once every loop has stopped (nobody else touches the engines then).
     public func finalStatus() -> EngineStatus {
-        merged(planes.map { $0.engine.status() })
+        merged(planes.map { $0.currentStatus($0.engine) })
     }
 
     private func merged(_ parts: [EngineStatus]) -> EngineStatus {

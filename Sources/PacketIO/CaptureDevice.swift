@@ -1,3 +1,4 @@
+import Wire
 /// Middleware (smoltcp's `PcapWriter` idea): wraps any `PacketDevice` and records what
 /// passes through it into a `PcapFileWriter`: packets read as `.inbound`, packets written as
 /// `.outbound`. This is `tsmp proxy --capture`.

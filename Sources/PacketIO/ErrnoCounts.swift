@@ -66,3 +66,9 @@ public struct ErrnoCounts: Sendable, Equatable, CustomStringConvertible {
 public protocol WriteErrorCounting: AnyObject {
     var writeErrors: ErrnoCounts { get }
 }
+
+/// A device that merges segments before writing them (GRO: `TunDevice` with the virtio-net
+/// header), for the `segments_coalesced` counter.
+public protocol SegmentCoalescing: AnyObject {
+    var segmentsCoalesced: UInt64 { get }
+}

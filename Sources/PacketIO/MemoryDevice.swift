@@ -1,3 +1,4 @@
+import Wire
 /// An in-memory `PacketDevice` for tests (NIOEmbedded's idea): packets queued with
 /// `enqueue` are what `read` gives; packets written are recorded in `written`. Optional
 /// faults: a per-packet refusal rule (counted in `writeErrors` like a real device) and a

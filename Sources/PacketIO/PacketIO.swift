@@ -3,7 +3,10 @@
 ///
 /// Devices: `TunDevice` (into and out of user space), `RawSocketDevice` (out, IP_HDRINCL),
 /// `PcapFileReader` / `PcapFileWriter` (replay and capture), `MemoryDevice` (tests), and the
-/// `CaptureDevice` middleware that records what passes through any device.
+/// `CaptureDevice` middleware that records what passes through any device. Batches
+/// (`PacketBatch`) and their per-packet metadata are Wire's: the engine uses them without I/O.
+/// Offload work is the TUN device's own: it reads the virtio-net header and merges a flow's
+/// segments before writing them (GRO, `SegmentCoalescer`); callers never downcast it.
 ///
 /// Invariants of the module:
 /// - Many packets per call; a device reads until the batch is full or it would block, and

@@ -1,3 +1,4 @@
+import Wire
 import CLibpcap
 
 /// Reads the IP packets of a pcap or pcapng file (through libpcap, nanosecond timestamps) as

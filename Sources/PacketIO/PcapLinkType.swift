@@ -1,3 +1,4 @@
+import Wire
 import CLibpcap
 
 /// The link-layer header types a pcap file may use that we can take IP packets from, and how

@@ -1,3 +1,4 @@
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif

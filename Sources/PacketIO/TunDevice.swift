@@ -1,3 +1,4 @@
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,11 +12,12 @@ import CShims
 /// - `fileDescriptor` is open from `init` until `close()`; after `close()` reads give 0 and
 ///   writes throw EBADF. A non-persistent TUN disappears when its last descriptor closes.
 /// - With `Options.virtioNetHeader`, every packet read has its 10-byte `virtio_net_hdr` in the
-///   batch's headroom right in front of it (see `virtioNetHeader(of:_:)`); `write` puts a
-///   zeroed header (no offload, no GSO) there. The batch's headroom must be >= 10.
+///   batch's headroom right in front of it (see `virtioNetHeader(of:_:)`); `write` puts each
+///   packet's own offload metadata there, after merging the segments of a flow it can merge
+///   (GRO, `SegmentCoalescer`). The batch's headroom must be >= 10.
 /// - Nothing is allocated per packet; timestamps of packets read are left at zero (the loop
 ///   that calls `read` owns the clock and passes `now` to the engine).
-public final class TunDevice: PacketDevice, WriteErrorCounting {
+public final class TunDevice: PacketDevice, WriteErrorCounting, SegmentCoalescing {
     public struct Options: Sendable, Equatable {
         /// IFF_MULTI_QUEUE: open one `TunDevice` per queue with the same name.
         public var multiQueue: Bool
@@ -36,6 +38,8 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
     /// Packets read that did not fit a batch slot and were cut by the kernel (raise the
     /// batch's `maxPacket`); dropped.
     public private(set) var oversizedReads = 0
+    /// Segments merged into another before a write (GRO, with `Options.virtioNetHeader`): writes saved.
+    public private(set) var segmentsCoalesced: UInt64 = 0
 
     private var prefix: Int { options.virtioNetHeader ? VirtioNetHeader.size : 0 }
 
@@ -110,6 +114,7 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
     /// only when the device would block.
     public func write(_ batch: PacketBatch, _ range: Range<Int>) throws(SystemError) -> Int {
         let prefix = self.prefix
+        if prefix > 0 { segmentsCoalesced &+= UInt64(SegmentCoalescer.coalesce(batch, range)) }
         for i in range where !batch.dropped[i] {
             let bytes = batch.packet(i, prefix: prefix)
             if prefix > 0 {
@@ -132,14 +137,7 @@ public final class TunDevice: PacketDevice, WriteErrorCounting {
     /// The length an IP packet's header declares (IPv4 total length, IPv6 40 + payload
     /// length), 0 when it does not say.
     static func declaredLength(_ packet: Slice<UnsafeMutableRawBufferPointer>) -> Int {
-        let bytes = UnsafeRawBufferPointer(rebasing: packet)
-        guard let first = bytes.first else { return 0 }
-        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
-        switch first >> 4 {
-        case 4 where bytes.count >= 4: return be16(2)
-        case 6 where bytes.count >= 6: return 40 + be16(4)
-        default: return 0
-        }
+        HeaderPeek(UnsafeRawBufferPointer(rebasing: packet)).declaredLength ?? 0
     }
 
     /// The virtio-net header the kernel put in front of packet `i` (read with

@@ -13,7 +13,7 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
     public var urgentPointer: UInt16
     /// Every option in order, padding NOPs and EOL included (EOL as `.raw([0])`); an option
     /// whose length does not fit its kind as `.raw` with its bytes.
-    public var options: [TCPOptionValue]
+    public var options: [TCPOption]
     /// True when the option list could not be walked to its end (see `TCPOptions`).
     public var optionsMalformed: Bool
     public var payload: [UInt8]
@@ -54,22 +54,11 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
         tcpChecksumValid = tcp.verifyChecksum(pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
         let opts = tcp.options
         var it = opts.makeIterator()
-        var decoded: [TCPOptionValue] = []
+        var decoded: [TCPOption] = []
         while let slot = it.next() {
-            switch opts.decode(slot) {
-            case .noOperation: decoded.append(.noOperation)
-            case .maximumSegmentSize(let m): decoded.append(.maximumSegmentSize(m))
-            case .windowScale(let s): decoded.append(.windowScale(s))
-            case .sackPermitted: decoded.append(.sackPermitted)
-            case .sack(let count):
-                decoded.append(.sack((0..<count).map { i in
-                    let (l, r) = opts.sackBlock(slot, i)
-                    return SackBlock(l, r)
-                }))
-            case .timestamp(let v, let e): decoded.append(.timestamp(value: v, echoReply: e))
-            case .endOfList, .unknown:
-                decoded.append(.raw(Array(tcp.bytes[slot.offset..<(slot.offset + slot.length)])))
-            }
+            // One option type for parse and emit; EOL kept as its byte, as the tests compare it.
+            let option = opts.decode(slot)
+            decoded.append(option == .endOfList ? .raw([TCPOptionKind.endOfList]) : option)
         }
         options = decoded
         optionsMalformed = it.isMalformed
@@ -79,7 +68,7 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
     public var checksumsValid: Bool { ipChecksumValid && tcpChecksumValid }
 
     /// The options without NOP padding and EOL: what a test usually means to compare.
-    public var significantOptions: [TCPOptionValue] {
+    public var significantOptions: [TCPOption] {
         options.filter { $0 != .noOperation && $0 != .raw([TCPOptionKind.endOfList]) }
     }
     public var maximumSegmentSize: UInt16? {
@@ -110,8 +99,9 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
         return s
     }
 
-    static func describe(_ o: TCPOptionValue) -> String {
+    static func describe(_ o: TCPOption) -> String {
         switch o {
+        case .endOfList: return "eol"
         case .noOperation: return "nop"
         case .maximumSegmentSize(let m): return "mss \(m)"
         case .windowScale(let s): return "wscale \(s)"

@@ -16,7 +16,7 @@ public func address(_ text: String) -> IPv4Address {
 /// `tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:80", flags: [.syn], seq: 100, options: [.maximumSegmentSize(1460)])`.
 /// Options are padded with NOPs to a 4-byte boundary. Traps when options exceed 40 bytes.
 public func tcp4(src: String, dst: String, flags: TCPFlags = .ack, seq: UInt32 = 0, ack: UInt32 = 0,
-                 window: UInt16 = 65535, options: [TCPOptionValue] = [], payload: [UInt8] = [],
+                 window: UInt16 = 65535, options: [TCPOption] = [], payload: [UInt8] = [],
                  ttl: UInt8 = 64, id: UInt16 = 0, dontFragment: Bool = true) -> [UInt8] {
     tcp4(src: endpoint(src), dst: endpoint(dst), flags: flags, seq: seq, ack: ack, window: window,
          options: options, payload: payload, ttl: ttl, id: id, dontFragment: dontFragment)
@@ -24,7 +24,7 @@ public func tcp4(src: String, dst: String, flags: TCPFlags = .ack, seq: UInt32 =
 
 /// As `tcp4(src:dst:...)` with endpoints already parsed.
 public func tcp4(src: IPv4Endpoint, dst: IPv4Endpoint, flags: TCPFlags = .ack, seq: UInt32 = 0, ack: UInt32 = 0,
-                 window: UInt16 = 65535, options: [TCPOptionValue] = [], payload: [UInt8] = [],
+                 window: UInt16 = 65535, options: [TCPOption] = [], payload: [UInt8] = [],
                  ttl: UInt8 = 64, id: UInt16 = 0, dontFragment: Bool = true) -> [UInt8] {
     let spec = TCPPacketSpec(source: src, destination: dst, seq: SeqNumber(seq), ack: SeqNumber(ack),
                              flags: flags, window: window, options: options, ttl: ttl,

@@ -21,19 +21,6 @@ public struct TCPOptionSlot: Sendable, Equatable {
     public let length: Int
 }
 
-/// A decoded option value.
-public enum TCPOption: Equatable, Sendable {
-    case endOfList
-    case noOperation
-    case maximumSegmentSize(UInt16)
-    case windowScale(UInt8)
-    case sackPermitted
-    /// SACK blocks (RFC 2018 §3): `count` left/right edge pairs, starting at `offset + 2`.
-    case sack(count: Int)
-    case timestamp(value: UInt32, echoReply: UInt32)
-    case unknown(kind: UInt8, length: Int)
-}
-
 /// The option list of a segment, walked without allocating. A malformed list (a length below
 /// 2 or running past the header) ends the walk and sets `isMalformed`; what was read before
 /// stays valid.
@@ -78,7 +65,7 @@ public struct TCPOptions: Sequence {
         return it.isMalformed
     }
 
-    /// Decodes a slot; options whose length does not match their kind decode as `.unknown`.
+    /// Decodes a slot; options whose length does not match their kind decode as `.raw`.
     public func decode(_ slot: TCPOptionSlot) -> TCPOption {
         let b = segment.bytes, o = slot.offset
         switch (slot.kind, slot.length) {
@@ -87,9 +74,10 @@ public struct TCPOptions: Sequence {
         case (TCPOptionKind.maximumSegmentSize, 4): return .maximumSegmentSize(b.u16(o + 2))
         case (TCPOptionKind.windowScale, 3): return .windowScale(b[o + 2])
         case (TCPOptionKind.sackPermitted, 2): return .sackPermitted
-        case (TCPOptionKind.sack, let l) where l >= 10 && (l - 2) % 8 == 0: return .sack(count: (l - 2) / 8)
+        case (TCPOptionKind.sack, _) where sackBlockCount(slot) != nil:
+            return .sack((0..<(sackBlockCount(slot) ?? 0)).map { i in let (l, r) = sackBlock(slot, i); return SackBlock(l, r) })
         case (TCPOptionKind.timestamp, 10): return .timestamp(value: b.u32(o + 2), echoReply: b.u32(o + 6))
-        default: return .unknown(kind: slot.kind, length: slot.length)
+        default: return .raw(Array(UnsafeRawBufferPointer(rebasing: b[o..<(o + slot.length)])))
         }
     }
 
@@ -129,6 +117,13 @@ public struct TCPOptions: Sequence {
     /// (DESIGN §5: neutralise options the other side did not negotiate).
     public func neutralise(_ slot: TCPOptionSlot) {
         for i in slot.offset..<(slot.offset + slot.length) { segment.setByte(i, TCPOptionKind.noOperation) }
+    }
+
+    /// How many blocks a SACK slot holds (RFC 2018 §3: 2 + 8n bytes, n >= 1), nil when its
+    /// length is not one a SACK option can have. No allocation (the packet path remaps SACK).
+    public func sackBlockCount(_ slot: TCPOptionSlot) -> Int? {
+        guard slot.kind == TCPOptionKind.sack, slot.length >= 10, (slot.length - 2) % 8 == 0 else { return nil }
+        return (slot.length - 2) / 8
     }
 
     /// SACK block `i` of a `.sack` slot: (left edge, right edge) (RFC 2018 §3).

@@ -125,7 +125,7 @@ struct BenchEngineCommand: ParsableCommand {
         let natEndpoint = IPv4Endpoint(natAddress, EngineConfig.defaultNATPorts.lower)
         var steady: [[UInt8]] = []
         let payload = [UInt8](repeating: 0x5A, count: 1448)
-        let ts: [TCPOptionValue] = [.noOperation, .noOperation, .timestamp(value: 1, echoReply: 1)]
+        let ts: [TCPOption] = [.noOperation, .noOperation, .timestamp(value: 1, echoReply: 1)]
         var serverSeq = SeqNumber(5001)
         for _ in 0..<32 {
             steady.append(TCPPacketBuilder.bytes(TCPPacketSpec(source: server, destination: natEndpoint, seq: serverSeq,

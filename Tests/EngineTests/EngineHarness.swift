@@ -170,14 +170,14 @@ struct Conversation {
 
     /// A packet the device sends (as read from the device interface).
     func device(_ flags: TCPFlags, seq: UInt32, ack: UInt32 = 0, window: UInt16 = 65535,
-                options: [TCPOptionValue] = [], payload: [UInt8] = [], id: UInt16 = 0) -> [UInt8] {
+                options: [TCPOption] = [], payload: [UInt8] = [], id: UInt16 = 0) -> [UInt8] {
         tcp4(src: device, dst: original, flags: flags, seq: seq, ack: ack, window: window,
              options: options, payload: payload, id: id)
     }
 
     /// A packet the server sends (to the NAT endpoint).
     func server(_ flags: TCPFlags, seq: UInt32, ack: UInt32 = 0, window: UInt16 = 65535,
-                options: [TCPOptionValue] = [], payload: [UInt8] = [], id: UInt16 = 0) -> [UInt8] {
+                options: [TCPOption] = [], payload: [UInt8] = [], id: UInt16 = 0) -> [UInt8] {
         tcp4(src: server, dst: nat, flags: flags, seq: seq, ack: ack, window: window,
              options: options, payload: payload, id: id)
     }
@@ -195,7 +195,7 @@ struct Conversation {
     /// Sends a device packet and checks it was forwarded as `towardServer` says.
     @discardableResult
     func deviceSends(_ h: EngineHarness, _ flags: TCPFlags, seq: UInt32, ack: UInt32 = 0,
-                     payload: [UInt8] = [], options: [TCPOptionValue] = [],
+                     payload: [UInt8] = [], options: [TCPOption] = [],
                      sourceLocation: SourceLocation = #_sourceLocation) -> Outcome {
         let p = device(flags, seq: seq, ack: ack, options: options, payload: payload)
         let out = h.send(p)
@@ -207,7 +207,7 @@ struct Conversation {
     /// Sends a server packet and checks it was forwarded as `towardDevice` says.
     @discardableResult
     func serverSends(_ h: EngineHarness, _ flags: TCPFlags, seq: UInt32, ack: UInt32 = 0,
-                     payload: [UInt8] = [], options: [TCPOptionValue] = [],
+                     payload: [UInt8] = [], options: [TCPOption] = [],
                      sourceLocation: SourceLocation = #_sourceLocation) -> Outcome {
         let p = server(flags, seq: seq, ack: ack, options: options, payload: payload)
         let out = h.send(p)

@@ -144,6 +144,30 @@ struct KernelPathTests {
         #expect(report.phases.first?.phase == .requested)
     }
 
+    @Test("waiting for the flow's state is a phase of the migration, not a second table: one entry from request to pause")
+    func awaitingStateIsAPhase() throws {
+        let h = try handedOver()
+        h.engine.kernelPathLeft([h.flowID], now: h.now)
+        let mid = try #require(try? h.startMigration(to: MigrationTarget(address: MigrationLab.phoneAddress, awaitsPort: true)).0.get())
+        #expect(h.engine.migrations.count == 1 && h.engine.activeMigrationCount == 1)
+        #expect(h.engine.migrations[mid]?.isAwaitingState == true)
+        // The same entry answers a second request for the flow and takes the port binding.
+        let (again, out) = try h.startMigration()
+        if case .failure(let why) = again { #expect(why == .alreadyMigrating(h.flowID, mid)) } else { Issue.record("not refused: \(again)") }
+        #expect(out.isEmpty)
+        try h.engine.bindMigrationSourcePort(50001, to: mid).get()
+        #expect(h.engine.awaitedNewDevice(mid)?.target.port == 50001)
+        // State known and the device caught up: the same entry pauses (and, both directions
+        // settled, is cut in the same tick), with the binding kept.
+        #expect(h.send(h.fromServer(at: 40 * 1448, ack: 120, length: 1448)).verdict == .forward)
+        #expect(h.send(h.fromLaptop(at: 120, ack: 41 * 1448)).verdict == .forward)
+        _ = try h.timers()
+        #expect(h.engine.migrations.count == 1)
+        let frozen = try #require(h.engine.migrations[mid])
+        #expect(!frozen.isAwaitingState && frozen.freeze != nil && frozen.target.port == 50001)
+        #expect(h.report(mid)?.phases.map(\.phase).prefix(2) == [.requested, .paused])
+    }
+
     @Test("an idle flow back from the kernel is probed: two ACKs to each end, 2^31 apart, no timestamps; the answers start the migration")
     func idleFlowProbed() throws {
         let h = try handedOver()

@@ -31,8 +31,8 @@ struct EndOptions {
     /// An old stack: MSS and SACK-permitted only (no timestamps, no window scaling).
     static let plain = EndOptions(timestamps: false, windowScale: nil)
 
-    func syn(tsval: UInt32, tsecr: UInt32 = 0) -> [TCPOptionValue] {
-        var o: [TCPOptionValue] = [.maximumSegmentSize(mss)]
+    func syn(tsval: UInt32, tsecr: UInt32 = 0) -> [TCPOption] {
+        var o: [TCPOption] = [.maximumSegmentSize(mss)]
         if sack { o.append(.sackPermitted) }
         if timestamps { o.append(.timestamp(value: tsval, echoReply: tsecr)) }
         if let ws = windowScale { o += [.noOperation, .windowScale(ws)] }
@@ -156,7 +156,7 @@ final class MigrationHarness {
 
     // MARK: Packets
 
-    private func ts(_ enabled: Bool, _ clock: inout UInt32, echo: UInt32) -> [TCPOptionValue] {
+    private func ts(_ enabled: Bool, _ clock: inout UInt32, echo: UInt32) -> [TCPOption] {
         guard enabled else { return [] }
         defer { clock &+= 1 }
         return [.noOperation, .noOperation, .timestamp(value: clock, echoReply: echo)]
@@ -165,7 +165,7 @@ final class MigrationHarness {
     /// A segment from the server: `payload` at server offset `at`, acknowledging device-side
     /// offset `ack` (in the server's view), echoing `echo` (default: the laptop's last TSval).
     func fromServer(_ flags: TCPFlags = .ack, at offset: Int, ack: Int, length: Int = 0, window: UInt16? = nil,
-                    echo: UInt32? = nil, extraOptions: [TCPOptionValue] = [], seq: UInt32? = nil) -> [UInt8] {
+                    echo: UInt32? = nil, extraOptions: [TCPOption] = [], seq: UInt32? = nil) -> [UInt8] {
         var f = flags
         if length > 0 { f.insert(.psh) }
         let options = extraOptions + ts(originalTimestamps, &serverClock, echo: echo ?? (laptopClock &- 1))
@@ -178,7 +178,7 @@ final class MigrationHarness {
                     sack: [(Int, Int)] = []) -> [UInt8] {
         var f = flags
         if length > 0 { f.insert(.psh) }
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(originalTimestamps, &laptopClock, echo: serverClock &- 1)
         return tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: f, seq: l(offset), ack: s(ack),
@@ -191,7 +191,7 @@ final class MigrationHarness {
                    streamBase: Int = 0, sack: [(Int, Int)] = [], echo: UInt32? = nil) -> [UInt8] {
         var f = flags
         if length > 0 { f.insert(.psh) }
-        var options: [TCPOptionValue] = []
+        var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(phoneTimestamps, &phoneClock, echo: echo ?? (serverClock &- 1))
         return tcp4(src: phone, dst: MigrationLab.server, flags: f, seq: p(offset), ack: s(ack),

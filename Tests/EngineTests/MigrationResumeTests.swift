@@ -616,7 +616,8 @@ struct MigrationResumeTests {
         let before = try #require(h.engine.migrations[mid])
         #expect(h.send(syn).verdict == .consumed)
         let after = try #require(h.engine.migrations[mid])
-        #expect(after.newTSOffset == before.newTSOffset && after.newToServerOffset == before.newToServerOffset)
+        #expect(after.newDevice?.tsOffset == before.newDevice?.tsOffset && after.newDevice?.toServerOffset == before.newDevice?.toServerOffset)
+        #expect(before.newDevice?.isConnected == true)
         let d2 = try h.send(h.fromPhone(at: 100, ack: cut, length: 100, streamBase: 120)).decoded
         #expect(d2.seq == SeqNumber(h.l(220)))
         #expect(d2.timestamp!.value == d1.timestamp!.value &+ 1) // the phone's clock moved by one

@@ -1,4 +1,5 @@
 import Engine
+import Gateway
 import Foundation
 import Logging
 import PacketIO

@@ -1,4 +1,5 @@
 import Engine
+import Gateway
 import PacketIO
 import Testing
 import TestSupport

@@ -9,11 +9,11 @@ import Wire
 @Suite("Segment coalescing (GRO before the TUN write)")
 struct SegmentCoalescerTests {
     static let a = "10.2.0.1:40000", b = "10.2.0.2:5201", c = "10.1.0.3:41000"
-    static let ts: [TCPOptionValue] = [.noOperation, .noOperation, .timestamp(value: 7, echoReply: 9)]
+    static let ts: [TCPOption] = [.noOperation, .noOperation, .timestamp(value: 7, echoReply: 9)]
 
     static func segment(_ k: Int, size: Int = 1448, src: String = a, dst: String = b, flags: TCPFlags = .ack,
                         seq0: UInt32 = 1000, ack: UInt32 = 5000, window: UInt16 = 500,
-                        options: [TCPOptionValue] = ts, id0: UInt16 = 100) -> [UInt8] {
+                        options: [TCPOption] = ts, id0: UInt16 = 100) -> [UInt8] {
         let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ k &* 31) }
         return tcp4(src: src, dst: dst, flags: flags, seq: seq0 &+ UInt32(k * 1448), ack: ack, window: window,
                     options: options, payload: payload, id: id0 &+ UInt16(k))
@@ -184,6 +184,16 @@ struct SegmentCoalescerTests {
         batch.markDropped(2)
         #expect(SegmentCoalescer.coalesce(batch) == 0)
         #expect(Self.written(batch).count == 2)
+    }
+
+    @Test("packets made in user space (outbound) are written as made: GRO merges what was read")
+    func leavesOutboundPackets() throws {
+        let batch = PacketBatch(capacity: 4)
+        for k in 0..<4 { batch.append(Self.segment(k), direction: .outbound) }
+        #expect(SegmentCoalescer.coalesce(batch) == 0)
+        #expect(Self.written(batch).count == 4)
+        // The same segments read from a device merge.
+        #expect(SegmentCoalescer.coalesce(Self.batch((0..<4).map { Self.segment($0) })) == 3)
     }
 
     @Test("a partial checksum in, a partial checksum out: the kernel's finished sum verifies")

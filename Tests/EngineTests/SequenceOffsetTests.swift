@@ -36,7 +36,7 @@ struct SequenceOffsetTests {
           arguments: [0, 1, 2])
     func remapBothWays(sackPadding: Int) throws {
         let h = spliced()
-        let pad = [TCPOptionValue](repeating: .noOperation, count: sackPadding) // SACK words aligned or not
+        let pad = [TCPOption](repeating: .noOperation, count: sackPadding) // SACK words aligned or not
         // Device -> server: seq 0xFFFFFF01 (+0x180 wraps to 0x81); ack of server data in device space.
         let d1 = deviceISN &+ 1
         let ackAtDevice = serverSeqAtDevice(serverISN &+ 1)
@@ -148,7 +148,7 @@ struct SequenceOffsetTests {
                 let blocks = (0..<Int(rng.next() % 4)).map { _ in
                     (UInt32(truncatingIfNeeded: rng.next()), UInt32(truncatingIfNeeded: rng.next()))
                 }
-                var options = [TCPOptionValue](repeating: .noOperation, count: Int(rng.next() % 3))
+                var options = [TCPOption](repeating: .noOperation, count: Int(rng.next() % 3))
                 if !blocks.isEmpty { options.append(.sack(blocks.map { SackBlock(SeqNumber($0.0), SeqNumber($0.1)) })) }
                 let payload = rng.bytes(Int(rng.next() % 64))
                 let flags: TCPFlags = rng.next() % 8 == 0 ? .psh : [.psh, .ack]

@@ -15,7 +15,7 @@ struct TransparentModeTests {
         let h = EngineHarness(Lab.transparent())
 
         // SYN: source becomes NAT:61000 (the first port), destination unchanged.
-        let synOptions: [TCPOptionValue] = [.maximumSegmentSize(1460), .sackPermitted,
+        let synOptions: [TCPOption] = [.maximumSegmentSize(1460), .sackPermitted,
                                             .timestamp(value: 77, echoReply: 0), .noOperation, .windowScale(7)]
         let syn = c.device(.syn, seq: 1000, window: 64240, options: synOptions, id: 0x1234)
         let s1 = h.send(syn)

@@ -1,4 +1,5 @@
 import PacketIO
+import Wire
 import Testing
 import TestSupport
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import PacketIO
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 @testable import PacketIO
 import Testing
+import Wire
 import TestSupport
 
 /// The parts of TunDevice that need no TUN.

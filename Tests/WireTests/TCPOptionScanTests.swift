@@ -4,7 +4,7 @@ import Wire
 
 /// One walk of the options answers what the packet path asks; it agrees with `TCPOptions`.
 @Suite struct TCPOptionScanTests {
-    static func scan(_ options: [TCPOptionValue]) throws -> (TCPOptionScan, UInt32?, TCPOptions.Answers) {
+    static func scan(_ options: [TCPOption]) throws -> (TCPOptionScan, UInt32?, TCPOptions.Answers) {
         var p = tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:80", options: options, payload: [1, 2, 3])
         return try withTCP4(&p) { packet in
             let s = TCPOptionScan(packet.tcp)
@@ -26,8 +26,8 @@ import Wire
         [.raw([19, 18] + [UInt8](repeating: 0, count: 16))],                                    // TCP-MD5
         [.raw([8, 6, 0, 0, 0, 1])],                                                             // TS of a wrong length: none
         [.noOperation, .raw([5, 1])],                                                           // length below 2: malformed
-    ] as [[TCPOptionValue]])
-    func agrees(_ options: [TCPOptionValue]) throws {
+    ] as [[TCPOption]])
+    func agrees(_ options: [TCPOption]) throws {
         let (s, ts, want) = try Self.scan(options)
         #expect(s.isMalformed == want.malformed)
         #expect(ts == want.timestamp)

@@ -17,7 +17,7 @@ import Wire
         }
     }
 
-    static func packet(options: [TCPOptionValue], flags: TCPFlags = .syn) -> [UInt8] {
+    static func packet(options: [TCPOption], flags: TCPFlags = .syn) -> [UInt8] {
         tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:80", flags: flags, seq: 1000, options: options)
     }
 
@@ -58,35 +58,46 @@ import Wire
 
     static let kinds: [OptionCase] = [
         OptionCase("MSS", [2, 4, 0x05, 0xB4], .maximumSegmentSize(1460)),
-        OptionCase("MSS length 3", [2, 3, 5], .unknown(kind: 2, length: 3)),
-        OptionCase("MSS length 6", [2, 6, 0, 0, 0, 0], .unknown(kind: 2, length: 6)),
+        OptionCase("MSS length 3", [2, 3, 5], .raw([2, 3, 5])),
+        OptionCase("MSS length 6", [2, 6, 0, 0, 0, 0], .raw([2, 6, 0, 0, 0, 0])),
         OptionCase("window scale", [3, 3, 14], .windowScale(14)),
-        OptionCase("window scale length 4", [3, 4, 14, 0], .unknown(kind: 3, length: 4)),
+        OptionCase("window scale length 4", [3, 4, 14, 0], .raw([3, 4, 14, 0])),
         OptionCase("SACK-permitted", [4, 2], .sackPermitted),
-        OptionCase("SACK-permitted length 3", [4, 3, 0], .unknown(kind: 4, length: 3)),
-        OptionCase("SACK 1 block", [5, 10] + [UInt8](repeating: 7, count: 8), .sack(count: 1)),
-        OptionCase("SACK 2 blocks", [5, 18] + [UInt8](repeating: 7, count: 16), .sack(count: 2)),
-        OptionCase("SACK 3 blocks", [5, 26] + [UInt8](repeating: 7, count: 24), .sack(count: 3)),
-        OptionCase("SACK 4 blocks", [5, 34] + [UInt8](repeating: 7, count: 32), .sack(count: 4)),
-        OptionCase("SACK length 2", [5, 2], .unknown(kind: 5, length: 2)),
-        OptionCase("SACK length 6", [5, 6, 0, 0, 0, 0], .unknown(kind: 5, length: 6)),
-        OptionCase("SACK length 11", [5, 11] + [UInt8](repeating: 0, count: 9), .unknown(kind: 5, length: 11)),
+        OptionCase("SACK-permitted length 3", [4, 3, 0], .raw([4, 3, 0])),
+        OptionCase("SACK 1 block", [5, 10] + [UInt8](repeating: 7, count: 8), .sack(Array(repeating: SackBlock(SeqNumber(0x0707_0707), SeqNumber(0x0707_0707)), count: 1))),
+        OptionCase("SACK 2 blocks", [5, 18] + [UInt8](repeating: 7, count: 16), .sack(Array(repeating: SackBlock(SeqNumber(0x0707_0707), SeqNumber(0x0707_0707)), count: 2))),
+        OptionCase("SACK 3 blocks", [5, 26] + [UInt8](repeating: 7, count: 24), .sack(Array(repeating: SackBlock(SeqNumber(0x0707_0707), SeqNumber(0x0707_0707)), count: 3))),
+        OptionCase("SACK 4 blocks", [5, 34] + [UInt8](repeating: 7, count: 32), .sack(Array(repeating: SackBlock(SeqNumber(0x0707_0707), SeqNumber(0x0707_0707)), count: 4))),
+        OptionCase("SACK length 2", [5, 2], .raw([5, 2])),
+        OptionCase("SACK length 6", [5, 6, 0, 0, 0, 0], .raw([5, 6, 0, 0, 0, 0])),
+        OptionCase("SACK length 11", [5, 11] + [UInt8](repeating: 0, count: 9), .raw([5, 11] + [UInt8](repeating: 0, count: 9))),
         OptionCase("timestamps", [8, 10, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFE], .timestamp(value: 1, echoReply: 0xFFFF_FFFE)),
-        OptionCase("timestamps length 8", [8, 8, 0, 0, 0, 1, 0, 0], .unknown(kind: 8, length: 8)),
+        OptionCase("timestamps length 8", [8, 8, 0, 0, 0, 1, 0, 0], .raw([8, 8, 0, 0, 0, 1, 0, 0])),
         OptionCase("NOP", [1], .noOperation),
         OptionCase("EOL", [0], .endOfList),
-        OptionCase("experimental 253", [0xFD, 4, 0xF9, 0x89], .unknown(kind: 253, length: 4)),
-        OptionCase("fast open cookie request", [34, 2], .unknown(kind: 34, length: 2)),
-        OptionCase("kind 255 length 2", [0xFF, 2], .unknown(kind: 255, length: 2)),
-        OptionCase("MPTCP MP_CAPABLE", [30, 4, 0x01, 0x81], .unknown(kind: 30, length: 4), unspliceable: true),
-        OptionCase("TCP-MD5", [19, 18] + [UInt8](repeating: 0xAB, count: 16), .unknown(kind: 19, length: 18), unspliceable: true),
-        OptionCase("TCP-AO", [29, 16, 1, 2] + [UInt8](repeating: 0xCD, count: 12), .unknown(kind: 29, length: 16), unspliceable: true),
+        OptionCase("experimental 253", [0xFD, 4, 0xF9, 0x89], .raw([0xFD, 4, 0xF9, 0x89])),
+        OptionCase("fast open cookie request", [34, 2], .raw([34, 2])),
+        OptionCase("kind 255 length 2", [0xFF, 2], .raw([0xFF, 2])),
+        OptionCase("MPTCP MP_CAPABLE", [30, 4, 0x01, 0x81], .raw([30, 4, 0x01, 0x81]), unspliceable: true),
+        OptionCase("TCP-MD5", [19, 18] + [UInt8](repeating: 0xAB, count: 16), .raw([19, 18] + [UInt8](repeating: 0xAB, count: 16)), unspliceable: true),
+        OptionCase("TCP-AO", [29, 16, 1, 2] + [UInt8](repeating: 0xCD, count: 12), .raw([29, 16, 1, 2] + [UInt8](repeating: 0xCD, count: 12)), unspliceable: true),
     ]
+
+    /// One option type for parse and emit: whatever an option decodes to encodes back to the
+    /// bytes it came from (EOL aside, which ends the list), wherever it sits.
+    @Test(arguments: kinds)
+    func decodedOptionEncodesToItsBytes(option: OptionCase) throws {
+        let p = Self.packet(options: [.maximumSegmentSize(536), .raw(option.bytes)])
+        let (_, decoded, _) = try Self.walk(p)
+        let again = Self.packet(options: [.maximumSegmentSize(536), decoded[1]])
+        #expect(again == p)
+        #expect(decoded[1].encodedLength == option.bytes.count)
+    }
 
     @Test(arguments: kinds)
     func decodesEveryKind(option: OptionCase) throws {
         // After an MSS so the option starts at offset 24, then again alone at offset 20.
-        for (prefix, offset) in [([TCPOptionValue.maximumSegmentSize(536)], 24), ([], 20)] {
+        for (prefix, offset) in [([TCPOption.maximumSegmentSize(536)], 24), ([], 20)] {
             let p = Self.packet(options: prefix + [.raw(option.bytes)])
             let (slots, decoded, malformed) = try Self.walk(p)
             let i = prefix.count
@@ -111,14 +122,14 @@ import Wire
             SackBlock(SeqNumber(0xFFFF_FF00 &+ UInt32(i) * 0x100), SeqNumber(0xFFFF_FF80 &+ UInt32(i) * 0x100))
         }
         // Linux's layout with timestamps: NOP NOP TS NOP NOP SACK (at most 3 blocks fit then).
-        let withTS: [TCPOptionValue] = [.noOperation, .noOperation, .timestamp(value: 5, echoReply: 6), .noOperation, .noOperation]
-        let layouts: [[TCPOptionValue]] = count <= 3 ? [[], [.noOperation], withTS] : [[], [.noOperation]]
+        let withTS: [TCPOption] = [.noOperation, .noOperation, .timestamp(value: 5, echoReply: 6), .noOperation, .noOperation]
+        let layouts: [[TCPOption]] = count <= 3 ? [[], [.noOperation], withTS] : [[], [.noOperation]]
         for prefix in layouts {
             var p = Self.packet(options: prefix + [.sack(blocks)], flags: .ack)
             try withTCP4(&p) { packet in
                 let o = packet.tcp.options
                 guard let (slot, option) = o.first(kind: TCPOptionKind.sack) else { Issue.record("no SACK"); return }
-                #expect(option == .sack(count: count))
+                #expect(option == .sack(blocks))
                 for i in 0..<count {
                     let (l, r) = o.sackBlock(slot, i)
                     #expect(SackBlock(l, r) == blocks[i])
@@ -210,8 +221,8 @@ import Wire
         #expect(referenceValid(p))
     }
 
-    @Test(arguments: [[], [TCPOptionValue.noOperation]])
-    func setSACKBlocksKeepsChecksum(prefix: [TCPOptionValue]) throws {
+    @Test(arguments: [[], [TCPOption.noOperation]])
+    func setSACKBlocksKeepsChecksum(prefix: [TCPOption]) throws {
         let old = (0..<4).map { i in SackBlock(SeqNumber(UInt32(i) * 1000), SeqNumber(UInt32(i) * 1000 + 500)) }
         var p = Self.packet(options: prefix + [.sack(old)], flags: .ack)
         for i in 0..<4 {
@@ -227,8 +238,8 @@ import Wire
         }
     }
 
-    @Test(arguments: [[], [TCPOptionValue.noOperation], [.noOperation, .noOperation]])
-    func setTimestampKeepsChecksum(prefix: [TCPOptionValue]) throws {
+    @Test(arguments: [[], [TCPOption.noOperation], [.noOperation, .noOperation]])
+    func setTimestampKeepsChecksum(prefix: [TCPOption]) throws {
         var p = tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:80", options: prefix + [.timestamp(value: 1, echoReply: 2)],
                      payload: Array("odd".utf8))
         try withTCP4(&p) { packet in
@@ -241,8 +252,8 @@ import Wire
         #expect(referenceValid(p))
     }
 
-    @Test(arguments: [[], [TCPOptionValue.noOperation]])
-    func setMaximumSegmentSizeKeepsChecksum(prefix: [TCPOptionValue]) throws {
+    @Test(arguments: [[], [TCPOption.noOperation]])
+    func setMaximumSegmentSizeKeepsChecksum(prefix: [TCPOption]) throws {
         var p = Self.packet(options: prefix + [.maximumSegmentSize(1460), .windowScale(7)])
         try withTCP4(&p) { packet in
             let o = packet.tcp.options

@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// The proxy's own TCP sender toward a device during a migration (TSMP draft §4.3.2; DESIGN

@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// GRO-style coalescing (what Linux's `tcp_gro_receive` does, in user space): consecutive
@@ -19,9 +18,15 @@ import Wire
 /// Packets of other flows in between don't stop a merge (order only matters within a flow);
 /// any packet of the same flow that can't join replaces the open super-segment.
 ///
+/// Only packets read (direction `.inbound`: forwarded by the engine) are merged, as GRO merges
+/// what was received; packets made in user space (`.outbound`: the proxy's own segments) are
+/// written as they were made.
+///
 /// A merged packet gets a correct IP header checksum and a partial TCP checksum (the pseudo-
 /// header sum, NEEDS_CSUM) for the kernel to finish. Packets merged into another are marked
 /// dropped (not written); the engine's counters already counted them.
+///
+/// The TUN device does this on its own writes (STYLE.md: offload work lives in the device).
 public enum SegmentCoalescer {
     /// Open super-segments followed at once (flows interleaved in a batch).
     static let openLimit = 16
@@ -44,7 +49,7 @@ public enum SegmentCoalescer {
         var open: [Open] = []
         open.reserveCapacity(openLimit)
         var merged = 0
-        for i in range where !batch.dropped[i] {
+        for i in range where !batch.dropped[i] && batch.directions[i] == .inbound {
             guard batch.offloads[i].segmentSize == 0, let packet = try? TCPIPv4Packet(validating: batch.packet(i)) else { continue }
             let ip = packet.ip, tcp = packet.tcp
             guard ip.headerLength == IPv4Packet.minimumHeaderLength, tcp.payloadLength > 0,
@@ -114,12 +119,5 @@ public enum SegmentCoalescer {
             headerLength: UInt16(headers), segmentSize: UInt16(open.segmentSize),
             checksumStart: UInt16(ip.headerLength), checksumOffset: 16)
         return true
-    }
-}
-
-extension SpliceEngine {
-    /// Coalesces `batch` before it is written (`SegmentCoalescer`), counting the writes saved.
-    public func coalesceForWrite(_ batch: PacketBatch) {
-        counters.segmentsCoalesced &+= UInt64(SegmentCoalescer.coalesce(batch))
     }
 }

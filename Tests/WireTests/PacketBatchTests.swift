@@ -1,4 +1,4 @@
-@testable import PacketIO
+@testable import Wire
 import Testing
 
 @Suite struct PacketBatchTests {

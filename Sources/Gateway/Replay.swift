@@ -1,4 +1,6 @@
+import Engine
 import PacketIO
+import Wire
 
 /// Runs recorded packets through the engine offline (`tsmp replay`): the capture's own
 /// timestamps are the engine's clock, packets the capture marks as written by an engine

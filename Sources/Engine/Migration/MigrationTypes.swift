@@ -1,4 +1,3 @@
-import PacketIO
 import Wire
 
 /// The steps of a migration (DESIGN §6), in order; a migration ends `spliced` or `rolledBack`.
@@ -95,69 +94,5 @@ public struct MigrationReport: Sendable, Codable, Equatable {
         self.phase = phase; self.phases = phases; self.cutOffsetToDevice = cutOffsetToDevice
         self.cutOffsetToServer = cutOffsetToServer; self.bytesCached = bytesCached
         self.retransmissions = retransmissions; self.timeouts = timeouts; self.reason = reason
-    }
-}
-
-/// Per-migration state held by the engine beside the flow (DESIGN §6).
-struct MigrationState: Sendable {
-    let id: MigrationID
-    let flowID: FlowID
-    var target: MigrationTarget
-    let requestedAt: Instant
-    let deadline: Instant
-    /// Until when the cut waits for both directions to settle.
-    let settleDeadline: Instant
-    let oldDevice: IPv4Endpoint
-    var phase: MigrationPhase = .requested
-    var phaseTimes: [(MigrationPhase, Instant)] = []
-    /// Server-space end of what was forwarded to the old device before the pause.
-    var forwardedToDeviceEnd: SeqNumber
-    /// Old-device-space end of what was forwarded to the server before the pause.
-    var forwardedToServerEnd: SeqNumber
-    /// Server-space sequence number where the new device's stream starts (old device's last ack).
-    var cutToDevice: SeqNumber?
-    /// Old-device-space sequence number up to which the server received the old device's stream.
-    var cutToServer: SeqNumber?
-    /// The claimed new device and what its SYN offered.
-    var newDevice: IPv4Endpoint?
-    var newDeviceISN: SeqNumber?
-    var newDeviceSyn: SynOptions?
-    var newDeviceTSRecent: UInt32?
-    var newDeviceWindowField: UInt16 = 0
-    var synAckSent = false
-    /// When the last SYN-ACK went out, and how many went again for want of the handshake's
-    /// ACK (the new device may have lost the SYN-ACK's answer and then wait silently).
-    var synAckSentAt: Instant?
-    var synAckRetransmissions = 0
-    var newDeviceEstablished = false
-    /// Maps the new device's sequence space to the server's view (set at the SYN).
-    var newToServerOffset = SequenceOffset()
-    /// Added to the new device's TSval toward the server (RFC 7323 §5.3, PAWS).
-    var newTSOffset: UInt32 = 0
-    /// The window shift we offered the new device for the server's windows (0 = none).
-    var newDeviceServerShift: UInt8 = 0
-    var sender: EmulatedSender?
-    var senderTowardOldDevice = false
-    var rollbackReason: String?
-    /// Last ack of the new device's data sent to the new device (to notice server progress).
-    var lastAckToNewDevice: SeqNumber?
-    var bytesCached: UInt64 = 0
-    /// The cut toward the server in the server's view.
-    var cutToServerView: SeqNumber?
-    /// The highest ack the server sent for the device side's data, in the server's view.
-    var serverAckServerView = SeqNumber(0)
-    /// The last TSval the server saw from the device side (RFC 7323), for the proxy's own ACKs.
-    var lastTSvalToServer: UInt32?
-    /// The new device's next sequence number and FIN (its own space), tracked until the splice.
-    var newDeviceNext: SeqNumber?
-    var newDeviceFinSeq: SeqNumber?
-    /// The server's FIN, when it is the last thing the cache holds.
-    var serverFinSeq: SeqNumber?
-    /// The SYN-ACK offered window scaling (so the new device scales its windows).
-    var scalingWithNewDevice = false
-
-    mutating func enter(_ p: MigrationPhase, at now: Instant) {
-        phase = p
-        phaseTimes.append((p, now))
     }
 }

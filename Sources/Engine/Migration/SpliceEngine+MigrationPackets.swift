@@ -1,0 +1,232 @@
+import Logging
+import Wire
+
+/// Packets of a migrating flow, from each of its three parties: the old device, the new
+/// device and the server (DESIGN §6). Each input looks at the migration's phase once.
+extension SpliceEngine {
+    /// A SYN for no known flow: is it the new device of a running migration?
+    func claimMigrationSyn(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict? {
+        guard !migrations.isEmpty else { return nil }
+        let src = packet.source, dst = packet.destination
+        let ids = migrations.keys.sorted()
+        // A migration not paused yet holds the SYN (the answer comes after the cut in any case).
+        for mid in ids {
+            guard let m = migrations[mid], case .awaitingState(var waiting) = m.phase, m.targets(src),
+                  let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
+            if waiting.pendingSyn == nil {
+                waiting.pendingSyn = Array(UnsafeRawBufferPointer(packet.ip.bytes))
+                migrations[mid]?.phase = .awaitingState(waiting)
+                logger.info("new device connecting before the pause", metadata: ["migration.id": "\(mid)", "migration.new_device": "\(src)"])
+            }
+            return .consumed
+        }
+        for mid in ids {
+            guard var m = migrations[mid], m.awaitsNewDeviceSyn, m.targets(src),
+                  let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
+            m.updateFreeze { $0.newDevice = NewDeviceHandshake(packet) }
+            migrations[mid] = m
+            table.setAlias(DeviceSideKey(device: src, original: dst), slot: slot)
+            logger.info("new device connecting", metadata: [
+                "migration.id": "\(mid)", "flow.id": "\(m.flowID)", "migration.new_device": "\(src)",
+            ])
+            if case .cut = m.phase { sendSynAck(slot: slot, mid: mid, now: now, generated: generated) }
+            return .consumed
+        }
+        return nil
+    }
+
+    /// A packet from the old or the new device of a migrating flow.
+    func migratingFromDevice(_ packet: TCPIPv4Packet, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
+        guard let flow = table[slot: slot], let mid = flow.migration, let m = migrations[mid],
+              let freeze = m.freeze else { return .consumed }
+        if let h = freeze.newDevice, packet.source == h.endpoint {
+            return fromNewDevice(packet, slot: slot, mid: mid, now: now, generated: generated)
+        }
+        // The old device.
+        let tcp = packet.tcp
+        let ackInServerSpace = flow.toDevice.seqOffset.reverse(tcp.ack)
+        switch m.phase {
+        case .paused, .rollingBack: break
+        case .awaitingState, .cut, .resuming: return .consumed // cut: nothing more from it
+        }
+        withFlow(slot) { f in
+            f.lastActivity = now
+            observe(sender: &f.toServer, other: &f.toDevice, tcp: tcp, timestamp: tcp.options.timestamp?.value,
+                    ackInOtherSpace: ackInServerSpace)
+        }
+        if case .rollingBack(_, _, var sender) = m.phase, tcp.flags.contains(.ack) {
+            let window = WindowScale.bytes(tcp.window, shift: flow.currentDeviceShift)
+            let again = sender.acknowledge(ackInServerSpace, window: window, now: now,
+                                           carriesData: tcp.payloadLength > 0 || tcp.flags.contains(.fin))
+            migrations[mid]?.setSender(sender)
+            transmit(again, slot: slot, mid: mid, now: now, generated: generated)
+            transmitNew(slot: slot, mid: mid, now: now, generated: generated)
+            if migrations[mid]?.sender?.isComplete == true {
+                finishRollback(slot: slot, mid: mid, now: now, generated: generated)
+            }
+        }
+        if tcp.payloadLength == 0 && !tcp.flags.contains(.fin) {
+            if m.isPaused, let f = table[slot: slot], isSettled(f, freeze) { cut(slot: slot, mid: mid, now: now, generated: generated) }
+            return .consumed
+        }
+        // Data the old device sent before it was frozen goes to the server (DESIGN §6 step 2).
+        guard let f = table[slot: slot] else { return .consumed }
+        rewriteTowardServer(packet, flow: f, seqOffset: flow.toServer.seqOffset,
+                            tsOffset: flow.toServer.tsOffset, preAck: preAckPoint(f, migrations[mid]?.freeze))
+        let tsval = tcp.options.timestamp?.value
+        migrations[mid]?.updateFreeze { $0.lastTSvalToServer = tsval }
+        return .forward
+    }
+
+    private func fromNewDevice(_ packet: TCPIPv4Packet, slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) -> Verdict {
+        let tcp = packet.tcp
+        let flags = tcp.flags
+        guard var m = migrations[mid], let h = m.newDevice else { return .consumed }
+        if flags.contains(.rst) {
+            if !m.isRollingBack {
+                rollback(slot: slot, mid: mid, reason: "the new device reset its connection", now: now, generated: generated)
+            }
+            return .consumed
+        }
+        let tsval = tcp.options.timestamp?.value, window = tcp.window
+        m.updateNewDevice { h in
+            if let tsval { h.tsRecent = tsval }
+            h.windowField = window
+        }
+        migrations[mid] = m
+        if flags.contains(.syn) {
+            if h.synAckSent { sendSynAck(slot: slot, mid: mid, now: now, generated: generated) } // its retransmission
+            return .consumed
+        }
+        switch m.phase {
+        case .cut(_, let cut):
+            // Its handshake's ACK: it is connected; the cache goes to it.
+            guard h.synAckSent, flags.contains(.ack), let f = table[slot: slot], tcp.ack == synAckSeq(f, cut) + 1 else { return .consumed }
+            startSenderTowardNewDevice(slot: slot, mid: mid, now: now)
+            logger.info("new device connected", metadata: ["migration.id": "\(mid)", "migration.phase": "new-device-connected"])
+        case .resuming:
+            break
+        case .awaitingState, .paused, .rollingBack:
+            return .consumed
+        }
+        guard let flow = table[slot: slot], case .resuming(_, _, var sender)? = migrations[mid]?.phase else { return .consumed }
+        // Its acks drive the emulated sender; they are not forwarded (DESIGN §6 step 4).
+        if flags.contains(.ack), let ownShift = migrations[mid]?.newDevice?.ownShift {
+            let window = WindowScale.bytes(tcp.window, shift: ownShift)
+            let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
+                                           carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
+            migrations[mid]?.setSender(sender)
+            transmit(again, slot: slot, mid: mid, now: now, generated: generated)
+            transmitNew(slot: slot, mid: mid, now: now, generated: generated)
+        }
+        var verdict = Verdict.consumed
+        if tcp.payloadLength > 0 || flags.contains(.fin), let m = migrations[mid], let freeze = m.freeze,
+           let h = freeze.newDevice, let f = table[slot: slot] {
+            // Its data continues the old device's stream at the cut (DESIGN §6, both directions).
+            let end = tcp.seq + tcp.sequenceLength
+            let finSeq = flags.contains(.fin) ? tcp.seq + UInt32(tcp.payloadLength) : nil
+            migrations[mid]?.updateNewDevice { h in
+                if let n = h.next { h.next = SeqNumber.max(n, end) }
+                if let finSeq { h.finSeq = finSeq }
+            }
+            rewriteTowardServer(packet, flow: f, seqOffset: h.toServerOffset, tsOffset: h.tsOffset,
+                                preAck: preAckPoint(f, freeze))
+            neutraliseOptions(tcp, kind: TCPOptionKind.sack)
+            if let ts = tcp.options.timestamp { migrations[mid]?.updateFreeze { $0.lastTSvalToServer = ts.value } }
+            verdict = .forward
+        }
+        if var m = migrations[mid], m.sender?.isComplete == true {
+            m.enter(.cacheDrained, at: now)
+            migrations[mid] = m
+            splice(slot: slot, mid: mid, now: now, generated: generated)
+        }
+        return verdict
+    }
+
+    /// A packet from the server of a migrating flow: cached and pre-acknowledged, not forwarded.
+    func migratingFromServer(_ packet: TCPIPv4Packet, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
+        let tcp = packet.tcp
+        guard let before = table[slot: slot]?.toDevice, let mid = table[slot: slot]?.migration,
+              migrations[mid]?.freeze != nil else { return .consumed }
+        let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
+        var grew = 0
+        var expectedBefore = SeqNumber(0)
+        withFlow(slot) { f in
+            f.lastActivity = now
+            let ackInDeviceSpace = f.toServer.seqOffset.reverse(tcp.ack)
+            observe(sender: &f.toDevice, other: &f.toServer, tcp: tcp, timestamp: tcp.options.timestamp?.value,
+                    ackInOtherSpace: ackInDeviceSpace)
+            expectedBefore = f.inFlight?.end ?? expectedBefore
+            if tcp.payloadLength > 0 {
+                grew = f.inFlight?.record(seq: tcp.seq, payload: UnsafeRawBufferPointer(tcp.payload), budget: budget,
+                                          restartOnGap: false) ?? 0
+            }
+        }
+        inFlightStorageBytes += grew
+        guard let copyEnd = table[slot: slot]?.inFlight?.end, var m = migrations[mid] else { return .consumed }
+        if tcp.flags.contains(.fin) && tcp.seq + UInt32(tcp.payloadLength) == copyEnd {
+            m.updateFreeze { $0.serverFinSeq = copyEnd }
+        }
+        if tcp.flags.contains(.ack) {
+            m.updateFreeze { if tcp.ack.greaterThan($0.serverAckServerView) { $0.serverAckServerView = tcp.ack } }
+        }
+        // Bytes cached after the emulated sender started (still in flight at the pause): it
+        // delivers them too, or the server, which has their pre-ack, would never resend them.
+        let finCached = m.freeze?.serverFinSeq == copyEnd
+        if var sender = m.sender, copyEnd.greaterThan(sender.end) || (finCached && !sender.fin) {
+            let oldEnd = sender.end
+            sender.extend(to: copyEnd, fin: finCached)
+            m.updateFreeze { $0.bytesCached &+= UInt64(oldEnd.distance(to: sender.end)) }
+            m.setSender(sender)
+        }
+        migrations[mid] = m
+        // Answer data, FIN and zero-window probes with next-expected and window 0 (TSMP §4.3.1).
+        if tcp.payloadLength > 0 || tcp.flags.contains(.fin) || tcp.seq != expectedBefore {
+            sendFreezeAckToServer(slot: slot, mid: mid, generated: generated)
+        }
+        switch m.phase {
+        case .resuming(let freeze, let cut, _):
+            // Let the new device, which holds the flow now, learn that the server has its data.
+            guard let h = freeze.newDevice else { break }
+            let ack = ackTowardNewDevice(freeze, cut, h)
+            if h.lastAck.map({ ack.greaterThan($0) }) ?? true {
+                if !transmitNew(slot: slot, mid: mid, now: now, generated: generated) {
+                    sendPureAck(slot: slot, mid: mid, generated: generated)
+                }
+            } else {
+                transmitNew(slot: slot, mid: mid, now: now, generated: generated)
+            }
+        case .paused, .rollingBack:
+            // Only news for the old device: the server acknowledged more of its bytes (or, once
+            // the cache goes back to it, changed its window). Repeating the same ACK for each
+            // cached segment would look like duplicate acks to it (RFC 5681 §2).
+            guard let after = table[slot: slot]?.toDevice else { break }
+            let ackAdvanced = after.highestAck.map { a in before.highestAck.map { a.greaterThan($0) } ?? true } ?? false
+            if ackAdvanced || (m.isRollingBack && after.lastWindow != before.lastWindow) {
+                sendAckToOldDevice(slot: slot, mid: mid, generated: generated)
+            }
+            if m.isRollingBack { transmitNew(slot: slot, mid: mid, now: now, generated: generated) }
+        case .awaitingState, .cut:
+            break
+        }
+        if m.isPaused, let f = table[slot: slot], let freeze = m.freeze, isSettled(f, freeze) {
+            cut(slot: slot, mid: mid, now: now, generated: generated)
+        }
+        return .consumed
+    }
+
+    /// Rewrites a device's segment toward the server while the proxy holds the flow frozen:
+    /// NAT, the given sequence offset, the proxy's pre-ack and window 0, TSval shifted.
+    private func rewriteTowardServer(_ packet: TCPIPv4Packet, flow: Flow, seqOffset: SequenceOffset, tsOffset: UInt32, preAck: SeqNumber) {
+        let tcp = packet.tcp
+        packet.setSource(IPv4Endpoint(config.nat, flow.natPort))
+        packet.setDestination(flow.server)
+        tcp.setSeq(seqOffset.apply(tcp.seq))
+        var flags = tcp.flags
+        flags.insert(.ack)
+        tcp.setFlags(flags)
+        tcp.setAck(preAck)
+        tcp.setWindow(0)
+        if tsOffset != 0 { shiftTimestamp(tcp, valueBy: tsOffset, echoBy: 0) }
+    }
+}

@@ -1,0 +1,88 @@
+import Wire
+
+/// Packets the splice makes or rewrites beyond NAT and sequence offsets, which migrations
+/// use too: packets built into `generated` (RSTs, pieces of a segment too big for the device),
+/// SACK blocks remapped, and in-place option rewrites (RFC 7323 timestamps, options a device
+/// did not negotiate).
+extension SpliceEngine {
+    /// Shifts the timestamp option's TSval and TSecr (RFC 7323 §5.3: the receiver's PAWS check
+    /// must never see time go back after a migration changed the clock behind the flow).
+    func shiftTimestamp(_ tcp: TCPSegment, valueBy: UInt32, echoBy: UInt32) {
+        let options = tcp.options
+        guard let (slot, value) = options.first(kind: TCPOptionKind.timestamp),
+              case .timestamp(let v, let e) = value else { return }
+        options.setTimestamp(slot, value: v &+ valueBy, echoReply: e &- echoBy)
+    }
+
+    /// Overwrites every option of `kind` with NOPs (DESIGN §5: what the device did not negotiate).
+    func neutraliseOptions(_ tcp: TCPSegment, kind: UInt8) {
+        let options = tcp.options
+        for slot in options where slot.kind == kind { options.neutralise(slot) }
+    }
+
+    /// Builds a packet into `generated`; counted as an overflow when it has no room.
+    func emit(_ spec: TCPPacketSpec, payload: [UInt8] = [], generated: PacketBatch) {
+        guard generated.count < generated.capacity else { counters.generatedOverflow &+= 1; return }
+        let n = payload.withUnsafeBytes { p in TCPPacketBuilder.write(spec, payload: p, into: generated.slotBuffer(generated.count)) }
+        guard let n else { counters.generatedOverflow &+= 1; return }
+        generated.commitNext(length: n, direction: .outbound)
+        counters.packetsGenerated &+= 1
+    }
+
+    /// Splits a segment larger than the device's MSS (DESIGN §5) into MSS-sized segments in
+    /// `generated`; the original is not written. FIN and PSH go on the last piece only.
+    func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
+        let tcp = packet.tcp
+        let options = tcp.options
+        var optionValues: [TCPOption] = []
+        for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
+            optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
+        }
+        let payload = Array(UnsafeRawBufferPointer(tcp.payload))
+        var offset = 0
+        while offset < payload.count {
+            let n = min(mss, payload.count - offset)
+            let last = offset + n == payload.count
+            var flags = tcp.flags
+            if !last { flags.remove(.fin); flags.remove(.psh) }
+            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
+                               ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
+                               ttl: packet.ip.ttl, identification: packet.ip.identification),
+                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
+            offset += n
+        }
+        counters.segmentsSplit &+= 1
+        return .consumed
+    }
+
+    /// SACK blocks (RFC 2018 §3) shifted by `offset`.
+    func remapSACK(_ tcp: TCPSegment, _ offset: SequenceOffset) {
+        let options = tcp.options
+        for slot in options where slot.kind == TCPOptionKind.sack {
+            guard let n = options.sackBlockCount(slot) else { continue }
+            for i in 0..<n {
+                let (l, r) = options.sackBlock(slot, i)
+                options.setSackBlock(slot, i, offset.apply(l), offset.apply(r))
+            }
+        }
+    }
+
+    /// A RST answering `packet` toward its sender (RFC 9293 §3.10.7.1).
+    func sendReset(answering packet: TCPIPv4Packet, generated: PacketBatch) {
+        let tcp = packet.tcp
+        var spec = TCPPacketSpec(source: packet.destination, destination: packet.source, window: 0)
+        if tcp.flags.contains(.ack) {
+            spec.seq = tcp.ack
+            spec.flags = .rst
+        } else {
+            spec.ack = tcp.seq + tcp.sequenceLength
+            spec.flags = [.rst, .ack]
+        }
+        let slot = generated.count
+        guard slot < generated.capacity,
+              let n = TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0),
+                                             into: generated.slotBuffer(slot)) else { return }
+        generated.commitNext(length: n, direction: .outbound)
+        counters.packetsGenerated &+= 1
+    }
+}

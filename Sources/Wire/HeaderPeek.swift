@@ -1,0 +1,43 @@
+/// Header fields read straight from a packet's bytes before (or instead of) validating it, for
+/// code outside the engine that only needs to route or size a packet: the shard a packet
+/// belongs to, the length its IP header declares, link padding to trim.
+///
+/// Invariant: every accessor returns nil when the bytes are too short or not the protocol it
+/// reads; none traps, whatever the bytes. Offsets are the `IPv4Packet`/`TCPSegment` ones.
+public struct HeaderPeek {
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// The IP version nibble (4 or 6 for IP; anything else is not IP), nil when empty.
+    @inlinable public var ipVersion: UInt8? { bytes.first.map { $0 >> 4 } }
+
+    /// IPv4's total length field (RFC 791 §3.1), nil when not IPv4 or shorter than the field.
+    @inlinable public var ipv4TotalLength: Int? {
+        guard ipVersion == 4, bytes.count >= IPv4Packet.Field.totalLength + 2 else { return nil }
+        return Int(bytes.u16(IPv4Packet.Field.totalLength))
+    }
+
+    /// The length the IP header declares for the whole packet: IPv4's total length, IPv6's
+    /// 40-byte header plus its payload length (RFC 8200 §3); nil when it does not say.
+    @inlinable public var declaredLength: Int? {
+        switch ipVersion {
+        case 4: return ipv4TotalLength
+        case 6 where bytes.count >= 6: return IPv6Packet.headerLength + Int(bytes.u16(4))
+        default: return nil
+        }
+    }
+
+    /// The addresses, ports and flags of an IPv4 TCP packet (RFC 791 §3.1, RFC 9293 §3.1),
+    /// nil when the bytes are not IPv4 with protocol 6, or end before the TCP flags.
+    @inlinable public var ipv4TCP: (source: IPv4Endpoint, destination: IPv4Endpoint, flags: TCPFlags)? {
+        guard bytes.count >= IPv4Packet.minimumHeaderLength, ipVersion == 4,
+              bytes[IPv4Packet.Field.proto] == 6 else { return nil }
+        let ihl = Int(bytes[IPv4Packet.Field.versionIHL] & 0x0F) * 4
+        guard ihl >= IPv4Packet.minimumHeaderLength, bytes.count >= ihl + TCPSegment.Field.flags + 1 else { return nil }
+        let source = IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.source)), bytes.u16(ihl + TCPSegment.Field.sourcePort))
+        let destination = IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.destination)),
+                                       bytes.u16(ihl + TCPSegment.Field.destinationPort))
+        return (source, destination, TCPFlags(rawValue: bytes[ihl + TCPSegment.Field.flags]))
+    }
+}
