@@ -29,7 +29,7 @@ struct FlowsCommand: AsyncParsableCommand {
                                valueName: "path"))
     var control: String?
 
-    @Flag(help: "Print JSON: {flows: [...], status: {...}} (from a device: {device, locator, flows}).")
+    @Flag(help: "Print JSON: {flows: [...], status: {...}} (from a device: {device, address, flows}).")
     var json = false
 
     @Option(help: "This device's credential (device mode).")
