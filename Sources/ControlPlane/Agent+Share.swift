@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Namespace
 
 /// The agent's side of a Video Sharing Request (SMP draft §5.1): the proxy forwards a share;
@@ -36,27 +39,38 @@ extension Agent {
         }
     }
 
-    /// Runs `command` with `/bin/sh -c`, the environment added; its exit status, or nil when it
-    /// ran past `timeout` (it is then terminated) or could not start.
+    /// Runs `command` with `/bin/sh -c`, stdin /dev/null, the environment added; its exit
+    /// status, or nil when it was killed by a signal, ran past `timeout` (it is then sent
+    /// SIGKILL) or could not start. posix_spawn and waitpid rather than Foundation's Process:
+    /// Process reports the end only when every copy of its internal descriptor is closed, which
+    /// a player the hook leaves running in the background (`player "$URL" & exit 0`) inherits.
     static func runHook(_ command: String, environment: [String: String], timeout: Duration) async -> Int32? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardInput = FileHandle.nullDevice
-        let done = AsyncStream<Int32>.makeStream()
-        process.terminationHandler = { p in
-            done.continuation.yield(p.terminationStatus)
-            done.continuation.finish()
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let arguments: [String] = ["/bin/sh", "-c", command]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/sh", &actions, nil, argv, envp) == 0 else { return nil }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped < 0 && errno != EINTR { return nil }
+            if clock.now >= deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return nil
+            }
+            try? await Task.sleep(for: .milliseconds(10))
         }
-        do { try process.run() } catch { return nil }
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            if process.isRunning { process.terminate() }
-        }
-        defer { timer.cancel() }
-        var iterator = done.stream.makeAsyncIterator()
-        guard let status = await iterator.next() else { return nil }
-        return process.terminationReason == .uncaughtSignal ? nil : status
+        // Exited normally: the low 7 bits are 0 and the code is the next byte (WIFEXITED, WEXITSTATUS).
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : nil
     }
 }

@@ -32,7 +32,7 @@ extension DeviceAPITests {
         let bobPhone = try lab.ca.issueCredential(for: try .device("phone.bob@example.com"), namespaceURL: lab.namespaceURL)
         let seen = (lab.dir as NSString).appendingPathComponent("phone-saw")
         try await Self.sharingAgent(lab, bobPhone, "phone.bob@example.com", at: "127.0.0.3",
-                                    hook: "printf '%s %s' \"$TSMP_SHARE_FROM\" \"$TSMP_SHARE_URL\" > '\(seen)'")
+                                    hook: "printf '%s %s' \"$TSMP_SHARE_FROM\" \"$TSMP_SHARE_URL\" > '\(seen)'; sleep 5 & exit 0")
         try await Self.sharingAgent(lab, bobLaptop, "laptop.bob@example.com", at: "127.0.0.2", hook: "exit 3")
         try await lab.online("laptop.alice@example.com", address: "127.0.0.4", agentPort: nil)
         let aliceUID = try UserID("alice@example.com"), bobUID = try UserID("bob@example.com")
@@ -56,7 +56,10 @@ extension DeviceAPITests {
         try await lab.service.setPreferences(by: try DeviceID("laptop.bob@example.com"),
                                              ranking: [try DeviceID("phone.bob@example.com"), try DeviceID("laptop.bob@example.com")],
                                              atMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        // The hook leaves its "player" (sleep 5) running: the answer does not wait for it.
+        let clock = ContinuousClock(), sharedAt = clock.now
         let anycast = try await share(alice, from: "127.0.0.4", VideoShareRequest(toUser: bobUID, url: url))
+        #expect(clock.now - sharedAt < .seconds(3))
         #expect(anycast.targets == [ShareTargetAnswer(device: try DeviceID("phone.bob@example.com"), accepted: true, reason: nil)])
         #expect(try String(contentsOfFile: seen, encoding: .utf8) == "laptop.alice@example.com \(url)")
         // Broadcast: both, each with its own answer (the laptop's hook declines).
