@@ -74,6 +74,11 @@ struct AgentCommand: AsyncParsableCommand {
     private func runOrFail() async throws {
         let credential = try loadCredential(credentials, command: "agent")
         let logger = Logger(label: "tsmp.agent")
+        // Revocation is the namespace's registry, not expiry: renewal is only to keep working.
+        if let expires = credential.expires, expires.timeIntervalSinceNow < 30 * 86_400 {
+            logger.warning("the credential expires soon: renew it with tsmp device renew --credentials \(credentials)",
+                           metadata: ["expires": "\(expires)"])
+        }
         logger.info("\(FileLimit.raise())")
         let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(address: forward!.address.value, port: forward!.port)
         let proxyAt = proxyEndpoint!
