@@ -24,12 +24,14 @@ public final class Agent: Sendable, JSONRouting {
         public var heartbeatInterval: Duration
         /// A pending MTR not told to connect within this is dropped.
         public var pendingLifetime: Duration
+        /// The command that decides on a share (VSR; `Agent+Share`); nil: shares are declined.
+        public var onShare: String?
         public init(credential: Credential, proxyHost: UInt32, proxyPort: UInt16, listenHost: String, listenPort: Int,
                     handoff: ConnectionHandoff, insecureLab: Bool, heartbeatInterval: Duration = .seconds(5),
-                    pendingLifetime: Duration = .seconds(30)) {
+                    pendingLifetime: Duration = .seconds(30), onShare: String? = nil) {
             self.credential = credential; self.proxyHost = proxyHost; self.proxyPort = proxyPort
             self.listenHost = listenHost; self.listenPort = listenPort; self.handoff = handoff; self.insecureLab = insecureLab
-            self.heartbeatInterval = heartbeatInterval; self.pendingLifetime = pendingLifetime
+            self.heartbeatInterval = heartbeatInterval; self.pendingLifetime = pendingLifetime; self.onShare = onShare
         }
     }
 
@@ -56,6 +58,8 @@ public final class Agent: Sendable, JSONRouting {
         var replica: NamespaceReplica
         var locator: Locator?
         var transfersReceived = 0
+        /// Contact requests already logged (each once).
+        var introductionsSeen: Set<Int64> = []
     }
 
     public init(options: Options, group: any EventLoopGroup, logger: Logger) throws {
@@ -79,6 +83,7 @@ public final class Agent: Sendable, JSONRouting {
         [
             "POST /v1/mtr": { [self] request in await prepare(request) },
             "POST /v1/mtr/connect": { [self] request in await connect(request) },
+            "POST /v1/vsr": { [self] request in await share(request) },
             // The proxy proves where this device is by this call: its TLS handshake shows the
             // device's certificate at the address it connected to (flow ownership, DESIGN §7).
             "GET /v1/identity": { [self] request in
@@ -209,9 +214,18 @@ public final class Agent: Sendable, JSONRouting {
         }
         let answer: HeartbeatAnswer = try await namespace.call(
             "POST", "/v1/heartbeat", json: HeartbeatRequest(knownModificationMillis: known, locator: locator))
-        state.withLock { s in
+        let fresh = state.withLock { s in
             s.locator = locator
             s.replica.apply(answer)
+            let fresh = (answer.introductions ?? []).filter { !s.introductionsSeen.contains($0.id) }
+            s.introductionsSeen = Set((answer.introductions ?? []).map(\.id))
+            return fresh
+        }
+        // SMP draft §6.2.2: the request reaches every device of the user; any one confirms it.
+        for request in fresh {
+            logger.notice("contact request: confirm with tsmp contacts accept \(request.id) --name NAME", metadata: [
+                "introduction.id": "\(request.id)", "from": "\(request.from)",
+            ])
         }
         for change in answer.statusChanges where change.device != did {
             if case .status(let status) = change.change {

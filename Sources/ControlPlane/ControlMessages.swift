@@ -67,6 +67,71 @@ public struct PreferencesEdit: Codable, Sendable {
     public init(ranking: [DeviceID], atMillis: Int64) { self.ranking = ranking; self.atMillis = atMillis }
 }
 
+/// `PUT /v1/devices/name`: the owner's display name for one of its devices (the DID stays).
+public struct RenameDeviceRequest: Codable, Sendable {
+    public var did: DeviceID
+    public var name: String
+    public var atMillis: Int64
+    public init(did: DeviceID, name: String, atMillis: Int64) { self.did = did; self.name = name; self.atMillis = atMillis }
+}
+
+/// `POST /v1/credentials`: a device renews its own certificate (same key or a new one).
+public struct RenewCredentialRequest: Codable, Sendable {
+    public var csr: String
+    public init(csr: String) { self.csr = csr }
+}
+
+/// `POST /v1/contacts/requests`: ask `user` to become a contact, called `name` in your group.
+public struct ContactRequest: Codable, Sendable {
+    public var user: UserID
+    public var name: String
+    public init(user: UserID, name: String) { self.user = user; self.name = name }
+}
+
+/// `POST /v1/contacts/accept`: confirm request `id`, calling the asker `name`.
+public struct ContactAccept: Codable, Sendable {
+    public var id: Int64
+    public var name: String
+    public init(id: Int64, name: String) { self.id = id; self.name = name }
+}
+
+/// `PUT /v1/contacts/name`: your new name for a contact.
+public struct ContactRename: Codable, Sendable {
+    public var user: UserID
+    public var name: String
+    public var atMillis: Int64
+    public init(user: UserID, name: String, atMillis: Int64) { self.user = user; self.name = name; self.atMillis = atMillis }
+}
+
+/// `GET /v1/contacts/requests`: pending requests to and from the caller's user.
+public struct IntroductionList: Codable, Sendable {
+    public var incoming: [Introduction]
+    public var outgoing: [Introduction]
+    public init(incoming: [Introduction], outgoing: [Introduction]) { self.incoming = incoming; self.outgoing = outgoing }
+}
+
+/// `GET /v1/contacts`: the caller's user's contacts with their devices' status.
+public struct ContactList: Codable, Sendable {
+    public var user: UserID
+    public var contacts: [ContactRecord]
+    public init(user: UserID, contacts: [ContactRecord]) { self.user = user; self.contacts = contacts }
+}
+
+/// `PUT /v1/scenarios`: define (or replace) a scenario; `scenario` null deletes it.
+public struct ScenarioEdit: Codable, Sendable {
+    public var name: String
+    public var scenario: Scenario?
+    public var atMillis: Int64
+    public init(name: String, scenario: Scenario?, atMillis: Int64) { self.name = name; self.scenario = scenario; self.atMillis = atMillis }
+}
+
+/// `PUT /v1/scenarios/active`: choose the scenario in force; `name` null: by time windows.
+public struct ScenarioChoice: Codable, Sendable {
+    public var name: String?
+    public var atMillis: Int64
+    public init(name: String?, atMillis: Int64) { self.name = name; self.atMillis = atMillis }
+}
+
 public struct ChangeList: Codable, Sendable {
     public var changes: [ChangeEntry]
 }

@@ -24,6 +24,10 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
     }
 
     public var routes: [String: HTTPEndpoint.Handler] {
+        baseRoutes.merging(contactRoutes) { first, _ in first }
+    }
+
+    private var baseRoutes: [String: HTTPEndpoint.Handler] {
         [
             "GET /v1/whoami": { request in
                 guard let peer = request.peer else { return Self.noIdentity }
@@ -33,6 +37,15 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
             "POST /v1/proxies": { request in await registerProxy(request) },
             "POST /v1/devices": { request in await introduce(request) },
             "GET /v1/devices": { request in await asDevice(request) { did in try await deviceList(of: did.user) } },
+            "DELETE /v1/devices": { request in
+                await asDevice(request) { did in try await service.remove(device: try Self.didQuery(request), by: did) }
+            },
+            "PUT /v1/devices/name": { request in
+                await asDevice(request, RenameDeviceRequest.self) { did, body in
+                    try await service.rename(device: body.did, to: body.name, by: did, atMillis: body.atMillis)
+                }
+            },
+            "POST /v1/credentials": { request in await renew(request) },
             "POST /v1/heartbeat": { request in
                 await asDevice(request, HeartbeatRequest.self) { did, body in
                     if let locator = body.locator { try checkLocator(locator, of: request) }
@@ -117,6 +130,22 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
         }
     }
 
+    /// The device's own certificate again, for the key in `csr` (before the old one expires).
+    private func renew(_ request: HTTPEndpoint.Request) async -> HTTPEndpoint.Response {
+        await asDevice(request, RenewCredentialRequest.self, status: .created) { did, body in
+            let identity = try Self.identity(.device(did.description))
+            let certificate = try issue(body.csr, as: identity)
+            let record = try await service.renewCredential(of: did, key: try KeyFingerprint(csrPEM: body.csr))
+            return IssuedCredential(identity: identity, certificate: certificate, ca: authority.caPEM, device: record)
+        }
+    }
+
+    /// `?did=NAME.UID`, required.
+    private static func didQuery(_ request: HTTPEndpoint.Request) throws -> DeviceID {
+        guard let text = request.query["did"] else { throw NamespaceError.invalid("give ?did=NAME.UID (the device to remove)") }
+        return try DeviceID(text)
+    }
+
     private func issue(_ csr: String, as identity: PeerIdentity) throws -> String {
         do {
             return try authority.issue(csrPEM: csr, as: identity, validity: credentialValidity)
@@ -146,20 +175,39 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
         }
         return await Self.answering(status: .ok) { () async throws -> ResolveAnswer in
             if let caller { try await requireRegistered(caller) }
+            // A proxy resolving for a share (VSR, SMP draft §5.1): `for` is the sharer.
+            var sharer: DeviceID?
+            if let text = request.query["for"] {
+                guard caller == nil else { throw NamespaceError.forbidden("only a proxy resolves on behalf of a device") }
+                let did = try DeviceID(text)
+                try await requireRegistered(did)
+                sharer = did
+            }
             switch (request.query["did"], request.query["uid"]) {
             case (let did?, nil):
                 let target = try DeviceID(did)
                 if let caller, caller.user != target.user {
                     throw NamespaceError.forbidden("\(target) is not a device of \(caller.user)")
                 }
+                if let sharer { try await requireMayShare(sharer, with: target.user) }
                 return .device(try await service.resolve(target))
             case (nil, let uid?):
                 let user = try UserID(uid)
                 if let caller, caller.user != user { throw NamespaceError.forbidden("you may resolve only \(caller.user)") }
+                if let sharer { try await requireMayShare(sharer, with: user) }
                 return .user(ResolutionList(devices: try await service.resolve(user: user)))
             default:
                 throw NamespaceError.invalid("give exactly one of ?did=NAME.UID and ?uid=EMAIL")
             }
+        }
+    }
+
+    /// Only friends may share with a user (each holds the other as a contact); a user may always
+    /// share with its own devices.
+    private func requireMayShare(_ sharer: DeviceID, with user: UserID) async throws {
+        guard sharer.user != user else { return }
+        guard try await service.areFriends(sharer.user, user) else {
+            throw NamespaceError.forbidden("only friends may share with \(user): \(sharer.user) and \(user) are not each other's contacts")
         }
     }
 
@@ -192,15 +240,15 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
                    latestModificationMillis: try await service.latestModificationMillis(of: user))
     }
 
-    /// A device that the CA certified but the namespace no longer knows is refused.
+    /// A device that the CA certified but the namespace no longer knows (removed, or never
+    /// registered) is refused, with which of the two: the registry is the revocation list
+    /// (`NamespaceService.remove(device:by:)`), read on every request.
     private func requireRegistered(_ did: DeviceID) async throws {
-        guard try await service.deviceExists(did) else {
-            throw NamespaceError.forbidden("device \(did) is not registered with this namespace")
-        }
+        if let why = try await service.refusal(of: did) { throw NamespaceError.forbidden(why) }
     }
 
     /// Runs `body` for a registered device caller.
-    private func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request,
+    func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request,
                                                    _ body: @escaping @Sendable (DeviceID) async throws -> T) async -> HTTPEndpoint.Response {
         guard let peer = request.peer else { return Self.noIdentity }
         guard peer.role == .device, let did = try? DeviceID(peer.name) else {
@@ -213,7 +261,7 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
     }
 
     /// Runs `body` with the decoded request body for a registered device caller.
-    private func asDevice<B: Decodable, T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, _ type: B.Type,
+    func asDevice<B: Decodable, T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, _ type: B.Type,
                                                                  status: HTTPResponseStatus = .ok,
                                                                  _ body: @escaping @Sendable (DeviceID, B) async throws -> T) async -> HTTPEndpoint.Response {
         guard let peer = request.peer else { return Self.noIdentity }

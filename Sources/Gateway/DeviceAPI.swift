@@ -77,6 +77,9 @@ public final class DeviceAPI: Sendable, JSONRouting {
             "POST /v1/mfr": { [self] request in
                 await asDevice(request, status: .accepted) { [self] caller in try await migrationFrom(caller, request) }
             },
+            "POST /v1/vsr": { [self] request in
+                await asDevice(request) { [self] caller in try await share(from: caller.device, request) }
+            },
             "GET /v1/mfr": { [self] request in
                 await asDevice(request) { [self] caller in
                     let ids = (request.query["id"] ?? "").split(separator: ",").map { UInt64($0).map(MigrationID.init) }
@@ -301,7 +304,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         sightings.withLock { $0.saw(did, at: canonical, now: nowMillis()) }
     }
 
-    private func agentURL(_ address: String, _ port: UInt16) -> String {
+    func agentURL(_ address: String, _ port: UInt16) -> String {
         let host = address.contains(":") ? "[\(address)]" : address
         return "\(options.insecureLab ? "http" : "https")://\(host):\(port)"
     }
@@ -318,7 +321,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         return Locator.canonicalAddress(text)
     }
 
-    private func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, status: HTTPResponseStatus = .ok,
+    func asDevice<T: Encodable & Sendable>(_ request: HTTPEndpoint.Request, status: HTTPResponseStatus = .ok,
                                                    _ body: @escaping @Sendable (Caller) async throws -> T) async -> HTTPEndpoint.Response {
         guard let peer = request.peer else { return Self.noIdentity }
         guard peer.role == .device, let did = try? DeviceID(peer.name) else {
@@ -327,9 +330,28 @@ public final class DeviceAPI: Sendable, JSONRouting {
         guard let address = request.remoteAddress?.ipAddress.flatMap(Self.canonical) else {
             return .error(.forbidden, "the proxy can't tell which address this request came from")
         }
-        // Seen here, now: the caller's flows are those from this address.
-        saw(did, at: address)
-        return await Self.answering(status: status) { try await body(Caller(device: did, address: address)) }
+        return await Self.answering(status: status) { [self] in
+            try await requireRegistered(did)
+            // Seen here, now (and only once the namespace still knows it): the caller's flows are those from this address.
+            saw(did, at: address)
+            return try await body(Caller(device: did, address: address))
+        }
+    }
+
+    /// Revocation (`NamespaceService.remove(device:by:)`): the certificate proves who the caller
+    /// was certified as; the namespace's registry says whether it still is. The proxy asks on
+    /// every device request (one SRR for the caller beside the target's), so a removed device
+    /// is refused from its next request on, with the namespace's reason; when the namespace
+    /// can't answer, the request is refused too (fail closed).
+    private func requireRegistered(_ did: DeviceID) async throws {
+        do {
+            let _: Resolution = try await namespace.call("GET", "/v1/resolve", query: ["did": did.description])
+        } catch let e as PeerClientError {
+            if case .refused(let status, let reason) = e, status == 404 || status == 403 {
+                throw RouteRefusal(.forbidden, reason)
+            }
+            throw RouteRefusal(.badGateway, "the namespace could not confirm \(did) is still registered: \(e)")
+        }
     }
 }
 

@@ -14,9 +14,14 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var lastHeartbeatMillis: Int64?
     /// When it was registered or introduced.
     public var registeredMillis: Int64
+    /// The display name its owner gave it (nil: none; the DID's name is shown). Changing it
+    /// leaves the DID alone: the DID is what certificates and other users know the device by.
+    public var label: String?
 
-    public init(did: DeviceID, status: DeviceStatus, locator: Locator?, lastHeartbeatMillis: Int64?, registeredMillis: Int64) {
+    public init(did: DeviceID, status: DeviceStatus, locator: Locator?, lastHeartbeatMillis: Int64?, registeredMillis: Int64,
+                label: String? = nil) {
         self.did = did
+        self.label = label
         self.status = status
         self.locator = locator
         self.lastHeartbeatMillis = lastHeartbeatMillis

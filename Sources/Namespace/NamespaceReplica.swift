@@ -21,6 +21,9 @@ public struct NamespaceReplica: Sendable, Equatable {
         var registeredMillis: Int64?
         var status: Register<DeviceStatus>?
         var locator: Register<Locator?>?
+        var label: Register<String>?
+        /// Removed for good: the device is gone from the group whatever else arrives.
+        var removed = false
     }
 
     public let user: UserID
@@ -28,6 +31,11 @@ public struct NamespaceReplica: Sendable, Equatable {
     public private(set) var latestModificationMillis: Int64?
     private var slots: [DeviceID: DeviceSlot] = [:]
     private var ranking: Register<[DeviceID]>?
+    private var contactSlots: [UserID: Register<String?>] = [:]
+    private var scenarioSlots: [String: Register<Scenario?>] = [:]
+    private var active: Register<String?>?
+    /// Other users' pending requests to become this user's contact, from the latest heartbeat.
+    public private(set) var introductions: [Introduction] = []
 
     public init(user: UserID) {
         self.user = user
@@ -35,17 +43,28 @@ public struct NamespaceReplica: Sendable, Equatable {
 
     /// The group's devices by DID (offline, without locator, until entries say otherwise).
     public var devices: [Resolution] {
-        slots.filter { $0.value.registeredMillis != nil }
+        slots.filter { $0.value.registeredMillis != nil && !$0.value.removed }
             .map { did, slot in Resolution(did: did, status: slot.status?.value ?? .offline, locator: slot.locator?.value ?? nil) }
             .sorted { $0.did < $1.did }
+    }
+
+    /// The display names the owner gave devices, by DID.
+    public var labels: [DeviceID: String] {
+        slots.compactMapValues { $0.removed ? nil : $0.label?.value }
     }
 
     /// The user's device ranking, best first.
     public var preferences: [DeviceID] { ranking?.value ?? [] }
 
-    /// The online devices, best first: the same order as `NamespaceService.resolve(user:)`.
-    public var onlineDevices: [Resolution] {
-        let rank = Dictionary(preferences.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    /// The online devices, best first by the plain ranking (no scenario in force).
+    public var onlineDevices: [Resolution] { online(rankedBy: preferences) }
+
+    /// The online devices, best first by the ranking in force at `millis`: the same order as
+    /// `NamespaceService.resolve(user:)` at that time.
+    public func onlineDevices(atMillis millis: Int64) -> [Resolution] { online(rankedBy: rankingInForce(atMillis: millis).ranking) }
+
+    private func online(rankedBy ranking: [DeviceID]) -> [Resolution] {
+        let rank = Dictionary(ranking.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         return devices.filter { $0.status == .online }.sorted { a, b in
             switch (rank[a.did], rank[b.did]) {
             case let (x?, y?): return x < y
@@ -56,9 +75,34 @@ public struct NamespaceReplica: Sendable, Equatable {
         }
     }
 
-    /// Applies entries of this user's group (others are ignored) in (time, seq) order.
+    /// The user's scenarios by name.
+    public var scenarios: [String: Scenario] { scenarioSlots.compactMapValues { $0.value } }
+
+    /// The scenario a device chose (nil: by time windows).
+    public var activeScenario: String? { active?.value ?? nil }
+
+    /// The ranking in force at `millis`: the same rule as the namespace's resolution.
+    public func rankingInForce(atMillis millis: Int64) -> (scenario: String?, ranking: [DeviceID]) {
+        Scenario.rankingInForce(scenarios: scenarios, active: activeScenario, fallback: preferences, atMillis: millis)
+    }
+
+    /// The user's contacts and the names the user gave them.
+    public var contacts: [UserID: String] {
+        contactSlots.compactMapValues { $0.value }
+    }
+
+    /// Applies entries of this user's group's log in (time, seq) order. A contact entry may name
+    /// another user's device (the user who ended the friendship); other entries of devices of
+    /// other users are not this group's and are ignored.
     public mutating func apply(_ entries: [ChangeEntry]) {
-        for entry in entries.sorted(by: { $0.stamp < $1.stamp }) where entry.device.user == user {
+        for entry in entries.sorted(by: { $0.stamp < $1.stamp }) {
+            if case .contact(let other, let name) = entry.change {
+                latestModificationMillis = max(latestModificationMillis ?? entry.recordedMillis, entry.recordedMillis)
+                if contactSlots[other] == nil { contactSlots[other] = Register(value: name, stamp: entry.stamp) }
+                contactSlots[other]?.offer(name, stamp: entry.stamp)
+                continue
+            }
+            guard entry.device.user == user else { continue }
             latestModificationMillis = max(latestModificationMillis ?? entry.recordedMillis, entry.recordedMillis)
             var slot = slots[entry.device] ?? DeviceSlot()
             switch entry.change {
@@ -70,6 +114,19 @@ public struct NamespaceReplica: Sendable, Equatable {
             case .locator(let locator):
                 if slot.locator == nil { slot.locator = Register(value: locator, stamp: entry.stamp) }
                 slot.locator?.offer(locator, stamp: entry.stamp)
+            case .deviceRemoved:
+                slot.removed = true
+            case .contact:
+                break  // applied above
+            case .scenario(let name, let scenario):
+                if scenarioSlots[name] == nil { scenarioSlots[name] = Register(value: scenario, stamp: entry.stamp) }
+                scenarioSlots[name]?.offer(scenario, stamp: entry.stamp)
+            case .activeScenario(let name):
+                if active == nil { active = Register(value: name, stamp: entry.stamp) }
+                active?.offer(name, stamp: entry.stamp)
+            case .deviceRenamed(let label):
+                if slot.label == nil { slot.label = Register(value: label, stamp: entry.stamp) }
+                slot.label?.offer(label, stamp: entry.stamp)
             case .preferences(let order):
                 if ranking == nil { ranking = Register(value: order, stamp: entry.stamp) }
                 ranking?.offer(order, stamp: entry.stamp)
@@ -82,6 +139,7 @@ public struct NamespaceReplica: Sendable, Equatable {
     public mutating func apply(_ answer: HeartbeatAnswer) {
         apply(answer.statusChanges)
         if let sync = answer.sync { apply(sync) }
+        introductions = answer.introductions ?? []
         latestModificationMillis = answer.latestModificationMillis
     }
 }

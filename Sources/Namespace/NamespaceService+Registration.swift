@@ -46,6 +46,9 @@ extension NamespaceService {
             if try await tx.device(did) != nil {
                 return (try await Self.repeated(did, key: key, what: "device \(did) exists already", in: tx), true)
             }
+            if let gone = try await tx.removal(of: did) {
+                throw NamespaceError.conflict("device \(did) was removed (at \(gone.removedMillis)) and its name is retired, so that its old certificates stay void: pick another name")
+            }
             let now = clock()
             let recorded = try await Self.bump(group, now: now, in: tx)
             try await Self.record(.deviceAdded, by: did, at: now, recorded: recorded, in: tx)

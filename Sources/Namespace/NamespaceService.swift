@@ -7,7 +7,8 @@ import Logging
 /// - Every mutation is one store transaction: a refused or failed one changes nothing. Reads
 ///   run without one (`NamespaceStore.read`).
 /// - A group's state is its change log applied in (`timeMillis`, `seq`) order, last writer wins
-///   per field (a device's status, a device's locator, the user's ranking). Each stored field
+///   per field (a device's status, locator and display name, the user's ranking). A removal is
+///   final (the name is retired), so it needs no order. Each stored field
 ///   keeps the stamp of the entry that set it, so an entry that arrives late with an older time
 ///   is logged but does not overwrite a newer value: concurrent edits converge in time order,
 ///   whatever order they arrive in, here and in every `NamespaceReplica`.
@@ -83,15 +84,18 @@ public actor NamespaceService {
                 }
             }
             try await tx.setLastHeartbeat(of: did, to: now)
+            let asking = try await tx.introductions(of: did.user, incoming: true)
+            let introductions = asking.isEmpty ? nil : asking
             if known == latest {
-                return (HeartbeatAnswer(latestModificationMillis: latest, statusChanges: [], sync: nil), pending)
+                return (HeartbeatAnswer(latestModificationMillis: latest, statusChanges: [], sync: nil, introductions: introductions), pending)
             }
             // Behind: what was recorded after its time. Unknown or ahead (a time this group never
             // had, e.g. a restored database): everything.
             let since = known.flatMap { $0 < latest ? $0 : nil }
             let entries = try await tx.changes(of: did.user, recordedAfter: since)
             let statuses = entries.filter { if case .status = $0.change { return true } else { return false } }
-            return (HeartbeatAnswer(latestModificationMillis: latest, statusChanges: statuses, sync: entries), pending)
+            return (HeartbeatAnswer(latestModificationMillis: latest, statusChanges: statuses, sync: entries,
+                                    introductions: introductions), pending)
         }
         for (change, _) in changed {
             logger.debug("heartbeat changed the device", metadata: ["device": "\(did)", "change": "\(change)"])
@@ -169,13 +173,7 @@ public actor NamespaceService {
     /// Sets the user's device ranking, best first, as of `atMillis` on the editing device's
     /// clock. Every DID must be a device of the editor's own user, once.
     public func setPreferences(by did: DeviceID, ranking: [DeviceID], atMillis: Int64) async throws {
-        var seen = Set<DeviceID>()
-        for ranked in ranking {
-            guard ranked.user == did.user else {
-                throw NamespaceError.forbidden("ranking names \(ranked), a device of another user: \(did) may rank only \(did.user)'s devices")
-            }
-            guard seen.insert(ranked).inserted else { throw NamespaceError.invalid("ranking names \(ranked) twice") }
-        }
+        try Self.checkRanking(ranking, by: did)
         let clock = self.clock
         try await store.transaction { tx in
             let now = clock()
@@ -211,18 +209,25 @@ public actor NamespaceService {
     }
 
     /// Where a device is.
+    /// A removed device is not found, and the reason says it was removed.
     public func resolve(_ did: DeviceID) async throws -> Resolution {
         try await store.read { tx in
-            let record = try await Self.requireDevice(did, in: tx).record
+            guard let record = try await tx.device(did)?.record else {
+                throw NamespaceError.notFound(try await Self.absence(of: did, in: tx))
+            }
             return Resolution(did: record.did, status: record.status, locator: record.locator)
         }
     }
 
-    /// The user's online devices, best first: ranked ones in the user's order, then the others by name.
+    /// The user's online devices (busy, away and offline ones left out), best first: ranked ones
+    /// in the order of the ranking in force (the chosen scenario, else the one whose time window
+    /// holds now, else the plain ranking: `Scenario.rankingInForce`), then the others by name.
     public func resolve(user: UserID) async throws -> [Resolution] {
-        try await store.read { tx in
+        let now = clock()
+        return try await store.read { tx in
             let group = try await Self.requireGroup(user, reading: true, in: tx)
-            let rank = Dictionary(group.preferences.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            let ranking = try await Self.scenarioState(group, at: now, in: tx).ranking
+            let rank = Dictionary(ranking.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             return try await tx.devices(of: user)
                 .map(\.record)
                 .filter { $0.status == .online }
@@ -264,7 +269,7 @@ public actor NamespaceService {
     static func record(_ change: Change, by did: DeviceID, at time: Int64, recorded: Int64,
                        device known: StoredDevice? = nil, group knownGroup: StoredGroup? = nil,
                        in tx: any NamespaceTransaction) async throws -> ChangeEntry {
-        let entry = try await tx.appendChange(device: did, timeMillis: time, recordedMillis: recorded, change: change)
+        let entry = try await tx.appendChange(to: did.user, device: did, timeMillis: time, recordedMillis: recorded, change: change)
         func current() async throws -> StoredDevice {
             if let known, known.record.did == did { return known }
             return try await requireDevice(did, in: tx)
@@ -279,6 +284,24 @@ public actor NamespaceService {
         case .locator(let locator):
             if try await current().locatorStamp.map({ $0 < entry.stamp }) ?? true {
                 try await tx.setLocator(of: did, to: locator, stamp: entry.stamp)
+            }
+        case .deviceRemoved:
+            break  // the caller deletes the row and keeps the tombstone (`remove(device:by:)`)
+        case .contact:
+            break  // in another user's log too: `recordContact`
+        case .scenario(let name, let scenario):
+            if try await tx.scenarios(of: did.user)[name].map({ $0.stamp < entry.stamp }) ?? true {
+                try await tx.setScenario(of: did.user, name: name, to: scenario, stamp: entry.stamp)
+            }
+        case .activeScenario(let name):
+            var group = knownGroup
+            if group?.user != did.user { group = try await requireGroup(did.user, in: tx) }
+            if group?.activeScenarioStamp.map({ $0 < entry.stamp }) ?? true {
+                try await tx.setActiveScenario(of: did.user, to: name, stamp: entry.stamp)
+            }
+        case .deviceRenamed(let label):
+            if try await current().labelStamp.map({ $0 < entry.stamp }) ?? true {
+                try await tx.setLabel(of: did, to: label, stamp: entry.stamp)
             }
         case .preferences(let ranking):
             var group = knownGroup

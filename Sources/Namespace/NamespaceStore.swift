@@ -23,6 +23,10 @@ public protocol NamespaceTransaction: Sendable {
     func insertGroup(_ user: UserID, registeredMillis: Int64) async throws
     func setModification(of user: UserID, to millis: Int64) async throws
     func setPreferences(of user: UserID, to ranking: [DeviceID], stamp: ChangeStamp) async throws
+    func setActiveScenario(of user: UserID, to name: String?, stamp: ChangeStamp) async throws
+    /// The user's scenarios by name, deleted ones (nil) included, each with the entry that set it.
+    func scenarios(of user: UserID) async throws -> [String: (scenario: Scenario?, stamp: ChangeStamp)]
+    func setScenario(of user: UserID, name: String, to scenario: Scenario?, stamp: ChangeStamp) async throws
 
     func device(_ did: DeviceID) async throws -> StoredDevice?
     /// The user's devices, by name.
@@ -34,6 +38,11 @@ public protocol NamespaceTransaction: Sendable {
     func setLastHeartbeat(of did: DeviceID, to millis: Int64) async throws
     /// Remembers the key the device was certified for.
     func setKey(of did: DeviceID, to key: KeyFingerprint) async throws
+    func setLabel(of did: DeviceID, to label: String?, stamp: ChangeStamp) async throws
+    /// Deletes the device and keeps a tombstone: its name stays retired (`removal(of:)`).
+    func removeDevice(_ did: DeviceID, removedMillis: Int64, by remover: DeviceID) async throws
+    /// When and by whom the device was removed; nil when it never was.
+    func removal(of did: DeviceID) async throws -> DeviceRemoval?
     /// The device the user registered with: the first one added to the group's log.
     func firstDevice(of user: UserID) async throws -> DeviceID?
     /// Devices whose locator has this (canonical) address, the most recently moved there first.
@@ -41,10 +50,26 @@ public protocol NamespaceTransaction: Sendable {
     /// Devices not offline whose last heartbeat (or registration, before any) is older than `millis`.
     func devicesSilent(before millis: Int64) async throws -> [StoredDevice]
 
-    /// Appends an entry to the change log of the device's user; the store assigns `seq`.
-    func appendChange(device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry
+    /// Appends an entry to the change log of `user` (the device's own user but for contact
+    /// entries a user of another group caused); the store assigns `seq`.
+    func appendChange(to user: UserID, device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry
     /// The user's change-log entries recorded after `recordedAfter` (all when nil), by `seq`.
     func changes(of user: UserID, recordedAfter: Int64?) async throws -> [ChangeEntry]
+
+    // Friends (SMP draft §6.2.2)
+    /// Stores a pending request of `from`'s user to become `to`'s contact; the store assigns the id.
+    func insertIntroduction(from: DeviceID, to: UserID, name: String, createdMillis: Int64) async throws -> Introduction
+    func introduction(_ id: Int64) async throws -> Introduction?
+    /// The pending request of `from` to `to`, if any.
+    func introduction(from: UserID, to: UserID) async throws -> Introduction?
+    /// Pending requests addressed to `user` (`incoming`) or made by it, oldest first.
+    func introductions(of user: UserID, incoming: Bool) async throws -> [Introduction]
+    func deleteIntroduction(_ id: Int64) async throws
+    func contact(of user: UserID, _ contact: UserID) async throws -> StoredContact?
+    /// The user's contacts, by UID.
+    func contacts(of user: UserID) async throws -> [StoredContact]
+    /// Sets the owner's name for the contact (inserting it), or deletes it when `name` is nil.
+    func setContact(of user: UserID, _ contact: UserID, name: String?, stamp: ChangeStamp) async throws
 
     func proxyExists(_ name: String) async throws -> Bool
     func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws
@@ -62,13 +87,19 @@ public struct StoredGroup: Sendable, Equatable {
     public var preferences: [DeviceID]
     /// The change-log entry that set `preferences` (nil: never set).
     public var preferencesStamp: ChangeStamp?
+    /// The scenario a device chose (nil: the time windows decide).
+    public var activeScenario: String?
+    public var activeScenarioStamp: ChangeStamp?
 
-    public init(user: UserID, registeredMillis: Int64, modificationMillis: Int64, preferences: [DeviceID], preferencesStamp: ChangeStamp?) {
+    public init(user: UserID, registeredMillis: Int64, modificationMillis: Int64, preferences: [DeviceID], preferencesStamp: ChangeStamp?,
+                activeScenario: String? = nil, activeScenarioStamp: ChangeStamp? = nil) {
         self.user = user
         self.registeredMillis = registeredMillis
         self.modificationMillis = modificationMillis
         self.preferences = preferences
         self.preferencesStamp = preferencesStamp
+        self.activeScenario = activeScenario
+        self.activeScenarioStamp = activeScenarioStamp
     }
 }
 
@@ -79,14 +110,60 @@ public struct StoredDevice: Sendable, Equatable {
     public var locatorStamp: ChangeStamp?
     /// The public key the device was certified for (nil: registered before keys were kept).
     public var key: KeyFingerprint?
+    /// The change-log entry that set `record.label` (nil: never set).
+    public var labelStamp: ChangeStamp?
 
-    public init(record: DeviceRecord, statusStamp: ChangeStamp?, locatorStamp: ChangeStamp?, key: KeyFingerprint? = nil) {
+    public init(record: DeviceRecord, statusStamp: ChangeStamp?, locatorStamp: ChangeStamp?, key: KeyFingerprint? = nil,
+                labelStamp: ChangeStamp? = nil) {
         self.record = record
         self.statusStamp = statusStamp
         self.locatorStamp = locatorStamp
         self.key = key
+        self.labelStamp = labelStamp
     }
 
     /// When the device last showed a sign of life: its last heartbeat, or its registration.
     public var lastSeenMillis: Int64 { record.lastHeartbeatMillis ?? record.registeredMillis }
+}
+
+/// The tombstone of a removed device: its name is never certified again in its group, so a
+/// certificate issued to it before can never name a live device.
+public struct DeviceRemoval: Sendable, Equatable, Codable {
+    public var did: DeviceID
+    public var removedMillis: Int64
+    /// The device of the same user that removed it (itself, when it left on its own).
+    public var by: DeviceID
+
+    public init(did: DeviceID, removedMillis: Int64, by: DeviceID) {
+        self.did = did
+        self.removedMillis = removedMillis
+        self.by = by
+    }
+}
+
+/// A pending request of one user to become another's contact (SMP draft §6.2.2, centralized
+/// coordination): it reaches every device of `to` in heartbeat answers until one confirms it.
+public struct Introduction: Sendable, Equatable, Codable {
+    public var id: Int64
+    /// The device that asked; its user is the one to become a contact.
+    public var from: DeviceID
+    public var to: UserID
+    /// The name the asking user gave the other (the asker's contact name for it).
+    public var name: String
+    public var createdMillis: Int64
+
+    public init(id: Int64, from: DeviceID, to: UserID, name: String, createdMillis: Int64) {
+        self.id = id; self.from = from; self.to = to; self.name = name; self.createdMillis = createdMillis
+    }
+}
+
+/// One of a user's contacts as stored: the owner's name for it and the entry that set it.
+public struct StoredContact: Sendable, Equatable {
+    public var user: UserID
+    public var name: String
+    public var stamp: ChangeStamp
+
+    public init(user: UserID, name: String, stamp: ChangeStamp) {
+        self.user = user; self.name = name; self.stamp = stamp
+    }
 }

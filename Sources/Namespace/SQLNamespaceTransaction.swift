@@ -12,7 +12,7 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
     func group(_ user: UserID, forUpdate: Bool) async throws -> StoredGroup? {
         let lock = forUpdate ? kind.forUpdate : ""
         let rows = try await db.raw("""
-            SELECT uid, registered_ms, modified_ms, preferences, preferences_ms, preferences_seq
+            SELECT uid, registered_ms, modified_ms, preferences, preferences_ms, preferences_seq, active_scenario, active_ms, active_seq
             FROM ns_users WHERE uid = \(bind: user.email)\(unsafeRaw: lock)
             """).all()
         guard let row = rows.first else { return nil }
@@ -22,7 +22,39 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
             registeredMillis: try row.decode(column: "registered_ms", as: Int64.self),
             modificationMillis: try row.decode(column: "modified_ms", as: Int64.self),
             preferences: ranking,
-            preferencesStamp: try Self.stamp(row, "preferences_ms", "preferences_seq"))
+            preferencesStamp: try Self.stamp(row, "preferences_ms", "preferences_seq"),
+            activeScenario: try Self.optional(row, "active_scenario", String.self),
+            activeScenarioStamp: try Self.stamp(row, "active_ms", "active_seq"))
+    }
+
+    func setActiveScenario(of user: UserID, to name: String?, stamp: ChangeStamp) async throws {
+        try await db.raw("""
+            UPDATE ns_users SET active_scenario = \(bind: name), active_ms = \(bind: stamp.timeMillis), active_seq = \(bind: stamp.seq)
+            WHERE uid = \(bind: user.email)
+            """).run()
+    }
+
+    func scenarios(of user: UserID) async throws -> [String: (scenario: Scenario?, stamp: ChangeStamp)] {
+        let rows = try await db.raw("SELECT name, scenario, set_ms, set_seq FROM ns_scenarios WHERE uid = \(bind: user.email)").all()
+        var result: [String: (scenario: Scenario?, stamp: ChangeStamp)] = [:]
+        for row in rows {
+            let name = try row.decode(column: "name", as: String.self)
+            let scenario = try Self.optional(row, "scenario", String.self).map {
+                try Self.decodeJSON(Scenario.self, $0, what: "scenario \(name) of \(user)")
+            }
+            result[name] = (scenario, ChangeStamp(timeMillis: try row.decode(column: "set_ms", as: Int64.self),
+                                                  seq: try row.decode(column: "set_seq", as: Int64.self)))
+        }
+        return result
+    }
+
+    func setScenario(of user: UserID, name: String, to scenario: Scenario?, stamp: ChangeStamp) async throws {
+        try await db.raw("DELETE FROM ns_scenarios WHERE uid = \(bind: user.email) AND name = \(bind: name)").run()
+        try await db.raw("""
+            INSERT INTO ns_scenarios (uid, name, scenario, set_ms, set_seq)
+            VALUES (\(bind: user.email), \(bind: name), \(bind: try scenario.map { try Self.encodeJSON($0) }),
+                    \(bind: stamp.timeMillis), \(bind: stamp.seq))
+            """).run()
     }
 
     func insertGroup(_ user: UserID, registeredMillis: Int64) async throws {
@@ -48,7 +80,7 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
 
     private static let deviceColumns = """
         uid, name, status, status_ms, status_seq, address, agent_port, locator_ms, locator_seq, heartbeat_ms, registered_ms,
-        key_sha256
+        key_sha256, label, label_ms, label_seq
         """
 
     func device(_ did: DeviceID) async throws -> StoredDevice? {
@@ -99,6 +131,31 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
             """).run()
     }
 
+    func setLabel(of did: DeviceID, to label: String?, stamp: ChangeStamp) async throws {
+        try await db.raw("""
+            UPDATE ns_devices SET label = \(bind: label), label_ms = \(bind: stamp.timeMillis), label_seq = \(bind: stamp.seq)
+            WHERE uid = \(bind: did.user.email) AND name = \(bind: did.name)
+            """).run()
+    }
+
+    func removeDevice(_ did: DeviceID, removedMillis: Int64, by remover: DeviceID) async throws {
+        try await db.raw("DELETE FROM ns_devices WHERE uid = \(bind: did.user.email) AND name = \(bind: did.name)").run()
+        try await db.raw("""
+            INSERT INTO ns_removed_devices (uid, name, removed_ms, removed_by)
+            VALUES (\(bind: did.user.email), \(bind: did.name), \(bind: removedMillis), \(bind: remover.name))
+            """).run()
+    }
+
+    func removal(of did: DeviceID) async throws -> DeviceRemoval? {
+        let rows = try await db.raw("""
+            SELECT uid, name, removed_ms, removed_by FROM ns_removed_devices
+            WHERE uid = \(bind: did.user.email) AND name = \(bind: did.name)
+            """).all()
+        guard let row = rows.first else { return nil }
+        return DeviceRemoval(did: did, removedMillis: try row.decode(column: "removed_ms", as: Int64.self),
+                             by: try Self.deviceID(row, name: "removed_by"))
+    }
+
     func firstDevice(of user: UserID) async throws -> DeviceID? {
         let rows = try await db.raw("""
             SELECT uid, device FROM ns_changes WHERE uid = \(bind: user.email) AND kind = \(bind: Change.deviceAdded.kind)
@@ -124,10 +181,12 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
 
     // MARK: Change log
 
-    func appendChange(device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
+    func appendChange(to user: UserID, device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
+        // A device of the log's own user by name; another user's device by its full DID.
+        let deviceText = device.user == user ? device.name : device.description
         let rows = try await db.raw("""
             INSERT INTO ns_changes (uid, device, time_ms, recorded_ms, kind, payload)
-            VALUES (\(bind: device.user.email), \(bind: device.name), \(bind: timeMillis), \(bind: recordedMillis),
+            VALUES (\(bind: user.email), \(bind: deviceText), \(bind: timeMillis), \(bind: recordedMillis),
                     \(bind: change.kind), \(bind: try Self.encodeJSON(change)))
             RETURNING seq
             """).all()
@@ -150,6 +209,89 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
                 timeMillis: try row.decode(column: "time_ms", as: Int64.self),
                 recordedMillis: try row.decode(column: "recorded_ms", as: Int64.self),
                 change: try Self.decodeJSON(Change.self, try row.decode(column: "payload", as: String.self), what: "change log entry \(seq)"))
+        }
+    }
+
+    // MARK: Friends
+
+    private static let introductionColumns = "id, from_uid, from_device, to_uid, name, created_ms"
+
+    func insertIntroduction(from: DeviceID, to: UserID, name: String, createdMillis: Int64) async throws -> Introduction {
+        let rows = try await db.raw("""
+            INSERT INTO ns_introductions (from_uid, from_device, to_uid, name, created_ms)
+            VALUES (\(bind: from.user.email), \(bind: from.description), \(bind: to.email), \(bind: name), \(bind: createdMillis))
+            RETURNING id
+            """).all()
+        guard let id = try rows.first?.decode(column: "id", as: Int64.self) else {
+            throw NamespaceError.storage("introductions: the database returned no id for the new request")
+        }
+        return Introduction(id: id, from: from, to: to, name: name, createdMillis: createdMillis)
+    }
+
+    func introduction(_ id: Int64) async throws -> Introduction? {
+        try await db.raw("SELECT \(unsafeRaw: Self.introductionColumns) FROM ns_introductions WHERE id = \(bind: id)")
+            .all().first.map(Self.introduction)
+    }
+
+    func introduction(from: UserID, to: UserID) async throws -> Introduction? {
+        try await db.raw("""
+            SELECT \(unsafeRaw: Self.introductionColumns) FROM ns_introductions
+            WHERE from_uid = \(bind: from.email) AND to_uid = \(bind: to.email)
+            """).all().first.map(Self.introduction)
+    }
+
+    func introductions(of user: UserID, incoming: Bool) async throws -> [Introduction] {
+        let column = incoming ? "to_uid" : "from_uid"
+        return try await db.raw("""
+            SELECT \(unsafeRaw: Self.introductionColumns) FROM ns_introductions WHERE \(unsafeRaw: column) = \(bind: user.email) ORDER BY id
+            """).all().map(Self.introduction)
+    }
+
+    func deleteIntroduction(_ id: Int64) async throws {
+        try await db.raw("DELETE FROM ns_introductions WHERE id = \(bind: id)").run()
+    }
+
+    func contact(of user: UserID, _ contact: UserID) async throws -> StoredContact? {
+        try await db.raw("""
+            SELECT contact_uid, name, name_ms, name_seq FROM ns_contacts WHERE uid = \(bind: user.email) AND contact_uid = \(bind: contact.email)
+            """).all().first.map(Self.storedContact)
+    }
+
+    func contacts(of user: UserID) async throws -> [StoredContact] {
+        try await db.raw("""
+            SELECT contact_uid, name, name_ms, name_seq FROM ns_contacts WHERE uid = \(bind: user.email) ORDER BY contact_uid
+            """).all().map(Self.storedContact)
+    }
+
+    func setContact(of user: UserID, _ contact: UserID, name: String?, stamp: ChangeStamp) async throws {
+        try await db.raw("DELETE FROM ns_contacts WHERE uid = \(bind: user.email) AND contact_uid = \(bind: contact.email)").run()
+        guard let name else { return }
+        try await db.raw("""
+            INSERT INTO ns_contacts (uid, contact_uid, name, name_ms, name_seq)
+            VALUES (\(bind: user.email), \(bind: contact.email), \(bind: name), \(bind: stamp.timeMillis), \(bind: stamp.seq))
+            """).run()
+    }
+
+    private static func introduction(_ row: any SQLRow) throws -> Introduction {
+        let id = try row.decode(column: "id", as: Int64.self)
+        do {
+            return Introduction(id: id, from: try DeviceID(try row.decode(column: "from_device", as: String.self)),
+                                to: try UserID(try row.decode(column: "to_uid", as: String.self)),
+                                name: try row.decode(column: "name", as: String.self),
+                                createdMillis: try row.decode(column: "created_ms", as: Int64.self))
+        } catch let error as NamespaceError {
+            throw NamespaceError.storage("stored introduction \(id): \(error.description)")
+        }
+    }
+
+    private static func storedContact(_ row: any SQLRow) throws -> StoredContact {
+        let text = try row.decode(column: "contact_uid", as: String.self)
+        do {
+            return StoredContact(user: try UserID(text), name: try row.decode(column: "name", as: String.self),
+                                 stamp: ChangeStamp(timeMillis: try row.decode(column: "name_ms", as: Int64.self),
+                                                    seq: try row.decode(column: "name_seq", as: Int64.self)))
+        } catch let error as NamespaceError {
+            throw NamespaceError.storage("stored contact \(text): \(error.description)")
         }
     }
 
@@ -197,17 +339,19 @@ struct SQLNamespaceTransaction: NamespaceTransaction {
             record: DeviceRecord(
                 did: did, status: status, locator: locator,
                 lastHeartbeatMillis: try optional(row, "heartbeat_ms", Int64.self),
-                registeredMillis: try row.decode(column: "registered_ms", as: Int64.self)),
+                registeredMillis: try row.decode(column: "registered_ms", as: Int64.self),
+                label: try optional(row, "label", String.self)),
             statusStamp: try stamp(row, "status_ms", "status_seq"),
             locatorStamp: try stamp(row, "locator_ms", "locator_seq"),
-            key: key)
+            key: key,
+            labelStamp: try stamp(row, "label_ms", "label_seq"))
     }
 
     /// The DID from the row's `uid` and the column holding the device name.
     private static func deviceID(_ row: any SQLRow, name column: String) throws -> DeviceID {
         let uid = try row.decode(column: "uid", as: String.self)
         let name = try row.decode(column: column, as: String.self)
-        do { return try DeviceID(name: name, user: try UserID(uid)) } catch {
+        do { return name.contains("@") ? try DeviceID(name) : try DeviceID(name: name, user: try UserID(uid)) } catch {
             throw NamespaceError.storage("stored device \"\(name).\(uid)\" is not a valid DID: \(error.description)")
         }
     }

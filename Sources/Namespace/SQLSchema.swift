@@ -13,9 +13,14 @@ import SQLKit
 /// Version 2 adds `ns_devices.key_sha256` and `ns_proxies.key_sha256`: the SHA-256 of the
 /// public key each was certified for (`KeyFingerprint`; NULL for those registered before it),
 /// which makes a repeated registration with the same key answerable.
+///
+/// Version 3 (device lifecycle): `ns_devices.label` with the (time, seq) of the entry that set
+/// it (the owner's display name; the DID stays), and `ns_removed_devices`, the tombstones of
+/// removed devices (their names stay retired: a removed device's old certificate can never
+/// name a live device).
 enum SQLSchema {
     /// The version this code writes and understands.
-    static let currentVersion = 2
+    static let currentVersion = 3
 
     static func migrations(_ kind: SQLBackendKind) -> [[String]] {
         let int = kind.integer
@@ -46,6 +51,34 @@ enum SQLSchema {
             [
                 "ALTER TABLE ns_devices ADD COLUMN key_sha256 TEXT",
                 "ALTER TABLE ns_proxies ADD COLUMN key_sha256 TEXT",
+            ],
+            // 2 -> 3: device labels and removed devices.
+            [
+                "ALTER TABLE ns_devices ADD COLUMN label TEXT",
+                "ALTER TABLE ns_devices ADD COLUMN label_ms \(int)",
+                "ALTER TABLE ns_devices ADD COLUMN label_seq \(int)",
+                """
+                CREATE TABLE ns_removed_devices (uid TEXT NOT NULL REFERENCES ns_users (uid), name TEXT NOT NULL,
+                    removed_ms \(int) NOT NULL, removed_by TEXT NOT NULL, PRIMARY KEY (uid, name))
+                """,
+                """
+                CREATE TABLE ns_introductions (id \(kind.serialPrimaryKey), from_uid TEXT NOT NULL REFERENCES ns_users (uid),
+                    from_device TEXT NOT NULL, to_uid TEXT NOT NULL REFERENCES ns_users (uid), name TEXT NOT NULL,
+                    created_ms \(int) NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX ns_introductions_pair ON ns_introductions (from_uid, to_uid)",
+                "CREATE INDEX ns_introductions_to ON ns_introductions (to_uid)",
+                """
+                CREATE TABLE ns_contacts (uid TEXT NOT NULL REFERENCES ns_users (uid), contact_uid TEXT NOT NULL REFERENCES ns_users (uid),
+                    name TEXT NOT NULL, name_ms \(int) NOT NULL, name_seq \(int) NOT NULL, PRIMARY KEY (uid, contact_uid))
+                """,
+                """
+                CREATE TABLE ns_scenarios (uid TEXT NOT NULL REFERENCES ns_users (uid), name TEXT NOT NULL, scenario TEXT,
+                    set_ms \(int) NOT NULL, set_seq \(int) NOT NULL, PRIMARY KEY (uid, name))
+                """,
+                "ALTER TABLE ns_users ADD COLUMN active_scenario TEXT",
+                "ALTER TABLE ns_users ADD COLUMN active_ms \(int)",
+                "ALTER TABLE ns_users ADD COLUMN active_seq \(int)",
             ],
         ]
     }

@@ -18,7 +18,11 @@ struct AgentCommand: AsyncParsableCommand {
         socket as stdin and stdout and the transfer's details in TSMP_MIGRATION_ID, TSMP_FLOW_ID, \
         TSMP_DESTINATION, TSMP_FROM_DEVICE, TSMP_TO_DEVICE, TSMP_CUT_OFFSET_TO_DEVICE (bytes of \
         the server's stream the old device received), TSMP_CUT_OFFSET_TO_SERVER, TSMP_SOURCE_PORT; \
-        --forward bridges it to a local TCP port.
+        --forward bridges it to a local TCP port. Shares (VSR, SMP draft §5.1) forwarded by the \
+        proxy run --on-share with TSMP_SHARE_URL, TSMP_SHARE_FROM, TSMP_SHARE_TO and \
+        TSMP_SHARE_MODE in its environment: exit status 0 accepts (start the player in the \
+        background and return), anything else declines; without --on-share shares are declined. \
+        Contact requests from other users are logged as they arrive in heartbeat answers.
 
         Examples:
           tsmp agent --credentials phone.cred --proxy https://10.3.0.1:7444 --listen 0.0.0.0:7445 --exec 'cat > /tmp/rest'
@@ -42,6 +46,9 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds between heartbeats.")
     var heartbeatInterval: Double = 5
+
+    @Option(help: "Run this command (/bin/sh -c) for each share offered to this device; exit status 0 accepts. Quote \"$TSMP_SHARE_URL\".")
+    var onShare: String?
 
     @OptionGroup var lab: InsecureLabOption
     @OptionGroup var logging: LoggingOptions
@@ -67,6 +74,11 @@ struct AgentCommand: AsyncParsableCommand {
     private func runOrFail() async throws {
         let credential = try loadCredential(credentials, command: "agent")
         let logger = Logger(label: "tsmp.agent")
+        // Revocation is the namespace's registry, not expiry: renewal is only to keep working.
+        if let expires = credential.expires, expires.timeIntervalSinceNow < 30 * 86_400 {
+            logger.warning("the credential expires soon: renew it with tsmp device renew --credentials \(credentials)",
+                           metadata: ["expires": "\(expires)"])
+        }
         logger.info("\(FileLimit.raise())")
         let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(address: forward!.address.value, port: forward!.port)
         let proxyAt = proxyEndpoint!
@@ -78,7 +90,8 @@ struct AgentCommand: AsyncParsableCommand {
                 agent = try Agent(options: .init(credential: credential, proxyHost: proxyAt.address.value, proxyPort: proxyAt.port,
                                                  listenHost: listen.host, listenPort: listen.port, handoff: handoff,
                                                  insecureLab: lab.insecureLab,
-                                                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))),
+                                                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                                                 onShare: onShare),
                                   group: group, logger: logger)
                 endpoint = try await HTTPEndpoint.start(
                     host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.routes,

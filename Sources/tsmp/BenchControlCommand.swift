@@ -23,6 +23,7 @@ struct BenchControlCommand: AsyncParsableCommand {
           tsmp bench-control --db sqlite:/tmp/bench.db --devices 10000
           tsmp bench-control --db postgresql://postgres@127.0.0.1:5432/bench --requests 2000 --json
           tsmp bench-control --security
+          tsmp bench-control --sharing --db sqlite:/tmp/sharing.db --users 1000 --per-user 5 --contacts 50
         """)
 
     @Option(help: "sqlite:PATH, sqlite::memory: or postgresql://... (its tables are created; use a scratch database).")
@@ -43,7 +44,22 @@ struct BenchControlCommand: AsyncParsableCommand {
     @Flag(help: "Only the control-plane security figures: the request guard and ownership checks per request (with and without, same run) and a 2,000-connection flood's effect on a request (no database).")
     var security = false
 
+    @Flag(help: "Only the sharing figures (issue 16): group sync, resolution by UID with scenarios, the revocation check, with --users users of --per-user devices and --contacts contacts each.")
+    var sharing = false
+
+    @Option(help: "With --sharing: users.")
+    var users: Int = 1_000
+
+    @Option(help: "With --sharing: devices per user.")
+    var perUser: Int = 5
+
+    @Option(help: "With --sharing: contacts per user (even).")
+    var contacts: Int = 50
+
     func validate() throws {
+        guard (2...100_000).contains(users), (1...64).contains(perUser), (2...1_000).contains(contacts), contacts < users else {
+            throw ValidationError("--users 2-100000, --per-user 1-64, --contacts 2-1000 and fewer than --users")
+        }
         guard (4...200_000).contains(devices) else { throw ValidationError("--devices must be 4-200000") }
         guard (10...100_000).contains(requests) else { throw ValidationError("--requests must be 10-100000") }
         guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1-256") }
@@ -68,6 +84,11 @@ struct BenchControlCommand: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "bench")
+        if sharing {
+            let figures = try await BenchSharingFigures.run(db: db, users: users, devicesPerUser: perUser, contacts: contacts,
+                                                            concurrency: concurrency, logger: logger)
+            return try print(figures, title: "sharing: \(NamespaceServer.redacted(db)), \(users) users x \(perUser) devices x \(contacts) contacts")
+        }
         if security {
             return try print(await BenchSecurityFigures.run(requests: requests, concurrency: concurrency, logger: logger), title: "control-plane security")
         }

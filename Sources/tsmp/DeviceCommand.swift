@@ -6,15 +6,19 @@ import Namespace
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device",
-        abstract: "Your devices in the namespace: introduce a new one, list them with their status.",
+        abstract: "Your devices in the namespace: introduce, list, rank, rename, remove; renew this one's credential.",
         discussion: """
         Examples:
           tsmp device introduce phone --credentials laptop.cred --out phone.cred
           tsmp device list --credentials laptop.cred --json
           tsmp device rank phone laptop --credentials laptop.cred
           tsmp device status busy --credentials phone.cred
+          tsmp device rename phone "Bob's phone" --credentials laptop.cred
+          tsmp device remove phone --credentials laptop.cred
+          tsmp device renew --credentials phone.cred
         """,
-        subcommands: [DeviceIntroduceCommand.self, DeviceListCommand.self, DeviceRankCommand.self, DeviceStatusCommand.self])
+        subcommands: [DeviceIntroduceCommand.self, DeviceListCommand.self, DeviceRankCommand.self, DeviceStatusCommand.self,
+                      DeviceRenameCommand.self, DeviceRemoveCommand.self, DeviceRenewCommand.self, DeviceScenarioCommand.self])
 }
 
 struct DeviceIntroduceCommand: AsyncParsableCommand {
@@ -88,13 +92,14 @@ struct DeviceListCommand: AsyncParsableCommand {
         }
         if json { return try printJSON(list) }
         let rank = Dictionary(uniqueKeysWithValues: list.preferences.enumerated().map { ($1, $0 + 1) })
-        print("DEVICE".padding(toLength: 34, withPad: " ", startingAt: 0) + "STATUS   LOCATOR              PREF")
+        print("DEVICE".padding(toLength: 34, withPad: " ", startingAt: 0) + "STATUS   LOCATOR              PREF  NAME")
         for d in list.devices {
             let locator = d.locator.map { l in l.agentPort.map { "\(l.address):\($0)" } ?? l.address } ?? "-"
             print(d.did.description.padding(toLength: 34, withPad: " ", startingAt: 0)
                   + d.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
                   + locator.padding(toLength: 21, withPad: " ", startingAt: 0)
-                  + (rank[d.did].map(String.init) ?? "-"))
+                  + (rank[d.did].map(String.init) ?? "-").padding(toLength: 6, withPad: " ", startingAt: 0)
+                  + (d.label ?? "-"))
         }
     }
 }
@@ -130,7 +135,7 @@ struct DeviceRankCommand: AsyncParsableCommand {
             throw RuntimeFailure("device rank", "\(error)")
         }
         let edit = PreferencesEdit(ranking: ranking, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let list: DeviceList = try await send(mine, lab.insecureLab, "device rank") { try await $0.call("PUT", "/v1/preferences", json: edit) }
+        let list: DeviceList = try await sendToNamespace(mine, lab.insecureLab, "device rank") { try await $0.call("PUT", "/v1/preferences", json: edit) }
         print("preference: " + list.preferences.map(\.name).joined(separator: ", "))
     }
 }
@@ -161,14 +166,14 @@ struct DeviceStatusCommand: AsyncParsableCommand {
     private func runOrFail() async throws {
         let mine = try loadCredential(credentials, command: "device status")
         let edit = StatusEdit(status: DeviceStatus(rawValue: status)!, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let now: Resolution = try await send(mine, lab.insecureLab, "device status") { try await $0.call("PUT", "/v1/status", json: edit) }
+        let now: Resolution = try await sendToNamespace(mine, lab.insecureLab, "device status") { try await $0.call("PUT", "/v1/status", json: edit) }
         print("\(now.did): \(now.status.rawValue)")
     }
 }
 
 /// One request to the namespace as `credential`; failures as `tsmp COMMAND: reason`.
-private func send<T: Sendable>(_ credential: Credential, _ insecureLab: Bool, _ command: String,
-                               _ body: @escaping @Sendable (PeerClient) async throws -> T) async throws -> T {
+func sendToNamespace<T: Sendable>(_ credential: Credential, _ insecureLab: Bool, _ command: String,
+                                  _ body: @escaping @Sendable (PeerClient) async throws -> T) async throws -> T {
     do {
         return try await withEventLoop { group in
             try await body(try PeerClient(baseURL: credential.namespaceURL, credential: credential, insecureLab: insecureLab,

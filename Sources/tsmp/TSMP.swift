@@ -22,7 +22,8 @@ struct TSMP: AsyncParsableCommand {
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
         """,
         subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, AgentCommand.self, DeviceCommand.self,
-                      NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchControlCommand.self])
+                      NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchControlCommand.self,
+                      ContactsCommand.self, ShareCommand.self])
 }
 
 /// Logging options shared by the long-running commands.

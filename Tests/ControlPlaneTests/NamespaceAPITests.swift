@@ -118,6 +118,18 @@ struct NamespaceAPITests {
         func attributedLocators() async throws { try await NamespaceAPITests.attributedLocators(database("sqlite")) }
         @Test("registration and introduction repeated with the same CSR answer the same; another key stays 409")
         func repeatedRegistration() async throws { try await NamespaceAPITests.repeatedRegistration(database("sqlite")) }
+        @Test("device lifecycle: rename keeps the DID, renew issues a working certificate, a removed device stops working")
+        func lifecycle() async throws { try await NamespaceAPITests.lifecycle(database("sqlite")) }
+        @Test("lifecycle refusals: another user's device, a removed device's requests, the last device, a retired name; nothing changes")
+        func lifecycleRefusals() async throws { try await NamespaceAPITests.lifecycleRefusals(database("sqlite")) }
+        @Test("friends: a request reaches every device in heartbeats, one confirms, both hold each other, either removes")
+        func contacts() async throws { try await NamespaceAPITests.contacts(database("sqlite")) }
+        @Test("friend refusals: yourself, someone else's request, crossing requests, a stranger; nothing changes")
+        func contactRefusals() async throws { try await NamespaceAPITests.contactRefusals(database("sqlite")) }
+        @Test("scenarios: resolution by UID follows the chosen scenario, else the time window, else the plain ranking; busy skipped")
+        func scenarios() async throws { try await NamespaceAPITests.scenarios(database("sqlite")) }
+        @Test("scenario refusals: another user's device, an unknown one, bad names and windows; nothing changes")
+        func scenarioRefusals() async throws { try await NamespaceAPITests.scenarioRefusals(database("sqlite")) }
     }
 
     @Suite("on PostgreSQL", .enabled(if: postgresURL != nil, "TSMP_TEST_POSTGRES_URL is not set (scripts/test starts a server)"))
@@ -132,6 +144,18 @@ struct NamespaceAPITests {
         func attributedLocators() async throws { try await NamespaceAPITests.attributedLocators(database("postgresql")) }
         @Test("registration and introduction repeated with the same CSR answer the same; another key stays 409")
         func repeatedRegistration() async throws { try await NamespaceAPITests.repeatedRegistration(database("postgresql")) }
+        @Test("device lifecycle: rename keeps the DID, renew issues a working certificate, a removed device stops working")
+        func lifecycle() async throws { try await NamespaceAPITests.lifecycle(database("postgresql")) }
+        @Test("lifecycle refusals: another user's device, a removed device's requests, the last device, a retired name; nothing changes")
+        func lifecycleRefusals() async throws { try await NamespaceAPITests.lifecycleRefusals(database("postgresql")) }
+        @Test("friends: a request reaches every device in heartbeats, one confirms, both hold each other, either removes")
+        func contacts() async throws { try await NamespaceAPITests.contacts(database("postgresql")) }
+        @Test("friend refusals: yourself, someone else's request, crossing requests, a stranger; nothing changes")
+        func contactRefusals() async throws { try await NamespaceAPITests.contactRefusals(database("postgresql")) }
+        @Test("scenarios: resolution by UID follows the chosen scenario, else the time window, else the plain ranking; busy skipped")
+        func scenarios() async throws { try await NamespaceAPITests.scenarios(database("postgresql")) }
+        @Test("scenario refusals: another user's device, an unknown one, bad names and windows; nothing changes")
+        func scenarioRefusals() async throws { try await NamespaceAPITests.scenarioRefusals(database("postgresql")) }
     }
 
     static func everyFunction(_ database: String) async throws {

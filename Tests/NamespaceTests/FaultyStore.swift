@@ -32,6 +32,15 @@ struct FaultyTransaction: NamespaceTransaction {
     func setPreferences(of user: UserID, to ranking: [DeviceID], stamp: ChangeStamp) async throws {
         try await base.setPreferences(of: user, to: ranking, stamp: stamp)
     }
+    func setActiveScenario(of user: UserID, to name: String?, stamp: ChangeStamp) async throws {
+        try await base.setActiveScenario(of: user, to: name, stamp: stamp)
+    }
+    func scenarios(of user: UserID) async throws -> [String: (scenario: Scenario?, stamp: ChangeStamp)] {
+        try await base.scenarios(of: user)
+    }
+    func setScenario(of user: UserID, name: String, to scenario: Scenario?, stamp: ChangeStamp) async throws {
+        try await base.setScenario(of: user, name: name, to: scenario, stamp: stamp)
+    }
     func device(_ did: DeviceID) async throws -> StoredDevice? { try await base.device(did) }
     func devices(of user: UserID) async throws -> [StoredDevice] { try await base.devices(of: user) }
     func insertDevice(_ did: DeviceID, registeredMillis: Int64) async throws {
@@ -49,14 +58,35 @@ struct FaultyTransaction: NamespaceTransaction {
         try await base.setLastHeartbeat(of: did, to: millis)
     }
     func setKey(of did: DeviceID, to key: KeyFingerprint) async throws { try await base.setKey(of: did, to: key) }
+    func setLabel(of did: DeviceID, to label: String?, stamp: ChangeStamp) async throws {
+        try await base.setLabel(of: did, to: label, stamp: stamp)
+    }
+    func removeDevice(_ did: DeviceID, removedMillis: Int64, by remover: DeviceID) async throws {
+        try await base.removeDevice(did, removedMillis: removedMillis, by: remover)
+    }
+    func removal(of did: DeviceID) async throws -> DeviceRemoval? { try await base.removal(of: did) }
     func firstDevice(of user: UserID) async throws -> DeviceID? { try await base.firstDevice(of: user) }
     func devices(atAddress address: String) async throws -> [StoredDevice] { try await base.devices(atAddress: address) }
     func devicesSilent(before millis: Int64) async throws -> [StoredDevice] { try await base.devicesSilent(before: millis) }
-    func appendChange(device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
-        try await base.appendChange(device: device, timeMillis: timeMillis, recordedMillis: recordedMillis, change: change)
+    func appendChange(to user: UserID, device: DeviceID, timeMillis: Int64, recordedMillis: Int64, change: Change) async throws -> ChangeEntry {
+        try await base.appendChange(to: user, device: device, timeMillis: timeMillis, recordedMillis: recordedMillis, change: change)
     }
     func changes(of user: UserID, recordedAfter: Int64?) async throws -> [ChangeEntry] {
         try await base.changes(of: user, recordedAfter: recordedAfter)
+    }
+    func insertIntroduction(from: DeviceID, to: UserID, name: String, createdMillis: Int64) async throws -> Introduction {
+        try await base.insertIntroduction(from: from, to: to, name: name, createdMillis: createdMillis)
+    }
+    func introduction(_ id: Int64) async throws -> Introduction? { try await base.introduction(id) }
+    func introduction(from: UserID, to: UserID) async throws -> Introduction? { try await base.introduction(from: from, to: to) }
+    func introductions(of user: UserID, incoming: Bool) async throws -> [Introduction] {
+        try await base.introductions(of: user, incoming: incoming)
+    }
+    func deleteIntroduction(_ id: Int64) async throws { try await base.deleteIntroduction(id) }
+    func contact(of user: UserID, _ contact: UserID) async throws -> StoredContact? { try await base.contact(of: user, contact) }
+    func contacts(of user: UserID) async throws -> [StoredContact] { try await base.contacts(of: user) }
+    func setContact(of user: UserID, _ contact: UserID, name: String?, stamp: ChangeStamp) async throws {
+        try await base.setContact(of: user, contact, name: name, stamp: stamp)
     }
     func proxyExists(_ name: String) async throws -> Bool { try await base.proxyExists(name) }
     func insertProxy(_ name: String, registeredMillis: Int64, key: KeyFingerprint?) async throws {

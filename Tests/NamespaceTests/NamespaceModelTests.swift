@@ -76,6 +76,13 @@ struct NamespaceModelTests {
             (.locator(nil), #"{"kind":"locator","locator":null}"#),
             (.locator(locator("10.0.0.2", port: 7)), #"{"kind":"locator","locator":{"address":"10.0.0.2","agentPort":7}}"#),
             (.preferences([did("phone.bob@example.com")]), #"{"kind":"preferences","ranking":["phone.bob@example.com"]}"#),
+            (.deviceRemoved, #"{"kind":"deviceRemoved"}"#),
+            (.deviceRenamed("Bob's phone"), #"{"kind":"deviceRenamed","label":"Bob's phone"}"#),
+            (.contact(uid("alice@example.com"), name: "Alice"), #"{"kind":"contact","label":"Alice","user":"alice@example.com"}"#),
+            (.contact(uid("alice@example.com"), name: nil), #"{"kind":"contact","label":null,"user":"alice@example.com"}"#),
+            (.scenario("day", Scenario(ranking: [did("phone.bob@example.com")], window: try TimeWindow(parsing: "08:00-18:00"))),
+             #"{"kind":"scenario","label":"day","scenario":{"ranking":["phone.bob@example.com"],"window":{"fromMinute":480,"toMinute":1080}}}"#),
+            (.activeScenario(nil), #"{"kind":"activeScenario","label":null}"#),
         ]
         for (change, text) in cases {
             #expect(String(decoding: try encoder.encode(change), as: UTF8.self) == text)

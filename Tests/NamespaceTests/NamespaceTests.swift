@@ -23,6 +23,7 @@ struct NamespaceTests {
         @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.sqlite) }
         @Test func repeatedRegistration() async throws { try await NamespaceKeyScenarios.repeatedRegistration(.sqlite) }
         @Test func migrationFromVersion1() async throws { try await NamespaceKeyScenarios.migrationFromVersion1(.sqlite) }
+        @Test func groupConverges() async throws { try await GroupConvergenceScenarios.groupConverges(.sqlite) }
     }
 
     @Suite("on PostgreSQL",
@@ -44,5 +45,6 @@ struct NamespaceTests {
         @Test func failedOperationsChangeNothing() async throws { try await NamespaceScenarios.failedOperationsChangeNothing(.postgresql) }
         @Test func repeatedRegistration() async throws { try await NamespaceKeyScenarios.repeatedRegistration(.postgresql) }
         @Test func migrationFromVersion1() async throws { try await NamespaceKeyScenarios.migrationFromVersion1(.postgresql) }
+        @Test func groupConverges() async throws { try await GroupConvergenceScenarios.groupConverges(.postgresql) }
     }
 }
