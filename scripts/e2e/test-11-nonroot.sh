@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# The proxy without root (issue "Operator experience": it refused any uid but 0). A system user
+# made for the case, given only CAP_NET_ADMIN and CAP_NET_RAW the way systemd's
+# AmbientCapabilities= gives them (here setpriv), runs `tsmp proxy`; a download through it
+# arrives byte-exact; its state file and control socket in /run/tsmp/netns-INODE (writable to
+# it, as systemd's RuntimeDirectory=tsmp makes /run/tsmp) are its own, and root's `tsmp flows`
+# reaches the socket. First, with CAP_NET_ADMIN alone or no capability, it refuses with exit
+# status 64, naming what is missing, and changes nothing. The user and the directory go on exit.
+
+E2E_NONROOT_USER=tsmp-test
+
+# e2e_as_service_user CAPS ARGS...: ARGS in the gateway as the test user with CAPS ambient.
+e2e_as_service_user() {
+    local caps=$1
+    shift
+    local setpriv=(setpriv --reuid "$E2E_NONROOT_USER" --regid "$E2E_NONROOT_USER" --clear-groups)
+    [[ -n $caps ]] && setpriv+=(--inh-caps "$caps" --ambient-caps "$caps")
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" "${setpriv[@]}" "$@"
+}
+
+# e2e_expect_refused CAPS MISSING: the proxy, run with CAPS only, exits 64 naming MISSING and
+# leaves no TUN and no state file.
+e2e_expect_refused() {
+    local caps=$1 missing=$2 status=0 out
+    out=$(e2e_as_service_user "$caps" "$TSMP" proxy "${E2E_PROXY_ARGS[@]}" --tun "$TL_TUN" 2>&1) || status=$?
+    tl_note "with ${caps:-no capabilities}: status $status: $(head -n 1 <<<"$out" | cut -c1-240)"
+    tl_expect_eq "exit status with ${caps:-no capabilities}" 64 "$status"
+    [[ $out == *"missing: $missing."* ]] || tl_fail "the refusal does not name $missing: $out"
+    if lab_exec "$LAB_ID" gw ip link show "$TL_TUN" >/dev/null 2>&1; then tl_fail "a refused proxy created $TL_TUN"; fi
+    [[ ! -e $E2E_NONROOT_DIR/$TL_TUN.json ]] || tl_fail "a refused proxy wrote a state file"
+}
+
+e2e_nonroot_download() {
+    command -v setpriv >/dev/null || tl_skip "setpriv is missing (util-linux)"
+    if getent passwd "$E2E_NONROOT_USER" >/dev/null; then tl_fail "user $E2E_NONROOT_USER exists already (left by another run?)"; fi
+    tl_case_cleanup_hook() {
+        local tries=0
+        while [[ -n ${TL_PROXY_PID:-} ]] && kill -0 "$TL_PROXY_PID" 2>/dev/null && ((tries < 200)); do
+            sleep 0.1
+            tries=$((tries + 1))
+        done
+        [[ -n ${E2E_NONROOT_DIR:-} ]] && rm -rf "$E2E_NONROOT_DIR"
+        if [[ ${E2E_NONROOT_MADE_RUN_TSMP:-0} == 1 ]]; then rmdir /run/tsmp 2>/dev/null || true; fi
+        userdel "$E2E_NONROOT_USER" 2>/dev/null || tl_note "cleanup: userdel $E2E_NONROOT_USER failed"
+        getent group "$E2E_NONROOT_USER" >/dev/null && groupdel "$E2E_NONROOT_USER" 2>/dev/null
+        return 0
+    }
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$E2E_NONROOT_USER"
+    tl_note "made system user $E2E_NONROOT_USER (uid $(id -u "$E2E_NONROOT_USER"))"
+    e2e_as_service_user "" test -x "$TSMP" || tl_fail "$TSMP is not executable by $E2E_NONROOT_USER"
+    # What RuntimeDirectory=tsmp gives the service: a state directory it may write.
+    local ino
+    ino=$(ip netns exec "$(lab_ns "$LAB_ID" gw)" stat -L -c %i /proc/self/ns/net)
+    [[ -d /run/tsmp ]] || { mkdir -m 0755 /run/tsmp; E2E_NONROOT_MADE_RUN_TSMP=1; }
+    E2E_NONROOT_DIR=/run/tsmp/netns-$ino
+    install -d -o "$E2E_NONROOT_USER" -g "$E2E_NONROOT_USER" -m 0755 "$E2E_NONROOT_DIR"
+
+    [[ ${1:-} == no-offload ]] && E2E_EXTRA_PROXY_ARGS=(--no-offload)
+    e2e_gateway_prepare transparent owned 8080
+    e2e_expect_refused +net_admin CAP_NET_RAW
+    e2e_expect_refused "" "CAP_NET_ADMIN, CAP_NET_RAW"
+
+    TL_PROXY_WRAPPER=(setpriv --reuid "$E2E_NONROOT_USER" --regid "$E2E_NONROOT_USER" --clear-groups
+        --inh-caps +net_admin,+net_raw --ambient-caps +net_admin,+net_raw)
+    e2e_gateway_start
+    local uid
+    uid=$(id -u "$E2E_NONROOT_USER")
+    tl_expect_eq "the proxy's effective uid" "$uid" "$(awk '/^Uid:/ { print $3 }' "/proc/$TL_PROXY_PID/status")"
+    tl_expect_eq "the proxy's effective capabilities" 0000000000003000 "$(awk '/^CapEff:/ { print $2 }' "/proc/$TL_PROXY_PID/status")"
+    tl_expect_eq "owner of the state file" "$E2E_NONROOT_USER" "$(stat -c %U "$E2E_NONROOT_DIR/$TL_TUN.json")"
+    tl_expect_eq "owner and mode of the control socket" "$E2E_NONROOT_USER 600" "$(stat -c '%U %a' "$E2E_NONROOT_DIR/$TL_TUN.sock")"
+
+    local www=$CASE_DIR/data/www want
+    mkdir -p "$www"
+    e2e_random_file "$www/blob.bin" "${TSMP_E2E_NONROOT_SIZE:-20M}"
+    want=$(e2e_sha "$www/blob.bin")
+    e2e_http_server 8080 "$www" "$CASE_DIR/http.log"
+    local url
+    url="http://$(e2e_target 8080)/blob.bin"
+    tl_note "laptop: curl $url"
+    timeout 120 ip netns exec "$(lab_ns "$LAB_ID" laptop)" curl -sS --fail --max-time 110 \
+        -o "$CASE_DIR/data/got.bin" -w 'curl: %{http_code} %{size_download} bytes in %{time_total}s\n' "$url" \
+        || tl_fail "curl $url failed"
+    tl_expect_eq "sha256 of the download" "$want" "$(e2e_sha "$CASE_DIR/data/got.bin")"
+    e2e_check_clients "$CASE_DIR/http.log" /blob.bin 1
+    e2e_proxy_healthy
+    local created
+    created=$(proxy_metric_sum tsmp_flows_created_total)
+    ((created >= 1)) || tl_fail "the proxy's metrics count no managed flow (tsmp_flows_created_total $created)"
+
+    proxy_stop TERM
+    tl_expect_eq "the non-root proxy's exit status" 0 "$TL_PROXY_STATUS"
+    if lab_exec "$LAB_ID" gw ip link show "$TL_TUN" >/dev/null 2>&1; then tl_fail "$TL_TUN is left after the proxy stopped"; fi
+    [[ ! -e $E2E_NONROOT_DIR/$TL_TUN.json ]] || tl_fail "the state file is left after the proxy stopped"
+    [[ -z $(lab_exec "$LAB_ID" gw ip rule show | grep -v -E 'lookup (local|main|default)') ]] \
+        || tl_fail "policy rules are left: $(lab_exec "$LAB_ID" gw ip rule show | tr '\n' ';')"
+    tl_note "non-root proxy: downloaded byte-exact, stopped cleanly, nothing left"
+}
+
+test_case "non-root proxy (CAP_NET_ADMIN+CAP_NET_RAW via setpriv): refusals, download 20MB" e2e_nonroot_download
+test_case "non-root proxy, --no-offload (raw socket needs CAP_NET_RAW): download 20MB" e2e_nonroot_download no-offload
