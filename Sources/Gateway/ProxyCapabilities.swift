@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// What `tsmp proxy` needs from the kernel: not uid 0, but two capabilities in its effective
@@ -49,5 +52,19 @@ public enum ProxyCapabilities {
             + " in its effective capability set; missing: " + lacking.map(\.name).joined(separator: ", ")
             + ". Run it as root, or as a service user with AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW (systemd), "
             + "or: setpriv --inh-caps +net_admin,+net_raw --ambient-caps +net_admin,+net_raw ..."
+    }
+
+    /// Why the TUN device can't be opened, or nil when it can. Capabilities don't open it: the
+    /// proxy's user needs read and write access to the node (the kernel makes it 0666; some
+    /// containers make it 0600), and without this check the refusal would come from TUNSETIFF,
+    /// after nothing else was done, but naming the wrong step.
+    public static func tunDeviceProblem(path: String = "/dev/net/tun") -> String? {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd >= 0 {
+            close(fd)
+            return nil
+        }
+        let reason = String(cString: strerror(errno))
+        return "cannot open \(path): \(reason) (the user tsmp proxy runs as needs read and write access to it; the kernel creates it with mode 0666)"
     }
 }

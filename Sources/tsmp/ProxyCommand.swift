@@ -125,6 +125,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         }
         // Capabilities, not uid 0: a service user with CAP_NET_ADMIN and CAP_NET_RAW runs it too.
         if let problem = ProxyCapabilities.problem() { throw ValidationError(problem) }
+        if let problem = ProxyCapabilities.tunDeviceProblem() { throw ValidationError(problem) }
     }
 
     /// `--queues`, or the online cores (at most 16, at most one per NAT port).

@@ -54,4 +54,13 @@ struct ProxyCapabilitiesTests {
         let full = effective & 0x3000 == 0x3000
         #expect((ProxyCapabilities.problem() == nil) == full)
     }
+
+    @Test("the TUN node: a missing one is named with the reason; the machine's own opens (when there is one)")
+    func tunDevice() throws {
+        let missing = try #require(ProxyCapabilities.tunDeviceProblem(path: "/nonexistent/net/tun"))
+        #expect(missing.hasPrefix("cannot open /nonexistent/net/tun: No such file or directory"))
+        if geteuid() == 0 && FileManager.default.fileExists(atPath: "/dev/net/tun") {
+            #expect(ProxyCapabilities.tunDeviceProblem() == nil)
+        }
+    }
 }

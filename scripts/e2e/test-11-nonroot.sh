@@ -6,6 +6,11 @@
 # it, as systemd's RuntimeDirectory=tsmp makes /run/tsmp) are its own, and root's `tsmp flows`
 # reaches the socket. First, with CAP_NET_ADMIN alone or no capability, it refuses with exit
 # status 64, naming what is missing, and changes nothing. The user and the directory go on exit.
+#
+# /dev/net/tun: the kernel makes it 0666, but some containers (this CI's) make it 0600, and no
+# capability opens a node its user can't. The proxy then refuses, naming the node; here the
+# case gives the test user its own node of the TUN device (10,200, mode 0600, its own),
+# bind-mounted over /dev/net/tun in the proxy's private mount namespace only (unshare --mount).
 
 E2E_NONROOT_USER=tsmp-test
 
@@ -40,6 +45,7 @@ e2e_nonroot_download() {
             tries=$((tries + 1))
         done
         [[ -n ${E2E_NONROOT_DIR:-} ]] && rm -rf "$E2E_NONROOT_DIR"
+        [[ -n ${E2E_NONROOT_TUN_NODE:-} ]] && rm -f "$E2E_NONROOT_TUN_NODE"
         if [[ ${E2E_NONROOT_MADE_RUN_TSMP:-0} == 1 ]]; then rmdir /run/tsmp 2>/dev/null || true; fi
         userdel "$E2E_NONROOT_USER" 2>/dev/null || tl_note "cleanup: userdel $E2E_NONROOT_USER failed"
         getent group "$E2E_NONROOT_USER" >/dev/null && groupdel "$E2E_NONROOT_USER" 2>/dev/null
@@ -60,8 +66,23 @@ e2e_nonroot_download() {
     e2e_expect_refused +net_admin CAP_NET_RAW
     e2e_expect_refused "" "CAP_NET_ADMIN, CAP_NET_RAW"
 
-    TL_PROXY_WRAPPER=(setpriv --reuid "$E2E_NONROOT_USER" --regid "$E2E_NONROOT_USER" --clear-groups
+    local setpriv=(setpriv --reuid "$E2E_NONROOT_USER" --regid "$E2E_NONROOT_USER" --clear-groups
         --inh-caps +net_admin,+net_raw --ambient-caps +net_admin,+net_raw)
+    if ! e2e_as_service_user +net_admin,+net_raw sh -c 'exec 3<>/dev/net/tun' 2>/dev/null; then
+        local status=0 out
+        out=$(e2e_as_service_user +net_admin,+net_raw "$TSMP" proxy "${E2E_PROXY_ARGS[@]}" --tun "$TL_TUN" 2>&1) || status=$?
+        tl_expect_eq "exit status when /dev/net/tun is not the user's to open" 64 "$status"
+        [[ $out == *"cannot open /dev/net/tun"* ]] || tl_fail "the refusal does not name /dev/net/tun: $out"
+        tl_note "/dev/net/tun is $(stat -c %a /dev/net/tun) here: refused as it should be; a node of the user's own is bound over it for the proxy"
+        E2E_NONROOT_TUN_NODE=/dev/net/tun-$LAB_ID
+        mknod -m 0600 "$E2E_NONROOT_TUN_NODE" c 10 200
+        chown "$E2E_NONROOT_USER" "$E2E_NONROOT_TUN_NODE"
+        # shellcheck disable=SC2016 # expanded by that sh
+        TL_PROXY_WRAPPER=(unshare --mount --propagation private sh -c 'mount --bind "$0" /dev/net/tun && exec "$@"'
+            "$E2E_NONROOT_TUN_NODE" "${setpriv[@]}")
+    else
+        TL_PROXY_WRAPPER=("${setpriv[@]}")
+    fi
     e2e_gateway_start
     local uid
     uid=$(id -u "$E2E_NONROOT_USER")
