@@ -70,7 +70,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Name of the TUN device to create.")
     var tun: String = ProxyDefaults.tun
 
-    @Option(help: ArgumentHelp("The local control socket for tsmp flows / tsmp migrate (root only, mode 0600; default: /run/tsmp/netns-INODE/TUN.sock, which those commands find by themselves).",
+    @Option(help: ArgumentHelp("The local control socket for tsmp flows / tsmp migrate (root and the proxy's own user only, mode 0600; default: /run/tsmp/netns-INODE/TUN.sock, which those commands find by themselves).",
                                valueName: "path"))
     var control: String?
 
