@@ -4,7 +4,8 @@
 # AmbientCapabilities= gives them (here setpriv), runs `tsmp proxy`; a download through it
 # arrives byte-exact; its state file and control socket in /run/tsmp/netns-INODE (writable to
 # it, as systemd's RuntimeDirectory=tsmp makes /run/tsmp) are its own, and root's `tsmp flows`
-# reaches the socket. First, with CAP_NET_ADMIN alone or no capability, it refuses with exit
+# reaches the socket; it tells systemd READY=1, WATCHDOG=1 and STOPPING=1 (sd_notify, to a socket of
+# the case's own as $NOTIFY_SOCKET). First, with CAP_NET_ADMIN alone or no capability, it refuses with exit
 # status 64, naming what is missing, and changes nothing. The user and the directory go on exit.
 #
 # /dev/net/tun: the kernel makes it 0666, but some containers (this CI's) make it 0600, and no
@@ -83,7 +84,14 @@ e2e_nonroot_download() {
     else
         TL_PROXY_WRAPPER=("${setpriv[@]}")
     fi
+    # systemd's side of Type=notify: a socket of the case's own as $NOTIFY_SOCKET, a watchdog of 2 s.
+    # (not named *.sock: `tsmp flows` finds the proxy by its one .sock in the directory)
+    local notify=$E2E_NONROOT_DIR/systemd-notify notes=$CASE_DIR/notify.log
+    python3 "$TL_ROOT/scripts/lib/notify_listener.py" "$notify" "$notes" 120 &
+    tl_wait_until 10 "the notification socket" test -S "$notify"
+    TL_PROXY_WRAPPER+=(env "NOTIFY_SOCKET=$notify" WATCHDOG_USEC=2000000)
     e2e_gateway_start
+    tl_wait_until 10 "READY=1 from the proxy" grep -q '^READY=1|STATUS=forwarding on ' "$notes"
     local uid
     uid=$(id -u "$E2E_NONROOT_USER")
     tl_expect_eq "the proxy's effective uid" "$uid" "$(awk '/^Uid:/ { print $3 }' "/proc/$TL_PROXY_PID/status")"
@@ -109,8 +117,11 @@ e2e_nonroot_download() {
     created=$(proxy_metric_sum tsmp_flows_created_total)
     ((created >= 1)) || tl_fail "the proxy's metrics count no managed flow (tsmp_flows_created_total $created)"
 
+    tl_wait_until 10 "WATCHDOG=1 from the proxy" grep -q '^WATCHDOG=1$' "$notes"
     proxy_stop TERM
     tl_expect_eq "the non-root proxy's exit status" 0 "$TL_PROXY_STATUS"
+    tl_wait_until 5 "STOPPING=1 from the proxy" grep -q '^STOPPING=1$' "$notes"
+    tl_note "told systemd: $(sort "$notes" | uniq -c | tr -s ' \n' ' ')"
     if lab_exec "$LAB_ID" gw ip link show "$TL_TUN" >/dev/null 2>&1; then tl_fail "$TL_TUN is left after the proxy stopped"; fi
     [[ ! -e $E2E_NONROOT_DIR/$TL_TUN.json ]] || tl_fail "the state file is left after the proxy stopped"
     [[ -z $(lab_exec "$LAB_ID" gw ip rule show | grep -v -E 'lookup (local|main|default)') ]] \
