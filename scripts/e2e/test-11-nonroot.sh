@@ -116,6 +116,15 @@ e2e_nonroot_download() {
     local created
     created=$(proxy_metric_sum tsmp_flows_created_total)
     ((created >= 1)) || tl_fail "the proxy's metrics count no managed flow (tsmp_flows_created_total $created)"
+    proxy_metrics >"$CASE_DIR/metrics.txt"
+    grep -Eq '^tsmp_build_info{version="[0-9.]*",commit="[^"]*"} 1(\.0)?$' "$CASE_DIR/metrics.txt" \
+        || tl_fail "no tsmp_build_info{version,commit} 1 in the proxy's metrics"
+    if command -v promtool >/dev/null; then
+        promtool check metrics <"$CASE_DIR/metrics.txt" >"$CASE_DIR/promtool.log" 2>&1 \
+            || tl_fail "promtool check metrics: $(tr '\n' ' ' <"$CASE_DIR/promtool.log" | cut -c1-300)"
+        [[ ! -s $CASE_DIR/promtool.log ]] || tl_fail "promtool check metrics: $(tr '\n' ' ' <"$CASE_DIR/promtool.log" | cut -c1-300)"
+        tl_note "promtool check metrics: clean ($(grep -c '^tsmp_' "$CASE_DIR/metrics.txt") samples)"
+    fi
 
     tl_wait_until 10 "WATCHDOG=1 from the proxy" grep -q '^WATCHDOG=1$' "$notes"
     proxy_stop TERM
