@@ -63,7 +63,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
         .target(name: "Gateway", dependencies: [
-            "CShims", "CNftables", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace",
+            "CShims", "CNftables", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

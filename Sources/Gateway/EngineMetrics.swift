@@ -1,5 +1,6 @@
 import Engine
 import Prometheus
+import Telemetry
 
 /// Prometheus metrics of the engine (`--metrics ADDR:PORT`, path /metrics). The engine keeps
 /// plain counters on its own thread (no atomics per packet); each scrape takes a status copy
@@ -13,7 +14,8 @@ public final class EngineMetrics: @unchecked Sendable {
     private let kernelPathFlows: Gauge
     private let drops: [DropReason: Counter]
     private let flows, natInUse, natCapacity, inFlightBytes: Gauge
-    private let writeErrors: Gauge
+    private let writeErrors: Counter
+    private let buildInfo: Gauge
 
     public init() {
         packetsIn = registry.makeCounter(descriptor: Self.name("packets_in", "total", "Packets read by the engine"))
@@ -40,7 +42,11 @@ public final class EngineMetrics: @unchecked Sendable {
         natInUse = registry.makeGauge(descriptor: Self.name("nat_ports_in_use", "", "NAT ports held by flows"))
         natCapacity = registry.makeGauge(descriptor: Self.name("nat_ports_capacity", "", "NAT ports in the range"))
         inFlightBytes = registry.makeGauge(descriptor: Self.name("in_flight_copy_bytes", "", "Bytes held by in-flight copies"))
-        writeErrors = registry.makeGauge(descriptor: Self.name("device_write_errors", "", "Packets the output device refused"))
+        writeErrors = registry.makeCounter(descriptor: Self.name("device_write_errors", "total", "Packets the output device refused"))
+        // The usual `_build_info` idiom: a constant 1 whose labels say what is running.
+        buildInfo = registry.makeGauge(descriptor: Self.name("build_info", "", "The running tsmp: version and git commit (value 1)"),
+                                       labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit)])
+        buildInfo.set(Double(1))
     }
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -63,7 +69,7 @@ public final class EngineMetrics: @unchecked Sendable {
         natInUse.set(Double(status.natPortsInUse))
         natCapacity.set(Double(status.natPortsCapacity))
         inFlightBytes.set(Double(status.inFlightStorageBytes))
-        writeErrors.set(Double(deviceWriteErrors))
+        set(writeErrors, UInt64(max(0, deviceWriteErrors)))
         var out: [UInt8] = []
         registry.emit(into: &out)
         return out

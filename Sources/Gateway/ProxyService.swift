@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PacketIO
+import Telemetry
 import Wire
 
 /// Everything `tsmp proxy run` was asked to do.
@@ -176,8 +177,16 @@ public struct ProxyService {
             "control": "\(options.control)", "queues": "\(tuns.count)",
         ])
 
+        // systemd (Type=notify): ready now; with WatchdogSec= the pings go on while the data
+        // plane's threads still answer a status request.
+        let notifier = ServiceNotifier()
+        let watchdog = notifier.serving(status: "forwarding on \(tun.name), \(tuns.count) queue(s)", logger: logger) {
+            _ = await dataPlane.status()
+            return true
+        }
         let signal = await signals.next()
         logger.info("stopping", metadata: ["signal": "\(signal)"])
+        notifier.leaving(watchdog: watchdog, logger: logger)
         dataPlane.stop()
         await dataPlane.waitUntilStopped()
         for e in endpoints { await e.close() }

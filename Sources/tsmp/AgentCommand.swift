@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Logging
 import NIOPosix
+import Telemetry
 import Wire
 
 struct AgentCommand: AsyncParsableCommand {
@@ -122,8 +123,11 @@ struct AgentCommand: AsyncParsableCommand {
                 "locator": "\(agent.currentLocator()?.address ?? "?")",
             ])
             let heartbeats = Task { await agent.runHeartbeats() }
+            let notifier = ServiceNotifier()
+            let watchdog = notifier.serving(status: "agent \(agent.did) serving on \(listen)", logger: logger)
             let signal = await signals.next()
             logger.info("stopping", metadata: ["signal": "\(signal)"])
+            notifier.leaving(watchdog: watchdog, logger: logger)
             heartbeats.cancel()
             _ = await heartbeats.result
             await endpoint.close()

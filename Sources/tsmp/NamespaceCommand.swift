@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Logging
 import Namespace
+import Telemetry
 
 struct NamespaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,8 +96,13 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         try await Self.reportingFailures {
             do {
-                try await NamespaceServer(options: options, logger: Logger(label: "tsmp.namespace")).run {
+                let logger = Logger(label: "tsmp.namespace")
+                try await NamespaceServer(options: options, logger: logger).run {
+                    // Serving now: tell systemd (Type=notify), then wait for the signal.
+                    let notifier = ServiceNotifier()
+                    let watchdog = notifier.serving(status: "namespace serving on \(listen)", logger: logger)
                     _ = await signals.next()
+                    notifier.leaving(watchdog: watchdog, logger: logger)
                 }
             } catch {
                 throw RuntimeFailure("namespace serve", "\(error)")

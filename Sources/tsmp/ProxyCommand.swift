@@ -13,7 +13,7 @@ enum ProxyDefaults {
 struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
-        abstract: "Run the splicing proxy on this gateway (root), or clean up after a crashed one.",
+        abstract: "Run the splicing proxy on this gateway (root, or CAP_NET_ADMIN + CAP_NET_RAW), or clean up after a crashed one.",
         discussion: """
         `tsmp proxy ...` is `tsmp proxy run ...`. See `tsmp proxy run --help` for the flags.
 
@@ -70,7 +70,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Name of the TUN device to create.")
     var tun: String = ProxyDefaults.tun
 
-    @Option(help: ArgumentHelp("The local control socket for tsmp flows / tsmp migrate (root only, mode 0600; default: /run/tsmp/netns-INODE/TUN.sock, which those commands find by themselves).",
+    @Option(help: ArgumentHelp("The local control socket for tsmp flows / tsmp migrate (root and the proxy's own user only, mode 0600; default: /run/tsmp/netns-INODE/TUN.sock, which those commands find by themselves).",
                                valueName: "path"))
     var control: String?
 
@@ -123,7 +123,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if queueCount > natPorts.count {
             throw ValidationError("--queues \(queueCount) needs at least as many --nat-ports (\(natPorts) has \(natPorts.count)): each queue owns a share of them")
         }
-        if getuid() != 0 { throw ValidationError("tsmp proxy must run as root (it creates a TUN device and policy routes)") }
+        // Capabilities, not uid 0: a service user with CAP_NET_ADMIN and CAP_NET_RAW runs it too.
+        if let problem = ProxyCapabilities.problem() { throw ValidationError(problem) }
+        if let problem = ProxyCapabilities.tunDeviceProblem() { throw ValidationError(problem) }
     }
 
     /// `--queues`, or the online cores (at most 16, at most one per NAT port).
@@ -182,7 +184,7 @@ struct ProxyCleanupCommand: ParsableCommand {
         """)
 
     func validate() throws {
-        if getuid() != 0 { throw ValidationError("tsmp proxy cleanup must run as root") }
+        if let problem = ProxyCapabilities.problem(needed: [.netAdmin], command: "tsmp proxy cleanup") { throw ValidationError(problem) }
     }
 
     func run() throws {

@@ -10,7 +10,8 @@ struct TSMP: AsyncParsableCommand {
         commandName: "tsmp",
         abstract: "Splice TCP flows in user space on a Linux gateway and move them between a user's devices.",
         discussion: """
-        Run `tsmp proxy` as root on the gateway; inspect it with `tsmp flows`; test the engine \
+        Run `tsmp proxy` on the gateway (as root, or as a user with CAP_NET_ADMIN and CAP_NET_RAW: \
+        the tsmp-proxy unit does that); inspect it with `tsmp flows`; test the engine \
         offline on a capture with `tsmp replay`. The control plane: `tsmp namespace serve` \
         (users, devices, locators; issues credentials), `tsmp agent` on each device, and \
         `tsmp migrate --to DID` from a device.
@@ -21,6 +22,7 @@ struct TSMP: AsyncParsableCommand {
           tsmp replay capture.pcap --out rewritten.pcap --nat 10.2.0.1 --intercept tcp/8080
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
         """,
+        version: BuildInfo.versionLine,
         subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, AgentCommand.self, DeviceCommand.self,
                       NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchControlCommand.self,
                       ContactsCommand.self, ShareCommand.self])

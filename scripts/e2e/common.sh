@@ -285,7 +285,7 @@ e2e_server_sample() {
     printf 'TunTxDropped %s\n' "$(lab_exec "$LAB_ID" gw cat "/sys/class/net/$TL_TUN/statistics/tx_dropped" 2>/dev/null || echo 0)" \
         >>"$CASE_DIR/$name.counters"
     printf 'ProxyDrops %s\nProxyWriteErrors %s\n' "$(proxy_metric_sum tsmp_packets_dropped_total 2>/dev/null || echo 0)" \
-        "$(proxy_metric_sum tsmp_device_write_errors 2>/dev/null || echo 0)" >>"$CASE_DIR/$name.counters"
+        "$(proxy_metric_sum tsmp_device_write_errors_total 2>/dev/null || echo 0)" >>"$CASE_DIR/$name.counters"
     lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
     python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
 }

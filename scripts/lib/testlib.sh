@@ -24,6 +24,7 @@ TL_INTERRUPTED=0
 TL_FILTER=${TL_FILTER:-}
 TL_METRICS=${TL_METRICS:-127.0.0.1:9464}
 TL_CASE_TIMEOUT=${TL_CASE_TIMEOUT:-240}
+TL_PROXY_WRAPPER=()   # a case may run the proxy through a command (e.g. setpriv as another user)
 TL_PRECONDITION=${TL_PRECONDITION:-}
 
 tl_now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
@@ -220,9 +221,9 @@ proxy_alive() { [[ -n ${TL_PROXY_PID:-} ]] && kill -0 "$TL_PROXY_PID" 2>/dev/nul
 proxy_start() {
     local log=$CASE_DIR/proxy.log
     local args=(proxy "$@" --tun "$TL_TUN" --metrics "$TL_METRICS")
-    tl_note "starting: $TSMP ${args[*]}"
+    tl_note "starting: ${TL_PROXY_WRAPPER[*]} $TSMP ${args[*]}"
     printf '$ tsmp %s\n' "${args[*]}" >>"$log"
-    ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" "${args[@]}" >>"$log" 2>&1 &
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" "${TL_PROXY_WRAPPER[@]}" "$TSMP" "${args[@]}" >>"$log" 2>&1 &
     TL_PROXY_PID=$!
     local deadline=$((SECONDS + 30))
     until proxy_flows >/dev/null 2>&1; do
