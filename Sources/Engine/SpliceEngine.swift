@@ -52,6 +52,11 @@ public final class SpliceEngine {
     /// Device-side keys a migration took a flow away from, until when their late segments
     /// are absorbed.
     var retiredKeys: [DeviceSideKey: Instant] = [:]
+    /// With several shards: the new-device SYNs the data plane's arbiter gave to a migration of
+    /// this engine (`assignNewDeviceSyn`); only these are claimed. At most one per migration
+    /// (the arbiter stops offering a migration once it assigned it), dropped when claimed or
+    /// when the migration ends.
+    var newDeviceAssignments: [DeviceSideKey: MigrationID] = [:]
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []

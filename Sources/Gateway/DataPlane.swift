@@ -284,13 +284,22 @@ public final class DataPlane: @unchecked Sendable {
     struct HandedOver {
         var bytes: [UInt8]
         var offload: VirtioNetHeader
+        /// For a new device's SYN: the migration the registry gave it to.
+        var migration: MigrationID?
+    }
+
+    /// Tells this shard's engine which migration the SYN `packet` is for (on the loop thread,
+    /// before the engine sees the packet).
+    func assignNewDeviceSyn(_ packet: UnsafeRawBufferPointer, to migration: MigrationID) {
+        guard let (source, destination, _) = HeaderPeek(packet).ipv4TCP else { return }
+        engine.assignNewDeviceSyn(device: source, original: destination, to: migration)
     }
 
     /// Queues a packet for this shard's loop (called from another shard's loop) and wakes it.
     /// False when the inbox is full (the packet is lost, as on a full queue).
     @discardableResult
-    func handOver(_ packet: UnsafeMutableRawBufferPointer, offload: VirtioNetHeader) -> Bool {
-        let item = HandedOver(bytes: Array(packet), offload: offload)
+    func handOver(_ packet: UnsafeMutableRawBufferPointer, offload: VirtioNetHeader, migration: MigrationID? = nil) -> Bool {
+        let item = HandedOver(bytes: Array(packet), offload: offload, migration: migration)
         let (accepted, wasEmpty) = inbox.withLock { q -> (Bool, Bool) in
             guard q.bytes + item.bytes.count <= Self.inboxLimitBytes else { return (false, false) }
             let wasEmpty = q.packets.isEmpty
@@ -320,6 +329,7 @@ public final class DataPlane: @unchecked Sendable {
                 inboxBatch.removeAll()
             }
             guard inboxBatch.append(item.bytes) else { continue }
+            if let mid = item.migration { item.bytes.withUnsafeBytes { assignNewDeviceSyn($0, to: mid) } }
             inboxBatch.offloads[inboxBatch.count - 1] = item.offload
         }
         if inboxBatch.count > 0 { try forward(inboxBatch, now: Syscall.monotonicNow()) }

@@ -3,7 +3,8 @@ import PacketIO
 
 /// What the control endpoints (the local `--control` API and the device-facing API) ask of
 /// the data plane. They go through this and never touch a `SpliceEngine` themselves, so how
-/// the engine is run (one data-plane thread or several shards) stays the data plane's affair.
+/// the engine is run (one data-plane thread per queue, `ShardedDataPlane`, with one queue or
+/// several) stays the data plane's affair.
 public protocol EngineAccess: Sendable {
     /// Every managed flow and the engine's counters.
     func listing() async -> FlowListing
@@ -16,35 +17,20 @@ public protocol EngineAccess: Sendable {
     func reports(_ ids: [MigrationID]) async -> [MigrationReport]
 }
 
-extension DataPlane: EngineAccess {
-    public func listing() async -> FlowListing {
+/// What one shard's loop answers for `ShardedDataPlane`, the only `EngineAccess` (which merges
+/// the shards' answers and starts migrations where the flow's id says).
+extension DataPlane {
+    func listing() async -> FlowListing {
         await perform { [self] engine in
             FlowListing(flows: engine.flowSummaries(now: Syscall.monotonicNow()), status: currentStatus(engine))
         }
     }
 
-    public func engineStatus() async -> EngineStatus {
+    func engineStatus() async -> EngineStatus {
         await perform { [self] in currentStatus($0) }
     }
 
-    public func startMigrations(_ flows: [FlowID], to target: MigrationTarget, deadline: Duration) async -> [MigrationStartResult] {
-        await performWithOutput { [self] engine, out in
-            let now = Syscall.monotonicNow()
-            reclaimFromKernelPath(flows, now: now)
-            return flows.map { flow in
-                switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
-                case .success(let id): MigrationStartResult(flow: flow, migration: id, error: nil)
-                case .failure(let refusal): MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
-                }
-            }
-        }
-    }
-
-    public func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal> {
-        await perform { $0.bindMigrationSourcePort(port, to: migration) }
-    }
-
-    public func reports(_ ids: [MigrationID]) async -> [MigrationReport] {
+    func reports(_ ids: [MigrationID]) async -> [MigrationReport] {
         await perform { engine in
             let now = Syscall.monotonicNow()
             return ids.compactMap { engine.migrationReport($0, now: now) }

@@ -34,33 +34,38 @@ final class ShardPeers: @unchecked Sendable {
         planes = []
     }
 
-    /// The shard that owns a packet read by shard `me`; `engine` is `me`'s.
-    func owner(of packet: UnsafeRawBufferPointer, me: Int, engine: SpliceEngine, now: Instant) -> Int {
+    /// Where a packet read by shard `me` goes; `engine` is `me`'s. A new device's SYN carries
+    /// the migration the registry gave it to.
+    func owner(of packet: UnsafeRawBufferPointer, me: Int, engine: SpliceEngine, now: Instant) -> ShardRegistry.Route {
         switch ShardKey(packet, nat: nat, natPorts: layout.natPorts) {
         case .none:
-            return me
+            return .init(shard: me)
         case .natPort(let port):
-            return layout.shard(ofNATPort: port) ?? me
+            return .init(shard: layout.shard(ofNATPort: port) ?? me)
         case .device(let source, let destination, let openingSyn):
             let hashed = layout.shard(device: source, original: destination)
-            if hashed == me && registry.isEmpty { return me }
-            if engine.holds(device: source, original: destination) { return me }
+            if hashed == me && registry.isEmpty { return .init(shard: me) }
+            if engine.holds(device: source, original: destination) { return .init(shard: me) }
             if !registry.isEmpty,
-               let owner = registry.owner(device: source, original: destination, openingSyn: openingSyn, now: now) {
-                return owner
+               let route = registry.owner(device: source, original: destination, openingSyn: openingSyn, now: now) {
+                return route
             }
-            return hashed
+            return .init(shard: hashed)
         }
     }
 
-    /// Hands the packets of `batch` that other shards own to them (marked dropped here).
+    /// Hands the packets of `batch` that other shards own to them (marked dropped here); a new
+    /// device's SYN kept here is assigned to its migration in this shard's engine first.
     func route(_ batch: PacketBatch, from plane: DataPlane, now: Instant) {
         let me = plane.engine.shard.index
         for i in 0..<batch.count where !batch.dropped[i] {
             let packet = batch.packet(i)
-            let owner = owner(of: UnsafeRawBufferPointer(packet), me: me, engine: plane.engine, now: now)
-            guard owner != me, owner < planes.count else { continue }
-            planes[owner].handOver(packet, offload: batch.offloads[i])
+            let route = owner(of: UnsafeRawBufferPointer(packet), me: me, engine: plane.engine, now: now)
+            guard route.shard != me, route.shard < planes.count else {
+                if let mid = route.migration { plane.assignNewDeviceSyn(UnsafeRawBufferPointer(packet), to: mid) }
+                continue
+            }
+            planes[route.shard].handOver(packet, offload: batch.offloads[i], migration: route.migration)
             batch.markDropped(i)
         }
     }

@@ -18,7 +18,7 @@ struct ControlAPITests {
     /// A data plane holding one flow (its SYN was queued before the loop started), and the
     /// control endpoint on an ephemeral loopback port.
     final class Proxy: @unchecked Sendable {
-        let dataPlane: DataPlane
+        let dataPlane: ShardedDataPlane
         let endpoint: HTTPEndpoint
         let group: MultiThreadedEventLoopGroup
         let client: ControlClient
@@ -28,8 +28,8 @@ struct ControlAPITests {
             let input = MemoryDevice()
             input.enqueue(tcp4(src: "10.1.0.2:40000", dst: "10.2.0.2:8080", flags: .syn, seq: 1000,
                                options: [.maximumSegmentSize(1460)]))
-            let engine = SpliceEngine(config: EngineConfig(nat: IPv4Address(10, 2, 0, 1), intercepts: [PortRange(8080, 8080)]))
-            dataPlane = try DataPlane(engine: engine, input: input, output: MemoryDevice(), logger: Logger(label: "test"))
+            dataPlane = try ShardedDataPlane(config: EngineConfig(nat: IPv4Address(10, 2, 0, 1), intercepts: [PortRange(8080, 8080)]),
+                                             queues: [(input, MemoryDevice())], logger: Logger(label: "test"))
             dataPlane.start()
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let routes = ControlAPI.routes(engine: dataPlane).merging(

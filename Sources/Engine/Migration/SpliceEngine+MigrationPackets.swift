@@ -4,16 +4,42 @@ import Wire
 /// Packets of a migrating flow, from each of its three parties: the old device, the new
 /// device and the server (DESIGN §6). Each input looks at the migration's phase once.
 extension SpliceEngine {
-    /// A SYN for no known flow: is it the new device of a running migration?
+    /// A SYN for no known flow: is it the new device of a running migration? With one shard
+    /// this engine decides (the lowest id waiting for it); with several, only the migration the
+    /// data plane's arbiter assigned this SYN to may take it (`assignNewDeviceSyn`), so two
+    /// shards never give one SYN to two migrations nor leave one waiting for a SYN another took.
     func claimMigrationSyn(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict? {
         guard !migrations.isEmpty else { return nil }
+        if shard.count > 1 {
+            let key = DeviceSideKey(device: packet.source, original: packet.destination)
+            guard let mid = newDeviceAssignments[key] else { return nil }
+            let verdict = claimMigrationSyn(packet, candidates: [mid], now: now, generated: generated)
+            if verdict != nil || migrations[mid] == nil { newDeviceAssignments[key] = nil }
+            return verdict
+        }
+        return claimMigrationSyn(packet, candidates: migrations.keys.sorted(), now: now, generated: generated)
+    }
+
+    /// The arbiter (the data plane's registry, over every shard) gave the opening SYN from
+    /// `device` to `original` to migration `id` of this engine: it is claimed for `id` alone.
+    /// Ignored for a migration this engine does not run.
+    public func assignNewDeviceSyn(device: IPv4Endpoint, original: IPv4Endpoint, to id: MigrationID) {
+        guard migrations[id] != nil else { return }
+        newDeviceAssignments[DeviceSideKey(device: device, original: original)] = id
+    }
+
+    /// Claims the SYN for the first of `candidates` that waits for it.
+    func claimMigrationSyn(_ packet: TCPIPv4Packet, candidates ids: [MigrationID], now: Instant, generated: PacketBatch) -> Verdict? {
         let src = packet.source, dst = packet.destination
-        let ids = migrations.keys.sorted()
         // A migration not paused yet holds the SYN (the answer comes after the cut in any case).
         for mid in ids {
             guard let m = migrations[mid], case .awaitingState(var waiting) = m.phase, m.targets(src),
                   let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
-            if waiting.pendingSyn == nil {
+            if let held = waiting.pendingSyn {
+                // Another connection of the same device is another migration's new device.
+                let heldSource = held.withUnsafeBytes { HeaderPeek($0).ipv4TCP?.source }
+                guard heldSource == src else { continue }
+            } else {
                 waiting.pendingSyn = Array(UnsafeRawBufferPointer(packet.ip.bytes))
                 migrations[mid]?.phase = .awaitingState(waiting)
                 logger.info("new device connecting before the pause", metadata: ["migration.id": "\(mid)", "migration.new_device": "\(src)"])

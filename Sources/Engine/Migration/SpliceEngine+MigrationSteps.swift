@@ -186,6 +186,7 @@ extension SpliceEngine {
     /// The migration ends: it leaves the table, its report stays.
     func finish(_ m: Migration, now: Instant) {
         migrations[m.id] = nil
+        if !newDeviceAssignments.isEmpty { newDeviceAssignments = newDeviceAssignments.filter { $0.value != m.id } }
         recordFinished(report(m, now: now))
     }
 }
