@@ -14,11 +14,33 @@ extension ShardedDataPlaneTests {
         let lab = try Lab(shards: shards)
         let laptop = address("10.1.0.2"), phone = address("10.3.0.2")
         let count = 50
+        // Every laptop SYN first, then each flow's handshake (the NAT side is told by the SYN-ACK's answer).
+        var natSides: [IPv4Endpoint: IPv4Endpoint] = [:]
         for i in 0..<count {
             let device = IPv4Endpoint(laptop, UInt16(40000 + i))
-            let owner = lab.plane.layout.shard(device: device, original: Self.server)
-            _ = try await lab.establish(device, owner: owner, feedTo: owner)
+            lab.queues[i % shards].enqueue(tcp4(src: device, dst: Self.server, flags: .syn, seq: 1000, options: [.maximumSegmentSize(1460)]))
         }
+        for _ in 0..<300 {
+            let syns = lab.queues.flatMap(\.written).filter { $0.flags == .syn && $0.destination == Self.server }
+            if syns.count == count { for syn in syns { natSides[syn.source] = syn.source }; break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(natSides.count == count)
+        for nat in natSides.keys {
+            let owner = lab.plane.layout.shard(ofNATPort: nat.port) ?? 0
+            lab.queues[owner].enqueue(tcp4(src: Self.server, dst: nat, flags: [.syn, .ack], seq: 5000, ack: 1001,
+                                           options: [.maximumSegmentSize(1460)]))
+        }
+        var answered: [IPv4Endpoint] = []
+        for _ in 0..<300 {
+            answered = lab.queues.flatMap(\.written).filter { $0.flags == [.syn, .ack] && $0.destination.address == laptop }.map(\.destination)
+            if answered.count == count { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        for (i, device) in answered.enumerated() {
+            lab.queues[i % shards].enqueue(tcp4(src: device, dst: Self.server, flags: .ack, seq: 1001, ack: 5001))
+        }
+        try await Task.sleep(for: .milliseconds(200))
         let flows = await lab.plane.listing().flows
         #expect(flows.count == count)
         if shards > 1 { #expect(Set(flows.map { lab.plane.layout.shard(of: $0.id) }).count == shards) }
