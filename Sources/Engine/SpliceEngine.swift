@@ -46,6 +46,8 @@ public final class SpliceEngine {
     /// Running migrations, from the request (waiting for a flow's state, `awaitingState`) to
     /// the end (they leave with their report).
     var migrations: [MigrationID: Migration] = [:]
+    /// Spliced flows whose window update the server has not yet shown it took (`WindowReopen`).
+    var windowReopens: [FlowID: WindowReopen] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
     var nextMigrationID: UInt64 = 1

@@ -58,9 +58,11 @@ struct MigrationRollbackTests {
         #expect(report.phases.map(\.phase) == [.requested, .paused, .oldDeviceCut, .rolledBack])
         #expect(report.reason == "the new device did not connect before the deadline")
         #expect(report.bytesCached == UInt64(4 * 1448))
-        #expect(h.engine.activeMigrationCount == 0)
+        // The window update is kept until the server sends past the edge (issue 13 item 7).
+        #expect(h.engine.activeMigrationCount == 1)
         #expect(h.summary?.device == MigrationLab.laptop && h.summary?.migration == nil)
         try expectLaptopContinues(h, serverAt: 6 * 1448, laptopAt: 120)
+        #expect(h.engine.activeMigrationCount == 0)
     }
 
     /// Plain forwarding between the laptop and the server again, as before the migration.

@@ -125,11 +125,18 @@ extension SpliceEngine {
         return finishedMigrations[id]
     }
 
-    public var activeMigrationCount: Int { migrations.count }
+    /// Migrations running, and migrated flows whose window update the server has not yet shown
+    /// it took (`WindowReopen`): both need `runMigrationTimers`. A migration is done when bytes flow.
+    public var activeMigrationCount: Int {
+        migrations.count + windowReopens.filter { id, w in
+            table.slot(id: id).flatMap { table[slot: $0] }.map { !windowSeenOpen($0, w) } ?? false
+        }.count
+    }
 
     /// Timers of running migrations: the wait for a flow's state, the cut, the deadline,
     /// retransmissions.
     public func runMigrationTimers(now: Instant, generated: PacketBatch) {
+        defer { if !windowReopens.isEmpty { runWindowReopens(now: now, generated: generated) } }
         guard !migrations.isEmpty else { return }
         // Those waiting for their flow's state first: one that pauses now runs its timers below.
         for mid in migrations.keys.sorted() where migrations[mid]?.isAwaitingState == true {

@@ -75,16 +75,17 @@ extension SpliceEngine {
         // The new device's real window, translated to the scale the server knows (RFC 7323 §2.3).
         guard let f = table[slot: slot] else { return }
         var options: [TCPOption] = []
+        let tsval = freeze.lastTSvalToServer ?? ((h.tsRecent ?? 0) &+ h.tsOffset)
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
-            options = TCPOption.alignedTimestamp(value: freeze.lastTSvalToServer ?? ((h.tsRecent ?? 0) &+ h.tsOffset),
-                                                 echoReply: f.toDevice.lastTSval ?? 0)
+            options = TCPOption.alignedTimestamp(value: tsval, echoReply: f.toDevice.lastTSval ?? 0)
         }
+        let window = WindowScale(from: ownShift, to: f.deviceWindowShift).translate(h.windowField)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: h.toServerOffset.apply(h.next ?? (h.isn + 1)),
-                           ack: sender.finalSeq, flags: .ack,
-                           window: WindowScale(from: ownShift, to: f.deviceWindowShift).translate(h.windowField),
-                           options: options),
+                           ack: sender.finalSeq, flags: .ack, window: window, options: options),
              generated: generated)
+        // Kept until the server shows it took the window (a zero one is the new device's to open).
+        if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: tsval, now: now) }
         // The old device's sub-connection ends exactly at its RCV.NXT (RFC 5961 §3.2).
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(cut.toDevice),
                            flags: .rst, window: 0), generated: generated)
@@ -149,12 +150,12 @@ extension SpliceEngine {
             options = TCPOption.alignedTimestamp(value: freeze.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)
         }
         // The device's window field in the scale the server applies (they differ after a migration).
+        let window = WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? freeze.forwardedToServerEnd),
-                           ack: sender.finalSeq, flags: .ack,
-                           window: WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow),
-                           options: options),
+                           ack: sender.finalSeq, flags: .ack, window: window, options: options),
              generated: generated)
+        if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: freeze.lastTSvalToServer, now: now) }
         // The old device still holds the pause's window 0 when nothing went back to it: reopen it.
         if cut.toDevice == sender.finalSeq { sendAckToOldDevice(slot: slot, mid: mid, generated: generated) }
         m.enter(.rolledBack, at: now)
