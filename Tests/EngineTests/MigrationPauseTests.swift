@@ -140,6 +140,41 @@ struct MigrationPauseTests {
         #expect(quiet.verdict == .consumed && quiet.generated.isEmpty)
     }
 
+    /// The server's tail-loss probe (RFC 8985 §7) resends its last segment when the freeze's
+    /// ACK is late; the proxy already holds those bytes. Seen in the lab: without a D-SACK the
+    /// server took the probe for a repaired loss (TcpExtTCPLossProbeRecovery) and set ssthresh.
+    @Test("pause: a retransmission of bytes already cached is answered with a D-SACK block for them (RFC 2883), with SACK negotiated")
+    func duplicateAnsweredWithDSACK() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        _ = try h.migrate()
+        #expect(h.send(h.fromServer(at: 4 * 1448, ack: 120, length: 1448)).verdict == .consumed)
+        // The probe: the last 448 bytes of that segment again; then a probe that overlaps the edge.
+        let probe = try h.send(h.fromServer(at: 5 * 1448 - 448, ack: 120, length: 448)).packets()
+        let ack = try #require(probe.first)
+        #expect(probe.count == 1 && ack.destination == MigrationLab.server && ack.window == 0)
+        #expect(ack.ack == SeqNumber(h.s(5 * 1448)))
+        #expect(ack.options.contains(.sack([SackBlock(SeqNumber(h.s(5 * 1448 - 448)), SeqNumber(h.s(5 * 1448)))])))
+        #expect(ack.timestamp != nil && ack.checksumsValid)
+        let overlap = try h.send(h.fromServer(at: 5 * 1448 - 100, ack: 120, length: 1448)).packets()
+        #expect(overlap.first?.ack == SeqNumber(h.s(6 * 1448 - 100)))
+        #expect(overlap.first?.options.contains(.sack([SackBlock(SeqNumber(h.s(5 * 1448 - 100)), SeqNumber(h.s(5 * 1448)))])) == true)
+        // New data only: no SACK block.
+        let fresh = try h.send(h.fromServer(at: 6 * 1448 - 100, ack: 120, length: 1448)).packets()
+        #expect(fresh.first.map { !$0.options.contains { if case .sack = $0 { true } else { false } } } == true)
+    }
+
+    @Test("pause: without SACK negotiated, a duplicate is answered with a plain ACK")
+    func duplicateWithoutSACK() throws {
+        var noSack = EndOptions.linux
+        noSack.sack = false
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448, laptop: noSack)
+        _ = try h.migrate()
+        #expect(h.send(h.fromServer(at: 4 * 1448, ack: 120, length: 1448)).verdict == .consumed)
+        let ack = try #require(try h.send(h.fromServer(at: 4 * 1448, ack: 120, length: 1448)).packets().first)
+        #expect(ack.ack == SeqNumber(h.s(5 * 1448)) && ack.window == 0)
+        #expect(!ack.options.contains { if case .sack = $0 { true } else { false } })
+    }
+
     @Test("pause: old-device data is forwarded with window 0 and the pre-ack; every segment toward the server has window 0")
     func oldDeviceDataDuringPause() throws {
         let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)

@@ -177,12 +177,18 @@ extension SpliceEngine {
         let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
         var grew = 0
         var expectedBefore = SeqNumber(0)
+        var duplicate: SackBlock?
         withFlow(slot) { f in
             f.lastActivity = now
             let ackInDeviceSpace = f.toServer.seqOffset.reverse(tcp.ack)
             observe(sender: &f.toDevice, other: &f.toServer, tcp: tcp, timestamp: tcp.options.timestamp?.value,
                     ackInOtherSpace: ackInDeviceSpace)
             expectedBefore = f.inFlight?.end ?? expectedBefore
+            if tcp.payloadLength > 0, f.inFlight != nil, tcp.seq.lessThan(expectedBefore) {
+                // Bytes the proxy already holds (a retransmission, e.g. a tail-loss probe).
+                let end = tcp.seq + UInt32(tcp.payloadLength)
+                duplicate = SackBlock(tcp.seq, end.lessThan(expectedBefore) ? end : expectedBefore)
+            }
             if tcp.payloadLength > 0 {
                 grew = f.inFlight?.record(seq: tcp.seq, payload: UnsafeRawBufferPointer(tcp.payload), budget: budget,
                                           restartOnGap: false) ?? 0
@@ -208,7 +214,7 @@ extension SpliceEngine {
         migrations[mid] = m
         // Answer data, FIN and zero-window probes with next-expected and window 0 (TSMP §4.3.1).
         if tcp.payloadLength > 0 || tcp.flags.contains(.fin) || tcp.seq != expectedBefore {
-            sendFreezeAckToServer(slot: slot, mid: mid, generated: generated)
+            sendFreezeAckToServer(slot: slot, mid: mid, duplicate: duplicate, generated: generated)
         }
         switch m.phase {
         case .resuming(let freeze, let cut, _):

@@ -11,8 +11,12 @@ extension SpliceEngine {
         return freeze?.serverFinSeq == end ? end + 1 : end
     }
 
-    /// An ACK to the server: next expected, window 0 (TSMP draft §4.3.1).
-    func sendFreezeAckToServer(slot: Int, mid: MigrationID, generated: PacketBatch) {
+    /// An ACK to the server: next expected, window 0 (TSMP draft §4.3.1). `duplicate`: the
+    /// bytes of the segment it answers that the proxy already held, reported as a D-SACK
+    /// block (RFC 2883 §4) when the connection negotiated SACK. Without it, a server whose
+    /// tail-loss probe (RFC 8985 §7) crossed the freeze takes the probe for a repaired loss
+    /// and reduces its window (Linux: TcpExtTCPLossProbeRecovery, ssthresh set).
+    func sendFreezeAckToServer(slot: Int, mid: MigrationID, duplicate: SackBlock? = nil, generated: PacketBatch) {
         guard let f = table[slot: slot], let freeze = migrations[mid]?.freeze else { return }
         let seq: SeqNumber
         if let h = freeze.newDevice, let next = h.next {
@@ -23,6 +27,9 @@ extension SpliceEngine {
         var options: [TCPOption] = []
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
             options = TCPOption.alignedTimestamp(value: freeze.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)
+        }
+        if let duplicate, f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted {
+            options += [.noOperation, .noOperation, .sack([duplicate])]
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
                            ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options), generated: generated)
