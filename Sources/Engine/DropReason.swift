@@ -17,6 +17,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case natPortsExhausted = "nat_ports_exhausted"
     /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
     case unspliceable
+    /// A RST outside its receiver's window (RFC 5961 §3.2): the receiver would discard it.
+    case resetOutOfWindow = "reset_out_of_window"
 
     public init(_ e: WireError) {
         switch e {

@@ -204,7 +204,15 @@ public final class SpliceEngine {
             } else if migrating {
                 return migratingFromDevice(packet, slot: slot, now: now, generated: generated)
             } else {
-                forwardToServer(packet, options: options, slot: slot, now: now)
+                var resetAccepted = true
+                if flags.contains(.rst) {
+                    switch withFlow(slot, { checkReset($0, seq: packet.tcp.seq, fromDevice: true) }) {
+                    case .outOfWindow: return .drop(.resetOutOfWindow)
+                    case .challenged: resetAccepted = false // the server answers it with a challenge ACK
+                    case .accepted: break
+                    }
+                }
+                forwardToServer(packet, options: options, slot: slot, resetAccepted: resetAccepted, now: now)
                 return .forward
             }
         }
@@ -244,9 +252,11 @@ public final class SpliceEngine {
         return .forward
     }
 
-    private func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, now: Instant) {
+    /// `resetAccepted`: false for a RST the server will only challenge (RFC 5961 §3.2): the
+    /// flow does not end with it.
+    private func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, resetAccepted: Bool = true, now: Instant) {
         let tcp = packet.tcp
-        let flags = tcp.flags
+        let flags = resetAccepted ? tcp.flags : tcp.flags.subtracting(.rst)
         let seq = tcp.seq
         let ack = tcp.ack
         let nat = IPv4Endpoint(config.nat, 0)
@@ -287,7 +297,14 @@ public final class SpliceEngine {
             return migratingFromServer(packet, slot: slot, now: now, generated: generated)
         }
         let tcp = packet.tcp
-        let flags = tcp.flags
+        var flags = tcp.flags
+        if flags.contains(.rst) {
+            switch withFlow(slot, { checkReset($0, seq: tcp.seq, fromDevice: false) }) {
+            case .outOfWindow: return .drop(.resetOutOfWindow)
+            case .challenged: flags.remove(.rst) // the device answers it with a challenge ACK
+            case .accepted: break
+            }
+        }
         let seq = tcp.seq
         let ack = tcp.ack
         let payloadLength = tcp.payloadLength

@@ -163,6 +163,38 @@ struct MigrationPauseTests {
         #expect(fresh.first.map { !$0.options.contains { if case .sack = $0 { true } else { false } } } == true)
     }
 
+    /// A server RST used to be cached like data and swallowed; the migration went on toward a
+    /// dead connection. RFC 5961 §3.2 decides which RSTs count.
+    @Test("pause: a server RST at RCV.NXT ends the migration (aborted, with the reason) and resets the old device; one out of window is dropped")
+    func serverResetDuringPause() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate()
+        let stray = h.send(h.fromServer(.rst, at: 9 * 1448 + 70_000, ack: 120))
+        #expect(stray.verdict == .drop(.resetOutOfWindow) && stray.generated.isEmpty)
+        #expect(h.report(mid)?.phase == .paused)
+        let reset = h.send(h.fromServer(.rst, at: 4 * 1448, ack: 120))
+        #expect(reset.verdict == .consumed)
+        let out = try reset.packets()
+        let toLaptop = try #require(out.first { $0.destination == MigrationLab.laptop })
+        // At what the laptop was sent (all of it arrived: its RCV.NXT).
+        #expect(toLaptop.flags.contains(.rst) && toLaptop.seq == SeqNumber(h.s(4 * 1448)))
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .aborted)
+        #expect(report.reason == "the server reset the connection")
+        #expect(h.summary?.state == .reset && h.summary?.migration == nil)
+    }
+
+    @Test("pause: an old device's RST at the server's RCV.NXT ends the migration and reaches the server")
+    func oldDeviceResetDuringPause() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate()
+        let reset = h.send(h.fromLaptop(.rst, at: 120, ack: 2 * 1448))
+        let out = try reset.packets()
+        let toServer = try #require(out.first { $0.destination == MigrationLab.server })
+        #expect(toServer.flags.contains(.rst) && toServer.source == MigrationLab.nat && toServer.seq == SeqNumber(h.l(120)))
+        #expect(h.report(mid)?.phase == .aborted && h.report(mid)?.reason == "the old device reset the connection")
+    }
+
     @Test("pause: without SACK negotiated, a duplicate is answered with a plain ACK")
     func duplicateWithoutSACK() throws {
         var noSack = EndOptions.linux

@@ -176,12 +176,43 @@ struct TransparentModeTests {
         #expect(h.engine.counters.flowsClosed == 1)
     }
 
+    /// RFC 5961 §3.2: a RST outside the receiver's window is discarded by it, one inside but
+    /// not at RCV.NXT draws a challenge ACK; neither ends the connection, so neither may end
+    /// the flow (it used to be marked reset and expire after the closed linger while the ends
+    /// went on, and the device's next segments then matched no flow).
+    @Test("an out-of-window RST is dropped and counted, an in-window one is forwarded; the flow lives on either way")
+    func resetValidation() throws {
+        let h = EngineHarness(Lab.transparent())
+        c.handshake(h)
+        // Out of the server's window (far ahead of what it acknowledged), from the device.
+        #expect(h.send(c.device(.rst, seq: 900_000)).verdict == .drop(.resetOutOfWindow))
+        #expect(h.state() == .established)
+        // Behind the device's RCV.NXT, from the server.
+        #expect(h.send(c.server(.rst, seq: 77)).verdict == .drop(.resetOutOfWindow))
+        #expect(h.engine.counters[.resetOutOfWindow] == 2)
+        // Inside the server's window but not at its RCV.NXT: forwarded (the server sends the
+        // challenge ACK), the flow stays established and expires as one.
+        #expect(c.deviceSends(h, .rst, seq: 1001 + 3000).verdict == .forward)
+        #expect(h.state() == .established)
+        h.advance(seconds: 60)
+        h.expire()
+        #expect(h.state() == .established)
+        // Half-closed: the same.
+        c.deviceSends(h, [.fin, .ack], seq: 1001, ack: 5001)
+        #expect(h.state() == .halfClosed)
+        #expect(h.send(c.server(.rst, seq: 9_000_000)).verdict == .drop(.resetOutOfWindow))
+        #expect(h.state() == .halfClosed)
+        // At RCV.NXT: the flow is reset.
+        #expect(c.serverSends(h, .rst, seq: 5001).verdict == .forward)
+        #expect(h.state() == .reset)
+    }
+
     @Test("a RST its receiver ignored (traffic goes on) restores the previous state")
     func ignoredReset() throws {
         let h = EngineHarness(Lab.transparent())
         c.handshake(h)
-        // An out-of-window RST from the device: the server ignores it (RFC 5961 §3.2).
-        c.deviceSends(h, .rst, seq: 900_000)
+        // At the server's RCV.NXT, so the proxy takes it; the server did not (traffic goes on).
+        c.deviceSends(h, .rst, seq: 1001)
         #expect(h.state() == .reset)
         c.serverSends(h, [.psh, .ack], seq: 5001, ack: 1001, payload: pattern(100))
         #expect(h.state() == .established)
@@ -189,13 +220,6 @@ struct TransparentModeTests {
         h.advance(seconds: 60)
         h.expire()
         #expect(h.state() == .established)
-        // Same with a half-closed flow: it is restored to half-closed.
-        c.deviceSends(h, [.fin, .ack], seq: 1001, ack: 5101)
-        #expect(h.state() == .halfClosed)
-        c.serverSends(h, .rst, seq: 77)
-        #expect(h.state() == .reset)
-        c.deviceSends(h, [.fin, .ack], seq: 1001, ack: 5101)
-        #expect(h.state() == .halfClosed)
     }
 
     @Test("a non-SYN for an unknown flow passes through unchanged")

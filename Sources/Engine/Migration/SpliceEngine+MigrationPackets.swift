@@ -75,6 +75,7 @@ extension SpliceEngine {
         case .paused, .rollingBack: break
         case .awaitingState, .cut, .resuming: return .consumed // cut: nothing more from it
         }
+        if let verdict = migratingReset(tcp, slot: slot, mid: mid, fromServer: false, now: now, generated: generated) { return verdict }
         withFlow(slot) { f in
             f.lastActivity = now
             observe(sender: &f.toServer, other: &f.toDevice, tcp: tcp, timestamp: tcp.options.timestamp?.value,
@@ -174,6 +175,7 @@ extension SpliceEngine {
         let tcp = packet.tcp
         guard let before = table[slot: slot]?.toDevice, let mid = table[slot: slot]?.migration,
               migrations[mid]?.freeze != nil else { return .consumed }
+        if let verdict = migratingReset(tcp, slot: slot, mid: mid, fromServer: true, now: now, generated: generated) { return verdict }
         let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
         var grew = 0
         var expectedBefore = SeqNumber(0)

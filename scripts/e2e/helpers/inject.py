@@ -15,6 +15,10 @@ length and checksum). Run inside a lab namespace; the destination is always a la
       watch this namespace's own outgoing segments from --sport, then inject segments of the
       same connection at the next sequence numbers with a wrong TCP checksum; a proxy that
       forwarded them with a "fixed" checksum would corrupt the stream the test verifies.
+  inject.py stray-rst --iface eth0 --gw-mac MAC --port 7200 --peer 10.2.0.1 [--offset 1073741824]
+      watch one incoming segment from --peer to local --port (its ack is this end's SND.NXT),
+      then send RSTs in this end's name at SND.NXT + --offset (out of the peer's window: an
+      off-path attacker's guess; RFC 5961 says the peer discards it) and a few more offsets.
 Everything is bounded: at most a few hundred packets, paced, and a timeout on the watch.
 """
 import argparse
@@ -226,6 +230,36 @@ def cmd_corrupt_flow(args):
         sys.exit("inject: saw no segment of the connection")
 
 
+def cmd_stray_rst(args):
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sniff.bind((args.iface, 0))
+    sniff.settimeout(0.5)
+    inj = Injector(args.iface, args.gw_mac, args.pace)
+    print("inject: watching", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            frame, addr = sniff.recvfrom(70000)
+        except socket.timeout:
+            continue
+        if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 40:
+            continue
+        ip = frame[14:]
+        if struct.unpack("!H", frame[12:14])[0] != ETH_P_IP or ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        tcp = ip[(ip[0] & 0xF) * 4:]
+        sport, dport, seq, ack, off_flags, _ = struct.unpack("!HHIIHH", tcp[:16])
+        if src != args.peer or dport != args.port or not (off_flags & ACK):
+            continue
+        for k in range(args.count):
+            target = (ack + args.offset + k * 100_000) & 0xFFFFFFFF
+            inj.send("stray-rst", packet(dst, src, tcp_bytes(dst, src, dport, sport, seq=target, flags=RST, window=0)))
+        print(f"inject: {args.count} RSTs {dst}:{dport} -> {src}:{sport} at SND.NXT {ack} + {args.offset}")
+        return
+    sys.exit("inject: saw no segment of the connection")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -251,9 +285,19 @@ def main():
     c.add_argument("--timeout", type=float, default=10.0)
     c.add_argument("--pace", type=float, default=0.002)
     c.add_argument("--seed", type=int)
+    r = sub.add_parser("stray-rst")
+    r.add_argument("--iface", required=True)
+    r.add_argument("--gw-mac", required=True)
+    r.add_argument("--port", type=int, required=True, help="this end's port")
+    r.add_argument("--peer", required=True, help="the other end's address as seen here")
+    r.add_argument("--offset", type=int, default=1 << 30)
+    r.add_argument("--count", type=int, default=3)
+    r.add_argument("--timeout", type=float, default=10.0)
+    r.add_argument("--pace", type=float, default=0.01)
+    r.add_argument("--seed", type=int)
     args = parser.parse_args()
     random.seed(args.seed)
-    (cmd_garbage if args.cmd == "garbage" else cmd_corrupt_flow)(args)
+    {"garbage": cmd_garbage, "corrupt-flow": cmd_corrupt_flow, "stray-rst": cmd_stray_rst}[args.cmd](args)
 
 
 if __name__ == "__main__":
