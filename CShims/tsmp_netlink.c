@@ -236,6 +236,8 @@ static int route_msg(struct nl_sock *sk, int type, int flags, const struct tsmp_
      * Delete: RT_SCOPE_NOWHERE matches any scope. */
     if (type == RTM_DELROUTE) rtm.rtm_scope = RT_SCOPE_NOWHERE;
     else if (rtm.rtm_type == RTN_LOCAL) rtm.rtm_scope = RT_SCOPE_HOST;
+    else if (rtm.rtm_type == RTN_BLACKHOLE || rtm.rtm_type == RTN_UNREACHABLE || rtm.rtm_type == RTN_PROHIBIT)
+        rtm.rtm_scope = RT_SCOPE_UNIVERSE;
     else rtm.rtm_scope = r->gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
     struct nl_msg *msg = new_msg(type, flags, &rtm, sizeof rtm);
     if (!msg) return -ENOMEM;

@@ -237,6 +237,15 @@ extension GatewayPlan {
         NetlinkRoute(table: table, destination: .any, device: tunName, protocolTag: NetlinkProtocolTag.tsmp)
     }
 
+    /// The table's last resort, under the TUN route: while no proxy runs (crash, kill -9,
+    /// upgrade) the TUN and its route are gone but the policy rules still send managed
+    /// packets into this table; without this route they would fall through to the main table
+    /// and leave un-NAT'd (the device's own address toward servers). A blackhole drops them
+    /// silently, so the devices retransmit and a restarted proxy takes them up (fail closed).
+    public var failClosedRoute: NetlinkRoute {
+        NetlinkRoute(table: table, destination: .any, protocolTag: NetlinkProtocolTag.tsmp, metric: UInt32.max, kind: .blackhole)
+    }
+
     /// The sysctl holding the TUN's reverse-path filter mode.
     public var tunRPFilterKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "rp_filter") }
     /// The sysctl that lets packets written into the TUN carry a source address the gateway
@@ -245,7 +254,7 @@ extension GatewayPlan {
 
     /// Every change setup makes, in the order it makes them (teardown undoes them in reverse):
     /// TUN MTU and up, TUN address (with loose rp_filter on the TUN, which packets written
-    /// into it need), the table's default route, reply and service rules, the
+    /// into it need), the table's fail-closed and default routes, reply and service rules, the
     /// local rule's move (add at 10050 first, then delete pref 0, so local delivery never
     /// stops), transparent rules, and ip_forward last.
     public func changes(given facts: GatewayFacts) -> [GatewayChange] {
@@ -263,6 +272,7 @@ extension GatewayPlan {
                 changes.append(.sysctl(key: tunAcceptLocalKey, previous: facts.tunAcceptLocal, value: "1"))
             }
         }
+        changes.append(.route(failClosedRoute))
         changes.append(.route(tunRoute))
         let rules = interceptRules
         changes += rules.filter { $0.priority < Priority.movedLocal }.map { .rule($0) }

@@ -96,7 +96,7 @@ public final class NetlinkSession {
         return raws.map { raw in
             NetlinkRoute(table: raw.table, destination: NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len),
                          device: Self.string(raw.oif_name), gateway: raw.gateway == 0 ? nil : IPv4Address(raw.gateway),
-                         protocolTag: raw.protocol, metric: raw.priority)
+                         protocolTag: raw.protocol, metric: raw.priority, kind: NetlinkRouteKind(rawValue: raw.type))
         }
     }
 
@@ -162,6 +162,7 @@ public final class NetlinkSession {
         raw.protocol = route.protocolTag
         raw.gateway = route.gateway?.value ?? 0
         raw.priority = route.metric
+        raw.type = route.kind?.rawValue ?? 0
         if let device = route.device { setString(&raw.oif_name, device) }
         return raw
     }

@@ -147,7 +147,16 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
 }
 
 /// An IPv4 unicast route (`ip route`): through a device, a gateway, or both.
+/// A route that does not forward (rtm_type; RFC-less, see rtnetlink(7)): packets that look it
+/// up are dropped (`blackhole`) or refused with an ICMP error (`unreachable`).
+public enum NetlinkRouteKind: UInt8, Hashable, Sendable, Codable {
+    case blackhole = 6
+    case unreachable = 7
+}
+
 public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// nil: an ordinary (unicast) route. Absent from state files written before it existed.
+    public var kind: NetlinkRouteKind?
     public var table: UInt32
     /// 0.0.0.0/0 is "default".
     public var destination: NetlinkPrefix
@@ -161,7 +170,8 @@ public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible
     public var metric: UInt32
 
     public init(table: UInt32, destination: NetlinkPrefix = .any, device: String? = nil,
-                gateway: IPv4Address? = nil, protocolTag: UInt8 = 0, metric: UInt32 = 0) {
+                gateway: IPv4Address? = nil, protocolTag: UInt8 = 0, metric: UInt32 = 0, kind: NetlinkRouteKind? = nil) {
+        self.kind = kind
         self.table = table
         self.destination = destination
         self.device = device
@@ -172,7 +182,8 @@ public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible
 
     /// In `ip route add` words: "default dev tsmp0 table 7464 proto 0x74".
     public var description: String {
-        var words = [destination.length == 0 ? "default" : destination.description]
+        var words = kind.map { ["\($0)"] } ?? []
+        words.append(destination.length == 0 ? "default" : destination.description)
         if let gateway { words.append("via \(gateway)") }
         if let device { words.append("dev \(device)") }
         words.append("table \(NetlinkRule.tableName(table))")

@@ -90,6 +90,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         let changes = samplePlan().changes(given: GatewayFacts())
         #expect(changes == [
             .linkUp(link: "tsmp0"),
+            .route(NetlinkRoute(table: 7464, destination: .any, protocolTag: tsmp, metric: UInt32.max, kind: .blackhole)),
             .route(NetlinkRoute(table: 7464, destination: .any, device: "tsmp0", protocolTag: tsmp)),
         ] + sampleRules.map { .rule($0) } + [
             .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),
@@ -102,7 +103,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         let movedLocal = NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: tsmp)
         #expect(changes == [
             .linkUp(link: "tsmp0"),
-            .route(plan.tunRoute),
+            .route(plan.failClosedRoute), .route(plan.tunRoute),
             .rule(sampleRules[0]), .rule(sampleRules[1]),
             .rule(movedLocal), .removedRule(.kernelLocal),   // add the new one before deleting pref 0
             .rule(sampleRules[2]), .rule(sampleRules[3]),
@@ -136,7 +137,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         var plan = samplePlan()
         plan.tunMTU = 1500
         let changes = plan.changes(given: GatewayFacts(tunIsUp: true, tunMTU: 1500, ipForward: "1"))
-        #expect(changes == [.route(plan.tunRoute)] + sampleRules.map { .rule($0) })
+        #expect(changes == [.route(plan.failClosedRoute), .route(plan.tunRoute)] + sampleRules.map { .rule($0) })
     }
 
     @Test func mtuComesFirstAndAddressBringsLooseReversePathFilterAndAcceptLocal() {
@@ -144,13 +145,13 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         plan.tunMTU = 9000
         plan.tunAddress = NetlinkPrefix("10.99.0.1/32")
         let changes = plan.changes(given: GatewayFacts(tunMTU: 1500, tunRPFilter: "1"))
-        #expect(Array(changes.prefix(6)) == [
+        #expect(Array(changes.prefix(7)) == [
             .linkMTU(link: "tsmp0", previous: 1500, mtu: 9000),
             .linkUp(link: "tsmp0"),
             .address(NetlinkPrefix("10.99.0.1/32")!, link: "tsmp0"),
             .sysctl(key: "net.ipv4.conf.tsmp0.rp_filter", previous: "1", value: "2"),
             .sysctl(key: "net.ipv4.conf.tsmp0.accept_local", previous: "0", value: "1"),
-            .route(plan.tunRoute),
+            .route(plan.failClosedRoute), .route(plan.tunRoute),
         ])
     }
 
@@ -160,6 +161,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         #expect(sampleRules[2].description == "pref 10100 iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 0x74")
         #expect(NetlinkRule.kernelLocal.description == "pref 0 lookup local proto kernel")
         #expect(samplePlan().tunRoute.description == "default dev tsmp0 table 7464 proto 0x74")
+        #expect(samplePlan().failClosedRoute.description == "blackhole default table 7464 proto 0x74 metric 4294967295")
     }
 }
 

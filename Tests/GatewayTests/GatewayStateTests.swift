@@ -8,6 +8,7 @@ let everyKindOfChange: [GatewayChange] = [
     .linkMTU(link: "tsmp0", previous: 1500, mtu: 9000),
     .linkUp(link: "tsmp0"),
     .address(NetlinkPrefix("10.99.0.1/32")!, link: "tsmp0"),
+    .route(samplePlan().failClosedRoute),
     .route(samplePlan().tunRoute),
     .rule(samplePlan().interceptRules[0]),
     .rule(NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: NetlinkProtocolTag.tsmp)),
@@ -42,6 +43,18 @@ struct TemporaryDirectory {
         #expect(address == #"{"address":"10.99.0.1\/32","kind":"address","link":"tsmp0"}"#)
     }
 
+    /// State files written before route kinds existed hold routes without the key: they
+    /// still read, as ordinary routes (what they were).
+    @Test func aRouteWithoutKindIsAnOrdinaryRoute() throws {
+        let data = try JSONEncoder().encode(GatewayChange.route(samplePlan().tunRoute))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let route = try #require(object["route"] as? [String: Any])
+        #expect(route["kind"] == nil && route["table"] as? Int == 7464)
+        #expect(try JSONDecoder().decode(GatewayChange.self, from: data) == .route(samplePlan().tunRoute))
+        let blackhole = try JSONEncoder().encode(GatewayChange.route(samplePlan().failClosedRoute))
+        #expect(try JSONDecoder().decode(GatewayChange.self, from: blackhole) == .route(samplePlan().failClosedRoute))
+    }
+
     @Test func refusesUnknownKinds() {
         let json = Data(#"{"kind":"nft-table","name":"x"}"#.utf8)
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(GatewayChange.self, from: json) }
@@ -52,7 +65,8 @@ struct TemporaryDirectory {
             "set link tsmp0 mtu 9000 (was 1500)",
             "set link tsmp0 up",
             "add address 10.99.0.1/32 dev tsmp0",
-            "add route default dev tsmp0 table 7464 proto 0x74",
+            "add route blackhole default table 7464 proto 0x74 metric 4294967295",
+        "add route default dev tsmp0 table 7464 proto 0x74",
             "add rule pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65534 lookup 7464 proto 0x74",
             "add rule pref 10050 lookup local proto 0x74",
             "delete rule pref 0 lookup local proto kernel",
@@ -62,7 +76,8 @@ struct TemporaryDirectory {
             "set link tsmp0 mtu 1500",
             "set link tsmp0 down",
             "delete address 10.99.0.1/32 dev tsmp0",
-            "delete route default dev tsmp0 table 7464 proto 0x74",
+            "delete route blackhole default table 7464 proto 0x74 metric 4294967295",
+        "delete route default dev tsmp0 table 7464 proto 0x74",
             "delete rule pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65534 lookup 7464 proto 0x74",
             "delete rule pref 10050 lookup local proto 0x74",
             "add rule pref 0 lookup local proto kernel",

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# After the proxy ends (SIGTERM; or kill -9 followed by `tsmp proxy cleanup`) the gateway's
+# After the proxy ends (SIGTERM; or kill -9 followed by `tsmp proxy cleanup`, the gateway
+# failing closed in between) the gateway's
 # links, addresses, rules, routes of every table, sysctls, qdiscs and netfilter rulesets are
 # exactly as before it started (diff of lib/lab.sh's lab_snapshot), and no state file is left.
 # The proxy runs both modes at once; the NAT address is one the gateway owns (the proxy moves
@@ -21,6 +22,28 @@ e2e_expect_same_state() {
         cat "$diff_file"
         tl_fail "the gateway's state differs $3: $(grep -E '^[-+][^-+]' "$diff_file" | head -n 3 | tr '\n' ' ')"
     fi
+}
+
+# e2e_expect_fail_closed: with the proxy dead (kill -9, no cleanup yet), a managed connection
+# from the laptop gets nowhere and nothing from the laptop's own address reaches the server:
+# the policy rules still send it to the proxy's table, whose blackhole route drops it
+# (issue "Survive a proxy restart" item 2). Without it, it fell through to the main table and
+# left un-NAT'd.
+e2e_expect_fail_closed() {
+    lab_exec "$LAB_ID" srv timeout 15 tcpdump -i eth0 -n -U -w "$CASE_DIR/unnat.pcap" "tcp and src host $LAB_LAPTOP" \
+        >"$CASE_DIR/tcpdump-unnat.log" 2>&1 &
+    local dump=$!
+    tl_wait_until 5 "tcpdump at the server" grep -q "listening on" "$CASE_DIR/tcpdump-unnat.log"
+    if timeout 10 ip netns exec "$(lab_ns "$LAB_ID" laptop)" curl -sS --max-time 3 -o /dev/null \
+        "http://$LAB_SRV:8080/small.bin" 2>"$CASE_DIR/curl-dead.log"; then
+        tl_fail "with the proxy dead, the laptop's managed download reached the server (un-NAT'd)"
+    fi
+    sleep 0.3
+    kill "$dump" 2>/dev/null || true
+    wait "$dump" 2>/dev/null || true
+    tl_expect_eq "packets from the laptop's own address at the server while the proxy is dead" 0 \
+        "$(lab_exec "$LAB_ID" srv tcpdump -n -r "$CASE_DIR/unnat.pcap" 2>/dev/null | wc -l)"
+    tl_note "proxy dead: the laptop's connection failed ($(tr '\n' ' ' <"$CASE_DIR/curl-dead.log")); nothing left un-NAT'd"
 }
 
 e2e_state_restore() {
@@ -56,6 +79,7 @@ e2e_state_restore() {
                 ;;
             kill9)
                 proxy_stop KILL
+                e2e_expect_fail_closed
                 lab_snapshot "$LAB_ID" gw "$CASE_DIR/state-killed.txt"
                 tl_note "left behind by kill -9 (before cleanup): $(diff "$CASE_DIR/state-before.txt" "$CASE_DIR/state-killed.txt" | grep -c '^[<>]' || true) lines"
                 diff -u "$CASE_DIR/state-before.txt" "$CASE_DIR/state-killed.txt" || true
