@@ -22,12 +22,15 @@ public struct SynOptions: Sendable, Hashable, Codable {
     public var windowScale: UInt8?
     public var sackPermitted = false
     public var timestamps = false
+    /// An ECN-setup SYN (ECE and CWR) or SYN-ACK (ECE without CWR), RFC 3168 §6.1.1.
+    public var ecn = false
     public init() {}
-    init(_ options: TCPOptions) {
+    init(_ options: TCPOptions, flags: TCPFlags) {
         mss = options.maximumSegmentSize
         windowScale = options.windowScale.map { min($0, 14) } // RFC 7323 §2.3: cap at 14
         sackPermitted = options.sackPermitted
         timestamps = options.timestamp != nil
+        ecn = flags.contains(.ece) && (flags.contains(.ack) ? !flags.contains(.cwr) : flags.contains(.cwr))
     }
 }
 
@@ -113,6 +116,14 @@ final class ColdFlowState {
     var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil && kernelCounters == nil }
 }
 
+/// Options of the connection with the server that the current device did not negotiate.
+struct DeviceLacks: OptionSet, Sendable {
+    let rawValue: UInt8
+    static let sack = DeviceLacks(rawValue: 1)
+    static let timestamps = DeviceLacks(rawValue: 2)
+    static let ecn = DeviceLacks(rawValue: 4)
+}
+
 /// A managed flow: a device-side and a server-side sub-connection glued together (TSMP draft
 /// §4.2.2). `toServer` describes what the device sends, `toDevice` what the server sends.
 ///
@@ -123,6 +134,11 @@ struct Flow {
     var created: Instant
     var lastActivity: Instant
     var toServer = DirectionState()
+    // One-byte fields here fill what would be padding before `toDevice` (44 bytes, aligned on 8).
+    /// The DSCP (the TOS byte's upper six bits) last seen from each end: the proxy's own
+    /// segments in that direction carry it too (RFC 2474), with ECN bits Not-ECT.
+    var dscpToServer: UInt8 = 0
+    var dscpToDevice: UInt8 = 0
     var toDevice = DirectionState()
     /// The in-flight copy and migration state, allocated when first needed.
     private var cold: ColdFlowState?
@@ -152,9 +168,24 @@ struct Flow {
     var deviceViewOfServerShift: UInt8?
     /// The current device's MSS when it is smaller than segments the server may send.
     var deviceMSS: UInt16?
-    /// The current device did not negotiate SACK / timestamps that the server uses.
-    var deviceLacksSACK = false
-    var deviceLacksTimestamps = false
+    /// What the connection with the server uses and the current device did not negotiate
+    /// (one byte for the three: the record's size is a budget).
+    private var deviceLacks = DeviceLacks()
+    /// SACK / timestamps: their options are removed toward the device.
+    var deviceLacksSACK: Bool {
+        get { deviceLacks.contains(.sack) }
+        set { if newValue { deviceLacks.insert(.sack) } else { deviceLacks.remove(.sack) } }
+    }
+    var deviceLacksTimestamps: Bool {
+        get { deviceLacks.contains(.timestamps) }
+        set { if newValue { deviceLacks.insert(.timestamps) } else { deviceLacks.remove(.timestamps) } }
+    }
+    /// ECN (RFC 3168): the device's packets lose their ECN codepoint (a CE mark it would
+    /// never echo).
+    var deviceLacksECN: Bool {
+        get { deviceLacks.contains(.ecn) }
+        set { if newValue { deviceLacks.insert(.ecn) } else { deviceLacks.remove(.ecn) } }
+    }
     /// Whether the kernel forwards this flow instead of the engine (`SpliceEngine+KernelPath`).
     var kernelPath = KernelPathState.none
     /// `migration != nil` and `aliasKey != nil`, known without reaching `cold`.

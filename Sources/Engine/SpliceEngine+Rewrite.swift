@@ -47,7 +47,7 @@ extension SpliceEngine {
             if !last { flags.remove(.fin); flags.remove(.psh) }
             emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
                                ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
-                               ttl: packet.ip.ttl, identification: packet.ip.identification),
+                               ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos),
                  payload: Array(payload[offset..<(offset + n)]), generated: generated)
             offset += n
         }

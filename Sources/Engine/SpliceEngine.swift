@@ -240,7 +240,7 @@ public final class SpliceEngine {
         nextFlowID += 1
         var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
-        flow.deviceSyn = SynOptions(packet.tcp.options)
+        flow.deviceSyn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
         flow.streamStartToServer = packet.tcp.seq + 1
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
@@ -268,6 +268,7 @@ public final class SpliceEngine {
                     ackInOtherSpace: ackInServerSpace)
             if flags.contains(.ack) { flow.inFlight?.acknowledge(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
+            flow.dscpToServer = packet.ip.tos & 0xFC
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Rewrite (NAT + sequence spaces).
             packet.setSource(IPv4Endpoint(nat.address, flow.natPort))
@@ -312,13 +313,16 @@ public final class SpliceEngine {
         let deviceMSS = withFlow(slot) { flow -> UInt16? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
-                flow.serverSyn = SynOptions(tcp.options)
+                flow.serverSyn = SynOptions(tcp.options, flags: flags)
                 flow.streamStartToDevice = seq + 1
             }
             let ackInDeviceSpace = flow.toServer.seqOffset.reverse(ack)
             observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, timestamp: options.timestampValue(in: tcp),
                     ackInOtherSpace: ackInDeviceSpace)
             advanceState(&flow, flags: flags, fromDevice: false)
+            let tos = packet.ip.tos
+            flow.dscpToDevice = tos & 0xFC
+            if flow.deviceLacksECN && tos & 0x03 != 0 { packet.ip.setTOS(tos & 0xFC) }
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5); not
             // while the kernel forwards the flow (the device's acks bypass the engine).

@@ -20,6 +20,8 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
     public var ttl: UInt8
     public var identification: UInt16
     public var dontFragment: Bool
+    /// The IP TOS byte (DSCP and ECN codepoint).
+    public var tos: UInt8
     public var ipChecksumValid: Bool
     public var tcpChecksumValid: Bool
 
@@ -50,6 +52,7 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
         ttl = packet.ip.ttl
         identification = packet.ip.identification
         dontFragment = packet.ip.dontFragment
+        tos = packet.ip.tos
         ipChecksumValid = packet.ip.verifyHeaderChecksum
         tcpChecksumValid = tcp.verifyChecksum(pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
         let opts = tcp.options

@@ -90,6 +90,12 @@ public struct IPv4Packet {
         bytes.setU16(Field.identification, v)
         bytes.setU16(Field.checksum, InternetChecksum.update(headerChecksum, old: old, new: v))
     }
+    /// Sets the TOS byte (DSCP and ECN, RFC 2474 §3 and RFC 3168 §5); the checksum follows.
+    @inlinable public func setTOS(_ v: UInt8) {
+        let old = bytes.u16(Field.versionIHL)
+        bytes[Field.tos] = v
+        bytes.setU16(Field.checksum, InternetChecksum.update(headerChecksum, old: old, new: bytes.u16(Field.versionIHL)))
+    }
     /// Decrements TTL (RFC 791 §3.2 / RFC 1812 §5.3.1); the checksum follows.
     @inlinable public func decrementTTL() {
         let old = bytes.u16(Field.ttl)

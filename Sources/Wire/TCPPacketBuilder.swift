@@ -12,14 +12,16 @@ public struct TCPPacketSpec: Sendable {
     public var ttl: UInt8
     public var identification: UInt16
     public var dontFragment: Bool
+    /// The IP TOS byte: DSCP (RFC 2474) and ECN codepoint (RFC 3168 §5).
+    public var tos: UInt8
 
     public init(source: IPv4Endpoint, destination: IPv4Endpoint, seq: SeqNumber = SeqNumber(0),
                 ack: SeqNumber = SeqNumber(0), flags: TCPFlags = .ack, window: UInt16 = 65535,
                 options: [TCPOption] = [], ttl: UInt8 = 64, identification: UInt16 = 0,
-                dontFragment: Bool = true) {
+                dontFragment: Bool = true, tos: UInt8 = 0) {
         self.source = source; self.destination = destination; self.seq = seq; self.ack = ack
         self.flags = flags; self.window = window; self.options = options; self.ttl = ttl
-        self.identification = identification; self.dontFragment = dontFragment
+        self.identification = identification; self.dontFragment = dontFragment; self.tos = tos
     }
 
     /// Bytes the options take, padded to a multiple of 4.
@@ -47,7 +49,7 @@ public enum TCPPacketBuilder {
         typealias IP = IPv4Packet.Field
         typealias TCP = TCPSegment.Field
         buffer[IP.versionIHL] = 0x40 | UInt8(ipLen / 4)
-        buffer[IP.tos] = 0
+        buffer[IP.tos] = spec.tos
         buffer.setU16(IP.totalLength, UInt16(total))
         buffer.setU16(IP.identification, spec.identification)
         buffer.setU16(IP.flagsFragment, spec.dontFragment ? 0x4000 : 0)

@@ -25,6 +25,8 @@ struct EndOptions {
     var sack = true
     var timestamps = true
     var windowScale: UInt8? = 7
+    /// ECN-setup SYN (ECE, CWR) / SYN-ACK (ECE), RFC 3168 §6.1.1.
+    var ecn = false
 
     /// Linux defaults: MSS 1460, SACK-permitted, timestamps, window scale 7.
     static let linux = EndOptions()
@@ -203,14 +205,16 @@ final class MigrationHarness {
     func phoneSyn() -> [UInt8] {
         let o = phoneOptions.syn(tsval: phoneClock)
         if phoneOptions.timestamps { phoneClock &+= 1 }
-        return tcp4(src: phone, dst: MigrationLab.server, flags: .syn, seq: phoneISN, window: 64240, options: o)
+        return tcp4(src: phone, dst: MigrationLab.server, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
+                    window: 64240, options: o)
     }
 
     // MARK: Scenes
 
     /// The three-way handshake with the realistic options; the flow ends established.
     func handshake(sourceLocation: SourceLocation = #_sourceLocation) {
-        let syn = tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: .syn, seq: laptopISN, window: 64240,
+        let syn = tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
+                       seq: laptopISN, window: 64240,
                        options: laptopOptions.syn(tsval: laptopClock))
         if laptopOptions.timestamps { laptopClock &+= 1 }
         #expect(send(syn).verdict == .forward, sourceLocation: sourceLocation)
@@ -219,7 +223,8 @@ final class MigrationHarness {
         if !laptopOptions.timestamps { serverSyn.timestamps = false }
         if laptopOptions.windowScale == nil { serverSyn.windowScale = nil }
         if !laptopOptions.sack { serverSyn.sack = false }
-        let synAck = tcp4(src: MigrationLab.server, dst: MigrationLab.nat, flags: [.syn, .ack], seq: serverISN,
+        let synAck = tcp4(src: MigrationLab.server, dst: MigrationLab.nat,
+                          flags: serverOptions.ecn && laptopOptions.ecn ? [.syn, .ack, .ece] : [.syn, .ack], seq: serverISN,
                           ack: laptopISN &+ 1, window: 65160, options: serverSyn.syn(tsval: serverClock, tsecr: echo))
         if serverSyn.timestamps { serverClock &+= 1 }
         #expect(send(synAck).verdict == .forward, sourceLocation: sourceLocation)

@@ -31,7 +31,7 @@ struct NewDeviceHandshake: Sendable {
     init(_ packet: TCPIPv4Packet) {
         endpoint = packet.source
         isn = packet.tcp.seq
-        syn = SynOptions(packet.tcp.options)
+        syn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
         windowField = packet.tcp.window
         tsRecent = packet.tcp.options.timestamp?.value
     }
@@ -81,8 +81,11 @@ extension SpliceEngine {
         migrations[mid] = m
         // A SYN-ACK's window is never scaled (RFC 7323 §2.2).
         let window = WindowScale(from: f.serverWindowShift, to: 0).translate(f.toDevice.lastWindow)
+        // ECN (RFC 3168 §6.1.1): an ECN-setup SYN-ACK when the connection with the server uses
+        // ECN and the new device asked for it.
+        let flags: TCPFlags = f.deviceSyn.ecn && f.serverSyn.ecn && syn.ecn ? [.syn, .ack, .ece] : [.syn, .ack]
         emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: synAckSeq(f, cut), ack: h.isn + 1,
-                           flags: [.syn, .ack], window: window, options: options), generated: generated)
+                           flags: flags, window: window, options: options, tos: f.dscpToDevice), generated: generated)
     }
 
     /// How long a SYN-ACK waits for the handshake's ACK: 1 s, doubled on each retransmission,

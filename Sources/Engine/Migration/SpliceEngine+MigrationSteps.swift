@@ -66,6 +66,7 @@ extension SpliceEngine {
             f.deviceMSS = newMSS < originalMSS ? max(newMSS, 64 + optionBytes) - optionBytes : nil
             f.deviceLacksSACK = before.deviceSyn.sackPermitted && before.serverSyn.sackPermitted && !syn.sackPermitted
             f.deviceLacksTimestamps = before.deviceSyn.timestamps && before.serverSyn.timestamps && !syn.timestamps
+            f.deviceLacksECN = before.deviceSyn.ecn && before.serverSyn.ecn && !syn.ecn
             released = f.inFlight?.releaseStorage() ?? 0
             f.inFlight = InFlightCopy(start: sender.finalSeq, cap: perFlowCap)
             f.migration = nil
@@ -82,7 +83,7 @@ extension SpliceEngine {
         let window = WindowScale(from: ownShift, to: f.deviceWindowShift).translate(h.windowField)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: h.toServerOffset.apply(h.next ?? (h.isn + 1)),
-                           ack: sender.finalSeq, flags: .ack, window: window, options: options),
+                           ack: sender.finalSeq, flags: .ack, window: window, options: options, tos: f.dscpToServer),
              generated: generated)
         // Kept until the server shows it took the window (a zero one is the new device's to open).
         if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: tsval, now: now) }

@@ -32,7 +32,8 @@ extension SpliceEngine {
             options += [.noOperation, .noOperation, .sack([duplicate])]
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
-                           ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options), generated: generated)
+                           ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options, tos: f.dscpToServer),
+             generated: generated)
     }
 
     /// Window 0 to the old device, acknowledging what the server has of its data (the
@@ -57,7 +58,7 @@ extension SpliceEngine {
             options = TCPOption.alignedTimestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)
         }
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(seq), ack: ack,
-                           flags: .ack, window: window, options: options), generated: generated)
+                           flags: .ack, window: window, options: options, tos: f.dscpToDevice), generated: generated)
     }
 
     /// The server's ack of the device side's stream, in the new device's space.
@@ -89,7 +90,8 @@ extension SpliceEngine {
             if s.fin { flags.insert(.fin) }
             let spec = TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(s.seq), ack: ack,
                                      flags: flags, window: window,
-                                     options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [])
+                                     options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
+                                     tos: f.dscpToDevice)
             emit(spec, payload: payload, generated: generated)
         }
         let toNewDevice = !m.isRollingBack
@@ -103,7 +105,8 @@ extension SpliceEngine {
               let (device, ack, ts, window) = towardDevice(f, m) else { return }
         emit(TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(sender.next), ack: ack,
                            flags: .ack, window: window,
-                           options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? []),
+                           options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
+                           tos: f.dscpToDevice),
              generated: generated)
         m.updateNewDevice { $0.lastAck = ack }
         migrations[mid] = m
