@@ -18,6 +18,11 @@
 #             rolled-back) and the laptop's download continues, intact
 #   bursty    as spliced, in 256 KB chunks (one every ~170 ms): with the kernel path the flow is
 #             usually quiet when it is taken back, and the proxy asks both ends with probes
+#   ecn       as spliced, with ECN on in every namespace (RFC 3168) and, from the moment the
+#             migration is pending, the gateway marking 2% of the ECN-capable packets it
+#             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
+#             (its SYN-ACK set ECE), and the server receives the phone's ECE echoes through
+#             the NAT (issue "Real-network TCP" item 5, end to end f)
 # The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
 
 e2e_migrate_download() {
@@ -32,6 +37,7 @@ e2e_migrate_download() {
         bursty) rate=1500000 burst=0 chunk=262144 ;;
     esac
     e2e_random_file "$stream" "$size"
+    [[ $variant == ecn ]] && e2e_ecn_everywhere
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
@@ -54,6 +60,7 @@ e2e_migrate_download() {
     local phone_pid=""
     if [[ $variant != rollback ]]; then
         [[ $variant == loss ]] && e2e_phone_loss 0.02
+        [[ $variant == ecn ]] && e2e_phone_ce_marks 0.02
         tl_note "phone: socat -u TCP:$LAB_SRV:9000 (a new connection to the server's address)"
         timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
             CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
@@ -78,6 +85,10 @@ e2e_migrate_download() {
         # link: its counters now show that loss, which is not the migration's doing.
         tl_note "server counters before -> after (loss on the phone's link after the splice counts too): $(paste -d' ' "$CASE_DIR/before.counters" "$CASE_DIR/after.counters" | awk '{printf "%s %s->%s  ", $1, $2, $4}')"
         tl_note "emulated sender: $(e2e_report_field "$report" retransmissions) retransmissions, $(e2e_report_field "$report" timeouts) timeouts"
+    elif [[ $variant == ecn ]]; then
+        # CE marks are congestion signals: the server's window reductions are its answer to
+        # them, not the migration's doing (no ssthresh check); no timeout all the same.
+        e2e_expect_no_rto before after
     else
         e2e_expect_no_rto before after
         e2e_expect_ssthresh_kept before after "$natport"
@@ -106,9 +117,51 @@ e2e_migrate_download() {
             tl_fail "nothing was in flight at the pause: the case did not exercise the cache (bytesCached 0)"
         fi
     fi
+    [[ $variant == ecn ]] && e2e_expect_ece_at_server "$natport"
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     e2e_proxy_healthy
+}
+
+# e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
+e2e_ecn_everywhere() {
+    local node
+    for node in laptop phone srv; do lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_ecn=1; done
+    tl_note "laptop, phone, srv: net.ipv4.tcp_ecn=1"
+}
+
+# e2e_phone_ce_marks P: the gateway marks a share P of the ECN-capable packets it sends the
+# phone CE (an nftables rule in gw, gone with the lab: the lab kernel has no netem/RED to do it
+# from a queue); tcpdump at the server records what reaches it with ECE set (srv-ece.pcap).
+e2e_phone_ce_marks() {
+    local every
+    every=$(awk -v p="$1" 'BEGIN { printf "%d", 1 / p + 0.5 }')
+    lab_exec "$LAB_ID" gw nft -f - <<EOF || tl_fail "could not add the CE-marking rule in gw"
+table inet tsmp_e2e_ce {
+    chain ce_toward_phone {
+        type filter hook postrouting priority 0;
+        oifname "gw-phone" ip ecn { ect0, ect1 } numgen random mod $every == 0 ip ecn set ce
+    }
+}
+EOF
+    lab_exec "$LAB_ID" srv timeout 60 tcpdump -i eth0 -n -U -w "$CASE_DIR/srv-ece.pcap" \
+        "tcp and src host $E2E_NAT and tcp[13] & 0x40 != 0" >"$CASE_DIR/tcpdump-ece.log" 2>&1 &
+    E2E_ECE_DUMP=$!
+    tl_note "gw: marking 1 in $every ECN-capable packets toward the phone CE (nftables)"
+}
+
+# e2e_expect_ece_at_server NAT_PORT: the server received ECE (the phone's echo of the CE marks,
+# through the proxy) from the NAT port. Only the phone's link marks, and a socket that did not
+# negotiate ECN never sets ECE: this shows the phone's connection with the proxy has ECN.
+# (This ss does not print tcp_info's option flags, so the socket is not asked directly.)
+e2e_expect_ece_at_server() {
+    local ece
+    sleep 0.5
+    kill "$E2E_ECE_DUMP" 2>/dev/null || true
+    wait "$E2E_ECE_DUMP" 2>/dev/null || true
+    ece=$(lab_exec "$LAB_ID" srv tcpdump -n -r "$CASE_DIR/srv-ece.pcap" "tcp dst port 9000 and tcp src port $1" 2>/dev/null | wc -l)
+    ((ece > 0)) || tl_fail "the server saw no ECE from NAT port $1 after the migration (CE marks toward the phone not echoed through the proxy)"
+    tl_note "the server received $ece segments with ECE from NAT port $1 after the migration"
 }
 
 # There and back: the same flow, laptop -> phone, then phone -> laptop (a new connection of the
@@ -163,6 +216,7 @@ test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_a
 test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
+test_case "migration: ECN everywhere, CE marks toward the phone echoed to the server" e2e_migrate_download ecn
 test_case "migration: paced download laptop -> phone, spliced, --queues 2" e2e_queues 2 e2e_migrate_download spliced
 # The kernel path (--kernel-path): the flow is forwarded by the kernel when the migration is
 # asked for; the proxy takes it back, waits until it knows the flow's state again, and the
