@@ -59,12 +59,22 @@ public final class SpliceEngine {
     /// (the arbiter stops offering a migration once it assigned it), dropped when claimed or
     /// when the migration ends.
     var newDeviceAssignments: [DeviceSideKey: MigrationID] = [:]
+    /// The 4-tuples ever assigned (`assignNewDeviceSyn`), until the engine tells it released them.
+    var assignedKeys: Set<DeviceSideKey> = []
+    /// Migrations whose awaited SYN was announced (`EngineEvent.expectNewDeviceSyn`) and whose
+    /// end of waiting was not announced yet.
+    var announcedAwaiting: Set<MigrationID> = []
+    /// What the engine has to tell its driver (`takeEvents`), besides the kernel path's changes.
+    var events: [EngineEvent] = []
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []
     var kernelPathLeaving: [KernelPathFlow] = []
     /// Flows the kernel forwards now.
     var kernelPathIDs: Set<FlowID> = []
+    /// Flows handed to the kernel (`EngineEvent.kernelPathEnter`) whose hand-over is not yet
+    /// confirmed: the kernel may forward them already, so no migration starts on them.
+    var kernelPathPending: Set<FlowID> = []
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
