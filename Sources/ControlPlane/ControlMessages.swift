@@ -160,18 +160,8 @@ public struct MigrationFromRequest: Codable, Sendable {
     }
 }
 
-public struct MigrationFromResult: Codable, Sendable, Equatable {
-    public var flow: UInt64
-    public var migration: UInt64?
-    public var error: String?
-    public init(flow: UInt64, migration: UInt64?, error: String?) { self.flow = flow; self.migration = migration; self.error = error }
-}
-
-public struct MigrationFromAnswer: Codable, Sendable {
-    public var target: DeviceID
-    public var results: [MigrationFromResult]
-    public init(target: DeviceID, results: [MigrationFromResult]) { self.target = target; self.results = results }
-}
+// The MFR's answer (`MigrationFromAnswer`) lives in Gateway's MigrationAPI.swift: its results
+// are the local API's `MigrationStartResult`, which carries the engine's ids.
 
 // MARK: Agent (openapi/agent.yaml)
 

@@ -7,6 +7,7 @@ extension SpliceEngine {
     /// Expires flows whose time is up. Call every ~100 ms with the current time.
     public func expire(now: Instant) {
         if !retiredKeys.isEmpty { retiredKeys = retiredKeys.filter { now < $0.value } }
+        releaseAssignedKeys()
         let n = table.slotCount
         guard n > 0 else { return }
         let budget = min(n, config.limits.expirySweepPerTick)

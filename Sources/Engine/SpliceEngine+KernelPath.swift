@@ -76,11 +76,16 @@ extension SpliceEngine {
 
     /// The kernel now forwards these flows: what the engine knew of their sequence numbers
     /// goes stale, and their copy is no longer needed (acknowledgements bypass the engine).
-    public func kernelPathEntered(_ ids: [FlowID], now: Instant) {
+    /// Returns the flows the engine does not take as in the kernel (gone, closing, or no longer
+    /// a plain NAT since they were chosen): the caller removes their rewriting again.
+    @discardableResult
+    public func kernelPathEntered(_ ids: [FlowID], now: Instant) -> [KernelPathFlow] {
+        var refused: [KernelPathFlow] = []
         for id in ids {
+            kernelPathPending.remove(id)
             guard let slot = table.slot(id: id) else { continue }
-            withFlow(slot) { flow in
-                guard flow.kernelPath == .none else { return }
+            let taken = withFlow(slot) { flow -> Bool in
+                guard flow.kernelPath == .none, !flow.isMigrating, flow.state == .established else { return false }
                 flow.kernelPath = .inKernel
                 flow.toServer.forgetSequenceState()
                 flow.toDevice.forgetSequenceState()
@@ -89,16 +94,28 @@ extension SpliceEngine {
                     flow.inFlight = nil
                 }
                 flow.kernelCounters = KernelPathCounters(id: id, packetsToServer: 0, bytesToServer: 0, packetsToDevice: 0, bytesToDevice: 0)
+                return true
+            }
+            guard taken else {
+                if let flow = table[slot: slot], flow.kernelPath == .none { refused.append(kernelPathRule(flow)) }
+                continue
             }
             kernelPathIDs.insert(id)
             counters.kernelPathEntered &+= 1
         }
+        return refused
+    }
+
+    /// The rewriting of these flows could not be installed: they stay with the engine.
+    public func kernelPathEnterFailed(_ ids: [FlowID]) {
+        for id in ids { kernelPathPending.remove(id) }
     }
 
     /// The kernel no longer forwards these flows: the engine learns them again from their next
     /// segments (and, for a migration waiting on them, from probes).
     public func kernelPathLeft(_ ids: [FlowID], now: Instant) {
         for id in ids {
+            kernelPathPending.remove(id)
             guard let slot = table.slot(id: id) else { continue }
             let wasIn = withFlow(slot) { flow -> Bool in
                 guard flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return false }
@@ -127,10 +144,11 @@ extension SpliceEngine {
         kernelPathIDs.sorted().compactMap { id in table.slot(id: id).flatMap { table[slot: $0] }.map(kernelPathRule) }
     }
 
-    /// `id` as the kernel forwards it, if it does (a migration takes it back first).
+    /// `id` as the kernel forwards it, if it does or may (its hand-over is not confirmed yet):
+    /// a migration takes it back first.
     public func kernelPathFlow(_ id: FlowID) -> KernelPathFlow? {
         guard let slot = table.slot(id: id), let flow = table[slot: slot],
-              flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return nil }
+              flow.kernelPath == .inKernel || flow.kernelPath == .leaving || kernelPathPending.contains(id) else { return nil }
         return kernelPathRule(flow)
     }
 
@@ -167,12 +185,13 @@ extension SpliceEngine {
             flow.kernelPath = .none
         }
         let after = policy.after.nanoseconds
-        guard flow.kernelPath == .none, flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
+        guard flow.kernelPath == .none, !kernelPathPending.contains(flow.id), flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
               now.nanoseconds >= flow.created.nanoseconds &+ after,
               now.nanoseconds < flow.lastActivity.nanoseconds &+ after,
               flow.toServer.bytes &+ flow.toDevice.bytes >= policy.minimumBytes,
               migrations.isEmpty || !migrations.values.contains(where: { $0.flowID == flow.id }) else { return }
         kernelPathEntering.append(kernelPathRule(flow))
+        kernelPathPending.insert(flow.id)
     }
 
     /// A FIN or RST of a flow the kernel forwards: take it back so its close is seen here.
@@ -184,6 +203,10 @@ extension SpliceEngine {
 
     /// A flow the kernel forwards leaves the table: its rewriting must go too.
     func kernelPathForget(_ flow: Flow) {
+        if kernelPathPending.remove(flow.id) != nil {
+            // Chosen, maybe installed already: whatever was installed goes (after it, in order).
+            kernelPathLeaving.append(kernelPathRule(flow))
+        }
         guard flow.kernelPath == .inKernel || flow.kernelPath == .leaving else { return }
         if flow.kernelPath == .inKernel { kernelPathLeaving.append(kernelPathRule(flow)) }
         kernelPathIDs.remove(flow.id)

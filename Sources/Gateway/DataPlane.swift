@@ -19,9 +19,11 @@ import Synchronization
 /// that shard's inbox (and its loop woken through its eventfd); the owner processes it and
 /// writes it on its own queue.
 ///
-/// With the kernel path (`KernelPath`), the loop also applies the flows its engine hands to the
-/// kernel or takes back (nftables transactions, on this thread between batches), reads the
-/// kernel's counters of those flows once a second, and takes a flow back before its migration.
+/// The engine's events (`EngineEvent`) are taken after each call into it and passed on: the
+/// kernel path's changes to `KernelPathInstaller` (nftables runs on its own queue, never on
+/// this thread; the outcome comes back as a command), the new-device SYNs and released
+/// 4-tuples to the shards' `ShardRegistry`. Once a second the loop asks the installer to read
+/// the kernel's counters of the flows it forwards.
 ///
 /// Invariants: only the loop thread touches `engine`; every batch read is written (or
 /// dropped by the engine, or handed to its owner shard) before the next read; `stop()` ends
@@ -39,8 +41,10 @@ public final class DataPlane: @unchecked Sendable {
     private let generated: PacketBatch
     /// The other shards, when this loop is one of several (set before `start`).
     var peers: ShardPeers?
-    /// The kernel path's sets, when the engine hands flows to the kernel (set before `start`).
-    var kernelPath: KernelPath?
+    /// Applies the kernel path's changes, when the engine hands flows to the kernel (set before `start`).
+    var kernelPathInstaller: KernelPathInstaller?
+    /// A read of the kernel's counters for this shard is queued (`KernelPathInstaller.readCounters`).
+    let kernelCountersQueued = Atomic<Bool>(false)
     /// How often the kernel's counters of handed-over flows are read (activity, `tsmp flows`).
     static let kernelCountersInterval: UInt64 = 1_000_000_000
     /// Packets other shards read for flows of this one; drained by the loop.
@@ -121,9 +125,24 @@ public final class DataPlane: @unchecked Sendable {
                 c.resume(returning: body(engine, PacketBatch(capacity: 64, maxPacket: 2048)))
                 return
             }
-            commands.withLock { $0.append { engine, out in c.resume(returning: body(engine, out)) } }
+            commands.withLock {
+                $0.append { [self] engine, out in
+                    let result = body(engine, out)
+                    // Before the answer leaves: e.g. other shards must know where a new device's SYN goes.
+                    consumeEvents()
+                    c.resume(returning: result)
+                }
+            }
             _ = try? Syscall.eventfdWrite(wakeup)
         }
+    }
+
+    /// Queues `command` for the loop thread without waiting for it (the kernel path's outcomes);
+    /// dropped once the loop has stopped.
+    func enqueue(_ command: @escaping @Sendable (SpliceEngine, PacketBatch) -> Void) {
+        guard !done.load(ordering: .acquiring) else { return }
+        commands.withLock { $0.append(command) }
+        _ = try? Syscall.eventfdWrite(wakeup)
     }
 
     /// The engine's status and the packets the output device refused, read on the loop thread.
@@ -183,19 +202,18 @@ public final class DataPlane: @unchecked Sendable {
                 if engine.activeMigrationCount > 0 {
                     generated.removeAll()
                     engine.runMigrationTimers(now: now, generated: generated)
+                    consumeEvents()
                     try writeGenerated()
                 }
                 if now.nanoseconds &- lastExpiry.nanoseconds >= DataPlane.expiryInterval {
                     engine.expire(now: now)
-                    if let peers, !peers.registry.isEmpty { peers.registry.purge(shard: engine.shard.index, engine: engine, now: now) }
+                    consumeEvents()
                     lastExpiry = now
                 }
-                if kernelPath != nil {
-                    if engine.hasKernelPathChanges { applyKernelPathChanges(now: now) }
-                    if engine.kernelPathFlowCount > 0, now.nanoseconds &- lastKernelCounters.nanoseconds >= Self.kernelCountersInterval {
-                        readKernelCounters(now: now)
-                        lastKernelCounters = now
-                    }
+                if let kernelPathInstaller, engine.kernelPathFlowCount > 0,
+                   now.nanoseconds &- lastKernelCounters.nanoseconds >= Self.kernelCountersInterval {
+                    kernelPathInstaller.readCounters(of: engine.kernelPathFlows(), for: self)
+                    lastKernelCounters = now
                 }
             } catch {
                 logger.error("data plane I/O failed; stopping", metadata: ["error": "\(error)"])
@@ -216,7 +234,28 @@ public final class DataPlane: @unchecked Sendable {
         for command in pending {
             generated.removeAll()
             command(engine, generated)
+            consumeEvents()
             try writeGenerated()
+        }
+    }
+
+    /// Passes on what the engine said (`EngineEvent`) since the last call; on the loop thread.
+    private func consumeEvents() {
+        guard engine.hasEvents else { return }
+        let shard = engine.shard.index
+        for event in engine.takeEvents() {
+            switch event {
+            case .kernelPathEnter(let flows):
+                if let kernelPathInstaller { kernelPathInstaller.enter(flows, for: self) } else { engine.kernelPathEnterFailed(flows.map(\.id)) }
+            case .kernelPathLeave(let flows):
+                kernelPathInstaller?.leave(flows, for: self)
+            case .expectNewDeviceSyn(let id, let target, let original):
+                peers?.registry.expect(id, shard: shard, target: target, original: original)
+            case .newDeviceSynNoLongerAwaited(let id):
+                peers?.registry.forget(id)
+            case .released(let device, let original):
+                peers?.registry.release(device: device, original: original, shard: shard)
+            }
         }
     }
 
@@ -229,53 +268,6 @@ public final class DataPlane: @unchecked Sendable {
     /// Records a batch in the capture, if there is one.
     private func recordCapture(_ batch: PacketBatch, direction: PacketDirection) {
         capture?.record(batch, direction: direction)
-    }
-
-    // MARK: Kernel path
-
-    /// Hands the flows the engine chose to the kernel and takes back those it asked for.
-    /// A flow whose rewriting could not be installed stays with the engine (nothing changed).
-    private func applyKernelPathChanges(now: Instant) {
-        guard let kernelPath else { return }
-        let (enter, leave) = engine.takeKernelPathChanges()
-        takeBack(leave, from: kernelPath, now: now)
-        if !enter.isEmpty {
-            do {
-                try kernelPath.enter(enter)
-                engine.kernelPathEntered(enter.map(\.id), now: now)
-                logger.debug("flows handed to the kernel path", metadata: ["flows": "\(enter.map(\.id.description).joined(separator: ","))"])
-            } catch {
-                logger.warning("could not hand flows to the kernel path", metadata: ["flows": "\(enter.count)", "error": "\(error)"])
-            }
-        }
-    }
-
-    private func readKernelCounters(now: Instant) {
-        guard let kernelPath else { return }
-        do {
-            engine.kernelPathCounters(try kernelPath.counters(of: engine.kernelPathFlows()), now: now)
-        } catch {
-            logger.warning("could not read the kernel path's counters", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Takes `flows` back from the kernel before a migration starts (on the loop thread): the
-    /// engine must see every packet of a migrating flow.
-    func reclaimFromKernelPath(_ flows: [FlowID], now: Instant) {
-        guard let kernelPath else { return }
-        // If this fails, the engine refuses to migrate a flow the kernel still forwards; the answer says why.
-        takeBack(flows.compactMap { engine.kernelPathFlow($0) }, from: kernelPath, now: now)
-    }
-
-    /// Removes the flows' rewriting, then tells the engine; on failure the engine keeps them as in the kernel.
-    private func takeBack(_ flows: [KernelPathFlow], from kernelPath: KernelPath, now: Instant) {
-        guard !flows.isEmpty else { return }
-        do {
-            try kernelPath.leave(flows)
-            engine.kernelPathLeft(flows.map(\.id), now: now)
-        } catch {
-            logger.error("could not take flows back from the kernel path", metadata: ["flows": "\(flows.count)", "error": "\(error)"])
-        }
     }
 
     // MARK: Shards
@@ -340,6 +332,7 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(batch, direction: .inbound)
         generated.removeAll()
         engine.process(batch, now: now, generated: generated)
+        consumeEvents()
         _ = try output.write(batch, 0..<batch.count)
         recordCapture(batch, direction: .outbound)
         try writeGenerated()

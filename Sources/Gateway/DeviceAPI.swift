@@ -82,7 +82,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
             },
             "GET /v1/mfr": { [self] request in
                 await asDevice(request) { [self] caller in
-                    let ids = (request.query["id"] ?? "").split(separator: ",").map { UInt64($0).map(MigrationID.init) }
+                    let ids = (request.query["id"] ?? "").split(separator: ",").map { UInt64($0).map { MigrationID($0) } }
                     guard !ids.isEmpty, ids.allSatisfy({ $0 != nil }) else {
                         throw RouteRefusal(.badRequest, "give ?id=N[,N...] (migration ids from the MFR's answer)")
                     }
@@ -127,7 +127,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
             if let stranger = ids.first(where: { !heldIDs.contains($0) }) {
                 throw RouteRefusal(.forbidden, "flow \(stranger) is not one of \(owner)'s flows")
             }
-            flows = ids.map(FlowID.init)
+            flows = ids.map { FlowID($0) }
         case (nil, let ports?, false):
             guard !ports.isEmpty, ports.count <= 1024 else { throw RouteRefusal(.badRequest, "give 1 to 1024 local ports") }
             flows = try ports.map { port in
@@ -172,9 +172,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
                                     deadline: deadline)
             Task { await self.sendMTR(transfer) }
         }
-        return MigrationFromAnswer(target: target, results: started.map {
-            MigrationFromResult(flow: $0.flow.rawValue, migration: $0.migration?.rawValue, error: $0.error)
-        })
+        return MigrationFromAnswer(target: target, results: started)
     }
 
     struct Transfer: Sendable {

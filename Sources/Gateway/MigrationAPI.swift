@@ -1,6 +1,7 @@
 import ControlPlane
 import Engine
 import Foundation
+import Namespace
 import PacketIO
 import Wire
 
@@ -15,14 +16,29 @@ public struct MigrationRequestBody: Codable, Sendable {
     }
 }
 
-/// One flow's answer: a migration id, or why it was refused. One refusal doesn't stop the others.
-public struct MigrationStartResult: Codable, Sendable {
+/// One flow's answer to a migration request: the migration's id, or why it was refused (one
+/// refusal doesn't stop the others). The one result type of both ways to ask: the local
+/// control API (`POST /v1/migrations`, an array of these) and the device API (`POST /v1/mfr`,
+/// `MigrationFromAnswer.results`); JSON `{"flow": N, "migration": N, "error": "..."}`, the
+/// absent ones left out.
+public struct MigrationStartResult: Codable, Sendable, Equatable {
     public var flow: FlowID
     public var migration: MigrationID?
     public var error: String?
     public init(flow: FlowID, migration: MigrationID?, error: String?) {
         self.flow = flow; self.migration = migration; self.error = error
     }
+}
+
+/// The device API's name for it (openapi/proxy-devices.yaml, the MFR's answer).
+public typealias MigrationFromResult = MigrationStartResult
+
+/// The answer to an MFR (`POST /v1/mfr`, TSMP draft §4.2.1): the device the flows go to and
+/// one result per flow.
+public struct MigrationFromAnswer: Codable, Sendable {
+    public var target: DeviceID
+    public var results: [MigrationStartResult]
+    public init(target: DeviceID, results: [MigrationStartResult]) { self.target = target; self.results = results }
 }
 
 /// `GET /v1/migrations?id=N[,N...]`: the reports.
@@ -88,7 +104,7 @@ extension ControlAPI {
                 return json(encoder, results)
             },
             "GET /v1/migrations": { request in
-                let ids = (request.query["id"] ?? "").split(separator: ",").compactMap { UInt64($0) }.map(MigrationID.init)
+                let ids = (request.query["id"] ?? "").split(separator: ",").compactMap { UInt64($0) }.map { MigrationID($0) }
                 let reports = await engine.reports(ids)
                 return json(encoder, MigrationReports(migrations: reports))
             },

@@ -47,7 +47,7 @@ final class ShardPeers: @unchecked Sendable {
             if hashed == me && registry.isEmpty { return .init(shard: me) }
             if engine.holds(device: source, original: destination) { return .init(shard: me) }
             if !registry.isEmpty,
-               let route = registry.owner(device: source, original: destination, openingSyn: openingSyn, now: now) {
+               let route = registry.owner(device: source, original: destination, openingSyn: openingSyn) {
                 return route
             }
             return .init(shard: hashed)

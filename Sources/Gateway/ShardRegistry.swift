@@ -10,10 +10,14 @@ import Wire
 /// engine claims it for that migration alone). Only that rare path takes its lock: `isEmpty`
 /// is one atomic load, and a shard asks only about packets it holds no flow for.
 ///
+/// It is fed by the engines' events (`EngineEvent`), which each shard's loop passes on after
+/// calling its engine: `expectNewDeviceSyn` adds or updates a waiting migration,
+/// `newDeviceSynNoLongerAwaited` and `released` remove entries. It never calls an engine, so
+/// no lock is held across the two.
+///
 /// Invariants: an entry names the shard whose engine holds (or awaits) the 4-tuple; a waiting
-/// migration is offered to one SYN only; the owner purges its entries once its engine no
-/// longer needs them (`purge`), but never a redirect younger than `redirectGrace` (its SYN may
-/// still sit in the owner's inbox).
+/// migration is offered to one SYN only (once given, an update of it does not offer it again);
+/// a redirect goes only when the engine it names says it released the 4-tuple.
 final class ShardRegistry: Sendable {
     struct DeviceKey: Hashable {
         var device: IPv4Endpoint
@@ -26,7 +30,6 @@ final class ShardRegistry: Sendable {
     }
     struct Redirect {
         var shard: Int
-        var since: Instant
         /// The migration the 4-tuple's opening SYN was given to.
         var migration: MigrationID?
     }
@@ -37,25 +40,38 @@ final class ShardRegistry: Sendable {
     }
     private struct State {
         var awaited: [MigrationID: Awaited] = [:]
+        /// Migrations a SYN was given to, until their engine says they no longer wait.
+        var given: Set<MigrationID> = []
         var redirects: [DeviceKey: Redirect] = [:]
     }
     private let state = Mutex(State())
     private let entries = Atomic<Int>(0)
-    static let redirectGrace: UInt64 = 5_000_000_000
 
     var isEmpty: Bool { entries.load(ordering: .acquiring) == 0 }
     var count: Int { entries.load(ordering: .acquiring) }
 
-    /// Migration `id` on `shard` waits for a SYN from `target` to `original`.
+    /// Migration `id` on `shard` waits for a SYN from `target` to `original` (or its target's
+    /// port became known). Ignored once a SYN was given to it.
     func expect(_ id: MigrationID, shard: Int, target: MigrationTarget, original: IPv4Endpoint) {
-        update { $0.awaited[id] = Awaited(shard: shard, target: target, original: original) }
+        update { s in
+            guard !s.given.contains(id) else { return }
+            s.awaited[id] = Awaited(shard: shard, target: target, original: original)
+        }
     }
 
-    /// The port migration `id`'s new device connects from became known.
-    func bind(_ id: MigrationID, port: UInt16) {
+    /// Migration `id` waits for no SYN any more (its engine said so).
+    func forget(_ id: MigrationID) {
         update { s in
-            s.awaited[id]?.target.port = port
-            s.awaited[id]?.target.awaitsPort = false
+            s.awaited[id] = nil
+            s.given.remove(id)
+        }
+    }
+
+    /// `shard`'s engine no longer holds the 4-tuple: its redirect (if it names `shard`) goes.
+    func release(device: IPv4Endpoint, original: IPv4Endpoint, shard: Int) {
+        let key = DeviceKey(device: device, original: original)
+        update { s in
+            if s.redirects[key]?.shard == shard { s.redirects[key] = nil }
         }
     }
 
@@ -63,7 +79,7 @@ final class ShardRegistry: Sendable {
     /// SYN the (lowest-id) migration waiting for it, which stops waiting (no other SYN is given
     /// to it) and is recorded as a redirect so the rest of the new sub-connection (and a
     /// retransmitted SYN) follows. Nil: no migration waits for it, the hash decides.
-    func owner(device: IPv4Endpoint, original: IPv4Endpoint, openingSyn: Bool, now: Instant) -> Route? {
+    func owner(device: IPv4Endpoint, original: IPv4Endpoint, openingSyn: Bool) -> Route? {
         let key = DeviceKey(device: device, original: original)
         return update { s -> Route? in
             if let r = s.redirects[key] { return Route(shard: r.shard, migration: openingSyn ? r.migration : nil) }
@@ -74,20 +90,9 @@ final class ShardRegistry: Sendable {
             }.min { $0.key < $1.key }
             guard let (id, a) = match else { return nil }
             s.awaited[id] = nil
-            s.redirects[key] = Redirect(shard: a.shard, since: now, migration: id)
+            s.given.insert(id)
+            s.redirects[key] = Redirect(shard: a.shard, migration: id)
             return Route(shard: a.shard, migration: id)
-        }
-    }
-
-    /// Drops `shard`'s entries its engine no longer needs: migrations no longer waiting for a
-    /// new device, redirects to 4-tuples it no longer holds. Runs on `shard`'s loop thread.
-    func purge(shard: Int, engine: SpliceEngine, now: Instant) {
-        update { s in
-            s.awaited = s.awaited.filter { id, a in a.shard != shard || engine.awaitedNewDevice(id) != nil }
-            s.redirects = s.redirects.filter { key, r in
-                r.shard != shard || now.nanoseconds &- r.since.nanoseconds < Self.redirectGrace
-                    || engine.holds(device: key.device, original: key.original)
-            }
         }
     }
 

@@ -12,6 +12,8 @@ public final class ShardedDataPlane: @unchecked Sendable {
     public let planes: [DataPlane]
     public let layout: ShardLayout
     let peers: ShardPeers?
+    /// Applies the kernel path's changes off the packet threads, for every shard.
+    let installer: KernelPathInstaller?
 
     /// One shard per `(input, output)` pair; each engine gets its share of the NAT ports and
     /// of the flow and in-flight limits.
@@ -29,13 +31,15 @@ public final class ShardedDataPlane: @unchecked Sendable {
             shardConfig.limits.inFlightTotal = config.limits.inFlightTotal / count
         }
         let recorder = capture.map { CaptureRecorder(writer: $0, logger: logger) }
+        let installer = kernelPath.map { KernelPathInstaller(kernelPath: $0, logger: logger) }
+        self.installer = installer
         var planes: [DataPlane] = []
         for (i, q) in queues.enumerated() {
             let engine = SpliceEngine(config: shardConfig, shard: layout.shard(i),
                                       logger: Logger(label: count > 1 ? "tsmp.engine.\(i)" : "tsmp.engine"))
             let plane = try DataPlane(engine: engine, input: q.input, output: q.output, recorder: recorder,
                                       batchSize: batchSize, logger: logger)
-            plane.kernelPath = kernelPath
+            plane.kernelPathInstaller = installer
             planes.append(plane)
         }
         self.planes = planes
@@ -54,6 +58,7 @@ public final class ShardedDataPlane: @unchecked Sendable {
 
     public func waitUntilStopped() async {
         for p in planes { await p.waitUntilStopped() }
+        await installer?.drain()
         peers?.disconnect()
     }
 
@@ -106,38 +111,50 @@ extension ShardedDataPlane: EngineAccess {
         var results = [MigrationStartResult?](repeating: nil, count: flows.count)
         let groups = Dictionary(grouping: flows.indices) { layout.shard(of: flows[$0]) % planes.count }
         for (shard, indices) in groups.sorted(by: { $0.key < $1.key }) {
-            let mine = indices.map { flows[$0] }
-            let registry = peers?.registry
-            let plane = planes[shard]
-            let answers = await plane.performWithOutput { engine, out in
-                let now = Syscall.monotonicNow()
-                plane.reclaimFromKernelPath(mine, now: now)
-                return mine.map { flow -> MigrationStartResult in
-                    switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
-                    case .success(let id):
-                        // Before the answer leaves (and the target's agent connects): other
-                        // shards must know where the new device's SYN goes.
-                        if let registry, let awaited = engine.awaitedNewDevice(id) {
-                            registry.expect(id, shard: shard, target: awaited.target, original: awaited.original)
-                        }
-                        return MigrationStartResult(flow: flow, migration: id, error: nil)
-                    case .failure(let refusal):
-                        return MigrationStartResult(flow: flow, migration: nil, error: refusal.description)
-                    }
-                }
+            for (i, r) in await startMigrations(indices.map { ($0, flows[$0]) }, on: planes[shard], to: target, deadline: deadline) {
+                results[i] = r
             }
-            for (i, r) in zip(indices, answers) { results[i] = r }
         }
         return results.map { $0! }
     }
 
-    public func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal> {
-        let registry = peers?.registry
-        return await plane(of: migration.rawValue).perform { engine in
-            let result = engine.bindMigrationSourcePort(port, to: migration)
-            if case .success = result { registry?.bind(migration, port: port) }
-            return result
+    /// Starts the migrations of `flows` (all of `plane`'s shard). The engine must see every
+    /// packet of a migrating flow, so a flow the kernel forwards (or may: its hand-over is not
+    /// confirmed yet) is taken back first, through the installer's queue, and its migration
+    /// started on the loop's next turn; a flow handed over meanwhile is taken back again (at
+    /// most twice, then its refusal says why).
+    private func startMigrations(_ flows: [(index: Int, flow: FlowID)], on plane: DataPlane, to target: MigrationTarget,
+                                 deadline: Duration) async -> [(Int, MigrationStartResult)] {
+        var results: [(Int, MigrationStartResult)] = []
+        var pending = flows
+        var left: [FlowID] = []
+        for attempt in 0..<3 {
+            let last = attempt == 2, leftNow = left, pendingNow = pending
+            let (answers, inKernel) = await plane.performWithOutput { engine, out in
+                let now = Syscall.monotonicNow()
+                if !leftNow.isEmpty { engine.kernelPathLeft(leftNow, now: now) }
+                var answers: [(Int, MigrationStartResult)] = []
+                var inKernel: [(index: Int, rule: KernelPathFlow)] = []
+                for (i, flow) in pendingNow {
+                    if !last, let rule = engine.kernelPathFlow(flow) { inKernel.append((i, rule)); continue }
+                    switch engine.startMigration(flow: flow, to: target, deadline: deadline, now: now, generated: out) {
+                    case .success(let id): answers.append((i, MigrationStartResult(flow: flow, migration: id, error: nil)))
+                    case .failure(let refusal): answers.append((i, MigrationStartResult(flow: flow, migration: nil, error: refusal.description)))
+                    }
+                }
+                return (answers, inKernel)
+            }
+            results += answers
+            guard !inKernel.isEmpty else { break }
+            // If this fails, the engine refuses to migrate a flow the kernel still forwards; the answer says why.
+            left = await installer?.takeBack(Array(Set(inKernel.map(\.rule)))) ?? []
+            pending = inKernel.map { ($0.index, $0.rule.id) }
         }
+        return results
+    }
+
+    public func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal> {
+        await plane(of: migration.rawValue).perform { engine in engine.bindMigrationSourcePort(port, to: migration) }
     }
 
     public func reports(_ ids: [MigrationID]) async -> [MigrationReport] {

@@ -61,8 +61,7 @@ public struct ErrnoCounts: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A device that counts the packets it refused (every device of this module does). Kept
-/// apart from `PacketDevice` so that protocol stays as the lead wrote it; a wrapper such as
-/// `CaptureDevice` forwards the counts of what it wraps.
+/// apart from `PacketDevice` so that protocol stays as the lead wrote it.
 public protocol WriteErrorCounting: AnyObject {
     var writeErrors: ErrnoCounts { get }
 }

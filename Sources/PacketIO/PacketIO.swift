@@ -2,8 +2,8 @@
 /// funnel (`Syscall`) through which every libc call of the project passes.
 ///
 /// Devices: `TunDevice` (into and out of user space), `RawSocketDevice` (out, IP_HDRINCL),
-/// `PcapFileReader` / `PcapFileWriter` (replay and capture), `MemoryDevice` (tests), and the
-/// `CaptureDevice` middleware that records what passes through any device. Batches
+/// `PcapFileReader` / `PcapFileWriter` (replay and capture; the proxy's capture records
+/// through the data plane's `CaptureRecorder`), and `MemoryDevice` (tests). Batches
 /// (`PacketBatch`) and their per-packet metadata are Wire's: the engine uses them without I/O.
 /// Offload work is the TUN device's own: it reads the virtio-net header and merges a flow's
 /// segments before writing them (GRO, `SegmentCoalescer`); callers never downcast it.

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Writes packets to a pcap file (classic format, nanosecond timestamps, little-endian) as a
-/// `PacketDevice`: the sink of `tsmp proxy --capture` (through `CaptureDevice`) and of
+/// `PacketDevice`: the sink of `tsmp proxy --capture` (through the data plane's `CaptureRecorder`) and of
 /// `tsmp replay --out`. With the default link type LINUX_SLL each record keeps its
 /// direction: inbound (read by the engine) is packet type 0 "to us", outbound (written by
 /// the engine) is 4 "outgoing"; the protocol is 0x0800 / 0x86DD by IP version. LINKTYPE_RAW

@@ -139,7 +139,7 @@ struct MigrateCommand: AsyncParsableCommand {
                 if wait && !ids.isEmpty {
                     let limit = Date().addingTimeInterval(deadline * 2 + 10)
                     while true {
-                        let r: MigrationReports = try await link.call("GET", "/v1/mfr", query: ["id": ids.map(String.init).joined(separator: ",")])
+                        let r: MigrationReports = try await link.call("GET", "/v1/mfr", query: ["id": ids.map(\.description).joined(separator: ",")])
                         reports = r.migrations
                         if reports.allSatisfy(\.isFinished) || Date() > limit { break }
                         try await Task.sleep(for: .milliseconds(50))
@@ -150,8 +150,7 @@ struct MigrateCommand: AsyncParsableCommand {
                 throw RuntimeFailure("migrate", "\(error)")
             }
         }
-        let started = answer.results.map { MigrationStartResult(flow: FlowID($0.flow), migration: $0.migration.map(MigrationID.init), error: $0.error) }
-        try report(started, reports, target: answer.target.description)
+        try report(answer.results, reports, target: answer.target.description)
     }
 
     // MARK: Gateway mode (local control endpoint)
@@ -162,7 +161,7 @@ struct MigrateCommand: AsyncParsableCommand {
         do {
             client = ControlClient(socketPath: try control ?? ControlClient.discover())
             started = try client.post("/v1/migrations", json: MigrationRequestBody(
-                flows: flow.map(FlowID.init), toAddress: toAddr!, fromPort: fromPort, deadlineSeconds: deadline),
+                flows: flow.map { FlowID($0) }, toAddress: toAddr!, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)
         } catch {
             throw RuntimeFailure("migrate", "\(error)")

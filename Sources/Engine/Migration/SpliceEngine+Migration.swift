@@ -33,7 +33,7 @@ extension SpliceEngine {
         if flow.device.address == target.address && (target.port == nil || target.port == flow.device.port) {
             return .failure(.sameDevice(id))
         }
-        if flow.kernelPath == .inKernel || flow.kernelPath == .leaving {
+        if flow.kernelPath == .inKernel || flow.kernelPath == .leaving || kernelPathPending.contains(id) {
             return .failure(.unsupported(id, "the kernel still forwards it (take it back from the kernel path first)"))
         }
         let mid = MigrationID(shard.globalID(local: nextMigrationID))
@@ -45,12 +45,14 @@ extension SpliceEngine {
             logger.info("migration waits for the flow's state", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(id)", "migration.phase": "requested",
             ])
+            announceAwaitedNewDevice(mid)
             return .success(mid)
         }
         let migration = Migration(awaiting: mid, flowID: id, target: target, requestedAt: now, allowed: deadline,
                                   settleWait: settleWait)
         return beginPause(migration, slot: slot, now: now, generated: generated).map { mid in
             nextMigrationID += 1
+            announceAwaitedNewDevice(mid)
             return mid
         }
     }
@@ -113,6 +115,7 @@ extension SpliceEngine {
         m.target.port = port
         m.target.awaitsPort = false
         migrations[id] = m
+        announceAwaitedNewDevice(id)
         if !m.isAwaitingState {
             logger.info("migration source port bound", metadata: ["migration.id": "\(id)", "migration.to": "\(m.target)"])
         }

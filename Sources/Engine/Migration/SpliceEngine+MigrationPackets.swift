@@ -22,10 +22,13 @@ extension SpliceEngine {
 
     /// The arbiter (the data plane's registry, over every shard) gave the opening SYN from
     /// `device` to `original` to migration `id` of this engine: it is claimed for `id` alone.
-    /// Ignored for a migration this engine does not run.
+    /// Ignored for a migration this engine does not run (the SYN is then a plain one). Either
+    /// way the 4-tuple is this engine's until it announces it released it (`EngineEvent.released`).
     public func assignNewDeviceSyn(device: IPv4Endpoint, original: IPv4Endpoint, to id: MigrationID) {
+        let key = DeviceSideKey(device: device, original: original)
+        assignedKeys.insert(key)
         guard migrations[id] != nil else { return }
-        newDeviceAssignments[DeviceSideKey(device: device, original: original)] = id
+        newDeviceAssignments[key] = id
     }
 
     /// Claims the SYN for the first of `candidates` that waits for it.
