@@ -17,6 +17,13 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case natPortsExhausted = "nat_ports_exhausted"
     /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
     case unspliceable
+    /// ICMP errors (`SpliceEngine+ICMP`; RFC 5508 §4.1): a wrong ICMP checksum; a message or
+    /// quote too short or malformed; a query or an error type not translated, sent to the NAT
+    /// address; a quoted 4-tuple that matches no live flow; a quoted sequence number outside
+    /// what was sent and not yet acknowledged (RFC 5927 §4.1); over the rate limit.
+    case badICMPChecksum = "bad_icmp_checksum", icmpMalformed = "icmp_malformed"
+    case icmpNotTranslated = "icmp_not_translated", icmpNoFlow = "icmp_no_flow"
+    case icmpOutOfWindow = "icmp_out_of_window", icmpRateLimited = "icmp_rate_limited"
 
     public init(_ e: WireError) {
         switch e {
@@ -62,6 +69,10 @@ public struct EngineCounters: Sendable, Equatable {
     public var kernelPathLeft: UInt64 = 0
     /// ACKs sent to learn a flow's sequence state back after the kernel forwarded it.
     public var stateProbes: UInt64 = 0
+    /// ICMP errors about managed flows passed on translated to the other end (RFC 5508 §4.2),
+    /// and ones the proxy took for itself (about its own segments during a migration).
+    public var icmpErrorsTranslated: UInt64 = 0
+    public var icmpErrorsAbsorbed: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -65,6 +65,8 @@ public final class SpliceEngine {
     var kernelPathLeaving: [KernelPathFlow] = []
     /// Flows the kernel forwards now.
     var kernelPathIDs: Set<FlowID> = []
+    /// Bounds the ICMP errors translated per second (`SpliceEngine+ICMP`).
+    var icmpLimiter = ICMPRateLimiter()
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
@@ -159,6 +161,7 @@ public final class SpliceEngine {
     private func classify(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
                           now: Instant, generated: PacketBatch) -> Verdict {
         guard let first = bytes.first else { return .drop(.truncated) }
+        if HeaderPeek(UnsafeRawBufferPointer(bytes)).isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
         if first >> 4 == 6 {
             do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
             return .drop(.ipv6Unsupported)
@@ -326,7 +329,7 @@ public final class SpliceEngine {
             }
             if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
-            return flow.deviceMSS
+            return flow.segmentLimitTowardDevice
         }
         if let mss = deviceMSS, payloadLength > Int(mss) {
             // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.
