@@ -233,3 +233,59 @@ struct ICMPTranslationTests {
         }
     }
 }
+
+/// The proxy's own segments during a migration (DESIGN §6 step 4): an error about them is the
+/// proxy's to act on, not the server's.
+@Suite("ICMP errors during a migration")
+struct ICMPMigrationTests {
+    typealias H = MigrationHarness
+    let cut = 2 * 1448
+
+    @Test("fragmentation needed for the emulated sender's segment: it shrinks its segments, resends, and the phone gets every byte")
+    func emulatedSenderObeysThePathMTU() throws {
+        let h = H.established(downloaded: cut, acked: cut)
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        #expect(h.report(mid)?.phase == .oldDeviceCut)
+        let cached = 8 * 1448
+        for o in h.serverSends(cut, cut + cached, ack: 120) { #expect(o.verdict == .consumed) }
+        #expect(h.send(h.phoneSyn()).verdict == .consumed)
+        let connected = h.send(h.fromPhone(at: 0, ack: cut))
+        let flight = connected.generated.filter { (try? DecodedTCP4($0))?.payload.isEmpty == false }
+        let first = try #require(flight.first)
+        #expect(try DecodedTCP4(first).payload.count == 1448)
+        // The phone's link takes 1400 bytes: its router answers the proxy's segment (sent as the server).
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.3.0.1"), to: address("10.2.0.2"), mtu: 1400),
+                                        quoting: first)
+        let out = h.send(error)
+        #expect(out.verdict == .consumed)
+        #expect(h.engine.counters.icmpErrorsAbsorbed == 1 && h.engine.counters.icmpErrorsTranslated == 0)
+        #expect(h.sender?.mss == 1400 - 40 - 12)
+        let again = try out.packets().filter { !$0.payload.isEmpty }
+        #expect(!again.isEmpty)
+        #expect(again.allSatisfy { $0.payload.count <= 1348 && $0.destination == MigrationLab.phone && $0.checksumsValid })
+        #expect(again.first.map { h.serverOffset($0.seq) } == cut)
+        // The phone receives everything (the first flight lost on the way) and the flow is spliced.
+        var receiver = StreamReceiver()
+        try h.phoneDrains(try out.packets(), into: &receiver, cut: cut)
+        #expect(difference(receiver.stream(cut, cut + cached), serverBytes(cut..<(cut + cached))) == nil)
+        #expect(h.report(mid)?.phase == .spliced)
+    }
+
+    @Test("the SYN-ACK to the new device offers an MSS within the path MTU learned toward the server")
+    func synAckOffersTheLearnedPathMSS() throws {
+        let h = H.established(downloaded: cut, acked: cut)
+        // The laptop's upload met a 1400-byte link behind the gateway.
+        let upload = h.send(h.fromLaptop(at: 120, ack: cut, length: 1448))
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address, mtu: 1400),
+                                        quoting: upload.bytes)
+        let translated = h.send(error)
+        #expect(translated.verdict == .forward)
+        #expect(h.internalFlow?.pathMTU?.towardServer == 1400)
+        h.send(h.fromServer(at: cut, ack: 120 + 1448))
+        let (_, _) = try h.migrate()
+        _ = try h.timers()
+        let synAck = try #require(try h.send(h.phoneSyn()).packets().first { $0.flags.contains(.syn) })
+        #expect(synAck.maximumSegmentSize == 1360)
+    }
+}
