@@ -73,6 +73,8 @@ public struct EngineCounters: Sendable, Equatable {
     /// and ones the proxy took for itself (about its own segments during a migration).
     public var icmpErrorsTranslated: UInt64 = 0
     public var icmpErrorsAbsorbed: UInt64 = 0
+    /// SYNs whose MSS option was lowered (`MSSClamp`).
+    public var synsClamped: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

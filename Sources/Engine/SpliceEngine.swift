@@ -237,6 +237,7 @@ public final class SpliceEngine {
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
         flow.deviceSyn = SynOptions(packet.tcp.options)
         flow.streamStartToServer = packet.tcp.seq + 1
+        clampSynTowardServer(packet.tcp)
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
         logger.debug("flow created", metadata: [
@@ -295,6 +296,7 @@ public final class SpliceEngine {
         let ack = tcp.ack
         let payloadLength = tcp.payloadLength
         let perFlowCap = config.limits.inFlightPerFlow
+        if flags.contains(.syn) && flags.contains(.ack) { clampSynTowardDevice(tcp) }
         let deviceMSS = withFlow(slot) { flow -> UInt16? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
