@@ -17,12 +17,12 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case natPortsExhausted = "nat_ports_exhausted"
     /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
     case unspliceable
-    /// ICMP errors (`SpliceEngine+ICMP`; RFC 5508 §4.1): a wrong ICMP checksum; a message or
-    /// quote too short or malformed; a query or an error type not translated, sent to the NAT
-    /// address; a quoted 4-tuple that matches no live flow; a quoted sequence number outside
-    /// what was sent and not yet acknowledged (RFC 5927 §4.1); over the rate limit.
+    /// ICMP errors (`SpliceEngine+ICMP`; RFC 5508 §4.1): a wrong ICMP checksum; a message
+    /// shorter than its 8-byte header; a quote naming a NAT port that no live flow holds; a
+    /// quoted sequence number outside what was sent and not yet acknowledged (RFC 5927 §4.1);
+    /// over the rate limit.
     case badICMPChecksum = "bad_icmp_checksum", icmpMalformed = "icmp_malformed"
-    case icmpNotTranslated = "icmp_not_translated", icmpNoFlow = "icmp_no_flow"
+    case icmpNoFlow = "icmp_no_flow"
     case icmpOutOfWindow = "icmp_out_of_window", icmpRateLimited = "icmp_rate_limited"
 
     public init(_ e: WireError) {

@@ -16,10 +16,11 @@ import Wire
 /// both sides), checksums redone. Errors about the proxy's own segments during a migration
 /// (the emulated sender's) are taken by the proxy: its sender lowers its segment size.
 ///
-/// Validation (RFC 5508 §4.1, RFC 5927 §4): the checksum must be right, the quote must be a
-/// TCP header whose 4-tuple matches a live flow and whose sequence number is inside what was
-/// sent and not yet acknowledged; otherwise the error is dropped with its reason. ICMP from a
-/// device interface about anything else passes through untouched (a device's ping). At most
+/// Validation (RFC 5508 §4.1, RFC 5927 §4): the checksum must be right, a quote naming a NAT
+/// port must match a live flow and whose sequence number is inside what was
+/// sent and not yet acknowledged; otherwise the error is dropped with its reason. ICMP about
+/// anything else passes through untouched (a device's ping, an error about the gateway's own
+/// connection from its NAT address). At most
 /// `ICMPRateLimiter`'s rate is translated. Errors never refresh a flow's idle timer (RFC 5508
 /// §4.3: only the flow's own packets keep it alive).
 extension SpliceEngine {
@@ -29,12 +30,11 @@ extension SpliceEngine {
             if case .outer(let e) = error { return .drop(DropReason(e)) }
             return .drop(.icmpMalformed)
         }
-        let toNAT = message.ip.destination == config.nat
-        // Queries (echo...) and errors not about TCP are not the proxy's: dropped when sent to
-        // the NAT address (nothing behind it), passed on otherwise (the kernel would forward them).
-        guard let kind = message.kind else { return toNAT ? .drop(.icmpNotTranslated) : .passThrough }
-        let quote: QuotedTCPv4
-        do { quote = try message.quotedTCP() } catch { return toNAT ? .drop(.icmpMalformed) : .passThrough }
+        // Queries (echo...), errors not about TCP and errors about TCP connections the proxy
+        // does not manage are not the proxy's: passed on as the kernel would have handled them
+        // (delivered to the gateway's own stack when the NAT address is one of its addresses,
+        // which answers its pings and learns the path MTU of its own connections).
+        guard let kind = message.kind, let quote = try? message.quotedTCP() else { return .passThrough }
 
         let quotedSource = quote.source
         if quotedSource.address == config.nat && config.natPorts.contains(quotedSource.port) {
@@ -46,7 +46,7 @@ extension SpliceEngine {
             return aboutSegmentToServer(message, quote, kind: kind, slot: slot, now: now)
         }
         let key = DeviceSideKey(device: quote.destination, original: quotedSource)
-        guard let slot = table.slot(deviceKey: key) else { return toNAT ? .drop(.icmpNoFlow) : .passThrough }
+        guard let slot = table.slot(deviceKey: key) else { return .passThrough }
         if let bad = icmpChecksumProblem(message) { return .drop(bad) }
         return aboutSegmentToDevice(message, quote, kind: kind, slot: slot, now: now, generated: generated)
     }
