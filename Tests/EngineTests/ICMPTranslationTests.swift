@@ -292,4 +292,34 @@ struct ICMPMigrationTests {
         let synAck = try #require(try h.send(h.phoneSyn()).packets().first { $0.flags.contains(.syn) })
         #expect(synAck.maximumSegmentSize == 1360)
     }
+
+    @Test("fragmentation needed for the new device's data during the drain goes to the new device, in its own sequence space")
+    func serverSideErrorGoesToTheNewDevice() throws {
+        let h = H.established(downloaded: cut, acked: cut)
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        for o in h.serverSends(cut, cut + 4 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+        _ = try h.phoneConnects(cut: cut)
+        #expect(h.report(mid)?.phase == .newDeviceConnected)
+        // The phone sends its first bytes (the device-side stream continues at 120).
+        let data = h.fromPhone(at: 0, ack: cut, length: 1448, streamBase: 120)
+        let forwarded = h.send(data)
+        #expect(forwarded.verdict == .forward)
+        let wire = try DecodedTCP4(forwarded.bytes)
+        #expect(wire.seq == SeqNumber(h.l(120)) && wire.source == MigrationLab.nat)
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address, mtu: 1400),
+                                        quoting: forwarded.bytes, quoteLength: 48)
+        let out = h.send(error)
+        #expect(out.verdict == .forward)
+        var bytes = out.bytes
+        try bytes.withUnsafeMutableBytes { buf in
+            let m = try ICMPv4Message(validating: buf)
+            #expect(m.ip.destination == MigrationLab.phone.address && m.verifyChecksum && m.nextHopMTU == 1400)
+            let q = try m.quotedTCP()
+            #expect(q.source == MigrationLab.phone && q.destination == MigrationLab.server)
+            #expect(q.seq == SeqNumber(h.p(0)))
+        }
+        // The quoted IP header is the phone's own, checksum included.
+        #expect(Array(out.bytes[28..<48]) == Array(data[0..<20]))
+    }
 }
