@@ -69,6 +69,19 @@ struct ICMPTranslationTests {
         #expect(d.quote == Array(syn[0..<28]))
     }
 
+    @Test("time exceeded (a routing loop or a short TTL behind the gateway) reaches the device, type and code kept")
+    func timeExceededReachesTheDevice() throws {
+        let h = EngineHarness(Lab.transparent())
+        let (device, wire) = uploading(h)
+        let error = ICMPv4Builder.bytes(ICMPv4ErrorSpec(source: Self.router, destination: Lab.nat, type: 11, code: 0), quoting: wire, quoteLength: 28)
+        let out = h.send(error)
+        #expect(out.verdict == .forward)
+        let d = try decoded(out.bytes)
+        #expect(d.destination == address("10.1.0.2") && d.type == 11 && d.code == 0 && d.mtu == nil)
+        #expect(d.quote == Array(device[0..<28]))
+        #expect(h.internalFlow()?.pathMTU == nil)
+    }
+
     @Test("service mode: the server's own error speaks as the VIP, the quote as the device sent it")
     func serviceModeSpeaksAsTheVIP() throws {
         let h = EngineHarness(Lab.service())
