@@ -13,10 +13,10 @@
 E2E_RTR_GW=10.2.0.254
 E2E_RTR_SRV=10.2.9.1
 
-# e2e_insert_router: moves srv behind a router namespace (tsmp-ID-rtr, removed by the case's
-# cleanup hook) whose routes in both directions have MTU 1400.
+# e2e_insert_router MTU: moves srv behind a router namespace (tsmp-ID-rtr, removed by the
+# case's cleanup hook) whose routes in both directions have MTU MTU.
 e2e_insert_router() {
-    local rtr gw srv node
+    local mtu=$1 rtr gw srv node
     rtr=$(lab_ns "$LAB_ID" rtr)
     gw=$(lab_ns "$LAB_ID" gw)
     srv=$(lab_ns "$LAB_ID" srv)
@@ -41,11 +41,11 @@ e2e_insert_router() {
     ip -n "$srv" link set eth0 up
     ip -n "$srv" route add "$E2E_RTR_SRV/32" dev eth0
     ip -n "$srv" route add default via "$E2E_RTR_SRV" dev eth0
-    # The narrow path: 1400 toward the server and toward the gateway (RFC 1191 §3 routers
-    # answer a larger DF packet with "fragmentation needed", next-hop MTU 1400).
-    ip -n "$rtr" route add "$LAB_SRV/32" dev r-srv mtu 1400
-    ip -n "$rtr" route replace 10.2.0.0/24 dev r-gw proto kernel scope link src "$E2E_RTR_GW" mtu 1400
-    ip -n "$rtr" route add default via "$LAB_GW_SRV" dev r-gw mtu 1400
+    # The narrow path, toward the server and toward the gateway (RFC 1191 §3: routers answer
+    # a larger DF packet with "fragmentation needed" and the next-hop MTU).
+    ip -n "$rtr" route add "$LAB_SRV/32" dev r-srv mtu "$mtu"
+    ip -n "$rtr" route replace 10.2.0.0/24 dev r-gw proto kernel scope link src "$E2E_RTR_GW" mtu "$mtu"
+    ip -n "$rtr" route add default via "$LAB_GW_SRV" dev r-gw mtu "$mtu"
     ip -n "$gw" route add "$LAB_SRV/32" via "$E2E_RTR_GW" dev "$LAB_GW_UPLINK"
     for node in laptop phone gw srv; do
         lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
@@ -54,36 +54,39 @@ e2e_insert_router() {
     tl_note "router: $(ip -n "$rtr" route show | tr '\n' ';')"
 }
 
-# e2e_pmtu_upload SIZE [PROXY ARGS...]: the laptop sends SIZE bytes to a socat sink on srv.
+# e2e_pmtu_upload MODE MTU SIZE [PROXY ARGS...]: the laptop sends SIZE bytes to a socat sink
+# on srv, behind a path of MTU MTU, through the proxy in MODE (transparent or service).
 e2e_pmtu_upload() {
-    local size=$1
-    shift
+    local mode=$1 mtu=$2 size=$3
+    shift 3
     E2E_EXTRA_PROXY_ARGS+=("$@")
     local dir=$CASE_DIR/data
-    e2e_insert_router
+    e2e_insert_router "$mtu"
     e2e_random_file "$dir/up.bin" "$size"
-    e2e_gateway_up transparent owned 7000
+    e2e_gateway_up "$mode" owned 7000
     lab_exec "$LAB_ID" srv timeout 60 socat -u "TCP-LISTEN:7000,bind=$LAB_SRV,reuseaddr" "CREATE:$dir/got.bin" \
         >"$CASE_DIR/socat-server.log" 2>&1 &
     local server=$!
     tl_wait_until 15 "socat listening" e2e_listening srv 7000
     local start
     start=$(tl_now)
-    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "OPEN:$dir/up.bin" "TCP:$LAB_SRV:7000,connect-timeout=5" \
+    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "OPEN:$dir/up.bin" "TCP:$(e2e_target 7000),connect-timeout=5" \
         >"$CASE_DIR/socat-client.log" 2>&1 || tl_fail "the upload did not complete (black hole?): $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
     wait "$server" || tl_fail "the socat sink failed: $(tail -n 2 "$CASE_DIR/socat-server.log" | tr '\n' ' ')"
     tl_note "upload of $size took $(tl_elapsed "$start" "$(tl_now)") s"
     tl_expect_eq "sha256 of the upload" "$(e2e_sha "$dir/up.bin")" "$(e2e_sha "$dir/got.bin")"
-    tl_note "laptop's route cache: $(lab_exec "$LAB_ID" laptop ip route get "$LAB_SRV" | tr '\n' ' ')"
+    local target
+    target=$(e2e_target 7000)
+    tl_note "laptop's route cache: $(lab_exec "$LAB_ID" laptop ip route get "${target%:*}" | tr '\n' ' ')"
     e2e_proxy_healthy
     e2e_expect_icmp_translated
 }
 
-# e2e_pmtu_download SIZE: the laptop downloads SIZE bytes from http.server on srv.
+# e2e_pmtu_download MTU SIZE: the laptop downloads SIZE bytes from http.server on srv.
 e2e_pmtu_download() {
-    local size=$1 www=$CASE_DIR/data/www
+    local mtu=$1 size=$2 www=$CASE_DIR/data/www
     mkdir -p "$www"
-    e2e_insert_router
+    e2e_insert_router "$mtu"
     e2e_random_file "$www/blob.bin" "$size"
     e2e_gateway_up transparent owned 8080
     e2e_http_server 8080 "$www" "$CASE_DIR/http.log"
@@ -129,7 +132,9 @@ print("connect: connected?"); sys.exit(1)
     e2e_proxy_healthy
 }
 
-test_case "path MTU 1400 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload 20M
-test_case "path MTU 1400 behind the gateway: 20MB upload, --no-kernel-path --no-offload" e2e_pmtu_upload 20M --no-kernel-path --no-offload
-test_case "path MTU 1400 behind the gateway: 20MB download through the proxy" e2e_pmtu_download 20M
+test_case "path MTU 1400 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload transparent 1400 20M
+test_case "path MTU 1400 behind the gateway: 20MB upload, --no-kernel-path --no-offload" e2e_pmtu_upload transparent 1400 20M --no-kernel-path --no-offload
+test_case "path MTU 1280 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload transparent 1280 20M
+test_case "path MTU 1400 behind the gateway: 20MB upload to a service VIP" e2e_pmtu_upload service 1400 20M
+test_case "path MTU 1400 behind the gateway: 20MB download through the proxy" e2e_pmtu_download 1400 20M
 test_case "ICMP port unreachable: connect() through the proxy fails at once" e2e_closed_port
