@@ -10,7 +10,7 @@
 ///
 /// Invariants after `init(validating:)`: the outer header is valid IPv4 (`IPv4Packet`), protocol
 /// 1, not a fragment; the ICMP message holds its 8-byte header; every accessor stays inside the
-/// datagram. The quoted datagram is checked separately (`quotedTCP`): bad bytes there are a
+/// datagram. The quoted datagram is checked separately (`quotedTCP`): bad bytes there are an
 /// `ICMPWireError`, never a trap.
 public struct ICMPv4Message {
     public let ip: IPv4Packet
@@ -114,7 +114,7 @@ public enum ICMPv4ErrorKind: Equatable, Sendable {
     }
 }
 
-/// Why bytes were refused as an ICMPv4 error about TCP. Raw values are drop-counter labels.
+/// Why bytes were refused as an ICMPv4 error about TCP; `label` names it in logs and counters.
 public enum ICMPWireError: Error, Sendable, Equatable {
     /// The outer datagram is not valid IPv4.
     case outer(WireError)
