@@ -19,6 +19,13 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case unspliceable
     /// A RST outside its receiver's window (RFC 5961 §3.2): the receiver would discard it.
     case resetOutOfWindow = "reset_out_of_window"
+    /// ICMP errors (`SpliceEngine+ICMP`; RFC 5508 §4.1): a wrong ICMP checksum; a message
+    /// shorter than its 8-byte header; a quote naming a NAT port that no live flow holds; a
+    /// quoted sequence number outside what was sent and not yet acknowledged (RFC 5927 §4.1);
+    /// over the rate limit.
+    case badICMPChecksum = "bad_icmp_checksum", icmpMalformed = "icmp_malformed"
+    case icmpNoFlow = "icmp_no_flow"
+    case icmpOutOfWindow = "icmp_out_of_window", icmpRateLimited = "icmp_rate_limited"
 
     public init(_ e: WireError) {
         switch e {
@@ -64,6 +71,12 @@ public struct EngineCounters: Sendable, Equatable {
     public var kernelPathLeft: UInt64 = 0
     /// ACKs sent to learn a flow's sequence state back after the kernel forwarded it.
     public var stateProbes: UInt64 = 0
+    /// ICMP errors about managed flows passed on translated to the other end (RFC 5508 §4.2),
+    /// and ones the proxy took for itself (about its own segments during a migration).
+    public var icmpErrorsTranslated: UInt64 = 0
+    public var icmpErrorsAbsorbed: UInt64 = 0
+    /// SYNs whose MSS option was lowered (`MSSClamp`).
+    public var synsClamped: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -73,6 +73,8 @@ public struct EngineConfig: Sendable {
     public var verifyChecksums: Bool
     /// Hand plain flows to the kernel's forwarding (nil: the engine forwards every packet).
     public var kernelPath: KernelPathPolicy?
+    /// Lower the MSS of forwarded SYNs to the known links' MTUs (`MSSClamp`); nil: never.
+    public var mssClamp: MSSClamp?
 
     /// 61000-65534: above Linux's default ephemeral range (32768-60999), and 65535 is left out
     /// because the kernel refuses policy-rule port ranges that reach it.

@@ -25,6 +25,9 @@ public struct EngineStatus: Sendable, Codable, Equatable {
     public var kernelPathEntered: UInt64 = 0
     public var kernelPathLeft: UInt64 = 0
     public var stateProbes: UInt64 = 0
+    /// ICMP errors translated to the other end of a managed flow, and absorbed by the proxy.
+    public var icmpErrorsTranslated: UInt64 = 0
+    public var icmpErrorsAbsorbed: UInt64 = 0
 }
 
 extension SpliceEngine {
@@ -40,7 +43,8 @@ extension SpliceEngine {
             flows: flowCount, natPortsInUse: natPortsInUse, natPortsCapacity: natPorts.capacity,
             inFlightStorageBytes: inFlightStorageBytes, drops: drops,
             kernelPathFlows: kernelPathFlowCount, kernelPathEntered: counters.kernelPathEntered,
-            kernelPathLeft: counters.kernelPathLeft, stateProbes: counters.stateProbes)
+            kernelPathLeft: counters.kernelPathLeft, stateProbes: counters.stateProbes,
+            icmpErrorsTranslated: counters.icmpErrorsTranslated, icmpErrorsAbsorbed: counters.icmpErrorsAbsorbed)
     }
 }
 
@@ -62,6 +66,7 @@ extension EngineStatus {
             t.drops.merge(p.drops, uniquingKeysWith: &+)
             t.kernelPathFlows += p.kernelPathFlows; t.kernelPathEntered &+= p.kernelPathEntered
             t.kernelPathLeft &+= p.kernelPathLeft; t.stateProbes &+= p.stateProbes
+            t.icmpErrorsTranslated &+= p.icmpErrorsTranslated; t.icmpErrorsAbsorbed &+= p.icmpErrorsAbsorbed
         }
         return t
     }

@@ -112,8 +112,10 @@ final class ColdFlowState {
     var aliasKey: DeviceSideKey?
     /// The kernel's counters when last read, while the kernel forwards the flow.
     var kernelCounters: KernelPathCounters?
+    /// Path MTUs learned from ICMP (`SpliceEngine+ICMP`).
+    var pathMTU: LearnedPathMTU?
 
-    var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil && kernelCounters == nil }
+    var isEmpty: Bool { inFlight == nil && migration == nil && aliasKey == nil && kernelCounters == nil && pathMTU == nil }
 }
 
 /// Options of the connection with the server that the current device did not negotiate.
@@ -240,6 +242,14 @@ struct Flow {
         get { cold?.kernelCounters }
         set {
             if newValue != nil { coldState().kernelCounters = newValue } else if let cold { cold.kernelCounters = nil; trimCold() }
+        }
+    }
+
+    /// Path MTUs learned from ICMP "fragmentation needed" (RFC 1191), when any.
+    var pathMTU: LearnedPathMTU? {
+        get { cold?.pathMTU }
+        set {
+            if newValue != nil { coldState().pathMTU = newValue } else if let cold { cold.pathMTU = nil; trimCold() }
         }
     }
 

@@ -103,7 +103,16 @@ public enum ShardKey: Equatable, Sendable {
 
     /// The key of an IPv4 TCP packet; `nat` and `natPorts` tell the server side apart.
     public init(_ bytes: UnsafeRawBufferPointer, nat: IPv4Address, natPorts: PortRange) {
-        guard let (source, destination, flags) = HeaderPeek(bytes).ipv4TCP else { self = .none; return }
+        guard let (source, destination, flags) = HeaderPeek(bytes).ipv4TCP else {
+            // An ICMP error belongs to the flow of the segment it quotes (`SpliceEngine+ICMP`).
+            guard let (quotedSource, quotedDestination) = HeaderPeek(bytes).ipv4ICMPQuotedTCP else { self = .none; return }
+            if quotedSource.address == nat && natPorts.contains(quotedSource.port) {
+                self = .natPort(quotedSource.port)
+            } else {
+                self = .device(source: quotedDestination, destination: quotedSource, openingSyn: false)
+            }
+            return
+        }
         if destination.address == nat && natPorts.contains(destination.port) {
             self = .natPort(destination.port)
             return

@@ -60,6 +60,7 @@ extension SpliceEngine {
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
         flow.deviceSyn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
         flow.streamStartToServer = packet.tcp.seq + 1
+        clampSynTowardServer(packet.tcp)
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
         logger.debug("flow created", metadata: [
@@ -128,6 +129,7 @@ extension SpliceEngine {
         let ack = tcp.ack
         let payloadLength = tcp.payloadLength
         let perFlowCap = config.limits.inFlightPerFlow
+        if flags.contains(.syn) && flags.contains(.ack) { clampSynTowardDevice(tcp) }
         let deviceMSS = withFlow(slot) { flow -> UInt16? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
@@ -165,7 +167,7 @@ extension SpliceEngine {
             }
             if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
-            return flow.deviceMSS
+            return flow.segmentLimitTowardDevice
         }
         if let mss = deviceMSS, payloadLength > Int(mss) {
             // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.

@@ -75,6 +75,8 @@ public final class SpliceEngine {
     /// Flows handed to the kernel (`EngineEvent.kernelPathEnter`) whose hand-over is not yet
     /// confirmed: the kernel may forward them already, so no migration starts on them.
     var kernelPathPending: Set<FlowID> = []
+    /// Bounds the ICMP errors translated per second (`SpliceEngine+ICMP`).
+    var icmpLimiter = ICMPRateLimiter()
 
     /// What happened to one packet.
     public enum Verdict: Equatable, Sendable {
@@ -169,6 +171,7 @@ public final class SpliceEngine {
     private func classify(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
                           now: Instant, generated: PacketBatch) -> Verdict {
         guard let first = bytes.first else { return .drop(.truncated) }
+        if HeaderPeek(UnsafeRawBufferPointer(bytes)).isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
         if first >> 4 == 6 {
             do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
             return .drop(.ipv6Unsupported)

@@ -5,13 +5,14 @@ import Wire
 /// packets policy routing steers into the TUN. `GatewaySetup` turns it into kernel objects.
 ///
 /// Rule priorities, lowest first:
+/// - 9999: ICMP errors to the NAT address (`GatewayPlan+ICMP`);
 /// - 10000: replies, `iif UPLINK to NAT/32 ipproto tcp dport NATLO-NATHI lookup TABLE`;
 /// - 10001+i: service addresses, `to VIP/32 ipproto tcp dport PORT lookup TABLE`;
 /// - 10050: the kernel's `lookup local`, moved here from pref 0 only when the NAT address or a
 ///   VIP is the gateway's own (otherwise the local rule would deliver those packets locally
 ///   and the kernel would answer them with RSTs);
 /// - 10100+i: transparent interception, `iif DEVICE ipproto tcp dport LO-HI lookup TABLE`,
-///   one per device interface and intercept range.
+///   one per device interface and intercept range, then ICMP from each device interface.
 public struct GatewayPlan: Codable, Sendable, Equatable {
     /// Rule priorities (see the type's documentation).
     public enum Priority {
@@ -120,7 +121,7 @@ extension GatewayPlan {
               "device interfaces are given but no intercept ports and no service addresses")
         check(!deviceInterfaces.isEmpty || !serviceAddresses.isEmpty,
               "nothing to intercept: give device interfaces with intercept ports, or service addresses")
-        check(deviceInterfaces.count * interceptPorts.count <= Priority.maxTransparentRules,
+        check(deviceInterfaces.count * (interceptPorts.count + 1) <= Priority.maxTransparentRules,
               "too many device interface x intercept range pairs (at most \(Priority.maxTransparentRules))")
 
         check(serviceAddresses.count <= Priority.maxServices, "too many service addresses (at most \(Priority.maxServices))")
@@ -204,7 +205,7 @@ extension GatewayPlan {
     /// The policy rules that steer packets into the TUN, in priority order (without the
     /// moved local rule).
     public var interceptRules: [NetlinkRule] {
-        var rules = [NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
+        var rules = [icmpReplyRule, NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
                                  destination: .host(nat), ipProtocol: NetlinkRule.tcp,
                                  destinationPorts: Self.ports(natPorts), protocolTag: NetlinkProtocolTag.tsmp)]
         for (i, service) in serviceAddresses.enumerated() {
@@ -222,6 +223,7 @@ extension GatewayPlan {
                 i += 1
             }
         }
+        rules += deviceICMPRules(from: Priority.firstTransparent + i)
         return rules
     }
 

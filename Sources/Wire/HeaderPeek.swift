@@ -40,4 +40,26 @@ public struct HeaderPeek {
                                        bytes.u16(ihl + TCPSegment.Field.destinationPort))
         return (source, destination, TCPFlags(rawValue: bytes[ihl + TCPSegment.Field.flags]))
     }
+
+    /// The endpoints of the TCP segment an ICMPv4 message quotes (RFC 792: outer IPv4 header,
+    /// 8 bytes of ICMP, the quoted IPv4 header and at least 8 bytes of TCP), nil when the bytes
+    /// are not ICMPv4 quoting TCP or end before the quoted ports. Type and checksums unchecked.
+    public var ipv4ICMPQuotedTCP: (source: IPv4Endpoint, destination: IPv4Endpoint)? {
+        guard isICMPv4 else { return nil }
+        let outer = Int(bytes[IPv4Packet.Field.versionIHL] & 0x0F) * 4
+        guard outer >= IPv4Packet.minimumHeaderLength else { return nil }
+        let q = outer + ICMPv4Message.headerLength
+        guard bytes.count >= q + IPv4Packet.minimumHeaderLength, bytes[q] >> 4 == 4,
+              bytes[q + IPv4Packet.Field.proto] == 6 else { return nil }
+        let inner = Int(bytes[q] & 0x0F) * 4
+        guard inner >= IPv4Packet.minimumHeaderLength, bytes.count >= q + inner + 4 else { return nil }
+        let source = IPv4Endpoint(IPv4Address(bytes.u32(q + IPv4Packet.Field.source)), bytes.u16(q + inner))
+        let destination = IPv4Endpoint(IPv4Address(bytes.u32(q + IPv4Packet.Field.destination)), bytes.u16(q + inner + 2))
+        return (source, destination)
+    }
+
+    /// True for an IPv4 datagram carrying ICMP (protocol 1, RFC 792).
+    @inlinable public var isICMPv4: Bool {
+        bytes.count >= IPv4Packet.minimumHeaderLength && ipVersion == 4 && bytes[IPv4Packet.Field.proto] == 1
+    }
 }

@@ -37,6 +37,12 @@ struct ProxyRunCommand: AsyncParsableCommand {
         route, rule, table and device it added. After a crash (kill -9) run \
         `tsmp proxy cleanup`. Traffic that is not managed is never touched.
 
+        ICMP errors about managed flows (fragmentation needed, port unreachable, time \
+        exceeded) are passed to the end that sent the quoted segment, translated as a NAT \
+        does (RFC 5508), so path MTU discovery and refused connections work through the \
+        proxy. --clamp-mss (on by default) also lowers the MSS of forwarded SYNs to what the \
+        --uplink and --devices links carry (their MTU less 40).
+
         Transparent gateway: devices route through this box; flows from --devices interfaces \
         to --intercept ports are managed and the server sees --nat.
         Service address: devices connect to VIP:PORT and the proxy splices to HOST:PORT.
@@ -47,6 +53,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcap --log-level debug
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
           tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
+          tsmp proxy ... --no-clamp-mss                 # forward SYNs with the MSS their sender announced
         """)
 
     @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
@@ -88,6 +95,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     @Flag(inversion: .prefixedNo, help: "Hand busy plain flows to the kernel's forwarding (a stateless nftables rewrite, no copy to user space); a migration takes a flow back first. Transparent flows only. --no-kernel-path: every packet through the engine.")
     var kernelPath = true
+
+    @Flag(inversion: .prefixedNo, help: "Lower the MSS option of forwarded SYNs to what the --uplink (toward servers) and --devices (toward devices) links carry: their MTU less 40. A narrower link further away is learned from ICMP fragmentation-needed, which the proxy translates either way. --no-clamp-mss: SYNs keep the MSS their sender announced.")
+    var clampMSS = true
 
     @Option(help: "With --kernel-path: hand a flow over once established this many seconds, active, and past 256 KiB.")
     var kernelPathAfter: Double = 1
@@ -156,7 +166,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
             if let namespace { credential.namespaceURL = namespace }
             deviceAPI = DeviceAPISettings(host: listen.host, port: listen.port, credential: credential, insecureLab: lab.insecureLab)
         }
-        let options = ProxyOptions(devices: devices, uplink: uplink, engine: engineConfig, tunName: tun,
+        var engine = engineConfig
+        if clampMSS { engine.mssClamp = Self.mssClamp(uplink: uplink, devices: devices) }
+        let options = ProxyOptions(devices: devices, uplink: uplink, engine: engine, tunName: tun,
                                    control: control ?? LocalControlSocket.defaultPath(tun: tun), metrics: metrics, capturePath: capture,
                                    offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI,
                                    queues: queueCount)

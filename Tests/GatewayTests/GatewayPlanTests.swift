@@ -39,8 +39,10 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         var plan = samplePlan()
         plan.interceptPorts = [PortRange(1, 65535)]
         try plan.validate()
-        #expect(plan.interceptRules.last?.destinationPorts == nil)
-        #expect(plan.interceptRules.last?.description == "pref 10100 iif veth-dev0 ipproto tcp lookup 7464 proto 0x74")
+        let tcp = plan.interceptRules.filter { $0.ipProtocol == NetlinkRule.tcp }
+        #expect(tcp.last?.destinationPorts == nil)
+        #expect(tcp.last?.description == "pref 10100 iif veth-dev0 ipproto tcp lookup 7464 proto 0x74")
+        #expect(plan.interceptRules.last?.description == "pref 10101 iif veth-dev0 ipproto 1 lookup 7464 proto 0x74")
     }
 
     @Test func listsEveryProblemAtOnce() {
@@ -72,16 +74,28 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
                         destinationPorts: 8000...8100, protocolTag: tsmp),
         ]
     }
+    /// ICMP toward the NAT address, and from the device interface (`GatewayPlan+ICMP`).
+    var icmpReplyRule: NetlinkRule {
+        NetlinkRule(priority: 9999, table: 7464, inputInterface: "veth-up", destination: NetlinkPrefix("10.2.0.100/32"),
+                    ipProtocol: 1, protocolTag: tsmp)
+    }
+    var deviceICMPRule: NetlinkRule {
+        NetlinkRule(priority: 10102, table: 7464, inputInterface: "veth-dev0", ipProtocol: 1, protocolTag: tsmp)
+    }
+    /// Every rule of `samplePlan`, in priority order.
+    var allRules: [NetlinkRule] { [icmpReplyRule] + sampleRules + [deviceICMPRule] }
 
     @Test func interceptRulesFollowTheDecidedPriorities() {
-        #expect(samplePlan().interceptRules == sampleRules)
+        #expect(samplePlan().interceptRules == allRules)
     }
 
     @Test func transparentRulesAreOnePerDeviceAndRange() {
         var plan = samplePlan()
         plan.deviceInterfaces = ["a", "b"]
-        let transparent = plan.interceptRules.filter { $0.priority >= 10100 }
+        let transparent = plan.interceptRules.filter { $0.priority >= 10100 && $0.ipProtocol == NetlinkRule.tcp }
         #expect(transparent.map(\.priority) == [10100, 10101, 10102, 10103])
+        let icmp = plan.interceptRules.filter { $0.priority >= 10100 && $0.ipProtocol == GatewayPlan.icmpProtocol }
+        #expect(icmp.map(\.priority) == [10104, 10105] && icmp.map(\.inputInterface) == ["a", "b"])
         #expect(transparent.map(\.inputInterface) == ["a", "a", "b", "b"])
         #expect(transparent.map(\.destinationPorts) == [80...80, 8000...8100, 80...80, 8000...8100])
     }
@@ -92,7 +106,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
             .linkUp(link: "tsmp0"),
             .route(NetlinkRoute(table: 7464, destination: .any, protocolTag: tsmp, metric: UInt32.max, kind: .blackhole)),
             .route(NetlinkRoute(table: 7464, destination: .any, device: "tsmp0", protocolTag: tsmp)),
-        ] + sampleRules.map { .rule($0) } + [
+        ] + allRules.map { .rule($0) } + [
             .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),
         ])
     }
@@ -104,9 +118,9 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         #expect(changes == [
             .linkUp(link: "tsmp0"),
             .route(plan.failClosedRoute), .route(plan.tunRoute),
-            .rule(sampleRules[0]), .rule(sampleRules[1]),
+            .rule(icmpReplyRule), .rule(sampleRules[0]), .rule(sampleRules[1]),
             .rule(movedLocal), .removedRule(.kernelLocal),   // add the new one before deleting pref 0
-            .rule(sampleRules[2]), .rule(sampleRules[3]),
+            .rule(sampleRules[2]), .rule(sampleRules[3]), .rule(deviceICMPRule),
             .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),
         ])
     }
@@ -137,7 +151,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         var plan = samplePlan()
         plan.tunMTU = 1500
         let changes = plan.changes(given: GatewayFacts(tunIsUp: true, tunMTU: 1500, ipForward: "1"))
-        #expect(changes == [.route(plan.failClosedRoute), .route(plan.tunRoute)] + sampleRules.map { .rule($0) })
+        #expect(changes == [.route(plan.failClosedRoute), .route(plan.tunRoute)] + allRules.map { .rule($0) })
     }
 
     @Test func mtuComesFirstAndAddressBringsLooseReversePathFilterAndAcceptLocal() {
@@ -159,6 +173,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         #expect(sampleRules[0].description
                 == "pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65534 lookup 7464 proto 0x74")
         #expect(sampleRules[2].description == "pref 10100 iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 0x74")
+        #expect(icmpReplyRule.description == "pref 9999 iif veth-up to 10.2.0.100/32 ipproto 1 lookup 7464 proto 0x74")
         #expect(NetlinkRule.kernelLocal.description == "pref 0 lookup local proto kernel")
         #expect(samplePlan().tunRoute.description == "default dev tsmp0 table 7464 proto 0x74")
         #expect(samplePlan().failClosedRoute.description == "blackhole default table 7464 proto 0x74 metric 4294967295")

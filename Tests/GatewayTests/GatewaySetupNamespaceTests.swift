@@ -19,13 +19,15 @@ struct GatewaySetupNamespaceTests {
 
         /// `ip rule show` while `samplePlan(nat: address)` is installed.
         var installedRules: String {
+            let icmp = "9999:\tfrom all to \(address) iif veth-up ipproto icmp lookup 7464 proto 116"
             let reply = "10000:\tfrom all to \(address) iif veth-up ipproto tcp dport 61000-65534 lookup 7464 proto 116"
             let service = "10001:\tfrom all to 10.9.0.1 ipproto tcp dport 443 lookup 7464 proto 116"
             let transparent = ["10100:\tfrom all iif veth-dev0 ipproto tcp dport 80 lookup 7464 proto 116",
-                               "10101:\tfrom all iif veth-dev0 ipproto tcp dport 8000-8100 lookup 7464 proto 116"]
+                               "10101:\tfrom all iif veth-dev0 ipproto tcp dport 8000-8100 lookup 7464 proto 116",
+                               "10102:\tfrom all iif veth-dev0 ipproto icmp lookup 7464 proto 116"]
             switch self {
-            case .notOwned: return ruleListing([reply, service] + transparent)
-            case .owned: return ruleListing([reply, service, "10050:\tfrom all lookup local proto 116"] + transparent,
+            case .notOwned: return ruleListing([icmp, reply, service] + transparent)
+            case .owned: return ruleListing([icmp, reply, service, "10050:\tfrom all lookup local proto 116"] + transparent,
                                             localAtZero: false)
             }
         }

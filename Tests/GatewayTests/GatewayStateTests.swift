@@ -10,7 +10,7 @@ let everyKindOfChange: [GatewayChange] = [
     .address(NetlinkPrefix("10.99.0.1/32")!, link: "tsmp0"),
     .route(samplePlan().failClosedRoute),
     .route(samplePlan().tunRoute),
-    .rule(samplePlan().interceptRules[0]),
+    .rule(samplePlan().interceptRules[1]), // the TCP reply rule
     .rule(NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: NetlinkProtocolTag.tsmp)),
     .removedRule(.kernelLocal),
     .sysctl(key: "net.ipv4.ip_forward", previous: "0", value: "1"),

@@ -21,7 +21,7 @@ struct EmulatedSender: Sendable {
     private(set) var end: SeqNumber
     /// Deliver a FIN after `end` (the server had closed its direction).
     private(set) var fin: Bool
-    let mss: Int
+    private(set) var mss: Int
     private(set) var cwnd: Int
     private(set) var ssthresh = Int.max
     /// The receiver's window in bytes (already scaled).
@@ -180,6 +180,19 @@ struct EmulatedSender: Sendable {
         rto = min(rto * 2, Self.maximumRTO)
         timerDeadline = now + rto
         return segmentsToSend(now: now, limit: 1) // below `highestSent`: marked and counted as retransmissions
+    }
+
+    /// An ICMP "fragmentation needed" said the path takes smaller segments (RFC 1191 §6.4):
+    /// lower the segment size and send again, at the new size, what was in flight (those
+    /// segments were dropped on the way). Not a congestion signal: cwnd and ssthresh stay,
+    /// as Linux's `tcp_simple_retransmit` keeps them. Ignored when not smaller.
+    mutating func pathMTUReduced(segmentSize newMSS: Int) {
+        let newMSS = max(newMSS, 64)
+        guard newMSS < mss else { return }
+        mss = newMSS
+        timing = nil
+        dupAcks = 0
+        if next.greaterThan(una) { next = una } // below `highestSent`: counted as retransmissions
     }
 
     private mutating func retransmitSegment() -> Segment {

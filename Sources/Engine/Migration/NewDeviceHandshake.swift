@@ -60,7 +60,7 @@ extension SpliceEngine {
         h.serverShift = scaling ? (f.serverSyn.windowScale ?? 0) : 0
         h.scaling = scaling
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && syn.timestamps
-        var options: [TCPOption] = [.maximumSegmentSize(f.serverSyn.mss ?? 536)]
+        var options: [TCPOption] = [.maximumSegmentSize(clampedTowardDevice(f.mssOfferedToNewDevice))]
         if f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted && syn.sackPermitted { options.append(.sackPermitted) }
         if timestamps {
             options.append(.timestamp(value: f.toDevice.lastTSval ?? 1, echoReply: h.tsRecent ?? 0))

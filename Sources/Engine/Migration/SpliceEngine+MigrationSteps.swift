@@ -124,7 +124,7 @@ extension SpliceEngine {
         m.reason = reason
         let window = WindowScale.bytes(f.toServer.lastWindow, shift: f.currentDeviceShift)
         let sender = EmulatedSender(from: cut.toDevice, to: copy.end, fin: freeze.serverFinSeq == copy.end,
-                                    mss: f.segmentSizeTowardDevice, peerWindow: window)
+                                    mss: f.segmentSizeTowardDeviceOnPath, peerWindow: window)
         var back = freeze
         back.bytesCached = UInt64(cut.toDevice.distance(to: copy.end))
         m.phase = .rollingBack(back, cut, sender: sender)

@@ -1,0 +1,140 @@
+# shellcheck shell=bash
+# ICMP through the proxy (issue 13, item 2): a router between the gateway and the server, whose
+# path toward the server takes 1400-byte packets (a route MTU, as behind a tunnel), while the
+# server's own LAN is 1500 (it announces MSS 1460) and tcp_mtu_probing=0 everywhere, so only
+# ICMP "fragmentation needed" can teach the ends the path MTU. Without its translation an upload
+# through the proxy black-holes at once (the router's ICMP goes to the NAT address). Also: a
+# connect() to a port the server rejects with ICMP "port unreachable" fails at once instead of
+# after the SYN timeout.
+#
+#  laptop ── gw (proxy) ── gw-srv 10.2.0.1 ─ r-gw 10.2.0.254 [rtr] r-srv ── eth0 srv 10.2.0.2
+#                                           (route MTU 1400 both ways)
+
+E2E_RTR_GW=10.2.0.254
+E2E_RTR_SRV=10.2.9.1
+
+# e2e_insert_router MTU: moves srv behind a router namespace (tsmp-ID-rtr, removed by the
+# case's cleanup hook) whose routes in both directions have MTU MTU.
+e2e_insert_router() {
+    local mtu=$1 rtr gw srv node
+    rtr=$(lab_ns "$LAB_ID" rtr)
+    gw=$(lab_ns "$LAB_ID" gw)
+    srv=$(lab_ns "$LAB_ID" srv)
+    E2E_RTR_NS=$rtr
+    # shellcheck disable=SC2317 # called by the case's cleanup (testlib's _tl_case_cleanup)
+    tl_case_cleanup_hook() {
+        if lab_ns_exists "$E2E_RTR_NS"; then ip netns del "$E2E_RTR_NS" || tl_note "cleanup: could not delete $E2E_RTR_NS"; fi
+    }
+    ip netns add "$rtr"
+    ip -n "$rtr" link set lo up
+    ip netns exec "$rtr" sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 \
+        net.ipv4.conf.default.rp_filter=2 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+    # srv's link to the gateway becomes the router's; srv gets a new link behind the router.
+    ip -n "$srv" link set eth0 netns "$rtr"
+    ip -n "$rtr" link set eth0 name r-gw
+    ip -n "$rtr" addr add "$E2E_RTR_GW/24" dev r-gw
+    ip -n "$rtr" link set r-gw up
+    ip -n "$rtr" link add r-srv type veth peer name eth0 netns "$srv"
+    ip -n "$rtr" addr add "$E2E_RTR_SRV/24" dev r-srv
+    ip -n "$rtr" link set r-srv up
+    ip -n "$srv" addr add "$LAB_SRV/32" dev eth0
+    ip -n "$srv" link set eth0 up
+    ip -n "$srv" route add "$E2E_RTR_SRV/32" dev eth0
+    ip -n "$srv" route add default via "$E2E_RTR_SRV" dev eth0
+    # The narrow path, toward the server and toward the gateway (RFC 1191 §3: routers answer
+    # a larger DF packet with "fragmentation needed" and the next-hop MTU).
+    ip -n "$rtr" route add "$LAB_SRV/32" dev r-srv mtu "$mtu"
+    ip -n "$rtr" route replace 10.2.0.0/24 dev r-gw proto kernel scope link src "$E2E_RTR_GW" mtu "$mtu"
+    ip -n "$rtr" route add default via "$LAB_GW_SRV" dev r-gw mtu "$mtu"
+    ip -n "$gw" route add "$LAB_SRV/32" via "$E2E_RTR_GW" dev "$LAB_GW_UPLINK"
+    for node in laptop phone gw srv; do
+        lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
+    done
+    ip netns exec "$rtr" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
+    tl_note "router: $(ip -n "$rtr" route show | tr '\n' ';')"
+}
+
+# e2e_pmtu_upload MODE MTU SIZE [PROXY ARGS...]: the laptop sends SIZE bytes to a socat sink
+# on srv, behind a path of MTU MTU, through the proxy in MODE (transparent or service).
+e2e_pmtu_upload() {
+    local mode=$1 mtu=$2 size=$3
+    shift 3
+    E2E_EXTRA_PROXY_ARGS+=("$@")
+    local dir=$CASE_DIR/data
+    e2e_insert_router "$mtu"
+    e2e_random_file "$dir/up.bin" "$size"
+    e2e_gateway_up "$mode" owned 7000
+    lab_exec "$LAB_ID" srv timeout 60 socat -u "TCP-LISTEN:7000,bind=$LAB_SRV,reuseaddr" "CREATE:$dir/got.bin" \
+        >"$CASE_DIR/socat-server.log" 2>&1 &
+    local server=$!
+    tl_wait_until 15 "socat listening" e2e_listening srv 7000
+    local start
+    start=$(tl_now)
+    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "OPEN:$dir/up.bin" "TCP:$(e2e_target 7000),connect-timeout=5" \
+        >"$CASE_DIR/socat-client.log" 2>&1 || tl_fail "the upload did not complete (black hole?): $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
+    wait "$server" || tl_fail "the socat sink failed: $(tail -n 2 "$CASE_DIR/socat-server.log" | tr '\n' ' ')"
+    tl_note "upload of $size took $(tl_elapsed "$start" "$(tl_now)") s"
+    tl_expect_eq "sha256 of the upload" "$(e2e_sha "$dir/up.bin")" "$(e2e_sha "$dir/got.bin")"
+    local target
+    target=$(e2e_target 7000)
+    tl_note "laptop's route cache: $(lab_exec "$LAB_ID" laptop ip route get "${target%:*}" | tr '\n' ' ')"
+    e2e_proxy_healthy
+    e2e_expect_icmp_translated
+}
+
+# e2e_pmtu_download MTU SIZE: the laptop downloads SIZE bytes from http.server on srv.
+e2e_pmtu_download() {
+    local mtu=$1 size=$2 www=$CASE_DIR/data/www
+    mkdir -p "$www"
+    e2e_insert_router "$mtu"
+    e2e_random_file "$www/blob.bin" "$size"
+    e2e_gateway_up transparent owned 8080
+    e2e_http_server 8080 "$www" "$CASE_DIR/http.log"
+    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" curl -sS --fail --max-time 20 -o "$CASE_DIR/data/got.bin" \
+        -w 'curl: %{size_download} bytes in %{time_total}s\n' "http://$LAB_SRV:8080/blob.bin" || tl_fail "the download failed"
+    tl_expect_eq "sha256 of the download" "$(e2e_sha "$www/blob.bin")" "$(e2e_sha "$CASE_DIR/data/got.bin")"
+    e2e_check_clients "$CASE_DIR/http.log" /blob.bin 1
+    e2e_proxy_healthy
+}
+
+# e2e_expect_icmp_translated: the proxy translated at least one ICMP error (tsmp flows --json).
+e2e_expect_icmp_translated() {
+    e2e_baseline && return 0
+    local n
+    n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"].get("icmpErrorsTranslated", 0))' "$CASE_DIR/flows.json")
+    tl_note "ICMP errors translated by the proxy: $n"
+    ((n > 0)) || tl_fail "the proxy translated no ICMP error"
+}
+
+# e2e_closed_port: srv rejects tcp/7001 with ICMP port unreachable; the laptop's connect()
+# through the proxy fails at once (ECONNREFUSED), not after its SYN retries.
+e2e_closed_port() {
+    e2e_gateway_up transparent owned 7001
+    lab_exec "$LAB_ID" srv iptables -A INPUT -p tcp --dport 7001 -j REJECT --reject-with icmp-port-unreachable
+    local start rc=0 took
+    start=$(tl_now)
+    timeout 20 ip netns exec "$(lab_ns "$LAB_ID" laptop)" python3 -c '
+import socket, sys
+s = socket.socket()
+s.settimeout(15)
+try:
+    s.connect((sys.argv[1], 7001))
+except ConnectionRefusedError:
+    sys.exit(0)
+except Exception as e:
+    print("connect:", repr(e)); sys.exit(1)
+print("connect: connected?"); sys.exit(1)
+' "$LAB_SRV" >"$CASE_DIR/connect.log" 2>&1 || rc=$?
+    took=$(tl_elapsed "$start" "$(tl_now)")
+    tl_note "connect() to a rejected port: $(cat "$CASE_DIR/connect.log") exit $rc after ${took}s"
+    ((rc == 0)) || tl_fail "connect() was not refused: $(cat "$CASE_DIR/connect.log")"
+    awk -v t="$took" 'BEGIN { exit !(t < 2.0) }' || tl_fail "connect() took ${took}s to fail (the SYN timeout, not the ICMP)"
+    e2e_proxy_healthy
+}
+
+test_case "path MTU 1400 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload transparent 1400 20M
+test_case "path MTU 1400 behind the gateway: 20MB upload, --no-kernel-path --no-offload" e2e_pmtu_upload transparent 1400 20M --no-kernel-path --no-offload
+test_case "path MTU 1280 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload transparent 1280 20M
+test_case "path MTU 1400 behind the gateway: 20MB upload to a service VIP" e2e_pmtu_upload service 1400 20M
+test_case "path MTU 1400 behind the gateway: 20MB download through the proxy" e2e_pmtu_download 1400 20M
+test_case "ICMP port unreachable: connect() through the proxy fails at once" e2e_closed_port
