@@ -6,6 +6,9 @@
 /// - It imports Wire and Logging only: no I/O, no threads, no clock. The caller passes each
 ///   batch with `now`, writes what stays in the batch and what the engine put in `generated`,
 ///   and calls `expire(now:)` and `runMigrationTimers(now:generated:)` periodically.
+/// - What the caller must act on besides packets is output too: `takeEvents()` after each
+///   call (`EngineEvent`: kernel-path enter/leave, the SYN a migration expects or no longer
+///   awaits, released 4-tuples). Nobody polls the engine for these.
 /// - Every packet read is forwarded (rewritten in place), passed through unchanged, consumed
 ///   by a migration (the proxy answers for the other side) or dropped with a counted
 ///   `DropReason`.

@@ -51,12 +51,23 @@ extension SpliceEngine {
     }
 
     /// Called by the expiry tick: the 4-tuples given to this engine by the arbiter that it no
-    /// longer holds (nor waits to claim) are released.
+    /// longer holds (nor waits to claim, nor keeps the SYN of for a migration not yet paused)
+    /// are released.
     func releaseAssignedKeys() {
         guard !assignedKeys.isEmpty else { return }
-        for key in assignedKeys where newDeviceAssignments[key] == nil && !holds(device: key.device, original: key.original) {
+        for key in assignedKeys where newDeviceAssignments[key] == nil && !holds(device: key.device, original: key.original)
+            && !holdsPendingSyn(key) {
             assignedKeys.remove(key)
             events.append(.released(device: key.device, original: key.original))
+        }
+    }
+
+    /// A migration waiting for its flow's state keeps the SYN from `key` until it pauses.
+    private func holdsPendingSyn(_ key: DeviceSideKey) -> Bool {
+        migrations.values.contains { m in
+            guard case .awaitingState(let waiting) = m.phase, let syn = waiting.pendingSyn,
+                  let (source, destination, _) = syn.withUnsafeBytes({ HeaderPeek($0).ipv4TCP }) else { return false }
+            return source == key.device && destination == key.original
         }
     }
 }

@@ -85,4 +85,16 @@ struct EngineEventTests {
         h.engine.expire(now: h.now)
         #expect(h.engine.takeEvents().isEmpty, "told once")
     }
+
+    @Test("a SYN kept by a migration waiting for its flow's state (back from the kernel path) is not released")
+    func pendingSynHeld() throws {
+        let h = try KernelPathTests().handedOver()
+        h.engine.kernelPathLeft([h.flowID], now: h.now)
+        let mid = try #require(try? h.startMigration().0.get())
+        _ = h.engine.takeEvents()
+        h.engine.assignNewDeviceSyn(device: MigrationLab.phone, original: MigrationLab.server, to: mid)
+        #expect(h.send(h.phoneSyn()).verdict == .consumed, "kept until the pause")
+        h.engine.expire(now: h.now)
+        #expect(!h.engine.takeEvents().contains(.released(device: MigrationLab.phone, original: MigrationLab.server)))
+    }
 }
