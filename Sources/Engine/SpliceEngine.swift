@@ -50,6 +50,9 @@ public final class SpliceEngine {
     var windowReopens: [FlowID: WindowReopen] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
+    /// Flows and migrations as they happen (`tsmp events`), and what finished migrations amount to.
+    var journal = EventJournal()
+    public internal(set) var migrationStats = MigrationStats()
     var nextMigrationID: UInt64 = 1
     /// Device-side keys a migration took a flow away from, until when their late segments
     /// are absorbed.
@@ -236,6 +239,7 @@ public final class SpliceEngine {
         flow.streamStartToServer = packet.tcp.seq + 1
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
+        journal.append(.flowNew, at: now, flow: id, device: flow.device, server: target)
         logger.debug("flow created", metadata: [
             "flow.id": "\(id)", "flow.device": "\(flow.device)", "flow.server": "\(target)",
             "flow.nat_port": "\(natPort)",
@@ -400,6 +404,8 @@ public final class SpliceEngine {
         natPorts.release(flow.natPort)
         if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }
         if closed { counters.flowsClosed &+= 1 } else { counters.flowsExpired &+= 1 }
+        journal.append(.flowDestroy, at: flow.lastActivity, flow: flow.id, device: flow.device, server: flow.server,
+                       detail: closed ? "closed" : "expired")
         logger.debug("flow removed", metadata: [
             "flow.id": "\(flow.id)", "flow.state": "\(flow.state.rawValue)",
             "flow.bytes_to_server": "\(flow.toServer.bytes)", "flow.bytes_to_device": "\(flow.toDevice.bytes)",

@@ -49,6 +49,7 @@ e2e_migrate_download() {
     e2e_server_sample before 9000
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)
+    e2e_observe_start
     e2e_migrate_start "$report" "${args[@]}"
     e2e_migrate_pending "$id"
     local phone_pid=""
@@ -73,6 +74,7 @@ e2e_migrate_download() {
         tl_expect_eq "migration phase" spliced "$phase"
         tl_expect_eq "new device address" "$LAB_PHONE" "$(e2e_report_field "$report" newDevice.address)"
     fi
+    e2e_observe_check "$(e2e_report_field "$report" id)" "$phase"
     if [[ $variant == loss ]]; then
         # By the time `tsmp migrate --wait` returns, the server already sends over the lossy
         # link: its counters now show that loss, which is not the migration's doing.

@@ -42,6 +42,7 @@ extension SpliceEngine {
             nextMigrationID += 1
             migrations[mid] = Migration(awaiting: mid, flowID: id, target: target, requestedAt: now, allowed: deadline,
                                         settleWait: settleWait)
+            journalPhases(of: mid)
             logger.info("migration waits for the flow's state", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(id)", "migration.phase": "requested",
             ])
@@ -89,6 +90,7 @@ extension SpliceEngine {
         }
         migrations[mid] = Migration(pausing: mid, flowID: id, target: migration.target, requestedAt: migration.requestedAt,
                                     allowed: migration.allowed, settleWait: migration.settleWait, freeze: freeze, now: now)
+        journalPhases(of: mid)
         logger.info("migration paused", metadata: [
             "migration.id": "\(mid)", "flow.id": "\(id)", "migration.from": "\(flow.device)",
             "migration.to": "\(migration.target)", "migration.phase": "paused",

@@ -164,6 +164,7 @@ extension SpliceEngine {
         if var m = migrations[mid], m.sender?.isComplete == true {
             m.enter(.cacheDrained, at: now)
             migrations[mid] = m
+            journalPhases(m)
             splice(slot: slot, mid: mid, now: now, generated: generated)
         }
         return verdict
