@@ -68,6 +68,12 @@ public struct EventJournal: Sendable {
         return ((first..<end).map { ring[Int(($0 - 1) % c)] }, lost)
     }
 
+    /// A migration that left without finishing (its flow vanished): nothing more to note.
+    mutating func forget(_ id: MigrationID) { journaledPhases[id] = nil }
+
+    /// Migrations with phases noted and not yet finished (bounded by the running ones).
+    var notedMigrations: Int { journaledPhases.count }
+
     /// Journals the phases `m` entered since it was last noted (a migration's phases are
     /// appended in order, so the count says which are new); a finished migration is forgotten.
     mutating func note(_ m: Migration) {

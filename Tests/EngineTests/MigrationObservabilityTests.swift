@@ -57,6 +57,8 @@ struct MigrationObservabilityTests {
         #expect(stats.duration.count == 1 && stats.stall.count == 1 && stats.cacheBytes.count == 1)
         #expect(abs(stats.stall.sum - 3.0) < 1e-9)
         #expect(h.engine.lastEventSeq == events.last?.seq)
+        // Nothing stays noted for a finished migration.
+        #expect(h.engine.journal.notedMigrations == 0)
     }
 
     @Test("a running migration is listed with its phase; events after a cursor are only the new ones")
@@ -71,6 +73,7 @@ struct MigrationObservabilityTests {
         #expect(new.last == h.engine.lastEventSeq)
         #expect(h.engine.events(after: new.last).events.isEmpty)
         #expect(h.engine.migrationStats.results.isEmpty)
+        #expect(h.engine.journal.notedMigrations == 1)
     }
 
     @Test("histogram buckets: values on a bound count in it; cumulative ends at +Inf with the count; merge adds")

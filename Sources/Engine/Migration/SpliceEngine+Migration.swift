@@ -148,6 +148,7 @@ extension SpliceEngine {
             guard let m = migrations[mid], !m.isAwaitingState else { continue }
             guard let slot = table.slot(id: m.flowID), let flow = table[slot: slot] else {
                 migrations[mid] = nil
+                journal.forget(mid)
                 continue
             }
             if case .paused(let freeze) = m.phase, isSettled(flow, freeze) || now >= freeze.settleDeadline {
