@@ -25,6 +25,9 @@ public enum ControlAPI {
             "GET /v1/status": { _ in
                 json(encoder, await engine.engineStatus())
             },
+            "GET /v1/migrations/timeline": { request in
+                await timeline(request, engine: engine, encoder: encoder)
+            },
             "GET /v1/events": { request in
                 await events(request, engine: engine, encoder: encoder)
             },

@@ -22,6 +22,8 @@ public protocol EngineAccess: Sendable {
     func eventCursorNow() async -> [UInt64]
     func events(after cursor: [UInt64]) async -> EventBatch
     func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int)
+    /// A running or recently finished migration's packets (`MigrationSVG`).
+    func timeline(_ id: MigrationID) async -> MigrationTimeline?
 }
 
 /// What one shard's loop answers for `ShardedDataPlane`, the only `EngineAccess` (which merges

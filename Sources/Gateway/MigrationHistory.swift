@@ -110,6 +110,7 @@ extension EngineAccess {
     public func eventCursorNow() async -> [UInt64] { [0] }
     public func events(after cursor: [UInt64]) async -> EventBatch { EventBatch(events: [], cursor: EventCursor.format(cursor), lost: 0) }
     public func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int) { (MigrationStats(), 0) }
+    public func timeline(_ id: MigrationID) async -> MigrationTimeline? { nil }
 }
 
 extension ShardedDataPlane {
@@ -142,6 +143,10 @@ extension ShardedDataPlane {
             lost &+= l
         }
         return EventBatch(events: records.sorted { $0.time < $1.time }, cursor: EventCursor.format(next), lost: lost)
+    }
+
+    public func timeline(_ id: MigrationID) async -> MigrationTimeline? {
+        await planes[layout.shard(ofID: id.rawValue) % planes.count].perform { $0.migrationTimeline(id) }
     }
 
     public func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int) {

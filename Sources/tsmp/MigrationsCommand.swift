@@ -21,6 +21,7 @@ struct MigrationsCommand: ParsableCommand {
         Examples:
           tsmp migrations
           tsmp migrations --show 3
+          tsmp migrations --show 3 --svg migration-3.svg
           tsmp migrations --json | jq '.migrations[] | select(.phase == "rolled-back") | .reason'
           tsmp migrations --watch --interval 0.5
         """)
@@ -34,6 +35,10 @@ struct MigrationsCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Print one migration with its phases.", valueName: "id"))
     var show: UInt64?
+
+    @Option(help: ArgumentHelp("With --show: draw its sequence-time graph (both sub-connections, the phases, the cut) into this SVG file.",
+                               valueName: "file"))
+    var svg: String?
 
     @Flag(help: "Refresh until Ctrl-C.")
     var watch = false
@@ -55,6 +60,8 @@ struct MigrationsCommand: ParsableCommand {
         }
         if show != nil && watch { throw ValidationError("--show prints one migration; leave out --watch") }
         if count != nil && !watch { throw ValidationError("--count goes with --watch") }
+        if svg != nil && show == nil { throw ValidationError("--svg draws one migration: give --show ID") }
+        if let svg, svg.isEmpty { throw ValidationError("--svg needs a file name") }
     }
 
     func run() throws {
@@ -83,6 +90,16 @@ struct MigrationsCommand: ParsableCommand {
     }
 
     private func showOne(_ id: MigrationID, _ client: ControlClient) throws {
+        if let svg {
+            let picture = try client.get("/v1/migrations/timeline?id=\(id)", as: MigrationPicture.self)
+            do {
+                try Data(MigrationSVG.render(picture.report, picture.timeline).utf8).write(to: URL(fileURLWithPath: svg))
+            } catch {
+                throw RuntimeFailure("migrations", "--svg \(svg): cannot write: \((error as NSError).localizedDescription)")
+            }
+            print("migration \(id): \(picture.timeline.points.count) packets drawn into \(svg)")
+            return
+        }
         let reports = try client.get("/v1/migrations?id=\(id)", as: MigrationReports.self).migrations
         guard let r = reports.first else {
             throw RuntimeFailure("migrations", "migration \(id) is not known to the proxy (it keeps the last 1000 finished per queue)")

@@ -59,6 +59,14 @@ struct MigrationObservabilityTests {
         #expect(h.engine.lastEventSeq == events.last?.seq)
         // Nothing stays noted for a finished migration.
         #expect(h.engine.journal.notedMigrations == 0)
+        // Its timeline: the laptop's acks from the cut, the cache sent back to it (the rollback).
+        let timeline = try #require(h.engine.migrationTimeline(mid))
+        let acks = timeline.points.filter { $0.series == .oldDeviceAck }
+        let back = timeline.points.filter { $0.series == .proxyToOldDevice }
+        #expect(acks.last?.offset == UInt64(4 * 1448))
+        #expect(back.map(\.offset) == [UInt64(2 * 1448), UInt64(3 * 1448)] && back.allSatisfy { $0.length == 1448 })
+        #expect(back.allSatisfy { abs($0.seconds - 3.0) < 1e-9 })
+        #expect(timeline.points.allSatisfy { $0.series != .newDeviceAck && $0.series != .proxyToNewDevice })
     }
 
     @Test("a running migration is listed with its phase; events after a cursor are only the new ones")

@@ -149,6 +149,7 @@ extension SpliceEngine {
             guard let slot = table.slot(id: m.flowID), let flow = table[slot: slot] else {
                 migrations[mid] = nil
                 journal.forget(mid)
+                timelines[mid] = nil
                 continue
             }
             if case .paused(let freeze) = m.phase, isSettled(flow, freeze) || now >= freeze.settleDeadline {

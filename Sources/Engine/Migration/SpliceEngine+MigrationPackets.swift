@@ -71,6 +71,7 @@ extension SpliceEngine {
         // The old device.
         let tcp = packet.tcp
         let ackInServerSpace = flow.toDevice.seqOffset.reverse(tcp.ack)
+        if tcp.flags.contains(.ack) { noteTimeline(mid, .oldDeviceAck, seq: ackInServerSpace, length: 0, slot: slot, now: now) }
         switch m.phase {
         case .paused, .rollingBack: break
         case .awaitingState, .cut, .resuming: return .consumed // cut: nothing more from it
@@ -138,6 +139,7 @@ extension SpliceEngine {
         guard let flow = table[slot: slot], case .resuming(_, _, var sender)? = migrations[mid]?.phase else { return .consumed }
         // Its acks drive the emulated sender; they are not forwarded (DESIGN §6 step 4).
         if flags.contains(.ack), let ownShift = migrations[mid]?.newDevice?.ownShift {
+            noteTimeline(mid, .newDeviceAck, seq: flow.toDevice.seqOffset.reverse(tcp.ack), length: 0, slot: slot, now: now)
             let window = WindowScale.bytes(tcp.window, shift: ownShift)
             let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
                                            carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
@@ -175,6 +177,7 @@ extension SpliceEngine {
         let tcp = packet.tcp
         guard let before = table[slot: slot]?.toDevice, let mid = table[slot: slot]?.migration,
               migrations[mid]?.freeze != nil else { return .consumed }
+        if tcp.payloadLength > 0 { noteTimeline(mid, .serverData, seq: tcp.seq, length: tcp.payloadLength, slot: slot, now: now) }
         let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
         var grew = 0
         var expectedBefore = SeqNumber(0)

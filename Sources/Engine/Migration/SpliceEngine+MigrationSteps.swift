@@ -189,6 +189,7 @@ extension SpliceEngine {
     func finish(_ m: Migration, now: Instant) {
         migrations[m.id] = nil
         journalPhases(m)
+        keepFinishedTimeline(m.id)
         if !newDeviceAssignments.isEmpty { newDeviceAssignments = newDeviceAssignments.filter { $0.value != m.id } }
         recordFinished(report(m, now: now))
     }
