@@ -410,7 +410,7 @@ e2e_metric_delta() { echo $(($(e2e_metric_value "$CASE_DIR/metrics-after.txt" "$
 
 # e2e_observe_check MIGRATION_ID PHASE: after the migration ended in PHASE, `tsmp events`
 # (stopped by SIGINT: exit status 0) saw each of its phases, `tsmp migrations --json` lists it
-# with them, the metrics counted it once in each migration metric and pass promtool, and
+# with them, its SVG (`--show ID --svg`) draws its phases and both sub-connections, the metrics counted it once in each migration metric and pass promtool, and
 # `tsmp flows --json --watch --count 2` printed two JSON lines.
 e2e_observe_check() {
     e2e_baseline && return 0
@@ -430,6 +430,10 @@ e2e_observe_check() {
     local said
     said=$(python3 "$E2E_OBSERVE" check "$CASE_DIR/migrations.json" "$CASE_DIR/events.jsonl" "$mid" "$want") || tl_fail "$said"
     tl_note "observed: $said"
+    timeout 10 ip netns exec "$gw" "$TSMP" migrations --show "$mid" --svg "$CASE_DIR/migration-$mid.svg" >/dev/null \
+        || tl_fail "tsmp migrations --show $mid --svg failed"
+    said=$(python3 "$E2E_OBSERVE" svg "$CASE_DIR/migration-$mid.svg" "$CASE_DIR/migrations.json" "$mid") || tl_fail "$said"
+    tl_note "picture of migration $mid (packets per series): $said"
     timeout 10 ip netns exec "$gw" "$TSMP" flows --json --watch --count 2 --interval 0.2 >"$CASE_DIR/flows-watch.jsonl" \
         || tl_fail "tsmp flows --json --watch --count 2 failed"
     said=$(python3 "$E2E_OBSERVE" jsonlines "$CASE_DIR/flows-watch.jsonl" 2) || tl_fail "tsmp flows --json --watch: $said"

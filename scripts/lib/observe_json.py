@@ -6,6 +6,10 @@
         old-device-cut among its phases; the `tsmp events --json` lines hold exactly its phases
         as migration-phase events, in order, after the flow's flow-new. Prints one summary line;
         exit status 1 with the reason otherwise.
+    observe_json.py svg FILE.svg MIGRATIONS.json MIGRATION_ID
+        the SVG of `tsmp migrations --show ID --svg` parses, labels every phase of the migration,
+        has a group per series with as many marks as it declares, and, when spliced, the new
+        device's acks are there.
     observe_json.py jsonlines FILE COUNT
         FILE holds COUNT lines, each one JSON object (what `--json --watch` prints).
 """
@@ -51,6 +55,38 @@ def check(listing_path, events_path, mid, want):
     return 0
 
 
+def svg(path, listing_path, mid):
+    import xml.etree.ElementTree as ET
+    ns = "{http://www.w3.org/2000/svg}"
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        return fail(f"{path} is not well-formed: {e}")
+    with open(listing_path) as f:
+        m = [x for x in json.load(f)["migrations"] if x["id"] == mid][0]
+    want = {p["phase"] for p in m["phases"]}
+    drawn = {e.get("data-phase") for e in root.iter() if e.get("data-phase")}
+    if drawn != want:
+        return fail(f"{path}: phases drawn {sorted(drawn)}, the migration has {sorted(want)}")
+    counts = {}
+    for g in root.iter(ns + "g"):
+        name = g.get("data-series")
+        if name is None:
+            continue
+        marks = len(g.findall(ns + "line")) + len(g.findall(ns + "circle"))
+        if marks != int(g.get("data-points", "-1")):
+            return fail(f"{path}: series {name} has {marks} marks, declares {g.get('data-points')}")
+        counts[name] = marks
+    if len(counts) != 5:
+        return fail(f"{path}: series groups {sorted(counts)}")
+    # The old device may have acknowledged everything before the pause (a paced download):
+    # then nothing of it is drawn. The new device's handshake ACK always is.
+    if m["phase"] == "spliced" and counts["new-device-ack"] < 1:
+        return fail(f"{path}: spliced, but no acks of the new device drawn ({counts})")
+    print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
 def jsonlines(path, count):
     with open(path) as f:
         lines = f.read().splitlines()
@@ -68,6 +104,8 @@ def jsonlines(path, count):
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "check":
         return check(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    if len(sys.argv) == 5 and sys.argv[1] == "svg":
+        return svg(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     if len(sys.argv) == 4 and sys.argv[1] == "jsonlines":
         return jsonlines(sys.argv[2], int(sys.argv[3]))
     print(__doc__)
