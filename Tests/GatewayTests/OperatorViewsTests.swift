@@ -1,4 +1,5 @@
 import ControlPlane
+import Dispatch
 import Engine
 import Foundation
 import Gateway
@@ -13,8 +14,24 @@ import Wire
 struct OperatorViewsTests {
     typealias Proxy = ControlAPITests.Proxy
 
-    @Test("events: the flow's creation is there from the start; a poll with nothing new waits, then answers empty with the same cursor")
-    func eventsLongPoll() async throws {
+    /// Each proxy is a data-plane thread and an event loop: one for all the endpoint checks keeps
+    /// a loaded two-core machine from timing out the clients of the tests running beside them.
+    static let badQueryCases = [
+        ("/v1/events?after=x&wait=1", "after must be"),
+        ("/v1/events?after=1,2&wait=1", "after must be"),
+        ("/v1/events?after=-1&wait=1", "after must be"),
+        ("/v1/events?after=1&wait=31", "wait must be"),
+        ("/v1/events?after=1&wait=nan", "wait must be"),
+        ("/v1/migrations?limit=1001", "limit must be"),
+        ("/v1/migrations?limit=-1", "limit must be"),
+        ("/v1/migrations/timeline?id=x", "give id=N"),
+    ]
+
+    @Test("""
+        events: the flow's creation is there from the start; a poll with nothing new waits, then answers \
+        empty with the same cursor; no migrations listed yet; bad queries get a 400 naming the parameter
+        """)
+    func endpoints() async throws {
         let proxy = try await Proxy()
         _ = try await proxy.listing()
         let now = try await proxy.call { try $0.get("/v1/events", as: EventBatch.self) }
@@ -22,7 +39,13 @@ struct OperatorViewsTests {
         let started = Date()
         let idle = try await proxy.call { try $0.get("/v1/events?after=\(all.cursor)&wait=0.5", as: EventBatch.self) }
         let waited = Date().timeIntervalSince(started)
+        let listing = try await proxy.call { try $0.get("/v1/migrations", as: MigrationListing.self) }
+        let reports = try await proxy.call { try $0.get("/v1/migrations?id=5", as: MigrationReports.self) }
+        let unknownPicture = try await proxy.call { try $0.request("GET", "/v1/migrations/timeline?id=5") }
+        var answers: [(status: Int, body: [UInt8])] = []
+        for (path, _) in Self.badQueryCases { answers.append(try await proxy.call { try $0.request("GET", path) }) }
         await proxy.stop()
+
         #expect(now.events.isEmpty && now.cursor == "1")
         let first = try #require(all.events.first)
         #expect(all.events.count == 1 && all.cursor == "1" && all.lost == 0)
@@ -32,40 +55,13 @@ struct OperatorViewsTests {
         #expect(abs(first.time - Date().timeIntervalSince1970) < 30)
         #expect(idle.events.isEmpty && idle.cursor == "1")
         #expect(waited >= 0.45 && waited < 5)
-    }
-
-    /// Each proxy is a data-plane thread and an event loop: one for all the cases keeps a
-    /// loaded two-core machine from timing the client out.
-    static let badQueryCases = [
-        ("/v1/events?after=x&wait=1", "after must be"),
-        ("/v1/events?after=1,2&wait=1", "after must be"),
-        ("/v1/events?after=-1&wait=1", "after must be"),
-        ("/v1/events?after=1&wait=31", "wait must be"),
-        ("/v1/events?after=1&wait=nan", "wait must be"),
-        ("/v1/migrations?limit=1001", "limit must be"),
-        ("/v1/migrations?limit=-1", "limit must be"),
-    ]
-
-    @Test("bad event and listing queries get a 400 naming the parameter")
-    func badQueries() async throws {
-        let proxy = try await Proxy()
-        var answers: [(status: Int, body: [UInt8])] = []
-        for (path, _) in Self.badQueryCases { answers.append(try await proxy.call { try $0.request("GET", path) }) }
-        await proxy.stop()
+        #expect(listing.migrations.isEmpty && listing.running == 0)
+        #expect(reports.migrations.isEmpty)
+        #expect(unknownPicture.status == 404)
         for ((path, reason), answer) in zip(Self.badQueryCases, answers) {
             #expect(answer.status == 400, "\(path)")
             #expect(String(decoding: answer.body, as: UTF8.self).contains(reason), "\(path)")
         }
-    }
-
-    @Test("GET /v1/migrations without ids lists nothing before any migration; ?id= still gives reports")
-    func listingEmpty() async throws {
-        let proxy = try await Proxy()
-        let listing = try await proxy.call { try $0.get("/v1/migrations", as: MigrationListing.self) }
-        let reports = try await proxy.call { try $0.get("/v1/migrations?id=5", as: MigrationReports.self) }
-        await proxy.stop()
-        #expect(listing.migrations.isEmpty && listing.running == 0)
-        #expect(reports.migrations.isEmpty)
     }
 
     static func report(_ id: UInt64, _ phase: MigrationPhase, end: Double, cached: UInt64, reason: String? = nil) -> MigrationReport {
@@ -105,10 +101,10 @@ struct OperatorViewsTests {
 
     @Test("promtool check metrics passes on the whole proxy text, migration metrics included",
           .enabled(if: EngineMetricsTests.promtool != nil, "promtool is not installed (apt-get install prometheus)"))
-    func promtoolClean() throws {
+    func promtoolClean() async throws {
         let text = String(decoding: EngineMetrics().render(EngineStatus.sum([]), deviceWriteErrors: 0), as: UTF8.self)
             + MigrationMetrics.render(Self.stats, flowsLimit: 5000)
-        let said = try Promtool.check(text)
+        let said = try await Promtool.check(text)
         #expect(said.status == 0, "promtool: \(said.output)")
         #expect(said.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(said.output)")
     }
@@ -143,9 +139,17 @@ struct OperatorViewsTests {
     }
 }
 
-/// Runs `promtool check metrics` on a text.
+/// Runs `promtool check metrics` on a text, on a Dispatch thread: blocking one of the two
+/// threads of the concurrency pool for seconds would starve the loopback servers of the
+/// tests running beside it.
 enum Promtool {
-    static func check(_ text: String) throws -> (status: Int32, output: String) {
+    static func check(_ text: String) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { c in
+            DispatchQueue.global().async { c.resume(with: Result { try run(text) }) }
+        }
+    }
+
+    private static func run(_ text: String) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(EngineMetricsTests.promtool))
         process.arguments = ["check", "metrics"]
