@@ -35,6 +35,8 @@ e2e_migrate_download() {
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
+    # Before the download: nothing of it delays the migration's start later.
+    e2e_observe_start
     tl_note "laptop: socat -u TCP:$LAB_SRV:9000 (a $size stream at $rate B/s)"
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
@@ -49,7 +51,6 @@ e2e_migrate_download() {
     e2e_server_sample before 9000
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)
-    e2e_observe_start
     e2e_migrate_start "$report" "${args[@]}"
     e2e_migrate_pending "$id"
     local phone_pid=""
