@@ -51,6 +51,8 @@ public final class Agent: Sendable, JSONRouting {
     let logger: Logger
     let namespace: PeerClient
     private let state: Mutex<State>
+    /// Heartbeats sent and MTRs taken (`tsmp agent --metrics`).
+    public let metrics = ServiceMetrics.agent()
 
     struct State {
         init(user: UserID) { replica = NamespaceReplica(user: user) }
@@ -242,9 +244,11 @@ public final class Agent: Sendable, JSONRouting {
             expirePending()
             do {
                 _ = try await heartbeat()
+                metrics.count("heartbeats", .ok)
                 if failing { logger.info("namespace reachable again") }
                 failing = false
             } catch {
+                metrics.count("heartbeats", .error)
                 if !failing { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
                 failing = true
             }

@@ -20,6 +20,8 @@ public struct NamespaceServer: Sendable {
         public var missedHeartbeats: Int
         /// Which locators devices may set (`--allow-unattributed-locators`: any usable one).
         public var locatorPolicy: LocatorPolicy
+        /// Where to serve Prometheus metrics (`--metrics`, plain HTTP, path /metrics); nil: nowhere.
+        public var metrics: (host: String, port: Int)?
         public init(database: String, host: String, port: Int, stateDirectory: String, advertisedURL: String,
                     insecureLab: Bool, heartbeatIntervalMillis: Int64 = 10_000, missedHeartbeats: Int = 3,
                     locatorPolicy: LocatorPolicy = .sourceAddress) {
@@ -86,10 +88,20 @@ public struct NamespaceServer: Sendable {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let endpoint: HTTPEndpoint
+        var metricsEndpoint: HTTPEndpoint?
+        let metrics = ServiceMetrics.namespace()
         do {
             endpoint = try await HTTPEndpoint.start(host: options.host, port: options.port, group: group, logger: logger,
-                                                    routes: routes.routes, security: security, requestGuard: requestGuard,
-                                                    limits: .fitting(fileLimit: fileLimit.current))
+                                                    routes: metrics.instrument(routes.routes), security: security,
+                                                    requestGuard: requestGuard, limits: .fitting(fileLimit: fileLimit.current))
+            do {
+                if let m = options.metrics {
+                    metricsEndpoint = try await metrics.serve(host: m.host, port: m.port, group: group, logger: logger)
+                }
+            } catch {
+                await endpoint.close()
+                throw error
+            }
         } catch {
             await store.close()
             try? await group.shutdownGracefully()
@@ -121,6 +133,7 @@ public struct NamespaceServer: Sendable {
         sweeper.cancel()
         _ = await sweeper.result
         await endpoint.close()
+        await metricsEndpoint?.close()
         try? await group.shutdownGracefully()
         await store.close()
         logger.info("namespace stopped")

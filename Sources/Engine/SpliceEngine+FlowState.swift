@@ -66,6 +66,8 @@ extension SpliceEngine {
         natPorts.release(flow.natPort)
         if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }
         if closed { counters.flowsClosed &+= 1 } else { counters.flowsExpired &+= 1 }
+        journal.append(.flowDestroy, at: flow.lastActivity, flow: flow.id, device: flow.device, server: flow.server,
+                       detail: closed ? "closed" : "expired")
         logger.debug("flow removed", metadata: [
             "flow.id": "\(flow.id)", "flow.state": "\(flow.state.rawValue)",
             "flow.bytes_to_server": "\(flow.toServer.bytes)", "flow.bytes_to_device": "\(flow.toDevice.bytes)",

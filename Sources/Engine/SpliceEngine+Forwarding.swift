@@ -63,6 +63,7 @@ extension SpliceEngine {
         clampSynTowardServer(packet.tcp)
         let slot = table.insert(flow)
         counters.flowsCreated &+= 1
+        journal.append(.flowNew, at: now, flow: id, device: flow.device, server: target)
         logger.debug("flow created", metadata: [
             "flow.id": "\(id)", "flow.device": "\(flow.device)", "flow.server": "\(target)",
             "flow.nat_port": "\(natPort)",

@@ -50,6 +50,12 @@ public final class SpliceEngine {
     var windowReopens: [FlowID: WindowReopen] = [:]
     var finishedMigrations: [MigrationID: MigrationReport] = [:]
     var finishedOrder: [MigrationID] = []
+    /// Flows and migrations as they happen (`tsmp events`), and what finished migrations amount to.
+    var journal = EventJournal()
+    public internal(set) var migrationStats = MigrationStats()
+    /// Each running and recently finished migration's packets (`MigrationTimeline`).
+    var timelines: [MigrationID: MigrationTimeline] = [:]
+    var timelineOrder: [MigrationID] = []
     var nextMigrationID: UInt64 = 1
     /// Device-side keys a migration took a flow away from, until when their late segments
     /// are absorbed.

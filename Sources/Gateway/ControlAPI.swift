@@ -6,6 +6,8 @@ import PacketIO
 /// The proxy's local control API (HTTP/JSON on `--control`, loopback by default):
 /// - `GET /v1/flows`: every managed flow and the engine's status (`FlowListing`).
 /// - `GET /v1/status`: the engine's counters and gauges.
+/// - `GET /v1/events?after=CURSOR&wait=S`: flows and migration phases as they happen, a long poll (`EventBatch`).
+/// - `GET /v1/migrations` (`MigrationAPI.swift`): running and recent migrations, or `?id=` their reports.
 public struct FlowListing: Codable, Sendable {
     public var flows: [FlowSummary]
     public var status: EngineStatus
@@ -22,6 +24,12 @@ public enum ControlAPI {
             },
             "GET /v1/status": { _ in
                 json(encoder, await engine.engineStatus())
+            },
+            "GET /v1/migrations/timeline": { request in
+                await timeline(request, engine: engine, encoder: encoder)
+            },
+            "GET /v1/events": { request in
+                await events(request, engine: engine, encoder: encoder)
             },
         ]
     }

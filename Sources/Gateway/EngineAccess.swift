@@ -15,6 +15,15 @@ public protocol EngineAccess: Sendable {
     func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal>
     /// Reports of running or finished migrations; unknown ids are left out.
     func reports(_ ids: [MigrationID]) async -> [MigrationReport]
+    /// The operator's views (`MigrationHistory.swift`; defaults there answer nothing): running and
+    /// recent migrations, the event journal's cursor of now and its events after a cursor, the
+    /// finished migrations' statistics with the flow-table limit.
+    func migrationListing(limit: Int) async -> [MigrationReport]
+    func eventCursorNow() async -> [UInt64]
+    func events(after cursor: [UInt64]) async -> EventBatch
+    func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int)
+    /// A running or recently finished migration's packets (`MigrationSVG`).
+    func timeline(_ id: MigrationID) async -> MigrationTimeline?
 }
 
 /// What one shard's loop answers for `ShardedDataPlane`, the only `EngineAccess` (which merges

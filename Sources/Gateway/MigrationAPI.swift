@@ -104,6 +104,7 @@ extension ControlAPI {
                 return json(encoder, results)
             },
             "GET /v1/migrations": { request in
+                if request.query["id"] == nil { return await migrationListing(request, engine: engine, encoder: encoder) }
                 let ids = (request.query["id"] ?? "").split(separator: ",").compactMap { UInt64($0) }.map { MigrationID($0) }
                 let reports = await engine.reports(ids)
                 return json(encoder, MigrationReports(migrations: reports))

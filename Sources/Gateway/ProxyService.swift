@@ -158,8 +158,10 @@ public struct ProxyService {
                     host: m.address.description, port: Int(m.port), group: group, logger: logger,
                     routes: ["GET /metrics": { _ in
                         let (status, writeErrors) = await dataPlane.status()
+                        let (migrations, flowsLimit) = await dataPlane.migrationStats()
                         return HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4",
-                                                     body: metrics.render(status, deviceWriteErrors: writeErrors))
+                                                     body: metrics.render(status, deviceWriteErrors: writeErrors)
+                                                         + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8))
                     }]))
             }
         } catch {

@@ -48,6 +48,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats.")
     var heartbeatInterval: Double = 5
 
+    @Option(help: MetricsAddress.help)
+    var metrics: MetricsAddress?
+
     @Option(help: "Run this command (/bin/sh -c) for each share offered to this device; exit status 0 accepts. Quote \"$TSMP_SHARE_URL\".")
     var onShare: String?
 
@@ -87,6 +90,7 @@ struct AgentCommand: AsyncParsableCommand {
         try await withEventLoop { group in
             let agent: Agent
             let endpoint: HTTPEndpoint
+            var metricsEndpoint: HTTPEndpoint?
             do {
                 agent = try Agent(options: .init(credential: credential, proxyHost: proxyAt.address.value, proxyPort: proxyAt.port,
                                                  listenHost: listen.host, listenPort: listen.port, handoff: handoff,
@@ -95,8 +99,18 @@ struct AgentCommand: AsyncParsableCommand {
                                                  onShare: onShare),
                                   group: group, logger: logger)
                 endpoint = try await HTTPEndpoint.start(
-                    host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.routes,
+                    host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.metrics.instrument(agent.routes),
                     security: lab.insecureLab ? .insecureLab : .mutualTLS(try ServerTLS(credential: credential)))
+                if let metrics {
+                    do {
+                        metricsEndpoint = try await agent.metrics.serve(host: metrics.host, port: metrics.port, group: group, logger: logger)
+                    } catch {
+                        await endpoint.close()
+                        throw RuntimeFailure("agent", "--metrics \(metrics): cannot serve on \(error)")
+                    }
+                }
+            } catch let failure as RuntimeFailure {
+                throw failure
             } catch let error as HTTPEndpoint.BindFailure {
                 throw RuntimeFailure("agent", "cannot serve MTRs on \(error)")
             } catch {
@@ -110,12 +124,14 @@ struct AgentCommand: AsyncParsableCommand {
                 switch error {
                 case .refused, .tls, .wrongServer, .configuration:
                     await endpoint.close()
+                    await metricsEndpoint?.close()
                     throw RuntimeFailure("agent", "the namespace refused the first heartbeat: \(error)")
                 case .connect, .timeout, .protocolError:
                     logger.warning("namespace not reachable yet; heartbeats will go on", metadata: ["error": "\(error)"])
                 }
             } catch {
                 await endpoint.close()
+                await metricsEndpoint?.close()
                 throw RuntimeFailure("agent", "\(error)")
             }
             logger.info("agent running", metadata: [
@@ -131,6 +147,7 @@ struct AgentCommand: AsyncParsableCommand {
             heartbeats.cancel()
             _ = await heartbeats.result
             await endpoint.close()
+            await metricsEndpoint?.close()
             agent.shutdown()
         }
     }

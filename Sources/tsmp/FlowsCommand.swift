@@ -22,6 +22,8 @@ struct FlowsCommand: AsyncParsableCommand {
         Examples:
           tsmp flows
           tsmp flows --json | jq '.flows[] | select(.state == "established")'
+          tsmp flows --watch --interval 0.5
+          tsmp flows --json --watch | jq -c '.status.flows'
           tsmp flows --credentials laptop.cred --proxy https://10.1.0.1:7444
         """)
 
@@ -31,6 +33,15 @@ struct FlowsCommand: AsyncParsableCommand {
 
     @Flag(help: "Print JSON: {flows: [...], status: {...}} (from a device: {device, address, flows}).")
     var json = false
+
+    @Flag(help: "Refresh until Ctrl-C (gateway mode; with --json one compact object per line, for jq).")
+    var watch = false
+
+    @Option(help: "Seconds between refreshes (--watch).")
+    var interval: Double = 1
+
+    @Option(help: "Stop after this many refreshes (--watch).")
+    var count: Int?
 
     @Option(help: "This device's credential (device mode).")
     var credentials: String?
@@ -48,6 +59,9 @@ struct FlowsCommand: AsyncParsableCommand {
         if device != nil && credentials == nil { throw ValidationError("--device needs --credentials and --proxy") }
         if let proxy { try lab.check(proxy, "--proxy") }
         if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
+        try WatchLoop.validate(interval: interval, count: count)
+        if watch && credentials != nil { throw ValidationError("--watch is for the gateway's local endpoint, not device mode") }
+        if count != nil && !watch { throw ValidationError("--count goes with --watch") }
     }
 
     func run() async throws {
@@ -74,17 +88,24 @@ struct FlowsCommand: AsyncParsableCommand {
     private func runOrFail() throws {
         do {
             let client = ControlClient(socketPath: try control ?? ControlClient.discover())
-            if json {
-                let (status, body) = try client.request("GET", "/v1/flows")
-                guard status == 200 else { throw ControlClient.Failure(description: "the proxy answered HTTP \(status): \(String(decoding: body, as: UTF8.self))") }
-                FileHandle.standardOutput.write(Data(body))
-                return
-            }
-            let listing = try client.get("/v1/flows", as: FlowListing.self)
-            print(FlowTableText.render(listing))
+            if watch { return try WatchLoop.run(interval: interval, count: count) { try printOnce(client) } }
+            try printOnce(client)
         } catch {
             throw RuntimeFailure("flows", "\(error)")
         }
+    }
+
+    /// One listing: the API's JSON as it came (one line), or the table.
+    private func printOnce(_ client: ControlClient) throws {
+        if json {
+            let (status, body) = try client.request("GET", "/v1/flows")
+            guard status == 200 else { throw ControlClient.Failure(description: "the proxy answered HTTP \(status): \(String(decoding: body, as: UTF8.self))") }
+            FileHandle.standardOutput.write(Data(body))
+            return
+        }
+        let listing = try client.get("/v1/flows", as: FlowListing.self)
+        if watch { print(WatchLoop.refreshHeader("tsmp flows"), terminator: "") }
+        print(FlowTableText.render(listing))
     }
 }
 

@@ -54,6 +54,9 @@ struct NamespaceServeCommand: AsyncParsableCommand {
     @Option(help: "The URL clients reach this service at, written into credentials (default: from --listen).")
     var url: String?
 
+    @Option(help: MetricsAddress.help)
+    var metrics: MetricsAddress?
+
     @Option(help: "Seconds between a device's heartbeats.")
     var heartbeatInterval: Double = 10
 
@@ -87,12 +90,13 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         logging.bootstrap()
         let scheme = lab.insecureLab ? "http" : "https"
         let host = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
-        let options = NamespaceServer.Options(
+        var options = NamespaceServer.Options(
             database: db, host: listen.host, port: listen.port, stateDirectory: state,
             advertisedURL: url ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)",
             insecureLab: lab.insecureLab, heartbeatIntervalMillis: Int64(heartbeatInterval * 1000),
             missedHeartbeats: missedHeartbeats,
             locatorPolicy: allowUnattributedLocators ? .unattributed : .sourceAddress)
+        options.metrics = metrics.map { ($0.host, $0.port) }
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         try await Self.reportingFailures {
             do {

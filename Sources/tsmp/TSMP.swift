@@ -23,7 +23,7 @@ struct TSMP: AsyncParsableCommand {
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --all --wait
         """,
         version: BuildInfo.versionLine,
-        subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, AgentCommand.self, DeviceCommand.self,
+        subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, MigrationsCommand.self, EventsCommand.self, AgentCommand.self, DeviceCommand.self,
                       NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchControlCommand.self,
                       ContactsCommand.self, ShareCommand.self])
 }

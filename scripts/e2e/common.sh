@@ -387,3 +387,67 @@ e2e_server_bottleneck() {
     lab_exec "$LAB_ID" srv tc qdisc add dev eth0 root tbf rate "$1" burst 64kb limit 4mb
     tl_note "srv: eth0 limited to $1 (tbf)"
 }
+
+# What an operator sees of a migration (issue "Operator experience").
+E2E_OBSERVE=$TL_ROOT/scripts/lib/observe_json.py
+
+# e2e_observe_start: before a migration, the metrics (CASE_DIR/metrics-before.txt) and
+# `tsmp events --json --replay` following in the background (E2E_EVENTS_PID, CASE_DIR/events.jsonl;
+# it stops itself after 150 s at the latest).
+e2e_observe_start() {
+    e2e_baseline && return 0
+    proxy_metrics >"$CASE_DIR/metrics-before.txt" || tl_fail "the metrics endpoint did not answer"
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" events --json --replay --timeout 150 \
+        >"$CASE_DIR/events.jsonl" 2>"$CASE_DIR/events.err" &
+    E2E_EVENTS_PID=$!
+}
+
+e2e_events_have() { grep "\"migration\":$1," "$CASE_DIR/events.jsonl" | grep -q "\"phase\":\"$2\""; }
+
+# e2e_metric_delta NAME: NAME's value (summed over label sets) after minus before.
+e2e_metric_value() { awk -v n="$2" '$0 !~ /^#/ && (index($0, n "{") == 1 || index($0, n " ") == 1) { s += $NF } END { printf "%d\n", s }' "$1"; }
+e2e_metric_delta() { echo $(($(e2e_metric_value "$CASE_DIR/metrics-after.txt" "$1") - $(e2e_metric_value "$CASE_DIR/metrics-before.txt" "$1"))); }
+
+# e2e_observe_check MIGRATION_ID PHASE: after the migration ended in PHASE, `tsmp events`
+# (stopped by SIGINT: exit status 0) saw each of its phases, `tsmp migrations --json` lists it
+# with them, its SVG (`--show ID --svg`) draws its phases and both sub-connections, the metrics counted it once in each migration metric and pass promtool, and
+# `tsmp flows --json --watch --count 2` printed two JSON lines.
+e2e_observe_check() {
+    e2e_baseline && return 0
+    local mid=$1 want=$2 gw
+    gw=$(lab_ns "$LAB_ID" gw)
+    tl_wait_until 5 "tsmp events to show migration $mid $want" e2e_events_have "$mid" "$want"
+    kill -INT "$E2E_EVENTS_PID" 2>/dev/null || true
+    local st=0
+    wait "$E2E_EVENTS_PID" || st=$?
+    ((st == 0)) || tl_fail "tsmp events exited with status $st on SIGINT: $(head -c 300 "$CASE_DIR/events.err")"
+    timeout 10 ip netns exec "$gw" "$TSMP" migrations --json >"$CASE_DIR/migrations.json" \
+        || tl_fail "tsmp migrations --json failed"
+    timeout 10 ip netns exec "$gw" "$TSMP" migrations >"$CASE_DIR/migrations.txt" || tl_fail "tsmp migrations failed"
+    sed 's/^/  tsmp migrations: /' "$CASE_DIR/migrations.txt"
+    timeout 10 ip netns exec "$gw" "$TSMP" migrations --show "$mid" >"$CASE_DIR/migration-show.txt" \
+        || tl_fail "tsmp migrations --show $mid failed"
+    local said
+    said=$(python3 "$E2E_OBSERVE" check "$CASE_DIR/migrations.json" "$CASE_DIR/events.jsonl" "$mid" "$want") || tl_fail "$said"
+    tl_note "observed: $said"
+    timeout 10 ip netns exec "$gw" "$TSMP" migrations --show "$mid" --svg "$CASE_DIR/migration-$mid.svg" >/dev/null \
+        || tl_fail "tsmp migrations --show $mid --svg failed"
+    said=$(python3 "$E2E_OBSERVE" svg "$CASE_DIR/migration-$mid.svg" "$CASE_DIR/migrations.json" "$mid") || tl_fail "$said"
+    tl_note "picture of migration $mid (packets per series): $said"
+    timeout 10 ip netns exec "$gw" "$TSMP" flows --json --watch --count 2 --interval 0.2 >"$CASE_DIR/flows-watch.jsonl" \
+        || tl_fail "tsmp flows --json --watch --count 2 failed"
+    said=$(python3 "$E2E_OBSERVE" jsonlines "$CASE_DIR/flows-watch.jsonl" 2) || tl_fail "tsmp flows --json --watch: $said"
+    proxy_metrics >"$CASE_DIR/metrics-after.txt" || tl_fail "the metrics endpoint did not answer"
+    local m
+    for m in "tsmp_migrations_total{result=\"$want\"}" tsmp_migration_duration_seconds_count \
+             tsmp_migration_stall_seconds_count tsmp_migration_cache_bytes_count; do
+        tl_expect_eq "$m after - before" 1 "$(e2e_metric_delta "$m")"
+    done
+    grep -q '^tsmp_flows_limit [1-9]' "$CASE_DIR/metrics-after.txt" || tl_fail "no tsmp_flows_limit gauge in the metrics"
+    if command -v promtool >/dev/null; then
+        promtool check metrics <"$CASE_DIR/metrics-after.txt" >"$CASE_DIR/promtool.log" 2>&1 \
+            || tl_fail "promtool check metrics: $(tr '\n' ' ' <"$CASE_DIR/promtool.log" | cut -c1-300)"
+        [[ ! -s $CASE_DIR/promtool.log ]] || tl_fail "promtool check metrics: $(tr '\n' ' ' <"$CASE_DIR/promtool.log" | cut -c1-300)"
+    fi
+    tl_note "metrics: $(grep -E '^tsmp_migration(s_total|_duration_seconds_sum|_stall_seconds_sum|_cache_bytes_sum)' "$CASE_DIR/metrics-after.txt" | tr '\n' ' ')"
+}

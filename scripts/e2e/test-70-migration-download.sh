@@ -41,6 +41,8 @@ e2e_migrate_download() {
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
+    # Before the download: nothing of it delays the migration's start later.
+    e2e_observe_start
     tl_note "laptop: socat -u TCP:$LAB_SRV:9000 (a $size stream at $rate B/s)"
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
@@ -120,6 +122,8 @@ e2e_migrate_download() {
     [[ $variant == ecn ]] && e2e_expect_ece_at_server "$natport"
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    # After the server's counters (sampled while the download still runs): what an operator sees.
+    e2e_observe_check "$(e2e_report_field "$report" id)" "$phase"
     e2e_proxy_healthy
 }
 

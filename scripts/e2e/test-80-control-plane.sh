@@ -11,6 +11,8 @@
 # move bob's flow and to pull it, and is refused each time with the flow unharmed.
 
 CP_NS_PORT=7443 CP_PROXY_PORT=7444 CP_AGENT_PORT=7445
+# The namespace's and the agents' metrics (issue "Operator experience"), on each namespace's loopback.
+CP_NS_METRICS=127.0.0.1:9470 CP_AGENT_METRICS=9471
 
 # cp_tsmp NODE ARGS...: tsmp in a lab namespace, bounded in time.
 cp_tsmp() {
@@ -24,7 +26,7 @@ cp_tsmp() {
 cp_agent() {
     local node=$1 cred=$2 proxy=$3 out=$4
     lab_exec "$LAB_ID" "$node" "$TSMP" agent --credentials "$cred" --proxy "https://$proxy:$CP_PROXY_PORT" \
-        --listen "0.0.0.0:$CP_AGENT_PORT" --heartbeat-interval 0.5 \
+        --listen "0.0.0.0:$CP_AGENT_PORT" --heartbeat-interval 0.5 --metrics "$CP_AGENT_METRICS" \
         --exec "env | grep ^TSMP_ > $out-\$TSMP_MIGRATION_ID.env; cat > $out-\$TSMP_MIGRATION_ID.bin" \
         >>"$CASE_DIR/agent-$node.log" 2>&1 &
     tl_wait_until 15 "the $node agent on :$CP_AGENT_PORT" e2e_listening "$node" "$CP_AGENT_PORT"
@@ -59,7 +61,7 @@ cp_namespace_up() {
     tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $url $*"
     # `ip netns exec` execs tsmp: $! is the service itself (a shell function would be a subshell).
     ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
-        --state "$state" --url "$url" --heartbeat-interval 1 "$@" >>"$CASE_DIR/namespace.log" 2>&1 &
+        --state "$state" --url "$url" --heartbeat-interval 1 --metrics "$CP_NS_METRICS" "$@" >>"$CASE_DIR/namespace.log" 2>&1 &
     CP_NS_PID=$!
     tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
 }
@@ -74,6 +76,36 @@ cp_namespace_restart() {
     cp_namespace_up "$@"
 }
 cp_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# cp_metric FILE NAME: NAME's value (one sample, labels included in NAME); 0 when absent.
+cp_metric() { awk -v n="$2" 'index($0, n " ") == 1 { v = $NF } END { printf "%d\n", v }' "$1"; }
+
+# cp_expect_service_metrics: the namespace counted heartbeats and the proxy's resolutions, the
+# phone's agent the MTR of the migration and its heartbeats; promtool finds both texts clean.
+cp_expect_service_metrics() {
+    local ns=$CASE_DIR/namespace-metrics.txt agent=$CASE_DIR/phone-agent-metrics.txt
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" curl -sS --fail -m 5 "http://$CP_NS_METRICS/metrics" >"$ns" \
+        || tl_fail "the namespace's --metrics $CP_NS_METRICS did not answer"
+    lab_exec "$LAB_ID" phone curl -sS --fail -m 5 "http://127.0.0.1:$CP_AGENT_METRICS/metrics" >"$agent" \
+        || tl_fail "the phone agent's --metrics $CP_AGENT_METRICS did not answer"
+    local hb res mtrs ahb
+    hb=$(cp_metric "$ns" 'tsmp_namespace_heartbeats_total{result="ok"}')
+    res=$(cp_metric "$ns" 'tsmp_namespace_resolutions_total{result="ok"}')
+    mtrs=$(cp_metric "$agent" 'tsmp_agent_mtrs_total{result="ok"}')
+    ahb=$(cp_metric "$agent" 'tsmp_agent_heartbeats_total{result="ok"}')
+    tl_note "metrics: namespace $hb heartbeats, $res resolutions; phone agent $mtrs MTRs, $ahb heartbeats sent"
+    ((hb >= 3)) || tl_fail "the namespace counted $hb heartbeats"
+    ((res >= 1)) || tl_fail "the namespace counted $res resolutions (the proxy resolved the phone for migration $1)"
+    ((mtrs >= 1)) || tl_fail "the phone's agent counted $mtrs MTRs"
+    ((ahb >= 1)) || tl_fail "the phone's agent counted $ahb heartbeats sent"
+    if command -v promtool >/dev/null; then
+        local f
+        for f in "$ns" "$agent"; do
+            promtool check metrics <"$f" >"$f.promtool" 2>&1 || tl_fail "promtool check metrics $f: $(tr '\n' ' ' <"$f.promtool" | cut -c1-300)"
+            [[ ! -s $f.promtool ]] || tl_fail "promtool check metrics $f: $(tr '\n' ' ' <"$f.promtool" | cut -c1-300)"
+        done
+    fi
+}
 
 # cp_flow_list FILE: "ID:PORT ..." of a `tsmp flows --credentials --json` answer.
 cp_flow_list() {
@@ -241,6 +273,7 @@ e2e_control_plane() {
     e2e_expect_concat "$stream" "$laptop" "$phone" "$back"
     e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    cp_expect_service_metrics "$mid1"
     grep -q "MTR sent" "$CASE_DIR/proxy.log" && tl_note "MTR timings: $(grep -o 'request_to_mtr_ms=[0-9.]*' "$CASE_DIR/proxy.log" | tr '\n' ' ')"
     e2e_proxy_healthy
 }

@@ -67,6 +67,7 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     public struct PhaseTime: Sendable, Codable, Equatable {
         public var phase: MigrationPhase
         public var seconds: Double
+        public init(phase: MigrationPhase, seconds: Double) { self.phase = phase; self.seconds = seconds }
     }
     public var id: MigrationID
     public var flow: FlowID

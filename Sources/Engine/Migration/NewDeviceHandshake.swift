@@ -112,5 +112,6 @@ extension SpliceEngine {
         m.phase = .resuming(freeze, cut, sender: sender)
         m.enter(.newDeviceConnected, at: now)
         migrations[mid] = m
+        journalPhases(m)
     }
 }

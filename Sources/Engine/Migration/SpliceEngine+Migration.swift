@@ -42,6 +42,7 @@ extension SpliceEngine {
             nextMigrationID += 1
             migrations[mid] = Migration(awaiting: mid, flowID: id, target: target, requestedAt: now, allowed: deadline,
                                         settleWait: settleWait)
+            journalPhases(of: mid)
             logger.info("migration waits for the flow's state", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(id)", "migration.phase": "requested",
             ])
@@ -91,6 +92,7 @@ extension SpliceEngine {
         }
         migrations[mid] = Migration(pausing: mid, flowID: id, target: migration.target, requestedAt: migration.requestedAt,
                                     allowed: migration.allowed, settleWait: migration.settleWait, freeze: freeze, now: now)
+        journalPhases(of: mid)
         logger.info("migration paused", metadata: [
             "migration.id": "\(mid)", "flow.id": "\(id)", "migration.from": "\(flow.device)",
             "migration.to": "\(migration.target)", "migration.phase": "paused",
@@ -149,6 +151,8 @@ extension SpliceEngine {
             guard let m = migrations[mid], !m.isAwaitingState else { continue }
             guard let slot = table.slot(id: m.flowID), let flow = table[slot: slot] else {
                 migrations[mid] = nil
+                journal.forget(mid)
+                timelines[mid] = nil
                 continue
             }
             if case .paused(let freeze) = m.phase, isSettled(flow, freeze) || now >= freeze.settleDeadline {

@@ -74,6 +74,7 @@ extension SpliceEngine {
         // The old device.
         let tcp = packet.tcp
         let ackInServerSpace = flow.toDevice.seqOffset.reverse(tcp.ack)
+        if tcp.flags.contains(.ack) { noteTimeline(mid, .oldDeviceAck, seq: ackInServerSpace, length: 0, slot: slot, now: now) }
         switch m.phase {
         case .paused, .rollingBack: break
         case .awaitingState, .cut, .resuming: return .consumed // cut: nothing more from it
@@ -142,6 +143,7 @@ extension SpliceEngine {
         guard let flow = table[slot: slot], case .resuming(_, _, var sender)? = migrations[mid]?.phase else { return .consumed }
         // Its acks drive the emulated sender; they are not forwarded (DESIGN §6 step 4).
         if flags.contains(.ack), let ownShift = migrations[mid]?.newDevice?.ownShift {
+            noteTimeline(mid, .newDeviceAck, seq: flow.toDevice.seqOffset.reverse(tcp.ack), length: 0, slot: slot, now: now)
             let window = WindowScale.bytes(tcp.window, shift: ownShift)
             let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
                                            carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
@@ -168,6 +170,7 @@ extension SpliceEngine {
         if var m = migrations[mid], m.sender?.isComplete == true {
             m.enter(.cacheDrained, at: now)
             migrations[mid] = m
+            journalPhases(m)
             splice(slot: slot, mid: mid, now: now, generated: generated)
         }
         return verdict
@@ -179,6 +182,7 @@ extension SpliceEngine {
         guard let before = table[slot: slot]?.toDevice, let mid = table[slot: slot]?.migration,
               migrations[mid]?.freeze != nil else { return .consumed }
         if let verdict = migratingReset(tcp, slot: slot, mid: mid, fromServer: true, now: now, generated: generated) { return verdict }
+        if tcp.payloadLength > 0 { noteTimeline(mid, .serverData, seq: tcp.seq, length: tcp.payloadLength, slot: slot, now: now) }
         let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
         var grew = 0
         var expectedBefore = SeqNumber(0)

@@ -5,6 +5,7 @@ extension SpliceEngine {
     /// Keeps the last 1000 finished migrations' reports.
     func recordFinished(_ report: MigrationReport) {
         finishedMigrations[report.id] = report
+        migrationStats.record(report)
         finishedOrder.append(report.id)
         if finishedOrder.count > 1000 { finishedMigrations[finishedOrder.removeFirst()] = nil }
     }

@@ -24,6 +24,7 @@ extension SpliceEngine {
         m.phase = .cut(freeze, offsets)
         m.enter(.oldDeviceCut, at: now)
         migrations[mid] = m
+        journalPhases(m)
         withFlow(slot) { $0.inFlight?.acknowledge(cutToDevice) }
         logger.info("old device cut", metadata: [
             "migration.id": "\(mid)", "migration.phase": "old-device-cut",
@@ -188,6 +189,8 @@ extension SpliceEngine {
     /// The migration ends: it leaves the table, its report stays.
     func finish(_ m: Migration, now: Instant) {
         migrations[m.id] = nil
+        journalPhases(m)
+        keepFinishedTimeline(m.id)
         if !newDeviceAssignments.isEmpty { newDeviceAssignments = newDeviceAssignments.filter { $0.value != m.id } }
         recordFinished(report(m, now: now))
     }

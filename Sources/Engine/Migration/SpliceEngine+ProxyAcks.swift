@@ -83,8 +83,10 @@ extension SpliceEngine {
     func transmit(_ segments: [EmulatedSender.Segment], slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) {
         guard !segments.isEmpty, let f = table[slot: slot], let copy = f.inFlight, var m = migrations[mid],
               let (device, ack, ts, window) = towardDevice(f, m) else { return }
+        let series: MigrationTimeline.Series = m.isRollingBack ? .proxyToOldDevice : .proxyToNewDevice
         for s in segments {
             guard let payload = copy.bytes(from: s.seq, length: s.length) else { continue }
+            noteTimeline(mid, series, seq: s.seq, length: s.length, slot: slot, now: now)
             var flags: TCPFlags = [.ack]
             if s.length > 0 { flags.insert(.psh) }
             if s.fin { flags.insert(.fin) }
