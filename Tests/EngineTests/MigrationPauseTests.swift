@@ -195,6 +195,60 @@ struct MigrationPauseTests {
         #expect(h.report(mid)?.phase == .aborted && h.report(mid)?.reason == "the old device reset the connection")
     }
 
+    /// A server segment lost on its way to the proxy during the pause: the ones after it used
+    /// to be dropped and the proxy's ACKs carried no SACK, so a Linux server (SACK + RACK)
+    /// waited for a tail-loss probe or its RTO. The proxy now receives as a good receiver does.
+    @Test("pause: segments past a hole are kept and SACKed (the latest first); the hole's retransmission completes the copy")
+    func holeSACKedThenFilled() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        _ = try h.migrate()
+        // 4*1448..5*1448 is lost; 5 and 6 arrive, then 8 (7 lost too).
+        for (k, blocks) in [(5, [(5, 6)]), (6, [(5, 7)]), (8, [(8, 9), (5, 7)])] {
+            let out = try h.send(h.fromServer(at: k * 1448, ack: 120, length: 1448)).packets()
+            let ack = try #require(out.first)
+            #expect(out.count == 1 && ack.destination == MigrationLab.server && ack.window == 0)
+            #expect(ack.ack == SeqNumber(h.s(4 * 1448)))
+            #expect(ack.options.contains(.sack(blocks.map { SackBlock(SeqNumber(h.s($0.0 * 1448)), SeqNumber(h.s($0.1 * 1448))) })))
+            #expect(ack.checksumsValid)
+        }
+        #expect(h.internalFlow?.inFlight?.end == SeqNumber(h.s(4 * 1448)))
+        // The first hole fills: the copy runs to 7, only 8 is still held.
+        let filled = try #require(try h.send(h.fromServer(at: 4 * 1448, ack: 120, length: 1448)).packets().first)
+        #expect(filled.ack == SeqNumber(h.s(7 * 1448)))
+        #expect(filled.options.contains(.sack([SackBlock(SeqNumber(h.s(8 * 1448)), SeqNumber(h.s(9 * 1448)))])))
+        // The second: everything, no block left.
+        let all = try #require(try h.send(h.fromServer(at: 7 * 1448, ack: 120, length: 1448)).packets().first)
+        #expect(all.ack == SeqNumber(h.s(9 * 1448)))
+        #expect(!all.options.contains { if case .sack = $0 { true } else { false } })
+        let copy = try #require(h.internalFlow?.inFlight)
+        #expect(copy.start == SeqNumber(h.s(2 * 1448)) && copy.end == SeqNumber(h.s(9 * 1448)))
+        #expect(difference(copy.bytes(from: copy.start, length: copy.count), serverBytes((2 * 1448)..<(9 * 1448))) == nil)
+    }
+
+    @Test("out-of-order hold: bounded in pieces and bytes; merged blocks; contiguous pieces taken in order")
+    func outOfOrderHoldBounds() {
+        var hold = OutOfOrderHold(capBytes: 3000)
+        let b = [UInt8](repeating: 7, count: 1000)
+        var kept: [Bool] = []
+        b.withUnsafeBytes { p in
+            for seq in [3000, 1000, 2000, 9000] { kept.append(hold.insert(seq: SeqNumber(UInt32(seq)), payload: p)) }
+        }
+        #expect(kept == [true, true, true, false]) // the fourth would pass 3000 bytes: not kept
+        #expect(hold.sackBlocks(latest: nil, limit: 3) == [SackBlock(SeqNumber(1000), SeqNumber(4000))])
+        #expect(hold.takeContiguous(upTo: SeqNumber(500)).isEmpty)
+        #expect(hold.takeContiguous(upTo: SeqNumber(1000)).map(\.seq) == [SeqNumber(1000), SeqNumber(2000), SeqNumber(3000)])
+        #expect(hold.isEmpty && hold.byteCount == 0)
+        var many = OutOfOrderHold(capBytes: 1 << 20)
+        var accepted = 0
+        var extra = true
+        [UInt8](repeating: 1, count: 10).withUnsafeBytes { p in
+            for i in 0..<OutOfOrderHold.maxPieces where many.insert(seq: SeqNumber(UInt32(100 * i)), payload: p) { accepted += 1 }
+            extra = many.insert(seq: SeqNumber(1_000_000), payload: p)
+        }
+        #expect(accepted == OutOfOrderHold.maxPieces && !extra)
+        #expect(many.sackBlocks(latest: SeqNumber(505), limit: 3).first == SackBlock(SeqNumber(500), SeqNumber(510)))
+    }
+
     @Test("pause: without SACK negotiated, a duplicate is answered with a plain ACK")
     func duplicateWithoutSACK() throws {
         var noSack = EndOptions.linux

@@ -90,6 +90,8 @@ struct Freeze: Sendable {
     var bytesCached: UInt64 = 0
     /// The claimed new device (its SYN), from its SYN on.
     var newDevice: NewDeviceHandshake?
+    /// Server segments past a hole in the copy, SACKed until the hole fills.
+    var held = OutOfOrderHold(capBytes: 0)
 }
 
 /// The cut (DESIGN §6 step 3): where the new device's streams continue the old device's.

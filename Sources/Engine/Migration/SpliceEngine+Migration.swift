@@ -79,12 +79,13 @@ extension SpliceEngine {
                 return .failure(.copyIncomplete(id, missing: UInt64(deviceAck.distance(to: toDeviceEnd)) - held))
             }
         }
-        let freeze = Freeze(
+        var freeze = Freeze(
             settleDeadline: now + min(migration.settleWait.nanoseconds, migration.allowed.nanoseconds / 2),
             oldDevice: flow.device, forwardedToDeviceEnd: toDeviceEnd, forwardedToServerEnd: toServerEnd,
             serverAckServerView: flow.toServer.seqOffset.apply(flow.toDevice.highestAck ?? toServerEnd),
             lastTSvalToServer: flow.toServer.lastTSval.map { $0 &+ flow.toServer.tsOffset })
         let perFlowCap = config.limits.inFlightPerFlow
+        freeze.held = OutOfOrderHold(capBytes: perFlowCap)
         withFlow(slot) { f in
             f.migration = mid
             f.kernelPath = .none

@@ -204,6 +204,7 @@ extension SpliceEngine {
             }
         }
         inFlightStorageBytes += grew
+        holdOutOfOrder(tcp, slot: slot, mid: mid, copyEndBefore: expectedBefore)
         guard let copyEnd = table[slot: slot]?.inFlight?.end, var m = migrations[mid] else { return .consumed }
         if tcp.flags.contains(.fin) && tcp.seq + UInt32(tcp.payloadLength) == copyEnd {
             m.updateFreeze { $0.serverFinSeq = copyEnd }
@@ -223,7 +224,7 @@ extension SpliceEngine {
         migrations[mid] = m
         // Answer data, FIN and zero-window probes with next-expected and window 0 (TSMP §4.3.1).
         if tcp.payloadLength > 0 || tcp.flags.contains(.fin) || tcp.seq != expectedBefore {
-            sendFreezeAckToServer(slot: slot, mid: mid, duplicate: duplicate, generated: generated)
+            sendFreezeAckToServer(slot: slot, mid: mid, duplicate: duplicate, latest: tcp.seq, generated: generated)
         }
         switch m.phase {
         case .resuming(let freeze, let cut, _):

@@ -16,7 +16,11 @@ extension SpliceEngine {
     /// block (RFC 2883 §4) when the connection negotiated SACK. Without it, a server whose
     /// tail-loss probe (RFC 8985 §7) crossed the freeze takes the probe for a repaired loss
     /// and reduces its window (Linux: TcpExtTCPLossProbeRecovery, ssthresh set).
-    func sendFreezeAckToServer(slot: Int, mid: MigrationID, duplicate: SackBlock? = nil, generated: PacketBatch) {
+    ///
+    /// Segments held past a hole (`OutOfOrderHold`) are reported in the blocks after it, the one
+    /// holding `latest` (the segment just received) first (RFC 2018 §4).
+    func sendFreezeAckToServer(slot: Int, mid: MigrationID, duplicate: SackBlock? = nil, latest: SeqNumber? = nil,
+                               generated: PacketBatch) {
         guard let f = table[slot: slot], let freeze = migrations[mid]?.freeze else { return }
         let seq: SeqNumber
         if let h = freeze.newDevice, let next = h.next {
@@ -28,8 +32,12 @@ extension SpliceEngine {
         if f.deviceSyn.timestamps && f.serverSyn.timestamps {
             options = TCPOption.alignedTimestamp(value: freeze.lastTSvalToServer ?? 1, echoReply: f.toDevice.lastTSval ?? 0)
         }
-        if let duplicate, f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted {
-            options += [.noOperation, .noOperation, .sack([duplicate])]
+        if f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted {
+            // 40 option bytes: with timestamps (12) room for 3 blocks, without for 4.
+            let room = options.isEmpty ? 4 : 3
+            var blocks = duplicate.map { [$0] } ?? []
+            blocks += freeze.held.sackBlocks(latest: latest, limit: room - blocks.count)
+            if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
                            ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options, tos: f.dscpToServer),
