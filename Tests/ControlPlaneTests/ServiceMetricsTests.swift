@@ -3,12 +3,12 @@ import Dispatch
 import Foundation
 import NIOHTTP1
 import Testing
+import TestSupport
 
 /// The namespace's and the agent's metrics (`--metrics`): answers counted per route by
 /// result, the named families (heartbeats, resolutions, MTRs), promtool-clean text.
 @Suite("Service metrics")
 struct ServiceMetricsTests {
-    static let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     static func request(_ method: HTTPMethod, _ path: String) -> HTTPEndpoint.Request {
         HTTPEndpoint.Request(method: method, path: path)
@@ -64,33 +64,13 @@ struct ServiceMetricsTests {
     }
 
     @Test("promtool check metrics passes on the namespace's and the agent's text",
-          .enabled(if: promtool != nil, "promtool is not installed (apt-get install prometheus)"))
+          .enabled(if: Promtool.path != nil, "promtool is not installed (apt-get install prometheus)"))
     func promtoolClean() async throws {
         let agent = ServiceMetrics.agent()
         agent.count("heartbeats", .ok)
         for text in [await Self.namespaceScraped(), agent.render()] {
-            let path = try #require(Self.promtool)
-            // On a Dispatch thread: a blocked concurrency-pool thread starves the loopback tests beside it.
-            let (status, said) = try await withCheckedThrowingContinuation { c in
-                DispatchQueue.global().async { c.resume(with: Result { try Self.check(text, promtool: path) }) }
-            }
+            let (status, said) = try await Promtool.check(text)
             #expect(status == 0 && said.isEmpty, "promtool: \(said)")
         }
-    }
-
-    static func check(_ text: String, promtool: String) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: promtool)
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, said)
     }
 }

@@ -3,12 +3,12 @@ import Foundation
 import Gateway
 import Telemetry
 import Testing
+import TestSupport
 
 /// The proxy's /metrics text (issue "Operator experience": `tsmp_device_write_errors` was a
 /// gauge without `_total`; no `build_info`). promtool is the judge of the exposition format.
 @Suite("Engine metrics")
 struct EngineMetricsTests {
-    static let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     func render(writeErrors: Int = 3) -> String {
         String(decoding: EngineMetrics().render(EngineStatus.sum([]), deviceWriteErrors: writeErrors), as: UTF8.self)
@@ -31,21 +31,10 @@ struct EngineMetricsTests {
         #expect(!text.contains("tsmp_device_write_errors "))
     }
 
-    @Test("promtool check metrics finds no problem", .enabled(if: promtool != nil, "promtool is not installed (apt-get install prometheus)"))
-    func promtoolClean() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(Self.promtool))
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(render().utf8))
-        try input.fileHandleForWriting.close()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "promtool: \(said)")
-        #expect(said.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(said)")
+    @Test("promtool check metrics finds no problem", .enabled(if: Promtool.path != nil, "promtool is not installed (apt-get install prometheus)"))
+    func promtoolClean() async throws {
+        let said = try await Promtool.check(render())
+        #expect(said.status == 0, "promtool: \(said.output)")
+        #expect(said.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(said.output)")
     }
 }

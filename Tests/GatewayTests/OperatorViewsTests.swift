@@ -5,6 +5,7 @@ import Foundation
 import Gateway
 import Telemetry
 import Testing
+import TestSupport
 import Wire
 
 /// What operators see of the proxy (issue "Operator experience"): `GET /v1/events` (the long
@@ -100,7 +101,7 @@ struct OperatorViewsTests {
     }
 
     @Test("promtool check metrics passes on the whole proxy text, migration metrics included",
-          .enabled(if: EngineMetricsTests.promtool != nil, "promtool is not installed (apt-get install prometheus)"))
+          .enabled(if: Promtool.path != nil, "promtool is not installed (apt-get install prometheus)"))
     func promtoolClean() async throws {
         let text = String(decoding: EngineMetrics().render(EngineStatus.sum([]), deviceWriteErrors: 0), as: UTF8.self)
             + MigrationMetrics.render(Self.stats, flowsLimit: 5000)
@@ -136,32 +137,5 @@ struct OperatorViewsTests {
         #expect(EventCursor.parse("99999999999999999999999", shards: 1) == nil)
         #expect(EventCursor.format([1, 2]) == "1,2")
         #expect(EventCursor.wallClock(4_000_000_000, monotonicNow: 5_000_000_000, realNow: 100) == 99)
-    }
-}
-
-/// Runs `promtool check metrics` on a text, on a Dispatch thread: blocking one of the two
-/// threads of the concurrency pool for seconds would starve the loopback servers of the
-/// tests running beside it.
-enum Promtool {
-    static func check(_ text: String) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { c in
-            DispatchQueue.global().async { c.resume(with: Result { try run(text) }) }
-        }
-    }
-
-    private static func run(_ text: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(EngineMetricsTests.promtool))
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, said)
     }
 }
