@@ -126,6 +126,24 @@ public struct TCPOptions: Sequence {
         return (slot.length - 2) / 8
     }
 
+    /// The D-SACK block of an acknowledgment, if it carries one: its first SACK block reports
+    /// a duplicate when it lies at or below the cumulative `ack`, or inside the second block
+    /// (RFC 2883 §4). nil without SACK or when the first block is an ordinary one.
+    public func duplicateSack(ack: SeqNumber) -> SackBlock? {
+        for slot in self where slot.kind == TCPOptionKind.sack {
+            guard let n = sackBlockCount(slot) else { return nil }
+            let (l, r) = sackBlock(slot, 0)
+            guard l.lessThan(r) else { return nil }
+            if r.lessThanOrEqual(ack) { return SackBlock(l, r) }
+            if n > 1 {
+                let (l2, r2) = sackBlock(slot, 1)
+                if l2.lessThanOrEqual(l) && r.lessThanOrEqual(r2) { return SackBlock(l, r) }
+            }
+            return nil
+        }
+        return nil
+    }
+
     /// SACK block `i` of a `.sack` slot: (left edge, right edge) (RFC 2018 §3).
     public func sackBlock(_ slot: TCPOptionSlot, _ i: Int) -> (SeqNumber, SeqNumber) {
         let o = slot.offset + 2 + 8 * i

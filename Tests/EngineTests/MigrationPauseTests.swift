@@ -249,6 +249,27 @@ struct MigrationPauseTests {
         #expect(many.sackBlocks(latest: SeqNumber(505), limit: 3).first == SackBlock(SeqNumber(500), SeqNumber(510)))
     }
 
+    /// The probe crossed the pause the other way: the proxy forwarded it to the laptop just
+    /// before pausing, and the laptop's D-SACK for it came after. Seen in CI: swallowed, the
+    /// server's next ACK past the probe (from the phone) counted as a repaired loss.
+    @Test("pause: the old device's D-SACK for a probe forwarded before the pause reaches the server in a freeze ACK; a plain ACK does not")
+    func oldDeviceDSACKRelayed() throws {
+        let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+        // The server's probe (its last 448 bytes again) goes to the laptop before the pause.
+        #expect(h.send(h.fromServer(at: 4 * 1448 - 448, ack: 120, length: 448)).verdict == .forward)
+        _ = try h.migrate()
+        let toServer = { (out: [DecodedTCP4]) in out.filter { $0.destination == MigrationLab.server } }
+        let plain = try toServer(h.send(h.fromLaptop(at: 120, ack: 4 * 1448)).packets())
+        #expect(plain.isEmpty)
+        let relayed = try toServer(h.send(h.fromLaptop(at: 120, ack: 4 * 1448, sack: [(4 * 1448 - 448, 4 * 1448)])).packets())
+        let ack = try #require(relayed.first)
+        #expect(relayed.count == 1 && ack.window == 0 && ack.ack == SeqNumber(h.s(4 * 1448)))
+        #expect(ack.options.contains(.sack([SackBlock(SeqNumber(h.s(4 * 1448 - 448)), SeqNumber(h.s(4 * 1448)))])))
+        #expect(ack.checksumsValid)
+        // An ordinary SACK block (above the ack) is no duplicate report.
+        #expect(try toServer(h.send(h.fromLaptop(at: 120, ack: 3 * 1448, sack: [(3 * 1448 + 100, 3 * 1448 + 200)])).packets()).isEmpty)
+    }
+
     @Test("pause: without SACK negotiated, a duplicate is answered with a plain ACK")
     func duplicateWithoutSACK() throws {
         var noSack = EndOptions.linux

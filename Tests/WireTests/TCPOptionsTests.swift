@@ -139,6 +139,26 @@ import Wire
         }
     }
 
+    /// RFC 2883 §4: the first block is a D-SACK below the cumulative ACK or inside the second
+    /// block; otherwise (or with no SACK, or a block whose edges are reversed) there is none.
+    @Test func findsTheDuplicateSACKBlock() throws {
+        func dsack(_ blocks: [(UInt32, UInt32)], ack: UInt32) throws -> SackBlock? {
+            let options: [TCPOption] = blocks.isEmpty ? [] : [.noOperation, .noOperation,
+                                                             .sack(blocks.map { SackBlock(SeqNumber($0.0), SeqNumber($0.1)) })]
+            var p = Self.packet(options: options, flags: .ack)
+            return try withTCP4(&p) { $0.tcp.options.duplicateSack(ack: SeqNumber(ack)) }
+        }
+        #expect(try dsack([(500, 1000)], ack: 1000) == SackBlock(SeqNumber(500), SeqNumber(1000)))
+        #expect(try dsack([(500, 700)], ack: 1000) == SackBlock(SeqNumber(500), SeqNumber(700)))
+        // Across the wrap: 0xFFFF_FF00..0x10 is below an ack of 0x20.
+        #expect(try dsack([(0xFFFF_FF00, 0x10)], ack: 0x20) == SackBlock(SeqNumber(0xFFFF_FF00), SeqNumber(0x10)))
+        #expect(try dsack([(2000, 2500), (1500, 3000)], ack: 1000) == SackBlock(SeqNumber(2000), SeqNumber(2500)))
+        #expect(try dsack([(2000, 2500)], ack: 1000) == nil)
+        #expect(try dsack([(2000, 2500), (3000, 3500)], ack: 1000) == nil)
+        #expect(try dsack([(1000, 500)], ack: 1000) == nil)
+        #expect(try dsack([], ack: 1000) == nil)
+    }
+
     @Test func builderRefusesMoreThanFortyOptionBytes() {
         let five = (0..<5).map { _ in SackBlock(SeqNumber(1), SeqNumber(2)) }
         let spec = TCPPacketSpec(source: endpoint("10.1.0.2:1"), destination: endpoint("10.2.0.2:2"), options: [.sack(five)])

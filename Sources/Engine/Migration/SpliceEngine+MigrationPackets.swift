@@ -75,6 +75,7 @@ extension SpliceEngine {
         let tcp = packet.tcp
         let ackInServerSpace = flow.toDevice.seqOffset.reverse(tcp.ack)
         if tcp.flags.contains(.ack) { noteTimeline(mid, .oldDeviceAck, seq: ackInServerSpace, length: 0, slot: slot, now: now) }
+        relayDuplicateReport(fromOldDevice: tcp, slot: slot, mid: mid, generated: generated)
         switch m.phase {
         case .paused, .rollingBack: break
         case .awaitingState, .cut, .resuming: return .consumed // cut: nothing more from it

@@ -44,6 +44,23 @@ extension SpliceEngine {
              generated: generated)
     }
 
+    /// The old device's D-SACK (RFC 2883 §4), received once the flow is paused, passed on to
+    /// the server in a freeze ACK. A tail-loss probe (RFC 8985 §7) the proxy forwarded to the
+    /// old device just before the pause is reported as a duplicate by that device, but its ACKs
+    /// no longer reach the server: without the report, Linux takes the probe for a repaired
+    /// loss at the first ACK past it (TcpExtTCPLossProbeRecovery) and lowers ssthresh.
+    func relayDuplicateReport(fromOldDevice tcp: TCPSegment, slot: Int, mid: MigrationID, generated: PacketBatch) {
+        guard tcp.flags.contains(.ack), let m = migrations[mid], let f = table[slot: slot] else { return }
+        switch m.phase {
+        case .paused, .cut: break
+        case .awaitingState, .resuming, .rollingBack: return
+        }
+        guard let d = tcp.options.duplicateSack(ack: tcp.ack) else { return }
+        let toServer = f.toDevice.seqOffset
+        sendFreezeAckToServer(slot: slot, mid: mid, duplicate: SackBlock(toServer.reverse(d.left), toServer.reverse(d.right)),
+                              generated: generated)
+    }
+
     /// Window 0 to the old device, acknowledging what the server has of its data (the
     /// server's window instead once the cache goes back to it).
     func sendAckToOldDevice(slot: Int, mid: MigrationID, generated: PacketBatch) {
