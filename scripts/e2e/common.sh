@@ -357,6 +357,25 @@ e2e_expect_ssthresh_kept() {
     fi
 }
 
+# e2e_unnat_watch NAME SECONDS: tcpdump at the server, for SECONDS at most, of TCP from the
+# laptop's own address (what the NAT must have rewritten) into CASE_DIR/NAME.pcap; returns once
+# it listens. E2E_UNNAT_PID is its process.
+e2e_unnat_watch() {
+    lab_exec "$LAB_ID" srv timeout "$2" tcpdump -i eth0 -n -U -w "$CASE_DIR/$1.pcap" "tcp and src host $LAB_LAPTOP" \
+        >"$CASE_DIR/tcpdump-$1.log" 2>&1 &
+    E2E_UNNAT_PID=$!
+    tl_wait_until 5 "tcpdump at the server" grep -q "listening on" "$CASE_DIR/tcpdump-$1.log"
+}
+
+# e2e_unnat_expect_none NAME WHAT: stops the watch and checks it saw no packet (WHAT says when).
+e2e_unnat_expect_none() {
+    sleep 0.3
+    kill "$E2E_UNNAT_PID" 2>/dev/null || true
+    wait "$E2E_UNNAT_PID" 2>/dev/null || true
+    tl_expect_eq "packets from the laptop's own address seen at the server (un-NAT'd) $2" 0 \
+        "$(lab_exec "$LAB_ID" srv tcpdump -n -r "$CASE_DIR/$1.pcap" 2>/dev/null | wc -l)"
+}
+
 # e2e_expect_concat FILE PART...: the parts, concatenated, are exactly FILE.
 e2e_expect_concat() {
     local want=$1 sizes="" part

@@ -25,6 +25,10 @@ e2e_bad_input() {
         drops_before=$(proxy_metric_sum tsmp_packets_dropped_total) || tl_fail "the metrics endpoint did not answer"
     fi
     local inject=(python3 "$E2E_HELPERS/inject.py")
+    tl_note "srv: injecting bad-checksum segments into the running download (first: it needs the download running)"
+    timeout 30 ip netns exec "$(lab_ns "$LAB_ID" srv)" "${inject[@]}" corrupt-flow --iface eth0 \
+        --gw-mac "$(e2e_gw_mac gw-srv)" --sport 8080 --dst "$E2E_NAT" --count 30 \
+        || tl_fail "injecting into the download failed"
     tl_note "laptop: injecting bad packets toward $target"
     timeout 60 ip netns exec "$(lab_ns "$LAB_ID" laptop)" "${inject[@]}" garbage --iface eth0 \
         --gw-mac "$(e2e_gw_mac gw-laptop)" --src "$LAB_LAPTOP" --dst "$host" --dport "$port" --seed 1 \
@@ -33,10 +37,6 @@ e2e_bad_input() {
     timeout 60 ip netns exec "$(lab_ns "$LAB_ID" srv)" "${inject[@]}" garbage --iface eth0 \
         --gw-mac "$(e2e_gw_mac gw-srv)" --src "$LAB_SRV" --dst "$E2E_NAT" --dport-range "$E2E_NAT_PORTS" \
         --sport-range 9000-9099 --seed 2 || tl_fail "injecting from the server failed"
-    tl_note "srv: injecting bad-checksum segments into the running download"
-    timeout 30 ip netns exec "$(lab_ns "$LAB_ID" srv)" "${inject[@]}" corrupt-flow --iface eth0 \
-        --gw-mac "$(e2e_gw_mac gw-srv)" --sport 8080 --dst "$E2E_NAT" --count 30 \
-        || tl_fail "injecting into the download failed"
     kill -0 "$download" 2>/dev/null || tl_note "note: the download ended before the injection finished"
     e2e_proxy_healthy
     local st=0

@@ -190,34 +190,41 @@ def cmd_garbage(args):
           + ", ".join(f"{k}={v}" for k, v in sorted(inj.sent.items())))
 
 
-def cmd_corrupt_flow(args):
+def watch_segments(iface, outgoing, timeout):
+    """Yields (src, dst, sport, dport, seq, ack, flags, window, payload length) for each IPv4
+    TCP segment with ACK set seen on iface in one direction (outgoing: sent by this host),
+    until timeout seconds have passed."""
     sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sniff.bind((args.iface, 0))
+    sniff.bind((iface, 0))
     sniff.settimeout(0.5)
-    inj = Injector(args.iface, args.gw_mac, args.pace)
-    deadline = time.monotonic() + args.timeout
-    injected = 0
-    while injected < args.count and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
             frame, addr = sniff.recvfrom(70000)
         except socket.timeout:
             continue
-        if addr[2] != socket.PACKET_OUTGOING or len(frame) < 14 + 40:
+        if (addr[2] == socket.PACKET_OUTGOING) != outgoing or len(frame) < 14 + 40:
             continue
         ip = frame[14:]
-        if ip[0] >> 4 != 4 or ip[9] != 6 or struct.unpack("!H", frame[12:14])[0] != ETH_P_IP:
+        if struct.unpack("!H", frame[12:14])[0] != ETH_P_IP or ip[0] >> 4 != 4 or ip[9] != 6:
             continue
         ihl = (ip[0] & 0xF) * 4
         tcp = ip[ihl:]
         sport, dport, seq, ack, off_flags, window = struct.unpack("!HHIIHH", tcp[:16])
-        if sport != args.sport or not (off_flags & ACK):
-            continue
-        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-        if args.dst and dst != args.dst:
+        if not (off_flags & ACK):
             continue
         tot_len = struct.unpack("!H", ip[2:4])[0]
-        doff = (off_flags >> 12) * 4
-        seg_len = max(0, (tot_len or len(ip)) - ihl - doff)
+        length = max(0, (tot_len or len(ip)) - ihl - (off_flags >> 12) * 4)
+        yield (socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), sport, dport, seq, ack,
+               off_flags & 0x1FF, window, length)
+
+
+def cmd_corrupt_flow(args):
+    inj = Injector(args.iface, args.gw_mac, args.pace)
+    injected = 0
+    for src, dst, sport, dport, seq, ack, _, window, seg_len in watch_segments(args.iface, True, args.timeout):
+        if sport != args.sport or (args.dst and dst != args.dst):
+            continue
         # Just past what was sent (most likely not yet delivered), and overlapping it.
         for target in (seq + seg_len, seq + seg_len + 1200, seq):
             body = tcp_bytes(src, dst, sport, dport, seq=target, ack=ack, flags=ACK | PSH,
@@ -225,32 +232,18 @@ def cmd_corrupt_flow(args):
             inj.send("flow-bad-csum", packet(src, dst, body))
             injected += 1
         time.sleep(0.05)
+        if injected >= args.count:
+            break
     print(f"inject: {injected} bad-checksum segments into the connection from port {args.sport}")
     if injected == 0:
         sys.exit("inject: saw no segment of the connection")
 
 
 def cmd_stray_rst(args):
-    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sniff.bind((args.iface, 0))
-    sniff.settimeout(0.5)
     inj = Injector(args.iface, args.gw_mac, args.pace)
     print("inject: watching", flush=True)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        try:
-            frame, addr = sniff.recvfrom(70000)
-        except socket.timeout:
-            continue
-        if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 40:
-            continue
-        ip = frame[14:]
-        if struct.unpack("!H", frame[12:14])[0] != ETH_P_IP or ip[0] >> 4 != 4 or ip[9] != 6:
-            continue
-        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-        tcp = ip[(ip[0] & 0xF) * 4:]
-        sport, dport, seq, ack, off_flags, _ = struct.unpack("!HHIIHH", tcp[:16])
-        if src != args.peer or dport != args.port or not (off_flags & ACK):
+    for src, dst, sport, dport, _, ack, _, _, _ in watch_segments(args.iface, False, args.timeout):
+        if src != args.peer or dport != args.port:
             continue
         for k in range(args.count):
             target = (ack + args.offset + k * 100_000) & 0xFFFFFFFF
