@@ -10,6 +10,13 @@ enum ResetCheck: Equatable {
     case challenged
     /// Outside the window: every receiver discards it.
     case outOfWindow
+
+    /// RFC 5961 §3.2's exact match, widened to what may be in flight: `seq` is the receiver's
+    /// RCV.NXT (`rcvNxt`, its last acknowledgment) or lies between it and the sender's next
+    /// sequence number `sent` (bytes the receiver may hold unacknowledged).
+    static func atReceiverEdge(_ seq: SeqNumber, rcvNxt: SeqNumber, sent: SeqNumber) -> Bool {
+        seq.greaterThanOrEqual(rcvNxt) && seq.lessThanOrEqual(SeqNumber.max(sent, rcvNxt))
+    }
 }
 
 extension SpliceEngine {
@@ -30,10 +37,7 @@ extension SpliceEngine {
               let rcvNxt = receiver.highestAck else { return .accepted }
         // `seq`, the receiver's acks and the sender's next are all in the sender's own space
         // (recorded before any rewriting).
-        let sent = sender.nextSeq ?? rcvNxt
-        if seq.greaterThanOrEqual(rcvNxt) && seq.lessThanOrEqual(SeqNumber.max(sent, rcvNxt)) {
-            return .accepted
-        }
+        if ResetCheck.atReceiverEdge(seq, rcvNxt: rcvNxt, sent: sender.nextSeq ?? rcvNxt) { return .accepted }
         let shift = fromDevice ? flow.serverWindowShift : flow.currentDeviceShift
         let window = WindowScale.bytes(receiver.lastWindow, shift: shift)
         if window > 0 && seq.greaterThan(rcvNxt) && seq.lessThan(rcvNxt + UInt32(clamping: window)) {
@@ -61,7 +65,7 @@ extension SpliceEngine {
             low = f.toDevice.highestAck
             high = f.toServer.nextSeq
         }
-        if let low, let high, !(tcp.seq.greaterThanOrEqual(low) && tcp.seq.lessThanOrEqual(SeqNumber.max(low, high))) {
+        if let low, let high, !ResetCheck.atReceiverEdge(tcp.seq, rcvNxt: low, sent: high) {
             return .drop(.resetOutOfWindow)
         }
         abandon(slot: slot, mid: mid, reason: fromServer ? "the server reset the connection" : "the old device reset the connection",

@@ -26,19 +26,16 @@ struct ContactsCommand: AsyncParsableCommand {
 struct ContactsListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List your contacts and their devices' status.")
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
     @Flag(help: "Print JSON.")
     var json = false
 
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts")
-        let list: ContactList = try await sendToNamespace(mine, lab.insecureLab, "contacts") { try await $0.call("GET", "/v1/contacts") }
+        let mine = try account.credential("contacts")
+        let list: ContactList = try await account.send(mine, "contacts") { try await $0.call("GET", "/v1/contacts") }
         if json { return try printJSON(list) }
         print("CONTACT".padding(toLength: 34, withPad: " ", startingAt: 0) + "NAME".padding(toLength: 20, withPad: " ", startingAt: 0)
               + "DEVICES")
@@ -59,18 +56,15 @@ struct ContactsAddCommand: AsyncParsableCommand {
     @Option(help: "Your name for them.")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts add")
+        let mine = try account.credential("contacts add")
         let uid: UserID
         do { uid = try UserID(user) } catch { throw RuntimeFailure("contacts add", "\(error)") }
-        let asked: Introduction = try await sendToNamespace(mine, lab.insecureLab, "contacts add") {
+        let asked: Introduction = try await account.send(mine, "contacts add") {
             try await $0.call("POST", "/v1/contacts/requests", json: ContactRequest(user: uid, name: name))
         }
         print("request \(asked.id) to \(asked.to): pending until one of their devices accepts it")
@@ -80,19 +74,16 @@ struct ContactsAddCommand: AsyncParsableCommand {
 struct ContactsRequestsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "requests", abstract: "Pending requests to and from you.")
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
     @Flag(help: "Print JSON.")
     var json = false
 
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts requests")
-        let list: IntroductionList = try await sendToNamespace(mine, lab.insecureLab, "contacts requests") {
+        let mine = try account.credential("contacts requests")
+        let list: IntroductionList = try await account.send(mine, "contacts requests") {
             try await $0.call("GET", "/v1/contacts/requests")
         }
         if json { return try printJSON(list) }
@@ -110,16 +101,13 @@ struct ContactsAcceptCommand: AsyncParsableCommand {
     @Option(help: "Your name for the user who asked.")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts accept")
-        let list: ContactList = try await sendToNamespace(mine, lab.insecureLab, "contacts accept") {
+        let mine = try account.credential("contacts accept")
+        let list: ContactList = try await account.send(mine, "contacts accept") {
             try await $0.call("POST", "/v1/contacts/accept", json: ContactAccept(id: id, name: name))
         }
         for c in list.contacts { print("\(c.user): your contact \"\(c.name)\"") }
@@ -132,16 +120,13 @@ struct ContactsDeclineCommand: AsyncParsableCommand {
     @Argument(help: "The request's id.")
     var id: Int64
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts decline")
-        let dropped: Introduction = try await sendToNamespace(mine, lab.insecureLab, "contacts decline") {
+        let mine = try account.credential("contacts decline")
+        let dropped: Introduction = try await account.send(mine, "contacts decline") {
             try await $0.call("DELETE", "/v1/contacts/requests", query: ["id": "\(id)"])
         }
         print("request \(dropped.id) (\(dropped.from.user) -> \(dropped.to)) dropped")
@@ -157,19 +142,16 @@ struct ContactsRenameCommand: AsyncParsableCommand {
     @Argument(help: "The new name.")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts rename")
+        let mine = try account.credential("contacts rename")
         let uid: UserID
         do { uid = try UserID(user) } catch { throw RuntimeFailure("contacts rename", "\(error)") }
         let edit = ContactRename(user: uid, name: name, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let _: ContactList = try await sendToNamespace(mine, lab.insecureLab, "contacts rename") {
+        let _: ContactList = try await account.send(mine, "contacts rename") {
             try await $0.call("PUT", "/v1/contacts/name", json: edit)
         }
         print("\(uid): \"\(name)\"")
@@ -182,16 +164,13 @@ struct ContactsRemoveCommand: AsyncParsableCommand {
     @Argument(help: "The contact's UID.")
     var user: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "contacts remove")
-        let _: ContactList = try await sendToNamespace(mine, lab.insecureLab, "contacts remove") {
+        let mine = try account.credential("contacts remove")
+        let _: ContactList = try await account.send(mine, "contacts remove") {
             try await $0.call("DELETE", "/v1/contacts", query: ["uid": user])
         }
         print("\(user): no longer a contact")

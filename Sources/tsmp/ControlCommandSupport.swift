@@ -22,6 +22,24 @@ struct InsecureLabOption: ParsableArguments {
     }
 }
 
+/// What a command a device sends to its namespace takes: the device's credential
+/// (`--credentials`) and `--insecure-lab`.
+struct DeviceCredentialOptions: ParsableArguments {
+    @Option(help: "This device's credential.")
+    var credentials: String
+
+    @OptionGroup var lab: InsecureLabOption
+
+    func credential(_ command: String) throws -> Credential { try loadCredential(credentials, command: command) }
+    func deviceCredential(_ command: String) throws -> (Credential, DeviceID) { try loadDeviceCredential(credentials, command: command) }
+
+    /// One exchange with the namespace as `credential`; a failure is reported under `command`.
+    func send<T: Sendable>(_ credential: Credential, _ command: String,
+                           _ body: @escaping @Sendable (PeerClient) async throws -> T) async throws -> T {
+        try await sendToNamespace(credential, lab.insecureLab, command, body)
+    }
+}
+
 /// Loads a credential file, as a `RuntimeFailure` naming the command and the file.
 func loadCredential(_ path: String, command: String) throws -> Credential {
     do {

@@ -36,23 +36,20 @@ struct DeviceIntroduceCommand: AsyncParsableCommand {
     @Argument(help: "The new device's name (its DID is NAME.YOUR-EMAIL).")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
     @Option(help: "Where to write the new device's credential.")
     var out: String
 
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let (mine, did) = try loadDeviceCredential(credentials, command: "device introduce")
-        try lab.check(mine.namespaceURL, "the credential's namespace URL")
+        let (mine, did) = try account.deviceCredential("device introduce")
+        try account.lab.check(mine.namespaceURL, "the credential's namespace URL")
         let identity: PeerIdentity
         do { identity = try .device("\(name).\(did.user)") } catch { throw RuntimeFailure("device introduce", "\(error)") }
         try await issue(identity, command: "device introduce", adminCredential: mine,
-                        namespace: mine.namespaceURL, insecureLab: lab.insecureLab, out: out) { csr in
+                        namespace: mine.namespaceURL, insecureLab: account.lab.insecureLab, out: out) { csr in
             ("/v1/devices", IntroduceDeviceRequest(name: name, csr: csr))
         }
     }
@@ -67,29 +64,17 @@ struct DeviceListCommand: AsyncParsableCommand {
           tsmp device list --credentials laptop.cred
         """)
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
     @Flag(help: "Print JSON.")
     var json = false
 
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device list")
-        try lab.check(mine.namespaceURL, "the credential's namespace URL")
-        let list: DeviceList
-        do {
-            list = try await withEventLoop { group in
-                let link = try PeerClient(baseURL: mine.namespaceURL, credential: mine, insecureLab: lab.insecureLab,
-                                           expectedServer: .identity(.namespace), group: group)
-                return try await link.call("GET", "/v1/devices")
-            }
-        } catch {
-            throw RuntimeFailure("device list", "\(error)")
-        }
+        let mine = try account.credential("device list")
+        try account.lab.check(mine.namespaceURL, "the credential's namespace URL")
+        let list: DeviceList = try await account.send(mine, "device list") { try await $0.call("GET", "/v1/devices") }
         if json { return try printJSON(list) }
         let rank = Dictionary(uniqueKeysWithValues: list.preferences.enumerated().map { ($1, $0 + 1) })
         print("DEVICE".padding(toLength: 34, withPad: " ", startingAt: 0) + "STATUS   LOCATOR              PREF  NAME")
@@ -119,15 +104,12 @@ struct DeviceRankCommand: AsyncParsableCommand {
     @Argument(help: "Device names (or DIDs) of your user, best first.")
     var devices: [String]
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let (mine, did) = try loadDeviceCredential(credentials, command: "device rank")
+        let (mine, did) = try account.deviceCredential("device rank")
         let ranking: [DeviceID]
         do {
             ranking = try devices.map { $0.contains("@") ? try DeviceID($0) : try DeviceID(name: $0, user: did.user) }
@@ -135,7 +117,7 @@ struct DeviceRankCommand: AsyncParsableCommand {
             throw RuntimeFailure("device rank", "\(error)")
         }
         let edit = PreferencesEdit(ranking: ranking, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let list: DeviceList = try await sendToNamespace(mine, lab.insecureLab, "device rank") { try await $0.call("PUT", "/v1/preferences", json: edit) }
+        let list: DeviceList = try await account.send(mine, "device rank") { try await $0.call("PUT", "/v1/preferences", json: edit) }
         print("preference: " + list.preferences.map(\.name).joined(separator: ", "))
     }
 }
@@ -152,10 +134,7 @@ struct DeviceStatusCommand: AsyncParsableCommand {
     @Argument(help: "online, busy or away.")
     var status: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func validate() throws {
         guard ["online", "busy", "away"].contains(status) else { throw ValidationError("status must be online, busy or away") }
@@ -164,9 +143,9 @@ struct DeviceStatusCommand: AsyncParsableCommand {
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device status")
+        let mine = try account.credential("device status")
         let edit = StatusEdit(status: DeviceStatus(rawValue: status)!, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let now: Resolution = try await sendToNamespace(mine, lab.insecureLab, "device status") { try await $0.call("PUT", "/v1/status", json: edit) }
+        let now: Resolution = try await account.send(mine, "device status") { try await $0.call("PUT", "/v1/status", json: edit) }
         print("\(now.did): \(now.status.rawValue)")
     }
 }

@@ -21,17 +21,14 @@ struct DeviceRemoveCommand: AsyncParsableCommand {
     @Argument(help: "The device's name (or DID) within your user.")
     var device: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let (mine, did) = try loadDeviceCredential(credentials, command: "device remove")
+        let (mine, did) = try account.deviceCredential("device remove")
         let target = try ownDevice(device, of: did, command: "device remove")
-        let removal: DeviceRemoval = try await sendToNamespace(mine, lab.insecureLab, "device remove") {
+        let removal: DeviceRemoval = try await account.send(mine, "device remove") {
             try await $0.call("DELETE", "/v1/devices", query: ["did": target.description])
         }
         print("\(removal.did): removed (its credential no longer works)")
@@ -53,18 +50,15 @@ struct DeviceRenameCommand: AsyncParsableCommand {
     @Argument(help: "The display name (1-64 characters).")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let (mine, did) = try loadDeviceCredential(credentials, command: "device rename")
+        let (mine, did) = try account.deviceCredential("device rename")
         let target = try ownDevice(device, of: did, command: "device rename")
         let edit = RenameDeviceRequest(did: target, name: name, atMillis: Int64(Date().timeIntervalSince1970 * 1000))
-        let record: DeviceRecord = try await sendToNamespace(mine, lab.insecureLab, "device rename") {
+        let record: DeviceRecord = try await account.send(mine, "device rename") {
             try await $0.call("PUT", "/v1/devices/name", json: edit)
         }
         print("\(record.did): \"\(record.label ?? record.did.name)\"")

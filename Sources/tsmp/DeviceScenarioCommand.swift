@@ -38,19 +38,16 @@ private func printScenarios(_ state: ScenarioState) {
 struct ScenarioListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Your scenarios and the ranking in force.")
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
     @Flag(help: "Print JSON.")
     var json = false
 
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device scenario")
-        let state: ScenarioState = try await sendToNamespace(mine, lab.insecureLab, "device scenario") { try await $0.call("GET", "/v1/scenarios") }
+        let mine = try account.credential("device scenario")
+        let state: ScenarioState = try await account.send(mine, "device scenario") { try await $0.call("GET", "/v1/scenarios") }
         if json { return try printJSON(state) }
         printScenarios(state)
     }
@@ -68,22 +65,19 @@ struct ScenarioSetCommand: AsyncParsableCommand {
     @Option(help: "HH:MM-HH:MM (UTC) when it is in force by itself; without it, only when chosen.")
     var window: String?
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let (mine, did) = try loadDeviceCredential(credentials, command: "device scenario set")
+        let (mine, did) = try account.deviceCredential("device scenario set")
         let scenario: Scenario
         do {
             scenario = Scenario(ranking: try devices.map { try ownDevice($0, of: did, command: "device scenario set") },
                                 window: try window.map { try TimeWindow(parsing: $0) })
         } catch let failure as RuntimeFailure { throw failure } catch { throw RuntimeFailure("device scenario set", "\(error)") }
         let edit = ScenarioEdit(name: name, scenario: scenario, atMillis: now())
-        let state: ScenarioState = try await sendToNamespace(mine, lab.insecureLab, "device scenario set") {
+        let state: ScenarioState = try await account.send(mine, "device scenario set") {
             try await $0.call("PUT", "/v1/scenarios", json: edit)
         }
         printScenarios(state)
@@ -96,17 +90,14 @@ struct ScenarioUseCommand: AsyncParsableCommand {
     @Argument(help: "The scenario's name, or auto.")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device scenario use")
+        let mine = try account.credential("device scenario use")
         let choice = ScenarioChoice(name: name == "auto" ? nil : name, atMillis: now())
-        let state: ScenarioState = try await sendToNamespace(mine, lab.insecureLab, "device scenario use") {
+        let state: ScenarioState = try await account.send(mine, "device scenario use") {
             try await $0.call("PUT", "/v1/scenarios/active", json: choice)
         }
         printScenarios(state)
@@ -119,17 +110,14 @@ struct ScenarioDeleteCommand: AsyncParsableCommand {
     @Argument(help: "The scenario's name.")
     var name: String
 
-    @Option(help: "This device's credential.")
-    var credentials: String
-
-    @OptionGroup var lab: InsecureLabOption
+    @OptionGroup var account: DeviceCredentialOptions
 
     func run() async throws { try await Self.reportingFailures(runOrFail) }
 
     private func runOrFail() async throws {
-        let mine = try loadCredential(credentials, command: "device scenario delete")
+        let mine = try account.credential("device scenario delete")
         let edit = ScenarioEdit(name: name, scenario: nil, atMillis: now())
-        let state: ScenarioState = try await sendToNamespace(mine, lab.insecureLab, "device scenario delete") {
+        let state: ScenarioState = try await account.send(mine, "device scenario delete") {
             try await $0.call("PUT", "/v1/scenarios", json: edit)
         }
         printScenarios(state)
