@@ -376,6 +376,38 @@ e2e_unnat_expect_none() {
         "$(lab_exec "$LAB_ID" srv tcpdump -n -r "$CASE_DIR/$1.pcap" 2>/dev/null | wc -l)"
 }
 
+# e2e_socat_download NODE SOURCE_PORT SECONDS CONNECT_TIMEOUT: one socat download from NODE of
+# the paced server on LAB_SRV:9000, from SOURCE_PORT into CASE_DIR/data/NODE-SOURCE_PORT.bin,
+# in the background for SECONDS at most; its pid is appended to E2E_PIDS.
+e2e_socat_download() {
+    local node=$1 port=$2
+    timeout "$3" ip netns exec "$(lab_ns "$LAB_ID" "$node")" socat -u \
+        "TCP:$LAB_SRV:9000,sourceport=$port,reuseaddr,connect-timeout=$4" \
+        CREATE:"$CASE_DIR/data/$node-$port.bin" 2>"$CASE_DIR/socat-$node-$port.log" &
+    E2E_PIDS+=($!)
+}
+
+# e2e_expect_spliced_pairs STREAM REPORT COUNT [cut]: every migration of REPORT (`tsmp migrate
+# --json`) spliced, COUNT of them, and for each the laptop's file followed by the phone's
+# (e2e_socat_download) is exactly STREAM; with "cut", each one's cutOffsetToDevice is also
+# the bytes the laptop read.
+e2e_expect_spliced_pairs() {
+    local stream=$1 report=$2 count=$3 check_cut=${4:-} data=$CASE_DIR/data
+    local flow phase old new cut pairs=0
+    while read -r flow phase old new cut; do
+        tl_expect_eq "flow $flow's phase" spliced "$phase"
+        [[ -e $data/laptop-$old.bin && -e $data/phone-$new.bin ]] \
+            || tl_fail "flow $flow: no files for laptop port $old / phone port $new"
+        if [[ $check_cut == cut ]]; then
+            tl_expect_eq "flow $flow: cutOffsetToDevice (= the bytes the laptop read)" "$(stat -c %s "$data/laptop-$old.bin")" "$cut"
+        fi
+        e2e_expect_concat "$stream" "$data/laptop-$old.bin" "$data/phone-$new.bin" >/dev/null
+        pairs=$((pairs + 1))
+    done < <(python3 "$E2E_MIGJSON" pairs "$report")
+    tl_expect_eq "spliced migrations with both files identical to the stream" "$count" "$pairs"
+    tl_note "$count flows: laptop part + phone part == the stream for every one"
+}
+
 # e2e_expect_concat FILE PART...: the parts, concatenated, are exactly FILE.
 e2e_expect_concat() {
     local want=$1 sizes="" part

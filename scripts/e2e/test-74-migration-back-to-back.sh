@@ -17,14 +17,10 @@ e2e_migrate_back_to_back() {
     e2e_random_file "$stream" 2M
     e2e_gateway_up transparent owned 9000
     e2e_paced_server 9000 "$stream" 300000
-    local i pids=()
+    local i
+    E2E_PIDS=()
     tl_note "laptop: $count socat downloads (ports $((laptop_base + 1))-$((laptop_base + count))), 2 MB at 300 kB/s each"
-    for ((i = 1; i <= count; i++)); do
-        timeout 60 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u \
-            "TCP:$LAB_SRV:9000,sourceport=$((laptop_base + i)),reuseaddr,connect-timeout=5" \
-            CREATE:"$data/laptop-$((laptop_base + i)).bin" 2>"$CASE_DIR/socat-laptop-$i.log" &
-        pids+=($!)
-    done
+    for ((i = 1; i <= count; i++)); do e2e_socat_download laptop $((laptop_base + i)) 60 5; done
     for ((i = 1; i <= count; i++)); do e2e_wait_size "$data/laptop-$((laptop_base + i)).bin" 100000 20; done
     local flows=() line
     while read -r line; do flows+=("${line%% *}"); done < <(e2e_device_flows "$LAB_LAPTOP" 9000)
@@ -35,28 +31,14 @@ e2e_migrate_back_to_back() {
     e2e_migrate_pending "${flows[@]}"
     tl_note "phone: $count connections to $LAB_SRV:9000, back to back"
     local started=$SECONDS
-    for ((i = 1; i <= count; i++)); do
-        timeout 60 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u \
-            "TCP:$LAB_SRV:9000,sourceport=$((phone_base + i)),reuseaddr,connect-timeout=10" \
-            CREATE:"$data/phone-$((phone_base + i)).bin" 2>"$CASE_DIR/socat-phone-$i.log" &
-        pids+=($!)
-    done
+    for ((i = 1; i <= count; i++)); do e2e_socat_download phone $((phone_base + i)) 60 10; done
     e2e_migrate_end "$report"
     tl_note "tsmp migrate answered $((SECONDS - started))s after the phone began connecting"
     ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate exited with status $E2E_MIGRATE_STATUS"
 
     local pid
-    for pid in "${pids[@]}"; do wait "$pid" || true; done
-    local flow phase old new cut pairs=0
-    while read -r flow phase old new cut; do
-        tl_expect_eq "flow $flow's phase" spliced "$phase"
-        [[ -e $data/laptop-$old.bin && -e $data/phone-$new.bin ]] \
-            || tl_fail "flow $flow: no files for laptop port $old / phone port $new"
-        e2e_expect_concat "$stream" "$data/laptop-$old.bin" "$data/phone-$new.bin" >/dev/null
-        pairs=$((pairs + 1))
-    done < <(python3 "$E2E_MIGJSON" pairs "$report")
-    tl_expect_eq "spliced migrations with both files identical to the stream" "$count" "$pairs"
-    tl_note "$count flows: laptop part + phone part == the stream for every one"
+    for pid in "${E2E_PIDS[@]}"; do wait "$pid" || true; done
+    e2e_expect_spliced_pairs "$stream" "$report" "$count"
     tl_expect_eq "connections the server accepted (the phone opened none of its own)" "$count" \
         "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     e2e_proxy_healthy
