@@ -77,6 +77,9 @@ public struct EngineCounters: Sendable, Equatable {
     public var icmpErrorsAbsorbed: UInt64 = 0
     /// SYNs whose MSS option was lowered (`MSSClamp`).
     public var synsClamped: UInt64 = 0
+    /// Segments of a device without timestamps sent to the server with the option added
+    /// (`SpliceEngine+SynthesizedTimestamp`).
+    public var timestampsSynthesized: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

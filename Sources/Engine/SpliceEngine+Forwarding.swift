@@ -30,8 +30,8 @@ extension SpliceEngine {
                     case .accepted: break
                     }
                 }
-                forwardToServer(packet, options: options, slot: slot, resetAccepted: resetAccepted, now: now)
-                return .forward
+                return forwardToServer(packet, options: options, slot: slot, resetAccepted: resetAccepted, now: now,
+                                       generated: generated)
             }
         }
         if isOpeningSyn, let claimed = claimMigrationSyn(packet, now: now, generated: generated) { return claimed }
@@ -68,18 +68,20 @@ extension SpliceEngine {
             "flow.id": "\(id)", "flow.device": "\(flow.device)", "flow.server": "\(target)",
             "flow.nat_port": "\(natPort)",
         ])
-        forwardToServer(packet, options: options, slot: slot, now: now)
-        return .forward
+        return forwardToServer(packet, options: options, slot: slot, now: now, generated: generated)
     }
 
     /// `resetAccepted`: false for a RST the server will only challenge (RFC 5961 §3.2): the
-    /// flow does not end with it.
-    func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, resetAccepted: Bool = true, now: Instant) {
+    /// flow does not end with it. `.forward`, or `.consumed` when the segment went out rebuilt
+    /// with a timestamp option the device does not send (`addTimestampTowardServer`).
+    func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, resetAccepted: Bool = true, now: Instant,
+                         generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         let flags = resetAccepted ? tcp.flags : tcp.flags.subtracting(.rst)
         let seq = tcp.seq
         let ack = tcp.ack
         let nat = IPv4Endpoint(config.nat, 0)
+        var synthesized: (UInt32, UInt32, Int)?
         withFlow(slot) { flow in
             flow.lastActivity = now
             // The device acks in its own space; the copy and the server's FIN are in the server's.
@@ -99,11 +101,20 @@ extension SpliceEngine {
                 if options.hasSACK { remapSACK(tcp, flow.toDevice.seqOffset.inverse) }
             }
             // After a migration: the new device's clock and window scale (RFC 7323 §2.3, §5.3).
-            if flow.toServer.tsOffset != 0 { shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0) }
+            if flow.toServer.tsOffset != 0 && !flow.deviceLacksTimestamps {
+                shiftTimestamp(tcp, valueBy: flow.toServer.tsOffset, echoBy: 0)
+            }
             if let own = flow.deviceShiftOverride, own != flow.deviceWindowShift {
                 tcp.setWindow(WindowScale(from: own, to: flow.deviceWindowShift).translate(tcp.window))
             }
+            if flow.deviceLacksTimestamps && !flags.contains(.rst) {
+                let clock = Self.synthesizedClock(now)
+                flow.toServer.lastTSval = clock
+                synthesized = (clock &+ flow.toServer.tsOffset, flow.toDevice.lastTSval ?? 0, Int(flow.mssOfferedToNewDevice))
+            }
         }
+        guard let (value, echo, mss) = synthesized else { return .forward }
+        return addTimestampTowardServer(packet, value: value, echo: echo, serverMSS: mss, generated: generated)
     }
 
     // MARK: Server -> device

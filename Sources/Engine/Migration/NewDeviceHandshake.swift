@@ -60,7 +60,13 @@ extension SpliceEngine {
         h.serverShift = scaling ? (f.serverSyn.windowScale ?? 0) : 0
         h.scaling = scaling
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && syn.timestamps
-        var options: [TCPOption] = [.maximumSegmentSize(clampedTowardDevice(f.mssOfferedToNewDevice))]
+        var mss = clampedTowardDevice(f.mssOfferedToNewDevice)
+        // Without timestamps of its own, its segments get the option on the way to the server
+        // (`addTimestampTowardServer`): leave room for it.
+        if f.deviceSyn.timestamps && f.serverSyn.timestamps && !syn.timestamps {
+            mss = max(mss, 88) - UInt16(TCPOption.alignedTimestampLength)
+        }
+        var options: [TCPOption] = [.maximumSegmentSize(mss)]
         if f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted && syn.sackPermitted { options.append(.sackPermitted) }
         if timestamps {
             options.append(.timestamp(value: f.toDevice.lastTSval ?? 1, echoReply: h.tsRecent ?? 0))

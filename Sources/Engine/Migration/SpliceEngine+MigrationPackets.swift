@@ -105,8 +105,10 @@ extension SpliceEngine {
         guard let f = table[slot: slot] else { return .consumed }
         rewriteTowardServer(packet, flow: f, seqOffset: flow.toServer.seqOffset,
                             tsOffset: flow.toServer.tsOffset, preAck: preAckPoint(f, migrations[mid]?.freeze))
-        let tsval = tcp.options.timestamp?.value
-        migrations[mid]?.updateFreeze { $0.lastTSvalToServer = tsval }
+        if let (value, echo) = nextFrozenTimestamp(slot: slot, mid: mid, deviceHasTimestamps: !f.deviceLacksTimestamps) {
+            return addTimestampTowardServer(packet, value: value, echo: echo, serverMSS: Int(f.mssOfferedToNewDevice), generated: generated)
+        }
+        if let tsval = tcp.options.timestamp?.value { migrations[mid]?.updateFreeze { $0.lastTSvalToServer = tsval } }
         return .forward
     }
 
@@ -167,6 +169,10 @@ extension SpliceEngine {
             neutraliseOptions(tcp, kind: TCPOptionKind.sack)
             if let ts = tcp.options.timestamp { migrations[mid]?.updateFreeze { $0.lastTSvalToServer = ts.value } }
             verdict = .forward
+            if let (value, echo) = nextFrozenTimestamp(slot: slot, mid: mid, deviceHasTimestamps: h.syn.timestamps) {
+                verdict = addTimestampTowardServer(packet, value: value, echo: echo, serverMSS: Int(f.mssOfferedToNewDevice),
+                                                   generated: generated)
+            }
         }
         if var m = migrations[mid], m.sender?.isComplete == true {
             m.enter(.cacheDrained, at: now)

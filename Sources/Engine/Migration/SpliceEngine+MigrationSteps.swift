@@ -68,6 +68,7 @@ extension SpliceEngine {
             f.deviceLacksSACK = before.deviceSyn.sackPermitted && before.serverSyn.sackPermitted && !syn.sackPermitted
             f.deviceLacksTimestamps = before.deviceSyn.timestamps && before.serverSyn.timestamps && !syn.timestamps
             f.deviceLacksECN = before.deviceSyn.ecn && before.serverSyn.ecn && !syn.ecn
+            Self.rebaseSynthesizedClock(&f, after: freeze.lastTSvalToServer, now: now)
             released = f.inFlight?.releaseStorage() ?? 0
             f.inFlight = InFlightCopy(start: sender.finalSeq, cap: perFlowCap)
             f.migration = nil
@@ -145,6 +146,7 @@ extension SpliceEngine {
             f.migration = nil
             f.toServer.highestAck = sender.finalSeq
             f.toDevice.nextSeq = SeqNumber.max(f.toDevice.nextSeq ?? sender.finalSeq, sender.finalSeq)
+            Self.rebaseSynthesizedClock(&f, after: freeze.lastTSvalToServer, now: now)
         }
         guard let f = table[slot: slot] else { return }
         var options: [TCPOption] = []
