@@ -1,11 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Forwarding
 import Foundation
 import Testing
 import Engine
 import Wire
-@testable import Gateway
+import Gateway
+@testable import GatewayHost
 
 /// Setup, teardown and cleanup against a real kernel, inside network namespaces the tests
 /// create and always delete. Each test compares what `ip` prints before and after.
