@@ -10,7 +10,7 @@
 ///   /run/tsmp/netns-INODE), which `GatewayCleanup` (`tsmp proxy cleanup`) undoes after a
 ///   crash; the control socket's path beside it (`LocalControlSocket`);
 /// - what the proxy needs from the host: capabilities and the TUN node (`ProxyCapabilities`);
-///   running code inside another network namespace (`NetlinkNamespace`, tests and labs).
+///   running code inside another network namespace (`NetlinkNamespace`, for tests).
 ///
 /// Invariants of the module:
 /// - A change is written to the state file *before* it is made; a refused or failed install

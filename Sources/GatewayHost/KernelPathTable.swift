@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
-import PacketIO
 import Wire
 
 /// The nftables table through which the kernel forwards flows the engine handed over (the
