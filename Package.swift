@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 // tsmp: live TCP migration between a user's devices, spliced in user space on a Linux gateway.
-// Layout (DESIGN.md §4): dependencies point one way, CShims <- Wire <- PacketIO/Engine <- Gateway <- tsmp
-// (the engine is sans-IO: Wire and Logging only);
+// Layout (DESIGN.md §4): dependencies point one way,
+// CShims <- Wire <- PacketIO/Engine <- GatewayHost <- Forwarding <- Gateway <- tsmp
+// (the engine is sans-IO: Wire and Logging only; host setup knows no engine; the data plane no HTTP);
 // ControlPlane (identity, mTLS endpoint and client) <- Gateway; Media (sans-IO RTSP/RTP/GOP) depends on nothing.
 import PackageDescription
 
@@ -61,9 +62,23 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ], swiftSettings: strict),
-        // Wiring: netlink/netfilter setup and teardown, the data-plane loop, control and metrics endpoints.
+        // Host setup: netlink, nftables and sysctls, the policy-routing plan, the state file of every
+        // kernel change and `tsmp proxy cleanup`. No engine, no packets, no HTTP.
+        .target(name: "GatewayHost", dependencies: [
+            "CShims", "CNftables", "Wire", "PacketIO",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // The data plane: one thread per TUN queue owning its engine shard, the registry and peers
+        // that route packets between shards, the kernel-path installer, captures, offline replay,
+        // and `EngineAccess`, the only way in for the endpoints. No HTTP, no metrics exposition.
+        .target(name: "Forwarding", dependencies: [
+            "Wire", "PacketIO", "Engine", "GatewayHost",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // The proxy service: ties host setup and data plane together (`ProxyService`), the local
+        // control API, the device-facing API, migrations' history and pictures, metrics.
         .target(name: "Gateway", dependencies: [
-            "CShims", "CNftables", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace", "Telemetry",
+            "GatewayHost", "Forwarding", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -87,7 +102,8 @@ let package = Package(
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO", "ControlPlane"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
-            "Gateway", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims", "Telemetry",
+            "Gateway", "GatewayHost", "Forwarding", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
+            "Telemetry",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -97,8 +113,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO", "Wire", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        // The replay tests (`Replay` lives in Gateway: it drives devices) share the engine's harness.
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "Gateway", "TestSupport"],
+        // The replay tests (`Replay` lives in Forwarding: it drives devices) share the engine's harness.
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Wire", "PacketIO", "Forwarding", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "MediaTests", dependencies: ["Media", "PacketIO", "Wire"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
@@ -115,7 +131,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "ControlPlane", "Namespace", "Engine", "Wire", "PacketIO", "TestSupport",
+            "Gateway", "GatewayHost", "Forwarding", "ControlPlane", "Namespace", "Engine", "Wire", "PacketIO",
+            "TestSupport",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

@@ -2,7 +2,7 @@
 #define TSMP_NETLINK_H
 #include <stdint.h>
 #include <stddef.h>
-/* libnl glue for links, addresses, routes and policy rules (owner: Gateway).
+/* libnl glue for links, addresses, routes and policy rules (owner: GatewayHost; tsmp_netlink.c and tsmp_netlink_routing.c).
  *
  * Thin on purpose: every function does one rtnetlink request and returns 0 (or a count, or a
  * boolean as 1/0) on success and the kernel's -errno on failure, untranslated (libnl folds

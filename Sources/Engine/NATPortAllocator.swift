@@ -1,3 +1,5 @@
+import Wire
+
 /// Hands out ports of the NAT address from a range, next-fit: the search starts after the
 /// last port handed out, so a released port is reused as late as possible (the server may
 /// still hold the old 4-tuple in TIME-WAIT, RFC 9293 §3.6.1). A bitmap: 8 KiB for all ports.

@@ -1,5 +1,6 @@
 import ControlPlane
 import Engine
+import Forwarding
 import Foundation
 import PacketIO
 
@@ -8,12 +9,6 @@ import PacketIO
 /// - `GET /v1/status`: the engine's counters and gauges.
 /// - `GET /v1/events?after=CURSOR&wait=S`: flows and migration phases as they happen, a long poll (`EventBatch`).
 /// - `GET /v1/migrations` (`MigrationAPI.swift`): running and recent migrations, or `?id=` their reports.
-public struct FlowListing: Codable, Sendable {
-    public var flows: [FlowSummary]
-    public var status: EngineStatus
-    public init(flows: [FlowSummary], status: EngineStatus) { self.flows = flows; self.status = status }
-}
-
 public enum ControlAPI {
     public static func routes(engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()

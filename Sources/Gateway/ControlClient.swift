@@ -1,4 +1,5 @@
 import Foundation
+import GatewayHost
 import PacketIO
 import Wire
 

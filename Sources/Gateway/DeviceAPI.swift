@@ -1,5 +1,6 @@
 import ControlPlane
 import Engine
+import Forwarding
 import Foundation
 import Logging
 import Namespace

@@ -1,5 +1,6 @@
 import ControlPlane
 import Engine
+import Forwarding
 import Foundation
 import Namespace
 import PacketIO
@@ -13,20 +14,6 @@ public struct MigrationRequestBody: Codable, Sendable {
     public var deadlineSeconds: Double
     public init(flows: [FlowID], toAddress: IPv4Address, fromPort: UInt16?, deadlineSeconds: Double) {
         self.flows = flows; self.toAddress = toAddress; self.fromPort = fromPort; self.deadlineSeconds = deadlineSeconds
-    }
-}
-
-/// One flow's answer to a migration request: the migration's id, or why it was refused (one
-/// refusal doesn't stop the others). The one result type of both ways to ask: the local
-/// control API (`POST /v1/migrations`, an array of these) and the device API (`POST /v1/mfr`,
-/// `MigrationFromAnswer.results`); JSON `{"flow": N, "migration": N, "error": "..."}`, the
-/// absent ones left out.
-public struct MigrationStartResult: Codable, Sendable, Equatable {
-    public var flow: FlowID
-    public var migration: MigrationID?
-    public var error: String?
-    public init(flow: FlowID, migration: MigrationID?, error: String?) {
-        self.flow = flow; self.migration = migration; self.error = error
     }
 }
 

@@ -1,5 +1,6 @@
 import ControlPlane
 import Engine
+import Forwarding
 import Foundation
 
 /// The sequence-time graph of one migration (the picture tcptrace or Wireshark's "Stevens"

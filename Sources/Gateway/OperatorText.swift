@@ -1,4 +1,5 @@
 import Engine
+import Forwarding
 import Foundation
 
 /// The human-readable lines of `tsmp migrations` and `tsmp events` (JSON is the API's own).

@@ -4,6 +4,8 @@ import Glibc
 import ControlPlane
 @preconcurrency import Dispatch
 import Engine
+import Forwarding
+import GatewayHost
 import Logging
 import NIOCore
 import NIOPosix
@@ -128,8 +130,13 @@ public struct ProxyService {
                 throw Failure(description: "cannot open nftables for the kernel path: \(error)")
             }
         }
-        let dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
+        let dataPlane: ShardedDataPlane
+        do {
+            dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
                                              kernelPath: kernelPath, logger: Logger(label: "tsmp.dataplane"))
+        } catch let refused as ShardedDataPlane.Refused {
+            throw Failure(description: refused.description)
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])

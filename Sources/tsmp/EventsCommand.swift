@@ -1,6 +1,8 @@
 import ArgumentParser
+import Forwarding
 import Foundation
 import Gateway
+import GatewayHost
 
 /// `tsmp events`: flows and migrations as they happen, like `conntrack -E`.
 struct EventsCommand: ParsableCommand {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import ControlPlane
 import Engine
+import Forwarding
 import Foundation
 import Gateway
+import GatewayHost
 import Namespace
 import Wire
 

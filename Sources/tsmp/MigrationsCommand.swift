@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Gateway
+import GatewayHost
 
 /// `tsmp migrations`: what the proxy migrated lately and what it migrates now.
 struct MigrationsCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import Engine
 import Gateway
+import GatewayHost
 
 extension ProxyRunCommand {
     /// The MSS clamp for the links the proxy knows (`--clamp-mss`): the uplink's MTU toward

@@ -3,6 +3,7 @@ import ControlPlane
 import Engine
 import Foundation
 import Gateway
+import GatewayHost
 import Logging
 import Wire
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Forwarding
 import Gateway
 import Foundation
 import Logging

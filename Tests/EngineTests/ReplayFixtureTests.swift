@@ -1,5 +1,5 @@
 import Engine
-import Gateway
+import Forwarding
 import Foundation
 import Logging
 import PacketIO

@@ -1,5 +1,5 @@
 import Engine
-import Gateway
+import Forwarding
 import PacketIO
 import Testing
 import TestSupport

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Gateway
+@testable import Forwarding
 import Logging
 import PacketIO
 import Testing

@@ -1,8 +1,10 @@
 import ControlPlane
 import Dispatch
 import Engine
+import Forwarding
 import Foundation
 import Gateway
+import GatewayHost
 import Logging
 import NIOPosix
 import PacketIO

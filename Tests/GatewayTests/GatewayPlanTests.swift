@@ -1,7 +1,7 @@
 import Engine
 import Testing
 import Wire
-@testable import Gateway
+@testable import GatewayHost
 
 /// The plan used across the gateway tests: one device interface, two intercept ranges, one
 /// service address.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Wire
-@testable import Gateway
+@testable import GatewayHost
 
 /// One change of every kind.
 let everyKindOfChange: [GatewayChange] = [

@@ -1,7 +1,8 @@
 import Engine
+import Forwarding
 import Testing
 import Wire
-@testable import Gateway
+@testable import GatewayHost
 
 /// The kernel path's nftables text and counters, without a kernel (the namespace test installs them).
 @Suite struct KernelPathTableTests {

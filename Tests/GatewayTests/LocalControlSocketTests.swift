@@ -6,6 +6,7 @@ import Engine
 import Dispatch
 import Foundation
 import Gateway
+import GatewayHost
 import PacketIO
 import Testing
 import Wire

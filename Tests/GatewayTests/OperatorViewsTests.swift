@@ -1,6 +1,7 @@
 import ControlPlane
 import Dispatch
 import Engine
+import Forwarding
 import Foundation
 import Gateway
 import Telemetry

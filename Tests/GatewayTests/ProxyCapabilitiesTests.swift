@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import GatewayHost
 import Testing
 
 /// `tsmp proxy` checks capabilities, not uid 0 (issue "Operator experience": "The proxy refuses

@@ -1,4 +1,5 @@
 import Engine
+import Forwarding
 import Foundation
 import Gateway
 import Logging

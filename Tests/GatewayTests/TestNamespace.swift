@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Gateway
+import GatewayHost
 
 /// What privileged tests need: root, the `ip` tool and TUN support.
 enum Lab {

@@ -15,7 +15,7 @@ public protocol EngineAccess: Sendable {
     func bindMigrationSourcePort(_ port: UInt16, to migration: MigrationID) async -> Result<Void, MigrationRefusal>
     /// Reports of running or finished migrations; unknown ids are left out.
     func reports(_ ids: [MigrationID]) async -> [MigrationReport]
-    /// The operator's views (`MigrationHistory.swift`; defaults there answer nothing): running and
+    /// The operator's views (defaults below answer nothing; `ShardedDataPlane+History.swift`): running and
     /// recent migrations, the event journal's cursor of now and its events after a cursor, the
     /// finished migrations' statistics with the flow-table limit.
     func migrationListing(limit: Int) async -> [MigrationReport]
@@ -24,6 +24,37 @@ public protocol EngineAccess: Sendable {
     func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int)
     /// A running or recently finished migration's packets (`MigrationSVG`).
     func timeline(_ id: MigrationID) async -> MigrationTimeline?
+}
+
+/// `GET /v1/flows`: every managed flow and the engine's status (`tsmp flows`).
+public struct FlowListing: Codable, Sendable {
+    public var flows: [FlowSummary]
+    public var status: EngineStatus
+    public init(flows: [FlowSummary], status: EngineStatus) { self.flows = flows; self.status = status }
+}
+
+/// One flow's answer to a migration request: the migration's id, or why it was refused (one
+/// refusal doesn't stop the others). The one result type of both ways to ask: the local
+/// control API (`POST /v1/migrations`, an array of these) and the device API (`POST /v1/mfr`,
+/// `MigrationFromAnswer.results`); JSON `{"flow": N, "migration": N, "error": "..."}`, the
+/// absent ones left out.
+public struct MigrationStartResult: Codable, Sendable, Equatable {
+    public var flow: FlowID
+    public var migration: MigrationID?
+    public var error: String?
+    public init(flow: FlowID, migration: MigrationID?, error: String?) {
+        self.flow = flow; self.migration = migration; self.error = error
+    }
+}
+
+/// What the operator's views ask of the data plane; the defaults answer "nothing" for an
+/// `EngineAccess` that keeps no history (tests' stand-ins).
+extension EngineAccess {
+    public func migrationListing(limit: Int) async -> [MigrationReport] { [] }
+    public func eventCursorNow() async -> [UInt64] { [0] }
+    public func events(after cursor: [UInt64]) async -> EventBatch { EventBatch(events: [], cursor: EventCursor.format(cursor), lost: 0) }
+    public func migrationStats() async -> (stats: MigrationStats, flowsLimit: Int) { (MigrationStats(), 0) }
+    public func timeline(_ id: MigrationID) async -> MigrationTimeline? { nil }
 }
 
 /// What one shard's loop answers for `ShardedDataPlane`, the only `EngineAccess` (which merges

@@ -1,4 +1,3 @@
-import Engine
 import Wire
 
 /// The ICMP errors about managed flows that must reach the proxy (`SpliceEngine+ICMP`, RFC

@@ -1,4 +1,3 @@
-import Engine
 import Wire
 
 /// What the gateway's kernel configuration must achieve (DESIGN §2, "Into user space"): which

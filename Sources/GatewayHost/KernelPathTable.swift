@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Engine
 import Foundation
-import PacketIO
 import Wire
 
 /// The nftables table through which the kernel forwards flows the engine handed over (the
@@ -75,16 +70,27 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
         """
     }
 
+    /// One flow's entries in the sets and maps: its device and server endpoints and the NAT
+    /// port the server sees (the engine's `KernelPathFlow` as the table needs it).
+    public struct Element: Hashable, Sendable {
+        public var device: IPv4Endpoint
+        public var server: IPv4Endpoint
+        public var natPort: UInt16
+        public init(device: IPv4Endpoint, server: IPv4Endpoint, natPort: UInt16) {
+            self.device = device; self.server = server; self.natPort = natPort
+        }
+    }
+
     /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
-    public func elementCommands(_ verb: String, _ flows: [KernelPathFlow]) -> String {
+    public func elementCommands(_ verb: String, elements flows: [Element]) -> String {
         guard !flows.isEmpty else { return "" }
         func join(_ parts: [String]) -> String { parts.joined(separator: ", ") }
         let toServer = flows.map { "\($0.device.address) . \($0.device.port) . \($0.server.address) . \($0.server.port)" }
-        let toDevice = flows.map { "\($0.server.address) . \($0.server.port) . \($0.nat.port)" }
+        let toDevice = flows.map { "\($0.server.address) . \($0.server.port) . \($0.natPort)" }
         let deleting = verb == "delete"
         return [
             "\(verb) element ip \(name) to_server { \(join(toServer)) }",
-            "\(verb) element ip \(name) to_server_port { \(join(deleting ? toServer : zip(toServer, flows).map { "\($0) : \($1.nat.port)" })) }",
+            "\(verb) element ip \(name) to_server_port { \(join(deleting ? toServer : zip(toServer, flows).map { "\($0) : \($1.natPort)" })) }",
             "\(verb) element ip \(name) to_device { \(join(toDevice)) }",
             "\(verb) element ip \(name) to_device_addr { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.address)" })) }",
             "\(verb) element ip \(name) to_device_port { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.port)" })) }",
@@ -110,50 +116,5 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
             }
         }
         return out
-    }
-}
-
-/// The kernel path at run time: the table's sets, changed as the engines hand flows over and
-/// take them back, and their counters. Shared by the data-plane shards (the nftables context
-/// is locked inside `Nftables`).
-public final class KernelPath: @unchecked Sendable {
-    public let table: KernelPathTable
-    private let nft: Nftables
-
-    public init(table: KernelPathTable) throws(SystemError) {
-        self.table = table
-        self.nft = try Nftables()
-    }
-
-    /// Installs the flows' rewriting (all of it or, on error, none).
-    public func enter(_ flows: [KernelPathFlow]) throws(SystemError) {
-        guard !flows.isEmpty else { return }
-        try nft.run(table.elementCommands("add", flows))
-    }
-
-    /// Removes the flows' rewriting; a flow whose elements are already gone is not an error.
-    public func leave(_ flows: [KernelPathFlow]) throws(SystemError) {
-        guard !flows.isEmpty else { return }
-        do {
-            try nft.run(table.elementCommands("delete", flows))
-        } catch where error.errno == ENOENT && flows.count > 1 {
-            // One of them was gone, so the transaction did nothing: one at a time.
-            for f in flows {
-                do { try nft.run(table.elementCommands("delete", [f])) } catch where error.errno == ENOENT {}
-            }
-        } catch where error.errno == ENOENT {}
-    }
-
-    /// The kernel's counters of `flows` (those the sets hold).
-    public func counters(of flows: [KernelPathFlow]) throws(SystemError) -> [KernelPathCounters] {
-        guard !flows.isEmpty else { return [] }
-        let up = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true))
-        let down = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true))
-        return flows.compactMap { f in
-            guard let u = up[["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]],
-                  let d = down[["\(f.server.address)", "\(f.server.port)", "\(f.nat.port)"]] else { return nil }
-            return KernelPathCounters(id: f.id, packetsToServer: u.packets, bytesToServer: u.bytes,
-                                      packetsToDevice: d.packets, bytesToDevice: d.bytes)
-        }
     }
 }

@@ -9,6 +9,11 @@ import Wire
 /// only through this (`EngineAccess`): ids say which shard to ask, listings and counters are
 /// merged. With one queue it is exactly the single loop of before.
 public final class ShardedDataPlane: @unchecked Sendable {
+    /// Why the data plane cannot run as asked (the service reports it as its own failure).
+    public struct Refused: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     public let planes: [DataPlane]
     public let layout: ShardLayout
     let peers: ShardPeers?
@@ -22,7 +27,7 @@ public final class ShardedDataPlane: @unchecked Sendable {
         let count = queues.count
         guard let layout = ShardLayout(index: 0, count: count, natPorts: config.natPorts,
                                        seed: count > 1 ? UInt64.random(in: 0...UInt64.max) : 0) else {
-            throw ProxyService.Failure(description: "cannot run \(count) queues: the NAT port range \(config.natPorts) must give each at least one port")
+            throw Refused(description: "cannot run \(count) queues: the NAT port range \(config.natPorts) must give each at least one port")
         }
         self.layout = layout
         var shardConfig = config

@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Engine
+import GatewayHost
+import PacketIO
+
+/// The kernel path at run time: the table's sets, changed as the engines hand flows over and
+/// take them back, and their counters. Shared by the data-plane shards (the nftables context
+/// is locked inside `Nftables`).
+public final class KernelPath: @unchecked Sendable {
+    public let table: KernelPathTable
+    private let nft: Nftables
+
+    public init(table: KernelPathTable) throws(SystemError) {
+        self.table = table
+        self.nft = try Nftables()
+    }
+
+    /// Installs the flows' rewriting (all of it or, on error, none).
+    public func enter(_ flows: [KernelPathFlow]) throws(SystemError) {
+        guard !flows.isEmpty else { return }
+        try nft.run(table.elementCommands("add", flows))
+    }
+
+    /// Removes the flows' rewriting; a flow whose elements are already gone is not an error.
+    public func leave(_ flows: [KernelPathFlow]) throws(SystemError) {
+        guard !flows.isEmpty else { return }
+        do {
+            try nft.run(table.elementCommands("delete", flows))
+        } catch where error.errno == ENOENT && flows.count > 1 {
+            // One of them was gone, so the transaction did nothing: one at a time.
+            for f in flows {
+                do { try nft.run(table.elementCommands("delete", [f])) } catch where error.errno == ENOENT {}
+            }
+        } catch where error.errno == ENOENT {}
+    }
+
+    /// The kernel's counters of `flows` (those the sets hold).
+    public func counters(of flows: [KernelPathFlow]) throws(SystemError) -> [KernelPathCounters] {
+        guard !flows.isEmpty else { return [] }
+        let up = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true))
+        let down = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true))
+        return flows.compactMap { f in
+            guard let u = up[["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]],
+                  let d = down[["\(f.server.address)", "\(f.server.port)", "\(f.nat.port)"]] else { return nil }
+            return KernelPathCounters(id: f.id, packetsToServer: u.packets, bytesToServer: u.bytes,
+                                      packetsToDevice: d.packets, bytesToDevice: d.bytes)
+        }
+    }
+}
+
+extension KernelPathTable {
+    /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
+    public func elementCommands(_ verb: String, _ flows: [KernelPathFlow]) -> String {
+        elementCommands(verb, elements: flows.map { KernelPathTable.Element(device: $0.device, server: $0.server, natPort: $0.nat.port) })
+    }
+}
