@@ -25,7 +25,7 @@ enum DashboardPage {
         .big { font-size: 1.5em; font-weight: 600; }
         table { border-collapse: collapse; background: #fff; }
         th, td { border-bottom: 1px solid #e4e4e4; padding: .2em .6em; text-align: left; white-space: nowrap; }
-        td.n { text-align: right; font-variant-numeric: tabular-nums; }
+        td.n { text-align: right; font-variant-numeric: tabular-nums; } td.phases { white-space: normal; min-width: 18em; }
         tr[data-phase=spliced] td.phase { color: #070; } tr[data-phase=rolled-back] td.phase, tr[data-phase=aborted] td.phase { color: #b00; }
         .empty { color: #888; font-style: italic; }
         figure { display: inline-block; margin: .5em 1em .5em 0; background: #fff; border: 1px solid #ddd; }
