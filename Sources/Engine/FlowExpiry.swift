@@ -79,6 +79,14 @@ extension SpliceEngine {
         return out.sorted { $0.id < $1.id }
     }
 
+    /// Flow `id`'s endpoints on each side (the device and the destination it dialled, the NAT
+    /// address and the server), nil when the flow is gone: one lookup, no walk of the table
+    /// (the capture's migration comments find the flow's packets with them).
+    public func flowEndpoints(_ id: FlowID) -> (device: IPv4Endpoint, original: IPv4Endpoint, nat: IPv4Endpoint, server: IPv4Endpoint)? {
+        guard let flow = table.slot(id: id).flatMap({ table[slot: $0] }) else { return nil }
+        return (flow.device, flow.original, IPv4Endpoint(config.nat, flow.natPort), flow.server)
+    }
+
     private func seconds(_ from: Instant, _ to: Instant) -> Double {
         to > from ? Double(to.nanoseconds - from.nanoseconds) / 1e9 : 0
     }

@@ -265,9 +265,10 @@ public final class DataPlane: @unchecked Sendable {
         recordCapture(generated, direction: .outbound)
     }
 
-    /// Records a batch in the capture, if there is one.
+    /// Records a batch in the capture, if there is one, with the migration phases the engine
+    /// entered since (comments).
     private func recordCapture(_ batch: PacketBatch, direction: PacketDirection) {
-        capture?.record(batch, direction: direction)
+        capture?.record(batch, direction: direction, engine: engine)
     }
 
     // MARK: Shards

@@ -118,7 +118,7 @@ public struct ProxyService {
             // With offloads each TUN queue takes its packets back (super-segments stay whole);
             // without, a raw socket per queue sends each wire packet.
             for t in tuns { queues.append((t, options.offload ? t : try RawSocketDevice())) }
-            writer = try options.capturePath.map { try PcapFileWriter(path: $0) }
+            writer = try options.capturePath.map { try PcapFileWriter(path: $0, format: .pcapng) }
         } catch {
             throw Failure(description: "\(error)")
         }
@@ -163,13 +163,13 @@ public struct ProxyService {
                 let metrics = EngineMetrics()
                 endpoints.append(try await HTTPEndpoint.start(
                     host: m.address.description, port: Int(m.port), group: group, logger: logger,
-                    routes: ["GET /metrics": { _ in
+                    routes: Dashboard.routes(engine: dataPlane).merging(["GET /metrics": { _ in
                         let (status, writeErrors) = await dataPlane.status()
                         let (migrations, flowsLimit) = await dataPlane.migrationStats()
                         return HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4",
                                                      body: metrics.render(status, deviceWriteErrors: writeErrors)
                                                          + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8))
-                    }]))
+                    }]) { _, metrics in metrics }))
             }
         } catch {
             dataPlane.stop()

@@ -3,9 +3,12 @@ import Wire
 import Glibc
 #endif
 
-/// Writes packets to a pcap file (classic format, nanosecond timestamps, little-endian) as a
-/// `PacketDevice`: the sink of `tsmp proxy --capture` (through the data plane's `CaptureRecorder`) and of
-/// `tsmp replay --out`. With the default link type LINUX_SLL each record keeps its
+/// Writes packets to a capture file (nanosecond timestamps, little-endian) as a `PacketDevice`:
+/// the sink of `tsmp proxy --capture` (pcapng, through the data plane's `CaptureRecorder`, which
+/// adds the migrations' phases as packet comments) and of `tsmp replay --out` (classic pcap).
+/// In the `.pcapng` format (`PcapngBlock`) a packet may carry comments (`opt_comment`); the
+/// classic format has no place for them and leaves them out. With the default link type
+/// LINUX_SLL each record keeps its
 /// direction: inbound (read by the engine) is packet type 0 "to us", outbound (written by
 /// the engine) is 4 "outgoing"; the protocol is 0x0800 / 0x86DD by IP version. LINKTYPE_RAW
 /// keeps only the IP packets.
@@ -27,8 +30,15 @@ public final class PcapFileWriter: PacketDevice {
         var headerLength: Int { self == .raw ? 0 : 16 }
     }
 
+    /// The file format: classic pcap (what every tool reads) or pcapng (packet comments).
+    public enum Format: Sendable, Equatable {
+        case pcap
+        case pcapng
+    }
+
     public let path: String
     public let linkType: LinkType
+    public let format: Format
     public let snapLength: Int
     public private(set) var packetsWritten = 0
 
@@ -41,19 +51,27 @@ public final class PcapFileWriter: PacketDevice {
     private static let hardwareTypeNone: UInt16 = 0xFFFE
 
     /// Creates (or truncates) `path` and writes the file header.
-    public init(path: String, linkType: LinkType = .linuxSLL, snapLength: Int = 262_144,
+    public init(path: String, linkType: LinkType = .linuxSLL, format: Format = .pcap, snapLength: Int = 262_144,
                 bufferBytes: Int = 1 << 20) throws(SystemError) {
         precondition(snapLength >= 64 && bufferBytes >= 64)
         self.path = path
         self.linkType = linkType
+        self.format = format
         self.snapLength = snapLength
         self.fileDescriptor = try Syscall.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         self.buffer = .allocate(byteCount: bufferBytes, alignment: 8)
-        put32(0xA1B2_3C4D)              // magic: nanosecond timestamps
-        put16(2); put16(4)              // version 2.4
-        put32(0); put32(0)              // thiszone, sigfigs
-        put32(UInt32(clamping: snapLength))
-        put32(linkType.pcapLinkType.fileValue)
+        switch format {
+        case .pcap:
+            put32(0xA1B2_3C4D)              // magic: nanosecond timestamps
+            put16(2); put16(4)              // version 2.4
+            put32(0); put32(0)              // thiszone, sigfigs
+            put32(UInt32(clamping: snapLength))
+            put32(linkType.pcapLinkType.fileValue)
+        case .pcapng:
+            // (A failure here releases the writer: `deinit` closes the file and frees the buffer.)
+            try append(PcapngBlock.sectionHeader(application: "tsmp"))
+            try append(PcapngBlock.interfaceDescription(linkType: linkType.pcapLinkType.fileValue, snapLength: snapLength))
+        }
     }
 
     deinit {
@@ -79,19 +97,37 @@ public final class PcapFileWriter: PacketDevice {
         try flush()
     }
 
-    /// Records one packet with an explicit time and direction.
+    /// Records one packet with an explicit time and direction, and in a pcapng file its
+    /// `comments` (each one `opt_comment`; a classic pcap leaves them out).
     public func record(_ packet: UnsafeRawBufferPointer, at time: Instant,
-                       direction: PacketDirection) throws(SystemError) {
+                       direction: PacketDirection, comments: [String] = []) throws(SystemError) {
         guard fileDescriptor >= 0 else { return }
         let linkHeader = linkType.headerLength
         let captured = min(packet.count, snapLength - linkHeader)
-        let recordLength = Self.recordHeaderLength + linkHeader + captured
-        if used + recordLength > buffer.count { try flush() }
-
-        put32(UInt32(clamping: time.nanoseconds / 1_000_000_000))
-        put32(UInt32(time.nanoseconds % 1_000_000_000))
-        put32(UInt32(linkHeader + captured))
-        put32(UInt32(clamping: linkHeader + packet.count))
+        let frameLength = linkHeader + captured
+        let originalLength = UInt32(clamping: linkHeader + packet.count)
+        var options: [UInt8] = []
+        var blockLength = 0
+        switch format {
+        case .pcap:
+            try reserve(Self.recordHeaderLength + linkHeader)
+            put32(UInt32(clamping: time.nanoseconds / 1_000_000_000))
+            put32(UInt32(time.nanoseconds % 1_000_000_000))
+            put32(UInt32(frameLength))
+            put32(originalLength)
+        case .pcapng:
+            // Enhanced Packet Block (pcapng §4.3): interface 0, the time in units of if_tsresol (ns).
+            options = PcapngBlock.packetOptions(comments: comments)
+            blockLength = PcapngBlock.enhancedPacketLength(frameLength: frameLength, optionsLength: options.count)
+            try reserve(PcapngBlock.enhancedPacketHeaderLength + linkHeader)
+            put32(PcapngBlock.enhancedPacketType)
+            put32(UInt32(clamping: blockLength))
+            put32(0)
+            put32(UInt32(truncatingIfNeeded: time.nanoseconds >> 32))
+            put32(UInt32(truncatingIfNeeded: time.nanoseconds))
+            put32(UInt32(frameLength))
+            put32(originalLength)
+        }
         if linkType == .linuxSLL {
             putBE16(UInt16(direction.rawValue))   // packet type: 0 host, 4 outgoing
             putBE16(Self.hardwareTypeNone)
@@ -100,25 +136,24 @@ public final class PcapFileWriter: PacketDevice {
             let version = packet.count > 0 ? packet[0] >> 4 : 0
             putBE16(version == 4 ? 0x0800 : version == 6 ? 0x86DD : 0)
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: packet[0..<captured])
-        if used + captured <= buffer.count {
-            if captured > 0 {
-                (buffer.baseAddress! + used).copyMemory(from: bytes.baseAddress!, byteCount: captured)
-            }
-            used += captured
-        } else {
-            // Larger than the whole buffer: write the headers, then the packet directly.
-            try flush()
-            try Syscall.writeAll(fileDescriptor, bytes)
+        try append(UnsafeRawBufferPointer(rebasing: packet[0..<captured]))
+        if format == .pcapng {
+            let padding = PcapngBlock.padded(frameLength) - frameLength
+            try reserve(padding)
+            for _ in 0..<padding { buffer[used] = 0; used += 1 }
+            try append(options)
+            try reserve(4)
+            put32(UInt32(clamping: blockLength))
         }
         packetsWritten += 1
     }
 
     /// Records one packet given as an array (tests, tools).
-    public func record(_ packet: [UInt8], at time: Instant, direction: PacketDirection) throws(SystemError) {
+    public func record(_ packet: [UInt8], at time: Instant, direction: PacketDirection,
+                       comments: [String] = []) throws(SystemError) {
         // Array.withUnsafeBytes is `rethrows` (untyped): carry the typed error out in a Result.
         let result: Result<Void, SystemError> = packet.withUnsafeBytes { raw in
-            Result { () throws(SystemError) in try record(raw, at: time, direction: direction) }
+            Result { () throws(SystemError) in try record(raw, at: time, direction: direction, comments: comments) }
         }
         try result.get()
     }
@@ -149,7 +184,33 @@ public final class PcapFileWriter: PacketDevice {
         return range.count
     }
 
-    // MARK: Buffer encoding (callers ensure room)
+    // MARK: Buffer encoding
+
+    /// Makes room for `count` more bytes in the buffer (`count` is at most 64: headers).
+    private func reserve(_ count: Int) throws(SystemError) {
+        if used + count > buffer.count { try flush() }
+    }
+
+    /// Appends `bytes`: copied into the buffer when they fit, else written straight after it.
+    private func append(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        guard bytes.count > 0 else { return }
+        if used + bytes.count > buffer.count { try flush() }
+        if bytes.count <= buffer.count {
+            (buffer.baseAddress! + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            used += bytes.count
+        } else {
+            try Syscall.writeAll(fileDescriptor, bytes)
+        }
+    }
+
+    private func append(_ bytes: [UInt8]) throws(SystemError) {
+        let result: Result<Void, SystemError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(SystemError) in try append(raw) }
+        }
+        try result.get()
+    }
+
+    // The fixed-size puts below: callers made room with `reserve`.
 
     private func put16(_ value: UInt16) {
         buffer.storeBytes(of: value.littleEndian, toByteOffset: used, as: UInt16.self)

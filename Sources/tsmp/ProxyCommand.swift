@@ -51,7 +51,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         Examples:
           tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80 --intercept tcp/8000-8100
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
-          tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcap --log-level debug
+          tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcapng --log-level debug   # dashboard: http://127.0.0.1:9464/
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
           tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
           tsmp proxy ... --no-clamp-mss                 # forward SYNs with the MSS their sender announced
@@ -82,10 +82,10 @@ struct ProxyRunCommand: AsyncParsableCommand {
                                valueName: "path"))
     var control: String?
 
-    @Option(help: "Serve Prometheus metrics on ADDR:PORT at /metrics.")
+    @Option(help: "Serve Prometheus metrics on ADDR:PORT at /metrics, and a read-only dashboard at / (flows, migrations and their pictures; plain HTTP: keep it on loopback or a management network).")
     var metrics: IPv4Endpoint?
 
-    @Option(help: "Record every packet the engine reads and writes to this pcap file (Linux cooked, with direction).")
+    @Option(help: "Record every packet the engine reads and writes to this pcapng file (Linux cooked, with direction; each migration phase is a comment on the flow's next packet).")
     var capture: String?
 
     @Flag(inversion: .prefixedNo, help: "Segmentation and checksum offload on the TUN: 64 KB super-segments in and out, written back into the TUN. --no-offload: one packet per syscall through a raw socket.")

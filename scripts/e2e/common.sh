@@ -35,6 +35,34 @@ e2e_kernel_path() {
     "$@"
 }
 
+# e2e_capture FUNC ARGS...: runs a case body with the proxy recording CASE_DIR/proxy.pcapng
+# (--capture, as TSMP_E2E_CAPTURE=1 does for every case); the case then checks with
+# e2e_capture_check that its migration's phases are comments in the capture.
+e2e_capture() {
+    [[ ${TSMP_E2E_CAPTURE:-0} == 1 ]] || E2E_EXTRA_PROXY_ARGS+=(--capture "$CASE_DIR/proxy.pcapng")
+    E2E_CAPTURE_CHECK=1
+    "$@"
+}
+
+# e2e_capture_check MIGRATION_ID SERVER_PORT: with e2e_capture, stops the proxy (the capture is whole once
+# it has exited) and reads CASE_DIR/proxy.pcapng with tshark: every phase `tsmp migrations
+# --json` (CASE_DIR/migrations.json) lists for the migration is a packet comment, in order,
+# each on a packet of the flow.
+e2e_capture_check() {
+    [[ ${E2E_CAPTURE_CHECK:-0} == 1 ]] || return 0
+    e2e_baseline && return 0
+    command -v tshark >/dev/null || tl_fail "tshark is not installed (scripts/test installs it)"
+    proxy_stop TERM
+    ((TL_PROXY_STATUS == 0)) || tl_fail "the proxy exited with status $TL_PROXY_STATUS"
+    tshark -n -r "$CASE_DIR/proxy.pcapng" -Y frame.comment -T fields -E separator=/t -E aggregator='|' \
+        -e frame.number -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport -e frame.comment \
+        >"$CASE_DIR/capture-comments.txt" 2>"$CASE_DIR/tshark.err" \
+        || tl_fail "tshark cannot read the capture: $(grep -v 'as user' "$CASE_DIR/tshark.err" | head -c 300)"
+    local said
+    said=$(python3 "$E2E_OBSERVE" comments "$CASE_DIR/capture-comments.txt" "$CASE_DIR/migrations.json" "$1" "$2") || tl_fail "$said"
+    tl_note "capture: $said"
+}
+
 # e2e_expect_in_kernel ID: with --kernel-path, waits (5 s) until the kernel forwards flow ID.
 e2e_flow_in_kernel() {
     proxy_flows --json >"$CASE_DIR/flows-kernel.json" 2>/dev/null || return 1
@@ -92,7 +120,7 @@ e2e_gateway_prepare() {
 }
 
 # e2e_gateway_start: the proxy, configured by e2e_gateway_prepare (nothing in baseline mode).
-# With TSMP_E2E_CAPTURE=1 the proxy records CASE_DIR/proxy.pcap (--capture) and tcpdump
+# With TSMP_E2E_CAPTURE=1 the proxy records CASE_DIR/proxy.pcapng (--capture) and tcpdump
 # records the headers on laptop, phone and srv (CASE_DIR/NODE.pcap), kept with the logs.
 e2e_gateway_start() {
     local extra=()
@@ -102,7 +130,7 @@ e2e_gateway_start() {
             lab_exec "$LAB_ID" "$node" timeout 300 tcpdump -i eth0 -s 128 -U -w "$CASE_DIR/$node.pcap" tcp \
                 >"$CASE_DIR/tcpdump-$node.log" 2>&1 &
         done
-        extra=(--capture "$CASE_DIR/proxy.pcap")
+        extra=(--capture "$CASE_DIR/proxy.pcapng")
         sleep 0.5
     fi
     if e2e_baseline; then return 0; fi

@@ -24,6 +24,8 @@
 #             (its SYN-ACK set ECE), and the server receives the phone's ECE echoes through
 #             the NAT (issue "Real-network TCP" item 5, end to end f)
 # The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
+# The first case also records a capture (--capture): each phase of the migration is a comment
+# in the pcapng, in order, on a packet of the flow (read by tshark).
 
 e2e_migrate_download() {
     local variant=$1
@@ -125,6 +127,7 @@ e2e_migrate_download() {
     # After the server's counters (sampled while the download still runs): what an operator sees.
     e2e_observe_check "$(e2e_report_field "$report" id)" "$phase"
     e2e_proxy_healthy
+    e2e_capture_check "$(e2e_report_field "$report" id)" 9000
 }
 
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
@@ -215,7 +218,7 @@ e2e_migrate_there_and_back() {
     e2e_proxy_healthy
 }
 
-test_case "migration: paced download laptop -> phone, spliced" e2e_migrate_download spliced
+test_case "migration: paced download laptop -> phone, spliced, --capture" e2e_capture e2e_migrate_download spliced
 test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_and_back
 test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss

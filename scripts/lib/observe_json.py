@@ -12,7 +12,19 @@
         device's acks are there.
     observe_json.py jsonlines FILE COUNT
         FILE holds COUNT lines, each one JSON object (what `--json --watch` prints).
+    observe_json.py comments TSHARK.txt MIGRATIONS.json MIGRATION_ID SERVER_PORT
+        TSHARK.txt (tshark -T fields: frame, ip.src, tcp.srcport, ip.dst, tcp.dstport, the
+        frame's comments joined by "|") holds one comment "tsmp: migration ID flow F phase P"
+        per phase the migration lists, in the same order, each on a packet of the flow (from or
+        to the old or the new device, or to or from SERVER_PORT).
+    observe_json.py dashboard DOM.html MIGRATIONS.json MIGRATION_ID FLOW_ID
+        the dashboard's DOM (headless Chromium's --dump-dom) says it read the proxy, lists the
+        migration with its final phase and every phase in order, shows its picture decoded,
+        and lists the flow with its device (the new device once spliced).
+    observe_json.py png FILE WIDTH HEIGHT
+        FILE is a PNG of WIDTH x HEIGHT whose pixels are not all alike (a page was drawn).
 """
+import re
 import json
 import sys
 
@@ -101,6 +113,122 @@ def jsonlines(path, count):
     return 0
 
 
+def migration(listing_path, mid):
+    with open(listing_path) as f:
+        found = [m for m in json.load(f).get("migrations", []) if m.get("id") == mid]
+    return found[0] if found else None
+
+
+def endpoint(e):
+    return f"{e['address']}:{e['port']}" if e else None
+
+
+def comments(path, listing_path, mid, server_port):
+    m = migration(listing_path, mid)
+    if m is None:
+        return fail(f"migration {mid} is not in {listing_path}")
+    phases = [p["phase"] for p in m["phases"]]
+    ends = {endpoint(m.get("oldDevice")), endpoint(m.get("newDevice"))} - {None}
+    seen, where = [], []
+    pattern = re.compile(r"tsmp: migration (\d+) flow (\d+) phase ([a-z-]+)")
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 6:
+                continue
+            frame, src, sport, dst, dport = fields[:5]
+            for c in pattern.finditer("\t".join(fields[5:])):
+                if int(c.group(1)) != mid:
+                    continue
+                if int(c.group(2)) != m["flow"]:
+                    return fail(f"frame {frame}: comment names flow {c.group(2)}, the migration's is {m['flow']}")
+                if not ({f"{src}:{sport}", f"{dst}:{dport}"} & ends or str(server_port) in (sport, dport)):
+                    return fail(f"frame {frame} ({src}:{sport} -> {dst}:{dport}) is not a packet of flow {m['flow']}: {c.group(0)}")
+                seen.append(c.group(3))
+                where.append(f"{c.group(3)}@{frame}")
+    if seen != phases:
+        return fail(f"capture comments of migration {mid}: {seen}; tsmp migrations lists {phases}")
+    print(f"{len(seen)} phase comments in order: {' '.join(where)}")
+    return 0
+
+
+def dashboard(path, listing_path, mid, flow_id):
+    from html.parser import HTMLParser
+    m = migration(listing_path, mid)
+    if m is None:
+        return fail(f"migration {mid} is not in {listing_path}")
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.state, self.rows, self.images, self.row = None, {}, {}, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "body":
+                self.state = a.get("data-state")
+            elif tag == "tr" and ("data-migration" in a or "data-flow" in a):
+                self.row = ("migration", a["data-migration"], a.get("data-phase")) if "data-migration" in a else ("flow", a["data-flow"], None)
+                self.rows[self.row] = []
+            elif tag == "td" and self.row:
+                self.rows[self.row].append("")
+            elif tag == "img" and "data-migration" in a:
+                self.images[a["data-migration"]] = a.get("data-loaded")
+
+        def handle_endtag(self, tag):
+            if tag == "tr":
+                self.row = None
+
+        def handle_data(self, data):
+            if self.row and self.rows[self.row]:
+                self.rows[self.row][-1] += data
+
+    dom = Rows()
+    with open(path, errors="replace") as f:
+        dom.feed(f.read())
+    if dom.state != "ok":
+        return fail(f"the page did not read the proxy: body data-state={dom.state!r}")
+    cells = dom.rows.get(("migration", str(mid), m["phase"]))
+    if cells is None:
+        return fail(f"no row for migration {mid} in phase {m['phase']}; rows: {sorted(k for k in dom.rows if k[0] == 'migration')}")
+    phases = [p["phase"] for p in m["phases"]]
+    shown = re.findall(r"([a-z-]+) \d+\.\d{3}", " ".join(cells))
+    if shown != phases:
+        return fail(f"migration {mid}'s row shows phases {shown}, tsmp migrations lists {phases}")
+    loaded = dom.images.get(str(mid))
+    if not loaded or not re.fullmatch(r"[1-9]\d*x[1-9]\d*", loaded):
+        return fail(f"the picture of migration {mid} was not decoded (data-loaded={loaded!r})")
+    flow = dom.rows.get(("flow", str(flow_id), None))
+    device = endpoint(m.get("newDevice") if m["phase"] == "spliced" else m.get("oldDevice"))
+    if flow is None or len(flow) < 2 or flow[1] != device:
+        return fail(f"flow {flow_id} is not listed with device {device}: {flow}")
+    print(f"migration {mid}: {' -> '.join(shown)}, picture {loaded}; flow {flow_id}: {' | '.join(flow[:5])}")
+    return 0
+
+
+def png(path, width, height):
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return fail(f"{path} is not a PNG ({len(data)} bytes)")
+    w, h = struct.unpack(">II", data[16:24])
+    if (w, h) != (width, height):
+        return fail(f"{path} is {w}x{h}, not {width}x{height}")
+    at, idat = 8, b""
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"IDAT":
+            idat += data[at + 8:at + 8 + length]
+        at += 12 + length
+    pixels = zlib.decompress(idat)
+    if len(set(pixels[:: max(1, len(pixels) // 200000)])) < 8:
+        return fail(f"{path}: the image is (nearly) blank")
+    print(f"{w}x{h} PNG, {len(data)} bytes")
+    return 0
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "check":
         return check(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
@@ -108,6 +236,12 @@ def main():
         return svg(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     if len(sys.argv) == 4 and sys.argv[1] == "jsonlines":
         return jsonlines(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 6 and sys.argv[1] == "comments":
+        return comments(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if len(sys.argv) == 6 and sys.argv[1] == "dashboard":
+        return dashboard(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if len(sys.argv) == 5 and sys.argv[1] == "png":
+        return png(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     print(__doc__)
     return 64
 
