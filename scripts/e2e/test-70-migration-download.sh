@@ -23,6 +23,10 @@
 #             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
 #             (its SYN-ACK set ECE), and the server receives the phone's ECE echoes through
 #             the NAT (issue "Real-network TCP" item 5, end to end f)
+#   no-ts     as spliced, with the phone's timestamps off (net.ipv4.tcp_timestamps=0) while the
+#             server, strict as RFC 7323 §3.2 allows, drops every segment without the option
+#             (nftables, counted): the proxy adds the option to the phone's segments, so the
+#             server drops none and the stream goes on (item 6, end to end g)
 # The server's kernel counters come from /proc/net/netstat in its namespace (lab_counter).
 # The first case also records a capture (--capture): each phase of the migration is a comment
 # in the pcapng, in order, on a packet of the flow (read by tshark).
@@ -40,6 +44,7 @@ e2e_migrate_download() {
     esac
     e2e_random_file "$stream" "$size"
     [[ $variant == ecn ]] && e2e_ecn_everywhere
+    [[ $variant == no-ts ]] && e2e_strict_timestamps
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
@@ -122,12 +127,38 @@ e2e_migrate_download() {
         fi
     fi
     [[ $variant == ecn ]] && e2e_expect_ece_at_server "$natport"
+    [[ $variant == no-ts ]] && e2e_expect_none_without_timestamps
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
     e2e_observe_check "$(e2e_report_field "$report" id)" "$phase"
     e2e_proxy_healthy
     e2e_capture_check "$(e2e_report_field "$report" id)" 9000
+}
+
+# e2e_strict_timestamps: the phone offers no timestamps; the server drops (and counts) every
+# segment to its port 9000 without the timestamp option but SYNs and RSTs (RFC 7323 §3.2:
+# once negotiated, every other segment carries it; Linux itself accepts such segments).
+e2e_strict_timestamps() {
+    lab_exec "$LAB_ID" phone sysctl -q -w net.ipv4.tcp_timestamps=0
+    lab_exec "$LAB_ID" srv nft -f - <<EOF || tl_fail "could not add the strict-timestamps rule in srv"
+table inet tsmp_e2e_strict_ts {
+    chain input {
+        type filter hook input priority 0;
+        tcp dport 9000 tcp flags & (syn | rst) == 0 tcp option timestamp missing counter drop
+    }
+}
+EOF
+    tl_note "phone: net.ipv4.tcp_timestamps=0; srv: drops segments to port 9000 without the timestamp option"
+}
+
+# e2e_expect_none_without_timestamps: the server's strict rule dropped nothing.
+e2e_expect_none_without_timestamps() {
+    local dropped
+    dropped=$(lab_exec "$LAB_ID" srv nft list chain inet tsmp_e2e_strict_ts input \
+        | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    tl_expect_eq "segments the strict server dropped for lacking the timestamp option" 0 "${dropped:-missing}"
+    tl_note "the phone's segments all reached the server with a timestamp option (strict rule: 0 dropped)"
 }
 
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
@@ -224,6 +255,7 @@ test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_m
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
 test_case "migration: ECN everywhere, CE marks toward the phone echoed to the server" e2e_migrate_download ecn
+test_case "migration: a phone without timestamps, a server that drops segments without them" e2e_migrate_download no-ts
 test_case "migration: paced download laptop -> phone, spliced, --queues 2" e2e_queues 2 e2e_migrate_download spliced
 # The kernel path (--kernel-path): the flow is forwarded by the kernel when the migration is
 # asked for; the proxy takes it back, waits until it knows the flow's state again, and the
