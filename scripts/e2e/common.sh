@@ -308,13 +308,14 @@ e2e_report_field() {
 # ("PEER_PORT SSTHRESH CWND RETRANS", SSTHRESH "absent" in slow start).
 e2e_server_sample() {
     local name=$1 port=$2
+    # The sockets first: a fast stream may end while the slower counter reads run.
+    lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
     lab_counter "$LAB_ID" srv "${E2E_MIG_COUNTERS[@]}" >"$CASE_DIR/$name.counters"
     # Packets the gateway's kernel dropped because the proxy did not read its TUN fast enough.
     printf 'TunTxDropped %s\n' "$(lab_exec "$LAB_ID" gw cat "/sys/class/net/$TL_TUN/statistics/tx_dropped" 2>/dev/null || echo 0)" \
         >>"$CASE_DIR/$name.counters"
     printf 'ProxyDrops %s\nProxyWriteErrors %s\n' "$(proxy_metric_sum tsmp_packets_dropped_total 2>/dev/null || echo 0)" \
         "$(proxy_metric_sum tsmp_device_write_errors_total 2>/dev/null || echo 0)" >>"$CASE_DIR/$name.counters"
-    lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
     python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
 }
 

@@ -38,7 +38,7 @@ e2e_migrate_download() {
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
     local size=8M rate=1500000 burst=1000000 start_at=1800000 chunk=16384
     case $variant in
-        full|loss) size=96M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
+        full|loss) size=128M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
         rollback) size=8M start_at=1800000 ;;
         bursty) rate=1500000 burst=0 chunk=262144 ;;
     esac
