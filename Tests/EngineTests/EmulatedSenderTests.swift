@@ -12,12 +12,14 @@ struct EmulatedSenderTests {
     let start = SeqNumber(0xFFFF_F000)
     let mss = 1000
     let t0 = Instant(nanoseconds: 10_000_000_000)
+    /// The device's own sequence number on its acks (it sends no data in these tests).
+    let deviceSeq = SeqNumber(5000)
 
     func at(ms: UInt64) -> Instant { Instant(nanoseconds: t0.nanoseconds + ms * 1_000_000) }
     func seq(_ offset: Int) -> SeqNumber { start + UInt32(offset) }
 
     func sender(bytes: Int = 100_000, fin: Bool = false, window: Int = 1 << 20) -> EmulatedSender {
-        EmulatedSender(from: start, to: start + UInt32(bytes), fin: fin, mss: mss, peerWindow: window)
+        EmulatedSender(from: start, to: start + UInt32(bytes), fin: fin, mss: mss, peerWindow: window, sack: false)
     }
 
     /// Sends the initial window and checks it: 10 segments of one MSS (RFC 6928).
@@ -35,11 +37,11 @@ struct EmulatedSenderTests {
         initialWindow(&s)
         #expect(s.segmentsToSend(now: t0, limit: 100).isEmpty) // the window is full
         // One segment acknowledged: cwnd 11 MSS, 9 in flight -> two new segments.
-        #expect(s.acknowledge(seq(1000), window: 1 << 20, now: at(ms: 50)).isEmpty)
+        #expect(s.acknowledge(seq(1000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 50)).isEmpty)
         #expect(s.cwnd == 11 * mss)
         #expect(s.segmentsToSend(now: at(ms: 50), limit: 100).map(\.seq) == [seq(10_000), seq(11_000)])
         // Two segments in one (delayed) ack still add one MSS (ABC, L = 1).
-        _ = s.acknowledge(seq(3000), window: 1 << 20, now: at(ms: 60))
+        _ = s.acknowledge(seq(3000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 60))
         #expect(s.cwnd == 12 * mss)
         #expect(s.segmentsToSend(now: at(ms: 60), limit: 100).count == 3)
         #expect(s.bytesInFlight == 12 * mss)
@@ -54,11 +56,11 @@ struct EmulatedSenderTests {
         let out = s.segmentsToSend(now: t0, limit: 100)
         #expect(out.map(\.length) == [1000, 1000])
         // The window opens by what was acknowledged: still 2500 in total.
-        _ = s.acknowledge(seq(1000), window: 2500, now: at(ms: 10))
+        _ = s.acknowledge(seq(1000), window: 2500, segmentSeq: deviceSeq, now: at(ms: 10))
         #expect(s.segmentsToSend(now: at(ms: 10), limit: 100).map(\.length) == [1000])
         #expect(s.bytesInFlight == 2000)
         // With nothing in flight a short window is used whole.
-        _ = s.acknowledge(seq(3000), window: 700, now: at(ms: 20))
+        _ = s.acknowledge(seq(3000), window: 700, segmentSeq: deviceSeq, now: at(ms: 20))
         #expect(s.segmentsToSend(now: at(ms: 20), limit: 100).map(\.length) == [700])
     }
 
@@ -66,18 +68,18 @@ struct EmulatedSenderTests {
     func congestionAvoidance() {
         var s = sender()
         initialWindow(&s)
-        for _ in 0..<2 { #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 30)).isEmpty) }
-        let again = s.acknowledge(start, window: 1 << 20, now: at(ms: 30))
+        for _ in 0..<2 { #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 30)).isEmpty) }
+        let again = s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 30))
         #expect(again == [EmulatedSender.Segment(seq: start, length: mss, fin: false, isRetransmission: true)])
         #expect(s.ssthresh == 5 * mss)
         #expect(s.cwnd == 8 * mss)
         // The full ack ends recovery with cwnd = ssthresh (RFC 6582 §3.2 step 3).
-        _ = s.acknowledge(seq(10_000), window: 1 << 20, now: at(ms: 60))
+        _ = s.acknowledge(seq(10_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 60))
         #expect(s.cwnd == 5 * mss)
         #expect(s.segmentsToSend(now: at(ms: 60), limit: 100).count == 5)
-        _ = s.acknowledge(seq(11_000), window: 1 << 20, now: at(ms: 90))
+        _ = s.acknowledge(seq(11_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 90))
         #expect(s.cwnd == 5000 + 1000 * 1000 / 5000)
-        _ = s.acknowledge(seq(12_000), window: 1 << 20, now: at(ms: 91))
+        _ = s.acknowledge(seq(12_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 91))
         #expect(s.cwnd == 5200 + 1000 * 1000 / 5200)
         #expect(s.retransmissions == 1 && s.timeouts == 0)
     }
@@ -87,35 +89,35 @@ struct EmulatedSenderTests {
         var s = sender()
         initialWindow(&s)
         // Segments 0 and 3 are lost; 1, 2, 4.. arrive: duplicate acks for 0.
-        #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 40)).isEmpty)
-        #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 41)).isEmpty)
+        #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 40)).isEmpty)
+        #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 41)).isEmpty)
         #expect(s.dupAcks == 2)
-        #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 42)).map(\.seq) == [start])
+        #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 42)).map(\.seq) == [start])
         #expect(s.cwnd == 8 * mss)
-        #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 43)).isEmpty)
+        #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 43)).isEmpty)
         #expect(s.cwnd == 9 * mss) // inflated by one MSS per further duplicate
         // The retransmission fills hole 0: the ack stops at hole 3 (partial, below recover).
-        let partial = s.acknowledge(seq(3000), window: 1 << 20, now: at(ms: 80))
+        let partial = s.acknowledge(seq(3000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 80))
         #expect(partial == [EmulatedSender.Segment(seq: seq(3000), length: mss, fin: false, isRetransmission: true)])
         #expect(s.cwnd == 9000 - 3000 + 1000) // deflated by what was acknowledged, plus one MSS
         // The full ack leaves recovery.
-        #expect(s.acknowledge(seq(10_000), window: 1 << 20, now: at(ms: 120)).isEmpty)
+        #expect(s.acknowledge(seq(10_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 120)).isEmpty)
         #expect(s.cwnd == s.ssthresh && s.ssthresh == 5 * mss)
         #expect(s.retransmissions == 2 && s.timeouts == 0)
         // Three duplicates now start a new recovery.
         _ = s.segmentsToSend(now: at(ms: 120), limit: 100)
-        for _ in 0..<2 { _ = s.acknowledge(seq(10_000), window: 1 << 20, now: at(ms: 130)) }
-        #expect(s.acknowledge(seq(10_000), window: 1 << 20, now: at(ms: 131)).map(\.seq) == [seq(10_000)])
+        for _ in 0..<2 { _ = s.acknowledge(seq(10_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 130)) }
+        #expect(s.acknowledge(seq(10_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 131)).map(\.seq) == [seq(10_000)])
     }
 
     @Test("a segment carrying data is not a duplicate ack (RFC 5681 §2), even with the same ack")
     func dataIsNotDuplicateAck() {
         var s = sender()
         initialWindow(&s)
-        for _ in 0..<5 { #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 40), carriesData: true).isEmpty) }
+        for _ in 0..<5 { #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 40), carriesData: true).isEmpty) }
         #expect(s.dupAcks == 0 && s.retransmissions == 0)
-        for _ in 0..<2 { _ = s.acknowledge(start, window: 1 << 20, now: at(ms: 41)) }
-        #expect(s.acknowledge(start, window: 1 << 20, now: at(ms: 42)).count == 1)
+        for _ in 0..<2 { _ = s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 41)) }
+        #expect(s.acknowledge(start, window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 42)).count == 1)
     }
 
     @Test("RTO: go back to una in slow start with one MSS, timer backed off exponentially up to 60 s (RFC 6298 §5.5)")
@@ -148,7 +150,7 @@ struct EmulatedSenderTests {
         _ = s.timerFired(now: at(ms: 1000))
         #expect(s.next == seq(1000))
         // The receiver had 1..9 buffered: it acknowledges all ten.
-        _ = s.acknowledge(seq(10_000), window: 1 << 20, now: at(ms: 1050))
+        _ = s.acknowledge(seq(10_000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 1050))
         #expect(s.una == seq(10_000))
         #expect(s.next == seq(10_000))
         // Slow start from one MSS: two new segments (never sent before: not retransmissions).
@@ -163,7 +165,7 @@ struct EmulatedSenderTests {
         initialWindow(&s)
         _ = s.timerFired(now: at(ms: 1000))
         // Segment 0 arrives, segment 1 was lost too: the ack covers only segment 0.
-        _ = s.acknowledge(seq(1000), window: 1 << 20, now: at(ms: 1050))
+        _ = s.acknowledge(seq(1000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 1050))
         let resent = s.segmentsToSend(now: at(ms: 1050), limit: 100)
         #expect(resent.map(\.seq) == [seq(1000), seq(2000)])
         #expect(resent.allSatisfy { $0.isRetransmission })
@@ -177,14 +179,14 @@ struct EmulatedSenderTests {
         _ = s.timerFired(now: at(ms: 1000))
         #expect(s.rto == 2_000_000_000)
         // The ack comes 10 ms after the retransmission (or 1010 ms after the original): ambiguous.
-        _ = s.acknowledge(seq(3000), window: 1 << 20, now: at(ms: 1010))
+        _ = s.acknowledge(seq(3000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 1010))
         #expect(s.isComplete)
         #expect(s.rto == 2_000_000_000) // still backed off, not 200 ms from a 10 ms "sample"
 
         // A clean exchange afterwards does sample.
         var c = sender(bytes: 3 * mss)
         _ = c.segmentsToSend(now: t0, limit: 100)
-        _ = c.acknowledge(seq(3000), window: 1 << 20, now: at(ms: 400))
+        _ = c.acknowledge(seq(3000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 400))
         #expect(c.rto == 1_200_000_000) // 400 + 4 * 200
     }
 
@@ -196,13 +198,13 @@ struct EmulatedSenderTests {
         #expect(s.timerFired(now: at(ms: 1000)) == [EmulatedSender.Segment(seq: start, length: 1, fin: false, isRetransmission: true)])
         #expect(s.next == start && s.timeouts == 0)
         // Still closed: the probe's ack changes nothing; the next probe comes twice as late.
-        _ = s.acknowledge(start, window: 0, now: at(ms: 1010))
+        _ = s.acknowledge(start, window: 0, segmentSeq: deviceSeq, now: at(ms: 1010))
         #expect(s.timerDeadline == at(ms: 3000))
         #expect(s.timerFired(now: at(ms: 2999)).isEmpty)
         #expect(s.timerFired(now: at(ms: 3000)).map(\.length) == [1])
         #expect(s.timerDeadline == at(ms: 7000))
         // The receiver takes the probe's byte and opens its window: sending resumes after it.
-        _ = s.acknowledge(seq(1), window: 1 << 20, now: at(ms: 3010))
+        _ = s.acknowledge(seq(1), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 3010))
         #expect(s.una == seq(1))
         let out = s.segmentsToSend(now: at(ms: 3010), limit: 100)
         #expect(out.first == EmulatedSender.Segment(seq: seq(1), length: mss, fin: false, isRetransmission: false))
@@ -216,12 +218,12 @@ struct EmulatedSenderTests {
         #expect(out.map(\.length) == [1000, 1000, 500])
         #expect(out.map(\.fin) == [false, false, true])
         #expect(s.finalSeq == seq(2501))
-        _ = s.acknowledge(seq(2500), window: 1 << 20, now: at(ms: 10))
+        _ = s.acknowledge(seq(2500), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 10))
         #expect(!s.isComplete)
-        _ = s.acknowledge(seq(2501), window: 1 << 20, now: at(ms: 11))
+        _ = s.acknowledge(seq(2501), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 11))
         #expect(s.isComplete && s.timerDeadline == nil)
 
-        var empty = EmulatedSender(from: start, to: start, fin: true, mss: mss, peerWindow: 1 << 20)
+        var empty = EmulatedSender(from: start, to: start, fin: true, mss: mss, peerWindow: 1 << 20, sack: false)
         #expect(empty.segmentsToSend(now: t0, limit: 100) == [EmulatedSender.Segment(seq: start, length: 0, fin: true, isRetransmission: false)])
     }
 
@@ -229,14 +231,14 @@ struct EmulatedSenderTests {
     func extend() {
         var s = sender(bytes: 2000)
         #expect(s.segmentsToSend(now: t0, limit: 100).count == 2)
-        _ = s.acknowledge(seq(2000), window: 1 << 20, now: at(ms: 10))
+        _ = s.acknowledge(seq(2000), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 10))
         #expect(s.isComplete)
         s.extend(to: seq(3500), fin: true)
         #expect(!s.isComplete)
         let out = s.segmentsToSend(now: at(ms: 10), limit: 100)
         #expect(out == [EmulatedSender.Segment(seq: seq(2000), length: 1000, fin: false, isRetransmission: false),
                         EmulatedSender.Segment(seq: seq(3000), length: 500, fin: true, isRetransmission: false)])
-        _ = s.acknowledge(seq(3501), window: 1 << 20, now: at(ms: 20))
+        _ = s.acknowledge(seq(3501), window: 1 << 20, segmentSeq: deviceSeq, now: at(ms: 20))
         #expect(s.isComplete)
     }
 }

@@ -113,7 +113,8 @@ extension SpliceEngine {
             - (timestamps ? TCPOption.alignedTimestampLength : 0)
         let window = WindowScale.bytes(h.windowField, shift: h.ownShift) // the handshake ACK's, scaled
         let sender = EmulatedSender(from: cut.toDevice, to: copy.end, fin: freeze.serverFinSeq == copy.end,
-                                    mss: mss, peerWindow: window)
+                                    mss: mss, peerWindow: window,
+                                    sack: f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted && h.syn.sackPermitted)
         freeze.bytesCached = UInt64(cut.toDevice.distance(to: copy.end))
         m.phase = .resuming(freeze, cut, sender: sender)
         m.enter(.newDeviceConnected, at: now)

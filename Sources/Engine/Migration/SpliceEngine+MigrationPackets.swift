@@ -88,8 +88,9 @@ extension SpliceEngine {
         }
         if case .rollingBack(_, _, var sender) = m.phase, tcp.flags.contains(.ack) {
             let window = WindowScale.bytes(tcp.window, shift: flow.currentDeviceShift)
-            let again = sender.acknowledge(ackInServerSpace, window: window, now: now,
-                                           carriesData: tcp.payloadLength > 0 || tcp.flags.contains(.fin))
+            let again = sender.acknowledge(ackInServerSpace, window: window, segmentSeq: tcp.seq, now: now,
+                                           carriesData: tcp.payloadLength > 0 || tcp.flags.contains(.fin),
+                                           sack: sender.sackEnabled ? sackBlocks(tcp, flow.toDevice.seqOffset) : [])
             migrations[mid]?.setSender(sender)
             transmit(again, slot: slot, mid: mid, now: now, generated: generated)
             transmitNew(slot: slot, mid: mid, now: now, generated: generated)
@@ -148,8 +149,9 @@ extension SpliceEngine {
         if flags.contains(.ack), let ownShift = migrations[mid]?.newDevice?.ownShift {
             noteTimeline(mid, .newDeviceAck, seq: flow.toDevice.seqOffset.reverse(tcp.ack), length: 0, slot: slot, now: now)
             let window = WindowScale.bytes(tcp.window, shift: ownShift)
-            let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, now: now,
-                                           carriesData: tcp.payloadLength > 0 || flags.contains(.fin))
+            let again = sender.acknowledge(flow.toDevice.seqOffset.reverse(tcp.ack), window: window, segmentSeq: tcp.seq,
+                                           now: now, carriesData: tcp.payloadLength > 0 || flags.contains(.fin),
+                                           sack: sender.sackEnabled ? sackBlocks(tcp, flow.toDevice.seqOffset) : [])
             migrations[mid]?.setSender(sender)
             transmit(again, slot: slot, mid: mid, now: now, generated: generated)
             transmitNew(slot: slot, mid: mid, now: now, generated: generated)
@@ -181,6 +183,13 @@ extension SpliceEngine {
             splice(slot: slot, mid: mid, now: now, generated: generated)
         }
         return verdict
+    }
+
+    /// A device's SACK blocks (RFC 2018 §3) in the server's sequence space, mapped as its ack is
+    /// (`offset`: the server's space to the device's). Empty without a well-formed SACK option.
+    private func sackBlocks(_ tcp: TCPSegment, _ offset: SequenceOffset) -> [SackBlock] {
+        guard case .sack(let blocks)? = tcp.options.first(kind: TCPOptionKind.sack)?.1 else { return [] }
+        return blocks.map { SackBlock(offset.reverse($0.left), offset.reverse($0.right)) }
     }
 
     /// A packet from the server of a migrating flow: cached and pre-acknowledged, not forwarded.

@@ -126,7 +126,8 @@ extension SpliceEngine {
         m.reason = reason
         let window = WindowScale.bytes(f.toServer.lastWindow, shift: f.currentDeviceShift)
         let sender = EmulatedSender(from: cut.toDevice, to: copy.end, fin: freeze.serverFinSeq == copy.end,
-                                    mss: f.segmentSizeTowardDeviceOnPath, peerWindow: window)
+                                    mss: f.segmentSizeTowardDeviceOnPath, peerWindow: window,
+                                    sack: f.deviceSyn.sackPermitted && f.serverSyn.sackPermitted && !f.deviceLacksSACK)
         var back = freeze
         back.bytesCached = UInt64(cut.toDevice.distance(to: copy.end))
         m.phase = .rollingBack(back, cut, sender: sender)
