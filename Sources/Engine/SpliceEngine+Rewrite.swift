@@ -38,21 +38,28 @@ extension SpliceEngine {
         for slot in options where slot.kind != TCPOptionKind.noOperation && slot.kind != TCPOptionKind.endOfList {
             optionValues.append(.raw(Array(UnsafeRawBufferPointer(rebasing: tcp.bytes[slot.offset..<(slot.offset + slot.length)]))))
         }
+        emitPieces(of: packet, options: optionValues, pieceSize: mss, generated: generated)
+        counters.segmentsSplit &+= 1
+        return .consumed
+    }
+
+    /// `packet`'s payload as segments of at most `pieceSize` bytes in `generated`, each with
+    /// `options` and the packet's addresses, ack, window, TTL, IP ID and TOS; FIN and PSH on
+    /// the last piece only. A segment without payload goes out as one packet.
+    func emitPieces(of packet: TCPIPv4Packet, options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
+        let tcp = packet.tcp
         let payload = Array(UnsafeRawBufferPointer(tcp.payload))
         var offset = 0
-        while offset < payload.count {
-            let n = min(mss, payload.count - offset)
-            let last = offset + n == payload.count
+        repeat {
+            let n = min(pieceSize, payload.count - offset)
             var flags = tcp.flags
-            if !last { flags.remove(.fin); flags.remove(.psh) }
+            if offset + n < payload.count { flags.remove(.fin); flags.remove(.psh) }
             emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
-                               ack: tcp.ack, flags: flags, window: tcp.window, options: optionValues,
+                               ack: tcp.ack, flags: flags, window: tcp.window, options: options,
                                ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos),
                  payload: Array(payload[offset..<(offset + n)]), generated: generated)
             offset += n
-        }
-        counters.segmentsSplit &+= 1
-        return .consumed
+        } while offset < payload.count
     }
 
     /// SACK blocks (RFC 2018 §3) shifted by `offset`.

@@ -38,20 +38,7 @@ extension SpliceEngine {
             options += [.noOperation, .noOperation, .sack(Array(blocks.prefix(3)))]
         }
         let optionBytes = options.reduce(0) { $0 + $1.encodedLength }
-        let piece = max(serverMSS - optionBytes, 64)
-        let payload = Array(UnsafeRawBufferPointer(tcp.payload))
-        var offset = 0
-        repeat {
-            let n = min(piece, payload.count - offset)
-            let last = offset + n == payload.count
-            var flags = tcp.flags
-            if !last { flags.remove(.fin); flags.remove(.psh) }
-            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
-                               ack: tcp.ack, flags: flags, window: tcp.window, options: options,
-                               ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos),
-                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
-            offset += n
-        } while offset < payload.count
+        emitPieces(of: packet, options: options, pieceSize: max(serverMSS - optionBytes, 64), generated: generated)
         counters.timestampsSynthesized &+= 1
         return .consumed
     }

@@ -303,20 +303,29 @@ e2e_report_field() {
     fi
 }
 
-# e2e_server_sample NAME PORT: the server's counters (E2E_MIG_COUNTERS) and its sockets' tcp_info
-# on PORT now: CASE_DIR/NAME.counters, CASE_DIR/NAME.ss (raw `ss -tin`), CASE_DIR/NAME.tcpinfo
-# ("PEER_PORT SSTHRESH CWND RETRANS", SSTHRESH "absent" in slow start).
+# e2e_server_sample NAME PORT [opens]: the server's counters (E2E_MIG_COUNTERS) and its sockets'
+# tcp_info on PORT now: CASE_DIR/NAME.counters, CASE_DIR/NAME.ss (raw `ss -tin`), CASE_DIR/NAME.tcpinfo
+# ("PEER_PORT SSTHRESH CWND RETRANS", SSTHRESH "absent" in slow start). The counters'
+# window must hold the sockets' (a HyStart exit between the two reads would otherwise be
+# missed): a sample that opens a comparison ("opens") reads the counters first, the others
+# read them last, after the sockets (which a fast stream may close while the slower counter
+# reads run).
 e2e_server_sample() {
-    local name=$1 port=$2
-    # The sockets first: a fast stream may end while the slower counter reads run.
+    local name=$1 port=$2 opens=${3:-}
+    [[ $opens == opens ]] && e2e_server_counters "$name"
     lab_exec "$LAB_ID" srv ss -tinH state established "( sport = :$port )" >"$CASE_DIR/$name.ss"
-    lab_counter "$LAB_ID" srv "${E2E_MIG_COUNTERS[@]}" >"$CASE_DIR/$name.counters"
+    [[ $opens == opens ]] || e2e_server_counters "$name"
+    python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
+}
+
+# e2e_server_counters NAME: CASE_DIR/NAME.counters (e2e_server_sample).
+e2e_server_counters() {
+    lab_counter "$LAB_ID" srv "${E2E_MIG_COUNTERS[@]}" >"$CASE_DIR/$1.counters"
     # Packets the gateway's kernel dropped because the proxy did not read its TUN fast enough.
     printf 'TunTxDropped %s\n' "$(lab_exec "$LAB_ID" gw cat "/sys/class/net/$TL_TUN/statistics/tx_dropped" 2>/dev/null || echo 0)" \
-        >>"$CASE_DIR/$name.counters"
+        >>"$CASE_DIR/$1.counters"
     printf 'ProxyDrops %s\nProxyWriteErrors %s\n' "$(proxy_metric_sum tsmp_packets_dropped_total 2>/dev/null || echo 0)" \
-        "$(proxy_metric_sum tsmp_device_write_errors_total 2>/dev/null || echo 0)" >>"$CASE_DIR/$name.counters"
-    python3 "$E2E_MIGJSON" tcpinfo "$CASE_DIR/$name.ss" >"$CASE_DIR/$name.tcpinfo"
+        "$(proxy_metric_sum tsmp_device_write_errors_total 2>/dev/null || echo 0)" >>"$CASE_DIR/$1.counters"
 }
 
 # e2e_counter NAME COUNTER: a counter of sample NAME.

@@ -61,7 +61,7 @@ e2e_migrate_download() {
     tl_note "flow $id: laptop port $devport, NAT port $natport; the laptop has $(stat -c %s "$laptop") bytes"
 
     e2e_expect_in_kernel "$id"
-    e2e_server_sample before 9000
+    e2e_server_sample before 9000 opens
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)
     e2e_migrate_start "$report" "${args[@]}"
@@ -219,7 +219,7 @@ e2e_migrate_there_and_back() {
     local id natport
     read -r id _ natport < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
     [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
-    e2e_server_sample before 9000
+    e2e_server_sample before 9000 opens
     local k to report sum=0
     for k in 1 2; do
         to=${nodes[k]}

@@ -40,7 +40,7 @@ e2e_migrate_chat() {
     local id natport
     read -r id _ natport < <(e2e_device_flows "$LAB_LAPTOP" 7100) || true
     [[ -n ${natport:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
-    e2e_server_sample before 7100
+    e2e_server_sample before 7100 opens
     e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE"
     e2e_migrate_pending "$id"
     tl_note "phone: resumes the chat (a new connection to $LAB_SRV:7100)"

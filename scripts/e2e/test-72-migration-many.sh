@@ -25,7 +25,7 @@ e2e_migrate_many() {
     local flows=() line
     while read -r line; do flows+=("${line%% *}"); done < <(e2e_device_flows "$LAB_LAPTOP" 9000)
     tl_expect_eq "established flows from the laptop" "$count" "${#flows[@]}"
-    e2e_server_sample before 9000
+    e2e_server_sample before 9000 opens
     local args=() id
     for id in "${flows[@]}"; do args+=(--flow "$id"); done
     e2e_migrate_start "$report" "${args[@]}" --to-addr "$LAB_PHONE" --deadline 30

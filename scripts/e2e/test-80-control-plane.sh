@@ -217,7 +217,7 @@ e2e_control_plane() {
         --flow "$id" --to laptop.alice@example.com
     e2e_flow_not_migrating "$id" || tl_fail "a refused request changed flow $id (phase $(e2e_flow_phase "$id"))"
 
-    e2e_server_sample before 9000
+    e2e_server_sample before 9000 opens
     # Bob moves everything the laptop holds to his phone.
     local bob=(--credentials "$creds/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT")
     tl_note "laptop: tsmp migrate --to phone.bob@example.com --all --wait --json"
