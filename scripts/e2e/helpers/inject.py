@@ -193,11 +193,15 @@ def cmd_garbage(args):
 def watch_segments(iface, outgoing, timeout):
     """Yields (src, dst, sport, dport, seq, ack, flags, window, payload length) for each IPv4
     TCP segment with ACK set seen on iface in one direction (outgoing: sent by this host),
-    until timeout seconds have passed."""
+    until timeout seconds have passed. The capture socket is bound before this returns (not at
+    the first iteration), so a caller that then says it is watching misses nothing."""
     sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sniff.bind((iface, 0))
     sniff.settimeout(0.5)
-    deadline = time.monotonic() + timeout
+    return _segments(sniff, outgoing, time.monotonic() + timeout)
+
+
+def _segments(sniff, outgoing, deadline):
     while time.monotonic() < deadline:
         try:
             frame, addr = sniff.recvfrom(70000)
@@ -241,8 +245,9 @@ def cmd_corrupt_flow(args):
 
 def cmd_stray_rst(args):
     inj = Injector(args.iface, args.gw_mac, args.pace)
+    segments = watch_segments(args.iface, False, args.timeout)
     print("inject: watching", flush=True)
-    for src, dst, sport, dport, _, ack, _, _, _ in watch_segments(args.iface, False, args.timeout):
+    for src, dst, sport, dport, _, ack, _, _, _ in segments:
         if src != args.peer or dport != args.port:
             continue
         for k in range(args.count):
