@@ -68,6 +68,19 @@ struct DirectionState: Sendable {
     /// Whether segments since `forgetSequenceState` taught the sequence state again.
     var knowsSequenceState: Bool { known & (Known.nextSeq | Known.highestAck) == Known.nextSeq | Known.highestAck }
 
+    /// The next sequence number and TSval as last seen, known or not: after
+    /// `forgetSequenceState` they are stale, a starting point for the state probes' guesses
+    /// (`SpliceEngine+StateProbes`) and nothing else.
+    var lastSeenNextSeq: SeqNumber { SeqNumber(nextSeqRaw) }
+    var lastSeenTSval: UInt32 { lastTSvalRaw }
+
+    /// While the next sequence number is not known: moves its last-seen value on by `payload`
+    /// bytes the kernel forwarded meanwhile (an estimate from its counters).
+    mutating func estimateForwarded(payload: UInt32) {
+        guard nextSeq == nil else { return }
+        nextSeqRaw &+= payload
+    }
+
     private enum Known {
         static let nextSeq: UInt8 = 1, finSeq: UInt8 = 2, highestAck: UInt8 = 4, lastTSval: UInt8 = 8
     }

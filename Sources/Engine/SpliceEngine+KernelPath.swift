@@ -112,8 +112,11 @@ extension SpliceEngine {
     }
 
     /// The kernel no longer forwards these flows: the engine learns them again from their next
-    /// segments (and, for a migration waiting on them, from probes).
-    public func kernelPathLeft(_ ids: [FlowID], now: Instant) {
+    /// segments (and, for a migration waiting on them, from probes). `lastCounters`, read just
+    /// before the rewriting was removed, say how much the kernel forwarded: the probes' guesses
+    /// of each end's sequence numbers start from them.
+    public func kernelPathLeft(_ ids: [FlowID], lastCounters: [KernelPathCounters] = [], now: Instant) {
+        if !lastCounters.isEmpty { kernelPathCounters(lastCounters, now: now) }
         for id in ids {
             kernelPathPending.remove(id)
             guard let slot = table.slot(id: id) else { continue }
@@ -122,6 +125,15 @@ extension SpliceEngine {
                 flow.kernelPath = .resyncing
                 flow.toServer.forgetSequenceState()
                 flow.toDevice.forgetSequenceState()
+                if let forwarded = flow.kernelCounters {
+                    flow.estimateKernelForwarded(forwarded)
+                    logger.debug("flow taken back from the kernel path", metadata: [
+                        "flow.id": "\(id)",
+                        "kernel.bytes_to_server": "\(forwarded.bytesToServer)", "kernel.bytes_to_device": "\(forwarded.bytesToDevice)",
+                        "guess.next_seq_to_server": "\(flow.toServer.lastSeenNextSeq.rawValue)",
+                        "guess.next_seq_to_device": "\(flow.toDevice.lastSeenNextSeq.rawValue)",
+                    ])
+                }
                 flow.kernelCounters = nil
                 flow.lastActivity = now
                 return true

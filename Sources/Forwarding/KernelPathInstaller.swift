@@ -57,12 +57,20 @@ final class KernelPathInstaller: Sendable {
     }
 
     /// Removes the flows' rewriting after every job posted before, and returns the flows
-    /// removed (none on failure): the caller tells the engine, on its loop, before it
-    /// migrates them.
-    func takeBack(_ flows: [KernelPathFlow]) async -> [FlowID] {
-        guard !flows.isEmpty else { return [] }
-        return await withCheckedContinuation { (c: CheckedContinuation<[FlowID], Never>) in
-            queue.async { [self] in c.resume(returning: removed(flows) ? flows.map(\.id) : []) }
+    /// removed (none on failure) with the kernel's counters of them read just before: the
+    /// caller tells the engine (`kernelPathLeft`), on its loop, before it migrates them.
+    func takeBack(_ flows: [KernelPathFlow]) async -> (ids: [FlowID], lastCounters: [KernelPathCounters]) {
+        guard !flows.isEmpty else { return ([], []) }
+        return await withCheckedContinuation { (c: CheckedContinuation<([FlowID], [KernelPathCounters]), Never>) in
+            queue.async { [self] in
+                var last: [KernelPathCounters] = []
+                do {
+                    last = try kernelPath.counters(of: flows)
+                } catch {
+                    logger.warning("could not read the kernel path's counters before taking flows back", metadata: ["error": "\(error)"])
+                }
+                c.resume(returning: removed(flows) ? (flows.map(\.id), last) : ([], []))
+            }
         }
     }
 

@@ -132,12 +132,12 @@ extension ShardedDataPlane: EngineAccess {
                                  deadline: Duration) async -> [(Int, MigrationStartResult)] {
         var results: [(Int, MigrationStartResult)] = []
         var pending = flows
-        var left: [FlowID] = []
+        var left: (ids: [FlowID], lastCounters: [KernelPathCounters]) = ([], [])
         for attempt in 0..<3 {
             let last = attempt == 2, leftNow = left, pendingNow = pending
             let (answers, inKernel) = await plane.performWithOutput { engine, out in
                 let now = Syscall.monotonicNow()
-                if !leftNow.isEmpty { engine.kernelPathLeft(leftNow, now: now) }
+                if !leftNow.ids.isEmpty { engine.kernelPathLeft(leftNow.ids, lastCounters: leftNow.lastCounters, now: now) }
                 var answers: [(Int, MigrationStartResult)] = []
                 var inKernel: [(index: Int, rule: KernelPathFlow)] = []
                 for (i, flow) in pendingNow {
@@ -152,7 +152,7 @@ extension ShardedDataPlane: EngineAccess {
             results += answers
             guard !inKernel.isEmpty else { break }
             // If this fails, the engine refuses to migrate a flow the kernel still forwards; the answer says why.
-            left = await installer?.takeBack(Array(Set(inKernel.map(\.rule)))) ?? []
+            left = await installer?.takeBack(Array(Set(inKernel.map(\.rule)))) ?? ([], [])
             pending = inKernel.map { ($0.index, $0.rule.id) }
         }
         return results

@@ -18,6 +18,11 @@
 #             rolled-back) and the laptop's download continues, intact
 #   bursty    as spliced, in 256 KB chunks (one every ~170 ms): with the kernel path the flow is
 #             usually quiet when it is taken back, and the proxy asks both ends with probes
+#   idle-strict  in 4 MB chunks (one every ~2.8 s), the migration asked for just after one,
+#             with stateful firewalls at both ends (`ct state invalid drop`, counted) and the
+#             server also dropping segments without the timestamp option: with the kernel path
+#             the flow is idle when taken back, and the proxy's state probes must be answered
+#             through both firewalls (issue "Real-network TCP" item 9); none is dropped
 #   ecn       as spliced, with ECN on in every namespace (RFC 3168) and, from the moment the
 #             migration is pending, the gateway marking 2% of the ECN-capable packets it
 #             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
@@ -41,10 +46,12 @@ e2e_migrate_download() {
         full|loss) size=128M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
         rollback) size=8M start_at=1800000 ;;
         bursty) rate=1500000 burst=0 chunk=262144 ;;
+        idle-strict) size=12M rate=1500000 burst=0 chunk=4194304 start_at=8388608 ;;
     esac
     e2e_random_file "$stream" "$size"
     [[ $variant == ecn ]] && e2e_ecn_everywhere
     [[ $variant == no-ts ]] && e2e_strict_timestamps
+    [[ $variant == idle-strict ]] && e2e_strict_firewalls
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
@@ -128,6 +135,7 @@ e2e_migrate_download() {
     fi
     [[ $variant == ecn ]] && e2e_expect_ece_at_server "$natport"
     [[ $variant == no-ts ]] && e2e_expect_none_without_timestamps
+    [[ $variant == idle-strict ]] && e2e_expect_probes_passed
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
@@ -159,6 +167,45 @@ e2e_expect_none_without_timestamps() {
         | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
     tl_expect_eq "segments the strict server dropped for lacking the timestamp option" 0 "${dropped:-missing}"
     tl_note "the phone's segments all reached the server with a timestamp option (strict rule: 0 dropped)"
+}
+
+# e2e_strict_firewalls: what a careful host runs: conntrack drops what is outside the windows
+# it tracked (`ct state invalid`), in srv and the laptop, and srv drops segments without the
+# timestamp option (RFC 7323 §3.2), each rule with a counter.
+e2e_strict_firewalls() {
+    lab_exec "$LAB_ID" srv nft -f - <<EOF || tl_fail "could not add the strict firewall in srv"
+table inet tsmp_e2e_strict {
+    chain input {
+        type filter hook input priority 0;
+        tcp dport 9000 ct state invalid counter drop
+        tcp dport 9000 tcp flags & (syn | rst) == 0 tcp option timestamp missing counter drop
+    }
+}
+EOF
+    lab_exec "$LAB_ID" laptop nft -f - <<EOF || tl_fail "could not add the strict firewall in the laptop"
+table inet tsmp_e2e_strict {
+    chain input {
+        type filter hook input priority 0;
+        tcp sport 9000 ct state invalid counter drop
+    }
+}
+EOF
+    tl_note "srv, laptop: ct state invalid drop; srv: drops segments to port 9000 without the timestamp option"
+}
+
+# e2e_expect_probes_passed: the proxy asked the idle flow's ends with state probes, and no
+# firewall rule dropped anything (neither a probe nor any other segment of the migration).
+e2e_expect_probes_passed() {
+    local probes node counts
+    probes=$(proxy_metric_sum tsmp_state_probes_total)
+    ((probes > 0)) || tl_fail "no state probes were sent: the flow was not idle when taken back (the case proves nothing)"
+    for node in srv laptop; do
+        counts=$(lab_exec "$LAB_ID" "$node" nft list chain inet tsmp_e2e_strict input \
+            | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") printf "%s ", $(i + 1) }')
+        [[ -n $counts ]] || tl_fail "no counters in $node's strict firewall"
+        [[ -z $(tr -d '0 ' <<<"$counts") ]] || tl_fail "$node's strict firewall dropped segments (per rule: $counts)"
+    done
+    tl_note "$probes state probes sent; nothing dropped by the firewalls of srv and the laptop"
 }
 
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
@@ -265,3 +312,4 @@ test_case "migration: full-rate download laptop -> phone, kernel path" e2e_kerne
 test_case "migration: the phone never connects, rolled back, kernel path" e2e_kernel_path e2e_migrate_download rollback
 test_case "migration: paced download laptop -> phone, kernel path, --queues 2" e2e_queues 2 e2e_kernel_path e2e_migrate_download spliced
 test_case "migration: bursty download laptop -> phone, kernel path (probes)" e2e_kernel_path e2e_migrate_download bursty
+test_case "migration: idle download laptop -> phone, kernel path, strict firewalls at both ends (probes pass)" e2e_kernel_path e2e_migrate_download idle-strict

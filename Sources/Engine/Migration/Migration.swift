@@ -68,6 +68,8 @@ struct AwaitingState: Sendable {
     /// The new device's SYN when it came before the pause: claimed once the migration pauses.
     var pendingSyn: [UInt8]?
     var probesSentAt: Instant?
+    /// Rounds of state probes sent (`SpliceEngine+StateProbes`).
+    var probeRounds: UInt8 = 0
 }
 
 /// What the pause fixed and what the proxy learns while it holds the flow (every phase

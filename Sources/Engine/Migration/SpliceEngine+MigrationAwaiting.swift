@@ -4,10 +4,10 @@ import Wire
 /// Migrations of flows just back from the kernel path (`Migration.Phase.awaitingState`): the
 /// pause needs what each side sent and acknowledged, and the copy of what the device has not
 /// acknowledged (DESIGN §6), which the engine learns again from segments; an idle flow is
-/// asked with probes (keep-alive-like ACKs, RFC 9293 §3.10.7.4: an unacceptable segment is
-/// answered with an ACK carrying SND.NXT and RCV.NXT).
+/// asked with probes (`SpliceEngine+StateProbes`).
 extension SpliceEngine {
-    /// After this long without a segment of a flow whose state a migration waits for, probe.
+    /// After this long without a segment of a flow whose state a migration waits for, probe,
+    /// and again after each interval.
     static let stateProbeQuiet: UInt64 = 20_000_000
     static let stateProbeInterval: UInt64 = 250_000_000
 
@@ -44,26 +44,12 @@ extension SpliceEngine {
         let quiet = now.nanoseconds &- max(flow.lastActivity.nanoseconds, m.requestedAt.nanoseconds)
         let probedLongAgo = waiting.probesSentAt.map { now.nanoseconds &- $0.nanoseconds >= Self.stateProbeInterval } ?? true
         if quiet >= Self.stateProbeQuiet && probedLongAgo {
-            sendStateProbes(flow, generated: generated)
+            sendStateProbes(flow, round: waiting.probeRounds, generated: generated)
             var probed = waiting
             probed.probesSentAt = now
+            probed.probeRounds &+= 1
             migrations[mid]?.phase = .awaitingState(probed)
         }
-    }
-
-    /// Two ACKs toward each end, in the other end's name, with sequence numbers 2^31 apart and
-    /// no timestamp: a receive window is below 2^31 (RFC 7323 §2.3), so at least one is
-    /// unacceptable and answered with an ACK <SEQ=SND.NXT><ACK=RCV.NXT> (RFC 9293 §3.10.7.4).
-    /// An acceptable one carries an old ack and no data: the receiver ignores it.
-    private func sendStateProbes(_ flow: Flow, generated: PacketBatch) {
-        let nat = IPv4Endpoint(config.nat, flow.natPort)
-        for half in [UInt32(0), UInt32(1) << 31] {
-            emit(TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
-                               ack: flow.streamStartToServer, flags: .ack, window: 0), generated: generated)
-            emit(TCPPacketSpec(source: nat, destination: flow.server, seq: flow.streamStartToServer + half,
-                               ack: flow.streamStartToDevice, flags: .ack, window: 0), generated: generated)
-        }
-        counters.stateProbes &+= 4
     }
 
     /// A migration that never paused ends (`phase`: rolled back or aborted, with `reason`).
