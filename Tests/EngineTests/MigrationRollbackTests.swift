@@ -160,6 +160,32 @@ struct MigrationRollbackTests {
         try expectLaptopContinues(h, serverAt: 2 * 1448, laptopAt: 120)
     }
 
+    @Test("settle deadline with bytes of the old device the server never acknowledged: rolled back with the reason, not cut over them")
+    func rollbackOverUnknownBytes() throws {
+        let h = H.established(downloaded: 2 * 1448, acked: 2 * 1448)
+        let (mid, _) = try h.migrate(deadline: .seconds(10), settleWait: .milliseconds(500))
+        // The laptop's last 200 bytes go out (and are lost on the way, or held by the server
+        // out of order): the server never acknowledges them.
+        #expect(h.send(h.fromLaptop(at: 120, ack: 2 * 1448, length: 200)).verdict == .forward)
+        h.advance(milliseconds: 499)
+        _ = try h.timers()
+        #expect(h.report(mid)?.phase == .paused)
+        h.advance(milliseconds: 1)
+        _ = try h.timers()
+        let report = try #require(h.report(mid))
+        #expect(report.phase == .rolledBack && report.isFinished, "\(report.phases.map(\.phase))")
+        #expect(report.reason == "the server had not acknowledged 200 bytes the old device sent before the settle deadline")
+        #expect(h.summary?.migration == nil && h.summary?.device == MigrationLab.laptop)
+        // The phone's SYN finds no migration to join.
+        #expect(h.send(h.phoneSyn()).verdict != .consumed)
+        // The laptop's connection goes on: its retransmission reaches the server, which
+        // acknowledges it; then both ways as before.
+        let again = h.send(h.fromLaptop(at: 120, ack: 2 * 1448, length: 200))
+        #expect(again.verdict == .forward)
+        #expect(h.send(h.fromServer(at: 2 * 1448, ack: 320)).verdict == .forward)
+        try expectLaptopContinues(h, serverAt: 2 * 1448, laptopAt: 320)
+    }
+
     @Test("the old device does not take the cache back either: both sides reset after twice the deadline")
     func abandon() throws {
         let h = H.established(downloaded: 2 * 1448, acked: 2 * 1448)

@@ -157,7 +157,16 @@ extension SpliceEngine {
                 continue
             }
             if case .paused(let freeze) = m.phase, isSettled(flow, freeze) || now >= freeze.settleDeadline {
-                cut(slot: slot, mid: mid, now: now, generated: generated)
+                if let unknown = bytesUnacknowledgedByServer(flow, freeze), !isSettled(flow, freeze) {
+                    // Never splice over unknown bytes: they may still reach the server, or be
+                    // held there out of order, where the new device's bytes would be taken
+                    // as duplicates (issue "Real-network TCP" item 1). The old device goes on.
+                    rollback(slot: slot, mid: mid,
+                             reason: "the server had not acknowledged \(unknown) bytes the old device sent before the settle deadline",
+                             now: now, generated: generated)
+                } else {
+                    cut(slot: slot, mid: mid, now: now, generated: generated)
+                }
             }
             guard let m2 = migrations[mid] else { continue }
             if now >= m2.deadline && !m2.isRollingBack {

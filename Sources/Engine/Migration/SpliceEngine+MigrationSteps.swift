@@ -12,6 +12,15 @@ extension SpliceEngine {
         return deviceCaughtUp && serverCaughtUp
     }
 
+    /// The bytes the old device sent that the server has not acknowledged, if any: no copy of
+    /// that direction is kept, so a cut over them could splice the new device's bytes where
+    /// the old device's may still arrive.
+    func bytesUnacknowledgedByServer(_ f: Flow, _ freeze: Freeze) -> UInt32? {
+        let sent = f.toServer.nextSeq ?? freeze.forwardedToServerEnd
+        let acked = f.toDevice.highestAck ?? freeze.forwardedToServerEnd
+        return acked.lessThan(sent) ? acked.distance(to: sent) : nil
+    }
+
     /// `paused` -> `cut` (DESIGN §6 step 3): fixes the cut offsets, the old device's highest
     /// ack and what the server acknowledged of the old device's stream.
     func cut(slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) {
