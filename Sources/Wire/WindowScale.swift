@@ -9,6 +9,10 @@
 ///   Rcv.Wind.Shift). Rounding down never offers more than the receiver did, so the right
 ///   edge it advertised is never passed; the window it may appear to retract by less than one
 ///   unit of the coarser scale is what §2.4 tells senders to accept;
+/// - except that an open window is never written as closed: less than one unit becomes one.
+///   A zero would stop the sender until its persist timer fires (RFC 9293 §3.8.6.1) although
+///   the receiver offered room; Linux rounds its own scaled windows up for the same reason.
+///   The overshoot is under one unit, and a receiver trims what lands past its edge;
 /// - the field is clamped to 65,535 (16 bits, RFC 9293 §3.1).
 public struct WindowScale: Sendable, Equatable, Hashable {
     /// The shift of the field as its sender wrote it.
@@ -24,9 +28,11 @@ public struct WindowScale: Sendable, Equatable, Hashable {
     /// The bytes a window field means at `shift` (RFC 7323 §2.3).
     @inlinable public static func bytes(_ field: UInt16, shift: UInt8) -> Int { Int(field) << Int(shift) }
 
-    /// The window field that announces `bytes` at `shift`: rounded down, at most 65,535.
+    /// The window field that announces `bytes` at `shift`: rounded down but at least 1 when
+    /// `bytes` is not 0, at most 65,535.
     @inlinable public static func field(bytes: Int, shift: UInt8) -> UInt16 {
-        UInt16(min(max(bytes, 0) >> Int(shift), 65_535))
+        guard bytes > 0 else { return 0 }
+        return UInt16(min(max(bytes >> Int(shift), 1), 65_535))
     }
 
     /// `field` (written at `from`) as the field a receiver applying `to` reads as the same window.

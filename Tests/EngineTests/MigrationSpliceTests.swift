@@ -154,6 +154,10 @@ extension MigrationResumeTests {
         #expect(small.window == 100 << 7)
         let big = try h.send(h.fromServer(at: cut + 3 * 1448, ack: 120, window: 600)).decoded
         #expect(big.window == 65535)
+        // A phone window below one unit of the server's scale (128 bytes) is not closed there.
+        let tiny = try h.send(h.fromPhone(at: 0, ack: cut + 3 * 1448, window: 100)).decoded
+        #expect(tiny.destination == MigrationLab.server && tiny.window == 1)
+        #expect(try h.send(h.fromPhone(at: 0, ack: cut + 3 * 1448, window: 0)).decoded.window == 0)
     }
 
     @Test("a phone without timestamps: none in the drain (full 1460-byte segments), the server's neutralised after the splice")
