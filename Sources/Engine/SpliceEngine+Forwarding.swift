@@ -142,7 +142,7 @@ extension SpliceEngine {
         let payloadLength = tcp.payloadLength
         let perFlowCap = config.limits.inFlightPerFlow
         if flags.contains(.syn) && flags.contains(.ack) { clampSynTowardDevice(tcp) }
-        let deviceMSS = withFlow(slot) { flow -> UInt16? in
+        let deviceMSS = withFlow(slot) { flow -> Int? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
                 flow.serverSyn = SynOptions(tcp.options, flags: flags)
@@ -179,15 +179,15 @@ extension SpliceEngine {
             }
             if flow.deviceLacksSACK && options.hasSACK { neutraliseOptions(tcp, kind: TCPOptionKind.sack) }
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
-            return flow.segmentLimitTowardDevice
+            return flow.segmentLimitTowardDevice(optionBytes: tcp.headerLength - TCPSegment.minimumHeaderLength)
         }
-        if let mss = deviceMSS, payloadLength > Int(mss) {
+        if let mss = deviceMSS, payloadLength > mss {
             // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.
             if segmentSize > 0 {
-                segmentSize = min(segmentSize, mss)
+                segmentSize = min(segmentSize, UInt16(clamping: mss))
                 return .forward
             }
-            return splitForDevice(packet, mss: Int(mss), generated: generated)
+            return splitForDevice(packet, mss: mss, generated: generated)
         }
         return .forward
     }

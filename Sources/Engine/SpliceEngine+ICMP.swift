@@ -188,12 +188,24 @@ extension Flow {
     /// Payload bytes per segment toward the device when segments from the server must be
     /// split: the new device's MSS after a migration, and the path MTU toward the device once
     /// ICMP taught it (RFC 1191). Nil: no limit beyond the server's own.
+    /// Both limits allow for `serverOptionAllowance` option bytes; a segment carrying more
+    /// (SACK blocks) gets less payload: `segmentLimitTowardDevice(optionBytes:)`.
     var segmentLimitTowardDevice: UInt16? {
         guard let mtu = pathMTU?.towardDevice else { return deviceMSS }
-        let options = currentDeviceTimestamps ? TCPOption.alignedTimestampLength : 0
-        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4, optionBytes: options))
+        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4, optionBytes: serverOptionAllowance))
         return min(deviceMSS ?? limit, limit)
     }
+
+    /// The payload limit toward the device for a server segment with `optionBytes` bytes of
+    /// options (RFC 9293 §3.7.1: options come off the MSS), never below 64 bytes.
+    func segmentLimitTowardDevice(optionBytes: Int) -> Int? {
+        segmentLimitTowardDevice.map { max(Int($0) - max(0, optionBytes - serverOptionAllowance), 64) }
+    }
+
+    /// The option bytes every segment of the server carries: the timestamp option when the
+    /// original handshake negotiated it (for a device without timestamps it is neutralised
+    /// to NOPs, which take the same room).
+    var serverOptionAllowance: Int { deviceSyn.timestamps && serverSyn.timestamps ? TCPOption.alignedTimestampLength : 0 }
 
     /// The proxy's segment size toward the device holding the flow (a rollback's sender),
     /// within the path MTU learned toward it.

@@ -266,6 +266,15 @@ extension MigrationResumeTests {
         // A segment that fits is forwarded as it is.
         #expect(h.send(h.fromServer(at: end + 1448, ack: 120, length: 1188)).verdict == .forward)
         #expect(h.engine.counters.segmentsSplit == 1)
+        // One that fits with the timestamp option alone but also carries SACK blocks (the
+        // server receiving too): its pieces leave room for all its options (RFC 9293 §3.7.1).
+        let sack: [TCPOption] = [.noOperation, .noOperation, .sack([SackBlock(SeqNumber(h.l(500)), SeqNumber(h.l(600)))])]
+        let withSack = h.send(h.fromServer(at: end + 2636, ack: 120, length: 1188, extraOptions: sack))
+        #expect(withSack.verdict == .consumed)
+        let sackPieces = try withSack.packets()
+        #expect(sackPieces.count == 2 && h.engine.counters.segmentsSplit == 2)
+        #expect(sackPieces.allSatisfy { $0.ipLength <= 1240 && $0.checksumsValid }, "\(sackPieces.map(\.ipLength))")
+        #expect(difference(sackPieces.flatMap { $0.payload }, serverBytes((end + 2636)..<(end + 2636 + 1188))) == nil)
     }
 
     @Test("the server's FIN during the pause is cached, pre-acked and delivered after the data", arguments: [false, true])
