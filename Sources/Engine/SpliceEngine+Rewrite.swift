@@ -45,19 +45,27 @@ extension SpliceEngine {
 
     /// `packet`'s payload as segments of at most `pieceSize` bytes in `generated`, each with
     /// `options` and the packet's addresses, ack, window, TTL, IP ID and TOS; FIN and PSH on
-    /// the last piece only. A segment without payload goes out as one packet.
+    /// the last piece only. A segment without payload goes out as one packet. With URG, the
+    /// pieces that hold urgent data keep it, their pointer still ending where the packet's
+    /// did (RFC 9293 §3.8.5, RFC 6093 §2); the pieces after it carry none.
     func emitPieces(of packet: TCPIPv4Packet, options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
         let tcp = packet.tcp
         let payload = Array(UnsafeRawBufferPointer(tcp.payload))
+        let urgentEnd = tcp.flags.contains(.urg) ? Int(tcp.urgentPointer) : 0
         var offset = 0
         repeat {
             let n = min(pieceSize, payload.count - offset)
             var flags = tcp.flags
             if offset + n < payload.count { flags.remove(.fin); flags.remove(.psh) }
-            emit(TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
-                               ack: tcp.ack, flags: flags, window: tcp.window, options: options,
-                               ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos),
-                 payload: Array(payload[offset..<(offset + n)]), generated: generated)
+            var spec = TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
+                                     ack: tcp.ack, flags: flags, window: tcp.window, options: options,
+                                     ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos)
+            if urgentEnd > offset {
+                spec.urgentPointer = UInt16(urgentEnd - offset)
+            } else {
+                spec.flags.remove(.urg)
+            }
+            emit(spec, payload: Array(payload[offset..<(offset + n)]), generated: generated)
             offset += n
         } while offset < payload.count
     }

@@ -14,6 +14,9 @@ public struct TCPPacketSpec: Sendable {
     public var dontFragment: Bool
     /// The IP TOS byte: DSCP (RFC 2474) and ECN codepoint (RFC 3168 §5).
     public var tos: UInt8
+    /// The urgent pointer (RFC 9293 §3.1), meaningful with URG set: the offset from `seq` of
+    /// the byte after the urgent data (RFC 6093 §2).
+    public var urgentPointer: UInt16 = 0
 
     public init(source: IPv4Endpoint, destination: IPv4Endpoint, seq: SeqNumber = SeqNumber(0),
                 ack: SeqNumber = SeqNumber(0), flags: TCPFlags = .ack, window: UInt16 = 65535,
@@ -68,7 +71,7 @@ public enum TCPPacketBuilder {
         buffer[t + TCP.flags] = spec.flags.rawValue
         buffer.setU16(t + TCP.window, spec.window)
         buffer.setU16(t + TCP.checksum, 0)
-        buffer.setU16(t + TCP.urgent, 0)
+        buffer.setU16(t + TCP.urgent, spec.urgentPointer)
         var o = t + TCPSegment.minimumHeaderLength
         for opt in spec.options {
             typealias Kind = TCPOptionKind

@@ -277,6 +277,39 @@ extension MigrationResumeTests {
         #expect(difference(sackPieces.flatMap { $0.payload }, serverBytes((end + 2636)..<(end + 2636 + 1188))) == nil)
     }
 
+    @Test("split with URG: pieces holding urgent data keep URG with the pointer ending where it did; later pieces carry none",
+          arguments: [1300, 1000])
+    func splitKeepsUrgentPointer(urgentPointer: Int) throws {
+        let h = established(phone: EndOptions(mss: 1200))
+        _ = try cutWithCache(h, cached: 0)
+        var phone = StreamReceiver()
+        let (_, flight) = try h.phoneConnects(cut: cut)
+        try h.phoneDrains(flight, into: &phone, cut: cut)
+        let urgent = Self.settingUrgentPointer(h.fromServer([.ack, .urg], at: cut, ack: 120, length: 1448), UInt16(urgentPointer))
+        let pieces = try h.send(urgent).packets()
+        #expect(pieces.map(\.payload.count) == [1188, 260] && pieces.allSatisfy(\.checksumsValid))
+        #expect(pieces[0].flags.contains(.urg) && Int(pieces[0].urgentPointer) == urgentPointer)
+        if urgentPointer > 1188 {
+            #expect(pieces[1].flags.contains(.urg) && Int(pieces[1].urgentPointer) == urgentPointer - 1188)
+        } else {
+            #expect(!pieces[1].flags.contains(.urg) && pieces[1].urgentPointer == 0)
+        }
+    }
+
+    /// `packet` (IPv4 without options) with its urgent pointer set, the TCP checksum updated
+    /// (RFC 1624).
+    static func settingUrgentPointer(_ packet: [UInt8], _ pointer: UInt16) -> [UInt8] {
+        var b = packet
+        let old = UInt16(b[38]) << 8 | UInt16(b[39])
+        let check = UInt16(b[36]) << 8 | UInt16(b[37])
+        var sum = UInt32(~check) + UInt32(~old) + UInt32(pointer)
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        let new = ~UInt16(sum)
+        b[36] = UInt8(new >> 8); b[37] = UInt8(new & 0xFF)
+        b[38] = UInt8(pointer >> 8); b[39] = UInt8(pointer & 0xFF)
+        return b
+    }
+
     @Test("the server's FIN during the pause is cached, pre-acked and delivered after the data", arguments: [false, true])
     func serverFinDuringPause(withData: Bool) throws {
         let h = established()
