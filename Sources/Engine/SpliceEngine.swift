@@ -159,6 +159,10 @@ public final class SpliceEngine {
         if partial, verdict == .forward, let packet = try? TCPIPv4Packet(validating: bytes) {
             packet.refreshPartialChecksum()
         }
+        // A forwarded packet was rewritten: DATA_VALID vouched for the bytes as they came in,
+        // not for the checksum the engine updated. Not passing it on lets the receiver (a
+        // local or veth peer would otherwise skip its check) judge the engine's work.
+        if verdict == .forward { offload.flags &= ~VirtioNetHeader.dataValid }
         switch verdict {
         case .forward:
             counters.packetsForwarded &+= 1
