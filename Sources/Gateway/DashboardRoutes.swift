@@ -22,6 +22,13 @@ public enum Dashboard {
     public static let defaultFlowLimit = 500
     public static let maximumFlowLimit = 10_000
 
+    /// What the metrics address serves: `GET /metrics` and, with `dashboard` (the default;
+    /// `tsmp proxy --no-dashboard` turns it off), the dashboard's routes beside it.
+    public static func metricsAddressRoutes(metrics: @escaping HTTPEndpoint.Handler, dashboard: Bool,
+                                            engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
+        (dashboard ? routes(engine: engine) : [:]).merging(["GET /metrics": metrics]) { _, metrics in metrics }
+    }
+
     public static func routes(engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

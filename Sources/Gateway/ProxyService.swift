@@ -22,6 +22,9 @@ public struct ProxyOptions: Sendable {
     /// The local control socket (root only; ``LocalControlSocket``).
     public var control: String
     public var metrics: IPv4Endpoint?
+    /// The read-only dashboard beside `/metrics` (`Dashboard`); off: `/metrics` alone, so the
+    /// metrics address shows no flow's addresses.
+    public var dashboard = true
     public var capturePath: String?
     /// Segmentation and checksum offload on the TUN (DESIGN §2): super-segments in and out,
     /// packets written back into the TUN for the kernel to forward. Off: plain TUN reads and
@@ -163,13 +166,13 @@ public struct ProxyService {
                 let metrics = EngineMetrics()
                 endpoints.append(try await HTTPEndpoint.start(
                     host: m.address.description, port: Int(m.port), group: group, logger: logger,
-                    routes: Dashboard.routes(engine: dataPlane).merging(["GET /metrics": { _ in
+                    routes: Dashboard.metricsAddressRoutes(metrics: { _ in
                         let (status, writeErrors) = await dataPlane.status()
                         let (migrations, flowsLimit) = await dataPlane.migrationStats()
                         return HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4",
                                                      body: metrics.render(status, deviceWriteErrors: writeErrors)
                                                          + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8))
-                    }]) { _, metrics in metrics }))
+                    }, dashboard: options.dashboard, engine: dataPlane)))
             }
         } catch {
             dataPlane.stop()

@@ -85,6 +85,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics on ADDR:PORT at /metrics, and a read-only dashboard at / (flows, migrations and their pictures; plain HTTP: keep it on loopback or a management network).")
     var metrics: IPv4Endpoint?
 
+    @Flag(inversion: .prefixedNo, help: "With --metrics, also serve the read-only dashboard and its JSON routes (they show every flow's addresses). --no-dashboard: /metrics alone.")
+    var dashboard = true
+
     @Option(help: "Record every packet the engine reads and writes to this pcapng file (Linux cooked, with direction; each migration phase is a comment on the flow's next packet).")
     var capture: String?
 
@@ -169,10 +172,11 @@ struct ProxyRunCommand: AsyncParsableCommand {
         }
         var engine = engineConfig
         if clampMSS { engine.mssClamp = Self.mssClamp(uplink: uplink, devices: devices) }
-        let options = ProxyOptions(devices: devices, uplink: uplink, engine: engine, tunName: tun,
+        var options = ProxyOptions(devices: devices, uplink: uplink, engine: engine, tunName: tun,
                                    control: control ?? LocalControlSocket.defaultPath(tun: tun), metrics: metrics, capturePath: capture,
                                    offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI,
                                    queues: queueCount)
+        options.dashboard = dashboard
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

@@ -146,6 +146,27 @@ struct DashboardTests {
         #expect(byName.status == 200)
     }
 
+    @Test("--no-dashboard: the metrics address serves /metrics alone, every dashboard route is a 404")
+    func metricsAlone() async throws {
+        let engine = StubEngine()
+        let metrics: HTTPEndpoint.Handler = { _ in HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4", text: "tsmp_flows 3\n") }
+        #expect(Set(Dashboard.metricsAddressRoutes(metrics: metrics, dashboard: true, engine: engine).keys)
+            == Set(Dashboard.routes(engine: engine).keys).union(["GET /metrics"]))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let endpoint = try await HTTPEndpoint.start(host: "127.0.0.1", port: 0, group: group, logger: Logger(label: "test"),
+                                                    routes: Dashboard.metricsAddressRoutes(metrics: metrics, dashboard: false, engine: engine))
+        let port = try #require(endpoint.localAddress?.port)
+        let scraped = try await Self.exchange(port, "GET", "/metrics")
+        var hidden: [Answer] = []
+        for path in ["/", "/dashboard", "/v1/flows", "/v1/migrations", "/v1/migrations/svg?id=4"] {
+            hidden.append(try await Self.exchange(port, "GET", path))
+        }
+        await endpoint.close()
+        try await group.shutdownGracefully()
+        #expect(scraped.status == 200 && scraped.body == "tsmp_flows 3\n")
+        #expect(hidden.allSatisfy { $0.status == 404 }, "\(hidden.map(\.status))")
+    }
+
     @Test("Host: an IPv4 address or localhost, with or without a port, is served; names, odd ports and IPv6 are not",
           arguments: [("127.0.0.1", true), ("127.0.0.1:9464", true), ("10.0.0.1:80", true), ("LOCALHOST:9464", true), ("localhost", true),
                       ("gateway.lan:9464", false), ("localhost.attacker.example", false), ("127.0.0.1:+80", false),
