@@ -24,6 +24,12 @@ public enum WireError: String, Error, Sendable, CaseIterable {
     case badIPChecksum = "bad_ip_checksum"
     case fragment = "ip_fragment"
     case badExtensionHeader = "bad_ipv6_extension_header"
+    /// An IPv6 jumbogram (RFC 2675: payload length 0 with a hop-by-hop header, or a Jumbo
+    /// Payload option): not carried on the links the proxy serves, never rewritten.
+    case jumbogram = "ipv6_jumbogram"
+    /// An IPv6 packet whose routing header still has segments left (RFC 8200 §4.4): its
+    /// destination is not the final one, so its TCP checksum covers another address (§8.1).
+    case routingHeaderInTransit = "ipv6_routing_in_transit"
     case notTCP = "not_tcp"
     case badTCPHeaderLength = "bad_tcp_header_length"
     case badTCPChecksum = "bad_tcp_checksum"
