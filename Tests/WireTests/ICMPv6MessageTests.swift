@@ -15,10 +15,10 @@ import Wire
         #expect(referenceICMPv6Valid(p))
         try Self.withMessage(&p) { m in
             #expect(m.kind == .packetTooBig && m.mtu == 1280)
-            #expect(m.ip.source == v6("fd00:1::1") && m.ip.destination == v6("fd00:1::2"))
+            #expect(m.ip.source == address6("fd00:1::1") && m.ip.destination == address6("fd00:1::2"))
             #expect(m.verifyChecksum)
             let q = try m.quotedTCP()
-            #expect(q.source == v6e("[fd00:1::2]:40001") && q.destination == v6e("[fd00:2::2]:80"))
+            #expect(q.source == endpoint6("[fd00:1::2]:40001") && q.destination == endpoint6("[fd00:2::2]:80"))
             #expect(q.seq == SeqNumber(0x0CF8_08B9) && q.ack == SeqNumber(0x4E8D_CA93) && q.flags == [.psh, .ack])
             #expect(q.tcpOffset == 40 && q.hasChecksum && q.originalPayloadLength == 4128 && q.flowLabel == 0x9_F755)
         }
@@ -30,12 +30,12 @@ import Wire
         try Self.withMessage(&u) { m in
             #expect(m.kind == .destinationUnreachable(code: 0) && m.mtu == nil && m.verifyChecksum)
             let q = try m.quotedTCP()
-            #expect(q.source == v6e("[fd00:1::2]:40002") && q.destination == v6e("[fd00:3::2]:80") && q.flags == .syn)
+            #expect(q.source == endpoint6("[fd00:1::2]:40002") && q.destination == endpoint6("[fd00:3::2]:80") && q.flags == .syn)
         }
         try Self.withMessage(&t) { m in
             #expect(m.kind == .timeExceeded(code: 0) && m.verifyChecksum)
             let q = try m.quotedTCP()
-            #expect(q.source == v6e("[fd00:1::2]:40003") && q.seq == SeqNumber(0x160C_872E))
+            #expect(q.source == endpoint6("[fd00:1::2]:40003") && q.seq == SeqNumber(0x160C_872E))
         }
     }
 
@@ -66,7 +66,7 @@ import Wire
     @Test func builderRoundTripAndLength() throws {
         let original = tcp6(src: "[2001:db8::2]:40000", dst: "[2001:db8:1::5]:443", seq: 1000, ack: 2000,
                             payload: (0..<1400).map { UInt8(truncatingIfNeeded: $0) })
-        var p = ICMPv6Builder.bytes(.packetTooBig(from: v6("2001:db8:ff::1"), to: v6("2001:db8::2"), mtu: 1400), quoting: original)
+        var p = ICMPv6Builder.bytes(.packetTooBig(from: address6("2001:db8:ff::1"), to: address6("2001:db8::2"), mtu: 1400), quoting: original)
         #expect(p.count == 1280) // as much as fits the minimum MTU (RFC 4443 §2.4 (c))
         #expect(Array(p[48...]) == Array(original[0..<1232]))
         #expect(referenceICMPv6Valid(p))
@@ -78,7 +78,7 @@ import Wire
             #expect(m.verifyChecksum)
         }
         #expect(referenceICMPv6Valid(p))
-        let short = ICMPv6Builder.bytes(.portUnreachable(from: v6("2001:db8:1::5"), to: v6("2001:db8::2")), quoting: original, quoteLength: 48)
+        let short = ICMPv6Builder.bytes(.portUnreachable(from: address6("2001:db8:1::5"), to: address6("2001:db8::2")), quoting: original, quoteLength: 48)
         #expect(short.count == 96 && referenceICMPv6Valid(short))
         var s = short
         try Self.withMessage(&s) { m in
@@ -89,7 +89,7 @@ import Wire
         }
         #expect(s == short)
         var tiny = [UInt8](repeating: 0, count: 95)
-        #expect(tiny.withUnsafeMutableBytes { b in original.withUnsafeBytes { ICMPv6Builder.write(.hopLimitExceeded(from: v6("::1"), to: v6("::2")), quoting: $0, quoteLength: 48, into: b) } } == nil)
+        #expect(tiny.withUnsafeMutableBytes { b in original.withUnsafeBytes { ICMPv6Builder.write(.hopLimitExceeded(from: address6("::1"), to: address6("::2")), quoting: $0, quoteLength: 48, into: b) } } == nil)
     }
 
     /// Translating an error for the other end: the quoted endpoints, seq and ack change, the
@@ -97,14 +97,14 @@ import Wire
     @Test func rewritingTheQuoteKeepsBothChecksums() throws {
         let original = tcp6(src: "[fd00:99::1]:62000", dst: "[2001:db8:1::5]:443", flags: [.psh, .ack],
                             seq: 0xFFFF_FFF0, ack: 77, payload: Array("GET / HTTP/1.1\r\n".utf8))
-        var p = ICMPv6Builder.bytes(.packetTooBig(from: v6("2001:db8:ff::1"), to: v6("fd00:99::1"), mtu: 1280), quoting: original)
+        var p = ICMPv6Builder.bytes(.packetTooBig(from: address6("2001:db8:ff::1"), to: address6("fd00:99::1"), mtu: 1280), quoting: original)
         try Self.withMessage(&p) { m in
             let q = try m.quotedTCP()
-            q.setSource(v6e("[2001:db8::2]:40000"))
-            q.setDestination(v6e("[10::5]:8443"))
+            q.setSource(endpoint6("[2001:db8::2]:40000"))
+            q.setDestination(endpoint6("[10::5]:8443"))
             q.setSeq(SeqNumber(12345))
             q.setAck(SeqNumber(0x8000_0000))
-            #expect(q.source == v6e("[2001:db8::2]:40000") && q.destination == v6e("[10::5]:8443"))
+            #expect(q.source == endpoint6("[2001:db8::2]:40000") && q.destination == endpoint6("[10::5]:8443"))
             #expect(q.seq == SeqNumber(12345) && q.ack == SeqNumber(0x8000_0000))
             m.fillChecksum()
         }
@@ -121,7 +121,7 @@ import Wire
         // A quoted first fragment holds the TCP header; a later one does not.
         let first = IPv6PacketTests.ipv6([(44, [0, 0, 0, 1, 0, 0, 0, 9])], transport: tcp)
         var f = first
-        #expect((try? f.withUnsafeMutableBytes { try QuotedTCPv6(validating: $0).source }) == v6e("[fd00:1::2]:40000"))
+        #expect((try? f.withUnsafeMutableBytes { try QuotedTCPv6(validating: $0).source }) == endpoint6("[fd00:1::2]:40000"))
         #expect(quoted6Error(IPv6PacketTests.ipv6([(44, [0, 0, 0, 9, 0, 0, 0, 9])], transport: tcp)) == .quotedNotTCP)
         #expect(quoted6Error(IPv6PacketTests.ipv6([IPv6PacketTests.destination], upper: 17, transport: tcp)) == .quotedNotTCP)
         #expect(quoted6Error(Fixture.linuxSYN) == .quotedMalformed)

@@ -21,11 +21,11 @@ import Wire
     }
 
     @Test func halvesAndGroups() {
-        let a = v6("2001:db8:1:2:3:4:5:6")
+        let a = address6("2001:db8:1:2:3:4:5:6")
         #expect(a.high == 0x2001_0DB8_0001_0002 && a.low == 0x0003_0004_0005_0006)
         #expect(a.groups == [0x2001, 0xDB8, 1, 2, 3, 4, 5, 6])
         #expect(a.wordSum == 0x2001 + 0xDB8 + 1 + 2 + 3 + 4 + 5 + 6)
-        #expect(v6("::1") < v6("::2") && v6("::ffff") < v6("1::"))
+        #expect(address6("::1") < address6("::2") && address6("::ffff") < address6("1::"))
     }
 
     @Test(arguments: [
@@ -38,7 +38,7 @@ import Wire
     }
 
     @Test func endpoints() {
-        #expect(IPv6Endpoint("[2001:db8::1]:443") == IPv6Endpoint(v6("2001:db8::1"), 443))
+        #expect(IPv6Endpoint("[2001:db8::1]:443") == IPv6Endpoint(address6("2001:db8::1"), 443))
         #expect(IPv6Endpoint("[::]:0")?.description == "[::]:0")
         for bad in ["2001:db8::1:443", "[2001:db8::1]", "[2001:db8::1]:", "[2001:db8::1]:65536", "[2001:db8::1]:+1",
                     "[2001:db8::1] :80", "[1.2.3.4]:80", "[::1]:80:80", "[::1]x80"] {
@@ -47,7 +47,7 @@ import Wire
         #expect(IPEndpoint("10.1.0.2:80") == IPEndpoint(endpoint("10.1.0.2:80")))
         #expect(IPEndpoint("[fd00::2]:80")?.family == .ipv6)
         #expect(IPEndpoint("[fd00::2]:80")?.description == "[fd00::2]:80")
-        #expect(IPAddress("10.1.0.2") == .v4(address("10.1.0.2")) && IPAddress("fd00::2") == .v6(v6("fd00::2")))
+        #expect(IPAddress("10.1.0.2") == .v4(address("10.1.0.2")) && IPAddress("fd00::2") == .v6(address6("fd00::2")))
         #expect(IPAddress("fd00::2")?.family == .ipv6 && IPAddress("host.example") == nil)
     }
 }

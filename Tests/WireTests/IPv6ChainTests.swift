@@ -96,9 +96,9 @@ import Wire
             ip.setHopLimit(2)
             ip.decrementHopLimit()
             #expect(ip.hopLimit == 1)
-            ip.setSource(v6("2001:db8::1"))
-            ip.setDestination(v6("2001:db8:ffff::abcd"))
-            #expect(ip.source == v6("2001:db8::1") && ip.destination == v6("2001:db8:ffff::abcd"))
+            ip.setSource(address6("2001:db8::1"))
+            ip.setDestination(address6("2001:db8:ffff::abcd"))
+            #expect(ip.source == address6("2001:db8::1") && ip.destination == address6("2001:db8:ffff::abcd"))
             #expect(ip.trafficClass == 0xB9)
         }
         // Bytes outside the fields are untouched.
@@ -116,7 +116,7 @@ import Wire
     @Test func tcpBehindExtensionHeaders() {
         let p = IPv6PacketTests.ipv6([IPv6PacketTests.hopByHop, IPv6PacketTests.destination])
         let seen = Self.peek(p) { $0.ipv6TCP }
-        #expect(seen?.source == v6e("[fd00:1::2]:40000") && seen?.destination == v6e("[fd00:2::2]:80") && seen?.flags == .syn)
+        #expect(seen?.source == endpoint6("[fd00:1::2]:40000") && seen?.destination == endpoint6("[fd00:2::2]:80") && seen?.flags == .syn)
         #expect(Self.peek(IPv6PacketTests.ipv6([IPv6PacketTests.fragment])) { $0.ipv6TCP } == nil)
         #expect(Self.peek(Fixture.linuxSYN) { $0.ipv6TCP } == nil)
         #expect(Self.peek(ICMPv6Fixture.noRoute) { $0.ipv6TCP } == nil)
@@ -128,7 +128,7 @@ import Wire
 
     @Test func quotedTCPOfICMPv6() {
         let seen = Self.peek(ICMPv6Fixture.packetTooBig) { $0.ipv6ICMPQuotedTCP }
-        #expect(seen?.source == v6e("[fd00:1::2]:40001") && seen?.destination == v6e("[fd00:2::2]:80"))
+        #expect(seen?.source == endpoint6("[fd00:1::2]:40001") && seen?.destination == endpoint6("[fd00:2::2]:80"))
         #expect(Self.peek(Fixture.linuxSYN6) { $0.ipv6ICMPQuotedTCP } == nil)
         for n in 0..<92 { #expect(Self.peek(Array(ICMPv6Fixture.noRoute[0..<n])) { $0.ipv6ICMPQuotedTCP } == nil, "length \(n)") }
         #expect(Self.peek(Array(ICMPv6Fixture.noRoute[0..<92])) { $0.ipv6ICMPQuotedTCP } != nil)

@@ -78,36 +78,11 @@ func referenceICMPv6Valid(_ p: [UInt8]) -> Bool {
     referenceIPv6UpperValid(p, nextHeader: 58)
 }
 
-/// "ADDR" as an IPv6 address; traps on malformed text (test tables are literals).
-func v6(_ text: String) -> IPv6Address {
-    guard let a = IPv6Address(text) else { preconditionFailure("not an IPv6 address: \(text)") }
-    return a
-}
-/// "[ADDR]:PORT" as an IPv6 endpoint; traps on malformed text.
-func v6e(_ text: String) -> IPv6Endpoint {
-    guard let e = IPv6Endpoint(text) else { preconditionFailure("not an IPv6 endpoint: \(text)") }
-    return e
-}
-
-/// A TCP/IPv6 packet with its checksum filled (Wire's builder).
-func tcp6(src: String, dst: String, flags: TCPFlags = .ack, seq: UInt32 = 0, ack: UInt32 = 0,
-          window: UInt16 = 65535, options: [TCPOption] = [], payload: [UInt8] = [],
-          hopLimit: UInt8 = 64, trafficClass: UInt8 = 0, flowLabel: UInt32 = 0) -> [UInt8] {
-    TCPPacketBuilder.bytes(TCPIPv6PacketSpec(source: v6e(src), destination: v6e(dst), seq: SeqNumber(seq), ack: SeqNumber(ack),
-                                             flags: flags, window: window, options: options, hopLimit: hopLimit,
-                                             trafficClass: trafficClass, flowLabel: flowLabel), payload: payload)
-}
-
 func tcp6Error(_ bytes: [UInt8]) -> WireError? {
     var b = bytes
     return b.withUnsafeMutableBytes { buf in
         do throws(WireError) { _ = try TCPIPv6Packet(validating: buf); return nil } catch { return error }
     }
-}
-
-/// Runs `body` on a TCP/IPv6 view over `bytes`.
-func withTCP6<R>(_ bytes: inout [UInt8], _ body: (TCPIPv6Packet) throws -> R) throws -> R {
-    try bytes.withUnsafeMutableBytes { buf in try body(try TCPIPv6Packet(validating: buf)) }
 }
 
 func icmp6Error(_ bytes: [UInt8]) -> ICMPWireError? {

@@ -45,7 +45,7 @@ import Wire
         Fixture.linuxSYN6, TCPIPv6PacketTests.data,
         IPv6PacketTests.ipv6([IPv6PacketTests.hopByHop, IPv6PacketTests.routing, IPv6PacketTests.destination], transport: tcp),
         IPv6PacketTests.ipv6([IPv6PacketTests.destination, IPv6PacketTests.fragment], transport: tcp),
-        ICMPv6Builder.bytes(.packetTooBig(from: v6("2001:db8::1"), to: v6("fd00::2"), mtu: 1280),
+        ICMPv6Builder.bytes(.packetTooBig(from: address6("2001:db8::1"), to: address6("fd00::2"), mtu: 1280),
                             quoting: IPv6PacketTests.ipv6([IPv6PacketTests.destination], transport: tcp)),
     ]
 

@@ -7,7 +7,7 @@ import Wire
 @Suite struct TCPIPv6PacketTests {
     /// The Linux SYN of `Fixture.linuxSYN6`, as a spec.
     static let linuxSYN6Spec = TCPIPv6PacketSpec(
-        source: v6e("[fd00:1::2]:40000"), destination: v6e("[fd00:2::2]:80"), seq: SeqNumber(0x8627_EF99),
+        source: endpoint6("[fd00:1::2]:40000"), destination: endpoint6("[fd00:2::2]:80"), seq: SeqNumber(0x8627_EF99),
         flags: .syn, window: 64800,
         options: [.maximumSegmentSize(1440), .sackPermitted, .timestamp(value: 0xB7CA_69E7, echoReply: 0), .noOperation, .windowScale(10)],
         hopLimit: 64, flowLabel: 0x0D_92A3)
@@ -21,8 +21,8 @@ import Wire
     @Test func deconstructsLinuxSYN6() throws {
         var p = Fixture.linuxSYN6
         try withTCP6(&p) { packet in
-            #expect(packet.source == v6e("[fd00:1::2]:40000"))
-            #expect(packet.destination == v6e("[fd00:2::2]:80"))
+            #expect(packet.source == endpoint6("[fd00:1::2]:40000"))
+            #expect(packet.destination == endpoint6("[fd00:2::2]:80"))
             #expect(packet.tcp.flags == .syn)
             #expect(packet.tcp.options.maximumSegmentSize == 1440)
             #expect(packet.datagram.count == 80)
@@ -168,7 +168,7 @@ import Wire
     @Test func partialChecksumIsTheIPv6PseudoHeaderSum() throws {
         var p = Self.data
         try withTCP6(&p) { packet in
-            packet.setSource(v6e("[fd00:99::1]:62001"))
+            packet.setSource(endpoint6("[fd00:99::1]:62001"))
             packet.refreshPartialChecksum()
         }
         let tcpLength = p.count - 40
@@ -190,7 +190,7 @@ import Wire
         try six.withUnsafeMutableBytes { buf in
             let packet = try TCPIPPacket(validating: buf)
             #expect(packet.family == .ipv6 && packet.ipHeaderLength == 40 && packet.datagram.count == 80)
-            #expect(packet.source.description == "[fd00:1::2]:40000" && packet.destination.ipv6 == v6e("[fd00:2::2]:80"))
+            #expect(packet.source.description == "[fd00:1::2]:40000" && packet.destination.ipv6 == endpoint6("[fd00:2::2]:80"))
             #expect(packet.source.ipv4 == nil)
             #expect(packet.verifyChecksums() == nil && packet.verifyHeaderChecksumOnly() == nil)
         }
