@@ -9,6 +9,9 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case notTCP = "not_tcp", badTCPHeaderLength = "bad_tcp_header_length"
     case badTCPChecksum = "bad_tcp_checksum", badTCPOptions = "bad_tcp_options"
     case ipv6Unsupported = "ipv6_unsupported"
+    /// IPv6 packets Wire refuses to rewrite: jumbograms (RFC 2675) and packets whose routing
+    /// header has segments left (RFC 8200 §4.4, §8.1).
+    case ipv6Jumbogram = "ipv6_jumbogram", ipv6RoutingInTransit = "ipv6_routing_in_transit"
     /// A non-SYN for a flow the table does not hold (service address or NAT port).
     case noFlow = "no_flow"
     /// A packet to a NAT port from an endpoint other than the flow's server.
@@ -36,6 +39,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
         case .badIPChecksum: self = .badIPChecksum
         case .fragment: self = .ipFragment
         case .badExtensionHeader: self = .badIPv6ExtensionHeader
+        case .jumbogram: self = .ipv6Jumbogram
+        case .routingHeaderInTransit: self = .ipv6RoutingInTransit
         case .notTCP: self = .notTCP
         case .badTCPHeaderLength: self = .badTCPHeaderLength
         case .badTCPChecksum: self = .badTCPChecksum

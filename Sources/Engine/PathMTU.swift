@@ -1,28 +1,5 @@
 import Wire
 
-/// The IP family of one side of a flow, for what differs between them on the wire: the fixed
-/// header a segment carries. Only IPv4 is managed today; IPv6 is here so that translating an
-/// MTU between a v4 side and a v6 side (RFC 8201 "Packet Too Big") is one rule.
-public enum IPFamily: Sendable, Hashable {
-    case ipv4, ipv6
-
-    /// Bytes of the IP header the proxy's segments carry (no IPv4 options, no IPv6 extension
-    /// headers: RFC 791 §3.1, RFC 8200 §3).
-    public var headerLength: Int {
-        switch self {
-        case .ipv4: IPv4Packet.minimumHeaderLength
-        case .ipv6: IPv6Packet.headerLength
-        }
-    }
-    /// The least MTU a link of the family has (RFC 791 §3.2: 68; RFC 8200 §5: 1280).
-    public var minimumMTU: Int {
-        switch self {
-        case .ipv4: 68
-        case .ipv6: 1280
-        }
-    }
-}
-
 /// Path MTUs the engine learned for a flow from ICMP "fragmentation needed" (RFC 1191 §6.1),
 /// per direction of the segments it concerns. They only go down (RFC 1191 §6.3: an increase is
 /// learned by probing, which the proxy leaves to the ends) and never below `floor`.

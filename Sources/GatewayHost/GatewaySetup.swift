@@ -207,6 +207,7 @@ public final class GatewaySetup {
                                  localRule: rules.first { $0.priority == 0 && $0.isPlainLocalLookup },
                                  tunIsUp: tunLink.isUp, tunMTU: tunLink.mtu,
                                  ipForward: try sysctl.read("net.ipv4.ip_forward"))
+        facts.tunAddrGenMode = try sysctl.readIfPresent(plan.tunAddrGenModeKey)
         if plan.tunAddress != nil {
             facts.tunRPFilter = try sysctl.read(plan.tunRPFilterKey)
             facts.tunAcceptLocal = try sysctl.read(plan.tunAcceptLocalKey)

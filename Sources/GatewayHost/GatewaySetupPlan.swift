@@ -182,6 +182,9 @@ public struct GatewayFacts: Sendable, Equatable {
     public var tunRPFilter: String
     /// net.ipv4.conf.TUN.accept_local as read now (matters only with a TUN address).
     public var tunAcceptLocal: String = "0"
+    /// net.ipv6.conf.TUN.addr_gen_mode as read now; nil when the kernel has no IPv6 (booted
+    /// with ipv6.disable=1: no such file, and no IPv6 chatter to prevent).
+    public var tunAddrGenMode: String?
 
     public init(ownedAddresses: Set<IPv4Address> = [], localRule: NetlinkRule? = .kernelLocal,
                 tunIsUp: Bool = false, tunMTU: UInt32 = 1500, ipForward: String = "0",
@@ -253,13 +256,28 @@ extension GatewayPlan {
     /// owns (the NAT address toward the server): without it they are martians.
     public var tunAcceptLocalKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "accept_local") }
 
+    /// The sysctl that decides how the kernel makes the TUN's IPv6 link-local address
+    /// (ip-sysctl.rst: 0 EUI-64, 1 none, 2 and 3 stable privacy).
+    public var tunAddrGenModeKey: String { Sysctl.key("net.ipv6.conf", interface: tunName, "addr_gen_mode") }
+    /// addr_gen_mode "1": no link-local address on the TUN, so the kernel sends no router
+    /// solicitations (RFC 4861 §6.3.7) or neighbour discovery out of it; the engine would count
+    /// each as an IPv6 drop on an idle gateway (issue 12 item 5). IPv6 stays enabled on the TUN
+    /// (disable_ipv6 would make the kernel drop IPv6 routed into it, which the IPv6 data plane
+    /// needs). With IPv6 forwarding on, the kernel still reports its all-routers groups (MLD,
+    /// RFC 3810) from "::": no sysctl turns those off.
+    public static let noLinkLocalAddress = "1"
+
     /// Every change setup makes, in the order it makes them (teardown undoes them in reverse):
+    /// no IPv6 link-local address on the TUN (before it goes up: the address is made then),
     /// TUN MTU and up, TUN address (with loose rp_filter on the TUN, which packets written
     /// into it need), the table's fail-closed and default routes, reply and service rules, the
     /// local rule's move (add at 10050 first, then delete pref 0, so local delivery never
     /// stops), transparent rules, and ip_forward last.
     public func changes(given facts: GatewayFacts) -> [GatewayChange] {
         var changes: [GatewayChange] = []
+        if let mode = facts.tunAddrGenMode, mode != Self.noLinkLocalAddress {
+            changes.append(.sysctl(key: tunAddrGenModeKey, previous: mode, value: Self.noLinkLocalAddress))
+        }
         if let tunMTU, tunMTU != facts.tunMTU {
             changes.append(.linkMTU(link: tunName, previous: facts.tunMTU, mtu: tunMTU))
         }

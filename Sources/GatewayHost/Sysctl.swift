@@ -42,6 +42,17 @@ public struct Sysctl: Sendable {
         return text
     }
 
+    /// The current value, or nil when there is no such parameter (ENOENT: IPv6 keys on a kernel
+    /// booted with ipv6.disable=1, an interface's keys after it is gone).
+    public func readIfPresent(_ key: String) throws(SystemError) -> String? {
+        do {
+            return try read(key)
+        } catch {
+            if error.errno == ENOENT { return nil }
+            throw error
+        }
+    }
+
     /// Sets `key` to `value`.
     public func write(_ key: String, _ value: String) throws(SystemError) {
         do {

@@ -26,3 +26,18 @@ extension UnsafeMutableRawBufferPointer {
         storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt32.self)
     }
 }
+
+extension UnsafeRawBufferPointer {
+    @inlinable func u64(_ at: Int) -> UInt64 {
+        UInt64(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self))
+    }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    @inlinable func u64(_ at: Int) -> UInt64 {
+        UInt64(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self))
+    }
+    @inlinable func setU64(_ at: Int, _ v: UInt64) {
+        storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt64.self)
+    }
+}

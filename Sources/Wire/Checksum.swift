@@ -79,6 +79,16 @@ public enum InternetChecksum {
         return ~UInt16(acc)
     }
 
+    /// RFC 1624 for a 128-bit field (an IPv6 address in a pseudo-header, RFC 8200 §8.1): eight
+    /// words at once. The complement of each old word is 0xFFFF minus it, so their sum is
+    /// 8 x 0xFFFF minus the old words' sum (never negative).
+    @inlinable
+    public static func update(_ checksum: UInt16, old: IPv6Address, new: IPv6Address) -> UInt16 {
+        var acc = UInt64(~checksum) &+ 8 &* 0xFFFF &- UInt64(old.wordSum) &+ UInt64(new.wordSum)
+        while acc >> 16 != 0 { acc = (acc & 0xFFFF) &+ (acc >> 16) }
+        return ~UInt16(acc)
+    }
+
     /// Adds two one's-complement partial sums.
     @inlinable
     public static func add(_ a: UInt32, _ b: UInt32) -> UInt32 {

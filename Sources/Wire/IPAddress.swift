@@ -42,21 +42,6 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 }
 
-/// An IPv6 address (RFC 8200), 16 bytes in network order.
-public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
-    public var high: UInt64
-    public var low: UInt64
-    @inlinable public init(high: UInt64, low: UInt64) { self.high = high; self.low = low }
-    public var description: String {
-        var groups: [String] = []
-        for i in 0..<8 {
-            let word = i < 4 ? high >> (48 - 16 * UInt64(i)) : low >> (48 - 16 * UInt64(i - 4))
-            groups.append(String(UInt16(truncatingIfNeeded: word), radix: 16))
-        }
-        return groups.joined(separator: ":")
-    }
-}
-
 /// A transport endpoint: address and port.
 public struct IPv4Endpoint: Hashable, Sendable, CustomStringConvertible, Codable {
     public var address: IPv4Address

@@ -25,3 +25,11 @@ extension TCPIPv4Packet {
         ip.verifyHeaderChecksum ? nil : .badIPChecksum
     }
 }
+
+extension TCPIPv6Packet {
+    /// Recomputes a partial TCP checksum for the packet's current addresses and length (the
+    /// IPv6 pseudo-header, RFC 8200 §8.1).
+    @inlinable public func refreshPartialChecksum() {
+        tcp.setPartialChecksum(pseudoHeaderSum: ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
+    }
+}

@@ -47,10 +47,8 @@ public enum TCPPacketBuilder {
         let total = spec.headerLength + payload.count
         guard total <= buffer.count, total <= 65535 else { return nil }
         let ipLen = IPv4Packet.minimumHeaderLength
-        let tcpLen = TCPSegment.minimumHeaderLength + spec.optionsLength
         // IPv4 header (RFC 791 §3.1): version 4, no options.
         typealias IP = IPv4Packet.Field
-        typealias TCP = TCPSegment.Field
         buffer[IP.versionIHL] = 0x40 | UInt8(ipLen / 4)
         buffer[IP.tos] = spec.tos
         buffer.setU16(IP.totalLength, UInt16(total))
@@ -61,19 +59,35 @@ public enum TCPPacketBuilder {
         buffer.setU16(IP.checksum, 0)
         buffer.setU32(IP.source, spec.source.address.value)
         buffer.setU32(IP.destination, spec.destination.address.value)
-        // TCP header (RFC 9293 §3.1).
+        writeTCP(sourcePort: spec.source.port, destinationPort: spec.destination.port, seq: spec.seq, ack: spec.ack,
+                 flags: spec.flags, window: spec.window, options: spec.options, optionsLength: spec.optionsLength,
+                 payload: payload, at: ipLen, into: buffer)
         let t = ipLen
-        buffer.setU16(t + TCP.sourcePort, spec.source.port)
-        buffer.setU16(t + TCP.destinationPort, spec.destination.port)
-        buffer.setU32(t + TCP.seq, spec.seq.rawValue)
-        buffer.setU32(t + TCP.ack, spec.ack.rawValue)
+        let ip = IPv4Packet(unchecked: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<total]))
+        ip.fillHeaderChecksum()
+        let seg = TCPSegment(uncheckedBytes: UnsafeMutableRawBufferPointer(rebasing: buffer[t..<total]))
+        seg.fillChecksum(pseudoHeaderSum: ip.pseudoHeaderSum(transportLength: total - t))
+        return total
+    }
+
+    /// Writes the TCP header at `t` (RFC 9293 §3.1: options in order, NOP-padded to a 4-byte
+    /// boundary; checksum 0) and the payload after it. The caller checked that all fits.
+    static func writeTCP(sourcePort: UInt16, destinationPort: UInt16, seq: SeqNumber, ack: SeqNumber,
+                         flags: TCPFlags, window: UInt16, options: [TCPOption], optionsLength: Int,
+                         payload: UnsafeRawBufferPointer, at t: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        typealias TCP = TCPSegment.Field
+        let tcpLen = TCPSegment.minimumHeaderLength + optionsLength
+        buffer.setU16(t + TCP.sourcePort, sourcePort)
+        buffer.setU16(t + TCP.destinationPort, destinationPort)
+        buffer.setU32(t + TCP.seq, seq.rawValue)
+        buffer.setU32(t + TCP.ack, ack.rawValue)
         buffer[t + TCP.dataOffset] = UInt8(tcpLen / 4) << 4
-        buffer[t + TCP.flags] = spec.flags.rawValue
-        buffer.setU16(t + TCP.window, spec.window)
+        buffer[t + TCP.flags] = flags.rawValue
+        buffer.setU16(t + TCP.window, window)
         buffer.setU16(t + TCP.checksum, 0)
         buffer.setU16(t + TCP.urgent, spec.urgentPointer)
         var o = t + TCPSegment.minimumHeaderLength
-        for opt in spec.options {
+        for opt in options {
             typealias Kind = TCPOptionKind
             switch opt {
             case .endOfList: buffer[o] = Kind.endOfList
@@ -93,14 +107,9 @@ public enum TCPPacketBuilder {
             o += opt.encodedLength
         }
         while o < t + tcpLen { buffer[o] = TCPOptionKind.noOperation; o += 1 } // padding
-        if payload.count > 0, let src = payload.baseAddress {
-            (buffer.baseAddress! + o).copyMemory(from: src, byteCount: payload.count)
+        if payload.count > 0, let src = payload.baseAddress, let dst = buffer.baseAddress {
+            (dst + o).copyMemory(from: src, byteCount: payload.count)
         }
-        let ip = IPv4Packet(unchecked: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<total]))
-        ip.fillHeaderChecksum()
-        let seg = TCPSegment(uncheckedBytes: UnsafeMutableRawBufferPointer(rebasing: buffer[t..<total]))
-        seg.fillChecksum(pseudoHeaderSum: ip.pseudoHeaderSum(transportLength: total - t))
-        return total
     }
 
     /// The packet as a new array (tests, control paths; not the hot path). Traps when the

@@ -92,6 +92,11 @@ public struct TCPSegment {
         bytes.setU16(Field.checksum, InternetChecksum.update(checksum, old: old.value, new: new.value))
     }
 
+    /// The same for an IPv6 address (RFC 8200 §8.1: both addresses are in the pseudo-header).
+    @inlinable public func adjustChecksumForAddress(old: IPv6Address, new: IPv6Address) {
+        bytes.setU16(Field.checksum, InternetChecksum.update(checksum, old: old, new: new))
+    }
+
     /// Writes a 16-bit word at `offset` inside the segment (options too) keeping the checksum.
     /// `offset` must be even-aligned relative to the segment start for RFC 1624 to apply
     /// directly; odd offsets are handled by updating the enclosing aligned words.

@@ -169,6 +169,23 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         ])
     }
 
+    /// Issue 12 item 5: the kernel makes no IPv6 link-local address on the TUN (so it sends no
+    /// router solicitations out of it), set before the TUN goes up and undone after it is down.
+    @Test func noIPv6LinkLocalAddressOnTheTunBeforeItGoesUp() {
+        var facts = GatewayFacts()
+        facts.tunAddrGenMode = "0"
+        let changes = samplePlan().changes(given: facts)
+        #expect(Array(changes.prefix(2)) == [
+            .sysctl(key: "net.ipv6.conf.tsmp0.addr_gen_mode", previous: "0", value: "1"),
+            .linkUp(link: "tsmp0"),
+        ])
+        // No IPv6 in the kernel, or already "none": nothing to change.
+        facts.tunAddrGenMode = nil
+        #expect(!samplePlan().changes(given: facts).contains { $0.description.contains("addr_gen_mode") })
+        facts.tunAddrGenMode = "1"
+        #expect(!samplePlan().changes(given: facts).contains { $0.description.contains("addr_gen_mode") })
+    }
+
     @Test func rulesReadLikeIPRule() {
         #expect(sampleRules[0].description
                 == "pref 10000 iif veth-up to 10.2.0.100/32 ipproto tcp dport 61000-65534 lookup 7464 proto 0x74")

@@ -46,6 +46,7 @@ struct GatewaySetupNamespaceTests {
         var output: [[String]] = []
         var afterCleanup: [Snapshot] = []
         var stateFiles: [String] = []
+        var addrGenMode: (before: String?, installed: String?, after: String?)
     }
 
     // MARK: Install and teardown
@@ -57,11 +58,14 @@ struct GatewaySetupNamespaceTests {
             let plan = samplePlan(nat: nat.address)
             let seen = try namespace.run { () throws -> Seen in
                 let setup = GatewaySetup(plan: plan, stateDirectory: stateDirectory)
-                try setup.install()
                 var seen = Seen()
+                seen.addrGenMode.before = try? Sysctl().read(plan.tunAddrGenModeKey)
+                try setup.install()
                 seen.installed = try namespace.snapshot()
+                seen.addrGenMode.installed = try? Sysctl().read(plan.tunAddrGenModeKey)
                 seen.recorded = try GatewayStateStore(directory: stateDirectory).load(tun: plan.tunName)
                 seen.teardownFailures = setup.teardown()
+                seen.addrGenMode.after = try? Sysctl().read(plan.tunAddrGenModeKey)
                 seen.stateFiles = try GatewayStateStore(directory: stateDirectory).statePaths()
                 return seen
             }
@@ -73,8 +77,13 @@ struct GatewaySetupNamespaceTests {
 
             // The state file holds every change, and what it records is what was planned.
             let recorded = try #require(seen.recorded)
-            let facts = GatewayFacts(ownedAddresses: nat == .owned ? [nat.address] : [])
+            var facts = GatewayFacts(ownedAddresses: nat == .owned ? [nat.address] : [])
+            facts.tunAddrGenMode = seen.addrGenMode.before
             #expect(recorded.changes == plan.changes(given: facts))
+            // No IPv6 link-local address on the TUN while installed, and the mode restored.
+            #expect(seen.addrGenMode.before == "0")
+            #expect(seen.addrGenMode.installed == "1")
+            #expect(seen.addrGenMode.after == "0")
             #expect(recorded.pid == getpid())
 
             #expect(seen.teardownFailures == [])

@@ -70,8 +70,9 @@ import Wire
         }
     }
 
+    /// RFC 5952 §4 canonical text (more in IPv6AddressTests).
     @Test func ipv6AddressDescription() {
-        #expect(IPv6Address(high: 0xfd00_0001_0000_0000, low: 2).description == "fd00:1:0:0:0:0:0:2")
-        #expect(IPv6Address(high: 0, low: 1).description == "0:0:0:0:0:0:0:1")
+        #expect(IPv6Address(high: 0xfd00_0001_0000_0000, low: 2).description == "fd00:1::2")
+        #expect(IPv6Address(high: 0, low: 1).description == "::1")
     }
 }

@@ -46,7 +46,7 @@ import Wire
             #expect(ip.flowLabel == 0x0d_92a3)
             #expect(ip.source == IPv6Address(high: 0xfd00_0001_0000_0000, low: 2))
             #expect(ip.destination == IPv6Address(high: 0xfd00_0002_0000_0000, low: 2))
-            #expect(ip.source.description == "fd00:1:0:0:0:0:0:2")
+            #expect(ip.source.description == "fd00:1::2")
             #expect(Array(ip.payload) == Self.tcpSYN)
             let tcp = try TCPSegment(validating: ip.payload)
             #expect(tcp.sourcePort == 40000)
@@ -72,7 +72,7 @@ import Wire
     @Test(arguments: [
         [hopByHop], [routing], [destination],
         [hopByHop, destination, routing, destination],
-        [hopByHop, hopByHop, hopByHop, hopByHop, hopByHop, hopByHop, hopByHop, hopByHop], // 8: the walk's bound
+        [hopByHop] + Array(repeating: destination, count: 7), // 8: the walk's bound
     ].map { ExtensionChain($0) })
     func walksExtensionHeaders(chain: ExtensionChain) throws {
         let p = Self.ipv6(chain.headers)
@@ -89,12 +89,12 @@ import Wire
     }
 
     @Test func refusesNineExtensionHeaders() {
-        #expect(ipv6Error(Self.ipv6(Array(repeating: Self.hopByHop, count: 9))) == .badExtensionHeader)
+        #expect(ipv6Error(Self.ipv6([Self.hopByHop] + Array(repeating: Self.destination, count: 8))) == .badExtensionHeader)
     }
 
     @Test(arguments: [
         [fragment], [hopByHop, fragment], [routing, destination, fragment],
-        Array(repeating: hopByHop, count: 8) + [fragment], // fragment right after the walk's bound
+        [hopByHop] + Array(repeating: destination, count: 7) + [fragment], // fragment right after the walk's bound
     ].map { ExtensionChain($0) })
     func refusesFragmentHeader(chain: ExtensionChain) {
         #expect(ipv6Error(Self.ipv6(chain.headers)) == .fragment)
@@ -115,10 +115,6 @@ import Wire
         var r = Self.ipv6([Self.destination])
         r[41] = 255
         #expect(ipv6Error(r) == .badExtensionHeader)
-        // Next header says hop-by-hop with no payload at all.
-        var s = Array(Fixture.linuxSYN6[0..<40])
-        s[4] = 0; s[5] = 0; s[6] = 0
-        #expect(ipv6Error(s) == .badExtensionHeader)
     }
 
     @Test func acceptsNoNextHeaderAfterChain() throws {

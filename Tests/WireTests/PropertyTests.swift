@@ -12,10 +12,10 @@ import Wire
     /// reads every SACK block; records an issue when a validated view breaks its invariant.
     /// Returns which views accepted the bytes.
     @discardableResult
-    static func exercise(_ bytes: [UInt8], seed: UInt64) -> (ipv4: Bool, ipv6: Bool, tcp4: Bool) {
+    static func exercise(_ bytes: [UInt8], seed: UInt64) -> (ipv4: Bool, ipv6: Bool, tcp4: Bool, tcp6: Bool, icmp6: Bool) {
         var b = bytes
         return b.withUnsafeMutableBytes { buf in
-            var accepted = (ipv4: false, ipv6: false, tcp4: false)
+            var accepted = (ipv4: false, ipv6: false, tcp4: false, tcp6: false, icmp6: false)
             if let ip = try? IPv4Packet(validating: buf) {
                 accepted.ipv4 = true
                 if !(20 <= ip.headerLength && ip.headerLength <= ip.totalLength && ip.totalLength <= buf.count) {
@@ -40,6 +40,12 @@ import Wire
                 accepted.tcp4 = true
                 _ = (packet.source, packet.destination, packet.datagram.count, packet.verifyChecksums())
                 _ = DecodedTCP4(packet)
+            }
+            accepted.tcp6 = IPv6PropertyTests.exerciseTCP6(buf, seed: seed, bytes: bytes)
+            accepted.icmp6 = IPv6PropertyTests.exerciseICMP6(buf, seed: seed, bytes: bytes)
+            if let packet = try? TCPIPPacket(validating: buf) {
+                _ = (packet.family, packet.source, packet.destination, packet.ipHeaderLength, packet.datagram.count)
+                _ = (packet.verifyChecksums(), packet.verifyHeaderChecksumOnly())
             }
             return accepted
         }

@@ -59,6 +59,20 @@ import Wire
         #expect(throws: WireError.truncated) { try withTCP4(&p) { _ in } }
     }
 
+    @Test func tcp6BuildsWhatTheViewReads() throws {
+        var p = tcp6(src: "[fd00:1::2]:40000", dst: "[fd00:2::2]:80", flags: [.syn], seq: 5,
+                     options: [.maximumSegmentSize(1440)], payload: [1, 2, 3], hopLimit: 9, flowLabel: 0x1_2345)
+        #expect(referenceTCP6Valid(p))
+        try withTCP6(&p) { packet in
+            #expect(packet.source == endpoint6("[fd00:1::2]:40000") && packet.destination.port == 80)
+            #expect(packet.tcp.seq == SeqNumber(5) && packet.tcp.options.maximumSegmentSize == 1440)
+            #expect(packet.ip.hopLimit == 9 && packet.ip.flowLabel == 0x1_2345 && packet.tcp.payloadLength == 3)
+        }
+        var four = Fixture.linuxSYN
+        #expect(throws: WireError.badVersion) { try withTCP6(&four) { _ in } }
+        #expect(address6("fd00::1") == IPv6Address(high: 0xFD00_0000_0000_0000, low: 1))
+    }
+
     @Test func hexRoundTrips() {
         #expect(hexBytes("45 00:0a_FF\n01") == [0x45, 0x00, 0x0A, 0xFF, 0x01])
         #expect(hexString([0x45, 0x00, 0x0A, 0xFF]) == "45000aff")
