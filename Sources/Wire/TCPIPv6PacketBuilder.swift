@@ -14,6 +14,8 @@ public struct TCPIPv6PacketSpec: Sendable {
     public var trafficClass: UInt8
     /// The flow label, 20 bits (RFC 6437; ECMP paths hash on it, so a flow keeps one).
     public var flowLabel: UInt32
+    /// The urgent pointer (RFC 9293 §3.1), meaningful with URG set.
+    public var urgentPointer: UInt16 = 0
 
     public init(source: IPv6Endpoint, destination: IPv6Endpoint, seq: SeqNumber = SeqNumber(0),
                 ack: SeqNumber = SeqNumber(0), flags: TCPFlags = .ack, window: UInt16 = 65535,
@@ -53,8 +55,8 @@ extension TCPPacketBuilder {
         buffer.setU64(IP.destination + 8, spec.destination.address.low)
         let t = IPv6Packet.headerLength
         writeTCP(sourcePort: spec.source.port, destinationPort: spec.destination.port, seq: spec.seq, ack: spec.ack,
-                 flags: spec.flags, window: spec.window, options: spec.options, optionsLength: spec.optionsLength,
-                 payload: payload, at: t, into: buffer)
+                 flags: spec.flags, window: spec.window, urgentPointer: spec.urgentPointer, options: spec.options,
+                 optionsLength: spec.optionsLength, payload: payload, at: t, into: buffer)
         let seg = TCPSegment(uncheckedBytes: UnsafeMutableRawBufferPointer(rebasing: buffer[t..<total]))
         seg.fillChecksum(pseudoHeaderSum: IPv6Packet.pseudoHeaderSum(
             source: spec.source.address, destination: spec.destination.address,

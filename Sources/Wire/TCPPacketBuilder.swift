@@ -60,8 +60,8 @@ public enum TCPPacketBuilder {
         buffer.setU32(IP.source, spec.source.address.value)
         buffer.setU32(IP.destination, spec.destination.address.value)
         writeTCP(sourcePort: spec.source.port, destinationPort: spec.destination.port, seq: spec.seq, ack: spec.ack,
-                 flags: spec.flags, window: spec.window, options: spec.options, optionsLength: spec.optionsLength,
-                 payload: payload, at: ipLen, into: buffer)
+                 flags: spec.flags, window: spec.window, urgentPointer: spec.urgentPointer, options: spec.options,
+                 optionsLength: spec.optionsLength, payload: payload, at: ipLen, into: buffer)
         let t = ipLen
         let ip = IPv4Packet(unchecked: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<total]))
         ip.fillHeaderChecksum()
@@ -73,7 +73,7 @@ public enum TCPPacketBuilder {
     /// Writes the TCP header at `t` (RFC 9293 §3.1: options in order, NOP-padded to a 4-byte
     /// boundary; checksum 0) and the payload after it. The caller checked that all fits.
     static func writeTCP(sourcePort: UInt16, destinationPort: UInt16, seq: SeqNumber, ack: SeqNumber,
-                         flags: TCPFlags, window: UInt16, options: [TCPOption], optionsLength: Int,
+                         flags: TCPFlags, window: UInt16, urgentPointer: UInt16, options: [TCPOption], optionsLength: Int,
                          payload: UnsafeRawBufferPointer, at t: Int, into buffer: UnsafeMutableRawBufferPointer) {
         typealias TCP = TCPSegment.Field
         let tcpLen = TCPSegment.minimumHeaderLength + optionsLength
@@ -85,7 +85,7 @@ public enum TCPPacketBuilder {
         buffer[t + TCP.flags] = flags.rawValue
         buffer.setU16(t + TCP.window, window)
         buffer.setU16(t + TCP.checksum, 0)
-        buffer.setU16(t + TCP.urgent, spec.urgentPointer)
+        buffer.setU16(t + TCP.urgent, urgentPointer)
         var o = t + TCPSegment.minimumHeaderLength
         for opt in options {
             typealias Kind = TCPOptionKind
