@@ -31,41 +31,34 @@ public struct QuotedTCPv4 {
         self.headerLength = ihl
     }
 
-    private var tcp: Int { headerLength }
+    private var tcp: QuotedTCPHeader { QuotedTCPHeader(bytes: bytes, offset: headerLength) }
 
-    public var source: IPv4Endpoint {
-        IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.source)), bytes.u16(tcp + TCPSegment.Field.sourcePort))
-    }
+    public var source: IPv4Endpoint { IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.source)), tcp.sourcePort) }
     public var destination: IPv4Endpoint {
-        IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.destination)), bytes.u16(tcp + TCPSegment.Field.destinationPort))
+        IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.destination)), tcp.destinationPort)
     }
-    public var seq: SeqNumber { SeqNumber(bytes.u32(tcp + TCPSegment.Field.seq)) }
+    public var seq: SeqNumber { tcp.seq }
     /// The original datagram's total length (not the quote's).
     public var originalTotalLength: Int { Int(bytes.u16(IPv4Packet.Field.totalLength)) }
-    public var hasAck: Bool { tcp + TCPSegment.Field.ack + 4 <= bytes.count }
-    public var ack: SeqNumber? { hasAck ? SeqNumber(bytes.u32(tcp + TCPSegment.Field.ack)) : nil }
+    public var hasAck: Bool { tcp.hasAck }
+    public var ack: SeqNumber? { tcp.ack }
     /// The TCP flags, when the quote reaches them.
-    public var flags: TCPFlags? {
-        tcp + TCPSegment.Field.flags < bytes.count ? TCPFlags(rawValue: bytes[tcp + TCPSegment.Field.flags]) : nil
-    }
-    public var hasChecksum: Bool { tcp + TCPSegment.Field.checksum + 2 <= bytes.count }
+    public var flags: TCPFlags? { tcp.flags }
+    public var hasChecksum: Bool { tcp.hasChecksum }
 
     // MARK: Setters
 
     public func setSource(_ e: IPv4Endpoint) {
         setAddress(at: IPv4Packet.Field.source, e.address)
-        setTCP16(TCPSegment.Field.sourcePort, e.port)
+        tcp.setSourcePort(e.port)
     }
     public func setDestination(_ e: IPv4Endpoint) {
         setAddress(at: IPv4Packet.Field.destination, e.address)
-        setTCP16(TCPSegment.Field.destinationPort, e.port)
+        tcp.setDestinationPort(e.port)
     }
-    public func setSeq(_ s: SeqNumber) { setTCP32(TCPSegment.Field.seq, s.rawValue) }
+    public func setSeq(_ s: SeqNumber) { tcp.setSeq(s) }
     /// Sets the ack when it was quoted; nothing otherwise.
-    public func setAck(_ s: SeqNumber) {
-        guard hasAck else { return }
-        setTCP32(TCPSegment.Field.ack, s.rawValue)
-    }
+    public func setAck(_ s: SeqNumber) { tcp.setAck(s) }
 
     private func setAddress(at offset: Int, _ a: IPv4Address) {
         let old = bytes.u32(offset)
@@ -74,22 +67,6 @@ public struct QuotedTCPv4 {
         let ipSum = bytes.u16(IPv4Packet.Field.checksum)
         bytes.setU16(IPv4Packet.Field.checksum, InternetChecksum.update(ipSum, old: old, new: a.value))
         // The address is part of TCP's pseudo-header (RFC 9293 §3.1).
-        if hasChecksum { fixTCPChecksum { InternetChecksum.update($0, old: old, new: a.value) } }
-    }
-    private func setTCP16(_ field: Int, _ v: UInt16) {
-        let old = bytes.u16(tcp + field)
-        guard old != v else { return }
-        bytes.setU16(tcp + field, v)
-        if hasChecksum { fixTCPChecksum { InternetChecksum.update($0, old: old, new: v) } }
-    }
-    private func setTCP32(_ field: Int, _ v: UInt32) {
-        let old = bytes.u32(tcp + field)
-        guard old != v else { return }
-        bytes.setU32(tcp + field, v)
-        if hasChecksum { fixTCPChecksum { InternetChecksum.update($0, old: old, new: v) } }
-    }
-    private func fixTCPChecksum(_ update: (UInt16) -> UInt16) {
-        let at = tcp + TCPSegment.Field.checksum
-        bytes.setU16(at, update(bytes.u16(at)))
+        tcp.fixChecksum { InternetChecksum.update($0, old: old, new: a.value) }
     }
 }
