@@ -19,10 +19,11 @@
 #   bursty    as spliced, in 256 KB chunks (one every ~170 ms): with the kernel path the flow is
 #             usually quiet when it is taken back, and the proxy asks both ends with probes
 #   idle-strict  in 4 MB chunks (one every ~2.8 s), the migration asked for just after one,
-#             with stateful firewalls at both ends (`ct state invalid drop`, counted) and the
-#             server also dropping segments without the timestamp option: with the kernel path
-#             the flow is idle when taken back, and the proxy's state probes must be answered
-#             through both firewalls (issue "Real-network TCP" item 9); none is dropped
+#             with stateful firewalls at both ends and in the gateway's forwarding (`ct state
+#             invalid drop`, counted) and the server also dropping segments without the
+#             timestamp option: with the kernel path the flow is idle when taken back, and the
+#             proxy's state probes must be answered through every firewall (issue "Real-network
+#             TCP" item 9, end to end h); none drops anything
 #   ecn       as spliced, with ECN on in every namespace (RFC 3168) and, from the moment the
 #             migration is pending, the gateway marking 2% of the ECN-capable packets it
 #             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
@@ -190,7 +191,16 @@ table inet tsmp_e2e_strict {
     }
 }
 EOF
-    tl_note "srv, laptop: ct state invalid drop; srv: drops segments to port 9000 without the timestamp option"
+    lab_exec "$LAB_ID" gw nft -f - <<EOF || tl_fail "could not add the strict firewall in the gateway"
+table inet tsmp_e2e_strict {
+    chain forward {
+        type filter hook forward priority 0;
+        tcp sport 9000 ct state invalid counter drop
+        tcp dport 9000 ct state invalid counter drop
+    }
+}
+EOF
+    tl_note "srv, laptop, gw (forward): ct state invalid drop; srv: drops segments to port 9000 without the timestamp option"
 }
 
 # e2e_expect_probes_passed: the proxy asked the idle flow's ends with state probes, and no
@@ -199,13 +209,16 @@ e2e_expect_probes_passed() {
     local probes node counts
     probes=$(proxy_metric_sum tsmp_state_probes_total)
     ((probes > 0)) || tl_fail "no state probes were sent: the flow was not idle when taken back (the case proves nothing)"
-    for node in srv laptop; do
-        counts=$(lab_exec "$LAB_ID" "$node" nft list chain inet tsmp_e2e_strict input \
+    local chain
+    for node in srv laptop gw; do
+        chain=input
+        [[ $node == gw ]] && chain=forward
+        counts=$(lab_exec "$LAB_ID" "$node" nft list chain inet tsmp_e2e_strict "$chain" \
             | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") printf "%s ", $(i + 1) }')
         [[ -n $counts ]] || tl_fail "no counters in $node's strict firewall"
         [[ -z $(tr -d '0 ' <<<"$counts") ]] || tl_fail "$node's strict firewall dropped segments (per rule: $counts)"
     done
-    tl_note "$probes state probes sent; nothing dropped by the firewalls of srv and the laptop"
+    tl_note "$probes state probes sent; nothing dropped by the firewalls of srv, the laptop and the gateway"
 }
 
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
@@ -312,4 +325,4 @@ test_case "migration: full-rate download laptop -> phone, kernel path" e2e_kerne
 test_case "migration: the phone never connects, rolled back, kernel path" e2e_kernel_path e2e_migrate_download rollback
 test_case "migration: paced download laptop -> phone, kernel path, --queues 2" e2e_queues 2 e2e_kernel_path e2e_migrate_download spliced
 test_case "migration: bursty download laptop -> phone, kernel path (probes)" e2e_kernel_path e2e_migrate_download bursty
-test_case "migration: idle download laptop -> phone, kernel path, strict firewalls at both ends (probes pass)" e2e_kernel_path e2e_migrate_download idle-strict
+test_case "migration: idle download laptop -> phone, kernel path, strict firewalls at both ends and the gateway (probes pass)" e2e_kernel_path e2e_migrate_download idle-strict
