@@ -154,6 +154,9 @@ struct Flow {
     /// segments in that direction carry it too (RFC 2474), with ECN bits Not-ECT.
     var dscpToServer: UInt8 = 0
     var dscpToDevice: UInt8 = 0
+    /// The TTLs of `deviceIP` and `serverIP`.
+    private var deviceTTL: UInt8 = 64
+    private var serverTTL: UInt8 = 64
     var toDevice = DirectionState()
     /// The in-flight copy and migration state, allocated when first needed.
     private var cold: ColdFlowState?
@@ -203,6 +206,17 @@ struct Flow {
     }
     /// Whether the kernel forwards this flow instead of the engine (`SpliceEngine+KernelPath`).
     var kernelPath = KernelPathState.none
+    /// TTL and DF of the current device's and of the server's packets (`EndIPHeader`), kept
+    /// as the TTL bytes above (in padding) and two bits here: the record's size is a budget.
+    private var dontFragmentBits: UInt8 = 0b11
+    var deviceIP: EndIPHeader {
+        get { EndIPHeader(ttl: deviceTTL, dontFragment: dontFragmentBits & 1 != 0) }
+        set { deviceTTL = newValue.ttl; dontFragmentBits = (dontFragmentBits & ~1) | (newValue.dontFragment ? 1 : 0) }
+    }
+    var serverIP: EndIPHeader {
+        get { EndIPHeader(ttl: serverTTL, dontFragment: dontFragmentBits & 2 != 0) }
+        set { serverTTL = newValue.ttl; dontFragmentBits = (dontFragmentBits & ~2) | (newValue.dontFragment ? 2 : 0) }
+    }
     /// `migration != nil` and `aliasKey != nil`, known without reaching `cold`.
     private(set) var isMigrating = false
     private(set) var hasAlias = false

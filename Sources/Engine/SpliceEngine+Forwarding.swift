@@ -59,6 +59,7 @@ extension SpliceEngine {
         var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
         flow.deviceSyn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
+        flow.deviceIP = EndIPHeader(packet.ip)
         flow.streamStartToServer = packet.tcp.seq + 1
         clampSynTowardServer(packet.tcp)
         let slot = table.insert(flow)
@@ -146,6 +147,7 @@ extension SpliceEngine {
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
                 flow.serverSyn = SynOptions(tcp.options, flags: flags)
+                flow.serverIP = EndIPHeader(packet.ip)
                 flow.streamStartToDevice = seq + 1
             }
             let ackInDeviceSpace = flow.toServer.seqOffset.reverse(ack)

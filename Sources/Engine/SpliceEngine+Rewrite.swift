@@ -20,9 +20,15 @@ extension SpliceEngine {
         for slot in options where slot.kind == kind { options.neutralise(slot) }
     }
 
-    /// Builds a packet into `generated`; counted as an overflow when it has no room.
+    /// Builds a packet into `generated`; counted as an overflow when it has no room. A packet
+    /// without DF and without an identification gets one (RFC 6864 §4.2: a datagram that may
+    /// be fragmented needs an ID unique among its recent ones); an atomic one keeps 0 (§4.1).
     func emit(_ spec: TCPPacketSpec, payload: [UInt8] = [], generated: PacketBatch) {
         guard generated.count < generated.capacity else { counters.generatedOverflow &+= 1; return }
+        var spec = spec
+        if !spec.dontFragment && spec.identification == 0 {
+            spec.identification = UInt16(counters.packetsGenerated % 65_535) + 1 // 1...65535, in turn
+        }
         let n = payload.withUnsafeBytes { p in TCPPacketBuilder.write(spec, payload: p, into: generated.slotBuffer(generated.count)) }
         guard let n else { counters.generatedOverflow &+= 1; return }
         generated.commitNext(length: n, direction: .outbound)
@@ -44,7 +50,7 @@ extension SpliceEngine {
     }
 
     /// `packet`'s payload as segments of at most `pieceSize` bytes in `generated`, each with
-    /// `options` and the packet's addresses, ack, window, TTL, IP ID and TOS; FIN and PSH on
+    /// `options` and the packet's addresses, ack, window, TTL, DF, IP ID and TOS; FIN and PSH on
     /// the last piece only. A segment without payload goes out as one packet. With URG, the
     /// pieces that hold urgent data keep it, their pointer still ending where the packet's
     /// did (RFC 9293 §3.8.5, RFC 6093 §2); the pieces after it carry none.
@@ -57,9 +63,15 @@ extension SpliceEngine {
             let n = min(pieceSize, payload.count - offset)
             var flags = tcp.flags
             if offset + n < payload.count { flags.remove(.fin); flags.remove(.psh) }
+            // The packet's own IP header: its TTL, TOS and DF; without DF each piece needs an ID of
+            // its own (RFC 6864 §4.2), the first keeps the packet's.
+            let dontFragment = packet.ip.dontFragment
             var spec = TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
                                      ack: tcp.ack, flags: flags, window: tcp.window, options: options,
-                                     ttl: packet.ip.ttl, identification: packet.ip.identification, tos: packet.ip.tos)
+                                     ttl: packet.ip.ttl,
+                                     identification: dontFragment ? packet.ip.identification
+                                                                  : packet.ip.identification &+ UInt16(truncatingIfNeeded: offset / max(pieceSize, 1)),
+                                     dontFragment: dontFragment, tos: packet.ip.tos)
             if urgentEnd > offset {
                 spec.urgentPointer = UInt16(urgentEnd - offset)
             } else {

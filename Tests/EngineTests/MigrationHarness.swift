@@ -12,6 +12,9 @@ enum MigrationLab {
     static let server = endpoint("10.2.0.2:9000")
     static let nat = endpoint("10.2.0.1:61000")
     static let phoneAddress = address("10.3.0.2")
+    /// The TTLs each end's SYN arrives with (distinct, so the proxy's packets in an end's name
+    /// can be told apart by them).
+    static let laptopTTL: UInt8 = 63, serverTTL: UInt8 = 57, phoneTTL: UInt8 = 61
 
     static func config(limits: EngineLimits = EngineLimits()) -> EngineConfig {
         EngineConfig(nat: address("10.2.0.1"), intercepts: [PortRange(9000, 9000)], limits: limits)
@@ -71,6 +74,8 @@ final class MigrationHarness {
     let laptopOptions: EndOptions
     let serverOptions: EndOptions
     var phoneOptions: EndOptions
+    /// Whether the server's SYN-ACK sets DF (Linux does, with path MTU discovery on).
+    var serverDontFragment = true
     /// Initial sequence numbers.
     let laptopISN: UInt32
     let serverISN: UInt32
@@ -206,7 +211,7 @@ final class MigrationHarness {
         let o = phoneOptions.syn(tsval: phoneClock)
         if phoneOptions.timestamps { phoneClock &+= 1 }
         return tcp4(src: phone, dst: MigrationLab.server, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
-                    window: 64240, options: o)
+                    window: 64240, options: o, ttl: MigrationLab.phoneTTL)
     }
 
     // MARK: Scenes
@@ -215,7 +220,7 @@ final class MigrationHarness {
     func handshake(sourceLocation: SourceLocation = #_sourceLocation) {
         let syn = tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
                        seq: laptopISN, window: 64240,
-                       options: laptopOptions.syn(tsval: laptopClock))
+                       options: laptopOptions.syn(tsval: laptopClock), ttl: MigrationLab.laptopTTL)
         if laptopOptions.timestamps { laptopClock &+= 1 }
         #expect(send(syn).verdict == .forward, sourceLocation: sourceLocation)
         let echo = laptopOptions.timestamps ? laptopClock &- 1 : 0
@@ -225,7 +230,8 @@ final class MigrationHarness {
         if !laptopOptions.sack { serverSyn.sack = false }
         let synAck = tcp4(src: MigrationLab.server, dst: MigrationLab.nat,
                           flags: serverOptions.ecn && laptopOptions.ecn ? [.syn, .ack, .ece] : [.syn, .ack], seq: serverISN,
-                          ack: laptopISN &+ 1, window: 65160, options: serverSyn.syn(tsval: serverClock, tsecr: echo))
+                          ack: laptopISN &+ 1, window: 65160, options: serverSyn.syn(tsval: serverClock, tsecr: echo),
+                          ttl: MigrationLab.serverTTL, dontFragment: serverDontFragment)
         if serverSyn.timestamps { serverClock &+= 1 }
         #expect(send(synAck).verdict == .forward, sourceLocation: sourceLocation)
         #expect(send(fromLaptop(at: 0, ack: 0)).verdict == .forward, sourceLocation: sourceLocation)

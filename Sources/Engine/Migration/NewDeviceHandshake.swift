@@ -7,6 +7,8 @@ struct NewDeviceHandshake: Sendable {
     let endpoint: IPv4Endpoint
     let isn: SeqNumber
     let syn: SynOptions
+    /// TTL and DF of the new device's SYN.
+    let ip: EndIPHeader
     var tsRecent: UInt32?
     var windowField: UInt16
     /// When the last SYN-ACK went out, and how many went again for want of the handshake's
@@ -32,6 +34,7 @@ struct NewDeviceHandshake: Sendable {
         endpoint = packet.source
         isn = packet.tcp.seq
         syn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
+        ip = EndIPHeader(packet.ip)
         windowField = packet.tcp.window
         tsRecent = packet.tcp.options.timestamp?.value
     }
@@ -91,7 +94,8 @@ extension SpliceEngine {
         // ECN and the new device asked for it.
         let flags: TCPFlags = f.deviceSyn.ecn && f.serverSyn.ecn && syn.ecn ? [.syn, .ack, .ece] : [.syn, .ack]
         emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: synAckSeq(f, cut), ack: h.isn + 1,
-                           flags: flags, window: window, options: options, tos: f.dscpToDevice), generated: generated)
+                           flags: flags, window: window, options: options, tos: f.dscpToDevice).imitating(f.serverIP),
+             generated: generated)
     }
 
     /// How long a SYN-ACK waits for the handshake's ACK: 1 s, doubled on each retransmission,

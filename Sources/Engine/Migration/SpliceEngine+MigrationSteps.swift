@@ -66,6 +66,7 @@ extension SpliceEngine {
             f.toServer.tsOffset = h.tsOffset
             f.toServer.lastTSval = h.tsRecent
             f.toServer.lastWindow = h.windowField
+            f.deviceIP = h.ip
             if f.deviceWindowShift != ownShift || f.deviceShiftOverride != nil { f.deviceShiftOverride = ownShift }
             // Reset too when equal: a previous migration may have left another device's shift.
             f.deviceViewOfServerShift = h.serverShift != f.serverWindowShift ? h.serverShift : nil
@@ -94,13 +95,14 @@ extension SpliceEngine {
         let window = WindowScale(from: ownShift, to: f.deviceWindowShift).translate(h.windowField)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: h.toServerOffset.apply(h.next ?? (h.isn + 1)),
-                           ack: sender.finalSeq, flags: .ack, window: window, options: options, tos: f.dscpToServer),
+                           ack: sender.finalSeq, flags: .ack, window: window, options: options, tos: f.dscpToServer)
+                .imitating(h.ip),
              generated: generated)
         // Kept until the server shows it took the window (a zero one is the new device's to open).
         if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: tsval, now: now) }
         // The old device's sub-connection ends exactly at its RCV.NXT (RFC 5961 §3.2).
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(cut.toDevice),
-                           flags: .rst, window: 0), generated: generated)
+                           flags: .rst, window: 0).imitating(f.serverIP), generated: generated)
         m.enter(.spliced, at: now)
         finish(m, now: now)
         logger.info("migration spliced", metadata: [
@@ -128,7 +130,8 @@ extension SpliceEngine {
         }
         if let h = freeze.newDevice, h.synAckSent {
             let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(f, cut) + 1
-            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0), generated: generated)
+            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0).imitating(f.serverIP),
+                 generated: generated)
         }
         if let h = freeze.newDevice { retire(DeviceSideKey(device: h.endpoint, original: f.original), now: now) }
         table.setAlias(nil, slot: slot)
@@ -167,7 +170,7 @@ extension SpliceEngine {
         let window = WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow)
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? freeze.forwardedToServerEnd),
-                           ack: sender.finalSeq, flags: .ack, window: window, options: options),
+                           ack: sender.finalSeq, flags: .ack, window: window, options: options).imitating(f.deviceIP),
              generated: generated)
         if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: freeze.lastTSvalToServer, now: now) }
         // The old device still holds the pause's window 0 when nothing went back to it: reopen it.
@@ -181,13 +184,15 @@ extension SpliceEngine {
     func abandon(slot: Int, mid: MigrationID, reason: String, now: Instant, generated: PacketBatch) {
         guard let f = table[slot: slot], var m = migrations[mid], let freeze = m.freeze else { return }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
-                           seq: freeze.serverAckServerView, flags: .rst, window: 0), generated: generated)
+                           seq: freeze.serverAckServerView, flags: .rst, window: 0).imitating(f.deviceIP), generated: generated)
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice,
-                           seq: f.toDevice.seqOffset.apply(m.cutOffsets?.toDevice ?? freeze.forwardedToDeviceEnd), flags: .rst, window: 0),
+                           seq: f.toDevice.seqOffset.apply(m.cutOffsets?.toDevice ?? freeze.forwardedToDeviceEnd), flags: .rst, window: 0)
+                .imitating(f.serverIP),
              generated: generated)
         if let h = freeze.newDevice, h.synAckSent, let cut = m.cutOffsets {
             let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(f, cut) + 1
-            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0), generated: generated)
+            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0).imitating(f.serverIP),
+                 generated: generated)
             retire(DeviceSideKey(device: h.endpoint, original: f.original), now: now)
             table.setAlias(nil, slot: slot)
         }

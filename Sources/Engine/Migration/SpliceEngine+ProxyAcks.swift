@@ -40,7 +40,8 @@ extension SpliceEngine {
             if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
         }
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
-                           ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options, tos: f.dscpToServer),
+                           ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options, tos: f.dscpToServer)
+                .imitating(f.deviceIP),
              generated: generated)
     }
 
@@ -83,7 +84,8 @@ extension SpliceEngine {
             options = TCPOption.alignedTimestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)
         }
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(seq), ack: ack,
-                           flags: .ack, window: window, options: options, tos: f.dscpToDevice), generated: generated)
+                           flags: .ack, window: window, options: options, tos: f.dscpToDevice).imitating(f.serverIP),
+             generated: generated)
     }
 
     /// The server's ack of the device side's stream, in the new device's space.
@@ -118,7 +120,7 @@ extension SpliceEngine {
             let spec = TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(s.seq), ack: ack,
                                      flags: flags, window: window,
                                      options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
-                                     tos: f.dscpToDevice)
+                                     tos: f.dscpToDevice).imitating(f.serverIP)
             emit(spec, payload: payload, generated: generated)
         }
         let toNewDevice = !m.isRollingBack
@@ -133,7 +135,7 @@ extension SpliceEngine {
         emit(TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(sender.next), ack: ack,
                            flags: .ack, window: window,
                            options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
-                           tos: f.dscpToDevice),
+                           tos: f.dscpToDevice).imitating(f.serverIP),
              generated: generated)
         m.updateNewDevice { $0.lastAck = ack }
         migrations[mid] = m

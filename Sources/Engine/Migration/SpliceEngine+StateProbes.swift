@@ -34,17 +34,19 @@ extension SpliceEngine {
         if round % 2 == 0 {
             // In the server's name to the device, in the device's name to the server.
             emit(guessedProbe(from: flow.original, to: flow.device, sender: flow.toDevice, receiver: flow.toServer,
-                              receiverShift: flow.deviceWindowShift, timestamps: flow.negotiatedTimestamps), generated: generated)
+                              receiverShift: flow.deviceWindowShift, timestamps: flow.negotiatedTimestamps).imitating(flow.serverIP),
+                 generated: generated)
             emit(guessedProbe(from: nat, to: flow.server, sender: flow.toServer, receiver: flow.toDevice,
-                              receiverShift: flow.serverWindowShift, timestamps: flow.negotiatedTimestamps), generated: generated)
+                              receiverShift: flow.serverWindowShift, timestamps: flow.negotiatedTimestamps).imitating(flow.deviceIP),
+                 generated: generated)
             counters.stateProbes &+= 2
             return
         }
         for half in [UInt32(0), UInt32(1) << 31] {
             emit(TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
-                               ack: flow.streamStartToServer, flags: .ack, window: 0), generated: generated)
+                               ack: flow.streamStartToServer, flags: .ack, window: 0).imitating(flow.serverIP), generated: generated)
             emit(TCPPacketSpec(source: nat, destination: flow.server, seq: flow.streamStartToServer + half,
-                               ack: flow.streamStartToDevice, flags: .ack, window: 0), generated: generated)
+                               ack: flow.streamStartToDevice, flags: .ack, window: 0).imitating(flow.deviceIP), generated: generated)
         }
         counters.stateProbes &+= 4
     }

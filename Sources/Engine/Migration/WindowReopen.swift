@@ -99,7 +99,7 @@ extension SpliceEngine {
         emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
                            seq: f.toServer.seqOffset.apply(next), ack: ack, flags: .ack,
                            window: WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow),
-                           options: options, tos: f.dscpToServer),
+                           options: options, tos: f.dscpToServer).imitating(f.deviceIP),
              generated: generated)
     }
 }
