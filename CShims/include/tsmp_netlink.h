@@ -2,7 +2,8 @@
 #define TSMP_NETLINK_H
 #include <stdint.h>
 #include <stddef.h>
-/* libnl glue for links, addresses, routes and policy rules (owner: GatewayHost; tsmp_netlink.c and tsmp_netlink_routing.c).
+/* libnl glue for links, addresses, routes, policy rules and one conntrack flag (owner: GatewayHost; tsmp_netlink.c,
+ * tsmp_netlink_routing.c, tsmp_netlink_conntrack.c).
  *
  * Thin on purpose: every function does one rtnetlink request and returns 0 (or a count, or a
  * boolean as 1/0) on success and the kernel's -errno on failure, untranslated (libnl folds
@@ -93,5 +94,12 @@ int tsmp_nl_rule_list(struct nl_sock *sk, struct tsmp_nl_rule *out, size_t capac
 /* Moves the calling thread (only it) into the network namespace at PATH (/run/netns/NAME)
  * and checks that it arrived there. */
 int tsmp_nl_enter_netns(const char *path);
+
+/* Opens a NETLINK_NETFILTER socket (ctnetlink); -EPROTONOSUPPORT when the kernel has none. */
+int tsmp_nl_open_netfilter(struct nl_sock **out);
+/* Marks the conntrack entry whose original direction is SRC:SPORT -> DST:DPORT (TCP, IPv4,
+ * host byte order) "be liberal" both ways: conntrack then accepts its segments whatever their
+ * sequence numbers. -ENOENT when conntrack has no such entry. */
+int tsmp_nl_ct_tcp_liberal(struct nl_sock *sk, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport);
 
 #endif

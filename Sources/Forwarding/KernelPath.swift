@@ -11,16 +11,45 @@ import PacketIO
 public final class KernelPath: @unchecked Sendable {
     public let table: KernelPathTable
     private let nft: Nftables
+    /// The gateway's connection tracking, when the kernel has ctnetlink (`liberalTracking`).
+    private let conntrack: Result<ConntrackSession, SystemError>
 
     public init(table: KernelPathTable) throws(SystemError) {
         self.table = table
         self.nft = try Nftables()
+        do {
+            conntrack = .success(try ConntrackSession())
+        } catch {
+            conntrack = .failure(error)
+        }
     }
 
     /// Installs the flows' rewriting (all of it or, on error, none).
     public func enter(_ flows: [KernelPathFlow]) throws(SystemError) {
         guard !flows.isEmpty else { return }
         try nft.run(table.elementCommands("add", flows))
+    }
+
+    /// Tells the gateway's conntrack to be liberal with the NAT side of the flows just handed
+    /// over (`ConntrackSession`: that entry sees none of the flow's segments while the kernel
+    /// forwards it, and would call them invalid once the proxy forwards it again). A flow
+    /// conntrack does not track is skipped; returns the first other error, if any.
+    public func liberalTracking(of flows: [KernelPathFlow]) -> SystemError? {
+        let session: ConntrackSession
+        switch conntrack {
+        case .success(let s): session = s
+        case .failure(let error): return error
+        }
+        var first: SystemError?
+        for f in flows {
+            do {
+                try session.setLiberal(from: f.nat, to: f.server)
+            } catch where error.errno == ENOENT {
+            } catch {
+                first = first ?? error
+            }
+        }
+        return first
     }
 
     /// Removes the flows' rewriting; a flow whose elements are already gone is not an error.

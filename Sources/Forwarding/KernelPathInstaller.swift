@@ -20,6 +20,7 @@ final class KernelPathInstaller: Sendable {
     let kernelPath: KernelPath
     private let queue = DispatchQueue(label: "tsmp.kernel-path")
     private let logger: Logger
+    private let conntrackWarned = Atomic<Bool>(false)
 
     init(kernelPath: KernelPath, logger: Logger) {
         self.kernelPath = kernelPath
@@ -34,6 +35,10 @@ final class KernelPathInstaller: Sendable {
             do {
                 try kernelPath.enter(flows)
                 logger.debug("flows handed to the kernel path", metadata: ["flows": "\(ids.map(\.description).joined(separator: ","))"])
+                if let error = kernelPath.liberalTracking(of: flows), !conntrackWarned.exchange(true, ordering: .relaxed) {
+                    logger.warning("could not relax the gateway's connection tracking of kernel-path flows: a firewall here that drops `ct state invalid` may drop them when the proxy takes them back (said once)",
+                                   metadata: ["error": "\(error)"])
+                }
                 plane.enqueue { engine, _ in
                     let refused = engine.kernelPathEntered(ids, now: Syscall.monotonicNow())
                     if !refused.isEmpty { self.leave(refused, for: plane) }
