@@ -188,10 +188,19 @@ extension Flow {
     /// Payload bytes per segment toward the device when segments from the server must be
     /// split: the new device's MSS after a migration, and the path MTU toward the device once
     /// ICMP taught it (RFC 1191). Nil: no limit beyond the server's own.
+    ///
+    /// Read for every server segment: always inlined, as a call would first copy the whole
+    /// 192-byte record to pass it (and the copy's stores then stall the loads that follow).
+    @inline(__always)
     var segmentLimitTowardDevice: UInt16? {
         guard let mtu = pathMTU?.towardDevice else { return deviceMSS }
-        let options = currentDeviceTimestamps ? TCPOption.alignedTimestampLength : 0
-        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4, optionBytes: options))
+        return Self.segmentLimit(deviceMSS: deviceMSS, pathMTU: mtu, timestamps: currentDeviceTimestamps)
+    }
+
+    /// `segmentLimitTowardDevice` once a path MTU toward the device is known.
+    static func segmentLimit(deviceMSS: UInt16?, pathMTU: Int, timestamps: Bool) -> UInt16 {
+        let options = timestamps ? TCPOption.alignedTimestampLength : 0
+        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: pathMTU, family: .ipv4, optionBytes: options))
         return min(deviceMSS ?? limit, limit)
     }
 
