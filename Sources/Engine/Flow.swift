@@ -247,6 +247,24 @@ struct Flow {
             }
         }
     }
+    /// Acknowledges the in-flight copy up to `ack` (in the server's space), if the flow has one.
+    /// Called for every ACK from the device: it mutates the copy where it lives, in the cold
+    /// state, instead of through `inFlight`'s accessor, whose coroutine frame is allocated on
+    /// the heap at each call, also for the flows without a copy.
+    mutating func acknowledgeInFlight(_ ack: SeqNumber) {
+        cold?.inFlight?.acknowledge(ack)
+    }
+
+    /// Records a server segment's payload in the in-flight copy, which starts at `seq` (with
+    /// `cap`, its size limit) when the flow has none yet; returns the change in storage bytes
+    /// (`InFlightCopy.record`). Called for every server segment with payload: in place, like
+    /// `acknowledgeInFlight`.
+    mutating func recordInFlight(seq: SeqNumber, payload: UnsafeRawBufferPointer, cap: Int, budget: Int) -> Int {
+        let cold = coldState()
+        if cold.inFlight == nil { cold.inFlight = InFlightCopy(start: seq, cap: cap) }
+        return cold.inFlight?.record(seq: seq, payload: payload, budget: budget) ?? 0
+    }
+
     /// The migration under way, if any.
     var migration: MigrationID? {
         get { isMigrating ? cold?.migration : nil }

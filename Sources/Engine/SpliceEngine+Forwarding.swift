@@ -89,7 +89,7 @@ extension SpliceEngine {
             let ackInServerSpace = flow.toDevice.seqOffset.reverse(ack)
             observe(sender: &flow.toServer, other: &flow.toDevice, tcp: tcp, timestamp: options.timestampValue(in: tcp),
                     ackInOtherSpace: ackInServerSpace)
-            if flags.contains(.ack) { flow.inFlight?.acknowledge(ackInServerSpace) }
+            if flags.contains(.ack) { flow.acknowledgeInFlight(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
             flow.dscpToServer = packet.ip.tos & 0xFC
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
@@ -161,11 +161,9 @@ extension SpliceEngine {
             // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5); not
             // while the kernel forwards the flow (the device's acks bypass the engine).
             if payloadLength > 0 && perFlowCap > 0 && (flow.kernelPath == .none || flow.kernelPath == .resyncing) {
-                if flow.inFlight == nil {
-                    flow.inFlight = InFlightCopy(start: seq, cap: perFlowCap)
-                }
                 let budget = max(0, config.limits.inFlightTotal - inFlightStorageBytes)
-                inFlightStorageBytes += flow.inFlight!.record(seq: seq, payload: UnsafeRawBufferPointer(tcp.payload), budget: budget)
+                inFlightStorageBytes += flow.recordInFlight(seq: seq, payload: UnsafeRawBufferPointer(tcp.payload),
+                                                            cap: perFlowCap, budget: budget)
             }
             packet.setSource(flow.original)
             packet.setDestination(flow.device)

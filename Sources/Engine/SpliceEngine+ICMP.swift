@@ -190,14 +190,25 @@ extension Flow {
     /// ICMP taught it (RFC 1191). Nil: no limit beyond the server's own.
     /// Both limits allow for `serverOptionAllowance` option bytes; a segment carrying more
     /// (SACK blocks) gets less payload: `segmentLimitTowardDevice(optionBytes:)`.
+    ///
+    /// Read for every server segment: always inlined, as a call would first copy the whole
+    /// 192-byte record to pass it (and the copy's stores then stall the loads that follow).
+    @inline(__always)
     var segmentLimitTowardDevice: UInt16? {
         guard let mtu = pathMTU?.towardDevice else { return deviceMSS }
-        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4, optionBytes: serverOptionAllowance))
+        return Self.segmentLimit(deviceMSS: deviceMSS, pathMTU: mtu, optionBytes: serverOptionAllowance)
+    }
+
+    /// `segmentLimitTowardDevice` once a path MTU toward the device is known, for segments
+    /// with `optionBytes` bytes of options.
+    static func segmentLimit(deviceMSS: UInt16?, pathMTU: Int, optionBytes: Int) -> UInt16 {
+        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: pathMTU, family: .ipv4, optionBytes: optionBytes))
         return min(deviceMSS ?? limit, limit)
     }
 
     /// The payload limit toward the device for a server segment with `optionBytes` bytes of
     /// options (RFC 9293 §3.7.1: options come off the MSS), never below 64 bytes.
+    @inline(__always)
     func segmentLimitTowardDevice(optionBytes: Int) -> Int? {
         segmentLimitTowardDevice.map { max(Int($0) - max(0, optionBytes - serverOptionAllowance), 64) }
     }

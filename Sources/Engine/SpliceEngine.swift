@@ -181,13 +181,19 @@ public final class SpliceEngine {
     private func classify(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
                           now: Instant, generated: PacketBatch) -> Verdict {
         guard let first = bytes.first else { return .drop(.truncated) }
-        if HeaderPeek(UnsafeRawBufferPointer(bytes)).isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
         if first >> 4 == 6 {
             do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
             return .drop(.ipv6Unsupported)
         }
         let packet: TCPIPv4Packet
-        do { packet = try TCPIPv4Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
+        do { packet = try TCPIPv4Packet(validating: bytes) } catch {
+            // ICMP is looked for among valid IPv4 that is not TCP only: TCP segments, nearly all
+            // of what comes here, pay nothing for it.
+            if case .notTCP = error, HeaderPeek(UnsafeRawBufferPointer(bytes)).isICMPv4 {
+                return icmpError(bytes, now: now, generated: generated)
+            }
+            return .drop(DropReason(error))
+        }
         if config.verifyChecksums {
             // A partial TCP checksum is finished later by the kernel, and one the kernel already
             // verified (DATA_VALID: a NIC's or GRO's check) need not be summed again, a 64 KB

@@ -157,6 +157,21 @@ struct ICMPTranslationTests {
         #expect(drops["icmp_malformed"] == 1)
     }
 
+    @Test("ICMP is told from TCP after the IPv4 header is checked: a fragment of an error is malformed, a bad header its own reason")
+    func icmpAfterTheIPv4Check() throws {
+        let h = EngineHarness(Lab.transparent())
+        let (_, wire) = uploading(h)
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: Self.router, to: Lab.nat, mtu: 1400), quoting: wire)
+        var fragment = error
+        fragment[6] = 0x20 // more fragments
+        #expect(h.send(fragment).verdict == .drop(.icmpMalformed))
+        var badHeader = error
+        badHeader[0] = 0x44 // IHL 4: shorter than the fixed header
+        #expect(h.send(badHeader).verdict == .drop(.badIPHeaderLength))
+        #expect(h.send(error).verdict == .forward)
+        #expect(h.engine.counters.icmpErrorsTranslated == 1)
+    }
+
     @Test("every truncation of a translated error is dropped or passed on untranslated, never a trap")
     func everyTruncationIsHandled() throws {
         let h = EngineHarness(Lab.transparent())

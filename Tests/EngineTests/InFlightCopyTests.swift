@@ -179,4 +179,36 @@ struct InFlightCopyTests {
         #expect(copy.count == 35_000)
         #expect(copy.bytes(from: SeqNumber(5000), length: 35_000) == pattern(35_000, from: 5000))
     }
+
+    // MARK: The flow's own accessors (the per-packet path)
+
+    static func bareFlow() -> Flow {
+        Flow(id: FlowID(1), device: endpoint("10.1.0.2:40000"), original: endpoint("10.2.0.2:80"), server: endpoint("10.2.0.2:80"),
+             natPort: 1024, state: .established, created: Instant(nanoseconds: 1), lastActivity: Instant(nanoseconds: 1))
+    }
+
+    @Test("a flow's first recorded segment starts its copy there; acks trim it in place; without a copy an ack changes nothing")
+    func flowRecordAndAcknowledge() {
+        var flow = Self.bareFlow()
+        flow.acknowledgeInFlight(SeqNumber(9000))
+        #expect(flow.inFlight == nil)
+        let data = pattern(1000)
+        let grew = data.withUnsafeBytes { flow.recordInFlight(seq: SeqNumber(5001), payload: $0, cap: 4096, budget: 1 << 20) }
+        #expect(grew > 0 && grew == flow.inFlight?.storageBytes)
+        #expect(flow.inFlight?.start == SeqNumber(5001) && flow.inFlight?.count == 1000 && flow.inFlight?.cap == 4096)
+        // The next segment joins the same copy (no restart at its own seq).
+        let more = data.withUnsafeBytes { flow.recordInFlight(seq: SeqNumber(6001), payload: $0, cap: 4096, budget: 1 << 20) }
+        #expect(more >= 0 && flow.inFlight?.start == SeqNumber(5001) && flow.inFlight?.count == 2000)
+        flow.acknowledgeInFlight(SeqNumber(5601))
+        #expect(flow.inFlight?.start == SeqNumber(5601) && flow.inFlight?.count == 1400)
+        #expect(flow.inFlight.map { $0.bytes(from: $0.start, length: 400) } == Array(data[600..<1000]))
+    }
+
+    @Test("no budget left: the copy starts but holds nothing, and says so (0 bytes grown)")
+    func flowRecordWithoutBudget() {
+        var flow = Self.bareFlow()
+        let grew = pattern(500).withUnsafeBytes { flow.recordInFlight(seq: SeqNumber(1), payload: $0, cap: 4096, budget: 0) }
+        #expect(grew == 0)
+        #expect(flow.inFlight?.storageBytes == 0)
+    }
 }

@@ -1,5 +1,6 @@
 @testable import Engine
 import Testing
+import TestSupport
 import Wire
 
 /// What the engine learns from "fragmentation needed" (RFC 1191) and how an MTU maps between
@@ -14,6 +15,27 @@ struct PathMTUTests {
         #expect(LearnedPathMTU.lowered(nil, reported: 0, quotedLength: 1492, family: .ipv4) == 1006)
         #expect(LearnedPathMTU.lowered(1400, reported: 40, quotedLength: 1500, family: .ipv4) == 1400)
         #expect(LearnedPathMTU.lowered(nil, reported: 1000, quotedLength: 1500, family: .ipv6) == nil) // below IPv6's 1280
+    }
+
+    @Test("segment limit toward the device: its MSS, within a learned path MTU less the server's timestamp option (NOPs for a device without timestamps take the same room), never below the floor's")
+    func segmentLimitTowardDevice() {
+        var flow = Flow(id: FlowID(1), device: endpoint("10.1.0.2:40000"), original: endpoint("10.2.0.2:80"),
+                        server: endpoint("10.2.0.2:80"), natPort: 1024, state: .established,
+                        created: Instant(nanoseconds: 1), lastActivity: Instant(nanoseconds: 1))
+        #expect(flow.segmentLimitTowardDevice == nil)
+        flow.deviceMSS = 1000
+        #expect(flow.segmentLimitTowardDevice == 1000)
+        flow.pathMTU = LearnedPathMTU(towardServer: 576, towardDevice: 1400)
+        #expect(flow.segmentLimitTowardDevice == 1000)
+        flow.deviceMSS = nil
+        #expect(flow.segmentLimitTowardDevice == 1360)
+        flow.deviceSyn.timestamps = true
+        flow.serverSyn.timestamps = true
+        #expect(flow.segmentLimitTowardDevice == 1348)
+        flow.deviceLacksTimestamps = true
+        #expect(flow.segmentLimitTowardDevice == 1348)
+        flow.pathMTU = LearnedPathMTU(towardServer: nil, towardDevice: 100)
+        #expect(flow.segmentLimitTowardDevice == 500)
     }
 
     @Test("segment payloads never go below the floor's; MTUs keep the payload room across families")
