@@ -24,6 +24,11 @@
 #             timestamp option: with the kernel path the flow is idle when taken back, and the
 #             proxy's state probes must be answered through every firewall (issue "Real-network
 #             TCP" item 9, end to end h); none drops anything
+#   pause-loss  as full rate, with the gateway dropping the first server data segment that
+#             arrives after the proxy's zero-window ACK (the pause): the segments after the gap
+#             are held by the proxy, which acknowledges them with SACK blocks, so the server
+#             repairs the gap with a fast retransmission while frozen, not a timeout (issue
+#             "Real-network TCP" item 3, end to end c)
 #   ecn       as spliced, with ECN on in every namespace (RFC 3168) and, from the moment the
 #             migration is pending, the gateway marking 2% of the ECN-capable packets it
 #             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
@@ -44,7 +49,7 @@ e2e_migrate_download() {
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
     local size=8M rate=1500000 burst=1000000 start_at=1800000 chunk=16384
     case $variant in
-        full|loss) size=128M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
+        full|loss|pause-loss) size=128M rate=1000000000 burst=0 start_at=16000000 chunk=262144 ;;
         rollback) size=8M start_at=1800000 ;;
         bursty) rate=1500000 burst=0 chunk=262144 ;;
         idle-strict) size=12M rate=1500000 burst=0 chunk=4194304 start_at=8388608 ;;
@@ -54,7 +59,7 @@ e2e_migrate_download() {
     [[ $variant == no-ts ]] && e2e_strict_timestamps
     [[ $variant == idle-strict ]] && e2e_strict_firewalls
     e2e_gateway_up transparent owned 9000
-    [[ $variant == full || $variant == loss ]] && e2e_server_bottleneck 200mbit
+    [[ $variant == full || $variant == loss || $variant == pause-loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
     # Before the download: nothing of it delays the migration's start later.
     e2e_observe_start
@@ -70,6 +75,7 @@ e2e_migrate_download() {
 
     e2e_expect_in_kernel "$id"
     e2e_server_sample before 9000 opens
+    [[ $variant == pause-loss ]] && e2e_drop_one_while_paused
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)
     e2e_migrate_start "$report" "${args[@]}"
@@ -103,9 +109,10 @@ e2e_migrate_download() {
         # link: its counters now show that loss, which is not the migration's doing.
         tl_note "server counters before -> after (loss on the phone's link after the splice counts too): $(paste -d' ' "$CASE_DIR/before.counters" "$CASE_DIR/after.counters" | awk '{printf "%s %s->%s  ", $1, $2, $4}')"
         tl_note "emulated sender: $(e2e_report_field "$report" retransmissions) retransmissions, $(e2e_report_field "$report" timeouts) timeouts"
-    elif [[ $variant == ecn ]]; then
-        # CE marks are congestion signals: the server's window reductions are its answer to
-        # them, not the migration's doing (no ssthresh check); no timeout all the same.
+    elif [[ $variant == ecn || $variant == pause-loss ]]; then
+        # CE marks, and a lost segment, are congestion signals: the server's window reductions
+        # are its answer to them (RFC 3168 §6.1.2, RFC 5681 §3.2), not the migration's doing
+        # (no ssthresh check); no timeout all the same.
         e2e_expect_no_rto before after
     else
         e2e_expect_no_rto before after
@@ -138,6 +145,7 @@ e2e_migrate_download() {
     [[ $variant == ecn ]] && e2e_expect_ece_at_server "$natport"
     [[ $variant == no-ts ]] && e2e_expect_none_without_timestamps
     [[ $variant == idle-strict ]] && e2e_expect_probes_passed
+    [[ $variant == pause-loss ]] && e2e_expect_one_dropped_while_paused
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
@@ -228,6 +236,39 @@ e2e_strict_counts() {
         out+="$node: ${counts:-(none)} "
     done
     printf '%s\n' "$out"
+}
+
+# e2e_drop_one_while_paused: an nftables table in gw drops, once, the first server segment
+# with data (longer than 100 bytes: not a window probe) that arrives after a zero-window ACK
+# went from the TUN toward the server (the proxy's freeze): a segment in flight at the pause.
+# The server's TSO and GSO are off, so what is dropped is one wire segment, not a super-segment.
+e2e_drop_one_while_paused() {
+    lab_exec "$LAB_ID" srv ethtool -K eth0 tso off gso off || tl_fail "could not turn the server's segmentation offloads off"
+    lab_exec "$LAB_ID" gw nft -f - <<EOF || tl_fail "could not add the pause-loss table in gw"
+table inet tsmp_e2e_pause_loss {
+    set paused { type ipv4_addr . inet_service; flags dynamic; size 16; }
+    set dropped { type ipv4_addr . inet_service; flags dynamic; size 16; }
+    chain prerouting {
+        type filter hook prerouting priority -150;
+        iifname "$TL_TUN" tcp dport 9000 tcp flags & (syn | fin | rst) == 0 tcp window 0 add @paused { ip daddr . tcp dport }
+        iifname "gw-srv" tcp sport 9000 ip length > 100 ip saddr . tcp sport @paused ip saddr . tcp sport != @dropped add @dropped { ip saddr . tcp sport } counter drop
+    }
+}
+EOF
+    tl_note "gw: drops the first server data segment after the proxy's zero-window ACK, once"
+}
+
+# e2e_expect_one_dropped_while_paused: the segment was dropped (exactly one), and the server
+# repaired it by retransmitting (TcpRetransSegs moved) without a timeout (checked by the caller).
+e2e_expect_one_dropped_while_paused() {
+    local dropped
+    dropped=$(lab_exec "$LAB_ID" gw nft list chain inet tsmp_e2e_pause_loss prerouting \
+        | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    tl_expect_eq "server segments dropped while paused" 1 "${dropped:-none}"
+    local retrans
+    retrans=$(e2e_counter_delta before end TcpRetransSegs)
+    ((retrans > 0)) || tl_fail "the server retransmitted nothing although a segment was dropped while paused"
+    tl_note "server: TcpRetransSegs +$retrans, fast recoveries +$(e2e_counter_delta before end TcpExtTCPSackRecovery), loss probes +$(e2e_counter_delta before end TcpExtTCPLossProbes), timeouts +$(e2e_counter_delta before end TcpExtTCPTimeouts)"
 }
 
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
@@ -322,6 +363,7 @@ test_case "migration: paced download laptop -> phone, spliced, --capture" e2e_ca
 test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_and_back
 test_case "migration: full-rate download laptop -> phone, cache delivered" e2e_migrate_download full
 test_case "migration: 2% loss on the phone's link" e2e_migrate_download loss
+test_case "migration: a server segment lost while paused, repaired by a fast retransmission" e2e_migrate_download pause-loss
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
 test_case "migration: ECN everywhere, CE marks toward the phone echoed to the server" e2e_migrate_download ecn
 test_case "migration: a phone without timestamps, a server that drops segments without them" e2e_migrate_download no-ts

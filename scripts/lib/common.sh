@@ -8,7 +8,7 @@
 TSMP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TSMP_APT_PACKAGES=(pkg-config libpcap-dev libnl-3-dev libnl-route-3-dev libnftables-dev iproute2 iptables nftables
     iperf3 socat curl tcpdump python3 procps postgresql prometheus util-linux systemd
-    tshark chromium)
+    tshark chromium ethtool)
 
 tsmp_log() { printf '%s\n' "$*" >&2; }
 
