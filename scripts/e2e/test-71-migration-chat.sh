@@ -86,3 +86,87 @@ e2e_migrate_chat() {
 }
 
 test_case "migration: chat, both ends sending, laptop -> phone" e2e_migrate_chat
+
+# The old device's link is cut right after it sent a line that was lost (issue "Real-network
+# TCP" item 1, end to end d): the gateway drops one of the laptop's data segments, lets the
+# next line through (the server holds it out of order, the proxy forwarded it) and then drops
+# everything from the laptop, as a dead link would. The bytes of the lost line exist nowhere
+# but in the laptop, so the cut can't be made after them and must not be made before the line
+# the server holds: the migration rolls back at the settle deadline with the reason, and, the
+# laptop's link being dead, the rollback cannot hand the laptop what the server sent meanwhile,
+# so it ends aborted (the flow reset): the server's stream is a clean prefix of what the
+# laptop sent (nothing spliced over the hole).
+# The laptop sends each line at once (TCP_NODELAY) and without RACK or tail loss probes
+# (tcp_recovery=0, tcp_early_retrans=0), so the line after the lost one is new data, not
+# its retransmission.
+e2e_migrate_chat_lost_then_cut() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local dir=$CASE_DIR/data/chat report=$CASE_DIR/migrate.json
+    local chat=(python3 "$E2E_HELPERS/linechat.py")
+    mkdir -p "$dir"
+    e2e_gateway_up transparent owned 7100
+    lab_exec "$LAB_ID" laptop sysctl -q -w net.ipv4.tcp_recovery=0 net.ipv4.tcp_early_retrans=0
+    lab_exec "$LAB_ID" srv "${chat[@]}" server --bind "$LAB_SRV" --port 7100 --dir "$dir" \
+        --lines 2000 --interval 0.02 --max-seconds 30 >"$CASE_DIR/chat-server.log" 2>&1 &
+    local server_pid=$!
+    tl_wait_until 15 "the chat server" e2e_listening srv 7100
+    tl_note "laptop: line chat with $LAB_SRV:7100 (TCP_NODELAY; tcp_recovery=0, tcp_early_retrans=0)"
+    timeout 40 ip netns exec "$(lab_ns "$LAB_ID" laptop)" "${chat[@]}" client --connect "$LAB_SRV:7100" \
+        --dir "$dir" --name laptop --lines 100000 --interval 0.02 --max-seconds 30 --nodelay \
+        >"$CASE_DIR/chat-laptop.log" 2>&1 &
+    local laptop_pid=$!
+    e2e_wait_size "$dir/server.recv" 500 15
+    local id
+    read -r id _ _ < <(e2e_device_flows "$LAB_LAPTOP" 7100) || true
+    [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+
+    # Data segments are longer than a pure ACK with timestamps (52 bytes).
+    lab_exec "$LAB_ID" gw nft -f - <<NFT || tl_fail "could not add the lost-then-cut table in gw"
+table inet tsmp_e2e_lost_then_cut {
+    set lost { type ipv4_addr; flags dynamic; size 4; }
+    set cut { type ipv4_addr; flags dynamic; size 4; }
+    chain prerouting {
+        type filter hook prerouting priority -150;
+        iifname "gw-laptop" tcp dport 7100 ip saddr @cut counter drop
+        iifname "gw-laptop" tcp dport 7100 ip length > 52 ip saddr @lost add @cut { ip saddr } counter accept
+        iifname "gw-laptop" tcp dport 7100 ip length > 52 add @lost { ip saddr } counter drop
+    }
+}
+NFT
+    tl_wait_until 5 "a lost line, then one more line through, then the cut" e2e_lost_then_cut_done
+    tl_note "gw: the laptop's next line dropped, the one after let through, everything after it dropped (per rule: $(e2e_lost_then_cut_counts))"
+    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE" --deadline 6
+    e2e_migrate_end "$report"
+    ((E2E_MIGRATE_STATUS != 0)) || tl_fail "tsmp migrate exited 0: the migration went on over bytes the server never acknowledged"
+    tl_expect_eq "migration phase" aborted "$(e2e_report_field "$report" phase)"
+    local reason
+    reason=$(e2e_report_field "$report" reason)
+    [[ $reason == *"had not acknowledged"*"did not take the cache back"* ]] || tl_fail "ended for another reason: $reason"
+    tl_note "reason: $reason"
+
+    kill "$laptop_pid" "$server_pid" 2>/dev/null || true
+    wait "$laptop_pid" "$server_pid" 2>/dev/null || true
+    local got sent
+    got=$(stat -c %s "$dir/server.recv")
+    sent=$(stat -c %s "$dir/laptop.sent")
+    cmp -s -n "$got" "$dir/server.recv" "$dir/laptop.sent" \
+        || tl_fail "the server's stream ($got bytes) is not a prefix of what the laptop sent"
+    ((got < sent)) || tl_fail "the server received all $sent bytes the laptop sent: no line was lost"
+    tl_note "the server read $got bytes, a prefix of the laptop's $sent (the lost line and what followed never reached it)"
+    e2e_proxy_healthy
+}
+
+# e2e_lost_then_cut_counts: packets per rule of the lost-then-cut table (cut, let through, lost).
+e2e_lost_then_cut_counts() {
+    lab_exec "$LAB_ID" gw nft list chain inet tsmp_e2e_lost_then_cut prerouting \
+        | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") printf "%s ", $(i + 1) }'
+}
+
+# e2e_lost_then_cut_done: one line lost, one let through.
+e2e_lost_then_cut_done() {
+    local counts
+    read -ra counts <<<"$(e2e_lost_then_cut_counts)"
+    ((${#counts[@]} == 3 && counts[1] == 1 && counts[2] == 1))
+}
+
+test_case "migration: the old device's link cut right after a lost segment: rolled back, then aborted (nothing spliced over the hole)" e2e_migrate_chat_lost_then_cut

@@ -151,6 +151,8 @@ def run_server(args):
 
 def run_client(args):
     sock = socket.create_connection(endpoint(args.connect), timeout=10)
+    if args.nodelay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     rec = Recorder(args.dir, args.name)
     stop = threading.Event()
     result = {}
@@ -238,6 +240,7 @@ def main():
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--nodelay", action="store_true", help="client: each line its own segment (TCP_NODELAY), unacknowledged data or not")
     args = parser.parse_args()
     if args.role == "server":
         if not args.bind or not args.port:
