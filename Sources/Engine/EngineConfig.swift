@@ -58,6 +58,10 @@ public struct EngineConfig: Sendable {
     public var kernelPath: KernelPathPolicy?
     /// Lower the MSS of forwarded SYNs to the known links' MTUs (`MSSClamp`); nil: never.
     public var mssClamp: MSSClamp?
+    /// Where each engine's first search for a free NAT port starts, as an offset into its
+    /// share of `natPorts` (`NATPortAllocator`): the proxy draws it at random when it starts;
+    /// 0 (the default) starts at the bottom, as tests and replays expect.
+    public var natPortStart: UInt32 = 0
 
     /// 61000-65534: above Linux's default ephemeral range (32768-60999), and 65535 is left out
     /// because the kernel refuses policy-rule port ranges that reach it.

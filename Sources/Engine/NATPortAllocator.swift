@@ -2,17 +2,20 @@ import Wire
 
 /// Hands out ports of the NAT address from a range, next-fit: the search starts after the
 /// last port handed out, so a released port is reused as late as possible (the server may
-/// still hold the old 4-tuple in TIME-WAIT, RFC 9293 §3.6.1). A bitmap: 8 KiB for all ports.
+/// still hold the old 4-tuple in TIME-WAIT, RFC 9293 §3.6.1). The first search starts at
+/// `start` (an offset into the range): a proxy started again draws it at random, so its first
+/// flows do not take the ports its predecessor's last flows left in TIME-WAIT (RFC 6056 §3.3.2
+/// draws the first port of its searches the same way). A bitmap: 8 KiB for all ports.
 public struct NATPortAllocator: Sendable {
     public let range: PortRange
     private var used: [UInt64]
     private var cursor: Int
     public private(set) var inUse = 0
 
-    public init(range: PortRange) {
+    public init(range: PortRange, start: UInt32 = 0) {
         self.range = range
         used = Array(repeating: 0, count: (range.count + 63) / 64)
-        cursor = 0
+        cursor = range.count > 0 ? Int(start % UInt32(range.count)) : 0
     }
 
     public var capacity: Int { range.count }

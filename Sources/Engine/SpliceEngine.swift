@@ -101,7 +101,7 @@ public final class SpliceEngine {
         let shard = shard ?? .single(natPorts: config.natPorts)
         self.shard = shard
         self.logger = logger
-        self.natPorts = NATPortAllocator(range: shard.ownNATPorts)
+        self.natPorts = NATPortAllocator(range: shard.ownNATPorts, start: config.natPortStart)
         self.serviceByVIP = Dictionary(config.services.map { ($0.vip, $0) }, uniquingKeysWith: { a, _ in a })
         self.hot = .allocate(capacity: 1)
         self.hot.initialize(to: HotState(table: FlowTable(maxFlows: min(config.limits.maxFlows, shard.ownNATPorts.count))))

@@ -148,8 +148,11 @@ struct ProxyRunCommand: AsyncParsableCommand {
     }
 
     var engineConfig: EngineConfig {
-        EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
-                     kernelPath: kernelPath && !intercept.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
+        var config = EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
+                                  kernelPath: kernelPath && !intercept.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
+        // A restarted proxy does not begin with the ports its predecessor's flows left in TIME-WAIT.
+        config.natPortStart = UInt32.random(in: 0...UInt32.max)
+        return config
     }
 
     func run() async throws {

@@ -43,6 +43,27 @@ struct NATAndLimitsTests {
         #expect(a.allocate() == 65_535)
     }
 
+    @Test("allocator: the first search starts at the given offset (modulo the range), wraps, and hands out every port once")
+    func allocatorStartOffset() {
+        var a = NATPortAllocator(range: PortRange(100, 104), start: 13)   // 13 % 5 = 3
+        var got: [UInt16] = []
+        while let p = a.allocate() { got.append(p) }
+        #expect(got == [103, 104, 100, 101, 102])
+        var b = NATPortAllocator(range: PortRange(100, 104))
+        #expect(b.allocate() == 100)
+    }
+
+    @Test("engine: natPortStart moves the first NAT port a proxy hands out (modulo its range)")
+    func engineNATPortStart() throws {
+        var config = Lab.transparent(natPorts: PortRange(61_000, 61_999))
+        config.natPortStart = 1_250   // 250 into the range
+        let h = EngineHarness(config)
+        conversation(40_000, natPort: 61_250).deviceSends(h, .syn, seq: 1)
+        #expect(h.flow(device: "10.1.0.2:40000")?.nat == endpoint("10.2.0.1:61250"))
+        conversation(40_001, natPort: 61_251).deviceSends(h, .syn, seq: 1)
+        #expect(h.flow(device: "10.1.0.2:40001")?.nat == endpoint("10.2.0.1:61251"))
+    }
+
     @Test("engine: a port released by an expired flow is not reused for the next flow")
     func engineNextFit() throws {
         let h = EngineHarness(Lab.transparent())
