@@ -54,6 +54,50 @@ e2e_insert_router() {
     tl_note "router: $(ip -n "$rtr" route show | tr '\n' ';')"
 }
 
+# e2e_insert_phone_router MTU: moves the phone behind a router namespace (tsmp-ID-prt,
+# removed by the case's cleanup hook) whose routes in both directions have MTU MTU, while the
+# phone's own link stays 1500 (it announces MSS 1460): the gateway's side of a VPN or a
+# tethered link. Segments the proxy sends the phone that are larger than the path get the
+# router's "fragmentation needed", which reaches the proxy through the phone's interface.
+#
+#  phone eth0 10.3.0.2 ─ p-ph 10.3.9.1 [prt] p-gw 10.3.0.254 ── gw-phone 10.3.0.1 (gw)
+E2E_PRT_GW=10.3.0.254
+E2E_PRT_PHONE=10.3.9.1
+e2e_insert_phone_router() {
+    local mtu=$1 prt gw phone node
+    prt=$(lab_ns "$LAB_ID" prt)
+    gw=$(lab_ns "$LAB_ID" gw)
+    phone=$(lab_ns "$LAB_ID" phone)
+    E2E_PRT_NS=$prt
+    # shellcheck disable=SC2317 # called by the case's cleanup (testlib's _tl_case_cleanup)
+    tl_case_cleanup_hook() {
+        if lab_ns_exists "$E2E_PRT_NS"; then ip netns del "$E2E_PRT_NS" || tl_note "cleanup: could not delete $E2E_PRT_NS"; fi
+    }
+    ip netns add "$prt"
+    ip -n "$prt" link set lo up
+    ip netns exec "$prt" sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 \
+        net.ipv4.conf.default.rp_filter=2 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+    ip -n "$phone" link set eth0 netns "$prt"
+    ip -n "$prt" link set eth0 name p-gw
+    ip -n "$prt" addr add "$E2E_PRT_GW/24" dev p-gw
+    ip -n "$prt" link set p-gw up
+    ip -n "$prt" link add p-ph type veth peer name eth0 netns "$phone"
+    ip -n "$prt" addr add "$E2E_PRT_PHONE/24" dev p-ph
+    ip -n "$prt" link set p-ph up
+    ip -n "$phone" addr add "$LAB_PHONE/32" dev eth0
+    ip -n "$phone" link set eth0 up
+    ip -n "$phone" route add "$E2E_PRT_PHONE/32" dev eth0
+    ip -n "$phone" route add default via "$E2E_PRT_PHONE" dev eth0
+    ip -n "$prt" route add "$LAB_PHONE/32" dev p-ph mtu "$mtu"
+    ip -n "$prt" route replace 10.3.0.0/24 dev p-gw proto kernel scope link src "$E2E_PRT_GW" mtu "$mtu"
+    ip -n "$prt" route add default via "$LAB_GW_PHONE" dev p-gw mtu "$mtu"
+    ip -n "$gw" route add "$LAB_PHONE/32" via "$E2E_PRT_GW" dev gw-phone
+    for node in laptop phone gw srv; do
+        lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
+    done
+    tl_note "phone's router: $(ip -n "$prt" route show | tr '\n' ';')"
+}
+
 # e2e_pmtu_upload MODE MTU SIZE [PROXY ARGS...]: the laptop sends SIZE bytes to a socat sink
 # on srv, behind a path of MTU MTU, through the proxy in MODE (transparent or service).
 e2e_pmtu_upload() {

@@ -29,6 +29,11 @@
 #             are held by the proxy, which acknowledges them with SACK blocks, so the server
 #             repairs the gap with a fast retransmission while frozen, not a timeout (issue
 #             "Real-network TCP" item 3, end to end c)
+#   phone-narrow  as spliced, with the phone behind a router whose path takes 1400-byte
+#             packets while the phone announces MSS 1460 (tcp_mtu_probing=0): the router's
+#             "fragmentation needed" about the server's segments reaches the proxy, which
+#             learns the path toward the phone and the stream goes on (issue "Real-network TCP"
+#             item 2, end to end a, the phone's side)
 #   ecn       as spliced, with ECN on in every namespace (RFC 3168) and, from the moment the
 #             migration is pending, the gateway marking 2% of the ECN-capable packets it
 #             sends the phone CE (nftables): the phone's connection negotiated ECN with the proxy
@@ -58,6 +63,7 @@ e2e_migrate_download() {
     [[ $variant == ecn ]] && e2e_ecn_everywhere
     [[ $variant == no-ts ]] && e2e_strict_timestamps
     [[ $variant == idle-strict ]] && e2e_strict_firewalls
+    [[ $variant == phone-narrow ]] && e2e_insert_phone_router 1400
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss || $variant == pause-loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
@@ -146,6 +152,7 @@ e2e_migrate_download() {
     [[ $variant == no-ts ]] && e2e_expect_none_without_timestamps
     [[ $variant == idle-strict ]] && e2e_expect_probes_passed
     [[ $variant == pause-loss ]] && e2e_expect_one_dropped_while_paused
+    [[ $variant == phone-narrow ]] && e2e_expect_icmp_from_phone_side
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
@@ -271,6 +278,16 @@ e2e_expect_one_dropped_while_paused() {
     tl_note "server: TcpRetransSegs +$retrans, fast recoveries +$(e2e_counter_delta before end TcpExtTCPSackRecovery), loss probes +$(e2e_counter_delta before end TcpExtTCPLossProbes), timeouts +$(e2e_counter_delta before end TcpExtTCPTimeouts)"
 }
 
+# e2e_expect_icmp_from_phone_side: the router's errors about segments toward the phone
+# reached the proxy: passed on to the server (translated) or taken by its own sender (absorbed).
+e2e_expect_icmp_from_phone_side() {
+    local counts
+    counts=$(proxy_flows --json | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s.get("icmpErrorsTranslated", 0), s.get("icmpErrorsAbsorbed", 0))')
+    read -r translated absorbed <<<"$counts"
+    tl_note "ICMP errors about segments toward the phone: $translated translated to the server, $absorbed taken by the proxy's sender"
+    ((translated + absorbed > 0)) || tl_fail "no ICMP error from the phone's side reached the proxy (the case proves nothing)"
+}
+
 # e2e_ecn_everywhere: ECN requested and accepted (net.ipv4.tcp_ecn=1) in laptop, phone and srv.
 e2e_ecn_everywhere() {
     local node
@@ -367,6 +384,7 @@ test_case "migration: a server segment lost while paused, repaired by a fast ret
 test_case "migration: the phone never connects, rolled back" e2e_migrate_download rollback
 test_case "migration: ECN everywhere, CE marks toward the phone echoed to the server" e2e_migrate_download ecn
 test_case "migration: a phone without timestamps, a server that drops segments without them" e2e_migrate_download no-ts
+test_case "migration: the phone behind a path of MTU 1400 (ICMP from its side)" e2e_migrate_download phone-narrow
 test_case "migration: paced download laptop -> phone, spliced, --queues 2" e2e_queues 2 e2e_migrate_download spliced
 # The kernel path (--kernel-path): the flow is forwarded by the kernel when the migration is
 # asked for; the proxy takes it back, waits until it knows the flow's state again, and the
