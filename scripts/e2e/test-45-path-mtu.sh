@@ -6,20 +6,27 @@
 # through the proxy black-holes at once (the router's ICMP goes to the NAT address). Also: a
 # connect() to a port the server rejects with ICMP "port unreachable" fails at once instead of
 # after the SYN timeout.
+
+# e2e_insert_router MTU [NODE]: moves NODE (srv, the default, or phone) behind a router
+# namespace (tsmp-ID-rtr, removed by the case's cleanup hook) whose routes in both directions
+# have MTU MTU, while NODE's own link stays 1500 (it announces MSS 1460). Behind the server:
+# a tunnel on the way to it; behind the phone: the gateway's side of a VPN or a tethered link,
+# whose "fragmentation needed" about segments toward the phone reaches the proxy through the
+# phone's interface.
 #
-#  laptop ── gw (proxy) ── gw-srv 10.2.0.1 ─ r-gw 10.2.0.254 [rtr] r-srv ── eth0 srv 10.2.0.2
-#                                           (route MTU 1400 both ways)
-
-E2E_RTR_GW=10.2.0.254
-E2E_RTR_SRV=10.2.9.1
-
-# e2e_insert_router MTU: moves srv behind a router namespace (tsmp-ID-rtr, removed by the
-# case's cleanup hook) whose routes in both directions have MTU MTU.
+#  laptop ── gw (proxy) ── gw-srv 10.2.0.1 ─ r-gw 10.2.0.254 [rtr] r-in 10.2.9.1 ── eth0 srv 10.2.0.2
+#                      └── gw-phone 10.3.0.1 ─ r-gw 10.3.0.254 [rtr] r-in 10.3.9.1 ── eth0 phone 10.3.0.2
 e2e_insert_router() {
-    local mtu=$1 rtr gw srv node
+    local mtu=$1 node=${2:-srv} rtr gw ns net address gw_address gw_link
+    case $node in
+        srv) net=10.2 address=$LAB_SRV gw_address=$LAB_GW_SRV gw_link=$LAB_GW_UPLINK ;;
+        phone) net=10.3 address=$LAB_PHONE gw_address=$LAB_GW_PHONE gw_link=gw-phone ;;
+        *) tl_fail "e2e_insert_router: no router for $node" ;;
+    esac
+    local outer=$net.0.254 inner=$net.9.1
     rtr=$(lab_ns "$LAB_ID" rtr)
     gw=$(lab_ns "$LAB_ID" gw)
-    srv=$(lab_ns "$LAB_ID" srv)
+    ns=$(lab_ns "$LAB_ID" "$node")
     E2E_RTR_NS=$rtr
     # shellcheck disable=SC2317 # called by the case's cleanup (testlib's _tl_case_cleanup)
     tl_case_cleanup_hook() {
@@ -29,73 +36,30 @@ e2e_insert_router() {
     ip -n "$rtr" link set lo up
     ip netns exec "$rtr" sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 \
         net.ipv4.conf.default.rp_filter=2 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
-    # srv's link to the gateway becomes the router's; srv gets a new link behind the router.
-    ip -n "$srv" link set eth0 netns "$rtr"
+    # NODE's link to the gateway becomes the router's; NODE gets a new link behind the router.
+    ip -n "$ns" link set eth0 netns "$rtr"
     ip -n "$rtr" link set eth0 name r-gw
-    ip -n "$rtr" addr add "$E2E_RTR_GW/24" dev r-gw
+    ip -n "$rtr" addr add "$outer/24" dev r-gw
     ip -n "$rtr" link set r-gw up
-    ip -n "$rtr" link add r-srv type veth peer name eth0 netns "$srv"
-    ip -n "$rtr" addr add "$E2E_RTR_SRV/24" dev r-srv
-    ip -n "$rtr" link set r-srv up
-    ip -n "$srv" addr add "$LAB_SRV/32" dev eth0
-    ip -n "$srv" link set eth0 up
-    ip -n "$srv" route add "$E2E_RTR_SRV/32" dev eth0
-    ip -n "$srv" route add default via "$E2E_RTR_SRV" dev eth0
-    # The narrow path, toward the server and toward the gateway (RFC 1191 §3: routers answer
-    # a larger DF packet with "fragmentation needed" and the next-hop MTU).
-    ip -n "$rtr" route add "$LAB_SRV/32" dev r-srv mtu "$mtu"
-    ip -n "$rtr" route replace 10.2.0.0/24 dev r-gw proto kernel scope link src "$E2E_RTR_GW" mtu "$mtu"
-    ip -n "$rtr" route add default via "$LAB_GW_SRV" dev r-gw mtu "$mtu"
-    ip -n "$gw" route add "$LAB_SRV/32" via "$E2E_RTR_GW" dev "$LAB_GW_UPLINK"
-    for node in laptop phone gw srv; do
-        lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
+    ip -n "$rtr" link add r-in type veth peer name eth0 netns "$ns"
+    ip -n "$rtr" addr add "$inner/24" dev r-in
+    ip -n "$rtr" link set r-in up
+    ip -n "$ns" addr add "$address/32" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add "$inner/32" dev eth0
+    ip -n "$ns" route add default via "$inner" dev eth0
+    # The narrow path, toward NODE and toward the gateway (RFC 1191 §3: routers answer a
+    # larger DF packet with "fragmentation needed" and the next-hop MTU).
+    ip -n "$rtr" route add "$address/32" dev r-in mtu "$mtu"
+    ip -n "$rtr" route replace "$net.0.0/24" dev r-gw proto kernel scope link src "$outer" mtu "$mtu"
+    ip -n "$rtr" route add default via "$gw_address" dev r-gw mtu "$mtu"
+    ip -n "$gw" route add "$address/32" via "$outer" dev "$gw_link"
+    local n
+    for n in laptop phone gw srv; do
+        lab_exec "$LAB_ID" "$n" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
     done
     ip netns exec "$rtr" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
-    tl_note "router: $(ip -n "$rtr" route show | tr '\n' ';')"
-}
-
-# e2e_insert_phone_router MTU: moves the phone behind a router namespace (tsmp-ID-prt,
-# removed by the case's cleanup hook) whose routes in both directions have MTU MTU, while the
-# phone's own link stays 1500 (it announces MSS 1460): the gateway's side of a VPN or a
-# tethered link. Segments the proxy sends the phone that are larger than the path get the
-# router's "fragmentation needed", which reaches the proxy through the phone's interface.
-#
-#  phone eth0 10.3.0.2 ─ p-ph 10.3.9.1 [prt] p-gw 10.3.0.254 ── gw-phone 10.3.0.1 (gw)
-E2E_PRT_GW=10.3.0.254
-E2E_PRT_PHONE=10.3.9.1
-e2e_insert_phone_router() {
-    local mtu=$1 prt gw phone node
-    prt=$(lab_ns "$LAB_ID" prt)
-    gw=$(lab_ns "$LAB_ID" gw)
-    phone=$(lab_ns "$LAB_ID" phone)
-    E2E_PRT_NS=$prt
-    # shellcheck disable=SC2317 # called by the case's cleanup (testlib's _tl_case_cleanup)
-    tl_case_cleanup_hook() {
-        if lab_ns_exists "$E2E_PRT_NS"; then ip netns del "$E2E_PRT_NS" || tl_note "cleanup: could not delete $E2E_PRT_NS"; fi
-    }
-    ip netns add "$prt"
-    ip -n "$prt" link set lo up
-    ip netns exec "$prt" sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 \
-        net.ipv4.conf.default.rp_filter=2 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
-    ip -n "$phone" link set eth0 netns "$prt"
-    ip -n "$prt" link set eth0 name p-gw
-    ip -n "$prt" addr add "$E2E_PRT_GW/24" dev p-gw
-    ip -n "$prt" link set p-gw up
-    ip -n "$prt" link add p-ph type veth peer name eth0 netns "$phone"
-    ip -n "$prt" addr add "$E2E_PRT_PHONE/24" dev p-ph
-    ip -n "$prt" link set p-ph up
-    ip -n "$phone" addr add "$LAB_PHONE/32" dev eth0
-    ip -n "$phone" link set eth0 up
-    ip -n "$phone" route add "$E2E_PRT_PHONE/32" dev eth0
-    ip -n "$phone" route add default via "$E2E_PRT_PHONE" dev eth0
-    ip -n "$prt" route add "$LAB_PHONE/32" dev p-ph mtu "$mtu"
-    ip -n "$prt" route replace 10.3.0.0/24 dev p-gw proto kernel scope link src "$E2E_PRT_GW" mtu "$mtu"
-    ip -n "$prt" route add default via "$LAB_GW_PHONE" dev p-gw mtu "$mtu"
-    ip -n "$gw" route add "$LAB_PHONE/32" via "$E2E_PRT_GW" dev gw-phone
-    for node in laptop phone gw srv; do
-        lab_exec "$LAB_ID" "$node" sysctl -q -w net.ipv4.tcp_mtu_probing=0 >/dev/null
-    done
-    tl_note "phone's router: $(ip -n "$prt" route show | tr '\n' ';')"
+    tl_note "router before the $node: $(ip -n "$rtr" route show | tr '\n' ';')"
 }
 
 # e2e_pmtu_upload MODE MTU SIZE [PROXY ARGS...]: the laptop sends SIZE bytes to a socat sink

@@ -63,7 +63,7 @@ e2e_migrate_download() {
     [[ $variant == ecn ]] && e2e_ecn_everywhere
     [[ $variant == no-ts ]] && e2e_strict_timestamps
     [[ $variant == idle-strict ]] && e2e_strict_firewalls
-    [[ $variant == phone-narrow ]] && e2e_insert_phone_router 1400
+    [[ $variant == phone-narrow ]] && e2e_insert_router 1400 phone
     e2e_gateway_up transparent owned 9000
     [[ $variant == full || $variant == loss || $variant == pause-loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
