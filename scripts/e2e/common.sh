@@ -362,15 +362,24 @@ e2e_loss_reactions() {
     echo "$n"
 }
 
-# e2e_expect_ssthresh_kept FROM TO NAT_PORT: the server socket's ssthresh was not reduced.
+# e2e_expect_ssthresh_kept FROM TO NAT_PORT [BACKLOG]: the server socket's ssthresh was not reduced.
 # ssthresh is absent while a connection is in slow start. Present before: it must be present
-# after and not lower. Absent before: absent after, or set by CUBIC's HyStart (which ends slow
-# start on an ACK train or a delay increase by setting ssthresh to cwnd: not a loss reaction):
-# the namespace's TcpExtTCPHystart*Detect moved and its kernel had no loss reaction at all
-# (E2E_LOSS_REACTIONS; spurious tail loss probes, undone by a D-SACK, are no reaction); the
-# log says which.
+# after and not lower. Absent before: absent after, or set by CUBIC's HyStart on an ACK train
+# (TcpExtTCPHystartTrainDetect: the window the pause held back goes out at once, cwnd passes
+# 16 and, on a 0.05 ms lab link, the ACK train of one round outlasts half the minimum RTT;
+# ssthresh = cwnd, no loss reaction, and the same after any receiver's zero window). A
+# delay exit (TcpExtTCPHystartDelayDetect: the RTT rose 4 ms or more) fails: that is a delay
+# spike at the splice, which the proxy must not cause (issue 13 item 10; the packet path is
+# optimised in debug builds too, see Package.swift). So does any loss reaction of this socket.
+# BACKLOG (a sentence): the flow was held long enough (a rollback's 2 s) that the server's
+# reopened window releases a backlog of megabytes in slow start, through the lab's bottleneck
+# (the user-space proxy on 2 cores): its queue is the delay HyStart's delay exit exists for,
+# so a delay exit is noted with that reason instead.
+# The counters are the whole namespace's (every flow of the case); a loss reaction of THIS
+# socket (RTO, fast recovery, a loss probe) always retransmits, so a socket that retransmitted
+# nothing had none: another flow's reaction is that flow's.
 e2e_expect_ssthresh_kept() {
-    local from=$1 to=$2 port=$3 before after
+    local from=$1 to=$2 port=$3 backlog=${4:-} before after
     before=$(e2e_ssthresh "$from" "$port")
     after=$(e2e_ssthresh "$to" "$port")
     if [[ $before != absent ]]; then
@@ -381,25 +390,29 @@ e2e_expect_ssthresh_kept() {
     elif [[ $after == absent ]]; then
         tl_note "server ssthresh toward NAT port $port: absent ($from) -> absent ($to): slow start throughout, no loss reaction"
     else
-        local hystart reactions retrans
-        hystart=$(($(e2e_counter_delta "$from" "$to" TcpExtTCPHystartTrainDetect) + $(e2e_counter_delta "$from" "$to" TcpExtTCPHystartDelayDetect)))
+        local train delay reactions retrans
+        train=$(e2e_counter_delta "$from" "$to" TcpExtTCPHystartTrainDetect)
+        delay=$(e2e_counter_delta "$from" "$to" TcpExtTCPHystartDelayDetect)
         reactions=$(e2e_loss_reactions "$from" "$to")
         retrans=$(($(e2e_tcpinfo_field "$to" "$port" 4) - $(e2e_tcpinfo_field "$from" "$port" 4)))
-        # The kernel's counters are the whole namespace's (every flow of the case); a loss
-        # reaction of THIS socket (RTO, fast recovery, a loss probe) always retransmits, so a
-        # socket that retransmitted nothing had none: another flow's reaction is that flow's.
-        if ((hystart == 0 || (reactions != 0 && retrans != 0))); then
-            tl_fail "the server's ssthresh toward NAT port $port went from absent (slow start, $from) to $after ($to): loss reactions in the server's kernel: $reactions, HyStart exits: $hystart (the socket retransmitted $retrans segments)"
+        if [[ -n $backlog ]] && ((delay != 0 && retrans == 0)); then
+            tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (ACK train +$train, delay +$delay): $backlog; this socket retransmitted nothing"
+            return 0
         fi
-        tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (TcpExtTCPHystart*Detect +$hystart); loss reactions in the namespace: $reactions; this socket retransmitted $retrans segments"
+        if ((train == 0 || delay != 0 || (reactions != 0 && retrans != 0))); then
+            tl_fail "the server's ssthresh toward NAT port $port went from absent (slow start, $from) to $after ($to): HyStart exits on an ACK train $train, on a delay increase $delay; loss reactions in the server's kernel: $reactions (the socket retransmitted $retrans segments)"
+        fi
+        tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart on an ACK train (+$train, delay exits +0); loss reactions in the namespace: $reactions; this socket retransmitted $retrans segments"
     fi
 }
 
-# e2e_unnat_watch NAME SECONDS: tcpdump at the server, for SECONDS at most, of TCP from the
-# laptop's own address (what the NAT must have rewritten) into CASE_DIR/NAME.pcap; returns once
-# it listens. E2E_UNNAT_PID is its process.
+# e2e_unnat_watch NAME SECONDS [HOST]: tcpdump at the server, for SECONDS at most, of TCP (and
+# of non-first IPv4 fragments, which carry no TCP header) from HOST's own address (default the
+# laptop's: what the NAT must have rewritten) into CASE_DIR/NAME.pcap; returns once it
+# listens. E2E_UNNAT_PID is its process.
 e2e_unnat_watch() {
-    lab_exec "$LAB_ID" srv timeout "$2" tcpdump -i eth0 -n -U -w "$CASE_DIR/$1.pcap" "tcp and src host $LAB_LAPTOP" \
+    E2E_UNNAT_HOST=${3:-$LAB_LAPTOP}
+    lab_exec "$LAB_ID" srv timeout "$2" tcpdump -i eth0 -n -U -w "$CASE_DIR/$1.pcap" "src host $E2E_UNNAT_HOST and (tcp or (ip[6:2] & 0x1fff != 0))" \
         >"$CASE_DIR/tcpdump-$1.log" 2>&1 &
     E2E_UNNAT_PID=$!
     tl_wait_until 5 "tcpdump at the server" grep -q "listening on" "$CASE_DIR/tcpdump-$1.log"
@@ -410,7 +423,7 @@ e2e_unnat_expect_none() {
     sleep 0.3
     kill "$E2E_UNNAT_PID" 2>/dev/null || true
     wait "$E2E_UNNAT_PID" 2>/dev/null || true
-    tl_expect_eq "packets from the laptop's own address seen at the server (un-NAT'd) $2" 0 \
+    tl_expect_eq "packets from the device's own address $E2E_UNNAT_HOST seen at the server (un-NAT'd) $2" 0 \
         "$(lab_exec "$LAB_ID" srv tcpdump -n -r "$CASE_DIR/$1.pcap" 2>/dev/null | wc -l)"
 }
 

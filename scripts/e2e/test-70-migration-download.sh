@@ -65,6 +65,9 @@ e2e_migrate_download() {
     [[ $variant == idle-strict ]] && e2e_strict_firewalls
     [[ $variant == phone-narrow ]] && e2e_insert_router 1400 phone
     e2e_gateway_up transparent owned 9000
+    local wireshark=0
+    [[ $variant == spliced || $variant == full ]] && wireshark=1
+    ((wireshark)) && e2e_wireshark_start
     [[ $variant == full || $variant == loss || $variant == pause-loss ]] && e2e_server_bottleneck 200mbit
     e2e_paced_server 9000 "$stream" "$rate" --burst "$burst" --chunk "$chunk"
     # Before the download: nothing of it delays the migration's start later.
@@ -84,6 +87,7 @@ e2e_migrate_download() {
     [[ $variant == pause-loss ]] && e2e_drop_one_while_paused
     local args=(--flow "$id" --to-addr "$LAB_PHONE")
     [[ $variant == rollback ]] && args+=(--deadline 2)
+    ((wireshark)) && e2e_wireshark_mark request
     e2e_migrate_start "$report" "${args[@]}"
     e2e_migrate_pending "$id"
     local phone_pid=""
@@ -98,6 +102,7 @@ e2e_migrate_download() {
     e2e_migrate_end "$report"
     [[ $variant == idle-strict ]] && tl_note "strict firewalls, packets dropped per rule: $(e2e_strict_counts)"
     e2e_server_sample after 9000
+    if ((wireshark)); then e2e_wireshark_mark after; e2e_wireshark_stop; fi
 
     local phase
     phase=$(e2e_report_field "$report" phase)
@@ -122,6 +127,9 @@ e2e_migrate_download() {
         # (Linux's tcp_simple_retransmit after "fragmentation needed", as without the proxy);
         # no timeout all the same.
         e2e_expect_no_rto before after
+    elif [[ $variant == rollback ]]; then
+        e2e_expect_no_rto before after
+        e2e_expect_ssthresh_kept before after "$natport" "held 2 s by the rollback's deadline, the paced server's backlog leaves at once"
     else
         e2e_expect_no_rto before after
         e2e_expect_ssthresh_kept before after "$natport"
@@ -155,12 +163,81 @@ e2e_migrate_download() {
     [[ $variant == idle-strict ]] && e2e_expect_probes_passed
     [[ $variant == pause-loss ]] && e2e_expect_one_dropped_while_paused
     [[ $variant == phone-narrow ]] && e2e_expect_icmp_from_phone_side
+    ((wireshark)) && e2e_expect_wireshark_clean
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
     e2e_observe_check "$(e2e_report_field "$report" id)" "$phase"
     e2e_proxy_healthy
     e2e_capture_check "$(e2e_report_field "$report" id)" 9000
+}
+
+# The Wireshark view (issue 13): tcpdump at the server and the phone (headers only) from
+# before the download; E2E_WIRESHARK_PIDS are the captures. e2e_wireshark_mark NAME records
+# the time (CASE_DIR/wireshark-NAME.t).
+e2e_wireshark_start() {
+    E2E_WIRESHARK_PIDS=()
+    local node
+    for node in srv phone; do
+        lab_exec "$LAB_ID" "$node" timeout 120 tcpdump -i eth0 -s 128 -U -n -w "$CASE_DIR/wireshark-$node.pcap" \
+            tcp port 9000 >"$CASE_DIR/tcpdump-wireshark-$node.log" 2>&1 &
+        E2E_WIRESHARK_PIDS+=($!)
+    done
+    local deadline=$((SECONDS + 5))
+    until grep -q listening "$CASE_DIR/tcpdump-wireshark-srv.log" && grep -q listening "$CASE_DIR/tcpdump-wireshark-phone.log"; do
+        ((SECONDS < deadline)) || tl_fail "tcpdump did not start at srv and phone: $(cat "$CASE_DIR"/tcpdump-wireshark-*.log | head -c 300)"
+        sleep 0.1
+    done
+    tl_note "tcpdump at srv and phone (tcp port 9000) for tshark's TCP analysis"
+}
+e2e_wireshark_mark() { date +%s.%N >"$CASE_DIR/wireshark-$1.t"; }
+
+# e2e_wireshark_stop: the captures end (right after the sample that closes the window).
+e2e_wireshark_stop() {
+    local pid
+    sleep 0.2
+    for pid in "${E2E_WIRESHARK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${E2E_WIRESHARK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# e2e_expect_wireshark_clean: tshark's TCP analysis flags no packet the server or the phone
+# saw between the migration's request and the sample after it (the window the ssthresh check
+# covers: before it, a full-rate server's own losses at its bottleneck are its business): no
+# retransmission of any kind, nothing out of order, no "ACKed unseen segment", no "previous
+# segment not captured". Zero windows and the server's persist probes are the pause.
+E2E_WIRESHARK_FLAGS=(retransmission fast_retransmission spurious_retransmission out_of_order ack_lost_segment lost_segment)
+e2e_expect_wireshark_clean() {
+    local from to node flag fields=() line="" total=0 counts
+    from=$(cat "$CASE_DIR/wireshark-request.t") to=$(cat "$CASE_DIR/wireshark-after.t")
+    for flag in "${E2E_WIRESHARK_FLAGS[@]}"; do fields+=(-e "tcp.analysis.$flag"); done
+    for node in srv phone; do
+        [[ -s $CASE_DIR/wireshark-$node.pcap ]] || tl_fail "no capture at $node"
+        # One pass: a row per packet in the window, a column per flag ("1" when set).
+        counts=$(tshark -n -r "$CASE_DIR/wireshark-$node.pcap" -Y "frame.time_epoch >= $from && frame.time_epoch <= $to" \
+            -T fields -E separator=/t "${fields[@]}" -e frame.number 2>"$CASE_DIR/tshark-$node.err" \
+            | awk -F'\t' -v n="${#E2E_WIRESHARK_FLAGS[@]}" '
+                { rows++; for (i = 1; i <= n; i++) if ($i != "") c[i]++ }
+                END { printf "%d", rows; for (i = 1; i <= n; i++) printf " %d", c[i] + 0; print "" }')
+        local per rows
+        read -r -a per <<<"$counts"
+        rows=${per[0]:-0} per=("${per[@]:1}")
+        ((rows > 0)) || tl_fail "tshark read no packet of $node's capture in the migration's window: $(head -c 300 "$CASE_DIR/tshark-$node.err")"
+        line+="$node ($rows packets):"
+        local i
+        for i in "${!E2E_WIRESHARK_FLAGS[@]}"; do
+            line+=" ${E2E_WIRESHARK_FLAGS[$i]}=${per[$i]}"
+            total=$((total + per[i]))
+        done
+        line+="; "
+    done
+    tl_note "tshark's TCP analysis between the request and the sample after it: $line"
+    if ((total != 0)); then
+        for node in srv phone; do
+            tshark -n -r "$CASE_DIR/wireshark-$node.pcap" -Y "tcp.analysis.flags && !tcp.analysis.zero_window && !tcp.analysis.window_update && frame.time_epoch >= $from && frame.time_epoch <= $to" \
+                2>/dev/null | head -n 10 | sed "s/^/  $node: /"
+        done
+        tl_fail "tshark flags packets of the migration at the server or the phone: $line"
+    fi
 }
 
 # e2e_strict_timestamps: the phone offers no timestamps; the server drops (and counts) every

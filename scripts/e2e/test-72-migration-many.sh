@@ -44,12 +44,12 @@ e2e_migrate_many() {
     local natports=() nat
     while read -r nat; do natports+=("$nat"); done < <(awk '{print $1}' "$CASE_DIR/before.tcpinfo")
     tl_expect_eq "server sockets sampled before" "$count" "${#natports[@]}"
-    local hystart=0
+    local train=0
     for nat in "${natports[@]}"; do
         e2e_expect_ssthresh_kept before after "$nat" >"$CASE_DIR/ssthresh-$nat.txt"
-        grep -q HyStart "$CASE_DIR/ssthresh-$nat.txt" && hystart=$((hystart + 1))
+        grep -q "ACK train" "$CASE_DIR/ssthresh-$nat.txt" && train=$((train + 1))
     done
-    tl_note "no server socket's ssthresh went down ($count sockets, $hystart of them left slow start by HyStart): $(paste -d' ' "$CASE_DIR/before.tcpinfo" "$CASE_DIR/after.tcpinfo" | awk '{printf "%s:%s->%s ", $1, $2, $6}')"
+    tl_note "no server socket's ssthresh went down, none left slow start on a delay ($count sockets, $train of them left it on an ACK train): $(paste -d' ' "$CASE_DIR/before.tcpinfo" "$CASE_DIR/after.tcpinfo" | awk '{printf "%s:%s->%s ", $1, $2, $6}')"
 
     local pid
     for pid in "${E2E_PIDS[@]}"; do wait "$pid" || true; done
