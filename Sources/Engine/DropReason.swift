@@ -6,6 +6,13 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case truncated, badIPVersion = "bad_ip_version", badIPHeaderLength = "bad_ip_header_length"
     case badIPTotalLength = "bad_ip_total_length", badIPChecksum = "bad_ip_checksum"
     case ipFragment = "ip_fragment", badIPv6ExtensionHeader = "bad_ipv6_extension_header"
+    /// IPv4 fragments (`IPv4Reassembly`, RFC 791 §3.2): one that is not a multiple of 8 bytes
+    /// though more follow, or would end past 65,535 bytes; one that overlaps a piece already
+    /// held or disagrees on the end (its whole datagram is discarded); one beyond the limits
+    /// on datagrams and bytes held (in all, and per source); and datagrams given up after 15 s
+    /// incomplete (counted once each).
+    case fragmentMalformed = "fragment_malformed", fragmentOverlap = "fragment_overlap"
+    case fragmentLimit = "fragment_limit", fragmentTimeout = "fragment_timeout"
     case notTCP = "not_tcp", badTCPHeaderLength = "bad_tcp_header_length"
     case badTCPChecksum = "bad_tcp_checksum", badTCPOptions = "bad_tcp_options"
     case ipv6Unsupported = "ipv6_unsupported"
@@ -80,6 +87,10 @@ public struct EngineCounters: Sendable, Equatable {
     /// and ones the proxy took for itself (about its own segments during a migration).
     public var icmpErrorsTranslated: UInt64 = 0
     public var icmpErrorsAbsorbed: UInt64 = 0
+    /// IPv4 datagrams put back together from their fragments (`IPv4Reassembly`), and the
+    /// fragments that went into them (a fragment still waiting is in neither, nor in drops).
+    public var datagramsReassembled: UInt64 = 0
+    public var fragmentsReassembled: UInt64 = 0
     /// SYNs whose MSS option was lowered (`MSSClamp`).
     public var synsClamped: UInt64 = 0
     /// Segments of a device without timestamps sent to the server with the option added

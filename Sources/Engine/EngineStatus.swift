@@ -28,6 +28,9 @@ public struct EngineStatus: Sendable, Codable, Equatable {
     /// ICMP errors translated to the other end of a managed flow, and absorbed by the proxy.
     public var icmpErrorsTranslated: UInt64 = 0
     public var icmpErrorsAbsorbed: UInt64 = 0
+    /// IPv4 datagrams put back together from fragments, and the fragments that went into them.
+    public var datagramsReassembled: UInt64 = 0
+    public var fragmentsReassembled: UInt64 = 0
 }
 
 extension SpliceEngine {
@@ -44,7 +47,8 @@ extension SpliceEngine {
             inFlightStorageBytes: inFlightStorageBytes, drops: drops,
             kernelPathFlows: kernelPathFlowCount, kernelPathEntered: counters.kernelPathEntered,
             kernelPathLeft: counters.kernelPathLeft, stateProbes: counters.stateProbes,
-            icmpErrorsTranslated: counters.icmpErrorsTranslated, icmpErrorsAbsorbed: counters.icmpErrorsAbsorbed)
+            icmpErrorsTranslated: counters.icmpErrorsTranslated, icmpErrorsAbsorbed: counters.icmpErrorsAbsorbed,
+            datagramsReassembled: counters.datagramsReassembled, fragmentsReassembled: counters.fragmentsReassembled)
     }
 }
 
@@ -67,6 +71,7 @@ extension EngineStatus {
             t.kernelPathFlows += p.kernelPathFlows; t.kernelPathEntered &+= p.kernelPathEntered
             t.kernelPathLeft &+= p.kernelPathLeft; t.stateProbes &+= p.stateProbes
             t.icmpErrorsTranslated &+= p.icmpErrorsTranslated; t.icmpErrorsAbsorbed &+= p.icmpErrorsAbsorbed
+            t.datagramsReassembled &+= p.datagramsReassembled; t.fragmentsReassembled &+= p.fragmentsReassembled
         }
         return t
     }

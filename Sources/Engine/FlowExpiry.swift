@@ -6,6 +6,7 @@ import Wire
 extension SpliceEngine {
     /// Expires flows whose time is up. Call every ~100 ms with the current time.
     public func expire(now: Instant) {
+        expireFragments(now: now)
         if !retiredKeys.isEmpty { retiredKeys = retiredKeys.filter { now < $0.value } }
         releaseAssignedKeys()
         let n = table.slotCount

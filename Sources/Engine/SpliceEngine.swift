@@ -43,6 +43,8 @@ public final class SpliceEngine {
     }
     private let hot: UnsafeMutablePointer<HotState>
     var sweepCursor = 0
+    /// IPv4 datagrams that came in fragments, until whole (`SpliceEngine+Fragments`).
+    var reassembly = IPv4Reassembly()
     /// Running migrations, from the request (waiting for a flow's state, `awaitingState`) to
     /// the end (they leave with their report).
     var migrations: [MigrationID: Migration] = [:]
@@ -121,6 +123,7 @@ public final class SpliceEngine {
     /// dropped. Packets the engine makes itself (RSTs, later migration ACKs) are appended to
     /// `generated`.
     public func process(_ batch: PacketBatch, now: Instant, generated: PacketBatch) {
+        reassembleFragments(batch, now: now)
         for i in 0..<batch.count where !batch.dropped[i] {
             trimLinkPadding(batch, i)
             switch process(batch.packet(i), offload: &batch.offloads[i], now: now, generated: generated) {

@@ -194,7 +194,11 @@ public final class DataPlane: @unchecked Sendable {
                     let n = try input.read(into: batch)
                     if n == 0 { break }
                     let now = Syscall.monotonicNow()
-                    if let peers { peers.route(batch, from: self, now: now) }
+                    if let peers {
+                        // A later fragment carries no ports to route it by: whole datagrams first.
+                        engine.reassembleFragments(batch, now: now)
+                        peers.route(batch, from: self, now: now)
+                    }
                     try forward(batch, now: now)
                 }
                 try drainInbox()

@@ -11,6 +11,7 @@ public final class EngineMetrics: @unchecked Sendable {
     private let superSegmentsIn, segmentsCoalesced: Counter
     private let flowsCreated, flowsClosed, flowsExpired: Counter
     private let kernelPathEntered, kernelPathLeft, stateProbes: Counter
+    private let datagramsReassembled, fragmentsReassembled: Counter
     private let kernelPathFlows: Gauge
     private let drops: [DropReason: Counter]
     private let flows, natInUse, natCapacity, inFlightBytes: Gauge
@@ -32,6 +33,8 @@ public final class EngineMetrics: @unchecked Sendable {
         kernelPathEntered = registry.makeCounter(descriptor: Self.name("kernel_path_entered", "total", "Flows handed to the kernel's forwarding"))
         kernelPathLeft = registry.makeCounter(descriptor: Self.name("kernel_path_left", "total", "Flows taken back from the kernel's forwarding"))
         stateProbes = registry.makeCounter(descriptor: Self.name("state_probes", "total", "ACKs sent to learn a flow's state back from its ends"))
+        datagramsReassembled = registry.makeCounter(descriptor: Self.name("ipv4_datagrams_reassembled", "total", "IPv4 datagrams the engine put back together from fragments"))
+        fragmentsReassembled = registry.makeCounter(descriptor: Self.name("ipv4_fragments_reassembled", "total", "IPv4 fragments that went into reassembled datagrams"))
         kernelPathFlows = registry.makeGauge(descriptor: Self.name("kernel_path_flows", "", "Flows the kernel forwards now"))
         var d: [DropReason: Counter] = [:]
         for r in DropReason.allCases {
@@ -63,6 +66,7 @@ public final class EngineMetrics: @unchecked Sendable {
         set(flowsCreated, status.flowsCreated); set(flowsClosed, status.flowsClosed); set(flowsExpired, status.flowsExpired)
         set(kernelPathEntered, status.kernelPathEntered); set(kernelPathLeft, status.kernelPathLeft)
         set(stateProbes, status.stateProbes)
+        set(datagramsReassembled, status.datagramsReassembled); set(fragmentsReassembled, status.fragmentsReassembled)
         kernelPathFlows.set(Double(status.kernelPathFlows))
         for (r, c) in drops { set(c, status.drops[r.rawValue] ?? 0) }
         flows.set(Double(status.flows))

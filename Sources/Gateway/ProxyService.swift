@@ -39,6 +39,10 @@ public struct ProxyOptions: Sendable {
     public var deviceAPI: DeviceAPISettings?
     /// TUN queues, each with its own engine shard and thread (IFF_MULTI_QUEUE when > 1).
     public var queues: Int
+    /// IPv4 fragments are reassembled before routing (`ReassemblyTable`), so every piece of a
+    /// managed flow reaches the engine, NAT'd with the rest. Off (`--no-reassemble`): no
+    /// conntrack is turned on for it, and fragments of managed flows are dropped or leak.
+    public var reassemble = true
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
                 control: String, metrics: IPv4Endpoint?, capturePath: String?,
                 offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
@@ -222,8 +226,10 @@ public struct ProxyService {
                     nat: options.engine.nat, natPorts: options.engine.natPorts,
                     interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip),
                     tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil,
+                    tunMTU: options.reassemble ? ReassemblyTable.tunMTU : nil,
                     kernelPath: options.engine.kernelPath == nil ? nil
-                        : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat))
+                        : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat),
+                    reassembly: options.reassemble ? ReassemblyTable(tunName: tunName) : nil)
     }
 }
 

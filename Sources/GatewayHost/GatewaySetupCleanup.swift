@@ -14,7 +14,8 @@ import PacketIO
 ///    state file.
 /// 3. `pref 0 lookup local` is added back if it is missing and tsmp moved it (a state file or
 ///    a tagged `lookup local` rule says so), or if no `lookup local` rule is left at all.
-/// 4. Any nftables table named `tsmp_kernel_path_*` (the kernel path's) is deleted.
+/// 4. Any nftables table named `tsmp_kernel_path_*` (the kernel path's) or `tsmp_reassembly_*`
+///    (fragment reassembly's) is deleted.
 ///
 /// Safe to run any number of times; with nothing left it says so and changes nothing.
 /// Sysctls are restored only from state files (step 1): without a record nobody knows the
@@ -143,10 +144,11 @@ public enum GatewayCleanup {
             fail("failed: \(error)")
         }
 
-        // The kernel path's tables (named for tsmp, like the protocol tag on rules).
+        // The kernel path's and the reassembly's tables (named for tsmp, like the protocol tag on rules).
         do {
             let nft = try Nftables()
-            for name in KernelPathTable.tableNames(inListing: try nft.run("list tables")) {
+            let listing = try nft.run("list tables")
+            for name in KernelPathTable.tableNames(inListing: listing) + ReassemblyTable.tableNames(inListing: listing) {
                 sweep("nftables table ip \(name)") { () throws(SystemError) in try nft.run("delete table ip \(name)") }
             }
         } catch {

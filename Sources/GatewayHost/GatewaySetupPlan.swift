@@ -53,12 +53,17 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
     /// The kernel path's nftables table (`--kernel-path`): transparent rules then skip packets
     /// it marks. nil: every managed packet goes through the TUN.
     public var kernelPath: KernelPathTable?
+    /// Fragment reassembly before routing (`ReassemblyTable`; the TUN's MTU then is 65,535).
+    /// nil: fragments of managed flows are not reassembled (`--no-reassemble`).
+    public var reassembly: ReassemblyTable?
 
     public init(tunName: String = GatewayPlan.defaultTunName, table: UInt32 = GatewayPlan.defaultTable,
                 deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address,
                 natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPv4Endpoint] = [],
-                tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil, kernelPath: KernelPathTable? = nil) {
+                tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil, kernelPath: KernelPathTable? = nil,
+                reassembly: ReassemblyTable? = nil) {
         self.kernelPath = kernelPath
+        self.reassembly = reassembly
         self.tunName = tunName
         self.table = table
         self.deviceInterfaces = deviceInterfaces
@@ -302,6 +307,7 @@ extension GatewayPlan {
         }
         changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
         if let kernelPath { changes.append(.nftTable(name: kernelPath.name, ruleset: kernelPath.ruleset)) }
+        if let reassembly { changes.append(.nftTable(name: reassembly.name, ruleset: reassembly.ruleset)) }
         if facts.ipForward != "1" {
             changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))
         }

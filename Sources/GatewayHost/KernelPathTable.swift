@@ -35,11 +35,7 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
 
     /// The kernel path tables in `nft list tables` output ("table ip NAME" lines).
     public static func tableNames(inListing listing: String) -> [String] {
-        listing.split(separator: "\n").compactMap { line in
-            let words = line.split(separator: " ")
-            guard words.count == 3, words[0] == "table", words[1] == "ip", words[2].hasPrefix(namePrefix) else { return nil }
-            return String(words[2])
-        }
+        NftablesListing.tableNames(listing, family: "ip", prefix: namePrefix)
     }
 
     /// The whole table, for `nft -f` (one transaction).

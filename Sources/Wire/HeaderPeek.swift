@@ -28,11 +28,19 @@ public struct HeaderPeek {
         }
     }
 
+    /// True for an IPv4 fragment, first or later (MF set or a non-zero offset; RFC 791 §3.1).
+    @inlinable public var isIPv4Fragment: Bool {
+        guard bytes.count >= IPv4Packet.minimumHeaderLength, ipVersion == 4 else { return false }
+        return bytes.u16(IPv4Packet.Field.flagsFragment) & 0x3FFF != 0
+    }
+
     /// The addresses, ports and flags of an IPv4 TCP packet (RFC 791 §3.1, RFC 9293 §3.1),
-    /// nil when the bytes are not IPv4 with protocol 6, or end before the TCP flags.
+    /// nil when the bytes are not IPv4 with protocol 6, or end before the TCP flags, or are a
+    /// fragment (a later one's "ports" would be payload bytes).
     @inlinable public var ipv4TCP: (source: IPv4Endpoint, destination: IPv4Endpoint, flags: TCPFlags)? {
         guard bytes.count >= IPv4Packet.minimumHeaderLength, ipVersion == 4,
-              bytes[IPv4Packet.Field.proto] == 6 else { return nil }
+              bytes[IPv4Packet.Field.proto] == 6,
+              bytes.u16(IPv4Packet.Field.flagsFragment) & 0x3FFF == 0 else { return nil }
         let ihl = Int(bytes[IPv4Packet.Field.versionIHL] & 0x0F) * 4
         guard ihl >= IPv4Packet.minimumHeaderLength, bytes.count >= ihl + TCPSegment.Field.flags + 1 else { return nil }
         let source = IPv4Endpoint(IPv4Address(bytes.u32(IPv4Packet.Field.source)), bytes.u16(ihl + TCPSegment.Field.sourcePort))

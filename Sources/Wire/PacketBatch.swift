@@ -147,6 +147,21 @@ public final class PacketBatch {
         return true
     }
 
+    /// Replaces packet `i` with `bytes`, from the start of its slot, offload metadata cleared.
+    /// Returns false, changing nothing, when they do not fit a slot.
+    @discardableResult
+    public func replace(_ i: Int, with bytes: UnsafeRawBufferPointer) -> Bool {
+        precondition(i < count)
+        guard bytes.count <= maxPacket else { return false }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            slotBuffer(i).baseAddress!.copyMemory(from: src, byteCount: bytes.count)
+        }
+        offsets[i] = 0
+        lengths[i] = bytes.count
+        offloads[i] = VirtioNetHeader()
+        return true
+    }
+
     /// Marks packet `i` as not to be written.
     public func markDropped(_ i: Int) {
         precondition(i < count)

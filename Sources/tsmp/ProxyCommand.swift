@@ -103,6 +103,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Lower the MSS option of forwarded SYNs to what the --uplink (toward servers) and --devices (toward devices) links carry: their MTU less 40. A narrower link further away is learned from ICMP fragmentation-needed, which the proxy translates either way. --no-clamp-mss: SYNs keep the MSS their sender announced.")
     var clampMSS = true
 
+    @Flag(inversion: .prefixedNo, help: "Reassemble IPv4 fragments before routing (an nftables table that turns conntrack on in this namespace; the TUN's MTU becomes 65535), so every piece of a managed flow is NAT'd like the rest. --no-reassemble: fragments of managed flows are dropped by the engine or pass un-NAT'd.")
+    var reassemble = true
+
     @Option(help: "With --kernel-path: hand a flow over once established this many seconds, active, and past 256 KiB.")
     var kernelPathAfter: Double = 1
 
@@ -180,6 +183,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
                                    offload: offload, tunAddress: tunAddress, deviceAPI: deviceAPI,
                                    queues: queueCount)
         options.dashboard = dashboard
+        options.reassemble = reassemble
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

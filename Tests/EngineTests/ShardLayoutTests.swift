@@ -70,4 +70,18 @@ struct ShardLayoutTests {
         #expect(key(ack) == .device(source: endpoint("10.1.0.2:40000"), destination: endpoint("10.2.0.2:8080"), openingSyn: false))
         #expect(key([0x60, 0, 0]) == .none)
     }
+
+    @Test("a fragment has no shard key: a later piece's 'ports' are payload bytes (it stays where it was read)")
+    func fragmentsHaveNoShardKey() {
+        let nat = address("10.2.0.1")
+        func key(_ b: [UInt8]) -> ShardKey { b.withUnsafeBytes { ShardKey($0, nat: nat, natPorts: EngineConfig.defaultNATPorts) } }
+        let whole = tcp4(src: "10.2.0.2:8080", dst: "10.2.0.1:61005", payload: Array(repeating: 0xEE, count: 600), id: 5, dontFragment: false)
+        for piece in ipv4Fragments(whole, sizes: [304]) {
+            #expect(piece.withUnsafeBytes { HeaderPeek($0).isIPv4Fragment })
+            #expect(piece.withUnsafeBytes { HeaderPeek($0).ipv4TCP == nil })
+            #expect(key(piece) == .none)
+        }
+        #expect(!whole.withUnsafeBytes { HeaderPeek($0).isIPv4Fragment })
+        #expect(key(whole) == .natPort(61005))
+    }
 }
