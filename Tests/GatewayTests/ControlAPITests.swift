@@ -15,7 +15,7 @@ import Wire
 /// The proxy's local control API over real loopback HTTP, with the real data-plane thread
 /// under it and an in-memory device instead of the TUN (no root needed): listings, migration
 /// requests, and every kind of bad request refused with a reason and nothing changed.
-@Suite("Control API on loopback")
+@Suite("Control API on loopback", .serialized)
 struct ControlAPITests {
     /// A data plane holding one flow (its SYN was queued before the loop started), and the
     /// control endpoint on an ephemeral loopback port.

@@ -10,7 +10,7 @@ import Testing
 @Suite("systemd notification")
 struct ServiceNotifierTests {
     /// A Unix datagram socket bound to `name` (a path, or `@NAME` for an abstract one).
-    final class Listener {
+    final class Listener: @unchecked Sendable {
         let fd: Int32
         let path: String?
 
@@ -36,6 +36,14 @@ struct ServiceNotifierTests {
             var buffer = [UInt8](repeating: 0, count: 4096)
             let n = recv(fd, &buffer, buffer.count, 0)
             return n < 0 ? nil : String(decoding: buffer[..<n], as: UTF8.self)
+        }
+
+        /// `receive()` on a Dispatch thread: an async test must not block the concurrency pool
+        /// (two threads on two cores), where the watchdog's own task runs, and other suites' handlers.
+        func received() async -> String? {
+            await withCheckedContinuation { c in
+                DispatchQueue.global().async { c.resume(returning: self.receive()) }
+            }
         }
 
         deinit {
@@ -101,8 +109,8 @@ struct ServiceNotifierTests {
         let well = ServiceNotifier(environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"])
         let started = well.watchdog(isWell: { true })
         let task = try #require(started)
-        #expect(listener.receive() == "WATCHDOG=1")
-        #expect(listener.receive() == "WATCHDOG=1")
+        #expect(await listener.received() == "WATCHDOG=1")
+        #expect(await listener.received() == "WATCHDOG=1")
         task.cancel()
         _ = await task.value
 
@@ -111,7 +119,7 @@ struct ServiceNotifierTests {
         setsockopt(listener.fd, SOL_SOCKET, SO_RCVTIMEO, &short, socklen_t(MemoryLayout<timeval>.size))
         let quiet = unwell.watchdog(isWell: { false })
         let silent = try #require(quiet)
-        #expect(listener.receive() == nil)
+        #expect(await listener.received() == nil)
         silent.cancel()
         _ = await silent.value
     }
