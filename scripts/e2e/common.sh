@@ -371,10 +371,11 @@ e2e_loss_reactions() {
 # delay exit (TcpExtTCPHystartDelayDetect: the RTT rose 4 ms or more) fails: that is a delay
 # spike at the splice, which the proxy must not cause (issue 13 item 10; the packet path is
 # optimised in debug builds too, see Package.swift). So does any loss reaction of this socket.
-# BACKLOG (a sentence): the flow was held long enough (a rollback's 2 s) that the server's
-# reopened window releases a backlog of megabytes in slow start, through the lab's bottleneck
-# (the user-space proxy on 2 cores): its queue is the delay HyStart's delay exit exists for,
-# so a delay exit is noted with that reason instead.
+# BACKLOG (a sentence): the servers' reopened windows release backlogs in slow start through
+# the lab's bottleneck (the user-space proxy on 2 cores) together: megabytes after a
+# rollback's 2 s, or twenty flows' at once. That queue is the delay HyStart's delay exit
+# exists for, so a delay exit is noted with that reason instead (a single flow's ordinary
+# splice gets no such excuse).
 # The counters are the whole namespace's (every flow of the case); a loss reaction of THIS
 # socket (RTO, fast recovery, a loss probe) always retransmits, so a socket that retransmitted
 # nothing had none: another flow's reaction is that flow's.
@@ -395,8 +396,8 @@ e2e_expect_ssthresh_kept() {
         delay=$(e2e_counter_delta "$from" "$to" TcpExtTCPHystartDelayDetect)
         reactions=$(e2e_loss_reactions "$from" "$to")
         retrans=$(($(e2e_tcpinfo_field "$to" "$port" 4) - $(e2e_tcpinfo_field "$from" "$port" 4)))
-        if [[ -n $backlog ]] && ((delay != 0 && retrans == 0)); then
-            tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (ACK train +$train, delay +$delay): $backlog; this socket retransmitted nothing"
+        if [[ -n $backlog ]] && ((delay != 0 && (reactions == 0 || retrans == 0))); then
+            tl_note "server ssthresh toward NAT port $port: absent ($from, slow start) -> $after ($to): slow start ended by HyStart (ACK train +$train, delay +$delay): $backlog; loss reactions in the namespace: $reactions; this socket retransmitted $retrans segments"
             return 0
         fi
         if ((train == 0 || delay != 0 || (reactions != 0 && retrans != 0))); then
