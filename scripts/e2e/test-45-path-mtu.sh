@@ -149,7 +149,7 @@ print("connect: connected?"); sys.exit(1)
     e2e_proxy_healthy
 }
 
-# e2e_fragments DIRECTION: a sender without path MTU discovery (net.ipv4.ip_no_pmtu_disc=1: DF
+# e2e_fragments DIRECTION [PROXY ARGS...]: a sender without path MTU discovery (net.ipv4.ip_no_pmtu_disc=1: DF
 # clear) behind a router whose link toward the gateway has MTU 1400, so the router fragments
 # its 1500-byte segments: "download", srv sends to the laptop (the pieces reach the gateway
 # from the server's side); "upload", the phone sends to srv (from a device's side). The
@@ -161,15 +161,13 @@ print("connect: connected?"); sys.exit(1)
 # and an upload's pieces left with the phone's own address.
 e2e_fragments() {
     local direction=$1 dir=$CASE_DIR/data sender
+    shift
+    E2E_EXTRA_PROXY_ARGS+=("$@")
     mkdir -p "$dir"
     e2e_random_file "$dir/blob.bin" 8M
-    if [[ $direction == download ]]; then
-        sender=srv
-        e2e_insert_router 1400 srv
-    else
-        sender=phone
-        e2e_insert_router 1400 phone
-    fi
+    sender=srv
+    [[ $direction == upload ]] && sender=phone
+    e2e_insert_router 1400 "$sender"
     lab_exec "$LAB_ID" "$sender" sysctl -q -w net.ipv4.ip_no_pmtu_disc=1
     tl_note "$sender: net.ipv4.ip_no_pmtu_disc=1 (its segments leave without DF)"
     e2e_gateway_up transparent owned 7000
@@ -179,23 +177,18 @@ e2e_fragments() {
     e2e_unnat_watch unnat 40 "$LAB_PHONE"
     local start
     start=$(tl_now)
-    if [[ $direction == download ]]; then
-        lab_exec "$LAB_ID" srv timeout 30 socat -u "OPEN:$dir/blob.bin" "TCP-LISTEN:7000,bind=$LAB_SRV,reuseaddr" \
-            >"$CASE_DIR/socat-server.log" 2>&1 &
-        local server=$!
-        tl_wait_until 15 "socat listening" e2e_listening srv 7000
-        timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:7000,connect-timeout=5" "CREATE:$dir/got.bin" \
-            >"$CASE_DIR/socat-client.log" 2>&1 || tl_fail "the download did not complete: $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
-        wait "$server" || true
-    else
-        lab_exec "$LAB_ID" srv timeout 30 socat -u "TCP-LISTEN:7000,bind=$LAB_SRV,reuseaddr" "CREATE:$dir/got.bin" \
-            >"$CASE_DIR/socat-server.log" 2>&1 &
-        local server=$!
-        tl_wait_until 15 "socat listening" e2e_listening srv 7000
-        timeout 25 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "OPEN:$dir/blob.bin" "TCP:$LAB_SRV:7000,connect-timeout=5" \
-            >"$CASE_DIR/socat-client.log" 2>&1 || tl_fail "the upload did not complete: $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
-        wait "$server" || tl_fail "the socat sink failed: $(tail -n 2 "$CASE_DIR/socat-server.log" | tr '\n' ' ')"
+    # One-way socats: the sender reads blob.bin, the receiver writes got.bin.
+    local listen="TCP-LISTEN:7000,bind=$LAB_SRV,reuseaddr" connect="TCP:$LAB_SRV:7000,connect-timeout=5"
+    local server_args=("OPEN:$dir/blob.bin" "$listen") client=laptop client_args=("$connect" "CREATE:$dir/got.bin")
+    if [[ $direction == upload ]]; then
+        server_args=("$listen" "CREATE:$dir/got.bin") client=phone client_args=("OPEN:$dir/blob.bin" "$connect")
     fi
+    lab_exec "$LAB_ID" srv timeout 30 socat -u "${server_args[@]}" >"$CASE_DIR/socat-server.log" 2>&1 &
+    local server=$!
+    tl_wait_until 15 "socat listening" e2e_listening srv 7000
+    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" "$client")" socat -u "${client_args[@]}" >"$CASE_DIR/socat-client.log" 2>&1 \
+        || tl_fail "the $direction did not complete: $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
+    wait "$server" || tl_fail "the server's socat failed: $(tail -n 2 "$CASE_DIR/socat-server.log" | tr '\n' ' ')"
     tl_note "$direction of 8M took $(e2e_seconds_since "$start") s"
     tl_expect_eq "sha256 of the $direction" "$(e2e_sha "$dir/blob.bin")" "$(e2e_sha "$dir/got.bin")"
     e2e_unnat_expect_none unnat "during the $direction"
