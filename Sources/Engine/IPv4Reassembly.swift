@@ -59,16 +59,14 @@ struct IPv4Reassembly {
     private var pending: [Key: Datagram] = [:]
     private var perSource: [UInt32: Int] = [:]
     private(set) var bytesHeld = 0
-    /// Datagrams given up after `timeout`.
-    private(set) var timedOut: UInt64 = 0
     /// How many fragments the datagram last completed was made of.
     private(set) var lastPieces = 0
 
     var datagramsHeld: Int { pending.count }
 
-    /// Adds one fragment (`packet.isFragment`).
+    /// Adds one fragment (`packet.isFragment`). Datagrams whose time is up are given up by
+    /// `expire(now:)`, which the caller runs once per batch, not here per fragment.
     mutating func add(_ packet: IPv4Packet, now: Instant) -> Outcome {
-        expire(now: now)
         let offset = packet.fragmentOffset
         let piece = UnsafeRawBufferPointer(packet.payload)
         let end = offset + piece.count
@@ -79,86 +77,88 @@ struct IPv4Reassembly {
         let key = Key(source: packet.source.value, destination: packet.destination.value,
                       identification: packet.identification, proto: packet.protocolNumber)
 
+        // Taken out of the table while it is changed, so its payload is not copied (copy on
+        // write) for every piece; put back unless it is complete or given up.
         var d: Datagram
-        if let held = pending[key] {
+        if let held = pending.removeValue(forKey: key) {
             d = held
         } else {
             guard pending.count < maxDatagrams, perSource[key.source, default: 0] < maxPerSource else {
                 return .dropped(.fragmentLimit)
             }
             d = Datagram(deadline: Instant(nanoseconds: now.nanoseconds &+ Self.timeout))
+            perSource[key.source, default: 0] += 1
         }
         if d.received.contains(where: { $0.lowerBound <= offset && end <= $0.upperBound && !piece.isEmpty })
             || (piece.isEmpty && d.total == end) {
+            pending[key] = d
             return .held   // a duplicate: inside what arrived already (kept as it first came)
         }
         if d.received.contains(where: { $0.overlaps(offset..<end) })
             || (!packet.moreFragments && d.total.map { $0 != end } ?? false)
             || (!packet.moreFragments && (d.received.last?.upperBound ?? 0) > end)
             || (d.total.map { end > $0 } ?? false) {
-            discard(key)
+            forget(d, of: key.source)
             return .dropped(.fragmentOverlap)
         }
         let growth = max(0, end - d.payload.count) + (offset == 0 ? packet.headerLength : 0)
         guard bytesHeld + growth <= maxBytes else {
-            if pending[key] == nil { return .dropped(.fragmentLimit) }
-            discard(key)
+            forget(d, of: key.source)
             return .dropped(.fragmentLimit)
         }
         if end > d.payload.count { d.payload.append(contentsOf: repeatElement(0, count: end - d.payload.count)) }
-        d.payload.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: piece.baseAddress!, byteCount: piece.count) }
-        insert(offset..<end, into: &d.received)
+        if !piece.isEmpty {
+            d.payload.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: piece.baseAddress!, byteCount: piece.count) }
+            Self.insert(offset..<end, into: &d.received)
+        }
         if offset == 0 {
             d.header = Array(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(packet.bytes)[0..<packet.headerLength]))
         }
         if !packet.moreFragments { d.total = end }
         d.pieces += 1
-
-        if pending[key] == nil { perSource[key.source, default: 0] += 1 }
         bytesHeld += growth
         guard d.isComplete, let header = d.header else {
             pending[key] = d
             return .held
         }
-        pending[key] = d
-        discard(key)
+        forget(d, of: key.source)
         lastPieces = d.pieces
         return .complete(Self.datagram(header: header, payload: d.payload))
     }
 
-    /// Gives up datagrams whose time is up.
-    mutating func expire(now: Instant) {
-        guard !pending.isEmpty else { return }
-        for (key, d) in pending where now.nanoseconds > d.deadline.nanoseconds {
-            discard(key)
-            timedOut &+= 1
+    /// Gives up datagrams whose time is up; how many.
+    mutating func expire(now: Instant) -> Int {
+        guard !pending.isEmpty else { return 0 }
+        let late = pending.filter { now.nanoseconds > $0.value.deadline.nanoseconds }
+        for (key, d) in late {
+            pending[key] = nil
+            forget(d, of: key.source)
         }
+        return late.count
     }
 
-    private mutating func discard(_ key: Key) {
-        guard let d = pending.removeValue(forKey: key) else { return }
+    /// Releases what a datagram no longer in `pending` was counted for.
+    private mutating func forget(_ d: Datagram, of source: UInt32) {
         bytesHeld -= d.heldBytes
-        let left = perSource[key.source, default: 1] - 1
-        perSource[key.source] = left > 0 ? left : nil
+        let left = perSource[source, default: 1] - 1
+        perSource[source] = left > 0 ? left : nil
     }
 
-    /// Adds `r` to sorted, disjoint `ranges`, joining neighbours.
-    private func insert(_ r: Range<Int>, into ranges: inout [Range<Int>]) {
-        var lower = r.lowerBound, upper = r.upperBound
-        var out: [Range<Int>] = []
-        out.reserveCapacity(ranges.count + 1)
-        var placed = false
-        for x in ranges {
-            if x.upperBound < lower { out.append(x); continue }
-            if x.lowerBound > upper {
-                if !placed { out.append(lower..<upper); placed = true }
-                out.append(x)
-                continue
-            }
-            lower = min(lower, x.lowerBound); upper = max(upper, x.upperBound)
+    /// Adds `r` (not empty, overlapping none of them) to sorted, disjoint `ranges`, joined
+    /// with the neighbours it touches.
+    private static func insert(_ r: Range<Int>, into ranges: inout [Range<Int>]) {
+        var i = ranges.firstIndex { $0.lowerBound >= r.upperBound } ?? ranges.count
+        var joined = r
+        if i < ranges.count && ranges[i].lowerBound == r.upperBound {
+            joined = joined.lowerBound..<ranges[i].upperBound
+            ranges.remove(at: i)
         }
-        if !placed { out.append(lower..<upper) }
-        ranges = out
+        if i > 0 && ranges[i - 1].upperBound == r.lowerBound {
+            joined = ranges[i - 1].lowerBound..<joined.upperBound
+            ranges.remove(at: i - 1)
+            i -= 1
+        }
+        ranges.insert(joined, at: i)
     }
 
     /// The whole datagram: the first fragment's header with the total length set, MF and the

@@ -10,7 +10,12 @@ extension SpliceEngine {
     /// `process(_:now:generated:)` calls it too, and a batch without fragments costs one look
     /// at each packet's flags.
     public func reassembleFragments(_ batch: PacketBatch, now: Instant) {
+        var expired = false
         for i in 0..<batch.count where !batch.dropped[i] && HeaderPeek(UnsafeRawBufferPointer(batch.packet(i))).isIPv4Fragment {
+            if !expired {   // once per batch, before the first piece (a late piece starts anew)
+                expireFragments(now: now)
+                expired = true
+            }
             let bytes = batch.packet(i)
             // Only what the policy rules steer here (TCP, ICMP); process() counts why the rest goes.
             guard let packet = try? IPv4Packet(validating: bytes),
@@ -41,17 +46,11 @@ extension SpliceEngine {
                 }
             }
         }
-        syncFragmentTimeouts()
     }
 
+    /// Gives up datagrams held longer than `IPv4Reassembly.timeout`, counted as `fragment_timeout`.
     func expireFragments(now: Instant) {
-        reassembly.expire(now: now)
-        syncFragmentTimeouts()
-    }
-
-    private func syncFragmentTimeouts() {
-        let counted = counters[.fragmentTimeout]
-        if reassembly.timedOut > counted { counters[.fragmentTimeout] = reassembly.timedOut }
+        counters[.fragmentTimeout] &+= UInt64(reassembly.expire(now: now))
     }
 
     /// IPv4 datagrams waiting for fragments, and the bytes they hold.
