@@ -104,7 +104,10 @@ let package = Package(
             .product(name: "PostgresKit", package: "postgres-kit"),
         ], swiftSettings: strict),
         // What the services say about themselves: log lines (text with quoted values, or JSON).
-        .target(name: "Telemetry", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Telemetry", dependencies: ["CBuildStamp", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // The commit a build was stamped with at link time (scripts/lib/build-stamp), for `--version`.
+        .target(name: "CBuildStamp"),
         // Sans-IO multimedia sessions (SMP draft §5): RTSP 1.0 messages and rewriting, SDP, RTP/RTCP
         // views, GOP boundaries (H.264, MPEG-4 Part 2), the switch decision and loss monitoring. No I/O.
         .target(name: "Media", swiftSettings: strict),
