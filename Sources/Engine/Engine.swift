@@ -1,6 +1,8 @@
 /// Engine: the sans-IO splice engine (DESIGN §5-6; TSMP draft §4.2-4.3). `SpliceEngine` owns
 /// the flow table, NAT ports, sequence and timestamp remapping, the in-flight copies and the
-/// migrations (`Migration/`: one `Migration` value per migration, its phase an enum).
+/// migrations (`Migration/`: one `Migration` value per migration, its phase an enum), and
+/// each flow's durable facts for a restart (`Checkpoint/`: `FlowCheckpoint`, the record format
+/// `CheckpointCodec`, `adopt`; the file is Forwarding's `FlowCheckpointFile`).
 ///
 /// Invariants of the module:
 /// - It imports Wire and Logging only: no I/O, no threads, no clock. The caller passes each

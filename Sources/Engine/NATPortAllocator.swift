@@ -37,6 +37,16 @@ public struct NATPortAllocator: Sendable {
         return nil
     }
 
+    /// Takes `port` itself (a flow adopted from a checkpoint keeps its port); false when it is
+    /// outside the range or taken.
+    public mutating func claim(_ port: UInt16) -> Bool {
+        guard range.contains(port), !isInUse(port) else { return false }
+        let i = Int(port - range.lower)
+        used[i >> 6] |= 1 << UInt64(i & 63)
+        inUse += 1
+        return true
+    }
+
     /// Returns a port; releasing a port that is not in use does nothing.
     public mutating func release(_ port: UInt16) {
         guard range.contains(port) else { return }

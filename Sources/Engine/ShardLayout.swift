@@ -83,6 +83,12 @@ public struct ShardLayout: Sendable, Hashable {
         (local - 1) &* UInt64(count) &+ UInt64(index) &+ 1
     }
 
+    /// The local number `globalID(local:)` made `id` from, when this shard handed it out.
+    public func localID(global id: UInt64) -> UInt64? {
+        guard id > 0, shard(ofID: id) == index else { return nil }
+        return (id - 1) / UInt64(count) + 1
+    }
+
     /// The shard that handed out `id` (0 for the invalid id 0).
     public func shard(ofID id: UInt64) -> Int {
         id == 0 ? 0 : Int((id - 1) % UInt64(count))

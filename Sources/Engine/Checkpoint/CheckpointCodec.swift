@@ -1,0 +1,267 @@
+import Wire
+
+/// The checkpoint's byte format (version 1): a stream of self-checking records, so the same
+/// bytes serve as a file that is appended to per flow event and compacted by atomic replace,
+/// and as a stream a standby gateway could follow (conntrackd's role) without a new format.
+///
+///     record = length u32 | crc u32 | type u8 | body        (big-endian; length and crc
+///                                                           cover type + body; crc: CRC-32C)
+///     type 1, header: "TSMPCKPT" | version u16 | setup u64  (first, once)
+///     type 2, flow:   id u64 | device, original, server: endpoint | NAT port u16 | state u8 |
+///                     seq offsets to server, to device u32 u32 | TS offsets u32 u32 |
+///                     stream starts u32 u32 | FINs: (present u8, seq u32) x2 |
+///                     device SYN, server SYN: syn | server's view of the device's shift u8 |
+///                     device shift override u8 | device's view of the server's shift u8
+///                     (0xFF: none) | device MSS u16 (0: none) | bits u8 (1 device lacks SACK,
+///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel)
+///     type 3, gone:   id u64
+///     endpoint = family u8 (4 or 6) | address (4 or 16 bytes) | port u16
+///     syn      = MSS u16 (0: none) | window scale u8 (0xFF: none) | bits u8 (1 SACK, 2 TS, 4 ECN)
+///
+/// A later flow record replaces an earlier one of the same id; "gone" removes it. `setup` is
+/// a fingerprint of the proxy's options that flows depend on (NAT address, services, device
+/// prefixes): a checkpoint written under other options is refused, not adopted.
+///
+/// Reading never traps on bad bytes. A record cut short at the end (a write the crash
+/// interrupted) is reported and not applied; anything else that does not check out (CRC,
+/// length, an unknown type or value, a record after a cut one) refuses the whole checkpoint.
+public enum CheckpointCodec {
+    public static let version: UInt16 = 1
+    static let magic = Array("TSMPCKPT".utf8)
+    /// No record of this version is longer (a flow record of two IPv6 endpoints is ~110 bytes).
+    static let maxRecordLength = 1024
+
+    enum RecordType: UInt8 { case header = 1, flow = 2, gone = 3 }
+
+    /// The first record of every checkpoint.
+    public static func header(setup: UInt64) -> [UInt8] {
+        var w = Writer()
+        w.bytes(magic); w.u16(version); w.u64(setup)
+        return frame(.header, w.out)
+    }
+
+    /// A flow's facts, replacing any earlier record of the same flow.
+    public static func record(_ f: FlowCheckpoint) -> [UInt8] {
+        var w = Writer()
+        w.u64(f.id.rawValue)
+        w.endpoint(f.device); w.endpoint(f.original); w.endpoint(f.server)
+        w.u16(f.natPort)
+        w.u8(stateCode(f.state))
+        w.u32(f.seqOffsetToServer.delta); w.u32(f.seqOffsetToDevice.delta)
+        w.u32(f.tsOffsetToServer); w.u32(f.tsOffsetToDevice)
+        w.u32(f.streamStartToServer.rawValue); w.u32(f.streamStartToDevice.rawValue)
+        for fin in [f.finToServer, f.finToDevice] { w.u8(fin == nil ? 0 : 1); w.u32(fin?.rawValue ?? 0) }
+        w.syn(f.deviceSyn); w.syn(f.serverSyn)
+        w.u8(f.serverViewOfDeviceShift)
+        w.u8(f.deviceShiftOverride ?? 0xFF); w.u8(f.deviceViewOfServerShift ?? 0xFF)
+        w.u16(f.deviceMSS ?? 0)
+        var bits: UInt8 = 0
+        if f.deviceLacksSACK { bits |= 1 }
+        if f.deviceLacksTimestamps { bits |= 2 }
+        if f.deviceLacksECN { bits |= 4 }
+        if f.inKernel { bits |= 8 }
+        w.u8(bits)
+        return frame(.flow, w.out)
+    }
+
+    /// The flow is gone (closed, reset, expired): a restart must not adopt it.
+    public static func gone(_ id: FlowID) -> [UInt8] {
+        var w = Writer()
+        w.u64(id.rawValue)
+        return frame(.gone, w.out)
+    }
+
+    /// A whole checkpoint of `flows`: what compaction writes to a new file before renaming it.
+    public static func snapshot(setup: UInt64, flows: [FlowCheckpoint]) -> [UInt8] {
+        flows.reduce(into: header(setup: setup)) { $0 += record($1) }
+    }
+
+    /// What a checkpoint holds: the flows live at its end, in id order.
+    public struct Contents: Sendable, Equatable {
+        public var flows: [FlowCheckpoint]
+        /// A last record cut short: where it starts, and how many of its bytes are there out of
+        /// how many. Not applied: its flow stays as the records before said.
+        public var tornTail: TornRecord?
+    }
+
+    public struct TornRecord: Sendable, Equatable, CustomStringConvertible {
+        public var offset: Int, present: Int, expected: Int
+        public var description: String {
+            "the last record, at byte \(offset), is cut short (\(present) of \(expected) bytes): a write the stop interrupted; not applied"
+        }
+    }
+
+    /// Reads a checkpoint written under options whose fingerprint is `setup`.
+    public static func decode(_ bytes: [UInt8], setup: UInt64) throws(CheckpointError) -> Contents {
+        guard !bytes.isEmpty else { throw .empty }
+        var flows: [FlowID: FlowCheckpoint] = [:]
+        var offset = 0
+        var sawHeader = false
+        while offset < bytes.count {
+            let left = bytes.count - offset
+            var head = Reader(bytes[offset..<min(bytes.count, offset + 8)])
+            guard left >= 8, let length = head.u32().map(Int.init), let crc = head.u32() else {
+                if !sawHeader { throw .truncated(present: bytes.count) }
+                return Contents(flows: sorted(flows), tornTail: TornRecord(offset: offset, present: left, expected: 8))
+            }
+            guard length >= 1, length <= maxRecordLength else {
+                throw sawHeader ? CheckpointError.corrupt(offset: offset, why: "record length \(length)") : CheckpointError.notACheckpoint
+            }
+            guard left >= 8 + length else {
+                if !sawHeader { throw .truncated(present: bytes.count) }
+                return Contents(flows: sorted(flows), tornTail: TornRecord(offset: offset, present: left, expected: 8 + length))
+            }
+            let record = bytes[(offset + 8)..<(offset + 8 + length)]
+            guard CRC32C.checksum(record) == crc else {
+                throw sawHeader ? CheckpointError.corrupt(offset: offset, why: "checksum") : CheckpointError.notACheckpoint
+            }
+            var r = Reader(record.dropFirst())
+            let type = RecordType(rawValue: record[record.startIndex])
+            if !sawHeader {
+                guard type == .header, let m = r.bytes(magic.count), m == magic, let v = r.u16(), let s = r.u64() else {
+                    throw .notACheckpoint
+                }
+                guard v <= version else { throw .newerFormat(found: v, supported: version) }
+                guard s == setup else { throw .otherSetup }
+                sawHeader = true
+            } else {
+                switch type {
+                case .flow:
+                    guard let f = flow(&r), r.isAtEnd else { throw .corrupt(offset: offset, why: "flow record") }
+                    flows[f.id] = f
+                case .gone:
+                    guard let id = r.u64(), r.isAtEnd else { throw .corrupt(offset: offset, why: "gone record") }
+                    flows[FlowID(id)] = nil
+                case .header, nil:
+                    throw .corrupt(offset: offset, why: "record type \(record[record.startIndex])")
+                }
+            }
+            offset += 8 + length
+        }
+        return Contents(flows: sorted(flows), tornTail: nil)
+    }
+
+    private static func sorted(_ flows: [FlowID: FlowCheckpoint]) -> [FlowCheckpoint] {
+        flows.values.sorted { $0.id < $1.id }
+    }
+
+    private static func flow(_ r: inout Reader) -> FlowCheckpoint? {
+        guard let id = r.u64(), let device = r.endpoint(), let original = r.endpoint(), let server = r.endpoint(),
+              let natPort = r.u16(), let stateByte = r.u8(), let state = flowState(stateByte) else { return nil }
+        var f = FlowCheckpoint(id: FlowID(id), device: device, original: original, server: server,
+                               natPort: natPort, state: state)
+        guard let a = r.u32(), let b = r.u32(), let c = r.u32(), let d = r.u32(), let e = r.u32(), let g = r.u32()
+        else { return nil }
+        f.seqOffsetToServer = SequenceOffset(delta: a); f.seqOffsetToDevice = SequenceOffset(delta: b)
+        f.tsOffsetToServer = c; f.tsOffsetToDevice = d
+        f.streamStartToServer = SeqNumber(e); f.streamStartToDevice = SeqNumber(g)
+        var fins: [SeqNumber?] = []
+        for _ in 0..<2 {
+            guard let present = r.u8(), present <= 1, let seq = r.u32() else { return nil }
+            fins.append(present == 1 ? SeqNumber(seq) : nil)
+        }
+        f.finToServer = fins[0]; f.finToDevice = fins[1]
+        guard let deviceSyn = r.syn(), let serverSyn = r.syn(), let view = r.u8(), view <= 14,
+              let override = r.u8(), override <= 14 || override == 0xFF,
+              let serverView = r.u8(), serverView <= 14 || serverView == 0xFF,
+              let mss = r.u16(), let bits = r.u8(), bits & ~0x0F == 0 else { return nil }
+        f.deviceSyn = deviceSyn; f.serverSyn = serverSyn
+        f.serverViewOfDeviceShift = view
+        f.deviceShiftOverride = override == 0xFF ? nil : override
+        f.deviceViewOfServerShift = serverView == 0xFF ? nil : serverView
+        f.deviceMSS = mss == 0 ? nil : mss
+        f.deviceLacksSACK = bits & 1 != 0; f.deviceLacksTimestamps = bits & 2 != 0
+        f.deviceLacksECN = bits & 4 != 0; f.inKernel = bits & 8 != 0
+        return f
+    }
+
+    private static func frame(_ type: RecordType, _ body: [UInt8]) -> [UInt8] {
+        let record = [type.rawValue] + body
+        var w = Writer()
+        w.u32(UInt32(record.count)); w.u32(CRC32C.checksum(record))
+        return w.out + record
+    }
+
+    private static let states: [FlowState] = [.synSent, .synReceived, .established, .halfClosed, .closed, .reset]
+    private static func stateCode(_ s: FlowState) -> UInt8 { UInt8(states.firstIndex(of: s) ?? 0) }
+    private static func flowState(_ code: UInt8) -> FlowState? { Int(code) < states.count ? states[Int(code)] : nil }
+
+    private struct Writer {
+        var out: [UInt8] = []
+        mutating func u8(_ v: UInt8) { out.append(v) }
+        mutating func u16(_ v: UInt16) { out += [UInt8(v >> 8), UInt8(v & 0xFF)] }
+        mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xFFFF)) }
+        mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(v & 0xFFFF_FFFF)) }
+        mutating func bytes(_ b: [UInt8]) { out += b }
+        mutating func endpoint(_ e: IPEndpoint) {
+            switch e.address {
+            case .v4(let a): u8(4); u32(a.value)
+            case .v6(let a): u8(6); u64(a.high); u64(a.low)
+            }
+            u16(e.port)
+        }
+        mutating func syn(_ s: SynOptions) {
+            u16(s.mss ?? 0); u8(s.windowScale ?? 0xFF)
+            u8((s.sackPermitted ? 1 : 0) | (s.timestamps ? 2 : 0) | (s.ecn ? 4 : 0))
+        }
+    }
+
+    /// Bounds-checked reads: nil past the end, never a trap.
+    private struct Reader {
+        var rest: ArraySlice<UInt8>
+        init(_ bytes: ArraySlice<UInt8>) { rest = bytes }
+        var isAtEnd: Bool { rest.isEmpty }
+        mutating func bytes(_ n: Int) -> [UInt8]? {
+            guard rest.count >= n else { return nil }
+            defer { rest = rest.dropFirst(n) }
+            return Array(rest.prefix(n))
+        }
+        mutating func u8() -> UInt8? { bytes(1).map { $0[0] } }
+        mutating func u16() -> UInt16? { bytes(2).map { UInt16($0[0]) << 8 | UInt16($0[1]) } }
+        mutating func u32() -> UInt32? { bytes(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } } }
+        mutating func u64() -> UInt64? { bytes(8).map { $0.reduce(0) { $0 << 8 | UInt64($1) } } }
+        mutating func endpoint() -> IPEndpoint? {
+            let address: IPAddress
+            switch u8() {
+            case 4: guard let v = u32() else { return nil }; address = .v4(IPv4Address(v))
+            case 6: guard let h = u64(), let l = u64() else { return nil }; address = .v6(IPv6Address(high: h, low: l))
+            default: return nil
+            }
+            guard let port = u16() else { return nil }
+            return IPEndpoint(address, port)
+        }
+        mutating func syn() -> SynOptions? {
+            guard let mss = u16(), let scale = u8(), scale <= 14 || scale == 0xFF, let bits = u8(), bits & ~7 == 0
+            else { return nil }
+            var s = SynOptions()
+            s.mss = mss == 0 ? nil : mss
+            s.windowScale = scale == 0xFF ? nil : scale
+            s.sackPermitted = bits & 1 != 0; s.timestamps = bits & 2 != 0; s.ecn = bits & 4 != 0
+            return s
+        }
+    }
+}
+
+/// Why a checkpoint is refused; each says what to do.
+public enum CheckpointError: Error, Equatable, CustomStringConvertible {
+    case empty
+    case notACheckpoint
+    /// Shorter than its own header.
+    case truncated(present: Int)
+    case newerFormat(found: UInt16, supported: UInt16)
+    /// Written by a proxy with other options (NAT address, services, device prefixes).
+    case otherSetup
+    case corrupt(offset: Int, why: String)
+
+    public var description: String {
+        switch self {
+        case .empty: "the checkpoint is empty"
+        case .notACheckpoint: "not a tsmp flow checkpoint (no header record)"
+        case .truncated(let n): "the checkpoint is cut short: \(n) bytes, less than its header"
+        case .newerFormat(let found, let supported):
+            "the checkpoint is format \(found), written by a newer tsmp; this one reads up to format \(supported)"
+        case .otherSetup: "the checkpoint was written by a proxy with other options (NAT address, services or device prefixes)"
+        case .corrupt(let offset, let why): "the checkpoint is damaged at byte \(offset) (\(why))"
+        }
+    }
+}
