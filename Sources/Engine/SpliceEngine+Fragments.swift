@@ -10,12 +10,8 @@ extension SpliceEngine {
     /// `process(_:now:generated:)` calls it too, and a batch without fragments costs one look
     /// at each packet's flags.
     public func reassembleFragments(_ batch: PacketBatch, now: Instant) {
-        var expired = false
+        // Datagrams past their time are given up by `expire(now:)` (every ~100 ms), not here.
         for i in 0..<batch.count where !batch.dropped[i] && HeaderPeek(UnsafeRawBufferPointer(batch.packet(i))).isIPv4Fragment {
-            if !expired {   // once per batch, before the first piece (a late piece starts anew)
-                expireFragments(now: now)
-                expired = true
-            }
             let bytes = batch.packet(i)
             // Only what the policy rules steer here (TCP, ICMP); process() counts why the rest goes.
             guard let packet = try? IPv4Packet(validating: bytes),

@@ -55,6 +55,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
           tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
           tsmp proxy ... --no-clamp-mss                 # forward SYNs with the MSS their sender announced
+          tsmp proxy ... --no-reassemble                # no conntrack for fragment reassembly (fragments of managed flows are lost)
         """)
 
     @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
