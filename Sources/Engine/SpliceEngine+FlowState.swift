@@ -29,6 +29,8 @@ extension SpliceEngine {
     }
 
     func advanceState(_ flow: inout Flow, flags: TCPFlags, fromDevice: Bool) {
+        let stateBefore = flow.state
+        defer { if flow.state != stateBefore || flags.contains(.fin) { noteCheckpointChange(flow.id) } }
         if flags.contains(.rst) {
             if flow.state != .reset { flow.stateBeforeReset = flow.state }
             flow.state = .reset
@@ -62,6 +64,7 @@ extension SpliceEngine {
 
     func removeFlow(slot: Int, closed: Bool) {
         guard var flow = table.remove(slot: slot) else { return }
+        noteCheckpointChange(flow.id)
         kernelPathForget(flow)
         natPorts.release(flow.natPort)
         if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }

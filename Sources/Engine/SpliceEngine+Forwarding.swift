@@ -63,6 +63,7 @@ extension SpliceEngine {
         flow.streamStartToServer = packet.tcp.seq + 1
         clampSynTowardServer(packet.tcp)
         let slot = table.insert(flow)
+        noteCheckpointChange(id)
         counters.flowsCreated &+= 1
         journal.append(.flowNew, at: now, flow: id, device: flow.device, server: target)
         logger.debug("flow created", metadata: [

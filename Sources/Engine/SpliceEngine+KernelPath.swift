@@ -101,6 +101,7 @@ extension SpliceEngine {
                 continue
             }
             kernelPathIDs.insert(id)
+            noteCheckpointChange(id)
             counters.kernelPathEntered &+= 1
         }
         return refused
@@ -140,6 +141,7 @@ extension SpliceEngine {
             }
             if wasIn {
                 kernelPathIDs.remove(id)
+                noteCheckpointChange(id)
                 counters.kernelPathLeft &+= 1
             }
         }

@@ -74,6 +74,11 @@ public final class SpliceEngine {
     var announcedAwaiting: Set<MigrationID> = []
     /// What the engine has to tell its driver (`takeEvents`), besides the kernel path's changes.
     var events: [EngineEvent] = []
+    /// Flows whose durable facts changed since the last `takeCheckpointRecords`, when the
+    /// driver keeps a checkpoint (`recordsCheckpointChanges`).
+    var checkpointChanges: Set<FlowID> = []
+    /// Whether flow events are noted for the checkpoint (off: nobody takes them).
+    public var recordsCheckpointChanges = false
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []

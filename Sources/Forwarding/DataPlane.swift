@@ -43,6 +43,11 @@ public final class DataPlane: @unchecked Sendable {
     var peers: ShardPeers?
     /// Applies the kernel path's changes, when the engine hands flows to the kernel (set before `start`).
     var kernelPathInstaller: KernelPathInstaller?
+    /// This shard's flow checkpoint, appended to after each call into the engine that changed
+    /// a flow's durable facts (set before `start`; only the loop thread writes it).
+    var checkpoint: FlowCheckpointFile?
+    /// The checkpoint failed to write once (said once; flows go on, a restart may lose them).
+    private var checkpointFailed = false
     /// A read of the kernel's counters for this shard is queued (`KernelPathInstaller.readCounters`).
     let kernelCountersQueued = Atomic<Bool>(false)
     /// How often the kernel's counters of handed-over flows are read (activity, `tsmp flows`).
@@ -243,8 +248,10 @@ public final class DataPlane: @unchecked Sendable {
         }
     }
 
-    /// Passes on what the engine said (`EngineEvent`) since the last call; on the loop thread.
+    /// Passes on what the engine said (`EngineEvent`) since the last call, and appends its
+    /// flows' changes to the checkpoint; on the loop thread.
     private func consumeEvents() {
+        if checkpoint != nil && engine.hasCheckpointChanges { appendCheckpoint() }
         guard engine.hasEvents else { return }
         let shard = engine.shard.index
         for event in engine.takeEvents() {
@@ -261,6 +268,28 @@ public final class DataPlane: @unchecked Sendable {
                 peers?.registry.release(device: device, original: original, shard: shard)
             }
         }
+    }
+
+    /// One write per call into the engine (a batch, a command, a tick), compacted now and then.
+    private func appendCheckpoint() {
+        guard let checkpoint else { return }
+        let records = engine.takeCheckpointRecords()
+        do {
+            try checkpoint.append(records)
+            if checkpoint.wantsCompaction { try checkpoint.compact(flows: engine.checkpoints()) }
+        } catch {
+            guard !checkpointFailed else { return }
+            checkpointFailed = true
+            logger.error("the flow checkpoint could not be written: a restart may lose flows (said once)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Rewrites the checkpoint as a snapshot of the flows now: the last thing a stop that keeps
+    /// the flows does (the loop has stopped; nobody else touches the engine).
+    func writeFinalCheckpoint() throws(FlowCheckpointFileError) {
+        guard let checkpoint else { return }
+        _ = engine.takeCheckpointRecords()
+        try checkpoint.compact(flows: engine.checkpoints())
     }
 
     private func writeGenerated() throws(SystemError) {

@@ -20,12 +20,17 @@ import PacketIO
 public final class FlowCheckpointFile {
     public let path: String
     public let setup: UInt64
+    /// The shard whose flows the file holds (its header).
+    public let shard: CheckpointCodec.Shard
     private var fd: Int32 = -1
     /// Bytes in the file, and bytes its last snapshot had.
     private(set) var fileBytes = 0
     private var snapshotBytes = 0
     /// Appends that make the file at least this large may compact it.
     static let compactAbove = 1 << 20
+
+    /// No checkpoint file is read beyond this (100,000 flows take about 7 MB).
+    public static let maxBytes = 256 << 20
 
     /// Reads what a previous proxy left at `path`: nil when there is no file.
     public static func read(path: String, setup: UInt64) throws(FlowCheckpointFileError) -> CheckpointCodec.Contents? {
@@ -39,9 +44,12 @@ public final class FlowCheckpointFile {
         defer { try? Syscall.close(fd) }
         let bytes: [UInt8]
         do {
-            bytes = try Syscall.readToEnd(fd)
+            bytes = try Syscall.readToEnd(fd, limit: maxBytes + 1)
         } catch {
             throw FlowCheckpointFileError(path: path, reason: "cannot read: \(error)")
+        }
+        guard bytes.count <= maxBytes else {
+            throw FlowCheckpointFileError(path: path, reason: "larger than \(maxBytes >> 20) MB: not a checkpoint this proxy wrote")
         }
         do {
             return try CheckpointCodec.decode(bytes, setup: setup)
@@ -52,9 +60,11 @@ public final class FlowCheckpointFile {
 
     /// Starts the checkpoint at `path` with `flows` (what was adopted, or nothing): the file is
     /// replaced atomically, then appended to.
-    public init(path: String, setup: UInt64, flows: [FlowCheckpoint] = []) throws(FlowCheckpointFileError) {
+    public init(path: String, setup: UInt64, shard: CheckpointCodec.Shard = .single,
+                flows: [FlowCheckpoint] = []) throws(FlowCheckpointFileError) {
         self.path = path
         self.setup = setup
+        self.shard = shard
         try replace(with: flows)
     }
 
@@ -88,7 +98,7 @@ public final class FlowCheckpointFile {
     }
 
     private func replace(with flows: [FlowCheckpoint]) throws(FlowCheckpointFileError) {
-        let snapshot = CheckpointCodec.snapshot(setup: setup, flows: flows)
+        let snapshot = CheckpointCodec.snapshot(setup: setup, shard: shard, flows: flows)
         let staging = path + ".new"
         do {
             // O_APPEND: each record goes to the end, whatever the offset.

@@ -20,13 +20,22 @@ public final class ShardedDataPlane: @unchecked Sendable {
     /// Applies the kernel path's changes off the packet threads, for every shard.
     let installer: KernelPathInstaller?
 
+    /// Flows taken over from the previous proxy's checkpoint (`checkpoints`), and those refused.
+    public private(set) var adoption = SpliceEngine.Adoption()
+
     /// One shard per `(input, output)` pair; each engine gets its share of the NAT ports and
-    /// of the flow and in-flight limits.
+    /// of the flow and in-flight limits. With `checkpoints`, each shard first adopts the flows
+    /// its previous self left (with that layout's seed, so every flow stays with the shard
+    /// that holds its NAT port), then keeps its own checkpoint file.
     public init(config: EngineConfig, queues: [(input: any PacketDevice, output: any PacketDevice)],
-                capture: PcapFileWriter? = nil, batchSize: Int = 64, kernelPath: KernelPath? = nil, logger: Logger) throws {
+                capture: PcapFileWriter? = nil, batchSize: Int = 64, kernelPath: KernelPath? = nil,
+                checkpoints: FlowCheckpoints? = nil, logger: Logger) throws {
         let count = queues.count
-        guard let layout = ShardLayout(index: 0, count: count, natPorts: config.natPorts,
-                                       seed: count > 1 ? UInt64.random(in: 0...UInt64.max) : 0) else {
+        if let checkpoints, checkpoints.paths.count != count {
+            throw Refused(description: "\(checkpoints.paths.count) checkpoint files for \(count) queues")
+        }
+        let seed = checkpoints?.previousSeed ?? (count > 1 ? UInt64.random(in: 0...UInt64.max) : 0)
+        guard let layout = ShardLayout(index: 0, count: count, natPorts: config.natPorts, seed: seed) else {
             throw Refused(description: "cannot run \(count) queues: the NAT port range \(config.natPorts) must give each at least one port")
         }
         self.layout = layout
@@ -45,6 +54,20 @@ public final class ShardedDataPlane: @unchecked Sendable {
             let plane = try DataPlane(engine: engine, input: q.input, output: q.output, recorder: recorder,
                                       batchSize: batchSize, logger: logger)
             plane.kernelPathInstaller = installer
+            if let checkpoints {
+                if i < checkpoints.previous.count {
+                    let adopted = engine.adopt(checkpoints.previous[i].flows, now: Syscall.monotonicNow())
+                    adoption.adopted += adopted.adopted
+                    adoption.refused += adopted.refused
+                }
+                engine.recordsCheckpointChanges = true
+                do {
+                    plane.checkpoint = try FlowCheckpointFile(path: checkpoints.paths[i], setup: checkpoints.setup,
+                                                              shard: CheckpointCodec.Shard(layout.shard(i)), flows: engine.checkpoints())
+                } catch {
+                    throw Refused(description: "\(error)")
+                }
+            }
             planes.append(plane)
         }
         self.planes = planes
@@ -58,6 +81,14 @@ public final class ShardedDataPlane: @unchecked Sendable {
     }
 
     public func start() { for p in planes { p.start() } }
+
+    /// Each shard's checkpoint rewritten as a snapshot of its flows now, after `stop` and
+    /// `waitUntilStopped` (a stop that keeps the flows for the next proxy). Returns the failures.
+    public func writeFinalCheckpoints() -> [String] {
+        planes.compactMap { p in
+            do { try p.writeFinalCheckpoint(); return nil } catch { return "\(error)" }
+        }
+    }
 
     public func stop() { for p in planes { p.stop() } }
 

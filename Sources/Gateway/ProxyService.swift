@@ -43,6 +43,10 @@ public struct ProxyOptions: Sendable {
     /// managed flow reaches the engine, NAT'd with the rest. Off (`--no-reassemble`): no
     /// conntrack is turned on for it, and fragments of managed flows are dropped or leak.
     public var reassemble = true
+    /// SIGTERM stops without removing the gateway's configuration and keeps the flows'
+    /// checkpoint, so the next `tsmp proxy run` with the same options takes them over
+    /// (restarts, upgrades); managed traffic is dropped meanwhile. SIGINT still removes all.
+    public var keepStateOnTerm = false
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
                 control: String, metrics: IPv4Endpoint?, capturePath: String?,
                 offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
@@ -110,13 +114,27 @@ public struct ProxyService {
             logger.warning("could not lengthen the TUN's queue", metadata: ["tun": "\(tun.name)", "error": "\(error)"])
         }
         let setup = GatewaySetup(plan: plan(tunName: tun.name), logger: logger)
+        // A previous proxy's flows are read and checked before anything changes in the kernel.
+        let checkpoints: FlowCheckpoints
         do {
-            try setup.install()
+            checkpoints = try previousCheckpoints(setup: setup, queues: tuns.count)
         } catch {
+            for t in tuns { try? t.close() }
+            throw error
+        }
+        let start: GatewaySetup.Start
+        do {
+            start = try setup.installOrResume()
+        } catch {
+            for t in tuns { try? t.close() }
+            // A failed resume leaves the configuration in place (failing closed) for the next start.
+            if case .refused = error { throw Failure(description: "\(error)") }
             let leftovers = setup.teardown()
             throw Failure(description: "\(error)" + (leftovers.isEmpty ? "" : "; undoing it also failed: \(leftovers.joined(separator: "; "))"))
         }
-        var teardownDone = false
+        if start == .installed { setup.store.removeCheckpoints(tun: tun.name) }
+        // A start that took flows over keeps the configuration if it fails later, for the next try.
+        var teardownDone = start != .installed
         defer { if !teardownDone { _ = setup.teardown() } }
 
         var queues: [(input: any PacketDevice, output: any PacketDevice)] = []
@@ -140,10 +158,11 @@ public struct ProxyService {
         let dataPlane: ShardedDataPlane
         do {
             dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
-                                             kernelPath: kernelPath, logger: Logger(label: "tsmp.dataplane"))
+                                             kernelPath: kernelPath, checkpoints: checkpoints, logger: Logger(label: "tsmp.dataplane"))
         } catch let refused as ShardedDataPlane.Refused {
             throw Failure(description: refused.description)
         }
+        reportAdoption(start, dataPlane.adoption, checkpoints)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
@@ -201,7 +220,8 @@ public struct ProxyService {
             return true
         }
         let signal = await signals.next()
-        logger.info("stopping", metadata: ["signal": "\(signal)"])
+        let keep = signal == SIGTERM && options.keepStateOnTerm
+        logger.info("stopping", metadata: ["signal": "\(signal)", "keep_state": "\(keep)"])
         notifier.leaving(watchdog: watchdog, logger: logger)
         dataPlane.stop()
         await dataPlane.waitUntilStopped()
@@ -209,6 +229,18 @@ public struct ProxyService {
         try? await group.shutdownGracefully()
         try? writer?.close()
         let status = dataPlane.finalStatus()
+        if keep {
+            teardownDone = true
+            let failures = dataPlane.writeFinalCheckpoints()
+            for t in tuns { try? t.close() }
+            if !failures.isEmpty {
+                throw Failure(description: "stopped, keeping the gateway's configuration, but the flow checkpoint could not be written: \(failures.joined(separator: "; ")); the next start cannot take the flows over; `tsmp proxy cleanup` removes everything")
+            }
+            logger.notice("stopped; configuration and flows kept for the next `tsmp proxy run` with the same options (managed traffic is dropped until then; `tsmp proxy cleanup` removes everything)", metadata: [
+                "flows": "\(status.flows)", "state": "\(setup.stateFilePath)",
+            ])
+            return
+        }
         let failures = setup.teardown()
         teardownDone = true
         for t in tuns { try? t.close() }
@@ -218,6 +250,35 @@ public struct ProxyService {
         logger.info("stopped; kernel state restored", metadata: [
             "packets_forwarded": "\(status.packetsForwarded)", "flows_created": "\(status.flowsCreated)",
             "packets_dropped": "\(status.drops.values.reduce(0, +))",
+        ])
+    }
+
+    /// What a previous proxy on this TUN left to adopt: read only when `installOrResume` will
+    /// take its configuration over (it ended, with this plan), and checked whole. A checkpoint
+    /// that cannot be adopted (other options, damaged, a newer format) refuses the start with
+    /// nothing changed: `tsmp proxy cleanup` drops those flows and clears the way.
+    func previousCheckpoints(setup: GatewaySetup, queues: Int) throws(Failure) -> FlowCheckpoints {
+        let tun = setup.plan.tunName
+        let paths = (0..<queues).map { setup.store.checkpointPath(forTun: tun, shard: $0) }
+        let fingerprint = options.engine.checkpointSetup(shards: queues)
+        guard let existing = try? setup.store.load(tun: tun), !existing.process.isRunning, existing.plan == setup.plan else {
+            return FlowCheckpoints(setup: fingerprint, paths: paths)
+        }
+        do {
+            return try FlowCheckpoints.readPrevious(setup: fingerprint, paths: paths)
+        } catch {
+            throw Failure(description: "cannot take over the flows of the proxy that ended on \(tun) (pid \(existing.pid)): \(error); nothing was changed; start with the options it had, or run `tsmp proxy cleanup` to drop those flows")
+        }
+    }
+
+    func reportAdoption(_ start: GatewaySetup.Start, _ adoption: SpliceEngine.Adoption, _ checkpoints: FlowCheckpoints) {
+        guard case .resumed(let pid) = start else { return }
+        for line in checkpoints.tornTails { logger.warning("flow checkpoint: \(line)") }
+        for (id, reason) in adoption.refused.prefix(20) {
+            logger.warning("flow not taken over", metadata: ["flow.id": "\(id)", "reason": "\(reason)"])
+        }
+        logger.notice("took over the flows of the proxy that ended", metadata: [
+            "previous_pid": "\(pid)", "flows_adopted": "\(adoption.adopted.count)", "flows_refused": "\(adoption.refused.count)",
         ])
     }
 

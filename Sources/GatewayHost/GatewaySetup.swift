@@ -20,11 +20,11 @@ public final class GatewaySetup {
     public var changes: [GatewayChange] { state.changes }
     public var stateFilePath: String { store.path(forTun: plan.tunName) }
 
-    private var state: GatewayState
+    var state: GatewayState
     private var session: NetlinkSession?
-    private let sysctl: Sysctl
-    private let logger: Logger
-    private var installStarted = false
+    let sysctl: Sysctl
+    let logger: Logger
+    var installStarted = false
     /// Tests only: makes a change fail with the errno it returns (to exercise the rollback).
     var faultInjection: ((GatewayChange) -> Int32?)?
 
@@ -128,7 +128,7 @@ public final class GatewaySetup {
     // MARK: Checks before any change
 
     /// The session, opened on first use in the calling thread's network namespace.
-    private func openSession() throws(GatewaySetupError) -> NetlinkSession {
+    func openSession() throws(GatewaySetupError) -> NetlinkSession {
         if let session { return session }
         do {
             let opened = try NetlinkSession()
@@ -170,7 +170,8 @@ public final class GatewaySetup {
             if existing.process.isRunning {
                 throw GatewaySetupError.refused("a tsmp proxy is already running on \(tun) (pid \(existing.pid), state file \(statePath))")
             }
-            throw GatewaySetupError.refused("a tsmp proxy on \(tun) (pid \(existing.pid)) ended without removing its configuration (state file \(statePath)); run `tsmp proxy cleanup` first")
+            let why = existing.plan == plan ? "" : " under other options (\(GatewayPlan.differences(existing.plan, plan)))"
+            throw GatewaySetupError.refused("a tsmp proxy on \(tun) (pid \(existing.pid)) ended without removing its configuration\(why) (state file \(statePath)); start it again with the same options to take its flows over, or run `tsmp proxy cleanup` first")
         }
 
         let names = [tun] + plan.deviceInterfaces + [plan.uplinkInterface]

@@ -14,6 +14,7 @@ import PacketIO
 ///    state file.
 /// 3. `pref 0 lookup local` is added back if it is missing and tsmp moved it (a state file or
 ///    a tagged `lookup local` rule says so), or if no `lookup local` rule is left at all.
+///    The state file's flow checkpoint goes with it.
 /// 4. Any nftables table named `tsmp_kernel_path_*` (the kernel path's) or `tsmp_reassembly_*`
 ///    (fragment reassembly's) is deleted.
 ///
@@ -91,9 +92,13 @@ public enum GatewayCleanup {
             }
             do {
                 if remaining.changes.isEmpty {
-                    try store.remove(tun: state.tunName)
+                    let checkpoints = try store.remove(tun: state.tunName)
                     report.actions.append("removed state file \(path)")
                     say("  removed \(path)")
+                    for c in checkpoints {
+                        report.actions.append("removed flow checkpoint \(c)")
+                        say("  removed \(c) (the flows it held cannot be adopted any more)")
+                    }
                     // The dead proxy's control socket (a file nobody answers on any more).
                     let socket = LocalControlSocket.defaultPath(tun: state.tunName, stateDirectory: store.directory)
                     if unlink(socket) == 0 {

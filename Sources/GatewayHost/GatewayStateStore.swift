@@ -68,8 +68,29 @@ public struct GatewayStateStore: Sendable {
         return try load(path: path)
     }
 
-    /// Deletes the state file of `tunName`; no error if it is already gone.
-    public func remove(tun tunName: String) throws(GatewayStateError) {
+    /// The flow checkpoint of shard `shard` of the proxy on `tunName` (`FlowCheckpointFile`):
+    /// beside the state file, and removed with it (`remove(tun:)`), since the flows it holds
+    /// live only as long as the configuration that state file records.
+    public func checkpointPath(forTun tunName: String, shard: Int) -> String { "\(directory)/\(tunName).flows.\(shard)" }
+
+    /// The flow checkpoint files of `tunName` present now (a snapshot being written included).
+    public func checkpointPaths(forTun tunName: String) -> [String] {
+        let prefix = "\(tunName).flows."
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return entries.filter { $0.hasPrefix(prefix) }.sorted().map { "\(directory)/\($0)" }
+    }
+
+    /// Deletes the flow checkpoint files of `tunName`; returns those it deleted.
+    @discardableResult
+    public func removeCheckpoints(tun tunName: String) -> [String] {
+        checkpointPaths(forTun: tunName).filter { unlink($0) == 0 }
+    }
+
+    /// Deletes the state file of `tunName`, and its flow checkpoint; no error if it is already
+    /// gone. Returns the checkpoint files deleted.
+    @discardableResult
+    public func remove(tun tunName: String) throws(GatewayStateError) -> [String] {
+        let checkpoints = removeCheckpoints(tun: tunName)
         let path = path(forTun: tunName)
         do {
             try FileManager.default.removeItem(atPath: path)
@@ -79,6 +100,7 @@ public struct GatewayStateStore: Sendable {
             }
         }
         removeDirectoryIfEmpty()
+        return checkpoints
     }
 
     /// The per-namespace directory goes with its last state file, so nothing is left in /run.

@@ -35,8 +35,15 @@ struct ProxyRunCommand: AsyncParsableCommand {
         forwards managed flows through the engine (super-segments written back into the TUN), \
         hands busy plain flows to the kernel's forwarding through an nftables table until one \
         migrates (--no-kernel-path: never), and on SIGINT/SIGTERM removes every address, \
-        route, rule, table and device it added. After a crash (kill -9) run \
-        `tsmp proxy cleanup`. Traffic that is not managed is never touched.
+        route, rule, table and device it added. Traffic that is not managed is never touched.
+
+        Restarts: each flow's durable facts (NAT port, sequence and timestamp offsets, \
+        options, kernel path) are checkpointed per flow event in /run/tsmp. After a crash \
+        (kill -9), or a SIGTERM with --keep-state, the rules stay and managed traffic is \
+        dropped (never forwarded un-NAT'd) until a `tsmp proxy run` with the same options \
+        takes the configuration and the flows over: they continue with their NAT ports, \
+        and the kernel path keeps forwarding its flows meanwhile. Other options are refused \
+        with the differences named; `tsmp proxy cleanup` removes everything, flows included.
 
         ICMP errors about managed flows (fragmentation needed, port unreachable, time \
         exceeded) are passed to the end that sent the quoted segment, translated as a NAT \
@@ -56,6 +63,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
           tsmp proxy ... --no-clamp-mss                 # forward SYNs with the MSS their sender announced
           tsmp proxy ... --no-reassemble                # no conntrack for fragment reassembly (fragments of managed flows are lost)
+          tsmp proxy ... --keep-state                   # SIGTERM keeps the flows for the next start (restart, upgrade)
         """)
 
     @Option(help: "Device-side interfaces, comma separated.", transform: { $0.split(separator: ",").map(String.init) })
@@ -106,6 +114,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     @Flag(inversion: .prefixedNo, help: "Reassemble IPv4 fragments before routing (an nftables table that turns conntrack on in this namespace; the TUN's MTU becomes 65535), so every piece of a managed flow is NAT'd like the rest. --no-reassemble: fragments of managed flows are dropped by the engine or pass un-NAT'd.")
     var reassemble = true
+
+    @Flag(help: "On SIGTERM, stop without removing the gateway's configuration and keep the flows' checkpoint (/run/tsmp/netns-INODE/TUN.flows.N): managed traffic is dropped until the next `tsmp proxy run` with the same options takes the flows over (a restart, an upgrade). SIGINT still removes everything; so does `tsmp proxy cleanup`.")
+    var keepState = false
 
     @Option(help: "With --kernel-path: hand a flow over once established this many seconds, active, and past 256 KiB.")
     var kernelPathAfter: Double = 1
@@ -185,6 +196,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
                                    queues: queueCount)
         options.dashboard = dashboard
         options.reassemble = reassemble
+        options.keepStateOnTerm = keepState
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

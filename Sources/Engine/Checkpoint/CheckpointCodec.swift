@@ -6,7 +6,8 @@ import Wire
 ///
 ///     record = length u32 | crc u32 | type u8 | body        (big-endian; length and crc
 ///                                                           cover type + body; crc: CRC-32C)
-///     type 1, header: "TSMPCKPT" | version u16 | setup u64  (first, once)
+///     type 1, header: "TSMPCKPT" | version u16 | setup u64 | shard u16 | shards u16 |
+///                     shard seed u64                        (first, once)
 ///     type 2, flow:   id u64 | device, original, server: endpoint | NAT port u16 | state u8 |
 ///                     seq offsets to server, to device u32 u32 | TS offsets u32 u32 |
 ///                     stream starts u32 u32 | FINs: (present u8, seq u32) x2 |
@@ -20,7 +21,10 @@ import Wire
 ///
 /// A later flow record replaces an earlier one of the same id; "gone" removes it. `setup` is
 /// a fingerprint of the proxy's options that flows depend on (NAT address, services, device
-/// prefixes): a checkpoint written under other options is refused, not adopted.
+/// prefixes): a checkpoint written under other options is refused, not adopted. Each shard
+/// (TUN queue) writes its own checkpoint; the header says which one, of how many, and the
+/// seed of the device-side hash (`ShardLayout.seed`): a restart must route each adopted flow's
+/// packets to the shard that holds its NAT port, so it takes the seed over.
 ///
 /// Reading never traps on bad bytes. A record cut short at the end (a write the crash
 /// interrupted) is reported and not applied; anything else that does not check out (CRC,
@@ -33,10 +37,20 @@ public enum CheckpointCodec {
 
     enum RecordType: UInt8 { case header = 1, flow = 2, gone = 3 }
 
+    /// Which shard wrote a checkpoint, of how many, and their device-side hash seed.
+    public struct Shard: Sendable, Hashable {
+        public var index: Int, count: Int, seed: UInt64
+        public init(index: Int, count: Int, seed: UInt64) { self.index = index; self.count = count; self.seed = seed }
+        public init(_ layout: ShardLayout) { self.init(index: layout.index, count: layout.count, seed: layout.seed) }
+        /// One engine owning everything.
+        public static let single = Shard(index: 0, count: 1, seed: 0)
+    }
+
     /// The first record of every checkpoint.
-    public static func header(setup: UInt64) -> [UInt8] {
+    public static func header(setup: UInt64, shard: Shard = .single) -> [UInt8] {
         var w = Writer()
         w.bytes(magic); w.u16(version); w.u64(setup)
+        w.u16(UInt16(clamping: shard.index)); w.u16(UInt16(clamping: shard.count)); w.u64(shard.seed)
         return frame(.header, w.out)
     }
 
@@ -72,13 +86,15 @@ public enum CheckpointCodec {
     }
 
     /// A whole checkpoint of `flows`: what compaction writes to a new file before renaming it.
-    public static func snapshot(setup: UInt64, flows: [FlowCheckpoint]) -> [UInt8] {
-        flows.reduce(into: header(setup: setup)) { $0 += record($1) }
+    public static func snapshot(setup: UInt64, shard: Shard = .single, flows: [FlowCheckpoint]) -> [UInt8] {
+        flows.reduce(into: header(setup: setup, shard: shard)) { $0 += record($1) }
     }
 
     /// What a checkpoint holds: the flows live at its end, in id order.
     public struct Contents: Sendable, Equatable {
         public var flows: [FlowCheckpoint]
+        /// The shard that wrote it (its header).
+        public var shard: Shard = .single
         /// A last record cut short: where it starts, and how many of its bytes are there out of
         /// how many. Not applied: its flow stays as the records before said.
         public var tornTail: TornRecord?
@@ -97,19 +113,20 @@ public enum CheckpointCodec {
         var flows: [FlowID: FlowCheckpoint] = [:]
         var offset = 0
         var sawHeader = false
+        var shard = Shard.single
         while offset < bytes.count {
             let left = bytes.count - offset
             var head = Reader(bytes[offset..<min(bytes.count, offset + 8)])
             guard left >= 8, let length = head.u32().map(Int.init), let crc = head.u32() else {
                 if !sawHeader { throw .truncated(present: bytes.count) }
-                return Contents(flows: sorted(flows), tornTail: TornRecord(offset: offset, present: left, expected: 8))
+                return Contents(flows: sorted(flows), shard: shard, tornTail: TornRecord(offset: offset, present: left, expected: 8))
             }
             guard length >= 1, length <= maxRecordLength else {
                 throw sawHeader ? CheckpointError.corrupt(offset: offset, why: "record length \(length)") : CheckpointError.notACheckpoint
             }
             guard left >= 8 + length else {
                 if !sawHeader { throw .truncated(present: bytes.count) }
-                return Contents(flows: sorted(flows), tornTail: TornRecord(offset: offset, present: left, expected: 8 + length))
+                return Contents(flows: sorted(flows), shard: shard, tornTail: TornRecord(offset: offset, present: left, expected: 8 + length))
             }
             let record = bytes[(offset + 8)..<(offset + 8 + length)]
             guard CRC32C.checksum(record) == crc else {
@@ -123,6 +140,9 @@ public enum CheckpointCodec {
                 }
                 guard v <= version else { throw .newerFormat(found: v, supported: version) }
                 guard s == setup else { throw .otherSetup }
+                guard let index = r.u16(), let count = r.u16(), let seed = r.u64(), r.isAtEnd,
+                      count >= 1, index < count else { throw .notACheckpoint }
+                shard = Shard(index: Int(index), count: Int(count), seed: seed)
                 sawHeader = true
             } else {
                 switch type {
@@ -138,7 +158,7 @@ public enum CheckpointCodec {
             }
             offset += 8 + length
         }
-        return Contents(flows: sorted(flows), tornTail: nil)
+        return Contents(flows: sorted(flows), shard: shard, tornTail: nil)
     }
 
     private static func sorted(_ flows: [FlowID: FlowCheckpoint]) -> [FlowCheckpoint] {

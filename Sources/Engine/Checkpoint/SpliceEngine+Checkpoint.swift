@@ -15,6 +15,28 @@ extension SpliceEngine {
         table.slot(id: id).flatMap { table[slot: $0] }.map { Self.checkpoint(for: $0) }
     }
 
+    /// Whether flows changed their durable facts since the last `takeCheckpointRecords`
+    /// (cheap: checked after every batch).
+    public var hasCheckpointChanges: Bool { !checkpointChanges.isEmpty }
+
+    /// The records to append for the flows whose durable facts changed (created, state, FIN,
+    /// splice or rollback, kernel path, removed: `noteCheckpointChange`), in id order: a flow
+    /// record, or "gone" for a flow no longer here. Per flow event, never per packet.
+    public func takeCheckpointRecords() -> [UInt8] {
+        guard !checkpointChanges.isEmpty else { return [] }
+        var out: [UInt8] = []
+        for id in checkpointChanges.sorted() {
+            out += checkpoint(of: id).map(CheckpointCodec.record) ?? CheckpointCodec.gone(id)
+        }
+        checkpointChanges.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    /// Notes that flow `id` changed a durable fact (at the engine's choke points).
+    func noteCheckpointChange(_ id: FlowID) {
+        if recordsCheckpointChanges { checkpointChanges.insert(id) }
+    }
+
     static func checkpoint(for flow: Flow) -> FlowCheckpoint {
         var c = FlowCheckpoint(id: flow.id, device: IPEndpoint(flow.device), original: IPEndpoint(flow.original),
                                server: IPEndpoint(flow.server), natPort: flow.natPort, state: flow.state)
@@ -43,6 +65,7 @@ extension SpliceEngine {
     public struct Adoption: Sendable, Equatable {
         public var adopted: [FlowID] = []
         public var refused: [(id: FlowID, reason: String)] = []
+        public init() {}
         public static func == (a: Adoption, b: Adoption) -> Bool {
             a.adopted == b.adopted && a.refused.map(\.id) == b.refused.map(\.id) && a.refused.map(\.reason) == b.refused.map(\.reason)
         }

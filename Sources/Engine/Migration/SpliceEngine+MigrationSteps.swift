@@ -206,6 +206,7 @@ extension SpliceEngine {
     /// The migration ends: it leaves the table, its report stays.
     func finish(_ m: Migration, now: Instant) {
         migrations[m.id] = nil
+        noteCheckpointChange(m.flowID)   // spliced (new device, offsets), rolled back or aborted
         journalPhases(m)
         keepFinishedTimeline(m.id)
         if !newDeviceAssignments.isEmpty { newDeviceAssignments = newDeviceAssignments.filter { $0.value != m.id } }
