@@ -109,7 +109,7 @@ _tl_case_cleanup() {
     local job
     for job in $(jobs -p); do kill "$job" 2>/dev/null; done
     wait 2>/dev/null
-    rm -f /run/tsmp/netns-*/"$TL_TUN.json" /run/tsmp/netns-*/"$TL_TUN.sock"
+    rm -f /run/tsmp/netns-*/"$TL_TUN.json" /run/tsmp/netns-*/"$TL_TUN.sock" /run/tsmp/netns-*/"$TL_TUN".flows.*
     rm -rf "$CASE_DIR/data"
     exit "$rc"
 }

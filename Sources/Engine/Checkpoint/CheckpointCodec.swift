@@ -280,7 +280,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         case .truncated(let n): "the checkpoint is cut short: \(n) bytes, less than its header"
         case .newerFormat(let found, let supported):
             "the checkpoint is format \(found), written by a newer tsmp; this one reads up to format \(supported)"
-        case .otherSetup: "the checkpoint was written by a proxy with other options (NAT address, services or device prefixes)"
+        case .otherSetup: "the checkpoint was written by a proxy with other options (NAT address or ports, intercepted ports, services, or number of queues)"
         case .corrupt(let offset, let why): "the checkpoint is damaged at byte \(offset) (\(why))"
         }
     }
