@@ -33,7 +33,7 @@ public final class FlowCheckpointFile {
     public static let maxBytes = 256 << 20
 
     /// Reads what a previous proxy left at `path`: nil when there is no file.
-    public static func read(path: String, setup: UInt64) throws(FlowCheckpointFileError) -> CheckpointCodec.Contents? {
+    public static func read(path: String, setup: UInt64, limit: Int = maxBytes) throws(FlowCheckpointFileError) -> CheckpointCodec.Contents? {
         let fd: Int32
         do {
             fd = try Syscall.open(path, flags: O_RDONLY)
@@ -44,12 +44,12 @@ public final class FlowCheckpointFile {
         defer { try? Syscall.close(fd) }
         let bytes: [UInt8]
         do {
-            bytes = try Syscall.readToEnd(fd, limit: maxBytes + 1)
+            bytes = try Syscall.readToEnd(fd, limit: limit + 1)
         } catch {
             throw FlowCheckpointFileError(path: path, reason: "cannot read: \(error)")
         }
-        guard bytes.count <= maxBytes else {
-            throw FlowCheckpointFileError(path: path, reason: "larger than \(maxBytes >> 20) MB: not a checkpoint this proxy wrote")
+        guard bytes.count <= limit else {
+            throw FlowCheckpointFileError(path: path, reason: "larger than \(limit) bytes: not a checkpoint this proxy wrote")
         }
         do {
             return try CheckpointCodec.decode(bytes, setup: setup)

@@ -16,6 +16,13 @@ public struct FlowCheckpoints: Sendable {
         self.setup = setup; self.paths = paths; self.previous = previous
     }
 
+    /// The same, with each shard's flows passed through `change` (the kernel path's reconciliation).
+    public func adjusted(_ change: (inout [FlowCheckpoint]) throws -> Void) rethrows -> FlowCheckpoints {
+        var previous = self.previous
+        for i in previous.indices { try change(&previous[i].flows) }
+        return FlowCheckpoints(setup: setup, paths: paths, previous: previous)
+    }
+
     /// The seed the previous proxy's layout used, when there is one to take over.
     public var previousSeed: UInt64? { previous.first?.shard.seed }
 

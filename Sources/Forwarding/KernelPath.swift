@@ -4,6 +4,7 @@ import Glibc
 import Engine
 import GatewayHost
 import PacketIO
+import Wire
 
 /// The kernel path at run time: the table's sets, changed as the engines hand flows over and
 /// take them back, and their counters. Shared by the data-plane shards (the nftables context
@@ -63,6 +64,31 @@ public final class KernelPath: @unchecked Sendable {
                 do { try nft.run(table.elementCommands("delete", [f])) } catch where error.errno == ENOENT {}
             }
         } catch where error.errno == ENOENT {}
+    }
+
+    /// Makes the adopted flows' "in the kernel" what the table really holds, and removes the
+    /// rewriting of flows nobody adopted (a restart after a crash, issue "Survive a proxy
+    /// restart"): a crash between a hand-over's installation and its record in the
+    /// checkpoint, or between a take-back's removal and its record, leaves the two apart. A
+    /// flow counts as in the kernel when both its device-side and its server-side entries are
+    /// there; anything else of it is removed, so it is the engine's. Returns the entries removed.
+    public func reconcile(_ flows: inout [FlowCheckpoint]) throws(SystemError) -> Int {
+        let up = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true)).keys)
+        let down = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true)).keys)
+        var keptUp: Set<[String]> = [], keptDown: Set<[String]> = []
+        for i in flows.indices {
+            let f = flows[i]
+            guard case .v4(let device) = f.device.address, case .v4(let server) = f.server.address else { continue }
+            let upKey = ["\(device)", "\(f.device.port)", "\(server)", "\(f.server.port)"]
+            let downKey = ["\(server)", "\(f.server.port)", "\(f.natPort)"]
+            flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
+            if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
+        }
+        let staleUp = up.subtracting(keptUp).sorted { $0.lexicographicallyPrecedes($1) }
+        let staleDown = down.subtracting(keptDown).sorted { $0.lexicographicallyPrecedes($1) }
+        let commands = table.keyDeletionCommands(toServer: staleUp, toDevice: staleDown)
+        if !commands.isEmpty { try nft.run(commands) }
+        return staleUp.count + staleDown.count
     }
 
     /// The kernel's counters of `flows` (those the sets hold).

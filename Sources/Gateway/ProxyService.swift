@@ -155,14 +155,29 @@ public struct ProxyService {
                 throw Failure(description: "cannot open nftables for the kernel path: \(error)")
             }
         }
+        var adopting = checkpoints
+        if case .resumed = start, let kernelPath {
+            // The flows the table forwards are the ones in the kernel, whatever the checkpoint says.
+            var all = checkpoints.previous.flatMap(\.flows)
+            do {
+                let removed = try kernelPath.reconcile(&all)
+                let inKernel = Dictionary(all.map { ($0.id, $0.inKernel) }, uniquingKeysWith: { a, _ in a })
+                adopting = checkpoints.adjusted { flows in for i in flows.indices { flows[i].inKernel = inKernel[flows[i].id] ?? false } }
+                logger.info("kernel path taken over", metadata: [
+                    "flows_in_kernel": "\(all.filter(\.inKernel).count)", "stale_entries_removed": "\(removed)",
+                ])
+            } catch {
+                throw Failure(description: "cannot read the kernel path's table to take its flows over: \(error)")
+            }
+        }
         let dataPlane: ShardedDataPlane
         do {
             dataPlane = try ShardedDataPlane(config: options.engine, queues: queues, capture: writer,
-                                             kernelPath: kernelPath, checkpoints: checkpoints, logger: Logger(label: "tsmp.dataplane"))
+                                             kernelPath: kernelPath, checkpoints: adopting, logger: Logger(label: "tsmp.dataplane"))
         } catch let refused as ShardedDataPlane.Refused {
             throw Failure(description: refused.description)
         }
-        reportAdoption(start, dataPlane.adoption, checkpoints)
+        reportAdoption(start, dataPlane.adoption, adopting)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])

@@ -93,6 +93,21 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
         ].joined(separator: "\n") + "\n"
     }
 
+    /// Deletes elements by key alone, whatever flow they were installed for: `toServer` keys
+    /// (device address, port, server address, port) from `to_server` and `to_server_port`,
+    /// `toDevice` keys (server address, port, NAT port) from the three server-side sets.
+    public func keyDeletionCommands(toServer: [[String]], toDevice: [[String]]) -> String {
+        func join(_ keys: [[String]]) -> String { keys.map { $0.joined(separator: " . ") }.joined(separator: ", ") }
+        var lines: [String] = []
+        if !toServer.isEmpty {
+            for set in ["to_server", "to_server_port"] { lines.append("delete element ip \(name) \(set) { \(join(toServer)) }") }
+        }
+        if !toDevice.isEmpty {
+            for set in ["to_device", "to_device_addr", "to_device_port"] { lines.append("delete element ip \(name) \(set) { \(join(toDevice)) }") }
+        }
+        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
+    }
+
     /// The per-element counters of `nft -j list set` output: key values -> (packets, bytes).
     /// Elements whose key or counter does not parse are skipped.
     public static func counters(fromJSON json: String) -> [[String]: (packets: UInt64, bytes: UInt64)] {

@@ -1,5 +1,5 @@
 import Engine
-import Forwarding
+@testable import Forwarding
 import Foundation
 import Testing
 import TestSupport
@@ -77,5 +77,50 @@ import Wire
         let read = try #require(try FlowCheckpointFile.read(path: path, setup: 7))
         #expect(read.flows == [flow(1)])
         #expect(read.tornTail?.description.contains("cut short") == true)
+    }
+}
+
+extension FlowCheckpointFileTests {
+    @Test("the shards' files are read as one: none is nothing to adopt; all of one layout are adopted with its seed; one missing, or of another shard or layout, is refused with the file named")
+    func shardFilesReadAsOne() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let paths = [directory + "/tun0.flows.0", directory + "/tun0.flows.1"]
+        let none = try FlowCheckpoints.readPrevious(setup: 7, paths: paths)
+        #expect(none.previous.isEmpty && none.previousSeed == nil)
+
+        let seed: UInt64 = 0xABCD_0000_1234
+        _ = try FlowCheckpointFile(path: paths[0], setup: 7, shard: .init(index: 0, count: 2, seed: seed), flows: [flow(1)])
+        #expect(throws: FlowCheckpointFileError(path: paths[1], reason: "missing, while the other shards' checkpoints are there")) {
+            try FlowCheckpoints.readPrevious(setup: 7, paths: paths)
+        }
+        let second = try FlowCheckpointFile(path: paths[1], setup: 7, shard: .init(index: 1, count: 2, seed: seed), flows: [flow(2), flow(4)])
+        let both = try FlowCheckpoints.readPrevious(setup: 7, paths: paths)
+        #expect(both.previousSeed == seed && both.previousFlowCount == 3 && both.tornTails.isEmpty)
+        #expect(both.previous.map { $0.flows.map(\.id.rawValue) } == [[1], [2, 4]])
+
+        // A record cut short at the end of one file: reported, the rest adopted.
+        try second.append(Array(CheckpointCodec.record(flow(6)).dropLast(5)))
+        let torn = try FlowCheckpoints.readPrevious(setup: 7, paths: paths)
+        #expect(torn.previousFlowCount == 3 && torn.tornTails.count == 1 && torn.tornTails[0].hasPrefix(paths[1]))
+
+        _ = try FlowCheckpointFile(path: paths[1], setup: 7, shard: .init(index: 1, count: 2, seed: seed + 1), flows: [])
+        #expect(throws: FlowCheckpointFileError.self) { try FlowCheckpoints.readPrevious(setup: 7, paths: paths) }
+        _ = try FlowCheckpointFile(path: paths[1], setup: 7, shard: .init(index: 0, count: 2, seed: seed), flows: [])
+        #expect(throws: FlowCheckpointFileError.self) { try FlowCheckpoints.readPrevious(setup: 7, paths: paths) }
+        #expect(throws: FlowCheckpointFileError.self) { try FlowCheckpoints.readPrevious(setup: 8, paths: paths) }
+    }
+
+    @Test("a file larger than any checkpoint is refused, not cut and misread")
+    func oversizedFileRefused() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/tun0.flows.0"
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.write(contentsOf: CheckpointCodec.snapshot(setup: 7, flows: [flow(1)]))
+        try handle.close()
+        #expect(try FlowCheckpointFile.read(path: path, setup: 7, limit: 200)?.flows.count == 1)
+        #expect(throws: FlowCheckpointFileError(path: path, reason: "larger than 50 bytes: not a checkpoint this proxy wrote")) {
+            try FlowCheckpointFile.read(path: path, setup: 7, limit: 50)
+        }
     }
 }
