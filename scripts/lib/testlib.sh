@@ -110,6 +110,7 @@ _tl_case_cleanup() {
     for job in $(jobs -p); do kill "$job" 2>/dev/null; done
     wait 2>/dev/null
     rm -f /run/tsmp/netns-*/"$TL_TUN.json" /run/tsmp/netns-*/"$TL_TUN.sock" /run/tsmp/netns-*/"$TL_TUN".flows.*
+    rmdir --ignore-fail-on-non-empty /run/tsmp/netns-* 2>/dev/null
     rm -rf "$CASE_DIR/data"
     exit "$rc"
 }
