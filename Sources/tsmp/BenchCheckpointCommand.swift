@@ -65,7 +65,7 @@ struct BenchCheckpointCommand: ParsableCommand {
         print("adoption (read, check, adopt) against creating the same flows from their SYNs:")
         for n in adopt {
             let (adoptNs, createNs, bytes) = adoption(flows: n, path: path)
-            print("  \(n) flows: \(format(adoptNs / 1e6)) ms to adopt (\(bytes / 1024) KiB checkpoint), \(format(createNs / 1e6)) ms to create (x\(format2(adoptNs / createNs)))")
+            print("  \(n) flows: \(format(adoptNs / 1e6)) ms to adopt (\(bytes < 10_240 ? "\(bytes) B" : "\(bytes / 1024) KiB") checkpoint), \(format(createNs / 1e6)) ms to create (x\(format2(adoptNs / createNs)))")
         }
     }
 

@@ -7,6 +7,22 @@ import Wire
 /// Adoption of each kind of flow (issue "Survive a proxy restart", unit tests): a restarted
 /// engine that adopts the checkpoint treats the next packets as the engine that wrote it.
 
+/// Each packet through the engine that wrote the checkpoint (`original`) and through the one
+/// that adopted it: both forward it, as the same bytes, packet after packet.
+func expectSameRewrites(_ packets: [[UInt8]], original: ([UInt8]) -> Outcome, restarted: SpliceEngine, now: Instant,
+                        sourceLocation: SourceLocation = #_sourceLocation) {
+    let out = PacketBatch(capacity: 8, maxPacket: 2048)
+    for (i, packet) in packets.enumerated() {
+        let before = original(packet)
+        var bytes = packet
+        out.removeAll()
+        let verdict = bytes.withUnsafeMutableBytes { restarted.process($0, now: now, generated: out) }
+        #expect(before.verdict == .forward && verdict == before.verdict, "packet \(i): \(before.verdict), then \(verdict)", sourceLocation: sourceLocation)
+        #expect(bytes == before.bytes, "packet \(i): \((try? DecodedTCP4(bytes)).map(String.init(describing:)) ?? "?") vs \((try? before.decoded).map(String.init(describing:)) ?? "?")",
+                sourceLocation: sourceLocation)
+    }
+}
+
 extension KernelPathTests {
     @Test("a flow in the kernel is adopted in the kernel: counted, no copy kept, and its FIN asks for it back")
     func adoptedInKernel() throws {
@@ -42,15 +58,7 @@ struct CheckpointServiceAdoptionTests {
             c.device(.ack, seq: 1101, ack: 5301),
             c.device([.ack, .fin], seq: 1101, ack: 5301),
         ]
-        let out = PacketBatch(capacity: 8, maxPacket: 2048)
-        for (i, packet) in packets.enumerated() {
-            let before = h.send(packet)
-            var bytes = packet
-            out.removeAll()
-            let verdict = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) }
-            #expect(verdict == before.verdict && verdict == .forward, "packet \(i)")
-            #expect(bytes == before.bytes, "packet \(i)")
-        }
+        expectSameRewrites(packets, original: h.send, restarted: restarted, now: h.now)
         #expect(restarted.checkpoints().map(\.state) == h.engine.checkpoints().map(\.state))
     }
 }

@@ -143,17 +143,7 @@ extension MigrationResumeTests {
             h.fromPhone(at: 300, ack: end + 2548),
             h.fromServer([.fin, .ack], at: end + 2548, ack: 420),
         ]
-        let generated = PacketBatch(capacity: 8, maxPacket: 2048)
-        for (i, packet) in packets.enumerated() {
-            let before = h.send(packet)
-            var bytes = packet
-            generated.removeAll()
-            let verdict = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: generated) }
-            #expect(verdict == before.verdict, "packet \(i)")
-            let adopted = try DecodedTCP4(bytes), original = try before.decoded
-            let same = bytes == before.bytes
-            #expect(same, "packet \(i): \(adopted) vs \(original)")
-        }
+        expectSameRewrites(packets, original: h.send, restarted: restarted, now: h.now)
         // Ids the restarted engine hands out follow the adopted one.
         #expect(restarted.checkpoints().map(\.id) == [h.flowID])
     }

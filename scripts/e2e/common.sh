@@ -254,6 +254,20 @@ e2e_migrate_start() {
     E2E_MIGRATE_OUT=$out
 }
 
+# e2e_migrate_download_to_phone ID REPORT FILE: migrates flow ID (the laptop's socat download
+# of LAB_SRV:9000) to the phone, whose socat then opens its own connection and reads the rest
+# into FILE; waits for `tsmp migrate` (E2E_MIGRATE_STATUS, REPORT) and leaves the phone's socat
+# running (E2E_PHONE_PID).
+e2e_migrate_download_to_phone() {
+    local id=$1 report=$2 file=$3
+    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE"
+    e2e_migrate_pending "$id"
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
+        CREATE:"$file" 2>"$CASE_DIR/socat-phone.log" &
+    E2E_PHONE_PID=$!
+    e2e_migrate_end "$report"
+}
+
 # e2e_all_migrating ID...: every flow ID is migrating (one `tsmp flows --json`).
 e2e_all_migrating() {
     proxy_flows --json >"$CASE_DIR/flows-phase.json" 2>/dev/null || return 1

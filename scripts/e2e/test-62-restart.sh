@@ -114,12 +114,8 @@ e2e_restart_then_migrate() {
     e2e_restart KILL 0
     tl_expect_eq "flows the restarted proxy took over" 1 "$E2E_ADOPTED"
     e2e_wait_size "$laptop" 2500000 20
-    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE"
-    e2e_migrate_pending "$id"
-    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
-        CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
-    local phone_pid=$!
-    e2e_migrate_end "$report"
+    e2e_migrate_download_to_phone "$id" "$report" "$phone"
+    local phone_pid=$E2E_PHONE_PID
     ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate exited with status $E2E_MIGRATE_STATUS"
     tl_expect_eq "migration phase of the adopted flow" spliced "$(e2e_report_field "$report" phase)"
     local st=0

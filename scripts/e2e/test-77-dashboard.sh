@@ -43,12 +43,8 @@ e2e_dashboard() {
     local id
     read -r id _ _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
     [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
-    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE"
-    e2e_migrate_pending "$id"
-    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=10" \
-        CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
-    local phone_pid=$!
-    e2e_migrate_end "$report"
+    e2e_migrate_download_to_phone "$id" "$report" "$phone"
+    local phone_pid=$E2E_PHONE_PID
     ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate exited with status $E2E_MIGRATE_STATUS"
     local mid
     mid=$(e2e_report_field "$report" id)

@@ -208,10 +208,19 @@ public enum CheckpointCodec {
 
     private struct Writer {
         var out: [UInt8] = []
+        init() { out.reserveCapacity(128) }
         mutating func u8(_ v: UInt8) { out.append(v) }
-        mutating func u16(_ v: UInt16) { out += [UInt8(v >> 8), UInt8(v & 0xFF)] }
-        mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xFFFF)) }
-        mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(v & 0xFFFF_FFFF)) }
+        mutating func u16(_ v: UInt16) { uint(v) }
+        mutating func u32(_ v: UInt32) { uint(v) }
+        mutating func u64(_ v: UInt64) { uint(v) }
+        /// Big-endian, a byte at a time (no temporary array per field).
+        private mutating func uint<T: FixedWidthInteger & UnsignedInteger>(_ v: T) {
+            var shift = T.bitWidth - 8
+            while shift >= 0 {
+                out.append(UInt8(truncatingIfNeeded: v >> shift))
+                shift -= 8
+            }
+        }
         mutating func bytes(_ b: [UInt8]) { out += b }
         mutating func endpoint(_ e: IPEndpoint) {
             switch e.address {
@@ -228,18 +237,28 @@ public enum CheckpointCodec {
 
     /// Bounds-checked reads: nil past the end, never a trap.
     private struct Reader {
-        var rest: ArraySlice<UInt8>
-        init(_ bytes: ArraySlice<UInt8>) { rest = bytes }
-        var isAtEnd: Bool { rest.isEmpty }
+        let data: ArraySlice<UInt8>
+        var at: Int
+        init(_ bytes: ArraySlice<UInt8>) { data = bytes; at = bytes.startIndex }
+        var isAtEnd: Bool { at >= data.endIndex }
         mutating func bytes(_ n: Int) -> [UInt8]? {
-            guard rest.count >= n else { return nil }
-            defer { rest = rest.dropFirst(n) }
-            return Array(rest.prefix(n))
+            guard n >= 0, data.endIndex - at >= n else { return nil }
+            defer { at += n }
+            return Array(data[at..<(at + n)])
         }
-        mutating func u8() -> UInt8? { bytes(1).map { $0[0] } }
-        mutating func u16() -> UInt16? { bytes(2).map { UInt16($0[0]) << 8 | UInt16($0[1]) } }
-        mutating func u32() -> UInt32? { bytes(4).map { $0.reduce(0) { $0 << 8 | UInt32($1) } } }
-        mutating func u64() -> UInt64? { bytes(8).map { $0.reduce(0) { $0 << 8 | UInt64($1) } } }
+        mutating func u8() -> UInt8? { uint() }
+        mutating func u16() -> UInt16? { uint() }
+        mutating func u32() -> UInt32? { uint() }
+        mutating func u64() -> UInt64? { uint() }
+        /// Big-endian, in place (no array per field); nil past the end.
+        private mutating func uint<T: FixedWidthInteger & UnsignedInteger>() -> T? {
+            let n = T.bitWidth / 8
+            guard data.endIndex - at >= n else { return nil }
+            var v: T = 0
+            for i in at..<(at + n) { v = v << 8 | T(data[i]) }
+            at += n
+            return v
+        }
         mutating func endpoint() -> IPEndpoint? {
             let address: IPAddress
             switch u8() {
