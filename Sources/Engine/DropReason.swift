@@ -27,6 +27,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case natPortsExhausted = "nat_ports_exhausted"
     /// MPTCP, TCP-MD5 or TCP-AO toward a service address (can't be spliced or passed through).
     case unspliceable
+    /// A segment of a flow whose migration was interrupted by a restart: answered with a RST.
+    case interruptedMigration = "interrupted_migration"
     /// A RST outside its receiver's window (RFC 5961 §3.2): the receiver would discard it.
     case resetOutOfWindow = "reset_out_of_window"
     /// ICMP errors (`SpliceEngine+ICMP`; RFC 5508 §4.1): a wrong ICMP checksum; a message

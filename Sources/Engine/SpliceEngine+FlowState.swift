@@ -65,6 +65,7 @@ extension SpliceEngine {
     func removeFlow(slot: Int, closed: Bool) {
         guard var flow = table.remove(slot: slot) else { return }
         noteCheckpointChange(flow.id)
+        if !interruptedMigrations.isEmpty { interruptedMigrations[flow.id] = nil }
         kernelPathForget(flow)
         natPorts.release(flow.natPort)
         if flow.inFlight != nil { inFlightStorageBytes -= flow.inFlight!.releaseStorage() }

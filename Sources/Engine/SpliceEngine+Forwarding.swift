@@ -15,7 +15,10 @@ extension SpliceEngine {
         let flags = packet.tcp.flags
         let isOpeningSyn = flags.contains(.syn) && !flags.contains(.ack) && !flags.contains(.rst)
         if let slot = table.slot(deviceKey: key) {
-            let (finished, migrating) = withFlow(slot) { ($0.state == .closed || $0.state == .reset, $0.isMigrating) }
+            let (finished, migrating, id) = withFlow(slot) { ($0.state == .closed || $0.state == .reset, $0.isMigrating, $0.id) }
+            if !interruptedMigrations.isEmpty, interruptedMigrations[id] != nil {
+                return resetInterrupted(packet, slot: slot, side: .device, now: now, generated: generated)
+            }
             if isOpeningSyn && finished {
                 // The device reuses its port for a new connection: the old flow is over.
                 removeFlow(slot: slot, closed: true)
@@ -125,8 +128,11 @@ extension SpliceEngine {
         guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
         // Read in place (withFlow): a copy of the record would cost more than the rest.
         let source = packet.source
-        let (fromItsServer, migrating) = withFlow(slot) { ($0.server == source, $0.isMigrating) }
+        let (fromItsServer, migrating, id) = withFlow(slot) { ($0.server == source, $0.isMigrating, $0.id) }
         guard fromItsServer else { return .drop(.unexpectedSource) }
+        if !interruptedMigrations.isEmpty, interruptedMigrations[id] != nil {
+            return resetInterrupted(packet, slot: slot, side: .server, now: now, generated: generated)
+        }
         if migrating {
             return migratingFromServer(packet, slot: slot, now: now, generated: generated)
         }

@@ -79,6 +79,9 @@ public final class SpliceEngine {
     var checkpointChanges: Set<FlowID> = []
     /// Whether flow events are noted for the checkpoint (off: nobody takes them).
     public var recordsCheckpointChanges = false
+    /// Adopted flows whose migration held bytes when the previous proxy stopped, and the sides
+    /// already reset (`SpliceEngine+InterruptedMigration`).
+    var interruptedMigrations: [FlowID: Set<InterruptedSide>] = [:]
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []

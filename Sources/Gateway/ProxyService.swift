@@ -292,8 +292,14 @@ public struct ProxyService {
         for (id, reason) in adoption.refused.prefix(20) {
             logger.warning("flow not taken over", metadata: ["flow.id": "\(id)", "reason": "\(reason)"])
         }
+        let interrupted = checkpoints.previous.reduce(0) { $0 + $1.flows.filter(\.heldByMigration).count }
+        if interrupted > 0 {
+            logger.warning("flows whose migration the stop interrupted: the bytes the proxy held for them are gone, so each is reset on both sides as they next speak",
+                           metadata: ["flows": "\(interrupted)"])
+        }
         logger.notice("took over the flows of the proxy that ended", metadata: [
             "previous_pid": "\(pid)", "flows_adopted": "\(adoption.adopted.count)", "flows_refused": "\(adoption.refused.count)",
+            "flows_interrupted": "\(interrupted)",
         ])
     }
 

@@ -24,6 +24,16 @@ func expectSameRewrites(_ packets: [[UInt8]], original: ([UInt8]) -> Outcome, re
 }
 
 extension KernelPathTests {
+    @Test("a migration still waiting for its flow's state (just back from the kernel) holds nothing: the checkpoint's flow is plain")
+    func awaitingMigrationHoldsNothing() throws {
+        let h = try handedOver()
+        h.engine.kernelPathLeft([h.flowID], now: h.now)
+        let (result, _) = try h.startMigration()
+        let mid = try result.get()
+        #expect(h.report(mid)?.phase == .requested)
+        #expect(h.engine.checkpoints().map(\.heldByMigration) == [false])
+    }
+
     @Test("a flow in the kernel is adopted in the kernel: counted, no copy kept, and its FIN asks for it back")
     func adoptedInKernel() throws {
         let h = try handedOver()
@@ -64,19 +74,58 @@ struct CheckpointServiceAdoptionTests {
 }
 
 extension MigrationResumeTests {
-    @Test("a migration in each phase leaves the checkpoint as before it (the old device, its offsets): a restart never adopts a half-done migration")
+    @Test("a migration in each phase leaves the checkpoint's flow as before it (the old device, its offsets), marked as held from the pause on: a restart never adopts a half-done migration")
     func checkpointNeverHalfMigrated() throws {
         let h = established()
         let before = h.engine.checkpoints()
+        var held = before
+        held[0].heldByMigration = true
         let (mid, _) = try h.migrate()
-        #expect(h.engine.checkpoints() == before, "phase \(String(describing: h.report(mid)?.phase))")
+        #expect(h.report(mid)?.phase == .paused)
+        #expect(h.engine.checkpoints() == held)
         _ = try h.timers()
         #expect(h.report(mid)?.phase == .oldDeviceCut)
         for o in h.serverSends(cut, cut + 2 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
-        #expect(h.engine.checkpoints() == before)
+        #expect(h.engine.checkpoints() == held)
         _ = try h.phoneConnects(cut: cut)
         #expect(h.report(mid)?.phase == .newDeviceConnected || h.report(mid)?.phase == .cacheDrained)
-        #expect(h.engine.checkpoints() == before)
+        #expect(h.engine.checkpoints() == held)
+    }
+
+    @Test("a flow adopted with its migration interrupted after the pause is reset on each side as it next speaks, at the sequence number it expects, then removed; nothing passes")
+    func interruptedMigrationIsReset() throws {
+        let h = established()
+        _ = try h.migrate()
+        _ = try h.timers()
+        for o in h.serverSends(cut, cut + 2 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+        let checkpoints = h.engine.checkpoints()
+        #expect(checkpoints.map(\.heldByMigration) == [true])
+        let restarted = SpliceEngine(config: MigrationLab.config())
+        #expect(restarted.adopt(try CheckpointCodec.decode(CheckpointCodec.snapshot(setup: 1, flows: checkpoints), setup: 1).flows,
+                                now: h.now).adopted == [h.flowID])
+        #expect(restarted.interruptedMigrationCount == 1)
+        let out = PacketBatch(capacity: 4, maxPacket: 2048)
+        // The server's zero-window probe: a RST to the server, from the NAT endpoint, at its ack.
+        var probe = h.fromServer(at: cut + 2 * 1448, ack: 120, length: 1)
+        let probeAck = try DecodedTCP4(probe).ack
+        #expect(probe.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .drop(.interruptedMigration))
+        let toServer = try DecodedTCP4(out.bytes(0))
+        #expect(out.count == 3 && toServer.flags == .rst && toServer.seq == probeAck)
+        // ... and the laptop, which may have nothing to send, two blind probes to answer.
+        let probes = try (1..<3).map { try DecodedTCP4(out.bytes($0)) }
+        #expect(probes.allSatisfy { $0.flags == .ack && $0.destination == MigrationLab.laptop && $0.source == MigrationLab.server })
+        #expect(probes[1].seq == probes[0].seq + (UInt32(1) << 31))
+        #expect(toServer.source == MigrationLab.nat && toServer.destination == MigrationLab.server && toServer.checksumsValid)
+        #expect(restarted.flowCount == 1)
+        // The laptop's next ACK: a RST to the laptop, from the server's address, at its ack; the flow is gone.
+        out.removeAll()
+        var ack = h.fromLaptop(at: 120, ack: cut)
+        let laptopAck = try DecodedTCP4(ack).ack
+        #expect(ack.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .drop(.interruptedMigration))
+        let toLaptop = try DecodedTCP4(out.bytes(0))
+        #expect(out.count == 1 && toLaptop.flags == .rst && toLaptop.seq == laptopAck)
+        #expect(toLaptop.source == MigrationLab.server && toLaptop.destination == MigrationLab.laptop && toLaptop.checksumsValid)
+        #expect(restarted.flowCount == 0 && restarted.interruptedMigrationCount == 0 && restarted.natPortsInUse == 0)
     }
 
     @Test("a rolled-back migration leaves the checkpoint's flow as it was")

@@ -9,6 +9,11 @@
 #   SIGTERM   the same with `--keep-state` and SIGTERM: an upgrade or `systemctl restart`.
 #   migrate   a paced download survives kill -9 and a restart, then migrates to the phone:
 #             the flow the new proxy adopted splices, byte-exact.
+#   mid-migration  kill -9 while a migration holds the download (the phone never connects;
+#             the proxy has acknowledged server bytes on the laptop's behalf): the restarted
+#             proxy resets the flow on both sides (those bytes died with the process), so the
+#             laptop's socat ends with a reset within seconds instead of hanging, what it got is
+#             an exact prefix of the stream, and nothing leaves un-NAT'd.
 #   refused   after kill -9, a start with other options is refused with the difference named,
 #             and so is one whose checkpoint was damaged; neither changes anything in the
 #             gateway; `tsmp proxy cleanup` removes the checkpoint with the rest.
@@ -127,6 +132,45 @@ e2e_restart_then_migrate() {
     tl_note "adopted flow $id migrated: laptop $(stat -c %s "$laptop") B + phone $(stat -c %s "$phone") B == the stream"
 }
 
+e2e_restart_mid_migration() {
+    e2e_baseline && tl_skip "needs the proxy (restart, migration)"
+    local data=$CASE_DIR/data report=$CASE_DIR/migrate.json
+    local stream=$data/stream.bin laptop=$data/laptop.bin
+    mkdir -p "$data"
+    e2e_random_file "$stream" 6M
+    e2e_gateway_up transparent owned 9000
+    e2e_paced_server 9000 "$stream" 1500000 --burst 0 --chunk 16384
+    timeout 60 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1000000 20
+    local id
+    read -r id _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE" --deadline 20
+    e2e_migrate_pending "$id"
+    sleep 0.3   # the phone never connects: the proxy caches and acknowledges what the server sends
+    e2e_unnat_watch unnat 40
+    e2e_restart KILL 0
+    e2e_migrate_end "$report"
+    grep -q 'flows_interrupted=1' "$CASE_DIR/proxy.log" || tl_fail "the restarted proxy did not count the interrupted migration"
+    local start
+    start=$(tl_now)
+    # socat -u ends quietly (status 0) on a reset: the evidence is the server's side and the size.
+    wait "$laptop_pid" || true
+    local waited
+    waited=$(tl_elapsed "$start" "$(tl_now)")
+    awk -v w="$waited" 'BEGIN { exit !(w < 10) }' || tl_fail "the laptop's download hung ${waited}s after the restart instead of being reset"
+    tl_wait_until 10 "the paced server to see its connection reset" grep -q "Connection reset" "$CASE_DIR/paced-server.log"
+    local got want
+    got=$(stat -c %s "$laptop") want=$(stat -c %s "$stream")
+    ((got < want)) || tl_fail "the laptop got the whole stream ($got bytes), although bytes of it died with the proxy"
+    cmp -s "$laptop" <(head -c "$got" "$stream") || tl_fail "what the laptop got ($got bytes) is not a prefix of the stream"
+    tl_note "the laptop's download ended ${waited}s after the restart with $got of $want bytes, an exact prefix; server: $(grep -o 'ended: .*' "$CASE_DIR/paced-server.log" | head -n 1)"
+    tl_note "proxy: $(grep -o 'flow reset: its migration was interrupted.*' "$CASE_DIR/proxy.log" | cut -c1-160 | tr '\n' ' ')"
+    e2e_unnat_expect_none unnat "across the restart"
+}
+
 # e2e_start_refused WHY ARGS...: `tsmp proxy ARGS` exits non-zero within 30 s, saying WHY
 # (an extended regular expression) on stderr.
 e2e_start_refused() {
@@ -190,4 +234,5 @@ time.sleep(25)' "$LAB_SRV" &
 test_case "restart: kill -9 and start again, three flows go on byte-exact, nothing un-NAT'd" e2e_restart_three_flows KILL
 test_case "restart: SIGTERM with --keep-state and start again (upgrade), three flows go on" e2e_restart_three_flows TERM
 test_case "restart: a flow adopted after kill -9 migrates to the phone" e2e_restart_then_migrate
+test_case "restart: kill -9 during a migration, the flow is reset on both sides, the laptop's bytes an exact prefix" e2e_restart_mid_migration
 test_case "restart: other options or a damaged checkpoint are refused, nothing changed; cleanup removes the checkpoint" e2e_restart_refused

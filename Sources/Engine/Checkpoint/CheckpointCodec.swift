@@ -14,7 +14,7 @@ import Wire
 ///                     device SYN, server SYN: syn | server's view of the device's shift u8 |
 ///                     device shift override u8 | device's view of the server's shift u8
 ///                     (0xFF: none) | device MSS u16 (0: none) | bits u8 (1 device lacks SACK,
-///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel)
+///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel, 16 held by a migration)
 ///     type 3, gone:   id u64
 ///     endpoint = family u8 (4 or 6) | address (4 or 16 bytes) | port u16
 ///     syn      = MSS u16 (0: none) | window scale u8 (0xFF: none) | bits u8 (1 SACK, 2 TS, 4 ECN)
@@ -74,6 +74,7 @@ public enum CheckpointCodec {
         if f.deviceLacksTimestamps { bits |= 2 }
         if f.deviceLacksECN { bits |= 4 }
         if f.inKernel { bits |= 8 }
+        if f.heldByMigration { bits |= 16 }
         w.u8(bits)
         return frame(.flow, w.out)
     }
@@ -184,14 +185,14 @@ public enum CheckpointCodec {
         guard let deviceSyn = r.syn(), let serverSyn = r.syn(), let view = r.u8(), view <= 14,
               let override = r.u8(), override <= 14 || override == 0xFF,
               let serverView = r.u8(), serverView <= 14 || serverView == 0xFF,
-              let mss = r.u16(), let bits = r.u8(), bits & ~0x0F == 0 else { return nil }
+              let mss = r.u16(), let bits = r.u8(), bits & ~0x1F == 0 else { return nil }
         f.deviceSyn = deviceSyn; f.serverSyn = serverSyn
         f.serverViewOfDeviceShift = view
         f.deviceShiftOverride = override == 0xFF ? nil : override
         f.deviceViewOfServerShift = serverView == 0xFF ? nil : serverView
         f.deviceMSS = mss == 0 ? nil : mss
         f.deviceLacksSACK = bits & 1 != 0; f.deviceLacksTimestamps = bits & 2 != 0
-        f.deviceLacksECN = bits & 4 != 0; f.inKernel = bits & 8 != 0
+        f.deviceLacksECN = bits & 4 != 0; f.inKernel = bits & 8 != 0; f.heldByMigration = bits & 16 != 0
         return f
     }
 

@@ -39,6 +39,10 @@ public struct FlowCheckpoint: Sendable, Equatable {
     public var deviceLacksECN = false
     /// The kernel forwarded the flow (its rule is in the kernel-path table, which outlives the process).
     public var inKernel = false
+    /// A migration past its pause held bytes for this flow that only the process had (the
+    /// server's segments it acknowledged on the device's behalf): a restart cannot deliver
+    /// them, so the adopted flow is reset on both sides as each next speaks.
+    public var heldByMigration = false
 
     public init(id: FlowID, device: IPEndpoint, original: IPEndpoint, server: IPEndpoint, natPort: UInt16,
                 state: FlowState) {

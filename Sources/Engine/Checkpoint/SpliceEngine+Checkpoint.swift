@@ -7,12 +7,12 @@ import Wire
 extension SpliceEngine {
     /// Every flow's durable facts, in id order: what a compacted checkpoint holds.
     public func checkpoints() -> [FlowCheckpoint] {
-        table.slots.compactMap { $0.map { Self.checkpoint(for: $0) } }.sorted { $0.id < $1.id }
+        table.slots.compactMap { $0.map { checkpoint(for: $0) } }.sorted { $0.id < $1.id }
     }
 
     /// One flow's durable facts, after one of its events; nil when it is gone.
     public func checkpoint(of id: FlowID) -> FlowCheckpoint? {
-        table.slot(id: id).flatMap { table[slot: $0] }.map { Self.checkpoint(for: $0) }
+        table.slot(id: id).flatMap { table[slot: $0] }.map { checkpoint(for: $0) }
     }
 
     /// Whether flows changed their durable facts since the last `takeCheckpointRecords`
@@ -37,7 +37,7 @@ extension SpliceEngine {
         if recordsCheckpointChanges { checkpointChanges.insert(id) }
     }
 
-    static func checkpoint(for flow: Flow) -> FlowCheckpoint {
+    func checkpoint(for flow: Flow) -> FlowCheckpoint {
         var c = FlowCheckpoint(id: flow.id, device: IPEndpoint(flow.device), original: IPEndpoint(flow.original),
                                server: IPEndpoint(flow.server), natPort: flow.natPort, state: flow.state)
         c.seqOffsetToServer = flow.toServer.seqOffset
@@ -58,6 +58,7 @@ extension SpliceEngine {
         c.deviceLacksTimestamps = flow.deviceLacksTimestamps
         c.deviceLacksECN = flow.deviceLacksECN
         c.inKernel = flow.kernelPath == .inKernel || flow.kernelPath == .leaving
+        if let mid = flow.migration, let m = migrations[mid], !m.isAwaitingState { c.heldByMigration = true }
         return c
     }
 
@@ -126,6 +127,7 @@ extension SpliceEngine {
             flow.kernelPath = c.inKernel ? .inKernel : .resyncing
             _ = table.insert(flow)
             if c.inKernel { kernelPathIDs.insert(c.id) }
+            if c.heldByMigration { interruptedMigrations[c.id] = [] }
             nextFlowID = max(nextFlowID, local + 1)
             result.adopted.append(c.id)
             logger.debug("flow adopted", metadata: [

@@ -93,6 +93,7 @@ extension SpliceEngine {
         }
         migrations[mid] = Migration(pausing: mid, flowID: id, target: migration.target, requestedAt: migration.requestedAt,
                                     allowed: migration.allowed, settleWait: migration.settleWait, freeze: freeze, now: now)
+        noteCheckpointChange(id)   // from here on the proxy holds bytes only this process has
         journalPhases(of: mid)
         logger.info("migration paused", metadata: [
             "migration.id": "\(mid)", "flow.id": "\(id)", "migration.from": "\(flow.device)",

@@ -43,12 +43,22 @@ extension SpliceEngine {
             return
         }
         for half in [UInt32(0), UInt32(1) << 31] {
-            emit(TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
-                               ack: flow.streamStartToServer, flags: .ack, window: 0).imitating(flow.serverIP), generated: generated)
-            emit(TCPPacketSpec(source: nat, destination: flow.server, seq: flow.streamStartToServer + half,
-                               ack: flow.streamStartToDevice, flags: .ack, window: 0).imitating(flow.deviceIP), generated: generated)
+            emit(blindProbe(flow, toDevice: true, half: half), generated: generated)
+            emit(blindProbe(flow, toDevice: false, half: half), generated: generated)
         }
         counters.stateProbes &+= 4
+    }
+
+    /// One of an odd round's two ACKs toward an end (`half`: 0 or 2^31 added to its sequence
+    /// number), knowing nothing of the flow's sequence state but where its streams started.
+    func blindProbe(_ flow: Flow, toDevice: Bool, half: UInt32) -> TCPPacketSpec {
+        if toDevice {
+            return TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
+                                 ack: flow.streamStartToServer, flags: .ack, window: 0).imitating(flow.serverIP)
+        }
+        return TCPPacketSpec(source: IPv4Endpoint(config.nat, flow.natPort), destination: flow.server,
+                             seq: flow.streamStartToServer + half, ack: flow.streamStartToDevice, flags: .ack,
+                             window: 0).imitating(flow.deviceIP)
     }
 
     /// An ACK in `sender`'s name (`sender` is the direction it pretends to continue, `receiver`

@@ -1,0 +1,50 @@
+import Wire
+
+/// One side of a flow whose migration a restart interrupted.
+enum InterruptedSide: Hashable, Sendable { case device, server }
+
+/// A migration the proxy's restart interrupted after its pause (issue "Survive a proxy
+/// restart"): the previous process had acknowledged server segments on the device's behalf
+/// (DESIGN §6 step 2) and held them, with the in-flight copy, only in its memory. The server
+/// will not send those bytes again and the device never got them, so the stream cannot go on
+/// byte-exact; left alone, both ends would wait on each other until their timeouts. Instead
+/// the adopted flow is ended cleanly: each side's next segment is answered with a RST at
+/// exactly the sequence number it expects (its acknowledgement: RFC 5961 §3.2 accepts it at
+/// once) and dropped; once both sides were reset the flow is removed. Nothing of it reaches
+/// the other side meanwhile. A device that was only receiving has nothing to send: when the
+/// server side is reset, the device is sent the two blind state probes (an unacceptable ACK
+/// is answered with <SEQ=SND.NXT><ACK=RCV.NXT>, RFC 9293 §3.10.7.4), and its answer is reset.
+extension SpliceEngine {
+    /// Flows adopted with a migration the restart interrupted, not yet reset on both sides.
+    public var interruptedMigrationCount: Int { interruptedMigrations.count }
+
+    func resetInterrupted(_ packet: TCPIPv4Packet, slot: Int, side: InterruptedSide, now: Instant,
+                          generated: PacketBatch) -> Verdict {
+        guard let flow = table[slot: slot] else { return .drop(.noFlow) }
+        let tcp = packet.tcp
+        if !tcp.flags.contains(.rst) {
+            let ack = tcp.flags.contains(.ack) ? tcp.ack : tcp.seq + tcp.sequenceLength
+            // From whom the sender talks to, as it addressed the segment.
+            emit(TCPPacketSpec(source: packet.destination, destination: packet.source, seq: ack, flags: .rst, window: 0),
+                 generated: generated)
+        }
+        var done = interruptedMigrations[flow.id] ?? []
+        done.insert(side)
+        if side == .server && !done.contains(.device) {
+            for half in [UInt32(0), UInt32(1) << 31] { emit(blindProbe(flow, toDevice: true, half: half), generated: generated) }
+            counters.stateProbes &+= 2
+        }
+        logger.notice("flow reset: its migration was interrupted by the proxy's restart", metadata: [
+            "flow.id": "\(flow.id)", "flow.side": "\(side)", "flow.device": "\(flow.device)", "flow.server": "\(flow.server)",
+        ])
+        if done.count == 2 {
+            interruptedMigrations[flow.id] = nil
+            withFlow(slot) { $0.state = .reset }
+            removeFlow(slot: slot, closed: true)
+        } else {
+            interruptedMigrations[flow.id] = done
+            withFlow(slot) { $0.lastActivity = now }
+        }
+        return .drop(.interruptedMigration)
+    }
+}
