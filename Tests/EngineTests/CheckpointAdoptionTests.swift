@@ -79,8 +79,10 @@ extension MigrationResumeTests {
         let h = established()
         let before = h.engine.checkpoints()
         var held = before
-        held[0].heldByMigration = true
         let (mid, _) = try h.migrate()
+        held[0].heldByMigration = true
+        held[0].migrationID = mid
+        held[0].migrationTarget = IPEndpoint(IPv4Endpoint(MigrationLab.phoneAddress, 0))
         #expect(h.report(mid)?.phase == .paused)
         #expect(h.engine.checkpoints() == held)
         _ = try h.timers()
@@ -95,15 +97,25 @@ extension MigrationResumeTests {
     @Test("a flow adopted with its migration interrupted after the pause is reset on each side as it next speaks, at the sequence number it expects, then removed; nothing passes")
     func interruptedMigrationIsReset() throws {
         let h = established()
-        _ = try h.migrate()
+        let (mid, _) = try h.migrate()
         _ = try h.timers()
         for o in h.serverSends(cut, cut + 2 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
         let checkpoints = h.engine.checkpoints()
         #expect(checkpoints.map(\.heldByMigration) == [true])
+        #expect(checkpoints.first?.migrationID == mid)
+        #expect(checkpoints.first?.migrationTarget == IPEndpoint(IPv4Endpoint(MigrationLab.phoneAddress, 0)))
         let restarted = SpliceEngine(config: MigrationLab.config())
         #expect(restarted.adopt(try CheckpointCodec.decode(CheckpointCodec.snapshot(setup: 1, flows: checkpoints), setup: 1).flows,
                                 now: h.now).adopted == [h.flowID])
         #expect(restarted.interruptedMigrationCount == 1)
+        // Its result, after the restart: aborted, and why.
+        let report = try #require(restarted.migrationReport(mid, now: h.now))
+        #expect(report.phase == .aborted && report.flow == h.flowID && report.oldDevice == MigrationLab.laptop)
+        #expect(report.target.address == MigrationLab.phoneAddress && report.reason?.contains("restart") == true)
+        // Its id is not handed out again.
+        let later = SpliceEngine(config: MigrationLab.config())
+        _ = later.adopt(checkpoints, now: h.now)
+        #expect(later.migrationReport(mid, now: h.now)?.phase == .aborted)
         let out = PacketBatch(capacity: 4, maxPacket: 2048)
         // The server's zero-window probe: a RST to the server, from the NAT endpoint, at its ack.
         var probe = h.fromServer(at: cut + 2 * 1448, ack: 120, length: 1)

@@ -13,7 +13,8 @@
 #             the proxy has acknowledged server bytes on the laptop's behalf): the restarted
 #             proxy resets the flow on both sides (those bytes died with the process), so the
 #             laptop's socat ends with a reset within seconds instead of hanging, what it got is
-#             an exact prefix of the stream, and nothing leaves un-NAT'd.
+#             an exact prefix of the stream, `tsmp migrations` reports the migration aborted
+#             by the restart, and nothing leaves un-NAT'd.
 #   refused   after kill -9, a start with other options is refused with the difference named,
 #             and so is one whose checkpoint was damaged; neither changes anything in the
 #             gateway; `tsmp proxy cleanup` removes the checkpoint with the rest.
@@ -154,6 +155,17 @@ e2e_restart_mid_migration() {
     e2e_restart KILL 0
     e2e_migrate_end "$report"
     grep -q 'flows_interrupted=1' "$CASE_DIR/proxy.log" || tl_fail "the restarted proxy did not count the interrupted migration"
+    # Its result after the restart: aborted, and why.
+    timeout 10 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrations --json >"$CASE_DIR/migrations.json" \
+        || tl_fail "tsmp migrations --json failed after the restart"
+    local said
+    said=$(python3 -c '
+import json, sys
+ms = [m for m in json.load(open(sys.argv[1])).get("migrations", []) if m.get("flow") == int(sys.argv[2])]
+if len(ms) != 1 or ms[0].get("phase") != "aborted" or "restart" not in (ms[0].get("reason") or ""):
+    sys.exit("migrations of flow %s after the restart: %s" % (sys.argv[2], ms))
+print("migration %s: %s (%s)" % (ms[0]["id"], ms[0]["phase"], ms[0]["reason"]))' "$CASE_DIR/migrations.json" "$id") || tl_fail "$said"
+    tl_note "after the restart, tsmp migrations: $said"
     local start
     start=$(tl_now)
     # socat -u ends quietly (status 0) on a reset: the evidence is the server's side and the size.

@@ -15,6 +15,7 @@ import Wire
 ///                     device shift override u8 | device's view of the server's shift u8
 ///                     (0xFF: none) | device MSS u16 (0: none) | bits u8 (1 device lacks SACK,
 ///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel, 16 held by a migration)
+///                     [with bit 16: migration id u64 | its target: endpoint]
 ///     type 3, gone:   id u64
 ///     endpoint = family u8 (4 or 6) | address (4 or 16 bytes) | port u16
 ///     syn      = MSS u16 (0: none) | window scale u8 (0xFF: none) | bits u8 (1 SACK, 2 TS, 4 ECN)
@@ -74,8 +75,13 @@ public enum CheckpointCodec {
         if f.deviceLacksTimestamps { bits |= 2 }
         if f.deviceLacksECN { bits |= 4 }
         if f.inKernel { bits |= 8 }
-        if f.heldByMigration { bits |= 16 }
+        let held = f.heldByMigration && f.migrationID != nil
+        if held { bits |= 16 }
         w.u8(bits)
+        if held, let mid = f.migrationID {
+            w.u64(mid.rawValue)
+            w.endpoint(f.migrationTarget ?? IPEndpoint(.v4(IPv4Address(0)), 0))
+        }
         return frame(.flow, w.out)
     }
 
@@ -193,6 +199,11 @@ public enum CheckpointCodec {
         f.deviceMSS = mss == 0 ? nil : mss
         f.deviceLacksSACK = bits & 1 != 0; f.deviceLacksTimestamps = bits & 2 != 0
         f.deviceLacksECN = bits & 4 != 0; f.inKernel = bits & 8 != 0; f.heldByMigration = bits & 16 != 0
+        if f.heldByMigration {
+            guard let mid = r.u64(), let target = r.endpoint() else { return nil }
+            f.migrationID = MigrationID(mid)
+            f.migrationTarget = target
+        }
         return f
     }
 

@@ -43,6 +43,10 @@ public struct FlowCheckpoint: Sendable, Equatable {
     /// server's segments it acknowledged on the device's behalf): a restart cannot deliver
     /// them, so the adopted flow is reset on both sides as each next speaks.
     public var heldByMigration = false
+    /// With `heldByMigration`: that migration, and the device it was going to (port 0: not
+    /// named yet), so a restart reports how it ended (`tsmp migrations`, a device polling it).
+    public var migrationID: MigrationID?
+    public var migrationTarget: IPEndpoint?
 
     public init(id: FlowID, device: IPEndpoint, original: IPEndpoint, server: IPEndpoint, natPort: UInt16,
                 state: FlowState) {

@@ -58,7 +58,11 @@ extension SpliceEngine {
         c.deviceLacksTimestamps = flow.deviceLacksTimestamps
         c.deviceLacksECN = flow.deviceLacksECN
         c.inKernel = flow.kernelPath == .inKernel || flow.kernelPath == .leaving
-        if let mid = flow.migration, let m = migrations[mid], !m.isAwaitingState { c.heldByMigration = true }
+        if let mid = flow.migration, let m = migrations[mid], !m.isAwaitingState {
+            c.heldByMigration = true
+            c.migrationID = mid
+            c.migrationTarget = IPEndpoint(IPv4Endpoint(m.target.address, m.target.port ?? 0))
+        }
         return c
     }
 
@@ -127,7 +131,10 @@ extension SpliceEngine {
             flow.kernelPath = c.inKernel ? .inKernel : .resyncing
             _ = table.insert(flow)
             if c.inKernel { kernelPathIDs.insert(c.id) }
-            if c.heldByMigration { interruptedMigrations[c.id] = [] }
+            if c.heldByMigration {
+                interruptedMigrations[c.id] = []
+                reportInterrupted(c, device: device, now: now)
+            }
             nextFlowID = max(nextFlowID, local + 1)
             result.adopted.append(c.id)
             logger.debug("flow adopted", metadata: [

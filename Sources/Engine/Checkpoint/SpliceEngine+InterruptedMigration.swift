@@ -18,6 +18,23 @@ extension SpliceEngine {
     /// Flows adopted with a migration the restart interrupted, not yet reset on both sides.
     public var interruptedMigrationCount: Int { interruptedMigrations.count }
 
+    /// The interrupted migration's report, as if it had ended here: aborted, with the reason
+    /// (`tsmp migrations`, a device asking for it after the restart). Its id is not handed out again.
+    func reportInterrupted(_ c: FlowCheckpoint, device: IPv4Endpoint, now: Instant) {
+        guard let mid = c.migrationID, finishedMigrations[mid] == nil, migrations[mid] == nil,
+              let local = shard.localID(global: mid.rawValue) else { return }
+        nextMigrationID = max(nextMigrationID, local + 1)
+        var target = MigrationTarget(address: IPv4Address(0))
+        if let t = c.migrationTarget, case .v4(let address) = t.address {
+            target = MigrationTarget(address: address, port: t.port == 0 ? nil : t.port)
+        }
+        recordFinished(MigrationReport(
+            id: mid, flow: c.id, oldDevice: device, target: target, newDevice: nil, phase: .aborted,
+            phases: [MigrationReport.PhaseTime(phase: .aborted, seconds: 0)], cutOffsetToDevice: nil, cutOffsetToServer: nil,
+            bytesCached: 0, retransmissions: 0, timeouts: 0,
+            reason: "interrupted by the proxy's restart: the bytes it held for the flow were lost with the process, so the flow is reset on both sides"))
+    }
+
     func resetInterrupted(_ packet: TCPIPv4Packet, slot: Int, side: InterruptedSide, now: Instant,
                           generated: PacketBatch) -> Verdict {
         guard let flow = table[slot: slot] else { return .drop(.noFlow) }
