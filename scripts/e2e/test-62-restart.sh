@@ -6,7 +6,8 @@
 #             with the same flags at once. All three finish byte-exact, the chat both ways,
 #             and a capture at the server shows no packet from the laptop's own address
 #             (the gateway fails closed while no proxy runs).
-#   SIGTERM   the same with `--keep-state` and SIGTERM: an upgrade or `systemctl restart`.
+#   SIGTERM   the same with SIGTERM and the flags the shipped systemd unit passes
+#             (`--keep-state`): an upgrade or `systemctl restart`.
 #   migrate   a paced download survives kill -9 and a restart, then migrates to the phone:
 #             the flow the new proxy adopted splices, byte-exact.
 #   mid-migration  kill -9 while a migration holds the download (the phone never connects;
@@ -44,7 +45,16 @@ e2e_restart_three_flows() {
     mkdir -p "$chat"
     e2e_random_file "$data/bulk.bin" 24M
     e2e_random_file "$data/paced.bin" 480K
-    [[ $sig == TERM ]] && E2E_EXTRA_PROXY_ARGS+=(--keep-state)
+    if [[ $sig == TERM ]]; then
+        # `systemctl restart` of the shipped unit: SIGTERM, then the same ExecStart again, with
+        # the flags the unit passes before $TSMP_PROXY_ARGS.
+        local unit=$TL_ROOT/scripts/dist/systemd/tsmp-proxy.service unit_flags
+        read -ra unit_flags <<<"$(sed -n 's|^ExecStart=@bindir@/tsmp proxy run \(.*\)\$TSMP_PROXY_ARGS.*|\1|p' "$unit")"
+        [[ " ${unit_flags[*]} " == *" --keep-state "* ]] || tl_fail "the shipped unit's ExecStart does not pass --keep-state: ${unit_flags[*]}"
+        grep -q '^ExecStopPost=.*cleanup' "$unit" && tl_fail "the shipped unit cleans up after every stop (ExecStopPost), which drops the flows a restart keeps"
+        E2E_EXTRA_PROXY_ARGS+=("${unit_flags[@]}")
+        tl_note "the unit's flags: ${unit_flags[*]}"
+    fi
     E2E_EXTRA_PROXY_ARGS+=(--kernel-path --kernel-path-after 0.3)
     E2E_KERNEL_PATH=1
     e2e_gateway_up transparent owned 7100 8080 9000
@@ -244,7 +254,7 @@ time.sleep(25)' "$LAB_SRV" &
 }
 
 test_case "restart: kill -9 and start again, three flows go on byte-exact, nothing un-NAT'd" e2e_restart_three_flows KILL
-test_case "restart: SIGTERM with --keep-state and start again (upgrade), three flows go on" e2e_restart_three_flows TERM
+test_case "restart: SIGTERM and start again with the systemd unit's flags (upgrade), three flows go on" e2e_restart_three_flows TERM
 test_case "restart: a flow adopted after kill -9 migrates to the phone" e2e_restart_then_migrate
 test_case "restart: kill -9 during a migration, the flow is reset on both sides, the laptop's bytes an exact prefix" e2e_restart_mid_migration
 test_case "restart: other options or a damaged checkpoint are refused, nothing changed; cleanup removes the checkpoint" e2e_restart_refused
