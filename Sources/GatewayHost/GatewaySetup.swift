@@ -209,6 +209,7 @@ public final class GatewaySetup {
                                  tunIsUp: tunLink.isUp, tunMTU: tunLink.mtu,
                                  ipForward: try sysctl.read("net.ipv4.ip_forward"))
         facts.tunAddrGenMode = try sysctl.readIfPresent(plan.tunAddrGenModeKey)
+        if plan.kernelPath != nil { facts.uplinkSrcValidMark = try sysctl.read(plan.uplinkSrcValidMarkKey) }
         if plan.tunAddress != nil {
             facts.tunRPFilter = try sysctl.read(plan.tunRPFilterKey)
             facts.tunAcceptLocal = try sysctl.read(plan.tunAcceptLocalKey)

@@ -190,6 +190,8 @@ public struct GatewayFacts: Sendable, Equatable {
     /// net.ipv6.conf.TUN.addr_gen_mode as read now; nil when the kernel has no IPv6 (booted
     /// with ipv6.disable=1: no such file, and no IPv6 chatter to prevent).
     public var tunAddrGenMode: String?
+    /// net.ipv4.conf.UPLINK.src_valid_mark as read now (matters only with the kernel path).
+    public var uplinkSrcValidMark: String = "1"
 
     public init(ownedAddresses: Set<IPv4Address> = [], localRule: NetlinkRule? = .kernelLocal,
                 tunIsUp: Bool = false, tunMTU: UInt32 = 1500, ipForward: String = "0",
@@ -260,6 +262,16 @@ extension GatewayPlan {
     /// The sysctl that lets packets written into the TUN carry a source address the gateway
     /// owns (the NAT address toward the server): without it they are martians.
     public var tunAcceptLocalKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "accept_local") }
+    /// With the kernel path, the server's segments of a flow it forwards carry its mark from
+    /// prerouting on (`KernelPathTable`), and the uplink's reverse-path check must see it: that
+    /// check looks the route back up as if the device sent to the server (out the device
+    /// interface, the ports swapped), which matches the transparent rules and finds the
+    /// proxy's table. While a proxy runs that table's TUN route passes a loose check; while
+    /// none runs only the fail-closed blackhole is left, and the kernel dropped every such
+    /// segment (TcpExtIPReversePathFilter): kernel-path flows stalled across a restart. With
+    /// src_valid_mark the check carries the mark, the rules (fwmark 0/0x74000000) step aside,
+    /// and the main table's route to the server passes.
+    public var uplinkSrcValidMarkKey: String { Sysctl.key("net.ipv4.conf", interface: uplinkInterface, "src_valid_mark") }
 
     /// The sysctl that decides how the kernel makes the TUN's IPv6 link-local address
     /// (ip-sysctl.rst: 0 EUI-64, 1 none, 2 and 3 stable privacy).
@@ -306,7 +318,12 @@ extension GatewayPlan {
             changes.append(.removedRule(local))
         }
         changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
-        if let kernelPath { changes.append(.nftTable(name: kernelPath.name, ruleset: kernelPath.ruleset)) }
+        if let kernelPath {
+            if facts.uplinkSrcValidMark != "1" {
+                changes.append(.sysctl(key: uplinkSrcValidMarkKey, previous: facts.uplinkSrcValidMark, value: "1"))
+            }
+            changes.append(.nftTable(name: kernelPath.name, ruleset: kernelPath.ruleset))
+        }
         if let reassembly { changes.append(.nftTable(name: reassembly.name, ruleset: reassembly.ruleset)) }
         if facts.ipForward != "1" {
             changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))

@@ -10,13 +10,15 @@ import Wire
 ///   forwarding; at postrouting its source becomes the NAT address and port (`to_server_port`).
 /// - Server -> NAT address, at prerouting: a flow in `to_device` gets its destination
 ///   rewritten to the device (`to_device_addr`, `to_device_port`), then routing forwards it.
+///   It gets `mark` too, for the uplink's reverse-path check (`src_valid_mark`: see
+///   `GatewayPlan.uplinkSrcValidMarkKey`), which would otherwise find the proxy's table.
 /// - SYN, FIN and RST segments are never rewritten here: they reach the engine through the
 ///   TUN, which sees a flow's start and end. Packets the proxy writes into the TUN are left alone.
 ///
 /// Checksums are updated by nftables (incrementally, partial checksums and super-segments
 /// included). Sets count packets and bytes per flow (the kernel's counters, headers included).
 public struct KernelPathTable: Sendable, Equatable, Codable {
-    /// The mark bits on device -> server packets the kernel forwards.
+    /// The mark bits on the packets the kernel forwards, both ways.
     public static let mark: UInt32 = 0x7400_0000
 
     public let name: String
@@ -55,7 +57,7 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
                 iifname "\(tunName)" return
                 tcp flags & (fin | syn | rst) != 0 return
                 ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | \(mark) return
-                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port
+                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port meta mark set meta mark | \(mark)
             }
             chain postrouting {
                 type filter hook postrouting priority srcnat; policy accept;

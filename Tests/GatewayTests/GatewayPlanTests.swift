@@ -169,6 +169,24 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         ])
     }
 
+    /// With the kernel path, the uplink's reverse-path check sees marks (src_valid_mark), set
+    /// before the table that marks the server's segments; without it, nothing changes there.
+    @Test func kernelPathTurnsOnSrcValidMarkOnTheUplinkBeforeItsTable() {
+        var plan = samplePlan()
+        plan.kernelPath = KernelPathTable(tunName: plan.tunName, uplink: plan.uplinkInterface, nat: plan.nat)
+        var facts = GatewayFacts()
+        facts.uplinkSrcValidMark = "0"
+        let changes = plan.changes(given: facts)
+        let mark = GatewayChange.sysctl(key: "net.ipv4.conf.veth-up.src_valid_mark", previous: "0", value: "1")
+        let markAt = changes.firstIndex(of: mark)
+        let tableAt = changes.firstIndex { if case .nftTable(let name, _) = $0 { name.hasPrefix("tsmp_kernel_path") } else { false } }
+        #expect(markAt != nil && tableAt != nil && markAt! < tableAt!)
+        facts.uplinkSrcValidMark = "1"
+        #expect(!plan.changes(given: facts).contains { $0.description.contains("src_valid_mark") })
+        facts.uplinkSrcValidMark = "0"
+        #expect(!samplePlan().changes(given: facts).contains { $0.description.contains("src_valid_mark") })
+    }
+
     /// Issue 12 item 5: the kernel makes no IPv6 link-local address on the TUN (so it sends no
     /// router solicitations out of it), set before the TUN goes up and undone after it is down.
     @Test func noIPv6LinkLocalAddressOnTheTunBeforeItGoesUp() {

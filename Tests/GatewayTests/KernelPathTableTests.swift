@@ -21,6 +21,7 @@ import Wire
         #expect(text.contains("tcp flags & (fin | syn | rst) != 0 return"))
         #expect(text.contains("@to_server meta mark set meta mark | 0x74000000 return"))
         #expect(text.contains("ip daddr 10.2.0.1 ip saddr . tcp sport . tcp dport @to_device ip daddr set"))
+        #expect(text.contains("map @to_device_port meta mark set meta mark | 0x74000000\n"))
         #expect(text.contains("meta mark & 0x74000000 == 0x74000000 oifname \"veth-up\" tcp sport set"))
         #expect(text.contains("ip saddr set 10.2.0.1"))
         #expect(KernelPathTable(tunName: "a-b.c", uplink: "u", nat: IPv4Address(1, 2, 3, 4)).name == "tsmp_kernel_path_a_b_c")

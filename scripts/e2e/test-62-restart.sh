@@ -88,9 +88,15 @@ e2e_restart_three_flows() {
     [[ -n $(e2e_checkpoint_files) ]] || tl_fail "no flow checkpoint in /run/tsmp"
 
     e2e_unnat_watch unnat 60
+    local rpf_before
+    rpf_before=$(lab_counter "$LAB_ID" gw TcpExtIPReversePathFilter | awk '{print $2}')
     e2e_restart "$sig" 0
     tl_expect_eq "flows the restarted proxy took over" 3 "$E2E_ADOPTED"
     e2e_proxy_healthy
+    # The kernel path forwarded on while no proxy ran: the gateway's reverse-path check dropped
+    # nothing (it found the fail-closed blackhole before the uplink's src_valid_mark).
+    tl_expect_eq "segments the gateway's reverse-path filter dropped across the restart" 0 \
+        "$(($(lab_counter "$LAB_ID" gw TcpExtIPReversePathFilter | awk '{print $2}') - rpf_before))"
 
     local st=0
     wait "$bulk" || st=$?
