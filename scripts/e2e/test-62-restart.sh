@@ -118,21 +118,30 @@ e2e_restart_three_flows() {
     e2e_unnat_expect_none unnat "across the restart"
 }
 
+# e2e_paced_laptop_download: the proxy, a paced server streaming 6 MB (CASE_DIR/data/stream.bin)
+# at 1.5 MB/s on LAB_SRV:9000, and the laptop's socat reading it into CASE_DIR/data/laptop.bin
+# (E2E_LAPTOP_PID); returns once 1 MB arrived, with the flow's id in E2E_FLOW.
+e2e_paced_laptop_download() {
+    local data=$CASE_DIR/data
+    mkdir -p "$data"
+    e2e_random_file "$data/stream.bin" 6M
+    e2e_gateway_up transparent owned 9000
+    e2e_paced_server 9000 "$data/stream.bin" 1500000 --burst 0 --chunk 16384
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"$data/laptop.bin" 2>"$CASE_DIR/socat-laptop.log" &
+    E2E_LAPTOP_PID=$!
+    e2e_wait_size "$data/laptop.bin" 1000000 20
+    E2E_FLOW=""
+    read -r E2E_FLOW _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n $E2E_FLOW ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+}
+
 e2e_restart_then_migrate() {
     e2e_baseline && tl_skip "needs the proxy (restart, migration)"
     local data=$CASE_DIR/data report=$CASE_DIR/migrate.json
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin
-    mkdir -p "$data"
-    e2e_random_file "$stream" 6M
-    e2e_gateway_up transparent owned 9000
-    e2e_paced_server 9000 "$stream" 1500000 --burst 0 --chunk 16384
-    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
-        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
-    local laptop_pid=$!
-    e2e_wait_size "$laptop" 1000000 20
-    local id
-    read -r id _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
-    [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    e2e_paced_laptop_download
+    local laptop_pid=$E2E_LAPTOP_PID id=$E2E_FLOW
     e2e_restart KILL 0
     tl_expect_eq "flows the restarted proxy took over" 1 "$E2E_ADOPTED"
     e2e_wait_size "$laptop" 2500000 20
@@ -153,17 +162,8 @@ e2e_restart_mid_migration() {
     e2e_baseline && tl_skip "needs the proxy (restart, migration)"
     local data=$CASE_DIR/data report=$CASE_DIR/migrate.json
     local stream=$data/stream.bin laptop=$data/laptop.bin
-    mkdir -p "$data"
-    e2e_random_file "$stream" 6M
-    e2e_gateway_up transparent owned 9000
-    e2e_paced_server 9000 "$stream" 1500000 --burst 0 --chunk 16384
-    timeout 60 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
-        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
-    local laptop_pid=$!
-    e2e_wait_size "$laptop" 1000000 20
-    local id
-    read -r id _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
-    [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    e2e_paced_laptop_download
+    local laptop_pid=$E2E_LAPTOP_PID id=$E2E_FLOW
     e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB_PHONE" --deadline 20
     e2e_migrate_pending "$id"
     sleep 0.3   # the phone never connects: the proxy caches and acknowledges what the server sends
