@@ -86,14 +86,11 @@ extension SpliceEngine {
             guard let slot = table.slot(id: id) else { continue }
             let taken = withFlow(slot) { flow -> Bool in
                 guard flow.kernelPath == .none, !flow.isMigrating, flow.state == .established else { return false }
-                flow.kernelPath = .inKernel
-                flow.toServer.forgetSequenceState()
-                flow.toDevice.forgetSequenceState()
+                flow.forwardedByKernel()
                 if flow.inFlight != nil {
                     inFlightStorageBytes -= flow.inFlight!.releaseStorage()
                     flow.inFlight = nil
                 }
-                flow.kernelCounters = KernelPathCounters(id: id, packetsToServer: 0, bytesToServer: 0, packetsToDevice: 0, bytesToDevice: 0)
                 return true
             }
             guard taken else {
@@ -225,5 +222,17 @@ extension SpliceEngine {
         if flow.kernelPath == .inKernel { kernelPathLeaving.append(kernelPathRule(flow)) }
         kernelPathIDs.remove(flow.id)
         counters.kernelPathLeft &+= 1
+    }
+}
+
+extension Flow {
+    /// The kernel forwards the flow from now on (its hand-over confirmed, or adopted so after a
+    /// restart): its sequence state is the kernel's, and the kernel's counters, which start at
+    /// zero with its entries, are what keeps it alive (`kernelPathCounters`).
+    mutating func forwardedByKernel() {
+        kernelPath = .inKernel
+        toServer.forgetSequenceState()
+        toDevice.forgetSequenceState()
+        kernelCounters = KernelPathCounters(id: id, packetsToServer: 0, bytesToServer: 0, packetsToDevice: 0, bytesToDevice: 0)
     }
 }

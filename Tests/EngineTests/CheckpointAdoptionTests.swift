@@ -41,6 +41,10 @@ extension KernelPathTests {
         #expect(restarted.adopt(h.engine.checkpoints(), now: h.now).adopted == [h.flowID])
         #expect(restarted.kernelPathFlowCount == 1)
         #expect(restarted.kernelPathFlows().map(\.id) == [h.flowID])
+        // The kernel's counters keep it alive and counted, as before the restart.
+        restarted.kernelPathCounters([KernelPathCounters(id: h.flowID, packetsToServer: 10, bytesToServer: 520,
+                                                         packetsToDevice: 20, bytesToDevice: 1_000_000)], now: h.now)
+        #expect(restarted.flowSummaries(now: h.now).first?.bytesToDevice == 1_000_000)
         var data = h.fromServer(at: 30 * 1448, ack: 120, length: 1448)
         let out = PacketBatch(capacity: 4, maxPacket: 2048)
         #expect(data.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .forward)

@@ -128,7 +128,9 @@ extension SpliceEngine {
             flow.deviceLacksSACK = c.deviceLacksSACK
             flow.deviceLacksTimestamps = c.deviceLacksTimestamps
             flow.deviceLacksECN = c.deviceLacksECN
-            flow.kernelPath = c.inKernel ? .inKernel : .resyncing
+            // In the kernel: counted from zero again, as the entries' counters are read next
+            // (they count since the hand-over: the first read adds what the kernel forwarded).
+            if c.inKernel { flow.forwardedByKernel() } else { flow.kernelPath = .resyncing }
             _ = table.insert(flow)
             if c.inKernel { kernelPathIDs.insert(c.id) }
             if c.heldByMigration {
