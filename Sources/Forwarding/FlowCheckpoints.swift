@@ -17,9 +17,9 @@ public struct FlowCheckpoints: Sendable {
     }
 
     /// The same, with each shard's flows passed through `change` (the kernel path's reconciliation).
-    public func adjusted(_ change: (inout [FlowCheckpoint]) throws -> Void) rethrows -> FlowCheckpoints {
+    public func adjusted(_ change: (inout [FlowCheckpoint]) -> Void) -> FlowCheckpoints {
         var previous = self.previous
-        for i in previous.indices { try change(&previous[i].flows) }
+        for i in previous.indices { change(&previous[i].flows) }
         return FlowCheckpoints(setup: setup, paths: paths, previous: previous)
     }
 

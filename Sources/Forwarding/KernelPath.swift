@@ -66,29 +66,32 @@ public final class KernelPath: @unchecked Sendable {
         } catch where error.errno == ENOENT {}
     }
 
-    /// Makes the adopted flows' "in the kernel" what the table really holds, and removes the
-    /// rewriting of flows nobody adopted (a restart after a crash, issue "Survive a proxy
-    /// restart"): a crash between a hand-over's installation and its record in the
+    /// The previous proxy's flows with "in the kernel" as the table really holds it, and the
+    /// rewriting of flows nobody adopted removed (a restart after a crash, issue "Survive a
+    /// proxy restart"): a crash between a hand-over's installation and its record in the
     /// checkpoint, or between a take-back's removal and its record, leaves the two apart. A
     /// flow counts as in the kernel when both its device-side and its server-side entries are
-    /// there; anything else of it is removed, so it is the engine's. Returns the entries removed.
-    public func reconcile(_ flows: inout [FlowCheckpoint]) throws(SystemError) -> Int {
+    /// there; anything else of it is removed, so it is the engine's. Every shard's flows at
+    /// once: an entry is stale only if no shard adopts it. Also returns the entries removed.
+    public func reconcile(_ checkpoints: FlowCheckpoints) throws(SystemError) -> (FlowCheckpoints, removed: Int) {
         let up = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true)).keys)
         let down = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true)).keys)
         var keptUp: Set<[String]> = [], keptDown: Set<[String]> = []
-        for i in flows.indices {
-            let f = flows[i]
-            guard case .v4(let device) = f.device.address, case .v4(let server) = f.server.address else { continue }
-            let upKey = ["\(device)", "\(f.device.port)", "\(server)", "\(f.server.port)"]
-            let downKey = ["\(server)", "\(f.server.port)", "\(f.natPort)"]
-            flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
-            if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
+        let reconciled = checkpoints.adjusted { flows in
+            for i in flows.indices {
+                let f = flows[i]
+                guard case .v4(let device) = f.device.address, case .v4(let server) = f.server.address else { continue }
+                let upKey = ["\(device)", "\(f.device.port)", "\(server)", "\(f.server.port)"]
+                let downKey = ["\(server)", "\(f.server.port)", "\(f.natPort)"]
+                flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
+                if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
+            }
         }
         let staleUp = up.subtracting(keptUp).sorted { $0.lexicographicallyPrecedes($1) }
         let staleDown = down.subtracting(keptDown).sorted { $0.lexicographicallyPrecedes($1) }
         let commands = table.keyDeletionCommands(toServer: staleUp, toDevice: staleDown)
         if !commands.isEmpty { try nft.run(commands) }
-        return staleUp.count + staleDown.count
+        return (reconciled, staleUp.count + staleDown.count)
     }
 
     /// The kernel's counters of `flows` (those the sets hold).

@@ -158,13 +158,12 @@ public struct ProxyService {
         var adopting = checkpoints
         if case .resumed = start, let kernelPath {
             // The flows the table forwards are the ones in the kernel, whatever the checkpoint says.
-            var all = checkpoints.previous.flatMap(\.flows)
             do {
-                let removed = try kernelPath.reconcile(&all)
-                let inKernel = Dictionary(all.map { ($0.id, $0.inKernel) }, uniquingKeysWith: { a, _ in a })
-                adopting = checkpoints.adjusted { flows in for i in flows.indices { flows[i].inKernel = inKernel[flows[i].id] ?? false } }
+                let removed: Int
+                (adopting, removed) = try kernelPath.reconcile(checkpoints)
                 logger.info("kernel path taken over", metadata: [
-                    "flows_in_kernel": "\(all.filter(\.inKernel).count)", "stale_entries_removed": "\(removed)",
+                    "flows_in_kernel": "\(adopting.previous.reduce(0) { $0 + $1.flows.filter(\.inKernel).count })",
+                    "stale_entries_removed": "\(removed)",
                 ])
             } catch {
                 throw Failure(description: "cannot read the kernel path's table to take its flows over: \(error)")

@@ -92,9 +92,14 @@ struct GatewayResumeNamespaceTests {
                 seen.linkResumed = try Lab.ip(["link", "show", plan.tunName])
                 seen.rulesResumed = try Lab.ip(["rule", "show"])
                 seen.resumedPID = try #require(try store.load(tun: plan.tunName)).pid
-                var flows = [checkpoint(a, inKernel: true), checkpoint(c, inKernel: true), checkpoint(d, inKernel: false)]
-                seen.staleRemoved = try kernelPath.reconcile(&flows)
-                seen.reconciled = flows
+                // A and C on one shard, D on another: an entry is stale only if no shard adopts it.
+                let previous = FlowCheckpoints(setup: 1, paths: ["0", "1"], previous: [
+                    CheckpointCodec.Contents(flows: [checkpoint(a, inKernel: true), checkpoint(c, inKernel: true)]),
+                    CheckpointCodec.Contents(flows: [checkpoint(d, inKernel: false)]),
+                ])
+                let (reconciled, removed) = try kernelPath.reconcile(previous)
+                seen.staleRemoved = removed
+                seen.reconciled = reconciled.previous.flatMap(\.flows)
                 seen.toServerAfter = try Nftables().run("list set ip \(table.name) to_server")
                 seen.teardownFailures = second.teardown()
                 // The TUN made anew is down and plain, as the test namespace's was.

@@ -105,6 +105,9 @@ public enum CheckpointCodec {
         /// A last record cut short: where it starts, and how many of its bytes are there out of
         /// how many. Not applied: its flow stays as the records before said.
         public var tornTail: TornRecord?
+        public init(flows: [FlowCheckpoint], shard: Shard = .single, tornTail: TornRecord? = nil) {
+            self.flows = flows; self.shard = shard; self.tornTail = tornTail
+        }
     }
 
     public struct TornRecord: Sendable, Equatable, CustomStringConvertible {
