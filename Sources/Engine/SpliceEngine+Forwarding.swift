@@ -37,6 +37,7 @@ extension SpliceEngine {
                                        generated: generated)
             }
         }
+        if !restartRefusals.isEmpty, let refused = refuseAfterRestart(packet, now: now, generated: generated) { return refused }
         if isOpeningSyn, let claimed = claimMigrationSyn(packet, now: now, generated: generated) { return claimed }
         if !retiredKeys.isEmpty, !isOpeningSyn, let until = retiredKeys[key] {
             // The old (or refused new) device of a migration: its sub-connection was reset by the

@@ -82,6 +82,11 @@ public final class SpliceEngine {
     /// Adopted flows whose migration held bytes when the previous proxy stopped, and the sides
     /// already reset (`SpliceEngine+InterruptedMigration`).
     var interruptedMigrations: [FlowID: Set<InterruptedSide>] = [:]
+    /// New devices of migrations a restart took back to their old devices: their
+    /// sub-connections are refused for a while (`SpliceEngine+RestoredMigration`).
+    var restartRefusals: [RefusedAfterRestart] = []
+    /// Those `adopt` added (its result says them).
+    var adoptionRefusals: [RefusedAfterRestart] = []
     let serviceByVIP: [IPv4Endpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []

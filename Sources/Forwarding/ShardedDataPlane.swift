@@ -59,6 +59,9 @@ public final class ShardedDataPlane: @unchecked Sendable {
                     let adopted = engine.adopt(checkpoints.previous[i].flows, now: Syscall.monotonicNow())
                     adoption.adopted += adopted.adopted
                     adoption.refused += adopted.refused
+                    adoption.rollingBack += adopted.rollingBack
+                    adoption.resetting += adopted.resetting
+                    adoption.newDeviceRefusals += adopted.newDeviceRefusals
                 }
                 engine.recordsCheckpointChanges = true
                 do {
@@ -71,6 +74,9 @@ public final class ShardedDataPlane: @unchecked Sendable {
             planes.append(plane)
         }
         self.planes = planes
+        if count > 1 && !adoption.newDeviceRefusals.isEmpty {
+            for plane in planes { plane.engine.refuseNewDevices(adoption.newDeviceRefusals) }
+        }
         if count > 1 {
             let peers = ShardPeers(layout: layout, nat: config.nat)
             peers.connect(planes)

@@ -291,14 +291,17 @@ public struct ProxyService {
         for (id, reason) in adoption.refused.prefix(20) {
             logger.warning("flow not taken over", metadata: ["flow.id": "\(id)", "reason": "\(reason)"])
         }
-        let interrupted = checkpoints.previous.reduce(0) { $0 + $1.flows.filter(\.heldByMigration).count }
-        if interrupted > 0 {
-            logger.warning("flows whose migration the stop interrupted: the bytes the proxy held for them are gone, so each is reset on both sides as they next speak",
-                           metadata: ["flows": "\(interrupted)"])
+        if !adoption.rollingBack.isEmpty {
+            logger.notice("flows whose migration the stop interrupted go back to their old devices with the bytes the checkpoint kept",
+                          metadata: ["flows": "\(adoption.rollingBack.map(\.description).joined(separator: ","))"])
+        }
+        if !adoption.resetting.isEmpty {
+            logger.warning("flows whose migration the stop interrupted after the new device had sent data (or from a format 1 checkpoint): each is reset on both sides as it next speaks",
+                           metadata: ["flows": "\(adoption.resetting.map(\.description).joined(separator: ","))"])
         }
         logger.notice("took over the flows of the proxy that ended", metadata: [
             "previous_pid": "\(pid)", "flows_adopted": "\(adoption.adopted.count)", "flows_refused": "\(adoption.refused.count)",
-            "flows_interrupted": "\(interrupted)",
+            "flows_rolling_back": "\(adoption.rollingBack.count)", "flows_reset": "\(adoption.resetting.count)",
         ])
     }
 

@@ -78,7 +78,7 @@ struct CheckpointServiceAdoptionTests {
 }
 
 extension MigrationResumeTests {
-    @Test("a migration in each phase leaves the checkpoint's flow as before it (the old device, its offsets), marked as held from the pause on: a restart never adopts a half-done migration")
+    @Test("a migration in each phase leaves the checkpoint's flow as before it (the old device, its offsets), marked as held from the pause on, with what the pause fixed and every byte the proxy holds")
     func checkpointNeverHalfMigrated() throws {
         let h = established()
         let before = h.engine.checkpoints()
@@ -87,25 +87,138 @@ extension MigrationResumeTests {
         held[0].heldByMigration = true
         held[0].migrationID = mid
         held[0].migrationTarget = IPEndpoint(IPv4Endpoint(MigrationLab.phoneAddress, 0))
+        func flowFacts(_ c: [FlowCheckpoint]) -> [FlowCheckpoint] { c.map { var f = $0; f.freeze = nil; f.held = nil; return f } }
         #expect(h.report(mid)?.phase == .paused)
-        #expect(h.engine.checkpoints() == held)
+        #expect(flowFacts(h.engine.checkpoints()) == held)
+        let freeze = try #require(h.engine.checkpoints().first?.freeze)
+        #expect(freeze.forwardedToDeviceEnd == SeqNumber(h.s(cut)) && freeze.forwardedToServerEnd == SeqNumber(h.l(120)))
+        #expect(freeze.serverAckServerView == SeqNumber(h.l(120)) && freeze.newDevice == nil && !freeze.newDeviceSentData)
         _ = try h.timers()
         #expect(h.report(mid)?.phase == .oldDeviceCut)
         for o in h.serverSends(cut, cut + 2 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
-        #expect(h.engine.checkpoints() == held)
+        #expect(flowFacts(h.engine.checkpoints()) == held)
+        #expect(h.engine.checkpoints().first?.held == HeldBytes(start: SeqNumber(h.s(cut)), bytes: serverBytes(cut..<(cut + 2 * 1448))))
         _ = try h.phoneConnects(cut: cut)
         #expect(h.report(mid)?.phase == .newDeviceConnected || h.report(mid)?.phase == .cacheDrained)
-        #expect(h.engine.checkpoints() == held)
+        #expect(flowFacts(h.engine.checkpoints()) == held)
+        #expect(h.engine.checkpoints().first?.freeze?.newDevice == IPEndpoint(MigrationLab.phone))
+        #expect(h.engine.checkpoints().first?.freeze?.newDeviceSentData == false)
     }
 
-    @Test("a flow adopted with its migration interrupted after the pause is reset on each side as it next speaks, at the sequence number it expects, then removed; nothing passes")
+    @Test("per event, the bytes a migration caches reach the checkpoint's records in the same call that pre-acknowledges them, once each")
+    func heldBytesWrittenAhead() throws {
+        let h = established()
+        h.engine.recordsCheckpointChanges = true
+        var file = CheckpointCodec.snapshot(setup: 1, flows: h.engine.checkpoints())
+        let (mid, _) = try h.migrate()
+        file += h.engine.takeCheckpointRecords()
+        _ = try h.timers()
+        file += h.engine.takeCheckpointRecords()
+        var recordBytes: [Int] = []
+        for i in 0..<3 {
+            let o = h.send(h.fromServer(at: cut + i * 1448, ack: 120, length: 1448))
+            // The pre-ack leaves with this call's output: its bytes are in this call's records.
+            let acks = try o.packets().filter { $0.destination == MigrationLab.server }
+            #expect(acks.last?.ack == SeqNumber(h.s(cut + (recordBytes.count + 1) * 1448)) && acks.last?.window == 0)
+            let records = h.engine.takeCheckpointRecords()
+            recordBytes.append(records.count)
+            file += records
+            let read = try CheckpointCodec.decode(file, setup: 1)
+            #expect(read.flows.first?.held?.end == acks.last?.ack)
+        }
+        // Each segment's bytes once: a flow record and one held record of 1448 bytes.
+        #expect(Set(recordBytes).count == 1 && recordBytes[0] < 1448 + 300)
+        let read = try CheckpointCodec.decode(file, setup: 1)
+        #expect(read.flows.first?.migrationID == mid)
+        #expect(read.flows.first?.held == HeldBytes(start: SeqNumber(h.s(cut)), bytes: serverBytes(cut..<(cut + 3 * 1448))))
+    }
+
+    @Test("a flow adopted with its migration interrupted is taken back to its old device: probed, then the held bytes delivered byte-exact, the server's window reopened, rolled-back reported; the new device is refused")
+    func interruptedMigrationRollsBack() throws {
+        let h = established()
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        for o in h.serverSends(cut, cut + 3 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+        let checkpoints = try CheckpointCodec.decode(CheckpointCodec.snapshot(setup: 1, flows: h.engine.checkpoints()), setup: 1).flows
+        let restarted = SpliceEngine(config: MigrationLab.config())
+        let adoption = restarted.adopt(checkpoints, now: h.now)
+        #expect(adoption.adopted == [h.flowID] && adoption.rollingBack == [h.flowID] && adoption.resetting.isEmpty)
+        #expect(restarted.interruptedMigrationCount == 0 && restarted.activeMigrationCount == 1)
+        // Another shard, to which the phone's own 4-tuple may hash, refuses it too.
+        #expect(adoption.newDeviceRefusals.map(\.address) == [MigrationLab.phoneAddress])
+        let otherShard = SpliceEngine(config: MigrationLab.config())
+        otherShard.refuseNewDevices(adoption.newDeviceRefusals)
+        var stray = h.phoneSyn()
+        let strayOut = PacketBatch(capacity: 4, maxPacket: 2048)
+        #expect(stray.withUnsafeMutableBytes { otherShard.process($0, now: h.now, generated: strayOut) } == .drop(.interruptedMigration))
+        #expect(strayOut.count == 1 && otherShard.flowCount == 0)
+        #expect(restarted.migrationReport(mid, now: h.now)?.phase == .paused)
+        let out = PacketBatch(capacity: 64, maxPacket: 2048)
+        func feed(_ packet: [UInt8]) -> (SpliceEngine.Verdict, [DecodedTCP4]) {
+            var bytes = packet
+            out.removeAll()
+            let v = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) }
+            return (v, (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) })
+        }
+        func timers() -> [DecodedTCP4] {
+            out.removeAll()
+            restarted.runMigrationTimers(now: h.now, generated: out)
+            return (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
+        }
+        // The phone, whose sub-connection ended with the previous process: a RST, nothing passes.
+        let (phoneVerdict, phoneOut) = feed(h.phoneSyn())
+        #expect(phoneVerdict == .drop(.interruptedMigration) && phoneOut.count == 1 && phoneOut[0].flags.contains(.rst))
+        #expect(phoneOut[0].destination == MigrationLab.phone)
+        // Quiet: each end is asked for its state (blind probes); nothing of the cache goes out yet.
+        h.advance(milliseconds: 30)
+        let probes = timers()
+        #expect(probes.count == 4 && probes.allSatisfy { $0.flags == .ack && $0.payload.isEmpty })
+        #expect(probes.filter { $0.destination == MigrationLab.laptop }.count == 2)
+        #expect(probes.filter { $0.destination == MigrationLab.server && $0.source == MigrationLab.nat }.count == 2)
+        // The answers: the server's <SEQ=SND.NXT><ACK=RCV.NXT> (still frozen: window 0 back), the laptop's.
+        let (serverVerdict, _) = feed(h.fromServer(at: cut + 3 * 1448, ack: 120))
+        #expect(serverVerdict == .consumed)
+        #expect(timers().isEmpty)
+        #expect(feed(h.fromLaptop(at: 120, ack: cut)).0 == .consumed)
+        // Both known: the rollback sends the laptop what it lacks, from the checkpoint's bytes.
+        var got = StreamReceiver()
+        var sent = timers().filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
+        #expect(restarted.migrationReport(mid, now: h.now)?.phase == .rolledBack || !sent.isEmpty)
+        var rounds = 0
+        var last: [DecodedTCP4] = []
+        while !sent.isEmpty && rounds < 100 {
+            rounds += 1
+            let seg = sent.removeFirst()
+            #expect(seg.source == MigrationLab.server && seg.checksumsValid && seg.ack == SeqNumber(h.l(120)))
+            got.take(seg, offset: h.serverOffset(seg.seq))
+            let (v, more) = feed(h.fromLaptop(at: 120, ack: got.expected(from: cut)))
+            #expect(v == .consumed)
+            last = more
+            sent += more.filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
+        }
+        #expect(difference(got.stream(cut, cut + 3 * 1448), serverBytes(cut..<(cut + 3 * 1448))) == nil)
+        // Rolled back: the server gets the laptop's window again, acknowledging everything cached.
+        let report = try #require(restarted.migrationReport(mid, now: h.now))
+        #expect(report.phase == .rolledBack && report.reason?.contains("restart") == true)
+        let reopen = try #require(last.first { $0.destination == MigrationLab.server })
+        #expect(reopen.source == MigrationLab.nat && reopen.window > 0 && reopen.ack == SeqNumber(h.s(cut + 3 * 1448)))
+        // The flow goes on: the server's next bytes are forwarded to the laptop.
+        #expect(feed(h.fromServer(at: cut + 3 * 1448, ack: 120, length: 1000)).0 == .forward)
+        #expect(restarted.activeMigrationCount <= 1 && restarted.flowCount == 1)
+        #expect(restarted.checkpoints().first?.heldByMigration == false)
+    }
+
+    @Test("a flow adopted with its migration interrupted after the new device sent data on to the server is reset on each side as it next speaks, at the sequence number it expects, then removed; nothing passes")
     func interruptedMigrationIsReset() throws {
         let h = established()
         let (mid, _) = try h.migrate()
         _ = try h.timers()
         for o in h.serverSends(cut, cut + 2 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+        _ = try h.phoneConnects(cut: cut)
+        #expect(h.send(h.fromPhone(at: 0, ack: cut, length: 100)).verdict == .forward)
         let checkpoints = h.engine.checkpoints()
         #expect(checkpoints.map(\.heldByMigration) == [true])
+        #expect(checkpoints.first?.freeze?.newDeviceSentData == true)
         #expect(checkpoints.first?.migrationID == mid)
         #expect(checkpoints.first?.migrationTarget == IPEndpoint(IPv4Endpoint(MigrationLab.phoneAddress, 0)))
         let restarted = SpliceEngine(config: MigrationLab.config())
@@ -115,12 +228,17 @@ extension MigrationResumeTests {
         // Its result, after the restart: aborted, and why.
         let report = try #require(restarted.migrationReport(mid, now: h.now))
         #expect(report.phase == .aborted && report.flow == h.flowID && report.oldDevice == MigrationLab.laptop)
-        #expect(report.target.address == MigrationLab.phoneAddress && report.reason?.contains("restart") == true)
+        #expect(report.target.address == MigrationLab.phoneAddress && report.reason?.contains("new device had sent data") == true)
         // Its id is not handed out again.
         let later = SpliceEngine(config: MigrationLab.config())
         _ = later.adopt(checkpoints, now: h.now)
         #expect(later.migrationReport(mid, now: h.now)?.phase == .aborted)
         let out = PacketBatch(capacity: 4, maxPacket: 2048)
+        // The phone's next segment: a RST to it; nothing reaches the server.
+        var phone = h.fromPhone(at: 100, ack: cut)
+        #expect(phone.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .drop(.interruptedMigration))
+        #expect(try out.count == 1 && DecodedTCP4(out.bytes(0)).flags.contains(.rst))
+        out.removeAll()
         // The server's zero-window probe: a RST to the server, from the NAT endpoint, at its ack.
         var probe = h.fromServer(at: cut + 2 * 1448, ack: 120, length: 1)
         let probeAck = try DecodedTCP4(probe).ack
@@ -142,6 +260,22 @@ extension MigrationResumeTests {
         #expect(out.count == 1 && toLaptop.flags == .rst && toLaptop.seq == laptopAck)
         #expect(toLaptop.source == MigrationLab.server && toLaptop.destination == MigrationLab.laptop && toLaptop.checksumsValid)
         #expect(restarted.flowCount == 0 && restarted.interruptedMigrationCount == 0 && restarted.natPortsInUse == 0)
+    }
+
+    @Test("a restored migration whose flow never answers is ended at its deadline: reset on every side, aborted")
+    func restoredMigrationDeadline() throws {
+        let h = established()
+        let (mid, _) = try h.migrate()
+        _ = try h.timers()
+        let restarted = SpliceEngine(config: MigrationLab.config())
+        _ = restarted.adopt(h.engine.checkpoints(), now: h.now)
+        let out = PacketBatch(capacity: 64, maxPacket: 2048)
+        h.advance(milliseconds: 10_001)
+        restarted.runMigrationTimers(now: h.now, generated: out)
+        let sent = try (0..<out.count).map { try DecodedTCP4(out.bytes($0)) }
+        #expect(sent.filter { $0.flags.contains(.rst) }.count == 2)
+        let report = try #require(restarted.migrationReport(mid, now: h.now))
+        #expect(report.phase == .aborted && report.reason?.contains("restart") == true)
     }
 
     @Test("a rolled-back migration leaves the checkpoint's flow as it was")

@@ -33,7 +33,79 @@ import Wire
         closing.device = IPEndpoint(endpoint("10.1.0.2:40002"))
         let v6 = FlowCheckpoint(id: 6, device: IPEndpoint(string: "[2001:db8:1::2]:40000"), original: IPEndpoint(string: "[2001:db8:2::2]:443"),
                                 server: IPEndpoint(string: "[2001:db8:2::2]:443"), natPort: 61_005, state: .synSent)
-        return [plain, spliced, kernel, service, closing, v6]
+        var migrating = plain
+        migrating.id = 7; migrating.natPort = 61_006; migrating.device = IPEndpoint(endpoint("10.1.0.2:40003"))
+        migrating.heldByMigration = true; migrating.migrationID = MigrationID(9)
+        migrating.migrationTarget = IPEndpoint(endpoint("10.3.0.2:0"))
+        var freeze = CheckpointedFreeze(forwardedToDeviceEnd: SeqNumber(0xFFFF_FF00), forwardedToServerEnd: SeqNumber(5),
+                                        serverAckServerView: SeqNumber(6))
+        freeze.lastTSvalToServer = 77; freeze.serverFinSeq = SeqNumber(0x40); freeze.newDevice = IPEndpoint(endpoint("10.3.0.2:50000"))
+        migrating.freeze = freeze
+        // Across the wrap of the sequence space, longer than one record.
+        migrating.held = HeldBytes(start: SeqNumber(0xFFFF_F000), bytes: (0..<(CheckpointCodec.maxHeldChunk + 4_160)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        return [plain, spliced, kernel, service, closing, v6, migrating]
+    }
+
+    @Test("a migration's held bytes come back as one run: records continue it (overlap allowed), another migration's or a flow record without it drop it, gone drops it")
+    func heldBytes() throws {
+        var f = Self.kinds[6]
+        let held = try #require(f.held)
+        f.held = nil
+        let mid = try #require(f.migrationID)
+        // Per event: the record, then the bytes in pieces, one repeating the end of the last.
+        var bytes = CheckpointCodec.header(setup: Self.setup) + CheckpointCodec.record(f)
+        bytes += CheckpointCodec.held(f.id, migration: mid, start: held.start, bytes: held.bytes[0..<1000])
+        bytes += CheckpointCodec.held(f.id, migration: mid, start: held.start + 900, bytes: held.bytes[900...])
+        bytes += CheckpointCodec.record(f)   // a later event of the same migration keeps them
+        var read = try CheckpointCodec.decode(bytes, setup: Self.setup)
+        #expect(read.flows.first?.held == held)
+        #expect(read.flows.first?.freeze == f.freeze)
+        // Another migration of the flow: its own bytes only.
+        var next = f
+        next.migrationID = MigrationID(10)
+        let other = CheckpointCodec.record(next) + CheckpointCodec.held(f.id, migration: MigrationID(10), start: SeqNumber(5), bytes: [1, 2, 3])
+        read = try CheckpointCodec.decode(bytes + other, setup: Self.setup)
+        #expect(read.flows.first?.held == HeldBytes(start: SeqNumber(5), bytes: [1, 2, 3]))
+        // The migration ended: no bytes held.
+        var ended = f
+        ended.heldByMigration = false; ended.migrationID = nil; ended.freeze = nil
+        read = try CheckpointCodec.decode(bytes + CheckpointCodec.record(ended), setup: Self.setup)
+        #expect(read.flows.first?.held == nil && read.flows.first?.heldByMigration == false)
+        // Gone, then the same id again (a new record) without the bytes.
+        read = try CheckpointCodec.decode(bytes + CheckpointCodec.gone(f.id) + CheckpointCodec.record(f), setup: Self.setup)
+        #expect(read.flows.first?.held == nil)
+        // A record cut short inside the bytes: the run read so far (the pre-ack of the rest never left).
+        let whole = CheckpointCodec.header(setup: Self.setup) + CheckpointCodec.record(f)
+        let piece = CheckpointCodec.held(f.id, migration: mid, start: held.start, bytes: held.bytes[0..<500])
+        read = try CheckpointCodec.decode(whole + piece + CheckpointCodec.held(f.id, migration: mid, start: held.start + 500, bytes: held.bytes[500..<600]).dropLast(3), setup: Self.setup)
+        #expect(read.flows.first?.held?.bytes == Array(held.bytes[0..<500]) && read.tornTail != nil)
+    }
+
+    @Test("a format 1 checkpoint is read: a flow held by a migration comes back without the pause's facts (a restart resets it)")
+    func formatOne() throws {
+        let f = Self.kinds[6]
+        // Format 1: the header says 1; the held flow's record ends after its migration's target.
+        var header = CheckpointCodec.header(setup: Self.setup)
+        header[9 + 8 + 1] = 1
+        Self.reframe(&header)
+        var record = CheckpointCodec.record(f)
+        let freezeLength = 1 + 12 + 5 + 5 + 1 + 7 + 1   // has-freeze, ends and ack, TSval, FIN, new device (v4), sent
+        record.removeLast(freezeLength)
+        record[0...3] = [0, 0, UInt8((record.count - 8) >> 8), UInt8((record.count - 8) & 0xFF)]
+        Self.reframe(&record)
+        let read = try CheckpointCodec.decode(header + CheckpointCodec.record(Self.kinds[0]) + record, setup: Self.setup)
+        var expected = f
+        expected.freeze = nil; expected.held = nil
+        #expect(read.flows == [Self.kinds[0], expected])
+        // Held records are format 2: in a format 1 checkpoint they are damage.
+        let held = CheckpointCodec.held(f.id, migration: f.migrationID!, start: SeqNumber(1), bytes: [1])
+        #expect(throws: CheckpointError.self) { try CheckpointCodec.decode(header + record + held, setup: Self.setup) }
+    }
+
+    /// Recomputes a record's CRC after a test changed its bytes.
+    static func reframe(_ record: inout [UInt8]) {
+        let crc = CRC32C.checksum(record[8...])
+        record[4] = UInt8(crc >> 24); record[5] = UInt8(crc >> 16 & 0xFF); record[6] = UInt8(crc >> 8 & 0xFF); record[7] = UInt8(crc & 0xFF)
     }
 
     @Test("each kind of flow comes back field for field; a later record replaces an earlier one; gone removes it")
@@ -74,13 +146,12 @@ import Wire
         #expect(throws: CheckpointError.empty) { try CheckpointCodec.decode([], setup: Self.setup) }
         #expect(throws: CheckpointError.notACheckpoint) { try CheckpointCodec.decode(Array("hello, world, this is text".utf8), setup: Self.setup) }
         #expect(throws: CheckpointError.otherSetup) { try CheckpointCodec.decode(good, setup: Self.setup ^ 1) }
-        // Format 2, framed correctly (a newer proxy wrote it).
+        // Format 3, framed correctly (a newer proxy wrote it).
         var header = CheckpointCodec.header(setup: Self.setup)
-        header[9 + 8 + 1] = 2
-        let crc = CRC32C.checksum(header[8...])
-        header[4] = UInt8(crc >> 24); header[5] = UInt8(crc >> 16 & 0xFF); header[6] = UInt8(crc >> 8 & 0xFF); header[7] = UInt8(crc & 0xFF)
-        #expect(throws: CheckpointError.newerFormat(found: 2, supported: 1)) { try CheckpointCodec.decode(header, setup: Self.setup) }
-        #expect(CheckpointError.newerFormat(found: 2, supported: 1).description.contains("newer tsmp"))
+        header[9 + 8 + 1] = 3
+        Self.reframe(&header)
+        #expect(throws: CheckpointError.newerFormat(found: 3, supported: 2)) { try CheckpointCodec.decode(header, setup: Self.setup) }
+        #expect(CheckpointError.newerFormat(found: 3, supported: 2).description.contains("newer tsmp"))
         // One byte changed inside the second flow record: its checksum fails, the whole checkpoint is refused.
         let headerLength = CheckpointCodec.header(setup: Self.setup).count
         let firstLength = CheckpointCodec.record(Self.kinds[0]).count
@@ -93,7 +164,13 @@ import Wire
 
     @Test("never traps: every single-byte change and every prefix of a checkpoint is read or refused")
     func neverTraps() {
-        let good = CheckpointCodec.snapshot(setup: Self.setup, flows: Self.kinds)
+        // Held bytes trimmed: each byte of the checkpoint is changed three times.
+        let kinds = Self.kinds.map { f -> FlowCheckpoint in
+            var g = f
+            if let h = f.held { g.held = HeldBytes(start: h.start, bytes: Array(h.bytes.prefix(100))) }
+            return g
+        }
+        let good = CheckpointCodec.snapshot(setup: Self.setup, flows: kinds)
         var accepted = 0
         for i in good.indices {
             for flip: UInt8 in [0x01, 0x80, 0xFF] {
@@ -101,7 +178,7 @@ import Wire
                 bytes[i] ^= flip
                 if let read = try? CheckpointCodec.decode(bytes, setup: Self.setup) {
                     // Only a change in a length field can shorten the last record into a "torn" one.
-                    #expect(read.tornTail != nil || read.flows == Self.kinds, "byte \(i) ^ \(flip)")
+                    #expect(read.tornTail != nil || read.flows == kinds, "byte \(i) ^ \(flip)")
                     accepted += 1
                 }
             }

@@ -1,6 +1,6 @@
 import Wire
 
-/// The checkpoint's byte format (version 1): a stream of self-checking records, so the same
+/// The checkpoint's byte format (version 2): a stream of self-checking records, so the same
 /// bytes serve as a file that is appended to per flow event and compacted by atomic replace,
 /// and as a stream a standby gateway could follow (conntrackd's role) without a new format.
 ///
@@ -15,12 +15,22 @@ import Wire
 ///                     device shift override u8 | device's view of the server's shift u8
 ///                     (0xFF: none) | device MSS u16 (0: none) | bits u8 (1 device lacks SACK,
 ///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel, 16 held by a migration)
-///                     [with bit 16: migration id u64 | its target: endpoint]
+///                     [with bit 16: migration id u64 | its target: endpoint |
+///                      (format 2 on) the pause's ends, to device u32, to server u32 |
+///                      the server's ack u32 | last TSval to the server: (present u8, u32) |
+///                      the server's FIN: (present u8, seq u32) | the new device:
+///                      (present u8, endpoint) | the new device sent data u8]
 ///     type 3, gone:   id u64
+///     type 4, held:   id u64 | migration id u64 | seq u32 | bytes (1 to 32768)
 ///     endpoint = family u8 (4 or 6) | address (4 or 16 bytes) | port u16
 ///     syn      = MSS u16 (0: none) | window scale u8 (0xFF: none) | bits u8 (1 SACK, 2 TS, 4 ECN)
 ///
-/// A later flow record replaces an earlier one of the same id; "gone" removes it. `setup` is
+/// A later flow record replaces an earlier one of the same id; "gone" removes it. "held"
+/// records carry the bytes a migration holds for a flow (its in-flight copy and cache), each
+/// continuing the run before it; they are written before the proxy acknowledges those bytes
+/// to the server (the data plane appends a batch's records before its packets leave), so a
+/// restart has every byte the server was told it no longer needs to keep. They belong to the
+/// migration they name: a flow record without it (the migration ended) drops them. `setup` is
 /// a fingerprint of the proxy's options that flows depend on (NAT address, services, device
 /// prefixes): a checkpoint written under other options is refused, not adopted. Each shard
 /// (TUN queue) writes its own checkpoint; the header says which one, of how many, and the
@@ -31,12 +41,15 @@ import Wire
 /// interrupted) is reported and not applied; anything else that does not check out (CRC,
 /// length, an unknown type or value, a record after a cut one) refuses the whole checkpoint.
 public enum CheckpointCodec {
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     static let magic = Array("TSMPCKPT".utf8)
-    /// No record of this version is longer (a flow record of two IPv6 endpoints is ~110 bytes).
-    static let maxRecordLength = 1024
+    /// The most bytes one "held" record carries.
+    public static let maxHeldChunk = 32_768
+    /// No record of this version is longer (a flow record of two IPv6 endpoints is ~150 bytes;
+    /// a "held" record is its chunk and 21 bytes).
+    static let maxRecordLength = maxHeldChunk + 64
 
-    enum RecordType: UInt8 { case header = 1, flow = 2, gone = 3 }
+    enum RecordType: UInt8 { case header = 1, flow = 2, gone = 3, held = 4 }
 
     /// Which shard wrote a checkpoint, of how many, and their device-side hash seed.
     public struct Shard: Sendable, Hashable {
@@ -81,8 +94,33 @@ public enum CheckpointCodec {
         if held, let mid = f.migrationID {
             w.u64(mid.rawValue)
             w.endpoint(f.migrationTarget ?? IPEndpoint(.v4(IPv4Address(0)), 0))
+            let z = f.freeze ?? CheckpointedFreeze(forwardedToDeviceEnd: SeqNumber(0), forwardedToServerEnd: SeqNumber(0),
+                                                   serverAckServerView: SeqNumber(0))
+            w.u8(f.freeze == nil ? 0 : 1)
+            w.u32(z.forwardedToDeviceEnd.rawValue); w.u32(z.forwardedToServerEnd.rawValue); w.u32(z.serverAckServerView.rawValue)
+            w.u8(z.lastTSvalToServer == nil ? 0 : 1); w.u32(z.lastTSvalToServer ?? 0)
+            w.u8(z.serverFinSeq == nil ? 0 : 1); w.u32(z.serverFinSeq?.rawValue ?? 0)
+            w.u8(z.newDevice == nil ? 0 : 1)
+            if let d = z.newDevice { w.endpoint(d) }
+            w.u8(z.newDeviceSentData ? 1 : 0)
         }
         return frame(.flow, w.out)
+    }
+
+    /// Bytes a migration holds for flow `id`, from `start`: as many "held" records as it takes.
+    public static func held(_ id: FlowID, migration: MigrationID, start: SeqNumber, bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var at = bytes.startIndex
+        while at < bytes.endIndex {
+            let n = min(maxHeldChunk, bytes.endIndex - at)
+            var w = Writer()
+            w.u64(id.rawValue); w.u64(migration.rawValue)
+            w.u32((start + UInt32(truncatingIfNeeded: at - bytes.startIndex)).rawValue)
+            w.out += bytes[at..<(at + n)]
+            out += frame(.held, w.out)
+            at += n
+        }
+        return out
     }
 
     /// The flow is gone (closed, reset, expired): a restart must not adopt it.
@@ -94,7 +132,12 @@ public enum CheckpointCodec {
 
     /// A whole checkpoint of `flows`: what compaction writes to a new file before renaming it.
     public static func snapshot(setup: UInt64, shard: Shard = .single, flows: [FlowCheckpoint]) -> [UInt8] {
-        flows.reduce(into: header(setup: setup, shard: shard)) { $0 += record($1) }
+        flows.reduce(into: header(setup: setup, shard: shard)) { out, f in
+            out += record(f)
+            if f.heldByMigration, let mid = f.migrationID, let h = f.held, !h.bytes.isEmpty {
+                out += held(f.id, migration: mid, start: h.start, bytes: h.bytes[...])
+            }
+        }
     }
 
     /// What a checkpoint holds: the flows live at its end, in id order.
@@ -121,22 +164,27 @@ public enum CheckpointCodec {
     public static func decode(_ bytes: [UInt8], setup: UInt64) throws(CheckpointError) -> Contents {
         guard !bytes.isEmpty else { throw .empty }
         var flows: [FlowID: FlowCheckpoint] = [:]
+        var held: [FlowID: (MigrationID, HeldBytes)] = [:]
         var offset = 0
         var sawHeader = false
+        var format = version
         var shard = Shard.single
+        func contents(torn: TornRecord?) -> Contents {
+            Contents(flows: sorted(flows, held: held), shard: shard, tornTail: torn)
+        }
         while offset < bytes.count {
             let left = bytes.count - offset
             var head = Reader(bytes[offset..<min(bytes.count, offset + 8)])
             guard left >= 8, let length = head.u32().map(Int.init), let crc = head.u32() else {
                 if !sawHeader { throw .truncated(present: bytes.count) }
-                return Contents(flows: sorted(flows), shard: shard, tornTail: TornRecord(offset: offset, present: left, expected: 8))
+                return contents(torn: TornRecord(offset: offset, present: left, expected: 8))
             }
             guard length >= 1, length <= maxRecordLength else {
                 throw sawHeader ? CheckpointError.corrupt(offset: offset, why: "record length \(length)") : CheckpointError.notACheckpoint
             }
             guard left >= 8 + length else {
                 if !sawHeader { throw .truncated(present: bytes.count) }
-                return Contents(flows: sorted(flows), shard: shard, tornTail: TornRecord(offset: offset, present: left, expected: 8 + length))
+                return contents(torn: TornRecord(offset: offset, present: left, expected: 8 + length))
             }
             let record = bytes[(offset + 8)..<(offset + 8 + length)]
             guard CRC32C.checksum(record) == crc else {
@@ -153,29 +201,55 @@ public enum CheckpointCodec {
                 guard let index = r.u16(), let count = r.u16(), let seed = r.u64(), r.isAtEnd,
                       count >= 1, index < count else { throw .notACheckpoint }
                 shard = Shard(index: Int(index), count: Int(count), seed: seed)
+                format = v
                 sawHeader = true
             } else {
                 switch type {
                 case .flow:
-                    guard let f = flow(&r), r.isAtEnd else { throw .corrupt(offset: offset, why: "flow record") }
+                    guard length <= 1024, let f = flow(&r, format: format), r.isAtEnd else {
+                        throw .corrupt(offset: offset, why: "flow record")
+                    }
                     flows[f.id] = f
+                    if let (mid, _) = held[f.id], f.migrationID != mid || !f.heldByMigration { held[f.id] = nil }
                 case .gone:
                     guard let id = r.u64(), r.isAtEnd else { throw .corrupt(offset: offset, why: "gone record") }
                     flows[FlowID(id)] = nil
+                    held[FlowID(id)] = nil
+                case .held:
+                    guard format >= 2, let id = r.u64(), let mid = r.u64(), let seq = r.u32(),
+                          let bytes = r.bytes(record.count - 21), !bytes.isEmpty else {
+                        throw .corrupt(offset: offset, why: "held record")
+                    }
+                    let fid = FlowID(id), m = MigrationID(mid), at = SeqNumber(seq)
+                    if let (was, run) = held[fid], was == m, at.greaterThanOrEqual(run.start), at.lessThanOrEqual(run.end) {
+                        // Continues the run (a compaction may repeat bytes it already has).
+                        let skip = Int(at.distance(to: run.end))
+                        var grown = run
+                        if skip < bytes.count { grown.bytes += bytes[skip...] }
+                        held[fid] = (m, grown)
+                    } else {
+                        held[fid] = (m, HeldBytes(start: at, bytes: bytes))
+                    }
                 case .header, nil:
                     throw .corrupt(offset: offset, why: "record type \(record[record.startIndex])")
                 }
             }
             offset += 8 + length
         }
-        return Contents(flows: sorted(flows), shard: shard, tornTail: nil)
+        return contents(torn: nil)
     }
 
-    private static func sorted(_ flows: [FlowID: FlowCheckpoint]) -> [FlowCheckpoint] {
-        flows.values.sorted { $0.id < $1.id }
+    /// The flows in id order, each held by a migration with the bytes read for that migration.
+    private static func sorted(_ flows: [FlowID: FlowCheckpoint], held: [FlowID: (MigrationID, HeldBytes)]) -> [FlowCheckpoint] {
+        flows.values.sorted { $0.id < $1.id }.map { f in
+            guard f.heldByMigration, let (mid, run) = held[f.id], mid == f.migrationID else { return f }
+            var g = f
+            g.held = run
+            return g
+        }
     }
 
-    private static func flow(_ r: inout Reader) -> FlowCheckpoint? {
+    private static func flow(_ r: inout Reader, format: UInt16) -> FlowCheckpoint? {
         guard let id = r.u64(), let device = r.endpoint(), let original = r.endpoint(), let server = r.endpoint(),
               let natPort = r.u16(), let stateByte = r.u8(), let state = flowState(stateByte) else { return nil }
         var f = FlowCheckpoint(id: FlowID(id), device: device, original: original, server: server,
@@ -206,6 +280,22 @@ public enum CheckpointCodec {
             guard let mid = r.u64(), let target = r.endpoint() else { return nil }
             f.migrationID = MigrationID(mid)
             f.migrationTarget = target
+            if format >= 2 {
+                guard let hasFreeze = r.u8(), hasFreeze <= 1, let toDevice = r.u32(), let toServer = r.u32(), let ack = r.u32(),
+                      let hasTS = r.u8(), hasTS <= 1, let ts = r.u32(), let hasFin = r.u8(), hasFin <= 1, let fin = r.u32(),
+                      let hasNew = r.u8(), hasNew <= 1 else { return nil }
+                var z = CheckpointedFreeze(forwardedToDeviceEnd: SeqNumber(toDevice), forwardedToServerEnd: SeqNumber(toServer),
+                                           serverAckServerView: SeqNumber(ack))
+                z.lastTSvalToServer = hasTS == 1 ? ts : nil
+                z.serverFinSeq = hasFin == 1 ? SeqNumber(fin) : nil
+                if hasNew == 1 {
+                    guard let d = r.endpoint() else { return nil }
+                    z.newDevice = d
+                }
+                guard let sent = r.u8(), sent <= 1 else { return nil }
+                z.newDeviceSentData = sent == 1
+                f.freeze = hasFreeze == 1 ? z : nil
+            }
         }
         return f
     }

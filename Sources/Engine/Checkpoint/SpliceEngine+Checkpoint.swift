@@ -5,9 +5,18 @@ import Wire
 /// adopts them: same id, NAT port, offsets, scales and options; the per-packet state is learned
 /// again from the next segments, as for a flow back from the kernel path (`.resyncing`).
 extension SpliceEngine {
-    /// Every flow's durable facts, in id order: what a compacted checkpoint holds.
+    /// Every flow's durable facts, in id order, with the bytes migrations hold: what a
+    /// compacted checkpoint holds.
     public func checkpoints() -> [FlowCheckpoint] {
-        table.slots.compactMap { $0.map { checkpoint(for: $0) } }.sorted { $0.id < $1.id }
+        let all = table.slots.compactMap { $0.map { flow -> FlowCheckpoint in
+            var c = checkpoint(for: flow)
+            if c.heldByMigration, let copy = flow.inFlight {
+                c.held = HeldBytes(start: copy.start, bytes: copy.bytes(from: copy.start, length: copy.count) ?? [])
+                if let mid = flow.migration { migrations[mid]?.checkpointedCopyEnd = copy.end }
+            }
+            return c
+        } }
+        return all.sorted { $0.id < $1.id }
     }
 
     /// One flow's durable facts, after one of its events; nil when it is gone.
@@ -21,15 +30,34 @@ extension SpliceEngine {
 
     /// The records to append for the flows whose durable facts changed (created, state, FIN,
     /// splice or rollback, kernel path, removed: `noteCheckpointChange`), in id order: a flow
-    /// record, or "gone" for a flow no longer here. Per flow event, never per packet.
+    /// record, or "gone" for a flow no longer here. Per flow event, never per packet, except
+    /// while a migration holds a flow: then the bytes it holds that the checkpoint lacks follow
+    /// its record ("held"), before the proxy acknowledges them to the server.
     public func takeCheckpointRecords() -> [UInt8] {
         guard !checkpointChanges.isEmpty else { return [] }
         var out: [UInt8] = []
         for id in checkpointChanges.sorted() {
-            out += checkpoint(of: id).map(CheckpointCodec.record) ?? CheckpointCodec.gone(id)
+            guard let slot = table.slot(id: id), let flow = table[slot: slot] else {
+                out += CheckpointCodec.gone(id)
+                continue
+            }
+            let c = checkpoint(for: flow)
+            out += CheckpointCodec.record(c)
+            if c.heldByMigration, let mid = c.migrationID, let copy = flow.inFlight { out += heldRecords(mid, copy) }
         }
         checkpointChanges.removeAll(keepingCapacity: true)
         return out
+    }
+
+    /// The "held" records of what migration `mid` holds past what the checkpoint has.
+    private func heldRecords(_ mid: MigrationID, _ copy: InFlightCopy) -> [UInt8] {
+        guard let m = migrations[mid] else { return [] }
+        var from = m.checkpointedCopyEnd ?? copy.start
+        if from.lessThan(copy.start) || from.greaterThan(copy.end) { from = copy.start }
+        migrations[mid]?.checkpointedCopyEnd = copy.end
+        let n = Int(from.distance(to: copy.end))
+        guard n > 0, let bytes = copy.bytes(from: from, length: n) else { return [] }
+        return CheckpointCodec.held(m.flowID, migration: mid, start: from, bytes: bytes[...])
     }
 
     /// Notes that flow `id` changed a durable fact (at the engine's choke points).
@@ -58,10 +86,20 @@ extension SpliceEngine {
         c.deviceLacksTimestamps = flow.deviceLacksTimestamps
         c.deviceLacksECN = flow.deviceLacksECN
         c.inKernel = flow.kernelPath == .inKernel || flow.kernelPath == .leaving
-        if let mid = flow.migration, let m = migrations[mid], !m.isAwaitingState {
+        if let mid = flow.migration, let m = migrations[mid], let freeze = m.freeze {
             c.heldByMigration = true
             c.migrationID = mid
             c.migrationTarget = IPEndpoint(IPv4Endpoint(m.target.address, m.target.port ?? 0))
+            var z = CheckpointedFreeze(forwardedToDeviceEnd: freeze.forwardedToDeviceEnd,
+                                       forwardedToServerEnd: freeze.forwardedToServerEnd,
+                                       serverAckServerView: freeze.serverAckServerView)
+            z.lastTSvalToServer = freeze.lastTSvalToServer
+            z.serverFinSeq = freeze.serverFinSeq
+            if let h = freeze.newDevice {
+                z.newDevice = IPEndpoint(h.endpoint)
+                z.newDeviceSentData = h.next.map { $0 != h.isn + 1 } ?? false
+            }
+            c.freeze = z
         }
         return c
     }
@@ -70,9 +108,17 @@ extension SpliceEngine {
     public struct Adoption: Sendable, Equatable {
         public var adopted: [FlowID] = []
         public var refused: [(id: FlowID, reason: String)] = []
+        /// Adopted flows whose migration the stop interrupted: going back to the old device
+        /// (`SpliceEngine+RestoredMigration`), or to be reset (`SpliceEngine+InterruptedMigration`).
+        public var rollingBack: [FlowID] = []
+        public var resetting: [FlowID] = []
+        /// The new devices of those migrations, refused for a while (give them to the other
+        /// shards: `refuseNewDevices`).
+        public var newDeviceRefusals: [RefusedAfterRestart] = []
         public init() {}
         public static func == (a: Adoption, b: Adoption) -> Bool {
             a.adopted == b.adopted && a.refused.map(\.id) == b.refused.map(\.id) && a.refused.map(\.reason) == b.refused.map(\.reason)
+                && a.rollingBack == b.rollingBack && a.resetting == b.resetting
         }
     }
 
@@ -84,6 +130,7 @@ extension SpliceEngine {
     /// rules outlive the process); the others resync from their next segments.
     public func adopt(_ flows: [FlowCheckpoint], now: Instant) -> Adoption {
         var result = Adoption()
+        adoptionRefusals = []
         for c in flows {
             guard case .v4(let deviceAddress) = c.device.address, case .v4(let originalAddress) = c.original.address,
                   case .v4(let serverAddress) = c.server.address else {
@@ -131,11 +178,18 @@ extension SpliceEngine {
             // In the kernel: counted from zero again, as the entries' counters are read next
             // (they count since the hand-over: the first read adds what the kernel forwarded).
             if c.inKernel { flow.forwardedByKernel() } else { flow.kernelPath = .resyncing }
-            _ = table.insert(flow)
+            let slot = table.insert(flow)
             if c.inKernel { kernelPathIDs.insert(c.id) }
             if c.heldByMigration {
-                interruptedMigrations[c.id] = []
-                reportInterrupted(c, device: device, now: now)
+                if canRestore(c) {
+                    restoreMigration(c, slot: slot, now: now)
+                    result.rollingBack.append(c.id)
+                } else {
+                    result.resetting.append(c.id)
+                    interruptedMigrations[c.id] = []
+                    reportInterrupted(c, device: device, now: now)
+                    refuseNewDevice(of: c, original: original, now: now)
+                }
             }
             nextFlowID = max(nextFlowID, local + 1)
             result.adopted.append(c.id)
@@ -144,6 +198,8 @@ extension SpliceEngine {
                 "flow.nat_port": "\(c.natPort)", "flow.in_kernel": "\(c.inKernel)",
             ])
         }
+        result.newDeviceRefusals = adoptionRefusals
+        adoptionRefusals = []
         return result
     }
 }

@@ -3,12 +3,12 @@ import Wire
 /// One side of a flow whose migration a restart interrupted.
 enum InterruptedSide: Hashable, Sendable { case device, server }
 
-/// A migration the proxy's restart interrupted after its pause (issue "Survive a proxy
-/// restart"): the previous process had acknowledged server segments on the device's behalf
-/// (DESIGN §6 step 2) and held them, with the in-flight copy, only in its memory. The server
-/// will not send those bytes again and the device never got them, so the stream cannot go on
-/// byte-exact; left alone, both ends would wait on each other until their timeouts. Instead
-/// the adopted flow is ended cleanly: each side's next segment is answered with a RST at
+/// A migration the proxy's restart interrupted after its pause that can't go back to its old
+/// device (`SpliceEngine+RestoredMigration` takes the others back): the new device had already
+/// sent bytes on to the server, or the checkpoint (format 1) lacks the bytes the previous
+/// process acknowledged to the server on the device's behalf (DESIGN §6 step 2). The stream
+/// cannot go on byte-exact; left alone, both ends would wait on each other until their
+/// timeouts. Instead the adopted flow is ended cleanly: each side's next segment is answered with a RST at
 /// exactly the sequence number it expects (its acknowledgement: RFC 5961 §3.2 accepts it at
 /// once) and dropped; once both sides were reset the flow is removed. Nothing of it reaches
 /// the other side meanwhile. A device that was only receiving has nothing to send: when the
@@ -32,7 +32,9 @@ extension SpliceEngine {
             id: mid, flow: c.id, oldDevice: device, target: target, newDevice: nil, phase: .aborted,
             phases: [MigrationReport.PhaseTime(phase: .aborted, seconds: 0)], cutOffsetToDevice: nil, cutOffsetToServer: nil,
             bytesCached: 0, retransmissions: 0, timeouts: 0,
-            reason: "interrupted by the proxy's restart: the bytes it held for the flow were lost with the process, so the flow is reset on both sides"))
+            reason: c.freeze?.newDeviceSentData == true
+                ? "interrupted by the proxy's restart after the new device had sent data on to the server: the old device's stream can't continue there, so the flow is reset on both sides"
+                : "interrupted by the proxy's restart, and the checkpoint lacks what going back to the old device needs (format 1): the flow is reset on both sides"))
     }
 
     func resetInterrupted(_ packet: TCPIPv4Packet, slot: Int, side: InterruptedSide, now: Instant,

@@ -66,7 +66,7 @@ extension Migration {
     /// Still heading to a new device that has not sent its SYN: what a SYN may claim.
     var awaitsNewDeviceSyn: Bool {
         switch phase {
-        case .paused(let f), .cut(let f, _): f.newDevice == nil
+        case .paused(let f), .cut(let f, _): f.newDevice == nil && restoring == nil
         default: false
         }
     }

@@ -29,6 +29,12 @@ struct Migration: Sendable {
     private(set) var phaseTimes: [(MigrationPhase, Instant)]
     /// Why it went back (or ended), when it did.
     var reason: String?
+    /// Taken over from the checkpoint of a proxy that stopped during it: it only goes back to
+    /// the old device, once the flow's state is learned again (`SpliceEngine+RestoredMigration`).
+    var restoring: RestoringState?
+    /// The end of the bytes held for the flow that the checkpoint has (`CheckpointCodec.held`);
+    /// nil: none yet.
+    var checkpointedCopyEnd: SeqNumber?
 
     enum Phase: Sendable {
         case awaitingState(AwaitingState)
@@ -56,11 +62,26 @@ struct Migration: Sendable {
         self.phaseTimes = [(.requested, requestedAt), (.paused, now)]
     }
 
+    /// A migration a restarted proxy took over from the checkpoint: frozen as it was (`paused`).
+    init(restoring id: MigrationID, flowID: FlowID, target: MigrationTarget, freeze: Freeze, allowed: Duration, now: Instant) {
+        self.id = id; self.flowID = flowID; self.target = target; self.requestedAt = now
+        self.allowed = allowed; self.settleWait = allowed
+        self.phase = .paused(freeze)
+        self.phaseTimes = [(.requested, now), (.paused, now)]
+        self.restoring = RestoringState()
+    }
+
     mutating func enter(_ p: MigrationPhase, at now: Instant) { phaseTimes.append((p, now)) }
 
     /// The phase the report and `tsmp flows` show: the last one entered.
     var reportedPhase: MigrationPhase { phaseTimes.last?.0 ?? .requested }
     var deadline: Instant { requestedAt + allowed.nanoseconds }
+}
+
+/// What a migration taken over after a restart keeps until it goes back to the old device.
+struct RestoringState: Sendable {
+    var probesSentAt: Instant?
+    var probeRounds: UInt8 = 0
 }
 
 /// What a migration waiting for its flow's state keeps.

@@ -157,6 +157,10 @@ extension SpliceEngine {
                 timelines[mid] = nil
                 continue
             }
+            if m.restoring != nil {
+                runRestoring(mid, slot: slot, now: now, generated: generated)
+                if migrations[mid]?.restoring != nil { continue }
+            }
             if case .paused(let freeze) = m.phase, isSettled(flow, freeze) || now >= freeze.settleDeadline {
                 if let unknown = bytesUnacknowledgedByServer(flow, freeze), !isSettled(flow, freeze) {
                     // Never splice over unknown bytes: they may still reach the server, or be

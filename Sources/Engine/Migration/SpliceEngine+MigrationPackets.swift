@@ -54,6 +54,7 @@ extension SpliceEngine {
                   let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
             m.updateFreeze { $0.newDevice = NewDeviceHandshake(packet) }
             migrations[mid] = m
+            noteCheckpointChange(m.flowID)   // a restart refuses this sub-connection
             table.setAlias(DeviceSideKey(device: src, original: dst), slot: slot)
             logger.info("new device connecting", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(m.flowID)", "migration.new_device": "\(src)",
@@ -99,7 +100,9 @@ extension SpliceEngine {
             }
         }
         if tcp.payloadLength == 0 && !tcp.flags.contains(.fin) {
-            if m.isPaused, let f = table[slot: slot], isSettled(f, freeze) { cut(slot: slot, mid: mid, now: now, generated: generated) }
+            if m.isPaused, m.restoring == nil, let f = table[slot: slot], isSettled(f, freeze) {
+                cut(slot: slot, mid: mid, now: now, generated: generated)
+            }
             return .consumed
         }
         // Data the old device sent before it was frozen goes to the server (DESIGN §6 step 2).
@@ -162,6 +165,8 @@ extension SpliceEngine {
             // Its data continues the old device's stream at the cut (DESIGN §6, both directions).
             let end = tcp.seq + tcp.sequenceLength
             let finSeq = flags.contains(.fin) ? tcp.seq + UInt32(tcp.payloadLength) : nil
+            // From its first byte on, the old device can't take the flow back (a restart resets it).
+            if h.next == h.isn + 1 && end.greaterThan(h.isn + 1) { noteCheckpointChange(f.id) }
             migrations[mid]?.updateNewDevice { h in
                 if let n = h.next { h.next = SeqNumber.max(n, end) }
                 if let finSeq { h.finSeq = finSeq }
@@ -225,6 +230,10 @@ extension SpliceEngine {
         if tcp.flags.contains(.fin) && tcp.seq + UInt32(tcp.payloadLength) == copyEnd {
             m.updateFreeze { $0.serverFinSeq = copyEnd }
         }
+        // Cached bytes (and FIN) reach the checkpoint before their pre-ack leaves (write-ahead).
+        if copyEnd != expectedBefore || (m.freeze?.serverFinSeq != nil && migrations[mid]?.freeze?.serverFinSeq == nil) {
+            noteCheckpointChange(m.flowID)
+        }
         if tcp.flags.contains(.ack) {
             m.updateFreeze { if tcp.ack.greaterThan($0.serverAckServerView) { $0.serverAckServerView = tcp.ack } }
         }
@@ -267,7 +276,7 @@ extension SpliceEngine {
         case .awaitingState, .cut:
             break
         }
-        if m.isPaused, let f = table[slot: slot], let freeze = m.freeze, isSettled(f, freeze) {
+        if m.isPaused, m.restoring == nil, let f = table[slot: slot], let freeze = m.freeze, isSettled(f, freeze) {
             cut(slot: slot, mid: mid, now: now, generated: generated)
         }
         return .consumed
