@@ -292,3 +292,87 @@ extension MigrationResumeTests {
         #expect(h.engine.checkpoints() == before)
     }
 }
+
+/// Where a restart can find a migration past its pause.
+enum InterruptedPhase: String, CaseIterable, CustomTestStringConvertible {
+    case paused, cut, newDeviceConnected, rollingBack
+    var testDescription: String { rawValue }
+}
+
+extension MigrationResumeTests {
+    /// A migration left in `phase` with server bytes cached; returns where the laptop's stream
+    /// stands (what it has) and where the cache ends.
+    func interrupted(in phase: InterruptedPhase) throws -> (h: H, mid: MigrationID, laptopHas: Int, end: Int) {
+        switch phase {
+        case .paused:
+            // The laptop has not acknowledged the last two segments (lost on the way): the copy holds them.
+            let h = H.established(downloaded: 4 * 1448, acked: 2 * 1448)
+            let (mid, _) = try h.migrate(settleWait: .seconds(5))
+            for o in h.serverSends(4 * 1448, 6 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+            #expect(h.report(mid)?.phase == .paused)
+            return (h, mid, 2 * 1448, 6 * 1448)
+        case .cut, .newDeviceConnected:
+            let h = established()
+            let mid = try cutWithCache(h, cached: 3 * 1448)
+            if phase == .newDeviceConnected {
+                // The phone got the first flight of the cache but acknowledged none of it.
+                let (_, flight) = try h.phoneConnects(cut: cut)
+                #expect(!h.segmentsToPhone(flight).isEmpty && h.report(mid)?.phase == .newDeviceConnected)
+            }
+            return (h, mid, cut, cut + 3 * 1448)
+        case .rollingBack:
+            // The deadline passed; the cache went back toward the laptop, which took one segment of it.
+            let h = established()
+            let (mid, _) = try h.migrate(deadline: .seconds(2))
+            _ = try h.timers()
+            for o in h.serverSends(cut, cut + 3 * 1448, ack: 120) { #expect(o.verdict == .consumed) }
+            h.advance(milliseconds: 2_500)
+            _ = try h.timers()
+            #expect(h.send(h.fromLaptop(at: 120, ack: cut + 1448)).verdict == .consumed)
+            #expect(h.report(mid)?.isFinished == false && h.report(mid)?.reason != nil)
+            return (h, mid, cut + 1448, cut + 3 * 1448)
+        }
+    }
+
+    @Test("a migration interrupted in each phase past its pause goes back to the old device after the restart, byte-exact from what it has, and is reported rolled back", arguments: InterruptedPhase.allCases)
+    func interruptedInEachPhase(_ phase: InterruptedPhase) throws {
+        let (h, mid, laptopHas, end) = try interrupted(in: phase)
+        let checkpoints = try CheckpointCodec.decode(CheckpointCodec.snapshot(setup: 1, flows: h.engine.checkpoints()), setup: 1).flows
+        #expect(checkpoints.first?.heldByMigration == true)
+        let restarted = SpliceEngine(config: MigrationLab.config())
+        #expect(restarted.adopt(checkpoints, now: h.now).rollingBack == [h.flowID])
+        let out = PacketBatch(capacity: 64, maxPacket: 2048)
+        func feed(_ packet: [UInt8]) -> [DecodedTCP4] {
+            var bytes = packet
+            out.removeAll()
+            _ = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) }
+            return (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
+        }
+        h.advance(milliseconds: 30)
+        out.removeAll()
+        restarted.runMigrationTimers(now: h.now, generated: out)
+        #expect(out.count == 4) // the blind probes
+        _ = feed(h.fromServer(at: end, ack: 120))
+        var sent = feed(h.fromLaptop(at: 120, ack: laptopHas))
+        out.removeAll()
+        restarted.runMigrationTimers(now: h.now, generated: out)
+        sent += (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
+        var got = StreamReceiver()
+        var queue = sent.filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
+        #expect(queue.first.map { h.serverOffset($0.seq) } == laptopHas)
+        var rounds = 0
+        while !queue.isEmpty && rounds < 100 {
+            rounds += 1
+            let seg = queue.removeFirst()
+            got.take(seg, offset: h.serverOffset(seg.seq))
+            queue += feed(h.fromLaptop(at: 120, ack: got.expected(from: laptopHas))).filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
+        }
+        #expect(difference(got.stream(laptopHas, end), serverBytes(laptopHas..<end)) == nil)
+        let report = try #require(restarted.migrationReport(mid, now: h.now))
+        #expect(report.phase == .rolledBack && report.reason?.contains("restart") == true)
+        // The flow goes on there: the server's next bytes are forwarded.
+        var next = h.fromServer(at: end, ack: 120, length: 100)
+        out.removeAll()
+        #expect(next.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .forward)
+    }
+}
