@@ -13,8 +13,9 @@ import Synchronization
 public final class Agent: Sendable, JSONRouting {
     public struct Options: Sendable {
         public var credential: Credential
-        /// The proxy's URL: the locator is the address this device uses to reach it.
-        public var proxyHost: UInt32
+        /// The proxy's host (an IPv4 or IPv6 literal, or a name for the system resolver) and
+        /// port: the locator is the address this device uses to reach it.
+        public var proxyHost: String
         public var proxyPort: UInt16
         /// Where the agent takes MTRs.
         public var listenHost: String
@@ -26,7 +27,7 @@ public final class Agent: Sendable, JSONRouting {
         public var pendingLifetime: Duration
         /// The command that decides on a share (VSR; `Agent+Share`); nil: shares are declined.
         public var onShare: String?
-        public init(credential: Credential, proxyHost: UInt32, proxyPort: UInt16, listenHost: String, listenPort: Int,
+        public init(credential: Credential, proxyHost: String, proxyPort: UInt16, listenHost: String, listenPort: Int,
                     handoff: ConnectionHandoff, insecureLab: Bool, heartbeatInterval: Duration = .seconds(5),
                     pendingLifetime: Duration = .seconds(30), onShare: String? = nil) {
             self.credential = credential; self.proxyHost = proxyHost; self.proxyPort = proxyPort
@@ -199,11 +200,13 @@ public final class Agent: Sendable, JSONRouting {
 
     // MARK: Namespace: heartbeats and locator updates
 
-    /// The address this device reaches the proxy from (its care-of address).
+    /// The address this device reaches the proxy from (its care-of address), of whichever
+    /// family the resolver prefers for the proxy's host (resolved again each time: a name may
+    /// move, and the device's own addresses do).
     public func currentLocator() -> Locator? {
-        guard let address = try? Syscall.sourceAddress(toward: options.proxyHost, port: options.proxyPort) else { return nil }
-        let text = "\((address >> 24) & 255).\((address >> 16) & 255).\((address >> 8) & 255).\(address & 255)"
-        return try? Locator(address: text, agentPort: UInt16(clamping: options.listenPort))
+        guard let proxy = try? Syscall.resolve(options.proxyHost, port: options.proxyPort).first,
+              let local = try? Syscall.sourceAddress(toward: proxy) else { return nil }
+        return try? Locator(address: local.literal, agentPort: UInt16(clamping: options.listenPort))
     }
 
     /// One heartbeat; a changed locator is sent at once as a locator update too.

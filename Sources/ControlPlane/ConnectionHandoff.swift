@@ -11,14 +11,14 @@ import PacketIO
 public enum ConnectionHandoff: Sendable, CustomStringConvertible {
     /// `/bin/sh -c COMMAND`, the socket on fds 0 and 1, the transfer's details in TSMP_* variables.
     case exec(String)
-    /// Bytes copied both ways between the socket and HOST:PORT (IPv4), half-closes passed on.
-    case forward(address: UInt32, port: UInt16)
+    /// Bytes copied both ways between the socket and HOST:PORT (HOST an IPv4 or IPv6 literal,
+    /// or a name for the system resolver), half-closes passed on.
+    case forward(host: String, port: UInt16)
 
     public var description: String {
         switch self {
         case .exec(let command): "exec \(command)"
-        case .forward(let address, let port):
-            "forward \((address >> 24) & 255).\((address >> 16) & 255).\((address >> 8) & 255).\(address & 255):\(port)"
+        case .forward(let host, let port): "forward \(host.contains(":") ? "[\(host)]" : host):\(port)"
         }
     }
 
@@ -26,7 +26,7 @@ public enum ConnectionHandoff: Sendable, CustomStringConvertible {
     public func start(_ fd: Int32, environment: [String: String], logger: Logger) {
         switch self {
         case .exec(let command): Self.exec(command, fd: fd, environment: environment, logger: logger)
-        case .forward(let address, let port): Self.forward(fd, to: address, port: port, logger: logger)
+        case .forward(let host, let port): Self.forward(fd, to: host, port: port, logger: logger)
         }
     }
 
@@ -55,18 +55,18 @@ public enum ConnectionHandoff: Sendable, CustomStringConvertible {
         }
     }
 
-    private static func forward(_ fd: Int32, to address: UInt32, port: UInt16, logger: Logger) {
+    private static func forward(_ fd: Int32, to host: String, port: UInt16, logger: Logger) {
         Thread.detachNewThread {
             let local: Int32
             do {
-                local = try Syscall.connectTCP(address, port: port, timeoutSeconds: 5)
+                local = try Syscall.connectTCP(host: host, port: port, timeoutSeconds: 5)
                 try Syscall.clearTimeouts(local)
             } catch {
                 logger.error("cannot reach the --forward address", metadata: ["error": "\(error)"])
                 try? Syscall.close(fd)
                 return
             }
-            logger.info("connection bridged", metadata: ["to": "\(ConnectionHandoff.forward(address: address, port: port))"])
+            logger.info("connection bridged", metadata: ["to": "\(ConnectionHandoff.forward(host: host, port: port))"])
             let done = DispatchGroup()
             for (from, to) in [(fd, local), (local, fd)] {
                 done.enter()

@@ -33,17 +33,19 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "This device's credential.")
     var credentials: String
 
-    @Option(help: "The proxy's device-facing URL (this device's locator is its address toward it).")
+    @Option(help: "The proxy's device-facing URL, http(s)://HOST:PORT with HOST an IPv4 address, [IPv6] or a host name (this device's locator is its address toward it).")
     var proxy: String
 
-    @Option(help: "ADDR:PORT to take MTRs on.")
+    @Option(help: "ADDR:PORT to take MTRs on: an IPv4 address, [IPv6] or a host name; 0.0.0.0 or [::] for every address.",
+            transform: { try ListenAddress(parsing: $0) })
     var listen: ListenAddress
 
     @Option(help: "Run this command (/bin/sh -c) for each received connection, the socket as stdin/stdout.")
     var exec: String?
 
-    @Option(help: "Bridge each received connection to this local IPv4 HOST:PORT.")
-    var forward: IPv4Endpoint?
+    @Option(help: "Bridge each received connection to HOST:PORT: an IPv4 address, [IPv6] or a host name.",
+            transform: { try HostPort.argument($0, flag: "--forward") })
+    var forward: HostPort?
 
     @Option(help: "Seconds between heartbeats.")
     var heartbeatInterval: Double = 5
@@ -62,12 +64,6 @@ struct AgentCommand: AsyncParsableCommand {
         if let exec, exec.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--exec needs a command") }
         guard heartbeatInterval >= 0.05 && heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be within [0.05, 3600] seconds") }
         try lab.check(proxy, "--proxy")
-        guard proxyEndpoint != nil else { throw ValidationError("--proxy must be http(s)://IPv4:PORT, not \"\(proxy)\"") }
-    }
-
-    var proxyEndpoint: IPv4Endpoint? {
-        let rest = proxy.replacingOccurrences(of: "https://", with: "").replacingOccurrences(of: "http://", with: "")
-        return IPv4Endpoint(rest.split(separator: "/").first.map(String.init) ?? rest)
     }
 
     func run() async throws {
@@ -84,15 +80,15 @@ struct AgentCommand: AsyncParsableCommand {
                            metadata: ["expires": "\(expires)"])
         }
         logger.info("\(FileLimit.raise())")
-        let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(address: forward!.address.value, port: forward!.port)
-        let proxyAt = proxyEndpoint!
+        let handoff: ConnectionHandoff = exec.map { .exec($0) } ?? .forward(host: forward!.host, port: UInt16(forward!.port))
+        let proxyAt = try HostPort(url: proxy, flag: "--proxy")
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         try await withEventLoop { group in
             let agent: Agent
             let endpoint: HTTPEndpoint
             var metricsEndpoint: HTTPEndpoint?
             do {
-                agent = try Agent(options: .init(credential: credential, proxyHost: proxyAt.address.value, proxyPort: proxyAt.port,
+                agent = try Agent(options: .init(credential: credential, proxyHost: proxyAt.host, proxyPort: UInt16(proxyAt.port),
                                                  listenHost: listen.host, listenPort: listen.port, handoff: handoff,
                                                  insecureLab: lab.insecureLab,
                                                  heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),

@@ -17,8 +17,9 @@ struct InsecureLabOption: ParsableArguments {
             throw ValidationError("--insecure-lab speaks plain HTTP: give \(flag) as http://...")
         }
         if !url.hasPrefix("http://") && !url.hasPrefix("https://") {
-            throw ValidationError("\(flag) must be an http(s)://HOST:PORT URL, not \"\(url)\"")
+            throw ValidationError("\(flag) must be an http(s)://HOST:PORT URL, HOST \(HostPort.expected), not \"\(url)\"")
         }
+        do { _ = try HostPort(url: url, flag: flag) } catch { throw ValidationError(error.description) }
     }
 }
 
@@ -78,17 +79,23 @@ func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// "ADDR:PORT" for --listen options.
-struct ListenAddress: ExpressibleByArgument, CustomStringConvertible {
+extension HostPort {
+    /// HOST:PORT given to `flag`, refused as ArgumentParser shows it.
+    static func argument(_ text: String, flag: String, allowPortZero: Bool = false) throws -> HostPort {
+        do { return try HostPort(parsing: text, flag: flag, allowPortZero: allowPortZero) } catch { throw ValidationError(error.description) }
+    }
+}
+
+/// ADDR:PORT for --listen options: where a service binds (port 0: one the kernel picks).
+struct ListenAddress: CustomStringConvertible {
     var host: String
     var port: Int
-    init?(argument: String) {
-        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
-              (0...65535).contains(port) else { return nil }
-        host = String(argument[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.port = port
+    init(parsing text: String, flag: String = "--listen") throws {
+        let parsed = try HostPort.argument(text, flag: flag, allowPortZero: true)
+        host = parsed.host
+        port = parsed.port
     }
+    /// Every address of a family (0.0.0.0, ::): reachable, but not at that address.
+    var isWildcard: Bool { host == "0.0.0.0" || (HostPort.isIPv6(host) && host.replacingOccurrences(of: "0", with: "").allSatisfy { $0 == ":" }) }
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -13,7 +13,7 @@ struct MetricsAddress: ExpressibleByArgument, CustomStringConvertible {
             port = p
             return
         }
-        guard let listen = ListenAddress(argument: argument), listen.port > 0 else { return nil }
+        guard let listen = try? ListenAddress(parsing: argument, flag: "--metrics"), listen.port > 0 else { return nil }
         host = listen.host
         port = listen.port
     }

@@ -12,7 +12,8 @@ struct NamespaceCommand: AsyncParsableCommand {
         abstract: "The namespace service (TSMPS): users, devices, locators, status; and its admin commands.",
         discussion: """
         Examples:
-          tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen 0.0.0.0:7443 --state /var/lib/tsmp
+          tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen 0.0.0.0:7443 --state /var/lib/tsmp \\
+              --url https://ns.example:7443
           tsmp namespace register bob@example.com --device laptop --namespace https://ns.example:7443 \\
               --admin /var/lib/tsmp/admin.cred --out laptop.cred
           tsmp namespace proxy-add gw1 --namespace https://ns.example:7443 --admin /var/lib/tsmp/admin.cred --out gw1.cred
@@ -37,21 +38,23 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         database, at 0600.
 
         Examples:
-          tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen 0.0.0.0:7443 --state /var/lib/tsmp
-          tsmp namespace serve --db postgresql://tsmp@db.example:5432/tsmp --listen 0.0.0.0:7443 \\
-              --state /var/lib/tsmp --url https://ns.example:7443
+          tsmp namespace serve --db sqlite:/var/lib/tsmp/ns.db --listen [::]:7443 --state /var/lib/tsmp \\
+              --url https://ns.example:7443
+          tsmp namespace serve --db postgresql://tsmp@db.example:5432/tsmp --listen 10.0.0.5:7443 \\
+              --state /var/lib/tsmp
         """)
 
     @Option(help: "sqlite:PATH or postgresql://USER[:PASSWORD]@HOST:PORT/DB.")
     var db: String
 
-    @Option(help: "ADDR:PORT to serve on.")
+    @Option(help: "ADDR:PORT to serve on: an IPv4 address, [IPv6] or a host name; 0.0.0.0 or [::] for every address (then --url is needed).",
+            transform: { try ListenAddress(parsing: $0) })
     var listen: ListenAddress
 
     @Option(help: "Directory for the CA and the admin credential (created, mode 0700).")
     var state: String
 
-    @Option(help: "The URL clients reach this service at, written into credentials (default: from --listen).")
+    @Option(help: "The URL clients reach this service at, written into credentials (default: from --listen; needed when --listen is a wildcard).")
     var url: String?
 
     @Option(help: MetricsAddress.help)
@@ -81,6 +84,9 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         guard heartbeatInterval >= 0.05 && heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be within [0.05, 3600] seconds") }
         guard missedHeartbeats >= 1 && missedHeartbeats <= 100 else { throw ValidationError("--missed-heartbeats must be 1-100") }
         if let url { try lab.check(url, "--url") }
+        if url == nil && listen.isWildcard {
+            throw ValidationError("--listen \(listen) takes every address, so it says none that clients can reach: give the URL they reach this service at with --url (it goes into every credential), e.g. --url https://ns.example:\(listen.port)")
+        }
     }
 
     func run() async throws {
@@ -89,7 +95,7 @@ struct NamespaceServeCommand: AsyncParsableCommand {
         _ = umask(0o077)
         logging.bootstrap()
         let scheme = lab.insecureLab ? "http" : "https"
-        let host = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
+        let host = listen.host
         var options = NamespaceServer.Options(
             database: db, host: listen.host, port: listen.port, stateDirectory: state,
             advertisedURL: url ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)",

@@ -130,7 +130,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "The namespace's URL (default: the one in --credentials).")
     var namespace: String?
 
-    @Option(help: "ADDR:PORT of the device-facing endpoint (MFRs from devices, mutual TLS).")
+    @Option(help: "ADDR:PORT of the device-facing endpoint (MFRs from devices, mutual TLS): an IPv4 address, [IPv6] or a host name.",
+            transform: { try ListenAddress(parsing: $0) })
     var listen: ListenAddress?
 
     @OptionGroup var lab: InsecureLabOption

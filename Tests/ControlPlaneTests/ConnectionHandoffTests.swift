@@ -33,14 +33,14 @@ struct ConnectionHandoffTests {
         return out
     }
 
-    @Test("--forward copies both ways and passes the end of each direction on")
+    @Test("--forward (a host name: each of its addresses in turn) copies both ways and passes the end of each direction on")
     func forward() throws {
         let pair = try Self.connectedPair()
         defer { try? Syscall.close(pair.far); try? Syscall.close(pair.listener) }
         let app = try Syscall.boundTCPSocket(address: Self.loopback)
         defer { try? Syscall.close(app.fd) }
         #expect(listen(app.fd, 1) == 0)
-        ConnectionHandoff.forward(address: Self.loopback, port: app.port).start(pair.handed, environment: [:], logger: Logger(label: "test"))
+        ConnectionHandoff.forward(host: "localhost", port: app.port).start(pair.handed, environment: [:], logger: Logger(label: "test"))
         let local = accept(app.fd, nil, nil)
         #expect(local >= 0)
         defer { try? Syscall.close(local) }

@@ -310,7 +310,7 @@ struct OpenAPIRouteTests {
         let phone = try ca.issueCredential(for: try .device("phone.bob@example.com"), namespaceURL: "https://127.0.0.1:1")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let agent = try Agent(options: .init(credential: phone, proxyHost: 0x7F00_0001, proxyPort: 1, listenHost: "127.0.0.1",
+        let agent = try Agent(options: .init(credential: phone, proxyHost: "127.0.0.1", proxyPort: 1, listenHost: "127.0.0.1",
                                              listenPort: 0, handoff: .exec("true"), insecureLab: false),
                               group: group, logger: Logger(label: "test"))
         #expect(Set(agent.routes.keys) == (try OpenAPIDocument.operations("agent.yaml")))

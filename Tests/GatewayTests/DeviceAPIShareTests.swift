@@ -13,7 +13,7 @@ import TestSupport
 extension DeviceAPITests {
     /// An agent whose --on-share hook is `hook`, at `address`, online in the namespace.
     static func sharingAgent(_ lab: Lab, _ credential: Credential, _ did: String, at address: String, hook: String?) async throws {
-        let agent = try Agent(options: .init(credential: credential, proxyHost: 0x7F00_0001, proxyPort: 9, listenHost: address,
+        let agent = try Agent(options: .init(credential: credential, proxyHost: "127.0.0.1", proxyPort: 9, listenHost: address,
                                              listenPort: 0, handoff: .exec("cat >/dev/null"), insecureLab: false, onShare: hook),
                               group: lab.group, logger: Logger(label: "test"))
         let endpoint = try await HTTPEndpoint.start(host: address, port: 0, group: lab.group, logger: Logger(label: "test"),

@@ -137,7 +137,7 @@ struct DeviceAPITests {
 
         /// An agent for `credential` listening on `address` (its MTR endpoint and identity proof).
         func agent(_ credential: Credential, on address: String) async throws -> (Agent, UInt16) {
-            let agent = try Agent(options: .init(credential: credential, proxyHost: 0x7F00_0001, proxyPort: 9, listenHost: address,
+            let agent = try Agent(options: .init(credential: credential, proxyHost: "127.0.0.1", proxyPort: 9, listenHost: address,
                                                  listenPort: 0, handoff: .exec("cat >/dev/null"), insecureLab: false),
                                   group: group, logger: Logger(label: "test"))
             let endpoint = try await HTTPEndpoint.start(host: address, port: 0, group: group, logger: Logger(label: "test"),
@@ -247,7 +247,7 @@ struct DeviceAPITests {
         defer { try? Syscall.close(server.fd) }
         #expect(listen(server.fd, 4) == 0)
         let out = "\(lab.dir)/received"
-        let agent = try Agent(options: .init(credential: phone, proxyHost: 0x7F00_0001, proxyPort: 9, listenHost: "127.0.0.1",
+        let agent = try Agent(options: .init(credential: phone, proxyHost: "127.0.0.1", proxyPort: 9, listenHost: "127.0.0.1",
                                              listenPort: 0,
                                              handoff: .exec("env | grep ^TSMP_ > \(out).env; cat > \(out).bin"),
                                              insecureLab: false),
@@ -301,7 +301,7 @@ struct DeviceAPITests {
         let lab = try await Lab()
         let laptop = try await lab.device("laptop.bob@example.com")
         let phone = try await lab.device("phone.bob@example.com", introducer: "laptop.bob@example.com")
-        let agent = try Agent(options: .init(credential: phone, proxyHost: 0x7F00_0001, proxyPort: 9, listenHost: "127.0.0.1",
+        let agent = try Agent(options: .init(credential: phone, proxyHost: "127.0.0.1", proxyPort: 9, listenHost: "127.0.0.1",
                                              listenPort: 0, handoff: .exec("cat >/dev/null"), insecureLab: false),
                               group: lab.group, logger: Logger(label: "test"))
         let endpoint = try await HTTPEndpoint.start(host: "127.0.0.1", port: 0, group: lab.group, logger: Logger(label: "test"),

@@ -26,7 +26,7 @@ cp_tsmp() {
 cp_agent() {
     local node=$1 cred=$2 proxy=$3 out=$4
     lab_exec "$LAB_ID" "$node" "$TSMP" agent --credentials "$cred" --proxy "https://$proxy:$CP_PROXY_PORT" \
-        --listen "0.0.0.0:$CP_AGENT_PORT" --heartbeat-interval 0.5 --metrics "$CP_AGENT_METRICS" \
+        --listen "${CP_AGENT_LISTEN:-0.0.0.0}:$CP_AGENT_PORT" --heartbeat-interval 0.5 --metrics "$CP_AGENT_METRICS" \
         --exec "env | grep ^TSMP_ > $out-\$TSMP_MIGRATION_ID.env; cat > $out-\$TSMP_MIGRATION_ID.bin" \
         >>"$CASE_DIR/agent-$node.log" 2>&1 &
     tl_wait_until 15 "the $node agent on :$CP_AGENT_PORT" e2e_listening "$node" "$CP_AGENT_PORT"
@@ -54,13 +54,13 @@ PY
 }
 
 # cp_namespace_up STATE URL [ARGS...]: the namespace service (SQLite) in the gateway namespace,
-# its CA and admin credential in STATE (sets CP_NS_PID).
+# its CA and admin credential in STATE (sets CP_NS_PID). CP_NS_LISTEN: its address (0.0.0.0).
 cp_namespace_up() {
     local state=$1 url=$2
     shift 2
-    tl_note "tsmp namespace serve (sqlite) on 0.0.0.0:$CP_NS_PORT, advertised as $url $*"
+    tl_note "tsmp namespace serve (sqlite) on ${CP_NS_LISTEN:-0.0.0.0}:$CP_NS_PORT, advertised as $url $*"
     # `ip netns exec` execs tsmp: $! is the service itself (a shell function would be a subshell).
-    ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "0.0.0.0:$CP_NS_PORT" \
+    ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" namespace serve --db "sqlite:$state/ns.db" --listen "${CP_NS_LISTEN:-0.0.0.0}:$CP_NS_PORT" \
         --state "$state" --url "$url" --heartbeat-interval 1 --metrics "$CP_NS_METRICS" "$@" >>"$CASE_DIR/namespace.log" 2>&1 &
     CP_NS_PID=$!
     tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
@@ -278,5 +278,81 @@ e2e_control_plane() {
     e2e_proxy_healthy
 }
 
+# Host names and dual-stack listeners (issue "IPv6 and dual stack", item 4): the namespace
+# and the proxy are "gateway.lab" to every node (each node's /etc/hosts names the gateway's
+# address on its own link), every service listens on [::] (IPv4 clients arrive as mapped
+# addresses), and a wildcard --listen without --url is refused before anything starts. The
+# migration by DID then works as with addresses; malformed HOST:PORT and URLs are refused with
+# what was expected.
+e2e_control_plane_names() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data state=$CASE_DIR/ns
+    local stream=$data/stream.bin laptop=$data/laptop.bin
+    mkdir -p "$state" "$data/creds"
+    local creds=$data/creds ns_url="https://gateway.lab:$CP_NS_PORT" out st
+    e2e_random_file "$stream" 8M
+    lab_hosts "$LAB_ID" gw "127.0.0.1 gateway.lab"
+    lab_hosts "$LAB_ID" laptop "$LAB_GW_LAPTOP gateway.lab"
+    lab_hosts "$LAB_ID" phone "$LAB_GW_PHONE gateway.lab"
+    tl_expect_eq "gateway.lab in the laptop's namespace" "$LAB_GW_LAPTOP" \
+        "$(lab_exec "$LAB_ID" laptop getent ahostsv4 gateway.lab | awk 'NR == 1 { print $1 }')"
+
+    # A wildcard without --url: refused, nothing created.
+    st=0
+    out=$(cp_tsmp gw namespace serve --db "sqlite:$state/ns.db" --listen "[::]:$CP_NS_PORT" --state "$state" 2>&1) || st=$?
+    ((st != 0)) || tl_fail "namespace serve on [::] without --url started"
+    [[ $out == *"--url"* ]] || tl_fail "the refusal does not ask for --url: $out"
+    [[ ! -e $state/admin.cred && ! -e $state/ns.db ]] || tl_fail "a refused start created state"
+    tl_note "namespace serve --listen [::]:$CP_NS_PORT without --url: $out"
+    # Malformed addresses: refused with what was expected.
+    local bad
+    for bad in "--forward 2001:db8::1:9000" "--forward gw_1.lab:9000" "--proxy https://2001:db8::1:7444"; do
+        st=0
+        # shellcheck disable=SC2086
+        out=$(cp_tsmp laptop agent --credentials /nonexistent --listen "[::]:$CP_AGENT_PORT" --proxy https://gateway.lab:1 \
+            --exec true $bad 2>&1) || st=$?
+        ((st != 0)) || tl_fail "tsmp agent $bad was taken"
+        [[ $out == *"brackets"* || $out == *"an IPv4 or IPv6 address, or a host name"* ]] \
+            || tl_fail "tsmp agent $bad: the refusal does not say what was expected: $out"
+    done
+
+    CP_NS_LISTEN="[::]" cp_namespace_up "$state" "$ns_url"
+    cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
+        --out "$creds/bob-laptop.cred" || tl_fail "registering bob through gateway.lab failed"
+    cp_tsmp laptop device introduce phone --credentials "$creds/bob-laptop.cred" --out "$creds/bob-phone.cred" \
+        || tl_fail "bob's laptop could not introduce the phone"
+    cp_tsmp gw namespace proxy-add gw1 --namespace "$ns_url" --admin "$state/admin.cred" --out "$creds/gw1.cred" \
+        || tl_fail "adding the proxy failed"
+    E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "[::]:$CP_PROXY_PORT")
+    e2e_gateway_up transparent owned 9000
+    CP_AGENT_LISTEN="[::]" cp_agent laptop "$creds/bob-laptop.cred" gateway.lab "$data/laptop-agent"
+    CP_AGENT_LISTEN="[::]" cp_agent phone "$creds/bob-phone.cred" gateway.lab "$data/phone-agent"
+    # Each locator is the device's own address toward gateway.lab, as the namespace saw it
+    # (an IPv4-mapped address on the [::] listener is the IPv4 address).
+    tl_wait_until 15 "the phone located at $LAB_PHONE" cp_located "$creds/bob-laptop.cred" phone.bob@example.com "$LAB_PHONE"
+    tl_wait_until 15 "the laptop located at $LAB_LAPTOP" cp_located "$creds/bob-laptop.cred" laptop.bob@example.com "$LAB_LAPTOP"
+
+    e2e_paced_server 9000 "$stream" 1500000 --burst 1000000
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$LAB_SRV:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1800000 20
+    st=0
+    cp_tsmp laptop migrate --credentials "$creds/bob-laptop.cred" --proxy "https://gateway.lab:$CP_PROXY_PORT" \
+        --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" || st=$?
+    ((st == 0)) || tl_fail "tsmp migrate --proxy https://gateway.lab:$CP_PROXY_PORT exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.err")"
+    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate.json" phase)"
+    local mid phone
+    mid=$(e2e_report_field "$CASE_DIR/migrate.json" id)
+    phone=$data/phone-agent-$mid.bin
+    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
+    tl_wait_until 20 "the phone agent's command to finish" e2e_size_at_least "$phone" 1
+    sleep 1
+    wait "$laptop_pid" || true
+    e2e_expect_concat "$stream" "$laptop" "$phone"
+    e2e_proxy_healthy
+}
+
 test_case "control plane: bob moves a download laptop -> phone by DID and pulls it back; alice is refused" e2e_control_plane
 test_case "control plane: bob moves a download laptop -> phone by DID and back, --queues 2" e2e_queues 2 e2e_control_plane
+LAB_IPV6=1 test_case "control plane: host names and [::] listeners (wildcard needs --url), migrate by DID through gateway.lab" e2e_control_plane_names

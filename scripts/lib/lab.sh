@@ -185,7 +185,8 @@ lab_kill_procs() {
     fi
 }
 
-# lab_down ID: idempotent. Kills every process in the lab's namespaces, then deletes them.
+# lab_down ID: idempotent. Kills every process in the lab's namespaces, then deletes them
+# (and their host names, lab_hosts).
 lab_down() {
     local id=$1 node ns rc=0
     lab_kill_procs "$id" || rc=1
@@ -194,8 +195,20 @@ lab_down() {
         if lab_ns_exists "$ns"; then
             ip netns del "$ns" || rc=1
         fi
+        [[ -d /etc/netns/$ns ]] && { rm -rf "/etc/netns/$ns" || rc=1; }
     done
     return "$rc"
+}
+
+# lab_hosts ID NODE "ADDRESS NAME"...: host names the system resolver knows inside NODE:
+# /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts for what runs there.
+# lab_down removes it.
+lab_hosts() {
+    local id=$1 node=$2 line
+    shift 2
+    local dir=/etc/netns/$(lab_ns "$id" "$node")
+    mkdir -p "$dir"
+    { printf '127.0.0.1 localhost\n::1 localhost\n'; for line in "$@"; do printf '%s\n' "$line"; done; } >"$dir/hosts"
 }
 
 # lab_status ID: addresses, routes and processes of each node.
