@@ -24,14 +24,26 @@ func expectSameRewrites(_ packets: [[UInt8]], original: ([UInt8]) -> Outcome, re
 }
 
 extension KernelPathTests {
-    @Test("a migration still waiting for its flow's state (just back from the kernel) holds nothing: the checkpoint's flow is plain")
+    @Test("a migration still waiting for its flow's state (just back from the kernel) holds nothing: the checkpoint names it, a restart reports it rolled back and adopts the flow plain")
     func awaitingMigrationHoldsNothing() throws {
         let h = try handedOver()
         h.engine.kernelPathLeft([h.flowID], now: h.now)
+        h.engine.recordsCheckpointChanges = true
+        _ = h.engine.takeCheckpointRecords()
         let (result, _) = try h.startMigration()
         let mid = try result.get()
         #expect(h.report(mid)?.phase == .requested)
-        #expect(h.engine.checkpoints().map(\.heldByMigration) == [false])
+        #expect(h.engine.hasCheckpointChanges)   // its start is a flow event
+        let checkpoints = h.engine.checkpoints()
+        #expect(checkpoints.map(\.heldByMigration) == [false] && checkpoints.first?.freeze == nil && checkpoints.first?.held == nil)
+        #expect(checkpoints.first?.migrationID == mid)
+        let restarted = SpliceEngine(config: h.engine.config)
+        let read = try CheckpointCodec.decode(CheckpointCodec.snapshot(setup: 1, flows: checkpoints), setup: 1).flows
+        #expect(restarted.adopt(read, now: h.now).adopted == [h.flowID])
+        let report = try #require(restarted.migrationReport(mid, now: h.now))
+        #expect(report.phase == .rolledBack && report.reason?.contains("before it paused") == true)
+        #expect(restarted.activeMigrationCount == 0 && restarted.interruptedMigrationCount == 0)
+        #expect(restarted.checkpoints().first?.migrationID == nil)
     }
 
     @Test("a flow in the kernel is adopted in the kernel: counted, no copy kept, and its FIN asks for it back")

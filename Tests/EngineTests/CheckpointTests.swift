@@ -43,7 +43,10 @@ import Wire
         migrating.freeze = freeze
         // Across the wrap of the sequence space, longer than one record.
         migrating.held = HeldBytes(start: SeqNumber(0xFFFF_F000), bytes: (0..<(CheckpointCodec.maxHeldChunk + 4_160)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        return [plain, spliced, kernel, service, closing, v6, migrating]
+        var awaiting = plain
+        awaiting.id = 8; awaiting.natPort = 61_007; awaiting.device = IPEndpoint(endpoint("10.1.0.2:40004"))
+        awaiting.migrationID = MigrationID(11); awaiting.migrationTarget = IPEndpoint(endpoint("10.3.0.2:50001"))
+        return [plain, spliced, kernel, service, closing, v6, migrating, awaiting]
     }
 
     @Test("a migration's held bytes come back as one run: records continue it (overlap allowed), another migration's or a flow record without it drop it, gone drops it")

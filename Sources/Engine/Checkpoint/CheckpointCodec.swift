@@ -14,7 +14,9 @@ import Wire
 ///                     device SYN, server SYN: syn | server's view of the device's shift u8 |
 ///                     device shift override u8 | device's view of the server's shift u8
 ///                     (0xFF: none) | device MSS u16 (0: none) | bits u8 (1 device lacks SACK,
-///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel, 16 held by a migration)
+///                     2 lacks timestamps, 4 lacks ECN, 8 in the kernel, 16 held by a migration,
+///                     32 (format 2 on) a migration waits for the flow's state)
+///                     [with bit 32: migration id u64 | its target: endpoint]
 ///                     [with bit 16: migration id u64 | its target: endpoint |
 ///                      (format 2 on) the pause's ends, to device u32, to server u32 |
 ///                      the server's ack u32 | last TSval to the server: (present u8, u32) |
@@ -89,8 +91,14 @@ public enum CheckpointCodec {
         if f.deviceLacksECN { bits |= 4 }
         if f.inKernel { bits |= 8 }
         let held = f.heldByMigration && f.migrationID != nil
+        let awaiting = !f.heldByMigration && f.migrationID != nil
         if held { bits |= 16 }
+        if awaiting { bits |= 32 }
         w.u8(bits)
+        if awaiting, let mid = f.migrationID {
+            w.u64(mid.rawValue)
+            w.endpoint(f.migrationTarget ?? IPEndpoint(.v4(IPv4Address(0)), 0))
+        }
         if held, let mid = f.migrationID {
             w.u64(mid.rawValue)
             w.endpoint(f.migrationTarget ?? IPEndpoint(.v4(IPv4Address(0)), 0))
@@ -268,7 +276,7 @@ public enum CheckpointCodec {
         guard let deviceSyn = r.syn(), let serverSyn = r.syn(), let view = r.u8(), view <= 14,
               let override = r.u8(), override <= 14 || override == 0xFF,
               let serverView = r.u8(), serverView <= 14 || serverView == 0xFF,
-              let mss = r.u16(), let bits = r.u8(), bits & ~0x1F == 0 else { return nil }
+              let mss = r.u16(), let bits = r.u8(), bits & ~(format >= 2 ? 0x3F : 0x1F) == 0, bits & 0x30 != 0x30 else { return nil }
         f.deviceSyn = deviceSyn; f.serverSyn = serverSyn
         f.serverViewOfDeviceShift = view
         f.deviceShiftOverride = override == 0xFF ? nil : override
@@ -276,6 +284,11 @@ public enum CheckpointCodec {
         f.deviceMSS = mss == 0 ? nil : mss
         f.deviceLacksSACK = bits & 1 != 0; f.deviceLacksTimestamps = bits & 2 != 0
         f.deviceLacksECN = bits & 4 != 0; f.inKernel = bits & 8 != 0; f.heldByMigration = bits & 16 != 0
+        if bits & 32 != 0 {
+            guard let mid = r.u64(), let target = r.endpoint() else { return nil }
+            f.migrationID = MigrationID(mid)
+            f.migrationTarget = target
+        }
         if f.heldByMigration {
             guard let mid = r.u64(), let target = r.endpoint() else { return nil }
             f.migrationID = MigrationID(mid)

@@ -46,6 +46,8 @@ public struct FlowCheckpoint: Sendable, Equatable {
     public var heldByMigration = false
     /// With `heldByMigration`: that migration, and the device it was going to (port 0: not
     /// named yet), so a restart reports how it ended (`tsmp migrations`, a device polling it).
+    /// Without it: a migration still waiting for the flow's state (just back from the kernel
+    /// path), which held nothing: a restart reports it rolled back, the flow untouched.
     public var migrationID: MigrationID?
     public var migrationTarget: IPEndpoint?
     /// With `heldByMigration`: what the pause fixed (format 2 on).

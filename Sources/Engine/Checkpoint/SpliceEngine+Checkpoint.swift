@@ -100,6 +100,9 @@ extension SpliceEngine {
                 z.newDeviceSentData = h.next.map { $0 != h.isn + 1 } ?? false
             }
             c.freeze = z
+        } else if !migrations.isEmpty, let m = migrations.values.first(where: { $0.flowID == flow.id && $0.isAwaitingState }) {
+            c.migrationID = m.id
+            c.migrationTarget = IPEndpoint(IPv4Endpoint(m.target.address, m.target.port ?? 0))
         }
         return c
     }
@@ -180,7 +183,9 @@ extension SpliceEngine {
             if c.inKernel { flow.forwardedByKernel() } else { flow.kernelPath = .resyncing }
             let slot = table.insert(flow)
             if c.inKernel { kernelPathIDs.insert(c.id) }
-            if c.heldByMigration {
+            if !c.heldByMigration, c.migrationID != nil {
+                reportInterrupted(c, device: device, now: now)
+            } else if c.heldByMigration {
                 if canRestore(c) {
                     restoreMigration(c, slot: slot, now: now)
                     result.rollingBack.append(c.id)

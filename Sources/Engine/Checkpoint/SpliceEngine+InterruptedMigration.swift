@@ -18,8 +18,9 @@ extension SpliceEngine {
     /// Flows adopted with a migration the restart interrupted, not yet reset on both sides.
     public var interruptedMigrationCount: Int { interruptedMigrations.count }
 
-    /// The interrupted migration's report, as if it had ended here: aborted, with the reason
-    /// (`tsmp migrations`, a device asking for it after the restart). Its id is not handed out again.
+    /// The interrupted migration's report, as if it had ended here: aborted (rolled back when it
+    /// had not paused yet, so nothing had changed), with the reason (`tsmp migrations`, a device
+    /// asking for it after the restart). Its id is not handed out again.
     func reportInterrupted(_ c: FlowCheckpoint, device: IPv4Endpoint, now: Instant) {
         guard let mid = c.migrationID, finishedMigrations[mid] == nil, migrations[mid] == nil,
               let local = shard.localID(global: mid.rawValue) else { return }
@@ -28,11 +29,15 @@ extension SpliceEngine {
         if let t = c.migrationTarget, case .v4(let address) = t.address {
             target = MigrationTarget(address: address, port: t.port == 0 ? nil : t.port)
         }
+        // Still waiting for the flow's state, it had changed nothing: the flow stays on its device.
+        let phase: MigrationPhase = c.heldByMigration ? .aborted : .rolledBack
         recordFinished(MigrationReport(
-            id: mid, flow: c.id, oldDevice: device, target: target, newDevice: nil, phase: .aborted,
-            phases: [MigrationReport.PhaseTime(phase: .aborted, seconds: 0)], cutOffsetToDevice: nil, cutOffsetToServer: nil,
+            id: mid, flow: c.id, oldDevice: device, target: target, newDevice: nil, phase: phase,
+            phases: [MigrationReport.PhaseTime(phase: phase, seconds: 0)], cutOffsetToDevice: nil, cutOffsetToServer: nil,
             bytesCached: 0, retransmissions: 0, timeouts: 0,
-            reason: c.freeze?.newDeviceSentData == true
+            reason: !c.heldByMigration
+                ? "interrupted by the proxy's restart before it paused (the flow's state was still being learned): nothing had changed, the flow stays on its device"
+                : c.freeze?.newDeviceSentData == true
                 ? "interrupted by the proxy's restart after the new device had sent data on to the server: the old device's stream can't continue there, so the flow is reset on both sides"
                 : "interrupted by the proxy's restart, and the checkpoint lacks what going back to the old device needs (format 1): the flow is reset on both sides"))
     }

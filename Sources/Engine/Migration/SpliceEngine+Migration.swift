@@ -42,6 +42,7 @@ extension SpliceEngine {
             nextMigrationID += 1
             migrations[mid] = Migration(awaiting: mid, flowID: id, target: target, requestedAt: now, allowed: deadline,
                                         settleWait: settleWait)
+            noteCheckpointChange(id)   // a restart reports it
             journalPhases(of: mid)
             logger.info("migration waits for the flow's state", metadata: [
                 "migration.id": "\(mid)", "flow.id": "\(id)", "migration.phase": "requested",
