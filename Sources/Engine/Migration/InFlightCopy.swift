@@ -90,9 +90,13 @@ public struct InFlightCopy: Sendable {
     public func bytes(from: SeqNumber, length: Int) -> [UInt8]? {
         guard from.greaterThanOrEqual(start), length >= 0,
               (from + UInt32(length)).lessThanOrEqual(end) else { return nil }
+        guard length > 0 else { return [] }
         let offset = Int(start.distance(to: from))
-        var out = [UInt8](repeating: 0, count: length)
-        for i in 0..<length { out[i] = ring[(head + offset + i) % ring.count] }
+        // At most two contiguous runs of the ring: copied whole, not byte by byte.
+        let first = (head + offset) % ring.count
+        let firstRun = min(length, ring.count - first)
+        var out = Array(ring[first..<(first + firstRun)])
+        if firstRun < length { out += ring[0..<(length - firstRun)] }
         return out
     }
 
