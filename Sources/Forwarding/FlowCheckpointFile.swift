@@ -29,8 +29,10 @@ public final class FlowCheckpointFile {
     /// Appends that make the file at least this large may compact it.
     static let compactAbove = 1 << 20
 
-    /// No checkpoint file is read beyond this (100,000 flows take about 7 MB).
-    public static let maxBytes = 256 << 20
+    /// No checkpoint file is read beyond this. 100,000 flows take about 7 MB; the bytes
+    /// migrations hold are bounded by the in-flight budget (512 MiB by default, over all
+    /// shards), and appends make a file at most twice its snapshot before it is compacted.
+    public static let maxBytes = 2 << 30
 
     /// Reads what a previous proxy left at `path`: nil when there is no file.
     public static func read(path: String, setup: UInt64, limit: Int = maxBytes) throws(FlowCheckpointFileError) -> CheckpointCodec.Contents? {
