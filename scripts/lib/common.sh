@@ -52,13 +52,19 @@ tsmp_binary() {
     fi
 }
 
-# build_tsmp: swift build of the tsmp product (in the repository root);
-# nothing when TSMP names a binary already.
+# build_tsmp: swift build of the tsmp product (in the repository root), stamped with its
+# commit (scripts/lib/build-stamp: `tsmp --version` names it); nothing when TSMP names a
+# binary already.
 build_tsmp() {
     if [[ -n ${TSMP:-} ]]; then tsmp_log "using TSMP=$TSMP (not building)"; return 0; fi
     command -v swift >/dev/null || { tsmp_log "swift is not on PATH"; return 1; }
-    local args
+    local args stamp
     mapfile -t args < <(swift_args)
+    if stamp=$("$TSMP_ROOT/scripts/lib/build-stamp" "$TSMP_ROOT" "$TSMP_ROOT/.build/build-stamp" 2>/dev/null); then
+        args+=(-Xlinker "$stamp")
+    else
+        tsmp_log "no build stamp (no C compiler?): tsmp --version will say commit unknown"
+    fi
     (cd "$TSMP_ROOT" && swift build "${args[@]}" -c "${TSMP_CONFIG:-debug}" --product tsmp)
 }
 
