@@ -165,18 +165,8 @@ extension MigrationResumeTests {
         #expect(stray.withUnsafeMutableBytes { otherShard.process($0, now: h.now, generated: strayOut) } == .drop(.interruptedMigration))
         #expect(strayOut.count == 1 && otherShard.flowCount == 0)
         #expect(restarted.migrationReport(mid, now: h.now)?.phase == .paused)
-        let out = PacketBatch(capacity: 64, maxPacket: 2048)
-        func feed(_ packet: [UInt8]) -> (SpliceEngine.Verdict, [DecodedTCP4]) {
-            var bytes = packet
-            out.removeAll()
-            let v = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) }
-            return (v, (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) })
-        }
-        func timers() -> [DecodedTCP4] {
-            out.removeAll()
-            restarted.runMigrationTimers(now: h.now, generated: out)
-            return (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
-        }
+        let r = Restarted(engine: restarted, h: h)
+        let feed = r.feed, timers = r.timers
         // The phone, whose sub-connection ended with the previous process: a RST, nothing passes.
         let (phoneVerdict, phoneOut) = feed(h.phoneSyn())
         #expect(phoneVerdict == .drop(.interruptedMigration) && phoneOut.count == 1 && phoneOut[0].flags.contains(.rst))
@@ -353,22 +343,12 @@ extension MigrationResumeTests {
         #expect(checkpoints.first?.heldByMigration == true)
         let restarted = SpliceEngine(config: MigrationLab.config())
         #expect(restarted.adopt(checkpoints, now: h.now).rollingBack == [h.flowID])
-        let out = PacketBatch(capacity: 64, maxPacket: 2048)
-        func feed(_ packet: [UInt8]) -> [DecodedTCP4] {
-            var bytes = packet
-            out.removeAll()
-            _ = bytes.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) }
-            return (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
-        }
+        let r = Restarted(engine: restarted, h: h)
         h.advance(milliseconds: 30)
-        out.removeAll()
-        restarted.runMigrationTimers(now: h.now, generated: out)
-        #expect(out.count == 4) // the blind probes
-        _ = feed(h.fromServer(at: end, ack: 120))
-        var sent = feed(h.fromLaptop(at: 120, ack: laptopHas))
-        out.removeAll()
-        restarted.runMigrationTimers(now: h.now, generated: out)
-        sent += (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
+        #expect(r.timers().count == 4) // the blind probes
+        _ = r.feed(h.fromServer(at: end, ack: 120))
+        var sent = r.feed(h.fromLaptop(at: 120, ack: laptopHas)).1
+        sent += r.timers()
         var got = StreamReceiver()
         var queue = sent.filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
         #expect(queue.first.map { h.serverOffset($0.seq) } == laptopHas)
@@ -377,14 +357,34 @@ extension MigrationResumeTests {
             rounds += 1
             let seg = queue.removeFirst()
             got.take(seg, offset: h.serverOffset(seg.seq))
-            queue += feed(h.fromLaptop(at: 120, ack: got.expected(from: laptopHas))).filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
+            queue += r.feed(h.fromLaptop(at: 120, ack: got.expected(from: laptopHas))).1.filter { $0.destination == MigrationLab.laptop && !$0.payload.isEmpty }
         }
         #expect(difference(got.stream(laptopHas, end), serverBytes(laptopHas..<end)) == nil)
         let report = try #require(restarted.migrationReport(mid, now: h.now))
         #expect(report.phase == .rolledBack && report.reason?.contains("restart") == true)
         // The flow goes on there: the server's next bytes are forwarded.
-        var next = h.fromServer(at: end, ack: 120, length: 100)
+        #expect(r.feed(h.fromServer(at: end, ack: 120, length: 100)).0 == .forward)
+    }
+}
+
+/// An engine that adopted a checkpoint after a restart, driven at the harness's clock.
+struct Restarted {
+    let engine: SpliceEngine
+    let h: MigrationHarness
+    let out = PacketBatch(capacity: 64, maxPacket: 2048)
+
+    /// Processes one packet: its verdict and what the engine generated.
+    func feed(_ packet: [UInt8]) -> (SpliceEngine.Verdict, [DecodedTCP4]) {
+        var bytes = packet
         out.removeAll()
-        #expect(next.withUnsafeMutableBytes { restarted.process($0, now: h.now, generated: out) } == .forward)
+        let verdict = bytes.withUnsafeMutableBytes { engine.process($0, now: h.now, generated: out) }
+        return (verdict, (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) })
+    }
+
+    /// The migration timers: what they generated.
+    func timers() -> [DecodedTCP4] {
+        out.removeAll()
+        engine.runMigrationTimers(now: h.now, generated: out)
+        return (0..<out.count).compactMap { try? DecodedTCP4(out.bytes($0)) }
     }
 }

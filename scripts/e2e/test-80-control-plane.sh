@@ -66,6 +66,18 @@ cp_namespace_up() {
     tl_wait_until 20 "the namespace service" e2e_listening gw "$CP_NS_PORT"
 }
 
+# cp_bob_and_proxy STATE URL CREDS NODE: bob's laptop registered, his phone introduced by the
+# laptop's credential (run on NODE), and proxy gw1: CREDS/bob-laptop.cred, bob-phone.cred, gw1.cred.
+cp_bob_and_proxy() {
+    local state=$1 url=$2 creds=$3 node=$4
+    cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$url" --admin "$state/admin.cred" \
+        --out "$creds/bob-laptop.cred" || tl_fail "registering bob at $url failed"
+    cp_tsmp "$node" device introduce phone --credentials "$creds/bob-laptop.cred" --out "$creds/bob-phone.cred" \
+        || tl_fail "bob's laptop could not introduce the phone"
+    cp_tsmp gw namespace proxy-add gw1 --namespace "$url" --admin "$state/admin.cred" --out "$creds/gw1.cred" \
+        || tl_fail "adding the proxy failed"
+}
+
 # cp_namespace_restart STATE URL [ARGS...]: SIGTERM the namespace service, start it again.
 cp_namespace_restart() {
     kill -TERM "$CP_NS_PID" 2>/dev/null || true
@@ -317,12 +329,7 @@ e2e_control_plane_names() {
     done
 
     CP_NS_LISTEN="[::]" cp_namespace_up "$state" "$ns_url"
-    cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
-        --out "$creds/bob-laptop.cred" || tl_fail "registering bob through gateway.lab failed"
-    cp_tsmp laptop device introduce phone --credentials "$creds/bob-laptop.cred" --out "$creds/bob-phone.cred" \
-        || tl_fail "bob's laptop could not introduce the phone"
-    cp_tsmp gw namespace proxy-add gw1 --namespace "$ns_url" --admin "$state/admin.cred" --out "$creds/gw1.cred" \
-        || tl_fail "adding the proxy failed"
+    cp_bob_and_proxy "$state" "$ns_url" "$creds" laptop
     E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "[::]:$CP_PROXY_PORT")
     e2e_gateway_up transparent owned 9000
     CP_AGENT_LISTEN="[::]" cp_agent laptop "$creds/bob-laptop.cred" gateway.lab "$data/laptop-agent"

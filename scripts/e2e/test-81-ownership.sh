@@ -21,12 +21,7 @@ e2e_ownership() {
     cp_namespace_up "$state" "$ns_url"
     cp_tsmp gw namespace register alice@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
         --out "$creds/alice-laptop.cred" || tl_fail "registering alice failed"
-    cp_tsmp gw namespace register bob@example.com --device laptop --namespace "$ns_url" --admin "$state/admin.cred" \
-        --out "$creds/bob-laptop.cred" || tl_fail "registering bob failed"
-    cp_tsmp srv device introduce phone --credentials "$creds/bob-laptop.cred" --out "$creds/bob-phone.cred" \
-        || tl_fail "bob's laptop could not introduce the phone"
-    cp_tsmp gw namespace proxy-add gw1 --namespace "$ns_url" --admin "$state/admin.cred" --out "$creds/gw1.cred" \
-        || tl_fail "adding the proxy failed"
+    cp_bob_and_proxy "$state" "$ns_url" "$creds" srv
 
     E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "0.0.0.0:$CP_PROXY_PORT")
     e2e_gateway_up transparent owned 9000
