@@ -200,11 +200,13 @@ public final class Agent: Sendable, JSONRouting {
 
     // MARK: Namespace: heartbeats and locator updates
 
-    /// The address this device reaches the proxy from (its care-of address), of whichever
-    /// family the resolver prefers for the proxy's host (resolved again each time: a name may
-    /// move, and the device's own addresses do).
+    /// The address this device reaches the proxy from (its care-of address): toward the
+    /// proxy's first IPv4 address when its host has one (`Syscall.preferringIPv4`), else its
+    /// first IPv6 address (resolved again each time: a name may move, and the device's own
+    /// addresses do).
     public func currentLocator() -> Locator? {
-        guard let proxy = try? Syscall.resolve(options.proxyHost, port: options.proxyPort).first,
+        guard let resolved = try? Syscall.resolve(options.proxyHost, port: options.proxyPort),
+              let proxy = Syscall.preferringIPv4(resolved).first,
               let local = try? Syscall.sourceAddress(toward: proxy) else { return nil }
         return try? Locator(address: local.literal, agentPort: UInt16(clamping: options.listenPort))
     }

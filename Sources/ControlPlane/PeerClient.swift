@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PacketIO
 
 /// What a client requires of the server's certificate after the TLS handshake.
 public enum ServerExpectation: Sendable, Equatable {
@@ -185,7 +186,8 @@ public struct PeerClient: Sendable {
             }
         let timeout = self.timeout
         let target = self.target
-        let connect = (sourceAddress.map { bootstrap.bind(to: $0) } ?? bootstrap).connect(host: host, port: port)
+        let bound = sourceAddress.map { bootstrap.bind(to: $0) } ?? bootstrap
+        let connect = Self.preferredAddress(host, port).map { bound.connect(to: $0) } ?? bound.connect(host: host, port: port)
         connect.whenFailure { error in
             promise.fail(PeerClientError.classify(error, target: target, tls: false, handshakeDone: false))
         }
@@ -202,6 +204,17 @@ public struct PeerClient: Sendable {
     }
 
     private struct ErrorBody: Decodable { let error: String }
+
+    /// For a host name: its first IPv4 address if it has one, else its first IPv6 address
+    /// (`Syscall.preferringIPv4`: requests must come from the family of the caller's flows).
+    /// Nil for an address literal, or a name the resolver does not know (the connection
+    /// then fails with the resolver's error as before).
+    static func preferredAddress(_ host: String, _ port: Int,
+                                 resolve: (String, UInt16) throws -> [IPSocketAddress] = { try Syscall.resolve($0, port: $1) }) -> SocketAddress? {
+        guard !HostPort.isIPv4(host), !HostPort.isIPv6(host), let p = UInt16(exactly: port),
+              let resolved = try? resolve(host, p), let first = Syscall.preferringIPv4(resolved).first else { return nil }
+        return try? SocketAddress(ipAddress: first.literal, port: port)
+    }
 
     struct ParsedURL {
         var https: Bool

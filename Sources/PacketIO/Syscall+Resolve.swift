@@ -89,6 +89,7 @@ public struct ResolveError: Error, Equatable, Sendable, CustomStringConvertible 
     public let host: String
     public let reason: String
     public var description: String { "cannot resolve \(host): \(reason)" }
+    public init(host: String, reason: String) { self.host = host; self.reason = reason }
 }
 
 /// Names and both address families for the control plane's own connections (issue "IPv6 and
@@ -116,6 +117,15 @@ extension Syscall {
         }
         guard !out.isEmpty else { throw ResolveError(host: host, reason: "no IPv4 or IPv6 address") }
         return out
+    }
+
+    /// `addresses` with the IPv4 ones first, each family in its order: what the control plane
+    /// connects to while the data plane manages IPv4 flows only (issue "IPv6 and dual stack"):
+    /// the proxy attributes flows to a device by the address its request came from, and a
+    /// namespace takes a locator only from the address it is, so a dual-stack device must
+    /// speak from the family of its flows.
+    public static func preferringIPv4(_ addresses: [IPSocketAddress]) -> [IPSocketAddress] {
+        addresses.filter { if case .v4 = $0 { true } else { false } } + addresses.filter { if case .v6 = $0 { true } else { false } }
     }
 
     /// A TCP socket connected to `address`, with `timeoutSeconds` on connect, send and receive.

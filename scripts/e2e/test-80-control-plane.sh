@@ -303,11 +303,21 @@ e2e_control_plane_names() {
     mkdir -p "$state" "$data/creds"
     local creds=$data/creds ns_url="https://gateway.lab:$CP_NS_PORT" out st
     e2e_random_file "$stream" 8M
+    # Dual stack on the devices' links: gateway.lab has an IPv6 and an IPv4 address there (IPv6
+    # listed first). The devices' flows are IPv4, so their control links must be too (a flow
+    # belongs to a device by the address its requests come from): every tsmp client and the
+    # agent's locator take a name's IPv4 address first.
+    local node
+    for node in laptop phone; do
+        local net=1
+        [[ $node == phone ]] && net=3
+        lab_exec "$LAB_ID" gw ip -6 addr add "fd00:$net::1/64" dev "gw-$node" nodad
+        lab_exec "$LAB_ID" "$node" ip -6 addr add "fd00:$net::2/64" dev eth0 nodad
+    done
     lab_hosts "$LAB_ID" gw "127.0.0.1 gateway.lab"
-    lab_hosts "$LAB_ID" laptop "$LAB_GW_LAPTOP gateway.lab"
-    lab_hosts "$LAB_ID" phone "$LAB_GW_PHONE gateway.lab"
-    tl_expect_eq "gateway.lab in the laptop's namespace" "$LAB_GW_LAPTOP" \
-        "$(lab_exec "$LAB_ID" laptop getent ahostsv4 gateway.lab | awk 'NR == 1 { print $1 }')"
+    lab_hosts "$LAB_ID" laptop "fd00:1::1 gateway.lab" "$LAB_GW_LAPTOP gateway.lab"
+    lab_hosts "$LAB_ID" phone "fd00:3::1 gateway.lab" "$LAB_GW_PHONE gateway.lab"
+    tl_note "gateway.lab in the laptop's namespace: $(lab_exec "$LAB_ID" laptop getent ahosts gateway.lab | awk '$2 == "STREAM" { printf "%s ", $1 }')"
 
     # A wildcard without --url: refused, nothing created.
     st=0
@@ -329,6 +339,9 @@ e2e_control_plane_names() {
     done
 
     CP_NS_LISTEN="[::]" cp_namespace_up "$state" "$ns_url"
+    # Both families reach the service from the laptop (so a client that took IPv6 would get through).
+    lab_exec "$LAB_ID" laptop timeout 5 socat -u /dev/null "TCP6:[fd00:1::1]:$CP_NS_PORT,connect-timeout=2" \
+        || tl_fail "the laptop does not reach the namespace service over IPv6"
     cp_bob_and_proxy "$state" "$ns_url" "$creds" laptop
     E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "[::]:$CP_PROXY_PORT")
     e2e_gateway_up transparent owned 9000
