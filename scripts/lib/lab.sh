@@ -197,6 +197,8 @@ lab_down() {
         fi
         [[ -d /etc/netns/$ns ]] && { rm -rf "/etc/netns/$ns" || rc=1; }
     done
+    # The parent lab_hosts may have made, when nothing else is in it.
+    [[ -d /etc/netns ]] && rmdir --ignore-fail-on-non-empty /etc/netns 2>/dev/null
     return "$rc"
 }
 
