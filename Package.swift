@@ -60,7 +60,7 @@ let package = Package(
         // Identity and PKI (namespace CA, CSRs, credential files), the mTLS HTTP endpoint and
         // client every control link uses, and the request guard (replay, expiry, size).
         .target(name: "ControlPlane", dependencies: [
-            "Namespace", "PacketIO", "Telemetry",
+            "Namespace", "PacketIO", "Telemetry", "Wire",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// HOST:PORT on the command line (issue "IPv6 and dual stack", item 4): HOST an IPv4 address, an
 /// IPv6 address in brackets (`[2001:db8::1]:7443`), or a host name the system resolver turns
@@ -42,15 +43,9 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
     /// An IPv4 address, an IPv6 address (no brackets) or a host name (RFC 1123 labels).
     public static func isHost(_ host: String) -> Bool { isIPv4(host) || isIPv6(host) || isName(host) }
 
-    public static func isIPv4(_ text: String) -> Bool {
-        var a = in_addr()
-        return inet_pton(AF_INET, text, &a) == 1
-    }
+    public static func isIPv4(_ text: String) -> Bool { IPv4Address(text) != nil }
 
-    public static func isIPv6(_ text: String) -> Bool {
-        var a = in6_addr()
-        return inet_pton(AF_INET6, text, &a) == 1
-    }
+    public static func isIPv6(_ text: String) -> Bool { IPv6Address(text) != nil }
 
     /// Letters, digits and hyphens in dot-separated labels of 1-63 characters, no label
     /// starting or ending with a hyphen, at most 253 characters; not all digits and dots (that

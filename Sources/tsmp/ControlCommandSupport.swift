@@ -3,6 +3,7 @@ import ControlPlane
 import Foundation
 import Namespace
 import NIOPosix
+import Wire
 
 /// `--insecure-lab`, shared by every command that speaks to the control plane.
 struct InsecureLabOption: ParsableArguments {
@@ -96,6 +97,12 @@ struct ListenAddress: CustomStringConvertible {
         port = parsed.port
     }
     /// Every address of a family (0.0.0.0, ::): reachable, but not at that address.
-    var isWildcard: Bool { host == "0.0.0.0" || (HostPort.isIPv6(host) && host.replacingOccurrences(of: "0", with: "").allSatisfy { $0 == ":" }) }
+    var isWildcard: Bool {
+        switch IPAddress(host) {
+        case .v4(let a): a.value == 0
+        case .v6(let a): a.high == 0 && a.low == 0
+        case nil: false
+        }
+    }
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -6,13 +6,13 @@ import Wire
 /// again from the next segments, as for a flow back from the kernel path (`.resyncing`).
 extension SpliceEngine {
     /// Every flow's durable facts, in id order, with the bytes migrations hold: what a
-    /// compacted checkpoint holds.
+    /// compacted checkpoint holds. Changes nothing: a held record appended after a snapshot
+    /// may repeat bytes the snapshot has, which reading takes (`CheckpointCodec`).
     public func checkpoints() -> [FlowCheckpoint] {
         let all = table.slots.compactMap { $0.map { flow -> FlowCheckpoint in
             var c = checkpoint(for: flow)
             if c.heldByMigration, let copy = flow.inFlight {
                 c.held = HeldBytes(start: copy.start, bytes: copy.bytes(from: copy.start, length: copy.count) ?? [])
-                if let mid = flow.migration { migrations[mid]?.checkpointedCopyEnd = copy.end }
             }
             return c
         } }

@@ -29,8 +29,14 @@ extension SpliceEngine {
     /// pause, and no byte of the new device's at the server.
     func canRestore(_ c: FlowCheckpoint) -> Bool {
         guard let z = c.freeze, c.migrationID != nil, !z.newDeviceSentData else { return false }
-        let held = c.held ?? HeldBytes(start: z.forwardedToDeviceEnd, bytes: [])
+        let held = Self.heldBytes(c, z)
         return held.start.lessThanOrEqual(z.forwardedToDeviceEnd) && held.end.greaterThanOrEqual(z.forwardedToDeviceEnd)
+    }
+
+    /// The bytes the checkpoint holds for `c`'s migration: none (a copy that was empty) starts
+    /// where the pause forwarded up to.
+    static func heldBytes(_ c: FlowCheckpoint, _ z: CheckpointedFreeze) -> HeldBytes {
+        c.held ?? HeldBytes(start: z.forwardedToDeviceEnd, bytes: [])
     }
 
     /// Step 1 for an adopted flow (`canRestore`): the migration `paused` again, restoring.
@@ -44,7 +50,7 @@ extension SpliceEngine {
                             serverAckServerView: z.serverAckServerView, lastTSvalToServer: z.lastTSvalToServer)
         freeze.serverFinSeq = z.serverFinSeq
         freeze.held = OutOfOrderHold(capBytes: config.limits.inFlightPerFlow)
-        let held = c.held ?? HeldBytes(start: z.forwardedToDeviceEnd, bytes: [])
+        let held = Self.heldBytes(c, z)
         var copy = InFlightCopy(start: held.start, cap: max(config.limits.inFlightPerFlow, held.bytes.count))
         let grew = held.bytes.withUnsafeBytes { copy.record(seq: held.start, payload: $0, budget: held.bytes.count, restartOnGap: false) }
         inFlightStorageBytes += grew
@@ -53,6 +59,8 @@ extension SpliceEngine {
             f.kernelPath = .none
             f.inFlight = copy
         }
+        // The checkpoint it came from has these bytes; the snapshot written after adoption too.
+        defer { migrations[mid]?.checkpointedCopyEnd = copy.end }
         var target = MigrationTarget(address: IPv4Address(0))
         if let t = c.migrationTarget, case .v4(let address) = t.address {
             target = MigrationTarget(address: address, port: t.port == 0 ? nil : t.port)
@@ -76,12 +84,16 @@ extension SpliceEngine {
     /// restart, so its sub-connection (or, not yet begun, its SYN) is refused for a while.
     func refuseNewDevice(of c: FlowCheckpoint, original: IPv4Endpoint, now: Instant) {
         let until = now + Self.restoredMigrationAllowed.nanoseconds
+        let refusal: RefusedAfterRestart
         if let d = c.freeze?.newDevice, case .v4(let address) = d.address {
-            restartRefusals.append(RefusedAfterRestart(address: address, port: d.port, original: original, until: until))
+            refusal = RefusedAfterRestart(address: address, port: d.port, original: original, until: until)
         } else if let t = c.migrationTarget, case .v4(let address) = t.address, address != IPv4Address(0) {
-            restartRefusals.append(RefusedAfterRestart(address: address, port: t.port == 0 ? nil : t.port, original: original, until: until))
+            refusal = RefusedAfterRestart(address: address, port: t.port == 0 ? nil : t.port, original: original, until: until)
+        } else {
+            return
         }
-        if let last = restartRefusals.last { adoptionRefusals.append(last) }
+        restartRefusals.append(refusal)
+        adoptionRefusals.append(refusal)
     }
 
     /// Steps 2 and 3, from `runMigrationTimers`.

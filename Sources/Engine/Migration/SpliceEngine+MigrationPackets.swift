@@ -227,13 +227,13 @@ extension SpliceEngine {
         inFlightStorageBytes += grew
         holdOutOfOrder(tcp, slot: slot, mid: mid, copyEndBefore: expectedBefore)
         guard let copyEnd = table[slot: slot]?.inFlight?.end, var m = migrations[mid] else { return .consumed }
-        if tcp.flags.contains(.fin) && tcp.seq + UInt32(tcp.payloadLength) == copyEnd {
-            m.updateFreeze { $0.serverFinSeq = copyEnd }
-        }
         // Cached bytes (and FIN) reach the checkpoint before their pre-ack leaves (write-ahead).
-        if copyEnd != expectedBefore || (m.freeze?.serverFinSeq != nil && migrations[mid]?.freeze?.serverFinSeq == nil) {
-            noteCheckpointChange(m.flowID)
+        var durable = copyEnd != expectedBefore
+        if tcp.flags.contains(.fin) && tcp.seq + UInt32(tcp.payloadLength) == copyEnd && m.freeze?.serverFinSeq != copyEnd {
+            m.updateFreeze { $0.serverFinSeq = copyEnd }
+            durable = true
         }
+        if durable { noteCheckpointChange(m.flowID) }
         if tcp.flags.contains(.ack) {
             m.updateFreeze { if tcp.ack.greaterThan($0.serverAckServerView) { $0.serverAckServerView = tcp.ack } }
         }
