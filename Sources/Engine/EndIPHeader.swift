@@ -16,9 +16,10 @@ struct EndIPHeader: Sendable, Equatable {
         self.ttl = ttl
         self.dontFragment = dontFragment
     }
-    init(_ ip: IPv4Packet) {
-        ttl = ip.ttl
-        dontFragment = ip.dontFragment
+    /// IPv6's hop limit as the TTL; IPv6 is never fragmented on its way (RFC 8200 §5).
+    init(_ packet: TCPIPPacket) {
+        ttl = packet.ttl
+        dontFragment = packet.dontFragment
     }
 }
 

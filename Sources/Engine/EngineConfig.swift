@@ -2,14 +2,15 @@ import Wire
 
 /// Service-address mode (DESIGN §3): devices connect to `vip`, the proxy splices to `target`.
 public struct ServiceMapping: Hashable, Sendable, Codable, CustomStringConvertible {
-    public var vip: IPv4Endpoint
-    public var target: IPv4Endpoint
-    public init(vip: IPv4Endpoint, target: IPv4Endpoint) { self.vip = vip; self.target = target }
-    /// Parses `VIP:PORT=HOST:PORT`.
+    public var vip: IPEndpoint
+    public var target: IPEndpoint
+    public init(vip: IPEndpoint, target: IPEndpoint) { self.vip = vip; self.target = target }
+    /// Parses `VIP:PORT=HOST:PORT`, either address IPv4 or `[IPv6]`. Both are of one family:
+    /// the engine rewrites addresses in place, and a packet cannot change family that way.
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "=", omittingEmptySubsequences: false)
-        guard parts.count == 2, let v = IPv4Endpoint(parts[0]), let t = IPv4Endpoint(parts[1]),
-              v.port != 0, t.port != 0 else { return nil }
+        guard parts.count == 2, let v = IPEndpoint(parts[0]), let t = IPEndpoint(parts[1]),
+              v.port != 0, t.port != 0, v.family == t.family else { return nil }
         self.init(vip: v, target: t)
     }
     public var description: String { "\(vip)=\(target)" }
@@ -43,8 +44,11 @@ public struct EngineLimits: Sendable, Hashable {
 
 /// What the engine manages and how it rewrites (DESIGN §2-§3).
 public struct EngineConfig: Sendable {
-    /// The address the server sees (source of every server-side sub-connection).
+    /// The address the server sees (source of every server-side sub-connection to an IPv4
+    /// server).
     public var nat: IPv4Address
+    /// The address an IPv6 server sees; nil: IPv6 flows are not managed (they pass through).
+    public var nat6: IPv6Address?
     /// Ports of `nat` handed to server-side sub-connections.
     public var natPorts: PortRange
     /// Transparent mode: destination ports managed when seen from device interfaces.
@@ -67,12 +71,27 @@ public struct EngineConfig: Sendable {
     /// because the kernel refuses policy-rule port ranges that reach it.
     public static let defaultNATPorts = PortRange(61_000, 65_534)
 
-    public init(nat: IPv4Address, natPorts: PortRange = EngineConfig.defaultNATPorts,
+    public init(nat: IPv4Address, nat6: IPv6Address? = nil, natPorts: PortRange = EngineConfig.defaultNATPorts,
                 intercepts: [PortRange] = [], services: [ServiceMapping] = [],
                 limits: EngineLimits = EngineLimits(), verifyChecksums: Bool = true, kernelPath: KernelPathPolicy? = nil) {
-        self.nat = nat; self.natPorts = natPorts; self.intercepts = intercepts
+        self.nat = nat; self.nat6 = nat6; self.natPorts = natPorts; self.intercepts = intercepts
         self.services = services; self.limits = limits; self.verifyChecksums = verifyChecksums
         self.kernelPath = kernelPath
+    }
+
+    /// The NAT address of `family`, nil when that family is not managed.
+    @inlinable public func natAddress(_ family: IPFamily) -> IPAddress? {
+        switch family {
+        case .ipv4: .v4(nat)
+        case .ipv6: nat6.map { .v6($0) }
+        }
+    }
+    /// Whether `address` is one of the NAT addresses.
+    @inlinable public func isNAT(_ address: IPAddress) -> Bool {
+        switch address {
+        case .v4(let a): a == nat
+        case .v6(let a): a == nat6
+        }
     }
 
     /// Why a configuration cannot run, in words for the operator; nil when it is sound.
@@ -89,10 +108,13 @@ public struct EngineConfig: Sendable {
         for s in services where s.vip.port == 65_535 {
             return "service \(s) uses port 65535, which Linux policy rules can't match"
         }
-        for s in services where s.vip.address == nat && natPorts.contains(s.vip.port) {
+        for s in services where natAddress(s.vip.family) == nil {
+            return "service \(s) is IPv6, and no IPv6 --nat address is given"
+        }
+        for s in services where isNAT(s.vip.address) && natPorts.contains(s.vip.port) {
             return "service \(s) uses a port inside the NAT port range \(natPorts)"
         }
-        var seen = Set<IPv4Endpoint>()
+        var seen = Set<IPEndpoint>()
         for s in services where !seen.insert(s.vip).inserted {
             return "service address \(s.vip) is given twice"
         }

@@ -13,13 +13,13 @@ public enum EngineEvent: Sendable, Equatable {
     case kernelPathLeave([KernelPathFlow])
     /// Migration `migration` waits for an opening SYN from `target` (its port, once known) to
     /// `original`. Sent again when the target's port becomes known.
-    case expectNewDeviceSyn(MigrationID, target: MigrationTarget, original: IPv4Endpoint)
+    case expectNewDeviceSyn(MigrationID, target: MigrationTarget, original: IPEndpoint)
     /// Migration `migration` no longer waits for a SYN (it claimed one, or it ended, or it
     /// rolls back).
     case newDeviceSynNoLongerAwaited(MigrationID)
     /// This engine no longer holds the device-side 4-tuple it was given a new device's SYN
     /// for (`assignNewDeviceSyn`): the flow ended, or the SYN was never claimed.
-    case released(device: IPv4Endpoint, original: IPv4Endpoint)
+    case released(device: IPEndpoint, original: IPEndpoint)
 }
 
 extension SpliceEngine {
@@ -66,7 +66,7 @@ extension SpliceEngine {
     private func holdsPendingSyn(_ key: DeviceSideKey) -> Bool {
         migrations.values.contains { m in
             guard case .awaitingState(let waiting) = m.phase, let syn = waiting.pendingSyn,
-                  let (source, destination, _) = syn.withUnsafeBytes({ HeaderPeek($0).ipv4TCP }) else { return false }
+                  let (source, destination, _) = syn.withUnsafeBytes({ HeaderPeek($0).tcpEndpoints }) else { return false }
             return source == key.device && destination == key.original
         }
     }

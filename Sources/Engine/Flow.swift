@@ -142,7 +142,7 @@ struct DeviceLacks: OptionSet, Sendable {
 /// A managed flow: a device-side and a server-side sub-connection glued together (TSMP draft
 /// §4.2.2). `toServer` describes what the device sends, `toDevice` what the server sends.
 ///
-/// The record is what the flow table's slab holds per flow (192 bytes): hot fields inline,
+/// The record is what the flow table's slab holds per flow (240 bytes): hot fields inline,
 /// fields ordered so no padding is wasted, rarely used state out of line in `cold`.
 struct Flow {
     let id: FlowID
@@ -160,19 +160,24 @@ struct Flow {
     var toDevice = DirectionState()
     /// The in-flight copy and migration state, allocated when first needed.
     private var cold: ColdFlowState?
+    // An endpoint takes 20 bytes (an IPv6 address, its family, the port) aligned on 8: each
+    // one is followed by a 4-byte field, which fills what would be padding.
     /// The device's endpoint.
-    var device: IPv4Endpoint
+    var device: IPEndpoint
+    /// The IPv6 flow label of the server-side sub-connection (RFC 6437): the device's, from
+    /// its SYN, kept when another device continues the flow (ECMP paths hash on it).
+    var serverFlowLabel: UInt32 = 0
     /// The destination the device believes it talks to (server in transparent mode, VIP in
     /// service mode).
-    var original: IPv4Endpoint
-    /// The real server endpoint.
-    var server: IPv4Endpoint
-    /// The port of the NAT address for the server-side sub-connection.
-    var natPort: UInt16
+    var original: IPEndpoint
     /// First sequence number of each stream (after the SYN), in the receiver's view: stream
     /// offsets (cut points) are measured from these.
     var streamStartToServer = SeqNumber(0)
+    /// The real server endpoint.
+    var server: IPEndpoint
     var streamStartToDevice = SeqNumber(0)
+    /// The port of the NAT address for the server-side sub-connection.
+    var natPort: UInt16
     var deviceSyn = SynOptions()
     var serverSyn = SynOptions()
     var state: FlowState
@@ -221,7 +226,7 @@ struct Flow {
     private(set) var isMigrating = false
     private(set) var hasAlias = false
 
-    init(id: FlowID, device: IPv4Endpoint, original: IPv4Endpoint, server: IPv4Endpoint, natPort: UInt16,
+    init(id: FlowID, device: IPEndpoint, original: IPEndpoint, server: IPEndpoint, natPort: UInt16,
          state: FlowState, created: Instant, lastActivity: Instant) {
         self.id = id
         self.device = device
@@ -324,10 +329,10 @@ struct Flow {
 /// What `tsmp flows` shows of a flow: a copy, safe to hand to another thread.
 public struct FlowSummary: Sendable, Codable, Equatable {
     public var id: FlowID
-    public var device: IPv4Endpoint
-    public var original: IPv4Endpoint
-    public var nat: IPv4Endpoint
-    public var server: IPv4Endpoint
+    public var device: IPEndpoint
+    public var original: IPEndpoint
+    public var nat: IPEndpoint
+    public var server: IPEndpoint
     public var state: FlowState
     public var packetsToServer: UInt64
     public var bytesToServer: UInt64
@@ -342,7 +347,7 @@ public struct FlowSummary: Sendable, Codable, Equatable {
     /// The kernel forwards the flow (its counters come from the kernel's, headers included).
     public var inKernel: Bool?
 
-    public init(id: FlowID, device: IPv4Endpoint, original: IPv4Endpoint, nat: IPv4Endpoint, server: IPv4Endpoint,
+    public init(id: FlowID, device: IPEndpoint, original: IPEndpoint, nat: IPEndpoint, server: IPEndpoint,
                 state: FlowState, packetsToServer: UInt64, bytesToServer: UInt64, packetsToDevice: UInt64,
                 bytesToDevice: UInt64, inFlightBytes: Int, ageSeconds: Double, idleSeconds: Double,
                 migration: MigrationID?, migrationPhase: MigrationPhase?, inKernel: Bool? = nil) {

@@ -83,9 +83,9 @@ extension SpliceEngine {
     /// Flow `id`'s endpoints on each side (the device and the destination it dialled, the NAT
     /// address and the server), nil when the flow is gone: one lookup, no walk of the table
     /// (the capture's migration comments find the flow's packets with them).
-    public func flowEndpoints(_ id: FlowID) -> (device: IPv4Endpoint, original: IPv4Endpoint, nat: IPv4Endpoint, server: IPv4Endpoint)? {
+    public func flowEndpoints(_ id: FlowID) -> (device: IPEndpoint, original: IPEndpoint, nat: IPEndpoint, server: IPEndpoint)? {
         guard let flow = table.slot(id: id).flatMap({ table[slot: $0] }) else { return nil }
-        return (flow.device, flow.original, IPv4Endpoint(config.nat, flow.natPort), flow.server)
+        return (flow.device, flow.original, natEndpoint(flow), flow.server)
     }
 
     private func seconds(_ from: Instant, _ to: Instant) -> Double {

@@ -2,8 +2,8 @@ import Wire
 
 /// The device-side key of a flow: who the device is and whom it believes it talks to.
 struct DeviceSideKey: Hashable, Sendable {
-    var device: IPv4Endpoint
-    var original: IPv4Endpoint
+    var device: IPEndpoint
+    var original: IPEndpoint
 }
 
 /// Flows in a slab of slots with a free list, indexed by device-side key, by NAT port and by
@@ -148,9 +148,20 @@ struct FlowTable {
     }
 
     private func hash(_ key: DeviceSideKey) -> UInt64 {
-        let a = UInt64(key.device.address.value) << 32 | UInt64(key.original.address.value)
         let b = UInt64(key.device.port) << 16 | UInt64(key.original.port)
-        return mix(a ^ mix(b))
+        if case .v4(let d) = key.device.address, case .v4(let o) = key.original.address {
+            return mix(UInt64(d.value) << 32 | UInt64(o.value) ^ mix(b))
+        }
+        return mix(Self.fold(key.device.address) ^ mix(Self.fold(key.original.address) ^ mix(b)))
+    }
+
+    /// An address in 64 bits for hashing: an IPv6 address's halves mixed (its low half alone
+    /// is often the same interface identifier on many networks).
+    static func fold(_ address: IPAddress) -> UInt64 {
+        switch address {
+        case .v4(let a): UInt64(a.value)
+        case .v6(let a): a.high &* 0x9E37_79B9_7F4A_7C15 ^ a.low ^ 1 << 63
+        }
     }
 
     private func hash(_ id: FlowID) -> UInt64 { mix(id.rawValue) }

@@ -14,16 +14,16 @@ public struct JournalEvent: Sendable, Codable, Equatable {
     /// The engine's clock (`Instant`, monotonic) when it happened.
     public var nanoseconds: UInt64
     public var flow: FlowID
-    public var device: IPv4Endpoint?
-    public var server: IPv4Endpoint?
+    public var device: IPEndpoint?
+    public var server: IPEndpoint?
     public var migration: MigrationID?
     public var phase: MigrationPhase?
     /// flow-destroy: "closed" (FIN/RST) or "expired" (idle), timed at the flow's last packet;
     /// a migration's end: its reason.
     public var detail: String?
 
-    public init(seq: UInt64, kind: Kind, nanoseconds: UInt64, flow: FlowID, device: IPv4Endpoint? = nil,
-                server: IPv4Endpoint? = nil, migration: MigrationID? = nil, phase: MigrationPhase? = nil, detail: String? = nil) {
+    public init(seq: UInt64, kind: Kind, nanoseconds: UInt64, flow: FlowID, device: IPEndpoint? = nil,
+                server: IPEndpoint? = nil, migration: MigrationID? = nil, phase: MigrationPhase? = nil, detail: String? = nil) {
         self.seq = seq; self.kind = kind; self.nanoseconds = nanoseconds; self.flow = flow; self.device = device
         self.server = server; self.migration = migration; self.phase = phase; self.detail = detail
     }
@@ -48,8 +48,8 @@ public struct EventJournal: Sendable {
     /// The oldest sequence number still held.
     public var oldestSeq: UInt64 { nextSeq - UInt64(ring.count) }
 
-    public mutating func append(_ kind: JournalEvent.Kind, at now: Instant, flow: FlowID, device: IPv4Endpoint? = nil,
-                                server: IPv4Endpoint? = nil, migration: MigrationID? = nil, phase: MigrationPhase? = nil,
+    public mutating func append(_ kind: JournalEvent.Kind, at now: Instant, flow: FlowID, device: IPEndpoint? = nil,
+                                server: IPEndpoint? = nil, migration: MigrationID? = nil, phase: MigrationPhase? = nil,
                                 detail: String? = nil) {
         let event = JournalEvent(seq: nextSeq, kind: kind, nanoseconds: now.nanoseconds, flow: flow, device: device,
                                 server: server, migration: migration, phase: phase, detail: detail)

@@ -27,6 +27,14 @@ public struct MSSClamp: Sendable, Hashable {
         self.init(towardServer: uplinkMTU.map(mss), towardDevice: deviceMTUs.min().map(mss))
     }
 
+    /// An IPv4 limit for a segment of `family`: IPv6's header is 20 bytes longer (RFC 8200 §3),
+    /// so the same link carries 20 bytes less of TCP payload.
+    static func limit(_ ipv4: UInt16?, family: IPFamily) -> UInt16? {
+        guard let ipv4 else { return nil }
+        let extra = UInt16(family.headerLength - IPFamily.ipv4.headerLength)
+        return ipv4 > extra ? ipv4 - extra : ipv4
+    }
+
     /// Lowers the MSS option of `tcp` (a SYN) to `limit`; true when it changed.
     @discardableResult
     static func clamp(_ tcp: TCPSegment, to limit: UInt16?) -> Bool {
@@ -41,18 +49,20 @@ public struct MSSClamp: Sendable, Hashable {
 
 extension SpliceEngine {
     /// Clamps a device's opening SYN toward the server (`MSSClamp.towardServer`).
-    func clampSynTowardServer(_ tcp: TCPSegment) {
-        if MSSClamp.clamp(tcp, to: config.mssClamp?.towardServer) { counters.synsClamped &+= 1 }
+    func clampSynTowardServer(_ packet: TCPIPPacket) {
+        let limit = MSSClamp.limit(config.mssClamp?.towardServer, family: packet.family)
+        if MSSClamp.clamp(packet.tcp, to: limit) { counters.synsClamped &+= 1 }
     }
 
     /// Clamps a server's SYN-ACK toward the device (`MSSClamp.towardDevice`).
-    func clampSynTowardDevice(_ tcp: TCPSegment) {
-        if MSSClamp.clamp(tcp, to: config.mssClamp?.towardDevice) { counters.synsClamped &+= 1 }
+    func clampSynTowardDevice(_ packet: TCPIPPacket) {
+        let limit = MSSClamp.limit(config.mssClamp?.towardDevice, family: packet.family)
+        if MSSClamp.clamp(packet.tcp, to: limit) { counters.synsClamped &+= 1 }
     }
 
-    /// The MSS the proxy's own SYN-ACK to a new device announces, clamped.
-    func clampedTowardDevice(_ mss: UInt16) -> UInt16 {
-        guard let limit = config.mssClamp?.towardDevice else { return mss }
+    /// The MSS the proxy's own SYN-ACK to a new device of `family` announces, clamped.
+    func clampedTowardDevice(_ mss: UInt16, family: IPFamily) -> UInt16 {
+        guard let limit = MSSClamp.limit(config.mssClamp?.towardDevice, family: family) else { return mss }
         return min(mss, limit)
     }
 }

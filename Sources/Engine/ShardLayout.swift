@@ -61,9 +61,12 @@ public struct ShardLayout: Sendable, Hashable {
     // MARK: Device-side 4-tuples
 
     /// The shard that creates the flow of a device-side 4-tuple (the device, and whom it talks to).
-    public func shard(device: IPv4Endpoint, original: IPv4Endpoint) -> Int {
+    public func shard(device: IPEndpoint, original: IPEndpoint) -> Int {
         guard count > 1 else { return 0 }
-        var h = seed ^ (UInt64(device.address.value) << 32 | UInt64(original.address.value))
+        var h = seed ^ (FlowTable.fold(device.address) << 32 | FlowTable.fold(original.address) & 0xFFFF_FFFF)
+        if device.family == .ipv6 || original.family == .ipv6 {
+            h = Self.mix(seed ^ FlowTable.fold(device.address)) ^ FlowTable.fold(original.address)
+        }
         h = Self.mix(h ^ (UInt64(device.port) << 16 | UInt64(original.port)) &* 0x9E37_79B9_7F4A_7C15)
         return Int(h % UInt64(count))
     }
@@ -103,23 +106,33 @@ public enum ShardKey: Equatable, Sendable {
     /// A packet to the NAT address: a server's side of a flow, owned by the port's shard.
     case natPort(UInt16)
     /// A packet from a device: its 4-tuple; `openingSyn` when it is a SYN without ACK.
-    case device(source: IPv4Endpoint, destination: IPv4Endpoint, openingSyn: Bool)
-    /// Not IPv4 TCP, or too short to tell: any shard handles (drops) it.
+    case device(source: IPEndpoint, destination: IPEndpoint, openingSyn: Bool)
+    /// Not TCP, or too short to tell: any shard handles (drops) it.
     case none
 
-    /// The key of an IPv4 TCP packet; `nat` and `natPorts` tell the server side apart.
-    public init(_ bytes: UnsafeRawBufferPointer, nat: IPv4Address, natPorts: PortRange) {
-        guard let (source, destination, flags) = HeaderPeek(bytes).ipv4TCP else {
+    /// The key of a TCP packet of either family; `nat`, `nat6` and `natPorts` tell the server
+    /// side apart.
+    public init(_ bytes: UnsafeRawBufferPointer, nat: IPv4Address, nat6: IPv6Address? = nil, natPorts: PortRange) {
+        let peek = HeaderPeek(bytes)
+        func isNAT(_ a: IPAddress) -> Bool {
+            switch a {
+            case .v4(let a): a == nat
+            case .v6(let a): a == nat6
+            }
+        }
+        guard let (source, destination, flags) = peek.tcpEndpoints else {
             // An ICMP error belongs to the flow of the segment it quotes (`SpliceEngine+ICMP`).
-            guard let (quotedSource, quotedDestination) = HeaderPeek(bytes).ipv4ICMPQuotedTCP else { self = .none; return }
-            if quotedSource.address == nat && natPorts.contains(quotedSource.port) {
+            let quoted = peek.ipv4ICMPQuotedTCP.map { (IPEndpoint($0.source), IPEndpoint($0.destination)) }
+                ?? peek.ipv6ICMPQuotedTCP.map { (IPEndpoint($0.source), IPEndpoint($0.destination)) }
+            guard let (quotedSource, quotedDestination) = quoted else { self = .none; return }
+            if isNAT(quotedSource.address) && natPorts.contains(quotedSource.port) {
                 self = .natPort(quotedSource.port)
             } else {
                 self = .device(source: quotedDestination, destination: quotedSource, openingSyn: false)
             }
             return
         }
-        if destination.address == nat && natPorts.contains(destination.port) {
+        if isNAT(destination.address) && natPorts.contains(destination.port) {
             self = .natPort(destination.port)
             return
         }

@@ -58,6 +58,12 @@ extension SpliceEngine {
         }
     }
 
+    /// The server-side endpoint of `flow`: the NAT address of its server's family, and its port.
+    /// A flow exists only when that family has one (`fromDevice`).
+    func natEndpoint(_ flow: Flow) -> IPEndpoint {
+        IPEndpoint(config.natAddress(flow.server.family) ?? .v4(config.nat), flow.natPort)
+    }
+
     func withFlow<R>(_ slot: Int, _ body: (inout Flow) -> R) -> R {
         body(&table[slot: slot]!)
     }

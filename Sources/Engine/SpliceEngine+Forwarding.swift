@@ -9,7 +9,7 @@ import Logging
 extension SpliceEngine {
     // MARK: Device -> server
 
-    func fromDevice(_ packet: TCPIPv4Packet, options: TCPOptionScan, target: IPv4Endpoint, serviceMode: Bool,
+    func fromDevice(_ packet: TCPIPPacket, options: TCPOptionScan, target: IPEndpoint, serviceMode: Bool,
                             now: Instant, generated: PacketBatch) -> Verdict {
         let key = DeviceSideKey(device: packet.source, original: packet.destination)
         let flags = packet.tcp.flags
@@ -63,9 +63,10 @@ extension SpliceEngine {
         var flow = Flow(id: id, device: packet.source, original: packet.destination, server: target,
                         natPort: natPort, state: .synSent, created: now, lastActivity: now)
         flow.deviceSyn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
-        flow.deviceIP = EndIPHeader(packet.ip)
+        flow.deviceIP = EndIPHeader(packet)
+        flow.serverFlowLabel = packet.flowLabel
         flow.streamStartToServer = packet.tcp.seq + 1
-        clampSynTowardServer(packet.tcp)
+        clampSynTowardServer(packet)
         let slot = table.insert(flow)
         noteCheckpointChange(id)
         counters.flowsCreated &+= 1
@@ -80,13 +81,12 @@ extension SpliceEngine {
     /// `resetAccepted`: false for a RST the server will only challenge (RFC 5961 §3.2): the
     /// flow does not end with it. `.forward`, or `.consumed` when the segment went out rebuilt
     /// with a timestamp option the device does not send (`addTimestampTowardServer`).
-    func forwardToServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, slot: Int, resetAccepted: Bool = true, now: Instant,
+    func forwardToServer(_ packet: TCPIPPacket, options: TCPOptionScan, slot: Int, resetAccepted: Bool = true, now: Instant,
                          generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         let flags = resetAccepted ? tcp.flags : tcp.flags.subtracting(.rst)
         let seq = tcp.seq
         let ack = tcp.ack
-        let nat = IPv4Endpoint(config.nat, 0)
         var synthesized: (UInt32, UInt32, Int)?
         withFlow(slot) { flow in
             flow.lastActivity = now
@@ -96,11 +96,12 @@ extension SpliceEngine {
                     ackInOtherSpace: ackInServerSpace)
             if flags.contains(.ack) { flow.acknowledgeInFlight(ackInServerSpace) }
             advanceState(&flow, flags: flags, fromDevice: true)
-            flow.dscpToServer = packet.ip.tos & 0xFC
+            flow.dscpToServer = packet.tos & 0xFC
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Rewrite (NAT + sequence spaces).
-            packet.setSource(IPv4Endpoint(nat.address, flow.natPort))
+            packet.setSource(natEndpoint(flow))
             packet.setDestination(flow.server)
+            if case .v6(let p) = packet, p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
             if !flow.toServer.seqOffset.isZero { tcp.setSeq(flow.toServer.seqOffset.apply(seq)) }
             if flags.contains(.ack) && !flow.toDevice.seqOffset.isZero {
                 tcp.setAck(flow.toDevice.seqOffset.reverse(ack))
@@ -125,7 +126,7 @@ extension SpliceEngine {
 
     // MARK: Server -> device
 
-    func fromServer(_ packet: TCPIPv4Packet, options: TCPOptionScan, segmentSize: inout UInt16, now: Instant, generated: PacketBatch) -> Verdict {
+    func fromServer(_ packet: TCPIPPacket, options: TCPOptionScan, segmentSize: inout UInt16, now: Instant, generated: PacketBatch) -> Verdict {
         guard let slot = table.slot(natPort: packet.destination.port) else { return .drop(.noFlow) }
         // Read in place (withFlow): a copy of the record would cost more than the rest.
         let source = packet.source
@@ -150,21 +151,21 @@ extension SpliceEngine {
         let ack = tcp.ack
         let payloadLength = tcp.payloadLength
         let perFlowCap = config.limits.inFlightPerFlow
-        if flags.contains(.syn) && flags.contains(.ack) { clampSynTowardDevice(tcp) }
+        if flags.contains(.syn) && flags.contains(.ack) { clampSynTowardDevice(packet) }
         let deviceMSS = withFlow(slot) { flow -> Int? in
             flow.lastActivity = now
             if flags.contains(.syn) && flags.contains(.ack) && flow.state == .synSent {
                 flow.serverSyn = SynOptions(tcp.options, flags: flags)
-                flow.serverIP = EndIPHeader(packet.ip)
+                flow.serverIP = EndIPHeader(packet)
                 flow.streamStartToDevice = seq + 1
             }
             let ackInDeviceSpace = flow.toServer.seqOffset.reverse(ack)
             observe(sender: &flow.toDevice, other: &flow.toServer, tcp: tcp, timestamp: options.timestampValue(in: tcp),
                     ackInOtherSpace: ackInDeviceSpace)
             advanceState(&flow, flags: flags, fromDevice: false)
-            let tos = packet.ip.tos
+            let tos = packet.tos
             flow.dscpToDevice = tos & 0xFC
-            if flow.deviceLacksECN && tos & 0x03 != 0 { packet.ip.setTOS(tos & 0xFC) }
+            if flow.deviceLacksECN && tos & 0x03 != 0 { packet.setTOS(tos & 0xFC) }
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Keep a copy of what goes to the device until it acknowledges it (DESIGN §5); not
             // while the kernel forwards the flow (the device's acks bypass the engine).

@@ -39,13 +39,13 @@ extension SpliceEngine {
         let quotedSource = quote.source
         if quotedSource.address == config.nat && config.natPorts.contains(quotedSource.port) {
             // About a segment the proxy sent a server.
-            guard let slot = table.slot(natPort: quotedSource.port), table[slot: slot]?.server == quote.destination else {
+            guard let slot = table.slot(natPort: quotedSource.port), table[slot: slot]?.server == IPEndpoint(quote.destination) else {
                 return .drop(.icmpNoFlow)
             }
             if let bad = icmpChecksumProblem(message) { return .drop(bad) }
             return aboutSegmentToServer(message, quote, kind: kind, slot: slot, now: now)
         }
-        let key = DeviceSideKey(device: quote.destination, original: quotedSource)
+        let key = DeviceSideKey(device: IPEndpoint(quote.destination), original: IPEndpoint(quotedSource))
         guard let slot = table.slot(deviceKey: key) else { return .passThrough }
         if let bad = icmpChecksumProblem(message) { return .drop(bad) }
         return aboutSegmentToDevice(message, quote, kind: kind, slot: slot, now: now, generated: generated)
@@ -73,6 +73,10 @@ extension SpliceEngine {
             seqOffset = h.toServerOffset
             ackOffset = nil
         }
+        // An ICMPv4 error is about an IPv4 flow on both sides (a flow keeps its family).
+        guard let device4 = device.ipv4, let original4 = flow.original.ipv4, let server4 = flow.server.ipv4 else {
+            return .drop(.icmpNoFlow)
+        }
         let deviceSeq = seqOffset.reverse(quote.seq)
         // RFC 5927 §4.1: inside SND.UNA..SND.NXT of the device's stream, as far as the engine
         // saw it (not checked while the kernel forwards the flow or a migration remaps it).
@@ -92,13 +96,13 @@ extension SpliceEngine {
         }
         quote.setSeq(deviceSeq)
         if let ackOffset, let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(ackOffset.apply(ack)) }
-        quote.setSource(device)
-        quote.setDestination(flow.original)
+        quote.setSource(device4)
+        quote.setDestination(original4)
         // The server itself answering (port unreachable) in service mode speaks as the VIP.
-        if message.ip.source == flow.server.address && flow.original.address != flow.server.address {
-            message.ip.setSource(flow.original.address)
+        if message.ip.source == server4.address && original4.address != server4.address {
+            message.ip.setSource(original4.address)
         }
-        message.ip.setDestination(device.address)
+        message.ip.setDestination(device4.address)
         message.fillChecksum()
         counters.icmpErrorsTranslated &+= 1
         logger.debug("icmp error translated toward the device", metadata: [
@@ -112,7 +116,7 @@ extension SpliceEngine {
 
     private func aboutSegmentToDevice(_ message: ICMPv4Message, _ quote: QuotedTCPv4, kind: ICMPv4ErrorKind, slot: Int,
                                       now: Instant, generated: PacketBatch) -> Verdict {
-        guard let flow = table[slot: slot] else { return .drop(.icmpNoFlow) }
+        guard let flow = table[slot: slot], let server4 = flow.server.ipv4 else { return .drop(.icmpNoFlow) }
         if let mtu = message.nextHopMTU {
             withFlow(slot) { f in
                 var learned = f.pathMTU ?? LearnedPathMTU()
@@ -125,7 +129,7 @@ extension SpliceEngine {
             // The quote is one of the proxy's own segments (its ACKs, the emulated sender's
             // data): the server never sent those bytes and would find them outside its window.
             guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
-            senderPathMTUChanged(slot: slot, mid: mid, device: quote.destination, now: now, generated: generated)
+            senderPathMTUChanged(slot: slot, mid: mid, device: IPEndpoint(quote.destination), now: now, generated: generated)
             counters.icmpErrorsAbsorbed &+= 1
             return .consumed
         }
@@ -138,12 +142,12 @@ extension SpliceEngine {
         if let mtu = message.nextHopMTU { message.setNextHopMTU(LearnedPathMTU.translate(mtu, from: .ipv4, to: .ipv4)) }
         quote.setSeq(serverSeq)
         if let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(flow.toServer.seqOffset.apply(ack)) }
-        quote.setSource(flow.server)
+        quote.setSource(server4)
         quote.setDestination(IPv4Endpoint(config.nat, flow.natPort))
         // RFC 5508 §4.2: an error from the private side leaves with the NAT's address as its
         // source, whoever sent it (the device or a router before it).
         message.ip.setSource(config.nat)
-        message.ip.setDestination(flow.server.address)
+        message.ip.setDestination(server4.address)
         message.fillChecksum()
         counters.icmpErrorsTranslated &+= 1
         logger.debug("icmp error translated toward the server", metadata: [
@@ -154,7 +158,7 @@ extension SpliceEngine {
 
     /// The emulated sender toward `device` learns the smaller path MTU and sends again what
     /// was in flight at the new size (RFC 1191 §6.4).
-    private func senderPathMTUChanged(slot: Int, mid: MigrationID, device: IPv4Endpoint, now: Instant, generated: PacketBatch) {
+    private func senderPathMTUChanged(slot: Int, mid: MigrationID, device: IPEndpoint, now: Instant, generated: PacketBatch) {
         guard let f = table[slot: slot], let mtu = f.pathMTU?.towardDevice, let m = migrations[mid], var sender = m.sender else { return }
         let timestamps: Bool
         switch m.phase {
@@ -192,7 +196,7 @@ extension Flow {
     /// (SACK blocks) gets less payload: `segmentLimitTowardDevice(optionBytes:)`.
     ///
     /// Read for every server segment: always inlined, as a call would first copy the whole
-    /// 192-byte record to pass it (and the copy's stores then stall the loads that follow).
+    /// 240-byte record to pass it (and the copy's stores then stall the loads that follow).
     @inline(__always)
     var segmentLimitTowardDevice: UInt16? {
         guard let mtu = pathMTU?.towardDevice else { return deviceMSS }
@@ -224,7 +228,7 @@ extension Flow {
         let size = segmentSizeTowardDevice
         guard let mtu = pathMTU?.towardDevice else { return size }
         let options = currentDeviceTimestamps ? TCPOption.alignedTimestampLength : 0
-        return min(size, LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4, optionBytes: options))
+        return min(size, LearnedPathMTU.segmentPayload(mtu: mtu, family: device.family, optionBytes: options))
     }
 
     /// The MSS the proxy's SYN-ACK offers a migration's new device: the server's, within the

@@ -31,10 +31,10 @@ public struct KernelPathPolicy: Sendable, Hashable {
 /// `device`. Sequence numbers, options and windows are the same on both sides.
 public struct KernelPathFlow: Sendable, Hashable, CustomStringConvertible {
     public var id: FlowID
-    public var device: IPv4Endpoint
-    public var server: IPv4Endpoint
-    public var nat: IPv4Endpoint
-    public init(id: FlowID, device: IPv4Endpoint, server: IPv4Endpoint, nat: IPv4Endpoint) {
+    public var device: IPEndpoint
+    public var server: IPEndpoint
+    public var nat: IPEndpoint
+    public init(id: FlowID, device: IPEndpoint, server: IPEndpoint, nat: IPEndpoint) {
         self.id = id; self.device = device; self.server = server; self.nat = nat
     }
     public var description: String { "flow \(id) \(device) -> \(server) as \(nat)" }
@@ -182,7 +182,7 @@ extension SpliceEngine {
     }
 
     func kernelPathRule(_ flow: Flow) -> KernelPathFlow {
-        KernelPathFlow(id: flow.id, device: flow.device, server: flow.server, nat: IPv4Endpoint(config.nat, flow.natPort))
+        KernelPathFlow(id: flow.id, device: flow.device, server: flow.server, nat: natEndpoint(flow))
     }
 
     /// Called by the sweep for each flow it visits: is it one to hand to the kernel?
@@ -196,7 +196,9 @@ extension SpliceEngine {
             flow.kernelPath = .none
         }
         let after = policy.after.nanoseconds
-        guard flow.kernelPath == .none, !kernelPathPending.contains(flow.id), flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
+        // The kernel path's table is `table ip`: IPv6 flows stay with the engine.
+        guard flow.kernelPath == .none, flow.server.family == .ipv4, flow.device.family == .ipv4,
+              !kernelPathPending.contains(flow.id), flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
               now.nanoseconds >= flow.created.nanoseconds &+ after,
               now.nanoseconds < flow.lastActivity.nanoseconds &+ after,
               flow.toServer.bytes &+ flow.toDevice.bytes >= policy.minimumBytes,

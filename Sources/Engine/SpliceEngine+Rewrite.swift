@@ -26,6 +26,11 @@ extension SpliceEngine {
     func emit(_ spec: TCPPacketSpec, payload: [UInt8] = [], generated: PacketBatch) {
         guard generated.count < generated.capacity else { counters.generatedOverflow &+= 1; return }
         var spec = spec
+        // Toward a server over IPv6: the flow label its sub-connection has always had.
+        if spec.source.family == .ipv6, config.isNAT(spec.source.address), let s = table.slot(natPort: spec.source.port),
+           let label = table[slot: s]?.serverFlowLabel {
+            spec.flowLabel = label
+        }
         if !spec.dontFragment && spec.identification == 0 {
             spec.identification = UInt16(counters.packetsGenerated % 65_535) + 1 // 1...65535, in turn
         }
@@ -37,7 +42,7 @@ extension SpliceEngine {
 
     /// Splits a segment larger than the device's MSS (DESIGN §5) into MSS-sized segments in
     /// `generated`; the original is not written. FIN and PSH go on the last piece only.
-    func splitForDevice(_ packet: TCPIPv4Packet, mss: Int, generated: PacketBatch) -> Verdict {
+    func splitForDevice(_ packet: TCPIPPacket, mss: Int, generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         let options = tcp.options
         var optionValues: [TCPOption] = []
@@ -54,7 +59,7 @@ extension SpliceEngine {
     /// the last piece only. A segment without payload goes out as one packet. With URG, the
     /// pieces that hold urgent data keep it, their pointer still ending where the packet's
     /// did (RFC 9293 §3.8.5, RFC 6093 §2); the pieces after it carry none.
-    func emitPieces(of packet: TCPIPv4Packet, options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
+    func emitPieces(of packet: TCPIPPacket, options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
         let tcp = packet.tcp
         let payload = Array(UnsafeRawBufferPointer(tcp.payload))
         let urgentEnd = tcp.flags.contains(.urg) ? Int(tcp.urgentPointer) : 0
@@ -65,13 +70,13 @@ extension SpliceEngine {
             if offset + n < payload.count { flags.remove(.fin); flags.remove(.psh) }
             // The packet's own IP header: its TTL, TOS and DF; without DF each piece needs an ID of
             // its own (RFC 6864 §4.2), the first keeps the packet's.
-            let dontFragment = packet.ip.dontFragment
+            let dontFragment = packet.dontFragment
             var spec = TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
                                      ack: tcp.ack, flags: flags, window: tcp.window, options: options,
-                                     ttl: packet.ip.ttl,
-                                     identification: dontFragment ? packet.ip.identification
-                                                                  : packet.ip.identification &+ UInt16(truncatingIfNeeded: offset / max(pieceSize, 1)),
-                                     dontFragment: dontFragment, tos: packet.ip.tos)
+                                     ttl: packet.ttl,
+                                     identification: dontFragment ? packet.identification
+                                                                  : packet.identification &+ UInt16(truncatingIfNeeded: offset / max(pieceSize, 1)),
+                                     dontFragment: dontFragment, tos: packet.tos)
             if urgentEnd > offset {
                 spec.urgentPointer = UInt16(urgentEnd - offset)
             } else {
@@ -95,7 +100,7 @@ extension SpliceEngine {
     }
 
     /// A RST answering `packet` toward its sender (RFC 9293 §3.10.7.1).
-    func sendReset(answering packet: TCPIPv4Packet, generated: PacketBatch) {
+    func sendReset(answering packet: TCPIPPacket, generated: PacketBatch) {
         let tcp = packet.tcp
         var spec = TCPPacketSpec(source: packet.destination, destination: packet.source, window: 0)
         if tcp.flags.contains(.ack) {

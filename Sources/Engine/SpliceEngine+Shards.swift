@@ -6,7 +6,7 @@ import Wire
 extension SpliceEngine {
     /// True when this engine holds the 4-tuple: a flow's device key, a migration's new device,
     /// or a key a migration retired (whose late segments it absorbs).
-    public func holds(device: IPv4Endpoint, original: IPv4Endpoint) -> Bool {
+    public func holds(device: IPEndpoint, original: IPEndpoint) -> Bool {
         let key = DeviceSideKey(device: device, original: original)
         return table.slot(deviceKey: key) != nil || retiredKeys[key] != nil
     }

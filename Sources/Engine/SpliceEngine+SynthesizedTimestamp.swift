@@ -29,7 +29,7 @@ extension SpliceEngine {
     /// timestamp option (TSval `value`, TSecr `echo`) and its SACK blocks (at most 3 then fit
     /// the 40 option bytes), in pieces of at most `serverMSS` less the options (RFC 6691).
     /// Returns `.consumed`; a RST (which needs no option) is left as it is: `.forward`.
-    func addTimestampTowardServer(_ packet: TCPIPv4Packet, value: UInt32, echo: UInt32, serverMSS: Int,
+    func addTimestampTowardServer(_ packet: TCPIPPacket, value: UInt32, echo: UInt32, serverMSS: Int,
                                   generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         guard !tcp.flags.contains(.rst) else { return .forward }

@@ -87,7 +87,7 @@ public final class SpliceEngine {
     var restartRefusals: [RefusedAfterRestart] = []
     /// Those `adopt` added (its result says them).
     var adoptionRefusals: [RefusedAfterRestart] = []
-    let serviceByVIP: [IPv4Endpoint: ServiceMapping]
+    let serviceByVIP: [IPEndpoint: ServiceMapping]
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []
     var kernelPathLeaving: [KernelPathFlow] = []
@@ -150,7 +150,7 @@ public final class SpliceEngine {
     /// socket would otherwise send them as part of the packet (IP_HDRINCL takes the buffer's size).
     private func trimLinkPadding(_ batch: PacketBatch, _ i: Int) {
         let p = UnsafeRawBufferPointer(batch.packet(i))
-        guard let total = HeaderPeek(p).ipv4TotalLength else { return }
+        guard let total = HeaderPeek(p).declaredLength else { return }
         if total >= IPv4Packet.minimumHeaderLength && total < p.count { batch.setLength(i, total) }
     }
 
@@ -172,7 +172,7 @@ public final class SpliceEngine {
         let partial = offload.flags & VirtioNetHeader.needsChecksum != 0
         if offload.segmentSize > 0 { counters.superSegmentsIn &+= 1 }
         let verdict = classify(bytes, offload: &offload, now: now, generated: generated)
-        if partial, verdict == .forward, let packet = try? TCPIPv4Packet(validating: bytes) {
+        if partial, verdict == .forward, let packet = try? TCPIPPacket(validating: bytes) {
             packet.refreshPartialChecksum()
         }
         // A forwarded packet was rewritten: DATA_VALID vouched for the bytes as they came in,
@@ -196,20 +196,20 @@ public final class SpliceEngine {
 
     private func classify(_ bytes: UnsafeMutableRawBufferPointer, offload: inout VirtioNetHeader,
                           now: Instant, generated: PacketBatch) -> Verdict {
-        guard let first = bytes.first else { return .drop(.truncated) }
-        if first >> 4 == 6 {
-            do { _ = try IPv6Packet(validating: bytes) } catch { return .drop(DropReason(error)) }
-            return .drop(.ipv6Unsupported)
-        }
-        let packet: TCPIPv4Packet
-        do { packet = try TCPIPv4Packet(validating: bytes) } catch {
-            // ICMP is looked for among valid IPv4 that is not TCP only: TCP segments, nearly all
+        let packet: TCPIPPacket
+        do { packet = try TCPIPPacket(validating: bytes) } catch {
+            // ICMP is looked for among valid IP that is not TCP only: TCP segments, nearly all
             // of what comes here, pay nothing for it.
-            if case .notTCP = error, HeaderPeek(UnsafeRawBufferPointer(bytes)).isICMPv4 {
-                return icmpError(bytes, now: now, generated: generated)
+            if case .notTCP = error {
+                let peek = HeaderPeek(UnsafeRawBufferPointer(bytes))
+                if peek.isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
+                // ICMPv6 (neighbour discovery, errors about IPv6 flows) is the kernel's for now.
+                if peek.ipVersion == 6 { return .passThrough }
             }
             return .drop(DropReason(error))
         }
+        // IPv6 TCP is managed only with an IPv6 NAT address (`tsmp proxy --nat [IPv6]`).
+        if packet.family == .ipv6 && config.nat6 == nil { return .drop(.ipv6Unsupported) }
         if config.verifyChecksums {
             // A partial TCP checksum is finished later by the kernel, and one the kernel already
             // verified (DATA_VALID: a NIC's or GRO's check) need not be summed again, a 64 KB
@@ -221,7 +221,7 @@ public final class SpliceEngine {
         if options.isMalformed { return .drop(.badTCPOptions) }
 
         let destination = packet.destination
-        if destination.address == config.nat && config.natPorts.contains(destination.port) {
+        if config.isNAT(destination.address) && config.natPorts.contains(destination.port) {
             return fromServer(packet, options: options, segmentSize: &offload.segmentSize, now: now, generated: generated)
         }
         if let service = serviceByVIP[destination] {

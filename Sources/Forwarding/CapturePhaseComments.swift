@@ -18,7 +18,7 @@ struct CapturePhaseComments {
     struct Pending: Equatable {
         var text: String
         /// Packets with one of these as source or destination belong to the flow.
-        var endpoints: [IPv4Endpoint]
+        var endpoints: [IPEndpoint]
         /// Wall-clock time it was queued (the capture's clock).
         var queuedAt: UInt64
     }
@@ -52,7 +52,7 @@ struct CapturePhaseComments {
     }
 
     /// Queues one comment (tests; `collect`).
-    mutating func queue(_ text: String, endpoints: [IPv4Endpoint], now: Instant) {
+    mutating func queue(_ text: String, endpoints: [IPEndpoint], now: Instant) {
         if pending.count >= Self.maximumPending {
             pending.removeFirst()
             dropped += 1
@@ -64,7 +64,7 @@ struct CapturePhaseComments {
     /// those of its flow, and those that waited too long for one.
     mutating func take(for packet: UnsafeRawBufferPointer, now: Instant) -> [String] {
         guard !pending.isEmpty else { return [] }
-        let peek = HeaderPeek(packet).ipv4TCP
+        let peek = HeaderPeek(packet).tcpEndpoints
         var out: [String] = []
         pending.removeAll { p in
             let mine = peek.map { p.endpoints.contains($0.source) || p.endpoints.contains($0.destination) } ?? false

@@ -317,7 +317,7 @@ public final class DataPlane: @unchecked Sendable {
     /// Tells this shard's engine which migration the SYN `packet` is for (on the loop thread,
     /// before the engine sees the packet).
     func assignNewDeviceSyn(_ packet: UnsafeRawBufferPointer, to migration: MigrationID) {
-        guard let (source, destination, _) = HeaderPeek(packet).ipv4TCP else { return }
+        guard let (source, destination, _) = HeaderPeek(packet).tcpEndpoints else { return }
         engine.assignNewDeviceSyn(device: source, original: destination, to: migration)
     }
 

@@ -43,8 +43,9 @@ public final class KernelPath: @unchecked Sendable {
         }
         var first: SystemError?
         for f in flows {
+            guard let nat = f.nat.ipv4, let server = f.server.ipv4 else { continue } // IPv4 only (`table ip`)
             do {
-                try session.setLiberal(from: f.nat, to: f.server)
+                try session.setLiberal(from: nat, to: server)
             } catch where error.errno == ENOENT {
             } catch {
                 first = first ?? error
@@ -111,6 +112,10 @@ public final class KernelPath: @unchecked Sendable {
 extension KernelPathTable {
     /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
     public func elementCommands(_ verb: String, _ flows: [KernelPathFlow]) -> String {
-        elementCommands(verb, elements: flows.map { KernelPathTable.Element(device: $0.device, server: $0.server, natPort: $0.nat.port) })
+        // The table is `table ip`: the engine hands it IPv4 flows only.
+        elementCommands(verb, elements: flows.compactMap { f in
+            guard let device = f.device.ipv4, let server = f.server.ipv4 else { return nil }
+            return KernelPathTable.Element(device: device, server: server, natPort: f.nat.port)
+        })
     }
 }

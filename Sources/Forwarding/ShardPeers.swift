@@ -14,13 +14,14 @@ import Wire
 final class ShardPeers: @unchecked Sendable {
     let layout: ShardLayout
     let nat: IPv4Address
+    let nat6: IPv6Address?
     let registry = ShardRegistry()
     /// Set once, before any loop starts; read-only afterwards.
     private(set) var planes: [DataPlane] = []
 
-    init(layout: ShardLayout, nat: IPv4Address) {
+    init(layout: ShardLayout, nat: IPv4Address, nat6: IPv6Address?) {
         self.layout = layout
-        self.nat = nat
+        self.nat = nat; self.nat6 = nat6
     }
 
     func connect(_ planes: [DataPlane]) {
@@ -37,7 +38,7 @@ final class ShardPeers: @unchecked Sendable {
     /// Where a packet read by shard `me` goes; `engine` is `me`'s. A new device's SYN carries
     /// the migration the registry gave it to.
     func owner(of packet: UnsafeRawBufferPointer, me: Int, engine: SpliceEngine, now: Instant) -> ShardRegistry.Route {
-        switch ShardKey(packet, nat: nat, natPorts: layout.natPorts) {
+        switch ShardKey(packet, nat: nat, nat6: nat6, natPorts: layout.natPorts) {
         case .none:
             return .init(shard: me)
         case .natPort(let port):

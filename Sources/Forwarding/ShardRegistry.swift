@@ -20,13 +20,13 @@ import Wire
 /// a redirect goes only when the engine it names says it released the 4-tuple.
 final class ShardRegistry: Sendable {
     struct DeviceKey: Hashable {
-        var device: IPv4Endpoint
-        var original: IPv4Endpoint
+        var device: IPEndpoint
+        var original: IPEndpoint
     }
     struct Awaited {
         var shard: Int
         var target: MigrationTarget
-        var original: IPv4Endpoint
+        var original: IPEndpoint
     }
     struct Redirect {
         var shard: Int
@@ -52,7 +52,7 @@ final class ShardRegistry: Sendable {
 
     /// Migration `id` on `shard` waits for a SYN from `target` to `original` (or its target's
     /// port became known). Ignored once a SYN was given to it.
-    func expect(_ id: MigrationID, shard: Int, target: MigrationTarget, original: IPv4Endpoint) {
+    func expect(_ id: MigrationID, shard: Int, target: MigrationTarget, original: IPEndpoint) {
         update { s in
             guard !s.given.contains(id) else { return }
             s.awaited[id] = Awaited(shard: shard, target: target, original: original)
@@ -68,7 +68,7 @@ final class ShardRegistry: Sendable {
     }
 
     /// `shard`'s engine no longer holds the 4-tuple: its redirect (if it names `shard`) goes.
-    func release(device: IPv4Endpoint, original: IPv4Endpoint, shard: Int) {
+    func release(device: IPEndpoint, original: IPEndpoint, shard: Int) {
         let key = DeviceKey(device: device, original: original)
         update { s in
             if s.redirects[key]?.shard == shard { s.redirects[key] = nil }
@@ -79,7 +79,7 @@ final class ShardRegistry: Sendable {
     /// SYN the (lowest-id) migration waiting for it, which stops waiting (no other SYN is given
     /// to it) and is recorded as a redirect so the rest of the new sub-connection (and a
     /// retransmitted SYN) follows. Nil: no migration waits for it, the hash decides.
-    func owner(device: IPv4Endpoint, original: IPv4Endpoint, openingSyn: Bool) -> Route? {
+    func owner(device: IPEndpoint, original: IPEndpoint, openingSyn: Bool) -> Route? {
         let key = DeviceKey(device: device, original: original)
         return update { s -> Route? in
             if let r = s.redirects[key] { return Route(shard: r.shard, migration: openingSyn ? r.migration : nil) }

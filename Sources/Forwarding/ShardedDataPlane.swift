@@ -78,7 +78,7 @@ public final class ShardedDataPlane: @unchecked Sendable {
             for plane in planes { plane.engine.refuseNewDevices(adoption.newDeviceRefusals) }
         }
         if count > 1 {
-            let peers = ShardPeers(layout: layout, nat: config.nat)
+            let peers = ShardPeers(layout: layout, nat: config.nat, nat6: config.nat6)
             peers.connect(planes)
             self.peers = peers
         } else {

@@ -308,7 +308,7 @@ public struct ProxyService {
     func plan(tunName: String) -> GatewayPlan {
         GatewayPlan(tunName: tunName, deviceInterfaces: options.devices, uplinkInterface: options.uplink,
                     nat: options.engine.nat, natPorts: options.engine.natPorts,
-                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip),
+                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.compactMap(\.vip.ipv4),
                     tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil,
                     tunMTU: options.reassemble ? ReassemblyTable.tunMTU : nil,
                     kernelPath: options.engine.kernelPath == nil ? nil

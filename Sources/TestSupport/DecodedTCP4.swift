@@ -1,11 +1,15 @@
 import Wire
 
-/// Every field of a TCP/IPv4 packet copied into a value: tests compare it, print it, and
-/// read options without walking bytes. Built through Wire's checked views, so decoding
-/// untrusted bytes throws a `WireError` and never traps.
-public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
-    public var source: IPv4Endpoint
-    public var destination: IPv4Endpoint
+/// The name tests of IPv4 packets use; a `DecodedTCP` decodes either family.
+public typealias DecodedTCP4 = DecodedTCP
+
+/// Every field of a TCP packet of either family copied into a value: tests compare it, print
+/// it, and read options without walking bytes. Built through Wire's checked views, so decoding
+/// untrusted bytes throws a `WireError` and never traps. For IPv6, `ttl` is the hop limit,
+/// `tos` the traffic class, `identification` 0 and `dontFragment` true (RFC 8200 §3, §5).
+public struct DecodedTCP: Equatable, Sendable, CustomStringConvertible {
+    public var source: IPEndpoint
+    public var destination: IPEndpoint
     public var flags: TCPFlags
     public var seq: SeqNumber
     public var ack: SeqNumber
@@ -24,13 +28,18 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
     public var tos: UInt8
     public var ipChecksumValid: Bool
     public var tcpChecksumValid: Bool
+    /// IPv6's flow label (0 for IPv4).
+    public var flowLabel: UInt32 = 0
 
     /// Decodes `bytes` (bytes past the IP total length are ignored).
     public init(_ bytes: [UInt8]) throws(WireError) {
         var copy = bytes
-        let result: Result<DecodedTCP4, WireError> = copy.withUnsafeMutableBytes { buf in
+        let result: Result<DecodedTCP, WireError> = copy.withUnsafeMutableBytes { buf in
             do throws(WireError) {
-                return .success(DecodedTCP4(try TCPIPv4Packet(validating: buf)))
+                switch try TCPIPPacket(validating: buf) {
+                case .v4(let p): return .success(DecodedTCP(p))
+                case .v6(let p): return .success(DecodedTCP(p))
+                }
             } catch {
                 return .failure(error)
             }
@@ -41,20 +50,37 @@ public struct DecodedTCP4: Equatable, Sendable, CustomStringConvertible {
     /// Copies the fields of a validated view.
     public init(_ packet: TCPIPv4Packet) {
         let tcp = packet.tcp
-        source = packet.source
-        destination = packet.destination
+        self.init(tcp, source: IPEndpoint(packet.source), destination: IPEndpoint(packet.destination),
+                  ttl: packet.ip.ttl, identification: packet.ip.identification, dontFragment: packet.ip.dontFragment,
+                  tos: packet.ip.tos, ipChecksumValid: packet.ip.verifyHeaderChecksum,
+                  pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
+    }
+
+    /// Copies the fields of a validated IPv6 view.
+    public init(_ packet: TCPIPv6Packet) {
+        let tcp = packet.tcp
+        self.init(tcp, source: IPEndpoint(packet.source), destination: IPEndpoint(packet.destination),
+                  ttl: packet.ip.hopLimit, identification: 0, dontFragment: true, tos: packet.ip.trafficClass,
+                  ipChecksumValid: true, pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
+        flowLabel = packet.ip.flowLabel
+    }
+
+    private init(_ tcp: TCPSegment, source: IPEndpoint, destination: IPEndpoint, ttl: UInt8, identification: UInt16,
+                 dontFragment: Bool, tos: UInt8, ipChecksumValid: Bool, pseudoHeaderSum: UInt32) {
+        self.source = source
+        self.destination = destination
         flags = tcp.flags
         seq = tcp.seq
         ack = tcp.ack
         window = tcp.window
         urgentPointer = tcp.urgentPointer
         payload = Array(tcp.payload)
-        ttl = packet.ip.ttl
-        identification = packet.ip.identification
-        dontFragment = packet.ip.dontFragment
-        tos = packet.ip.tos
-        ipChecksumValid = packet.ip.verifyHeaderChecksum
-        tcpChecksumValid = tcp.verifyChecksum(pseudoHeaderSum: packet.ip.pseudoHeaderSum(transportLength: tcp.bytes.count))
+        self.ttl = ttl
+        self.identification = identification
+        self.dontFragment = dontFragment
+        self.tos = tos
+        self.ipChecksumValid = ipChecksumValid
+        tcpChecksumValid = tcp.verifyChecksum(pseudoHeaderSum: pseudoHeaderSum)
         let opts = tcp.options
         var it = opts.makeIterator()
         var decoded: [TCPOption] = []

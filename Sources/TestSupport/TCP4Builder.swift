@@ -1,9 +1,15 @@
 import Wire
 
-/// "ADDR:PORT" as an endpoint; traps on malformed text (test tables are literals).
-public func endpoint(_ text: String) -> IPv4Endpoint {
-    guard let e = IPv4Endpoint(text) else { preconditionFailure("not an IPv4 endpoint: \(text)") }
+/// "ADDR:PORT" or "[IPv6]:PORT" as an endpoint; traps on malformed text (test tables are literals).
+public func endpoint(_ text: String) -> IPEndpoint {
+    guard let e = IPEndpoint(text) else { preconditionFailure("not an endpoint: \(text)") }
     return e
+}
+
+/// An IPv4 or IPv6 address's text as an address; traps on malformed text.
+public func ipAddress(_ text: String) -> IPAddress {
+    guard let a = IPAddress(text) else { preconditionFailure("not an address: \(text)") }
+    return a
 }
 
 /// Dotted-quad text as an address; traps on malformed text.
@@ -24,6 +30,16 @@ public func tcp4(src: String, dst: String, flags: TCPFlags = .ack, seq: UInt32 =
 
 /// As `tcp4(src:dst:...)` with endpoints already parsed.
 public func tcp4(src: IPv4Endpoint, dst: IPv4Endpoint, flags: TCPFlags = .ack, seq: UInt32 = 0, ack: UInt32 = 0,
+                 window: UInt16 = 65535, options: [TCPOption] = [], payload: [UInt8] = [],
+                 ttl: UInt8 = 64, id: UInt16 = 0, dontFragment: Bool = true) -> [UInt8] {
+    tcp4(src: IPEndpoint(src), dst: IPEndpoint(dst), flags: flags, seq: seq, ack: ack, window: window,
+         options: options, payload: payload, ttl: ttl, id: id, dontFragment: dontFragment)
+}
+
+/// A TCP packet of the endpoints' family (both of one): IPv4 as `tcp4`, or IPv6 with `ttl` as
+/// its hop limit (`id` and `dontFragment` have no IPv6 field). Table-driven tests run one
+/// script over both families through it.
+public func tcp4(src: IPEndpoint, dst: IPEndpoint, flags: TCPFlags = .ack, seq: UInt32 = 0, ack: UInt32 = 0,
                  window: UInt16 = 65535, options: [TCPOption] = [], payload: [UInt8] = [],
                  ttl: UInt8 = 64, id: UInt16 = 0, dontFragment: Bool = true) -> [UInt8] {
     let spec = TCPPacketSpec(source: src, destination: dst, seq: SeqNumber(seq), ack: SeqNumber(ack),

@@ -37,3 +37,14 @@ extension HeaderPeek {
                 IPv6Endpoint(IPv6Address(quote, at: IPv6Packet.Field.destination), quote.u16(t + 2)))
     }
 }
+
+extension HeaderPeek {
+    /// A TCP packet's endpoints and flags in either family (`ipv4TCP`, `ipv6TCP`).
+    public var tcpEndpoints: (source: IPEndpoint, destination: IPEndpoint, flags: TCPFlags)? {
+        switch ipVersion {
+        case 4: ipv4TCP.map { (IPEndpoint($0.source), IPEndpoint($0.destination), $0.flags) }
+        case 6: ipv6TCP.map { (IPEndpoint($0.source), IPEndpoint($0.destination), $0.flags) }
+        default: nil
+        }
+    }
+}

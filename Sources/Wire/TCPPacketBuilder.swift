@@ -1,9 +1,11 @@
-/// Builds IPv4/TCP packets: the engine's own segments (ACKs, RSTs, emulated-sender data) and
-/// the tests' templates. Options are laid out in order and padded with NOPs to a 4-byte
-/// boundary (RFC 9293 §3.1: the header length is in 32-bit words).
+/// Builds TCP packets of either family: the engine's own segments (ACKs, RSTs, emulated-sender
+/// data) and the tests' templates. Options are laid out in order and padded with NOPs to a
+/// 4-byte boundary (RFC 9293 §3.1: the header length is in 32-bit words). Both endpoints are of
+/// one family, which the packet takes; for IPv6, `ttl` is the hop limit and `tos` the traffic
+/// class, and `identification` and `dontFragment` have no field (RFC 8200 §3).
 public struct TCPPacketSpec: Sendable {
-    public var source: IPv4Endpoint
-    public var destination: IPv4Endpoint
+    public var source: IPEndpoint
+    public var destination: IPEndpoint
     public var seq: SeqNumber
     public var ack: SeqNumber
     public var flags: TCPFlags
@@ -17,8 +19,10 @@ public struct TCPPacketSpec: Sendable {
     /// The urgent pointer (RFC 9293 §3.1), meaningful with URG set: the offset from `seq` of
     /// the byte after the urgent data (RFC 6093 §2).
     public var urgentPointer: UInt16 = 0
+    /// IPv6's flow label (RFC 6437), 20 bits; not written for IPv4.
+    public var flowLabel: UInt32 = 0
 
-    public init(source: IPv4Endpoint, destination: IPv4Endpoint, seq: SeqNumber = SeqNumber(0),
+    public init(source: IPEndpoint, destination: IPEndpoint, seq: SeqNumber = SeqNumber(0),
                 ack: SeqNumber = SeqNumber(0), flags: TCPFlags = .ack, window: UInt16 = 65535,
                 options: [TCPOption] = [], ttl: UInt8 = 64, identification: UInt16 = 0,
                 dontFragment: Bool = true, tos: UInt8 = 0) {
@@ -26,13 +30,22 @@ public struct TCPPacketSpec: Sendable {
         self.flags = flags; self.window = window; self.options = options; self.ttl = ttl
         self.identification = identification; self.dontFragment = dontFragment; self.tos = tos
     }
+    /// An IPv4 packet's spec.
+    public init(source: IPv4Endpoint, destination: IPv4Endpoint, seq: SeqNumber = SeqNumber(0),
+                ack: SeqNumber = SeqNumber(0), flags: TCPFlags = .ack, window: UInt16 = 65535,
+                options: [TCPOption] = [], ttl: UInt8 = 64, identification: UInt16 = 0,
+                dontFragment: Bool = true, tos: UInt8 = 0) {
+        self.init(source: IPEndpoint(source), destination: IPEndpoint(destination), seq: seq, ack: ack, flags: flags,
+                  window: window, options: options, ttl: ttl, identification: identification,
+                  dontFragment: dontFragment, tos: tos)
+    }
 
     /// Bytes the options take, padded to a multiple of 4.
     public var optionsLength: Int {
         let raw = options.reduce(0) { $0 + $1.encodedLength }
         return (raw + 3) & ~3
     }
-    public var headerLength: Int { IPv4Packet.minimumHeaderLength + TCPSegment.minimumHeaderLength + optionsLength }
+    public var headerLength: Int { source.family.headerLength + TCPSegment.minimumHeaderLength + optionsLength }
 }
 
 public enum TCPPacketBuilder {
@@ -40,10 +53,23 @@ public enum TCPPacketBuilder {
     public static let maximumOptionsLength = 40
 
     /// Writes the packet into `buffer` and returns its length, or nil when it does not fit
-    /// (in `buffer`, in 65535 bytes, or options longer than 40 bytes). Checksums are filled.
+    /// (in `buffer`, in 65535 bytes, or options longer than 40 bytes), or when its endpoints
+    /// are of different families. Checksums are filled.
     public static func write(_ spec: TCPPacketSpec, payload: UnsafeRawBufferPointer,
                              into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         guard spec.optionsLength <= maximumOptionsLength else { return nil }
+        let source: IPv4Address, destination: IPv4Address
+        switch (spec.source.address, spec.destination.address) {
+        case (.v4(let s), .v4(let d)): source = s; destination = d
+        case (.v6(let s), .v6(let d)):
+            var v6 = TCPIPv6PacketSpec(source: IPv6Endpoint(s, spec.source.port), destination: IPv6Endpoint(d, spec.destination.port),
+                                       seq: spec.seq, ack: spec.ack, flags: spec.flags, window: spec.window,
+                                       options: spec.options, hopLimit: spec.ttl, trafficClass: spec.tos,
+                                       flowLabel: spec.flowLabel)
+            v6.urgentPointer = spec.urgentPointer
+            return write(v6, payload: payload, into: buffer)
+        default: return nil
+        }
         let total = spec.headerLength + payload.count
         guard total <= buffer.count, total <= 65535 else { return nil }
         let ipLen = IPv4Packet.minimumHeaderLength
@@ -57,8 +83,8 @@ public enum TCPPacketBuilder {
         buffer[IP.ttl] = spec.ttl
         buffer[IP.proto] = 6
         buffer.setU16(IP.checksum, 0)
-        buffer.setU32(IP.source, spec.source.address.value)
-        buffer.setU32(IP.destination, spec.destination.address.value)
+        buffer.setU32(IP.source, source.value)
+        buffer.setU32(IP.destination, destination.value)
         writeTCP(sourcePort: spec.source.port, destinationPort: spec.destination.port, seq: spec.seq, ack: spec.ack,
                  flags: spec.flags, window: spec.window, urgentPointer: spec.urgentPointer, options: spec.options,
                  optionsLength: spec.optionsLength, payload: payload, at: ipLen, into: buffer)

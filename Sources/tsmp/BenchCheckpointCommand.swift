@@ -110,7 +110,7 @@ struct BenchCheckpointCommand: ParsableCommand {
             ]
             var natPort: UInt16 = 0
             for (k, var spec) in specs.enumerated() {
-                if k == 1 { spec.destination = IPv4Endpoint(engine.config.nat, natPort) }
+                if k == 1 { spec.destination = IPEndpoint(engine.config.nat, natPort) }
                 let n = bytes.withUnsafeMutableBytes { TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0), into: $0)! }
                 bytes.withUnsafeMutableBytes { _ = engine.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: Instant(nanoseconds: 1), generated: generated) }
                 // The SYN, rewritten in place, leaves from the flow's NAT port.

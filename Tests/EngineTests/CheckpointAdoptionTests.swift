@@ -76,7 +76,7 @@ struct CheckpointServiceAdoptionTests {
         c.handshake(h)
         let restarted = SpliceEngine(config: Lab.service())
         let checkpoints = h.engine.checkpoints()
-        #expect(checkpoints.map(\.original) == [IPEndpoint(endpoint(Lab.vip))])
+        #expect(checkpoints.map(\.original) == [endpoint(Lab.vip)])
         #expect(restarted.adopt(checkpoints, now: h.now).adopted == checkpoints.map(\.id))
         let packets = [
             c.device([.ack, .psh], seq: 1001, ack: 5001, payload: pattern(100)),
@@ -113,7 +113,7 @@ extension MigrationResumeTests {
         _ = try h.phoneConnects(cut: cut)
         #expect(h.report(mid)?.phase == .newDeviceConnected || h.report(mid)?.phase == .cacheDrained)
         #expect(flowFacts(h.engine.checkpoints()) == held)
-        #expect(h.engine.checkpoints().first?.freeze?.newDevice == IPEndpoint(MigrationLab.phone))
+        #expect(h.engine.checkpoints().first?.freeze?.newDevice == MigrationLab.phone)
         #expect(h.engine.checkpoints().first?.freeze?.newDeviceSentData == false)
     }
 
@@ -157,7 +157,7 @@ extension MigrationResumeTests {
         #expect(adoption.adopted == [h.flowID] && adoption.rollingBack == [h.flowID] && adoption.resetting.isEmpty)
         #expect(restarted.interruptedMigrationCount == 0 && restarted.activeMigrationCount == 1)
         // Another shard, to which the phone's own 4-tuple may hash, refuses it too.
-        #expect(adoption.newDeviceRefusals.map(\.address) == [MigrationLab.phoneAddress])
+        #expect(adoption.newDeviceRefusals.map(\.address) == [.v4(MigrationLab.phoneAddress)])
         let otherShard = SpliceEngine(config: MigrationLab.config())
         otherShard.refuseNewDevices(adoption.newDeviceRefusals)
         var stray = h.phoneSyn()
@@ -230,7 +230,7 @@ extension MigrationResumeTests {
         // Its result, after the restart: aborted, and why.
         let report = try #require(restarted.migrationReport(mid, now: h.now))
         #expect(report.phase == .aborted && report.flow == h.flowID && report.oldDevice == MigrationLab.laptop)
-        #expect(report.target.address == MigrationLab.phoneAddress && report.reason?.contains("new device had sent data") == true)
+        #expect(report.target.address == .v4(MigrationLab.phoneAddress) && report.reason?.contains("new device had sent data") == true)
         // Its id is not handed out again.
         let later = SpliceEngine(config: MigrationLab.config())
         _ = later.adopt(checkpoints, now: h.now)

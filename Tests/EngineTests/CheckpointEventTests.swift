@@ -35,7 +35,7 @@ extension MigrationResumeTests {
         let afterSplice = try readBack()
         #expect(afterSplice == h.engine.checkpoints())
         let spliced = try #require(afterSplice.first)
-        #expect(spliced.device == IPEndpoint(h.phone) && before.device != spliced.device)
+        #expect(spliced.device == h.phone && before.device != spliced.device)
         #expect(spliced.seqOffsetToServer != before.seqOffsetToServer)
 
         // A reset, then the flow's removal: "gone", and a restart adopts nothing.

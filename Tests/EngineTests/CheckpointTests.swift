@@ -13,39 +13,39 @@ import Wire
     /// One flow of each kind: plain, spliced by a migration (offsets, scales, lacks), in the
     /// kernel, service mode (original differs from the server), closing (FINs), and IPv6.
     static var kinds: [FlowCheckpoint] {
-        var plain = FlowCheckpoint(id: 1, device: IPEndpoint(endpoint("10.1.0.2:40000")), original: IPEndpoint(endpoint("10.2.0.2:8080")),
-                                   server: IPEndpoint(endpoint("10.2.0.2:8080")), natPort: 61_000, state: .established)
+        var plain = FlowCheckpoint(id: 1, device: endpoint("10.1.0.2:40000"), original: endpoint("10.2.0.2:8080"),
+                                   server: endpoint("10.2.0.2:8080"), natPort: 61_000, state: .established)
         plain.deviceSyn.mss = 1460; plain.deviceSyn.windowScale = 7; plain.deviceSyn.sackPermitted = true
         plain.serverSyn.mss = 1400; plain.serverSyn.timestamps = true; plain.serverSyn.ecn = true
         var spliced = plain
-        spliced.id = 2; spliced.device = IPEndpoint(endpoint("10.3.0.2:50000")); spliced.natPort = 61_001
+        spliced.id = 2; spliced.device = endpoint("10.3.0.2:50000"); spliced.natPort = 61_001
         spliced.seqOffsetToServer = SequenceOffset(delta: 0xFFFF_FF00); spliced.seqOffsetToDevice = SequenceOffset(delta: 7)
         spliced.tsOffsetToServer = 0x8000_0001; spliced.tsOffsetToDevice = 3
         spliced.streamStartToServer = SeqNumber(1_000_001); spliced.streamStartToDevice = SeqNumber(0xFFFF_FFFF)
         spliced.serverViewOfDeviceShift = 7; spliced.deviceShiftOverride = 0; spliced.deviceViewOfServerShift = 14
         spliced.deviceMSS = 1220; spliced.deviceLacksSACK = true; spliced.deviceLacksTimestamps = true; spliced.deviceLacksECN = true
         var kernel = plain
-        kernel.id = 3; kernel.natPort = 61_002; kernel.device = IPEndpoint(endpoint("10.1.0.2:40001")); kernel.inKernel = true
+        kernel.id = 3; kernel.natPort = 61_002; kernel.device = endpoint("10.1.0.2:40001"); kernel.inKernel = true
         var service = plain
-        service.id = 4; service.natPort = 61_003; service.original = IPEndpoint(endpoint("10.9.9.9:80"))
+        service.id = 4; service.natPort = 61_003; service.original = endpoint("10.9.9.9:80")
         var closing = plain
         closing.id = 5; closing.natPort = 61_004; closing.state = .halfClosed; closing.finToServer = SeqNumber(0)
-        closing.device = IPEndpoint(endpoint("10.1.0.2:40002"))
+        closing.device = endpoint("10.1.0.2:40002")
         let v6 = FlowCheckpoint(id: 6, device: IPEndpoint(string: "[2001:db8:1::2]:40000"), original: IPEndpoint(string: "[2001:db8:2::2]:443"),
                                 server: IPEndpoint(string: "[2001:db8:2::2]:443"), natPort: 61_005, state: .synSent)
         var migrating = plain
-        migrating.id = 7; migrating.natPort = 61_006; migrating.device = IPEndpoint(endpoint("10.1.0.2:40003"))
+        migrating.id = 7; migrating.natPort = 61_006; migrating.device = endpoint("10.1.0.2:40003")
         migrating.heldByMigration = true; migrating.migrationID = MigrationID(9)
-        migrating.migrationTarget = IPEndpoint(endpoint("10.3.0.2:0"))
+        migrating.migrationTarget = endpoint("10.3.0.2:0")
         var freeze = CheckpointedFreeze(forwardedToDeviceEnd: SeqNumber(0xFFFF_FF00), forwardedToServerEnd: SeqNumber(5),
                                         serverAckServerView: SeqNumber(6))
-        freeze.lastTSvalToServer = 77; freeze.serverFinSeq = SeqNumber(0x40); freeze.newDevice = IPEndpoint(endpoint("10.3.0.2:50000"))
+        freeze.lastTSvalToServer = 77; freeze.serverFinSeq = SeqNumber(0x40); freeze.newDevice = endpoint("10.3.0.2:50000")
         migrating.freeze = freeze
         // Across the wrap of the sequence space, longer than one record.
         migrating.held = HeldBytes(start: SeqNumber(0xFFFF_F000), bytes: (0..<(CheckpointCodec.maxHeldChunk + 4_160)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         var awaiting = plain
-        awaiting.id = 8; awaiting.natPort = 61_007; awaiting.device = IPEndpoint(endpoint("10.1.0.2:40004"))
-        awaiting.migrationID = MigrationID(11); awaiting.migrationTarget = IPEndpoint(endpoint("10.3.0.2:50001"))
+        awaiting.id = 8; awaiting.natPort = 61_007; awaiting.device = endpoint("10.1.0.2:40004")
+        awaiting.migrationID = MigrationID(11); awaiting.migrationTarget = endpoint("10.3.0.2:50001")
         return [plain, spliced, kernel, service, closing, v6, migrating, awaiting]
     }
 
@@ -234,7 +234,7 @@ extension MigrationResumeTests {
         let mine = try #require(h.engine.checkpoints().first)
         var samePort = mine
         samePort.id = FlowID(mine.id.rawValue + 1)
-        samePort.device = IPEndpoint(endpoint("10.1.0.9:1234"))
+        samePort.device = endpoint("10.1.0.9:1234")
         var sameTuple = mine
         sameTuple.id = FlowID(mine.id.rawValue + 2)
         sameTuple.natPort = mine.natPort + 1

@@ -133,8 +133,8 @@ func edited(_ packet: [UInt8], src: String? = nil, dst: String? = nil, seq: UInt
     let t = Int(b[0] & 0x0F) * 4
     func put32(_ o: Int, _ v: UInt32) { for k in 0..<4 { b[o + k] = UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32(k))) } }
     func put16(_ o: Int, _ v: UInt16) { b[o] = UInt8(v >> 8); b[o + 1] = UInt8(v & 0xFF) }
-    if let src { let e = endpoint(src); put32(12, e.address.value); put16(t, e.port) }
-    if let dst { let e = endpoint(dst); put32(16, e.address.value); put16(t + 2, e.port) }
+    if let src { let e = endpoint(src); put32(12, e.address.ipv4!.value); put16(t, e.port) }
+    if let dst { let e = endpoint(dst); put32(16, e.address.ipv4!.value); put16(t + 2, e.port) }
     if let seq { put32(t + 4, seq) }
     if let ack { put32(t + 8, ack) }
     if let sack {

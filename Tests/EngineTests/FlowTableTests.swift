@@ -9,7 +9,7 @@ import Wire
 @Suite("Flow table indexes")
 struct FlowTableTests {
     static func flow(_ i: Int) -> Flow {
-        Flow(id: FlowID(UInt64(i) + 1), device: IPv4Endpoint(IPv4Address(0x0A01_0000 + UInt32(i / 50_000)), UInt16(10_000 + i % 50_000)),
+        Flow(id: FlowID(UInt64(i) + 1), device: IPEndpoint(IPv4Address(0x0A01_0000 + UInt32(i / 50_000)), UInt16(10_000 + i % 50_000)),
              original: endpoint("10.2.0.2:80"), server: endpoint("10.2.0.2:80"), natPort: UInt16(1024 + i),
              state: .established, created: Instant(nanoseconds: 1), lastActivity: Instant(nanoseconds: 1))
     }
@@ -64,6 +64,8 @@ struct FlowTableTests {
 
     @Test("a flow record stays small (the slab's size per flow)")
     func recordSize() {
-        #expect(SpliceEngine.flowRecordBytes <= 192)
+        // 192 while endpoints were IPv4 only (8 bytes each); an endpoint of either family takes
+        // 20 bytes and 4 of padding, which the record fills with 4-byte fields: 240.
+        #expect(SpliceEngine.flowRecordBytes <= 240)
     }
 }

@@ -309,7 +309,7 @@ struct ICMPMigrationTests {
         let h = H.established(downloaded: cut, acked: cut)
         // The laptop's upload met a 1400-byte link behind the gateway.
         let upload = h.send(h.fromLaptop(at: 120, ack: cut, length: 1448))
-        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address, mtu: 1400),
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address.ipv4!, mtu: 1400),
                                         quoting: upload.bytes)
         let translated = h.send(error)
         #expect(translated.verdict == .forward)
@@ -335,16 +335,16 @@ struct ICMPMigrationTests {
         #expect(forwarded.verdict == .forward)
         let wire = try DecodedTCP4(forwarded.bytes)
         #expect(wire.seq == SeqNumber(h.l(120)) && wire.source == MigrationLab.nat)
-        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address, mtu: 1400),
+        let error = ICMPv4Builder.bytes(.fragmentationNeeded(from: address("10.9.0.1"), to: MigrationLab.nat.address.ipv4!, mtu: 1400),
                                         quoting: forwarded.bytes, quoteLength: 48)
         let out = h.send(error)
         #expect(out.verdict == .forward)
         var bytes = out.bytes
         try bytes.withUnsafeMutableBytes { buf in
             let m = try ICMPv4Message(validating: buf)
-            #expect(m.ip.destination == MigrationLab.phone.address && m.verifyChecksum && m.nextHopMTU == 1400)
+            #expect(.v4(m.ip.destination) == MigrationLab.phone.address && m.verifyChecksum && m.nextHopMTU == 1400)
             let q = try m.quotedTCP()
-            #expect(q.source == MigrationLab.phone && q.destination == MigrationLab.server)
+            #expect(IPEndpoint(q.source) == MigrationLab.phone && IPEndpoint(q.destination) == MigrationLab.server)
             #expect(q.seq == SeqNumber(h.p(0)))
         }
         // The quoted IP header is the phone's own, checksum included.

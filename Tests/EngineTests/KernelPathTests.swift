@@ -174,7 +174,7 @@ struct KernelPathTests {
         let h = try handedOver()
         h.engine.kernelPathLeft([h.flowID], now: h.now)
         let mid = try #require(try? h.startMigration().0.get())
-        #expect(h.engine.awaitedNewDevice(mid)?.target.address == MigrationLab.phoneAddress, "other shards route the SYN here")
+        #expect(h.engine.awaitedNewDevice(mid)?.target.address == .v4(MigrationLab.phoneAddress), "other shards route the SYN here")
         let syn = h.send(h.phoneSyn())
         #expect(syn.verdict == .consumed && syn.generated.isEmpty)
         #expect(h.engine.flowCount == 1, "not a flow of its own")

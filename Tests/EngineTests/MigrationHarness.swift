@@ -17,8 +17,22 @@ enum MigrationLab {
     static let laptopTTL: UInt8 = 63, serverTTL: UInt8 = 57, phoneTTL: UInt8 = 61
 
     static func config(limits: EngineLimits = EngineLimits()) -> EngineConfig {
-        EngineConfig(nat: address("10.2.0.1"), intercepts: [PortRange(9000, 9000)], limits: limits)
+        EngineConfig(nat: address("10.2.0.1"), nat6: address6("fd00:2::1"), intercepts: [PortRange(9000, 9000)], limits: limits)
     }
+}
+
+/// The migration lab's ends in one address family: a harness runs one script over either
+/// (`MigrationHarness(family:)`); the IPv6 lab mirrors the IPv4 one (fd00:N::2 for 10.N.0.2).
+struct LabEnds: Sendable {
+    var laptop: IPEndpoint, phone: IPEndpoint, server: IPEndpoint, nat: IPEndpoint
+    var phoneAddress: IPAddress
+
+    static let ipv4 = LabEnds(laptop: MigrationLab.laptop, phone: MigrationLab.phone, server: MigrationLab.server,
+                              nat: MigrationLab.nat, phoneAddress: .v4(MigrationLab.phoneAddress))
+    static let ipv6 = LabEnds(laptop: endpoint("[fd00:1::2]:40000"), phone: endpoint("[fd00:3::2]:50000"),
+                              server: endpoint("[fd00:2::2]:9000"), nat: endpoint("[fd00:2::1]:61000"),
+                              phoneAddress: ipAddress("fd00:3::2"))
+    static func of(_ family: IPFamily) -> LabEnds { family == .ipv4 ? ipv4 : ipv6 }
 }
 
 /// What one end offers in its SYN, laid out as Linux does (MSS, SACK-permitted, timestamps,
@@ -58,7 +72,7 @@ extension Outcome {
 }
 
 extension DecodedTCP4 {
-    var ipLength: Int { 20 + tcpHeaderLength + payload.count }
+    var ipLength: Int { source.family.headerLength + tcpHeaderLength + payload.count }
     var tcpHeaderLength: Int { 20 + options.reduce(0) { $0 + $1.encodedLength } }
 }
 
@@ -91,13 +105,17 @@ final class MigrationHarness {
     var phoneWindow: UInt16 = 502
 
     private(set) var flowID = FlowID(0)
+    /// The ends' addresses (IPv4 unless the harness was made for IPv6).
+    let lab: LabEnds
     /// The device the flow migrates to (`fromPhone`, `phoneSyn` and `segmentsToPhone` use it).
-    var phone = MigrationLab.phone
+    var phone: IPEndpoint
 
     init(laptop: EndOptions = .linux, server: EndOptions = .linux, phone: EndOptions = .linux,
          laptopISN: UInt32 = 1_000_000, serverISN: UInt32 = 3_000_000_000, phoneISN: UInt32 = 777_000,
          laptopClock: UInt32 = 7_000_000, serverClock: UInt32 = 400_000, phoneClock: UInt32 = 50,
-         limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil) {
+         limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil, family: IPFamily = .ipv4) {
+        lab = LabEnds.of(family)
+        self.phone = lab.phone
         var config = MigrationLab.config(limits: limits)
         config.kernelPath = kernelPath
         engine = SpliceEngine(config: config)
@@ -138,11 +156,12 @@ final class MigrationHarness {
     func advance(milliseconds: UInt64) { now = Instant(nanoseconds: now.nanoseconds + milliseconds * 1_000_000) }
 
     /// Starts migrating the flow to the phone's address; returns the result and what was generated.
-    func startMigration(to target: MigrationTarget = MigrationTarget(address: MigrationLab.phoneAddress),
+    func startMigration(to target: MigrationTarget? = nil,
                         deadline: Duration = .seconds(10), settleWait: Duration = .seconds(1),
                         flow: FlowID? = nil) throws -> (Result<MigrationID, MigrationRefusal>, [DecodedTCP4]) {
         generated.removeAll()
-        let r = engine.startMigration(flow: flow ?? flowID, to: target, deadline: deadline, settleWait: settleWait,
+        let r = engine.startMigration(flow: flow ?? flowID, to: target ?? MigrationTarget(address: lab.phoneAddress),
+                                      deadline: deadline, settleWait: settleWait,
                                       now: now, generated: generated)
         return (r, try (0..<generated.count).map { try DecodedTCP4(generated.bytes($0)) })
     }
@@ -176,7 +195,7 @@ final class MigrationHarness {
         var f = flags
         if length > 0 { f.insert(.psh) }
         let options = extraOptions + ts(originalTimestamps, &serverClock, echo: echo ?? (laptopClock &- 1))
-        return tcp4(src: MigrationLab.server, dst: MigrationLab.nat, flags: f, seq: seq ?? s(offset), ack: l(ack),
+        return tcp4(src: lab.server, dst: lab.nat, flags: f, seq: seq ?? s(offset), ack: l(ack),
                     window: window ?? serverWindow, options: options, payload: serverBytes(offset..<(offset + length)))
     }
 
@@ -188,7 +207,7 @@ final class MigrationHarness {
         var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(originalTimestamps, &laptopClock, echo: serverClock &- 1)
-        return tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: f, seq: l(offset), ack: s(ack),
+        return tcp4(src: lab.laptop, dst: lab.server, flags: f, seq: l(offset), ack: s(ack),
                     window: window ?? laptopWindow, options: options, payload: deviceBytes(offset..<(offset + length)))
     }
 
@@ -201,7 +220,7 @@ final class MigrationHarness {
         var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(phoneTimestamps, &phoneClock, echo: echo ?? (serverClock &- 1))
-        return tcp4(src: phone, dst: MigrationLab.server, flags: f, seq: p(offset), ack: s(ack),
+        return tcp4(src: phone, dst: lab.server, flags: f, seq: p(offset), ack: s(ack),
                     window: window ?? phoneWindow, options: options,
                     payload: deviceBytes((streamBase + offset)..<(streamBase + offset + length)))
     }
@@ -210,7 +229,7 @@ final class MigrationHarness {
     func phoneSyn() -> [UInt8] {
         let o = phoneOptions.syn(tsval: phoneClock)
         if phoneOptions.timestamps { phoneClock &+= 1 }
-        return tcp4(src: phone, dst: MigrationLab.server, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
+        return tcp4(src: phone, dst: lab.server, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
                     window: 64240, options: o, ttl: MigrationLab.phoneTTL)
     }
 
@@ -218,7 +237,7 @@ final class MigrationHarness {
 
     /// The three-way handshake with the realistic options; the flow ends established.
     func handshake(sourceLocation: SourceLocation = #_sourceLocation) {
-        let syn = tcp4(src: MigrationLab.laptop, dst: MigrationLab.server, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
+        let syn = tcp4(src: lab.laptop, dst: lab.server, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
                        seq: laptopISN, window: 64240,
                        options: laptopOptions.syn(tsval: laptopClock), ttl: MigrationLab.laptopTTL)
         if laptopOptions.timestamps { laptopClock &+= 1 }
@@ -228,14 +247,14 @@ final class MigrationHarness {
         if !laptopOptions.timestamps { serverSyn.timestamps = false }
         if laptopOptions.windowScale == nil { serverSyn.windowScale = nil }
         if !laptopOptions.sack { serverSyn.sack = false }
-        let synAck = tcp4(src: MigrationLab.server, dst: MigrationLab.nat,
+        let synAck = tcp4(src: lab.server, dst: lab.nat,
                           flags: serverOptions.ecn && laptopOptions.ecn ? [.syn, .ack, .ece] : [.syn, .ack], seq: serverISN,
                           ack: laptopISN &+ 1, window: 65160, options: serverSyn.syn(tsval: serverClock, tsecr: echo),
                           ttl: MigrationLab.serverTTL, dontFragment: serverDontFragment)
         if serverSyn.timestamps { serverClock &+= 1 }
         #expect(send(synAck).verdict == .forward, sourceLocation: sourceLocation)
         #expect(send(fromLaptop(at: 0, ack: 0)).verdict == .forward, sourceLocation: sourceLocation)
-        flowID = engine.flowSummaries(now: now).first { $0.device == MigrationLab.laptop }?.id ?? FlowID(0)
+        flowID = engine.flowSummaries(now: now).first { $0.device == lab.laptop }?.id ?? FlowID(0)
         #expect(summary?.state == .established, sourceLocation: sourceLocation)
     }
 
@@ -260,11 +279,11 @@ final class MigrationHarness {
                             laptop: EndOptions = .linux, server: EndOptions = .linux, phone: EndOptions = .linux,
                             laptopISN: UInt32 = 1_000_000, serverISN: UInt32 = 3_000_000_000, phoneISN: UInt32 = 777_000,
                             laptopClock: UInt32 = 7_000_000, serverClock: UInt32 = 400_000, phoneClock: UInt32 = 50,
-                            limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil,
+                            limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil, family: IPFamily = .ipv4,
                             sourceLocation: SourceLocation = #_sourceLocation) -> MigrationHarness {
         let h = MigrationHarness(laptop: laptop, server: server, phone: phone, laptopISN: laptopISN, serverISN: serverISN,
                                  phoneISN: phoneISN, laptopClock: laptopClock, serverClock: serverClock,
-                                 phoneClock: phoneClock, limits: limits, kernelPath: kernelPath)
+                                 phoneClock: phoneClock, limits: limits, kernelPath: kernelPath, family: family)
         h.handshake(sourceLocation: sourceLocation)
         let request = h.send(h.fromLaptop(at: 0, ack: 0, length: 120))
         #expect(request.verdict == .forward, sourceLocation: sourceLocation)

@@ -25,11 +25,12 @@ extension MigrationRollbackTests {
                 laptopClock: 0xFFFF_FFF8, serverClock: 0xFFFF_FFFA, phoneClock: 0xFFFF_FF00),
     ]
 
-    @Test("a whole migration with data both ways: each stream is exact, TSval never goes back at the server",
-          arguments: numbers)
-    func wholeMigration(_ n: Numbers) throws {
+    @Test("a whole migration with data both ways: each stream is exact, TSval never goes back at the server (IPv4, IPv6)",
+          arguments: numbers, IPFamily.allCases)
+    func wholeMigration(_ n: Numbers, _ family: IPFamily) throws {
         let h = H(laptopISN: n.laptopISN, serverISN: n.serverISN, phoneISN: n.phoneISN,
-                  laptopClock: n.laptopClock, serverClock: n.serverClock, phoneClock: n.phoneClock)
+                  laptopClock: n.laptopClock, serverClock: n.serverClock, phoneClock: n.phoneClock, family: family)
+        let lab = h.lab
         var laptop = StreamReceiver()   // the server's stream as the laptop got it
         var phone = StreamReceiver()    // ... as the phone got it
         var server = StreamReceiver()   // the device side's stream as the server got it
@@ -38,13 +39,13 @@ extension MigrationRollbackTests {
             var all = try o.packets()
             if o.verdict == .forward { all.append(try o.decoded) }
             for p in all {
-                if p.destination == MigrationLab.server {
+                if p.destination == lab.server {
                     towardServer.append(p)
                     if !p.payload.isEmpty { server.take(p, offset: deviceOffset(h, p.seq)) }
-                    #expect(p.source == MigrationLab.nat)
-                } else if p.destination == MigrationLab.laptop, !p.payload.isEmpty {
+                    #expect(p.source == lab.nat)
+                } else if p.destination == lab.laptop, !p.payload.isEmpty {
                     laptop.take(p, offset: h.serverOffset(p.seq))
-                } else if p.destination == MigrationLab.phone, !p.payload.isEmpty {
+                } else if p.destination == lab.phone, !p.payload.isEmpty {
                     phone.take(p, offset: h.serverOffset(p.seq))
                 }
                 #expect(p.checksumsValid)
@@ -57,7 +58,7 @@ extension MigrationRollbackTests {
 
         // Pause; the laptop's 80 bytes in flight reach the server; the server's last flight is cached.
         let (mid, start) = try h.migrate(settleWait: .milliseconds(500))
-        towardServer += start.filter { $0.destination == MigrationLab.server }
+        towardServer += start.filter { $0.destination == lab.server }
         try note(h.send(h.fromLaptop(at: 120, ack: 2 * 1448, length: 80)))
         for o in h.serverSends(3 * 1448, 5 * 1448, ack: 120) {
             #expect(o.verdict == .consumed)
@@ -100,7 +101,7 @@ extension MigrationRollbackTests {
         #expect(more.verdict == .forward)
         try note(more)
         let m = try more.decoded
-        #expect(m.destination == MigrationLab.phone && m.ack == SeqNumber(h.p(150)))
+        #expect(m.destination == lab.phone && m.ack == SeqNumber(h.p(150)))
         let tsOffset = try #require(h.internalFlow?.toServer.tsOffset)
         #expect(m.timestamp.map { $0.echoReply } == last &- tsOffset)
         try note(h.send(h.fromPhone(at: 150, ack: 6 * 1448, length: 100, streamBase: 200)))

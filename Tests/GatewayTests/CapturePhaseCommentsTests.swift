@@ -124,7 +124,7 @@ struct CapturePhaseCommentsTests {
         // Each on a packet of the flow: the laptop, the phone or the NAT side.
         let flowEnds = [laptop, phone, syn.source]
         for p in commented {
-            let ends = Array(p.frame.dropFirst(16)).withUnsafeBytes { HeaderPeek($0).ipv4TCP }
+            let ends = Array(p.frame.dropFirst(16)).withUnsafeBytes { HeaderPeek($0).tcpEndpoints }
             #expect(ends.map { flowEnds.contains($0.source) || flowEnds.contains($0.destination) } == true, "\(p.comments)")
         }
         #expect(comments.contains { $0.contains("cut offsets: to device 0 B, to server 0 B") })

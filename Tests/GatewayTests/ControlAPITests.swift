@@ -88,9 +88,9 @@ struct ControlAPITests {
         let listing = try await proxy.listing()
         await proxy.stop()
         let flow = try #require(listing.flows.first)
-        #expect(flow.device == IPv4Endpoint("10.1.0.2:40000"))
-        #expect(flow.original == IPv4Endpoint("10.2.0.2:8080"))
-        #expect(flow.nat == IPv4Endpoint("10.2.0.1:61000"))
+        #expect(flow.device == IPEndpoint("10.1.0.2:40000"))
+        #expect(flow.original == IPEndpoint("10.2.0.2:8080"))
+        #expect(flow.nat == IPEndpoint("10.2.0.1:61000"))
         #expect(flow.state == .synSent)
         #expect(listing.status.flows == 1 && listing.status.packetsForwarded == 1)
     }

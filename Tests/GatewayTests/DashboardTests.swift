@@ -28,7 +28,7 @@ struct DashboardTests {
             let server = endpoint("10.2.0.2:8080")
             var flows: [FlowSummary] = []
             for i: UInt16 in 1...3 {
-                let device = IPv4Endpoint(address("10.1.0.2"), 40000 + i), nat = IPv4Endpoint(address("10.2.0.1"), 62000 + i)
+                let device = IPEndpoint(address("10.1.0.2"), 40000 + i), nat = IPEndpoint(address("10.2.0.1"), 62000 + i)
                 let inKernel: Bool? = i == 2 ? true : nil
                 flows.append(FlowSummary(id: FlowID(UInt64(i)), device: device, original: server, nat: nat, server: server,
                                          state: .established, packetsToServer: 3, bytesToServer: 300, packetsToDevice: 5,

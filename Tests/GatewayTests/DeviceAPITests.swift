@@ -32,8 +32,8 @@ struct DeviceAPITests {
 
         func add(_ id: UInt64, device: String, original: String) {
             let summary = FlowSummary(
-                id: FlowID(id), device: IPv4Endpoint(device)!, original: IPv4Endpoint(original)!,
-                nat: IPv4Endpoint("10.2.0.1:62000")!, server: IPv4Endpoint(original)!, state: .established,
+                id: FlowID(id), device: IPEndpoint(device)!, original: IPEndpoint(original)!,
+                nat: IPEndpoint("10.2.0.1:62000")!, server: IPEndpoint(original)!, state: .established,
                 packetsToServer: 1, bytesToServer: 0, packetsToDevice: 1, bytesToDevice: 100, inFlightBytes: 0,
                 ageSeconds: 1, idleSeconds: 0, migration: nil, migrationPhase: nil)
             state.withLock { $0.flows.append(summary) }

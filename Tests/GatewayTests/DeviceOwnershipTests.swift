@@ -92,7 +92,7 @@ struct DeviceOwnershipTests {
             flows: nil, all: true, to: nil, retrieveFrom: try DeviceID(Self.bobPhone), deadlineSeconds: 1))
         #expect(answer.results.map(\.flow) == [5])
         #expect(lab.engine.state.withLock { s in s.started.map(\.0) } == [FlowID(5)])
-        #expect(lab.engine.state.withLock { s in s.started.first?.1.address } == IPv4Address(127, 0, 0, 2))
+        #expect(lab.engine.state.withLock { s in s.started.first?.1.address } == .v4(IPv4Address(127, 0, 0, 2)))
         phoneAgent.shutdown()
         await lab.stop()
     }

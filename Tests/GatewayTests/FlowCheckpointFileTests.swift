@@ -15,8 +15,8 @@ import Wire
     }
 
     func flow(_ id: UInt64) -> FlowCheckpoint {
-        FlowCheckpoint(id: FlowID(id), device: IPEndpoint(endpoint("10.1.0.2:\(10_000 + id % 50_000)")),
-                       original: IPEndpoint(endpoint("10.2.0.2:8080")), server: IPEndpoint(endpoint("10.2.0.2:8080")),
+        FlowCheckpoint(id: FlowID(id), device: endpoint("10.1.0.2:\(10_000 + id % 50_000)"),
+                       original: endpoint("10.2.0.2:8080"), server: endpoint("10.2.0.2:8080"),
                        natPort: UInt16(1024 + id % 60_000), state: .established)
     }
 

@@ -48,8 +48,8 @@ struct GatewayResumeNamespaceTests {
             plan.kernelPath = table
             let path = stateDirectory.path
             func flow(_ id: UInt64, port: UInt16, nat: UInt16) -> KernelPathFlow {
-                KernelPathFlow(id: FlowID(id), device: IPv4Endpoint(IPv4Address(10, 1, 0, 2), port),
-                               server: IPv4Endpoint(IPv4Address(10, 2, 0, 2), 80), nat: IPv4Endpoint(plan.nat, nat))
+                KernelPathFlow(id: FlowID(id), device: IPEndpoint(IPv4Address(10, 1, 0, 2), port),
+                               server: IPEndpoint(IPv4Address(10, 2, 0, 2), 80), nat: IPEndpoint(plan.nat, nat))
             }
             // A: in the kernel, and so recorded. B: in the kernel, in no checkpoint (the crash
             // came before its record). C: recorded in the kernel, its rewriting gone (a take-back
@@ -57,8 +57,8 @@ struct GatewayResumeNamespaceTests {
             let (a, b, c, d) = (flow(1, port: 40001, nat: 61001), flow(2, port: 40002, nat: 61002),
                                 flow(3, port: 40003, nat: 61003), flow(4, port: 40004, nat: 61004))
             @Sendable func checkpoint(_ f: KernelPathFlow, inKernel: Bool) -> FlowCheckpoint {
-                var c = FlowCheckpoint(id: f.id, device: IPEndpoint(f.device), original: IPEndpoint(f.server),
-                                       server: IPEndpoint(f.server), natPort: f.nat.port, state: .established)
+                var c = FlowCheckpoint(id: f.id, device: f.device, original: f.server,
+                                       server: f.server, natPort: f.nat.port, state: .established)
                 c.inKernel = inKernel
                 return c
             }

@@ -123,8 +123,8 @@ struct GatewaySetupNamespaceTests {
             var plan = samplePlan()
             let table = KernelPathTable(tunName: plan.tunName, uplink: plan.uplinkInterface, nat: plan.nat)
             plan.kernelPath = table
-            let flow = KernelPathFlow(id: FlowID(7), device: IPv4Endpoint("10.1.0.2:40000")!,
-                                      server: IPv4Endpoint("10.2.0.2:80")!, nat: IPv4Endpoint(plan.nat, 61_001))
+            let flow = KernelPathFlow(id: FlowID(7), device: IPEndpoint("10.1.0.2:40000")!,
+                                      server: IPEndpoint("10.2.0.2:80")!, nat: IPEndpoint(plan.nat, 61_001))
             let seen = try namespace.run { [plan] () throws -> (String, String, [KernelPathCounters], String, [String], String) in
                 let setup = GatewaySetup(plan: plan, stateDirectory: stateDirectory)
                 try setup.install()

@@ -8,10 +8,10 @@ import Wire
 @Suite struct KernelPathTableTests {
     let table = KernelPathTable(tunName: "tsmp0", uplink: "veth-up", nat: IPv4Address(10, 2, 0, 1))
     let flows = [
-        KernelPathFlow(id: FlowID(1), device: IPv4Endpoint("10.1.0.2:40000")!, server: IPv4Endpoint("10.2.0.2:80")!,
-                       nat: IPv4Endpoint("10.2.0.1:61001")!),
-        KernelPathFlow(id: FlowID(2), device: IPv4Endpoint("10.1.0.3:40001")!, server: IPv4Endpoint("10.2.0.2:80")!,
-                       nat: IPv4Endpoint("10.2.0.1:61002")!),
+        KernelPathFlow(id: FlowID(1), device: IPEndpoint("10.1.0.2:40000")!, server: IPEndpoint("10.2.0.2:80")!,
+                       nat: IPEndpoint("10.2.0.1:61001")!),
+        KernelPathFlow(id: FlowID(2), device: IPEndpoint("10.1.0.3:40001")!, server: IPEndpoint("10.2.0.2:80")!,
+                       nat: IPEndpoint("10.2.0.1:61002")!),
     ]
 
     @Test func theRulesetRewritesBothWaysAndLeavesTheTunAndControlSegmentsAlone() {

@@ -48,8 +48,8 @@ struct MigrationSVGTests {
     }
 
     static let report = MigrationReport(
-        id: MigrationID(4), flow: FlowID(9), oldDevice: IPv4Endpoint("10.1.0.2:40000")!,
-        target: MigrationTarget(address: IPv4Address(10, 3, 0, 2)), newDevice: IPv4Endpoint("10.3.0.2:50000"), phase: .spliced,
+        id: MigrationID(4), flow: FlowID(9), oldDevice: IPEndpoint("10.1.0.2:40000")!,
+        target: MigrationTarget(address: IPv4Address(10, 3, 0, 2)), newDevice: IPEndpoint("10.3.0.2:50000"), phase: .spliced,
         phases: [.init(phase: .requested, seconds: 0), .init(phase: .paused, seconds: 0.01), .init(phase: .oldDeviceCut, seconds: 0.02),
                  .init(phase: .newDeviceConnected, seconds: 0.5), .init(phase: .cacheDrained, seconds: 0.6), .init(phase: .spliced, seconds: 0.6)],
         cutOffsetToDevice: 10_000, cutOffsetToServer: 0, bytesCached: 2896, retransmissions: 0, timeouts: 0, reason: "a <reason> & \"quotes\"")

@@ -52,8 +52,8 @@ struct OperatorViewsTests {
         let first = try #require(all.events.first)
         #expect(all.events.count == 1 && all.cursor == "1" && all.lost == 0)
         #expect(first.event.kind == .flowNew && first.event.seq == 1)
-        #expect(first.event.device == IPv4Endpoint("10.1.0.2:40000"))
-        #expect(first.event.server == IPv4Endpoint("10.2.0.2:8080"))
+        #expect(first.event.device == IPEndpoint("10.1.0.2:40000"))
+        #expect(first.event.server == IPEndpoint("10.2.0.2:8080"))
         #expect(abs(first.time - Date().timeIntervalSince1970) < 30)
         #expect(idle.events.isEmpty && idle.cursor == "1")
         #expect(waited >= 0.45 && waited < 5)
@@ -67,8 +67,8 @@ struct OperatorViewsTests {
     }
 
     static func report(_ id: UInt64, _ phase: MigrationPhase, end: Double, cached: UInt64, reason: String? = nil) -> MigrationReport {
-        MigrationReport(id: MigrationID(id), flow: FlowID(id + 10), oldDevice: IPv4Endpoint("10.1.0.2:40000")!,
-                        target: MigrationTarget(address: IPv4Address(10, 3, 0, 2)), newDevice: phase == .spliced ? IPv4Endpoint("10.3.0.2:50000") : nil,
+        MigrationReport(id: MigrationID(id), flow: FlowID(id + 10), oldDevice: IPEndpoint("10.1.0.2:40000")!,
+                        target: MigrationTarget(address: IPv4Address(10, 3, 0, 2)), newDevice: phase == .spliced ? IPEndpoint("10.3.0.2:50000") : nil,
                         phase: phase, phases: [.init(phase: .requested, seconds: 0), .init(phase: .paused, seconds: 0.002),
                                                .init(phase: phase, seconds: end)],
                         cutOffsetToDevice: 2896, cutOffsetToServer: 120, bytesCached: cached, retransmissions: 0, timeouts: 0, reason: reason)
@@ -125,7 +125,7 @@ struct OperatorViewsTests {
             seq: 7, kind: .migrationPhase, nanoseconds: 1, flow: FlowID(3), migration: MigrationID(2), phase: .rolledBack, detail: "too late"))
         #expect(OperatorText.eventLine(event) == "01:02:03.456 [MIGRATION] migration 2 flow 3 rolled-back (too late)")
         let new = EventRecord(time: 0, shard: 0, event: JournalEvent(seq: 1, kind: .flowNew, nanoseconds: 1, flow: FlowID(3),
-                                                                    device: IPv4Endpoint("10.1.0.2:40000"), server: IPv4Endpoint("10.2.0.2:80")))
+                                                                    device: IPEndpoint("10.1.0.2:40000"), server: IPEndpoint("10.2.0.2:80")))
         #expect(OperatorText.eventLine(new) == "00:00:00.000 [NEW] flow 3 10.1.0.2:40000 -> 10.2.0.2:80")
     }
 

@@ -15,9 +15,9 @@ extension ShardedDataPlaneTests {
         let laptop = address("10.1.0.2"), phone = address("10.3.0.2")
         let count = 50
         // Every laptop SYN first, then each flow's handshake (the NAT side is told by the SYN-ACK's answer).
-        var natSides: [IPv4Endpoint: IPv4Endpoint] = [:]
+        var natSides: [IPEndpoint: IPEndpoint] = [:]
         for i in 0..<count {
-            let device = IPv4Endpoint(laptop, UInt16(40000 + i))
+            let device = IPEndpoint(laptop, UInt16(40000 + i))
             lab.queues[i % shards].enqueue(tcp4(src: device, dst: Self.server, flags: .syn, seq: 1000, options: [.maximumSegmentSize(1460)]))
         }
         for _ in 0..<300 {
@@ -31,9 +31,9 @@ extension ShardedDataPlaneTests {
             lab.queues[owner].enqueue(tcp4(src: Self.server, dst: nat, flags: [.syn, .ack], seq: 5000, ack: 1001,
                                            options: [.maximumSegmentSize(1460)]))
         }
-        var answered: [IPv4Endpoint] = []
+        var answered: [IPEndpoint] = []
         for _ in 0..<300 {
-            answered = lab.queues.flatMap(\.written).filter { $0.flags == [.syn, .ack] && $0.destination.address == laptop }.map(\.destination)
+            answered = lab.queues.flatMap(\.written).filter { $0.flags == [.syn, .ack] && $0.destination.address == .v4(laptop) }.map(\.destination)
             if answered.count == count { break }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -52,19 +52,19 @@ extension ShardedDataPlaneTests {
         // The phone connects once per flow, to the same server:port, its SYNs read on alternating queues.
         let phonePorts = (0..<count).map { UInt16(50000 + $0) }
         for (i, port) in phonePorts.enumerated() {
-            lab.queues[i % shards].enqueue(tcp4(src: IPv4Endpoint(phone, port), dst: Self.server, flags: .syn, seq: 77_000,
+            lab.queues[i % shards].enqueue(tcp4(src: IPEndpoint(phone, port), dst: Self.server, flags: .syn, seq: 77_000,
                                                 options: [.maximumSegmentSize(1460)]))
         }
         var synAcks: [UInt16: DecodedTCP4] = [:]
         for _ in 0..<300 where synAcks.count < count {
             for q in lab.queues {
-                for p in q.written where p.flags == [.syn, .ack] && p.destination.address == phone { synAcks[p.destination.port] = p }
+                for p in q.written where p.flags == [.syn, .ack] && p.destination.address == .v4(phone) { synAcks[p.destination.port] = p }
             }
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(synAcks.count == count, "the proxy answered \(synAcks.count) of the phone's \(count) SYNs")
         for (port, synAck) in synAcks {
-            lab.queues[Int(port) % shards].enqueue(tcp4(src: IPv4Endpoint(phone, port), dst: Self.server, flags: .ack, seq: 77_001,
+            lab.queues[Int(port) % shards].enqueue(tcp4(src: IPEndpoint(phone, port), dst: Self.server, flags: .ack, seq: 77_001,
                                                         ack: synAck.seq.rawValue &+ 1))
         }
         var reports: [MigrationReport] = []

@@ -75,7 +75,7 @@ struct ShardedDataPlaneTests {
         /// A device port (from `base` up) whose 4-tuple to the server hashes to `shard`.
         func port(hashingTo shard: Int, from device: IPv4Address, base: UInt16) -> UInt16 {
             var p = base
-            while plane.layout.shard(device: IPv4Endpoint(device, p), original: ShardedDataPlaneTests.server) != shard { p += 1 }
+            while plane.layout.shard(device: IPEndpoint(device, p), original: ShardedDataPlaneTests.server) != shard { p += 1 }
             return p
         }
 
@@ -91,7 +91,7 @@ struct ShardedDataPlaneTests {
 
         /// A flow of `device` spliced through the handshake, every packet fed to the wrong queue;
         /// returns the NAT endpoint the server saw.
-        func establish(_ device: IPv4Endpoint, owner: Int, feedTo wrong: Int) async throws -> IPv4Endpoint {
+        func establish(_ device: IPEndpoint, owner: Int, feedTo wrong: Int) async throws -> IPEndpoint {
             let s = ShardedDataPlaneTests.server
             queues[wrong].enqueue(tcp4(src: device, dst: s, flags: .syn, seq: 1000, options: [.maximumSegmentSize(1460)]))
             let syn = try await waitFor(owner, "the SYN toward the server") { $0.flags == .syn && $0.destination == s }
@@ -108,14 +108,14 @@ struct ShardedDataPlaneTests {
     func wrongQueue() async throws {
         let lab = try Lab(shards: 2)
         let laptop = address("10.1.0.2")
-        let device = IPv4Endpoint(laptop, lab.port(hashingTo: 1, from: laptop, base: 40000))
+        let device = IPEndpoint(laptop, lab.port(hashingTo: 1, from: laptop, base: 40000))
         let natSide = try await lab.establish(device, owner: 1, feedTo: 0)
         lab.queues[0].enqueue(tcp4(src: Self.server, dst: natSide, flags: [.ack, .psh], seq: 5001, ack: 1001, payload: Array("hello".utf8)))
         let data = try await lab.waitFor(1, "the server's data") { $0.payload == Array("hello".utf8) }
         let listing = await lab.plane.listing()
         await lab.stop()
         #expect(data.destination == device && data.source == Self.server && data.checksumsValid)
-        #expect(lab.plane.layout.shard(ofNATPort: natSide.port) == 1 && natSide.address == Self.nat)
+        #expect(lab.plane.layout.shard(ofNATPort: natSide.port) == 1 && natSide.address == .v4(Self.nat))
         #expect(lab.queues[0].written.isEmpty)
         #expect(listing.flows.count == 1 && listing.flows.first?.state == .established)
         #expect(listing.flows.first.map { lab.plane.layout.shard(of: $0.id) } == 1)
@@ -126,10 +126,10 @@ struct ShardedDataPlaneTests {
     func migrationAcrossShards() async throws {
         let lab = try Lab(shards: 2)
         let laptop = address("10.1.0.2"), phone = address("10.3.0.2")
-        let device = IPv4Endpoint(laptop, lab.port(hashingTo: 0, from: laptop, base: 40000))
+        let device = IPEndpoint(laptop, lab.port(hashingTo: 0, from: laptop, base: 40000))
         // A flow on each shard: ids name their shard.
         let natSide = try await lab.establish(device, owner: 0, feedTo: 1)
-        let other = IPv4Endpoint(laptop, lab.port(hashingTo: 1, from: laptop, base: 41000))
+        let other = IPEndpoint(laptop, lab.port(hashingTo: 1, from: laptop, base: 41000))
         _ = try await lab.establish(other, owner: 1, feedTo: 1)
         let flows = await lab.plane.listing().flows
         let flow = try #require(flows.first { $0.device == device })
@@ -152,7 +152,7 @@ struct ShardedDataPlaneTests {
         }
 
         // The phone's SYN and ACK arrive on shard 1's queue: shard 0 answers for the server.
-        let phoneEnd = IPv4Endpoint(phone, phonePort)
+        let phoneEnd = IPEndpoint(phone, phonePort)
         lab.queues[1].enqueue(tcp4(src: phoneEnd, dst: Self.server, flags: .syn, seq: 77_000, options: [.maximumSegmentSize(1460)]))
         let synAck = try await lab.waitFor(0, "the proxy's SYN-ACK to the phone") { $0.flags == [.syn, .ack] && $0.destination == phoneEnd }
         #expect(synAck.source == Self.server && synAck.ack.rawValue == 77_001)

@@ -184,7 +184,7 @@ import Wire
         try four.withUnsafeMutableBytes { buf in
             let packet = try TCPIPPacket(validating: buf)
             #expect(packet.family == .ipv4 && packet.ipHeaderLength == 20)
-            #expect(packet.source.description == "10.1.0.2:40000" && packet.destination.ipv4 == endpoint("10.2.0.2:80"))
+            #expect(packet.source.description == "10.1.0.2:40000" && packet.destination == endpoint("10.2.0.2:80"))
             #expect(packet.verifyChecksums() == nil && packet.tcp.flags == .syn)
         }
         try six.withUnsafeMutableBytes { buf in

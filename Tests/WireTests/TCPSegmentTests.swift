@@ -150,8 +150,8 @@ import Wire
             packet.setDestination(IPv4Endpoint(IPv4Address(2, 2, 2, 2), 7))
         }
         let d = try DecodedTCP4(p)
-        #expect(d.source == IPv4Endpoint(IPv4Address(1, 1, 1, 1), 6))
-        #expect(d.destination == IPv4Endpoint(IPv4Address(2, 2, 2, 2), 7))
+        #expect(d.source == IPEndpoint(IPv4Address(1, 1, 1, 1), 6))
+        #expect(d.destination == IPEndpoint(IPv4Address(2, 2, 2, 2), 7))
         #expect(d.seq == SeqNumber(3))
         #expect(d.ack == SeqNumber(4))
         #expect(d.window == 5)

@@ -49,9 +49,23 @@ import Wire
         #expect(d.description.hasSuffix("[raw fd02,eol] len 0 (bad tcp checksum)"))
     }
 
-    @Test func decodedTCP4ThrowsOnMalformedBytes() {
-        #expect(throws: WireError.truncated) { try DecodedTCP4(Array(Fixture.linuxSYN[0..<30])) }
-        #expect(throws: WireError.badVersion) { try DecodedTCP4(Fixture.linuxSYN6) }
+    @Test func decodedTCPThrowsOnMalformedBytes() {
+        #expect(throws: WireError.truncated) { try DecodedTCP(Array(Fixture.linuxSYN[0..<30])) }
+        var version5 = Fixture.linuxSYN
+        version5[0] = 0x55
+        #expect(throws: WireError.badVersion) { try DecodedTCP(version5) }
+        #expect(throws: WireError.truncated) { try DecodedTCP(Array(Fixture.linuxSYN6[0..<50])) }
+    }
+
+    @Test("DecodedTCP reads IPv6 too: hop limit as TTL, traffic class as TOS, the flow label")
+    func decodedTCPReadsIPv6() throws {
+        let d = try DecodedTCP(tcp6(src: "[fd00:1::2]:40000", dst: "[fd00:2::2]:80", flags: .syn, seq: 7,
+                                    hopLimit: 63, trafficClass: 0x2A, flowLabel: 0x12345))
+        #expect(d.source == endpoint("[fd00:1::2]:40000") && d.destination == endpoint("[fd00:2::2]:80"))
+        #expect(d.ttl == 63 && d.tos == 0x2A && d.flowLabel == 0x12345 && d.dontFragment && d.checksumsValid)
+        // And `tcp4` over IPv6 endpoints builds IPv6.
+        let built = try DecodedTCP(tcp4(src: endpoint("[fd00:1::2]:1"), dst: endpoint("[fd00:2::2]:2"), seq: 9, ttl: 9))
+        #expect(built.source.family == .ipv6 && built.ttl == 9 && built.seq == SeqNumber(9) && built.checksumsValid)
     }
 
     @Test func withTCP4ThrowsOnMalformedBytes() {

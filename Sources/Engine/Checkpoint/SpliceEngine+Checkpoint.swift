@@ -66,8 +66,8 @@ extension SpliceEngine {
     }
 
     func checkpoint(for flow: Flow) -> FlowCheckpoint {
-        var c = FlowCheckpoint(id: flow.id, device: IPEndpoint(flow.device), original: IPEndpoint(flow.original),
-                               server: IPEndpoint(flow.server), natPort: flow.natPort, state: flow.state)
+        var c = FlowCheckpoint(id: flow.id, device: flow.device, original: flow.original,
+                               server: flow.server, natPort: flow.natPort, state: flow.state)
         c.seqOffsetToServer = flow.toServer.seqOffset
         c.seqOffsetToDevice = flow.toDevice.seqOffset
         c.tsOffsetToServer = flow.toServer.tsOffset
@@ -89,20 +89,20 @@ extension SpliceEngine {
         if let mid = flow.migration, let m = migrations[mid], let freeze = m.freeze {
             c.heldByMigration = true
             c.migrationID = mid
-            c.migrationTarget = IPEndpoint(IPv4Endpoint(m.target.address, m.target.port ?? 0))
+            c.migrationTarget = IPEndpoint(m.target.address, m.target.port ?? 0)
             var z = CheckpointedFreeze(forwardedToDeviceEnd: freeze.forwardedToDeviceEnd,
                                        forwardedToServerEnd: freeze.forwardedToServerEnd,
                                        serverAckServerView: freeze.serverAckServerView)
             z.lastTSvalToServer = freeze.lastTSvalToServer
             z.serverFinSeq = freeze.serverFinSeq
             if let h = freeze.newDevice {
-                z.newDevice = IPEndpoint(h.endpoint)
+                z.newDevice = h.endpoint
                 z.newDeviceSentData = h.next.map { $0 != h.isn + 1 } ?? false
             }
             c.freeze = z
         } else if !migrations.isEmpty, let m = migrations.values.first(where: { $0.flowID == flow.id && $0.isAwaitingState }) {
             c.migrationID = m.id
-            c.migrationTarget = IPEndpoint(IPv4Endpoint(m.target.address, m.target.port ?? 0))
+            c.migrationTarget = IPEndpoint(m.target.address, m.target.port ?? 0)
         }
         return c
     }
@@ -135,9 +135,12 @@ extension SpliceEngine {
         var result = Adoption()
         adoptionRefusals = []
         for c in flows {
-            guard case .v4(let deviceAddress) = c.device.address, case .v4(let originalAddress) = c.original.address,
-                  case .v4(let serverAddress) = c.server.address else {
-                result.refused.append((id: c.id, reason: "IPv6 flows are not managed yet"))
+            guard c.device.family == c.original.family else {
+                result.refused.append((id: c.id, reason: "its device side mixes IPv4 and IPv6 (\(c.device) to \(c.original))"))
+                continue
+            }
+            guard config.natAddress(c.server.family) != nil else {
+                result.refused.append((id: c.id, reason: "an IPv6 flow, and this proxy has no IPv6 --nat address"))
                 continue
             }
             guard let local = shard.localID(global: c.id.rawValue) else {
@@ -148,8 +151,7 @@ extension SpliceEngine {
                 result.refused.append((id: c.id, reason: "the flow table is full"))
                 continue
             }
-            let device = IPv4Endpoint(deviceAddress, c.device.port)
-            let original = IPv4Endpoint(originalAddress, c.original.port)
+            let device = c.device, original = c.original
             guard table.slot(deviceKey: DeviceSideKey(device: device, original: original)) == nil,
                   table.slot(id: c.id) == nil else {
                 result.refused.append((id: c.id, reason: "a flow with its device 4-tuple or id is already here"))
@@ -159,7 +161,7 @@ extension SpliceEngine {
                 result.refused.append((id: c.id, reason: "NAT port \(c.natPort) is outside this shard's range or taken"))
                 continue
             }
-            var flow = Flow(id: c.id, device: device, original: original, server: IPv4Endpoint(serverAddress, c.server.port),
+            var flow = Flow(id: c.id, device: device, original: original, server: c.server,
                             natPort: c.natPort, state: c.state, created: now, lastActivity: now)
             flow.toServer.seqOffset = c.seqOffsetToServer
             flow.toDevice.seqOffset = c.seqOffsetToDevice

@@ -21,7 +21,7 @@ extension SpliceEngine {
     /// The interrupted migration's report, as if it had ended here: aborted (rolled back when it
     /// had not paused yet, so nothing had changed), with the reason (`tsmp migrations`, a device
     /// asking for it after the restart). Its id is not handed out again.
-    func reportInterrupted(_ c: FlowCheckpoint, device: IPv4Endpoint, now: Instant) {
+    func reportInterrupted(_ c: FlowCheckpoint, device: IPEndpoint, now: Instant) {
         guard let mid = c.migrationID, finishedMigrations[mid] == nil, migrations[mid] == nil,
               let local = shard.localID(global: mid.rawValue) else { return }
         nextMigrationID = max(nextMigrationID, local + 1)
@@ -42,7 +42,7 @@ extension SpliceEngine {
                 : "interrupted by the proxy's restart, and the checkpoint lacks what going back to the old device needs (format 1): the flow is reset on both sides"))
     }
 
-    func resetInterrupted(_ packet: TCPIPv4Packet, slot: Int, side: InterruptedSide, now: Instant,
+    func resetInterrupted(_ packet: TCPIPPacket, slot: Int, side: InterruptedSide, now: Instant,
                           generated: PacketBatch) -> Verdict {
         guard let flow = table[slot: slot] else { return .drop(.noFlow) }
         let tcp = packet.tcp

@@ -82,13 +82,13 @@ extension SpliceEngine {
 
     /// Whoever was to continue the flow of `c`'s migration: nothing continues it after the
     /// restart, so its sub-connection (or, not yet begun, its SYN) is refused for a while.
-    func refuseNewDevice(of c: FlowCheckpoint, original: IPv4Endpoint, now: Instant) {
+    func refuseNewDevice(of c: FlowCheckpoint, original: IPEndpoint, now: Instant) {
         let until = now + Self.restoredMigrationAllowed.nanoseconds
         let refusal: RefusedAfterRestart
-        if let d = c.freeze?.newDevice, case .v4(let address) = d.address {
-            refusal = RefusedAfterRestart(address: address, port: d.port, original: original, until: until)
-        } else if let t = c.migrationTarget, case .v4(let address) = t.address, address != IPv4Address(0) {
-            refusal = RefusedAfterRestart(address: address, port: t.port == 0 ? nil : t.port, original: original, until: until)
+        if let d = c.freeze?.newDevice {
+            refusal = RefusedAfterRestart(address: d.address, port: d.port, original: original, until: until)
+        } else if let t = c.migrationTarget, t.address != .v4(IPv4Address(0)) {
+            refusal = RefusedAfterRestart(address: t.address, port: t.port == 0 ? nil : t.port, original: original, until: until)
         } else {
             return
         }
@@ -132,7 +132,7 @@ extension SpliceEngine {
 
     /// A segment from a restored migration's new device (or, its port unknown, a SYN from its
     /// address to the flow's destination): answered with a RST and dropped.
-    func refuseAfterRestart(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict? {
+    func refuseAfterRestart(_ packet: TCPIPPacket, now: Instant, generated: PacketBatch) -> Verdict? {
         restartRefusals.removeAll { now >= $0.until }
         let src = packet.source, dst = packet.destination
         guard restartRefusals.contains(where: {
@@ -145,9 +145,9 @@ extension SpliceEngine {
 
 /// A new device whose sub-connection a restart ended (`SpliceEngine.refuseAfterRestart`).
 public struct RefusedAfterRestart: Sendable, Equatable {
-    public let address: IPv4Address
+    public let address: IPAddress
     /// Nil: the port was never named; SYNs from the address are refused.
     public let port: UInt16?
-    public let original: IPv4Endpoint
+    public let original: IPEndpoint
     public let until: Instant
 }

@@ -72,7 +72,7 @@ extension Migration {
     }
 
     /// A SYN from `source` to `original` is this migration's new device (its target).
-    func targets(_ source: IPv4Endpoint) -> Bool {
+    func targets(_ source: IPEndpoint) -> Bool {
         target.address == source.address && !target.awaitsPort && (target.port == nil || target.port == source.port)
     }
 }

@@ -98,7 +98,7 @@ struct AwaitingState: Sendable {
 struct Freeze: Sendable {
     /// Until when the cut waits for both directions to settle.
     let settleDeadline: Instant
-    let oldDevice: IPv4Endpoint
+    let oldDevice: IPEndpoint
     /// Server-space end of what was forwarded to the old device before the pause.
     let forwardedToDeviceEnd: SeqNumber
     /// Old-device-space end of what was forwarded to the server before the pause.

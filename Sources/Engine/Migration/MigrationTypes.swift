@@ -22,18 +22,23 @@ public enum MigrationPhase: String, Sendable, Codable, CaseIterable {
 
 /// Where a flow should go: the new device's address, and its source port when known.
 public struct MigrationTarget: Sendable, Codable, Hashable, CustomStringConvertible {
-    public var address: IPv4Address
+    public var address: IPAddress
     /// The new device's source port; nil: the first SYN from `address` to the flow's destination.
     public var port: UInt16?
     /// No SYN is claimed until `SpliceEngine.bindMigrationSourcePort` names the port: the MTR
     /// path (DESIGN §7), where the target's agent says which port it will connect from only
     /// after the cut offsets are known.
     public var awaitsPort: Bool
-    public init(address: IPv4Address, port: UInt16? = nil, awaitsPort: Bool = false) {
+    public init(address: IPAddress, port: UInt16? = nil, awaitsPort: Bool = false) {
         self.address = address; self.port = port; self.awaitsPort = awaitsPort && port == nil
     }
+    /// An IPv4 target.
+    public init(address: IPv4Address, port: UInt16? = nil, awaitsPort: Bool = false) {
+        self.init(address: .v4(address), port: port, awaitsPort: awaitsPort)
+    }
     public var description: String {
-        port.map { "\(address):\($0)" } ?? (awaitsPort ? "\(address):(port pending)" : address.description)
+        port.map { IPEndpoint(address, $0).description }
+            ?? (awaitsPort ? "\(IPEndpoint(address, 0).description.dropLast(2)):(port pending)" : address.description)
     }
 }
 
@@ -71,9 +76,9 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     }
     public var id: MigrationID
     public var flow: FlowID
-    public var oldDevice: IPv4Endpoint
+    public var oldDevice: IPEndpoint
     public var target: MigrationTarget
-    public var newDevice: IPv4Endpoint?
+    public var newDevice: IPEndpoint?
     public var phase: MigrationPhase
     public var phases: [PhaseTime]
     /// Bytes of the server's stream the old device received (the rest went to the new one).
@@ -88,7 +93,7 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     public var reason: String?
     public var isFinished: Bool { phase == .spliced || phase == .rolledBack || phase == .aborted }
 
-    public init(id: MigrationID, flow: FlowID, oldDevice: IPv4Endpoint, target: MigrationTarget, newDevice: IPv4Endpoint?,
+    public init(id: MigrationID, flow: FlowID, oldDevice: IPEndpoint, target: MigrationTarget, newDevice: IPEndpoint?,
                 phase: MigrationPhase, phases: [PhaseTime], cutOffsetToDevice: UInt64?, cutOffsetToServer: UInt64?,
                 bytesCached: UInt64, retransmissions: Int, timeouts: Int, reason: String?) {
         self.id = id; self.flow = flow; self.oldDevice = oldDevice; self.target = target; self.newDevice = newDevice

@@ -4,7 +4,7 @@ import Wire
 /// step 4): what its SYN offered and how its sequence space, clock and window scale map to
 /// the server's.
 struct NewDeviceHandshake: Sendable {
-    let endpoint: IPv4Endpoint
+    let endpoint: IPEndpoint
     let isn: SeqNumber
     let syn: SynOptions
     /// TTL and DF of the new device's SYN.
@@ -30,11 +30,11 @@ struct NewDeviceHandshake: Sendable {
     /// Last ack of the new device's data sent to it (to notice server progress).
     var lastAck: SeqNumber?
 
-    init(_ packet: TCPIPv4Packet) {
+    init(_ packet: TCPIPPacket) {
         endpoint = packet.source
         isn = packet.tcp.seq
         syn = SynOptions(packet.tcp.options, flags: packet.tcp.flags)
-        ip = EndIPHeader(packet.ip)
+        ip = EndIPHeader(packet)
         windowField = packet.tcp.window
         tsRecent = packet.tcp.options.timestamp?.value
     }
@@ -63,7 +63,7 @@ extension SpliceEngine {
         h.serverShift = scaling ? (f.serverSyn.windowScale ?? 0) : 0
         h.scaling = scaling
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && syn.timestamps
-        var mss = clampedTowardDevice(f.mssOfferedToNewDevice)
+        var mss = clampedTowardDevice(f.mssOfferedToNewDevice, family: h.endpoint.family)
         // Without timestamps of its own, its segments get the option on the way to the server
         // (`addTimestampTowardServer`): leave room for it.
         if f.deviceSyn.timestamps && f.serverSyn.timestamps && !syn.timestamps {

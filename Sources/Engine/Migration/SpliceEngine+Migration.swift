@@ -33,6 +33,12 @@ extension SpliceEngine {
         if flow.device.address == target.address && (target.port == nil || target.port == flow.device.port) {
             return .failure(.sameDevice(id))
         }
+        if target.address.family != flow.original.family {
+            // The new device's segments are rewritten in place, which cannot change a packet's
+            // family: a device on the other family reaches the service through its address of
+            // that family, a flow of its own.
+            return .failure(.unsupported(id, "the target \(target.address) is \(target.address.family == .ipv6 ? "IPv6" : "IPv4") and the flow's device side is \(flow.original.family == .ipv6 ? "IPv6" : "IPv4"): a migration keeps the device side's family"))
+        }
         if flow.kernelPath == .inKernel || flow.kernelPath == .leaving || kernelPathPending.contains(id) {
             return .failure(.unsupported(id, "the kernel still forwards it (take it back from the kernel path first)"))
         }
@@ -203,7 +209,7 @@ extension SpliceEngine {
     /// The SYN migration `id` waits for: from `target` (its port, once known) to `original`
     /// (the flow's destination as its device sees it). Nil once claimed, or when the migration
     /// is no longer running toward a new device.
-    public func awaitedNewDevice(_ id: MigrationID) -> (target: MigrationTarget, original: IPv4Endpoint)? {
+    public func awaitedNewDevice(_ id: MigrationID) -> (target: MigrationTarget, original: IPEndpoint)? {
         guard let m = migrations[id], let slot = table.slot(id: m.flowID), let flow = table[slot: slot] else { return nil }
         switch m.phase {
         case .awaitingState(let waiting): return waiting.pendingSyn == nil ? (m.target, flow.original) : nil

@@ -24,7 +24,7 @@ extension SpliceEngine {
             case .success:
                 if var syn = waiting.pendingSyn {
                     syn.withUnsafeMutableBytes { raw in
-                        if let packet = try? TCPIPv4Packet(validating: raw) { _ = claimMigrationSyn(packet, candidates: [mid], now: now, generated: generated) }
+                        if let packet = try? TCPIPPacket(validating: raw) { _ = claimMigrationSyn(packet, candidates: [mid], now: now, generated: generated) }
                     }
                 }
                 return

@@ -8,7 +8,7 @@ extension SpliceEngine {
     /// this engine decides (the lowest id waiting for it); with several, only the migration the
     /// data plane's arbiter assigned this SYN to may take it (`assignNewDeviceSyn`), so two
     /// shards never give one SYN to two migrations nor leave one waiting for a SYN another took.
-    func claimMigrationSyn(_ packet: TCPIPv4Packet, now: Instant, generated: PacketBatch) -> Verdict? {
+    func claimMigrationSyn(_ packet: TCPIPPacket, now: Instant, generated: PacketBatch) -> Verdict? {
         guard !migrations.isEmpty else { return nil }
         if shard.count > 1 {
             let key = DeviceSideKey(device: packet.source, original: packet.destination)
@@ -24,7 +24,7 @@ extension SpliceEngine {
     /// `device` to `original` to migration `id` of this engine: it is claimed for `id` alone.
     /// Ignored for a migration this engine does not run (the SYN is then a plain one). Either
     /// way the 4-tuple is this engine's until it announces it released it (`EngineEvent.released`).
-    public func assignNewDeviceSyn(device: IPv4Endpoint, original: IPv4Endpoint, to id: MigrationID) {
+    public func assignNewDeviceSyn(device: IPEndpoint, original: IPEndpoint, to id: MigrationID) {
         let key = DeviceSideKey(device: device, original: original)
         assignedKeys.insert(key)
         guard migrations[id] != nil else { return }
@@ -32,7 +32,7 @@ extension SpliceEngine {
     }
 
     /// Claims the SYN for the first of `candidates` that waits for it.
-    func claimMigrationSyn(_ packet: TCPIPv4Packet, candidates ids: [MigrationID], now: Instant, generated: PacketBatch) -> Verdict? {
+    func claimMigrationSyn(_ packet: TCPIPPacket, candidates ids: [MigrationID], now: Instant, generated: PacketBatch) -> Verdict? {
         let src = packet.source, dst = packet.destination
         // A migration not paused yet holds the SYN (the answer comes after the cut in any case).
         for mid in ids {
@@ -40,10 +40,10 @@ extension SpliceEngine {
                   let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
             if let held = waiting.pendingSyn {
                 // Another connection of the same device is another migration's new device.
-                let heldSource = held.withUnsafeBytes { HeaderPeek($0).ipv4TCP?.source }
+                let heldSource = held.withUnsafeBytes { HeaderPeek($0).tcpEndpoints?.source }
                 guard heldSource == src else { continue }
             } else {
-                waiting.pendingSyn = Array(UnsafeRawBufferPointer(packet.ip.bytes))
+                waiting.pendingSyn = Array(UnsafeRawBufferPointer(packet.datagram))
                 migrations[mid]?.phase = .awaitingState(waiting)
                 logger.info("new device connecting before the pause", metadata: ["migration.id": "\(mid)", "migration.new_device": "\(src)"])
             }
@@ -66,7 +66,7 @@ extension SpliceEngine {
     }
 
     /// A packet from the old or the new device of a migrating flow.
-    func migratingFromDevice(_ packet: TCPIPv4Packet, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
+    func migratingFromDevice(_ packet: TCPIPPacket, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
         guard let flow = table[slot: slot], let mid = flow.migration, let m = migrations[mid],
               let freeze = m.freeze else { return .consumed }
         if let h = freeze.newDevice, packet.source == h.endpoint {
@@ -116,7 +116,7 @@ extension SpliceEngine {
         return .forward
     }
 
-    private func fromNewDevice(_ packet: TCPIPv4Packet, slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) -> Verdict {
+    private func fromNewDevice(_ packet: TCPIPPacket, slot: Int, mid: MigrationID, now: Instant, generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         let flags = tcp.flags
         guard var m = migrations[mid], let h = m.newDevice else { return .consumed }
@@ -198,7 +198,7 @@ extension SpliceEngine {
     }
 
     /// A packet from the server of a migrating flow: cached and pre-acknowledged, not forwarded.
-    func migratingFromServer(_ packet: TCPIPv4Packet, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
+    func migratingFromServer(_ packet: TCPIPPacket, slot: Int, now: Instant, generated: PacketBatch) -> Verdict {
         let tcp = packet.tcp
         guard let before = table[slot: slot]?.toDevice, let mid = table[slot: slot]?.migration,
               migrations[mid]?.freeze != nil else { return .consumed }
@@ -284,10 +284,11 @@ extension SpliceEngine {
 
     /// Rewrites a device's segment toward the server while the proxy holds the flow frozen:
     /// NAT, the given sequence offset, the proxy's pre-ack and window 0, TSval shifted.
-    private func rewriteTowardServer(_ packet: TCPIPv4Packet, flow: Flow, seqOffset: SequenceOffset, tsOffset: UInt32, preAck: SeqNumber) {
+    private func rewriteTowardServer(_ packet: TCPIPPacket, flow: Flow, seqOffset: SequenceOffset, tsOffset: UInt32, preAck: SeqNumber) {
         let tcp = packet.tcp
-        packet.setSource(IPv4Endpoint(config.nat, flow.natPort))
+        packet.setSource(natEndpoint(flow))
         packet.setDestination(flow.server)
+        if case .v6(let p) = packet, p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
         tcp.setSeq(seqOffset.apply(tcp.seq))
         var flags = tcp.flags
         flags.insert(.ack)

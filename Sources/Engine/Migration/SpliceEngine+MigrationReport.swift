@@ -22,7 +22,7 @@ extension SpliceEngine {
         }
         let freeze = m.freeze
         return MigrationReport(
-            id: m.id, flow: m.flowID, oldDevice: freeze?.oldDevice ?? f?.device ?? IPv4Endpoint(config.nat, 0),
+            id: m.id, flow: m.flowID, oldDevice: freeze?.oldDevice ?? f?.device ?? IPEndpoint(config.nat, 0),
             target: m.target, newDevice: freeze?.newDevice?.endpoint, phase: m.reportedPhase,
             phases: m.phaseTimes.map { .init(phase: $0.0, seconds: secs($0.1)) },
             cutOffsetToDevice: cutToDevice, cutOffsetToServer: cutToServer, bytesCached: freeze?.bytesCached ?? 0,

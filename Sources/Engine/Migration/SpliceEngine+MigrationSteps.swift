@@ -93,7 +93,7 @@ extension SpliceEngine {
             options = TCPOption.alignedTimestamp(value: tsval, echoReply: f.toDevice.lastTSval ?? 0)
         }
         let window = WindowScale(from: ownShift, to: f.deviceWindowShift).translate(h.windowField)
-        emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
+        emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server,
                            seq: h.toServerOffset.apply(h.next ?? (h.isn + 1)),
                            ack: sender.finalSeq, flags: .ack, window: window, options: options, tos: f.dscpToServer)
                 .imitating(h.ip),
@@ -168,7 +168,7 @@ extension SpliceEngine {
         }
         // The device's window field in the scale the server applies (they differ after a migration).
         let window = WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow)
-        emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
+        emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server,
                            seq: f.toServer.seqOffset.apply(f.toServer.nextSeq ?? freeze.forwardedToServerEnd),
                            ack: sender.finalSeq, flags: .ack, window: window, options: options).imitating(f.deviceIP),
              generated: generated)
@@ -183,7 +183,7 @@ extension SpliceEngine {
     /// each receiver's RCV.NXT as last seen (RFC 5961 §3.2), the flow left to linger as reset.
     func abandon(slot: Int, mid: MigrationID, reason: String, now: Instant, generated: PacketBatch) {
         guard let f = table[slot: slot], var m = migrations[mid], let freeze = m.freeze else { return }
-        emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
+        emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server,
                            seq: freeze.serverAckServerView, flags: .rst, window: 0).imitating(f.deviceIP), generated: generated)
         emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice,
                            seq: f.toDevice.seqOffset.apply(m.cutOffsets?.toDevice ?? freeze.forwardedToDeviceEnd), flags: .rst, window: 0)

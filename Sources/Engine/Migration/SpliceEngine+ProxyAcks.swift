@@ -39,7 +39,7 @@ extension SpliceEngine {
             blocks += freeze.held.sackBlocks(latest: latest, limit: room - blocks.count)
             if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
         }
-        emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server, seq: seq,
+        emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server, seq: seq,
                            ack: preAckPoint(f, freeze), flags: .ack, window: 0, options: options, tos: f.dscpToServer)
                 .imitating(f.deviceIP),
              generated: generated)
@@ -143,7 +143,7 @@ extension SpliceEngine {
 
     /// Addressing of segments the emulated sender makes: destination, ack (the server's ack of
     /// that device's data, in its space), timestamps (server clock, device's recent), window.
-    private func towardDevice(_ f: Flow, _ m: Migration) -> (IPv4Endpoint, SeqNumber, (UInt32, UInt32)?, UInt16)? {
+    private func towardDevice(_ f: Flow, _ m: Migration) -> (IPEndpoint, SeqNumber, (UInt32, UInt32)?, UInt16)? {
         switch m.phase {
         case .rollingBack(let freeze, _, _):
             let ack = f.toDevice.highestAck ?? freeze.forwardedToServerEnd

@@ -30,7 +30,7 @@ extension SpliceEngine {
     static let probeTSvalAge: UInt32 = 1 << 30
 
     func sendStateProbes(_ flow: Flow, round: UInt8, generated: PacketBatch) {
-        let nat = IPv4Endpoint(config.nat, flow.natPort)
+        let nat = natEndpoint(flow)
         if round % 2 == 0 {
             // In the server's name to the device, in the device's name to the server.
             emit(guessedProbe(from: flow.original, to: flow.device, sender: flow.toDevice, receiver: flow.toServer,
@@ -56,14 +56,14 @@ extension SpliceEngine {
             return TCPPacketSpec(source: flow.original, destination: flow.device, seq: flow.streamStartToDevice + half,
                                  ack: flow.streamStartToServer, flags: .ack, window: 0).imitating(flow.serverIP)
         }
-        return TCPPacketSpec(source: IPv4Endpoint(config.nat, flow.natPort), destination: flow.server,
+        return TCPPacketSpec(source: natEndpoint(flow), destination: flow.server,
                              seq: flow.streamStartToServer + half, ack: flow.streamStartToDevice, flags: .ack,
                              window: 0).imitating(flow.deviceIP)
     }
 
     /// An ACK in `sender`'s name (`sender` is the direction it pretends to continue, `receiver`
     /// the direction the probed end sends), from the last-seen values however stale.
-    func guessedProbe(from source: IPv4Endpoint, to destination: IPv4Endpoint, sender: DirectionState,
+    func guessedProbe(from source: IPEndpoint, to destination: IPEndpoint, sender: DirectionState,
                       receiver: DirectionState, receiverShift: UInt8, timestamps: Bool) -> TCPPacketSpec {
         // The probed end's receive window as it last announced it.
         let window = UInt64(receiver.lastWindow) << UInt64(min(receiverShift, 14))

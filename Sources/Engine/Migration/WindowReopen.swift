@@ -96,7 +96,7 @@ extension SpliceEngine {
             }
             options = TCPOption.alignedTimestamp(value: value, echoReply: f.toDevice.lastTSval ?? 0)
         }
-        emit(TCPPacketSpec(source: IPv4Endpoint(config.nat, f.natPort), destination: f.server,
+        emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server,
                            seq: f.toServer.seqOffset.apply(next), ack: ack, flags: .ack,
                            window: WindowScale(from: f.currentDeviceShift, to: f.deviceWindowShift).translate(f.toServer.lastWindow),
                            options: options, tos: f.dscpToServer).imitating(f.deviceIP),
