@@ -16,11 +16,28 @@
 #include <netlink/attr.h>
 #include <netlink/socket.h>
 
+_Static_assert(TSMP_NL_AF_INET == AF_INET && TSMP_NL_AF_INET6 == AF_INET6, "address family constants");
+
+/* The family of a rule or route: AF_INET6, or AF_INET for anything else (0 included). */
+static int family_of(uint8_t f) { return f == AF_INET6 ? AF_INET6 : AF_INET; }
+static int max_prefix(int family) { return family == AF_INET6 ? 128 : 32; }
+static int all_zero(const uint8_t *b, size_t n) { for (size_t i = 0; i < n; i++) if (b[i]) return 0; return 1; }
+
+/* Whether the first LEN bits of A and B agree (IPv6 bytes). */
+static int prefix6_match(const uint8_t *a, const uint8_t *b, unsigned len) {
+    unsigned full = len / 8, rest = len % 8;
+    if (memcmp(a, b, full) != 0) return 0;
+    if (!rest) return 1;
+    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
 /* ---- routes ---- */
 
 static int route_msg(struct nl_sock *sk, int type, int flags, const struct tsmp_nl_route *r,
                      struct nl_msg **out) {
-    if (r->dst_len > 32) return -EINVAL;
+    int family = family_of(r->family);
+    if (r->dst_len > max_prefix(family)) return -EINVAL;
     int32_t oif = r->oif;
     if (oif == 0 && r->oif_name[0]) {
         char name[IFNAMSIZ];
@@ -29,8 +46,9 @@ static int route_msg(struct nl_sock *sk, int type, int flags, const struct tsmp_
         int e = tsmp_nl_link_get(sk, name, &oif, NULL, NULL);
         if (e < 0) return e;
     }
+    int has_gateway = family == AF_INET6 ? !all_zero(r->gateway6, 16) : r->gateway != 0;
     struct rtmsg rtm = {
-        .rtm_family = AF_INET,
+        .rtm_family = (uint8_t)family,
         .rtm_dst_len = r->dst_len,
         .rtm_table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC,
         .rtm_protocol = r->protocol,
@@ -42,13 +60,14 @@ static int route_msg(struct nl_sock *sk, int type, int flags, const struct tsmp_
     else if (rtm.rtm_type == RTN_LOCAL) rtm.rtm_scope = RT_SCOPE_HOST;
     else if (rtm.rtm_type == RTN_BLACKHOLE || rtm.rtm_type == RTN_UNREACHABLE || rtm.rtm_type == RTN_PROHIBIT)
         rtm.rtm_scope = RT_SCOPE_UNIVERSE;
-    else rtm.rtm_scope = r->gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    else rtm.rtm_scope = has_gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
     struct nl_msg *msg = tsmp_nl_new_msg(type, flags, &rtm, sizeof rtm);
     if (!msg) return -ENOMEM;
     uint32_t dst = htonl(r->dst), gw = htonl(r->gateway);
+    int v6 = family == AF_INET6;
     if (nla_put_u32(msg, RTA_TABLE, r->table) < 0
-        || (r->dst_len && nla_put(msg, RTA_DST, 4, &dst) < 0)
-        || (r->gateway && nla_put(msg, RTA_GATEWAY, 4, &gw) < 0)
+        || (r->dst_len && nla_put(msg, RTA_DST, v6 ? 16 : 4, v6 ? (const void *)r->dst6 : (const void *)&dst) < 0)
+        || (has_gateway && nla_put(msg, RTA_GATEWAY, v6 ? 16 : 4, v6 ? (const void *)r->gateway6 : (const void *)&gw) < 0)
         || (oif && nla_put_u32(msg, RTA_OIF, (uint32_t)oif) < 0)
         || (r->priority && nla_put_u32(msg, RTA_PRIORITY, r->priority) < 0)) {
         nlmsg_free(msg);
@@ -71,8 +90,8 @@ int tsmp_nl_route_delete(struct nl_sock *sk, const struct tsmp_nl_route *route) 
 }
 
 struct route_dump {
-    uint32_t table; uint8_t protocol;
-    int local_cover; uint32_t addr;   /* count only `local` routes covering addr */
+    uint8_t family; uint32_t table; uint8_t protocol;
+    int local_cover; uint32_t addr; uint8_t addr6[16];  /* count only `local` routes covering addr(6) */
     struct tsmp_nl_route *out; size_t capacity; size_t count;
 };
 
@@ -83,31 +102,40 @@ static int route_reply(struct nl_msg *msg, void *arg) {
     if (nlh->nlmsg_type != RTM_NEWROUTE || nlmsg_parse(nlh, sizeof(struct rtmsg), tb, RTA_MAX, NULL) < 0)
         return NL_SKIP;
     struct rtmsg *rtm = nlmsg_data(nlh);
-    if (rtm->rtm_family != AF_INET) return NL_SKIP;
+    int v6 = d->family == AF_INET6;
+    if (rtm->rtm_family != (v6 ? AF_INET6 : AF_INET)) return NL_SKIP;
     struct tsmp_nl_route r = {
+        .family = (uint8_t)rtm->rtm_family,
         .table = tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table,
-        .dst = tb[RTA_DST] ? ntohl(nla_get_u32(tb[RTA_DST])) : 0,
+        .dst = !v6 && tb[RTA_DST] ? ntohl(nla_get_u32(tb[RTA_DST])) : 0,
         .dst_len = rtm->rtm_dst_len,
         .protocol = rtm->rtm_protocol,
         .type = rtm->rtm_type,
         .scope = rtm->rtm_scope,
-        .gateway = tb[RTA_GATEWAY] ? ntohl(nla_get_u32(tb[RTA_GATEWAY])) : 0,
+        .gateway = !v6 && tb[RTA_GATEWAY] ? ntohl(nla_get_u32(tb[RTA_GATEWAY])) : 0,
         .priority = tb[RTA_PRIORITY] ? nla_get_u32(tb[RTA_PRIORITY]) : 0,
         .oif = tb[RTA_OIF] ? (int32_t)nla_get_u32(tb[RTA_OIF]) : 0,
     };
+    if (v6 && tb[RTA_DST] && nla_len(tb[RTA_DST]) == 16) memcpy(r.dst6, nla_data(tb[RTA_DST]), 16);
+    if (v6 && tb[RTA_GATEWAY] && nla_len(tb[RTA_GATEWAY]) == 16) memcpy(r.gateway6, nla_data(tb[RTA_GATEWAY]), 16);
     if (r.oif > 0 && !if_indextoname((unsigned)r.oif, r.oif_name)) r.oif_name[0] = 0;
     /* The kernel filters too when strict checking is on; older kernels send everything. */
     if ((d->table && r.table != d->table) || (d->protocol && r.protocol != d->protocol)) return NL_OK;
     if (d->local_cover) {
-        uint32_t mask = r.dst_len ? ~0u << (32 - r.dst_len) : 0;
-        if (r.type != RTN_LOCAL || (d->addr & mask) != (r.dst & mask)) return NL_OK;
+        if (r.type != RTN_LOCAL) return NL_OK;
+        if (v6) {
+            if (r.dst_len > 128 || !prefix6_match(d->addr6, r.dst6, r.dst_len)) return NL_OK;
+        } else {
+            uint32_t mask = r.dst_len ? ~0u << (32 - r.dst_len) : 0;
+            if ((d->addr & mask) != (r.dst & mask)) return NL_OK;
+        }
     }
     if (d->count < d->capacity) d->out[d->count] = r;
     d->count++;
     return NL_OK;
 }
 
-/* Dumps IPv4 routes into D, filtered by D's table and protocol. Returns 0 or -errno. */
+/* Dumps D's family's routes into D, filtered by D's table and protocol. Returns 0 or -errno. */
 static int dump_routes(struct nl_sock *sk, struct route_dump *d) {
     /* Strict checking lets the kernel filter by table and protocol (a full BGP table stays in
      * the kernel). It is switched on only for this dump: libnl's own requests send short
@@ -116,7 +144,7 @@ static int dump_routes(struct nl_sock *sk, struct route_dump *d) {
     int strict = setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &on, sizeof on) == 0;
     int r = 0;
     for (int tries = 0; tries < TSMP_NL_DUMP_TRIES; tries++) {
-        struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_protocol = d->protocol };
+        struct rtmsg rtm = { .rtm_family = (uint8_t)family_of(d->family), .rtm_protocol = d->protocol };
         struct nl_msg *msg = tsmp_nl_new_msg(RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof rtm);
         if (!msg || (d->table && nla_put_u32(msg, RTA_TABLE, d->table) < 0)) { nlmsg_free(msg); r = -ENOMEM; break; }
         d->count = 0;
@@ -127,16 +155,17 @@ static int dump_routes(struct nl_sock *sk, struct route_dump *d) {
     return r == -ENOENT ? 0 : r;
 }
 
-int tsmp_nl_route_list(struct nl_sock *sk, uint32_t table, uint8_t protocol,
+int tsmp_nl_route_list(struct nl_sock *sk, uint8_t family, uint32_t table, uint8_t protocol,
                        struct tsmp_nl_route *out, size_t capacity) {
-    struct route_dump d = { .table = table, .protocol = protocol, .out = out, .capacity = capacity };
+    struct route_dump d = { .family = (uint8_t)family_of(family), .table = table, .protocol = protocol,
+                            .out = out, .capacity = capacity };
     int r = dump_routes(sk, &d);
     return r < 0 ? r : (int)d.count;
 }
 
 /* ---- ownership ---- */
 
-struct addr_search { uint32_t addr; int found; };
+struct addr_search { int family; uint32_t addr; uint8_t addr6[16]; int found; };
 
 static int addr_reply(struct nl_msg *msg, void *arg) {
     struct nlmsghdr *nlh = nlmsg_hdr(msg);
@@ -146,14 +175,17 @@ static int addr_reply(struct nl_msg *msg, void *arg) {
         return NL_SKIP;
     struct ifaddrmsg *ifa = nlmsg_data(nlh);
     struct nlattr *local = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
-    if (ifa->ifa_family == AF_INET && local && nla_len(local) == 4 && ntohl(nla_get_u32(local)) == s->addr)
+    if (s->family == AF_INET && ifa->ifa_family == AF_INET && local && nla_len(local) == 4
+        && ntohl(nla_get_u32(local)) == s->addr)
+        s->found = 1;
+    if (s->family == AF_INET6 && ifa->ifa_family == AF_INET6 && local && nla_len(local) == 16
+        && memcmp(nla_data(local), s->addr6, 16) == 0)
         s->found = 1;
     return NL_OK;
 }
 
-int tsmp_nl_addr_is_local(struct nl_sock *sk, uint32_t addr) {
-    struct ifaddrmsg ifa = { .ifa_family = AF_INET };
-    struct addr_search s = { .addr = addr };
+static int addr_is_local(struct nl_sock *sk, struct addr_search s) {
+    struct ifaddrmsg ifa = { .ifa_family = (uint8_t)s.family };
     int r = 0;
     for (int tries = 0; tries < TSMP_NL_DUMP_TRIES; tries++) {
         struct nl_msg *msg = tsmp_nl_new_msg(RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof ifa);
@@ -164,16 +196,29 @@ int tsmp_nl_addr_is_local(struct nl_sock *sk, uint32_t addr) {
     if (r < 0) return r;
     if (s.found) return 1;
     /* Also `local` routes not tied to an interface address (ip route add local PREFIX dev lo). */
-    struct route_dump d = { .table = RT_TABLE_LOCAL, .local_cover = 1, .addr = addr };
+    struct route_dump d = { .family = (uint8_t)s.family, .table = RT_TABLE_LOCAL, .local_cover = 1, .addr = s.addr };
+    memcpy(d.addr6, s.addr6, 16);
     r = dump_routes(sk, &d);
     return r < 0 ? r : d.count > 0;
+}
+
+int tsmp_nl_addr_is_local(struct nl_sock *sk, uint32_t addr) {
+    struct addr_search s = { .family = AF_INET, .addr = addr };
+    return addr_is_local(sk, s);
+}
+
+int tsmp_nl_addr6_is_local(struct nl_sock *sk, const uint8_t *addr) {
+    struct addr_search s = { .family = AF_INET6 };
+    memcpy(s.addr6, addr, 16);
+    return addr_is_local(sk, s);
 }
 
 /* ---- rules ---- */
 
 static struct nl_msg *rule_msg(int type, int flags, const struct tsmp_nl_rule *r) {
+    int v6 = family_of(r->family) == AF_INET6;
     struct fib_rule_hdr frh = {
-        .family = AF_INET,
+        .family = v6 ? AF_INET6 : AF_INET,
         .dst_len = (r->has_dst || r->dst_len) ? r->dst_len : 0,
         .table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC,
         .action = r->action ? r->action : FR_ACT_TO_TBL,
@@ -187,7 +232,7 @@ static struct nl_msg *rule_msg(int type, int flags, const struct tsmp_nl_rule *r
     iif[IFNAMSIZ - 1] = 0;
     if (nla_put_u32(msg, FRA_PRIORITY, r->priority) < 0
         || (r->table && nla_put_u32(msg, FRA_TABLE, r->table) < 0)
-        || ((r->has_dst || r->dst_len) && nla_put(msg, FRA_DST, 4, &dst) < 0)
+        || ((r->has_dst || r->dst_len) && nla_put(msg, FRA_DST, v6 ? 16 : 4, v6 ? (const void *)r->dst6 : (const void *)&dst) < 0)
         || (iif[0] && nla_put_string(msg, FRA_IIFNAME, iif) < 0)
         || (r->protocol && nla_put_u8(msg, FRA_PROTOCOL, r->protocol) < 0)
         || (r->ip_proto && nla_put_u8(msg, FRA_IP_PROTO, r->ip_proto) < 0)
@@ -200,13 +245,13 @@ static struct nl_msg *rule_msg(int type, int flags, const struct tsmp_nl_rule *r
 }
 
 int tsmp_nl_rule_add(struct nl_sock *sk, const struct tsmp_nl_rule *rule) {
-    if (rule->dst_len > 32) return -EINVAL;
+    if (rule->dst_len > max_prefix(family_of(rule->family))) return -EINVAL;
     struct nl_msg *msg = rule_msg(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, rule);
     return msg ? tsmp_nl_request(sk, msg, NULL, NULL) : -ENOMEM;
 }
 
 int tsmp_nl_rule_delete(struct nl_sock *sk, const struct tsmp_nl_rule *rule) {
-    if (rule->dst_len > 32) return -EINVAL;
+    if (rule->dst_len > max_prefix(family_of(rule->family))) return -EINVAL;
     struct nl_msg *msg = rule_msg(RTM_DELRULE, 0, rule);
     return msg ? tsmp_nl_request(sk, msg, NULL, NULL) : -ENOMEM;
 }
@@ -216,7 +261,7 @@ static int set_u32(const struct nlattr *a) {
     return a && nla_get_u32((struct nlattr *)a) != UINT32_MAX;
 }
 
-struct rule_dump { struct tsmp_nl_rule *out; size_t capacity; size_t count; };
+struct rule_dump { int family; struct tsmp_nl_rule *out; size_t capacity; size_t count; };
 
 static int rule_reply(struct nl_msg *msg, void *arg) {
     struct nlmsghdr *nlh = nlmsg_hdr(msg);
@@ -225,11 +270,13 @@ static int rule_reply(struct nl_msg *msg, void *arg) {
     if (nlh->nlmsg_type != RTM_NEWRULE || nlmsg_parse(nlh, sizeof(struct fib_rule_hdr), tb, FRA_MAX, NULL) < 0)
         return NL_SKIP;
     struct fib_rule_hdr *frh = nlmsg_data(nlh);
-    if (frh->family != AF_INET) return NL_SKIP;
+    if (frh->family != d->family) return NL_SKIP;
+    int v6 = d->family == AF_INET6;
     struct tsmp_nl_rule r = {
+        .family = frh->family,
         .priority = tb[FRA_PRIORITY] ? nla_get_u32(tb[FRA_PRIORITY]) : 0,
         .table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table,
-        .dst = tb[FRA_DST] ? ntohl(nla_get_u32(tb[FRA_DST])) : 0,
+        .dst = !v6 && tb[FRA_DST] ? ntohl(nla_get_u32(tb[FRA_DST])) : 0,
         .dst_len = frh->dst_len,
         .has_dst = tb[FRA_DST] != NULL,
         .action = frh->action,
@@ -241,6 +288,7 @@ static int rule_reply(struct nl_msg *msg, void *arg) {
         r.dport_start = p->start;
         r.dport_end = p->end;
     }
+    if (v6 && tb[FRA_DST] && nla_len(tb[FRA_DST]) == 16) memcpy(r.dst6, nla_data(tb[FRA_DST]), 16);
     if (tb[FRA_IIFNAME]) nla_strlcpy(r.iif, tb[FRA_IIFNAME], sizeof r.iif);
     /* "fwmark 0/MASK" is modelled; any other mark selector is not. */
     int mark_clear = tb[FRA_FWMARK] && nla_get_u32(tb[FRA_FWMARK]) == 0 && tb[FRA_FWMASK] && nla_get_u32(tb[FRA_FWMASK]) != 0;
@@ -254,11 +302,11 @@ static int rule_reply(struct nl_msg *msg, void *arg) {
     return NL_OK;
 }
 
-int tsmp_nl_rule_list(struct nl_sock *sk, struct tsmp_nl_rule *out, size_t capacity) {
-    struct rule_dump d = { .out = out, .capacity = capacity };
+int tsmp_nl_rule_list(struct nl_sock *sk, uint8_t family, struct tsmp_nl_rule *out, size_t capacity) {
+    struct rule_dump d = { .family = family_of(family), .out = out, .capacity = capacity };
     int r = 0;
     for (int tries = 0; tries < TSMP_NL_DUMP_TRIES; tries++) {
-        struct fib_rule_hdr frh = { .family = AF_INET };
+        struct fib_rule_hdr frh = { .family = (uint8_t)d.family };
         struct nl_msg *msg = tsmp_nl_new_msg(RTM_GETRULE, NLM_F_DUMP, &frh, sizeof frh);
         if (!msg) return -ENOMEM;
         d.count = 0;

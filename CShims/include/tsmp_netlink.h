@@ -8,7 +8,9 @@
  * Thin on purpose: every function does one rtnetlink request and returns 0 (or a count, or a
  * boolean as 1/0) on success and the kernel's -errno on failure, untranslated (libnl folds
  * errnos into its own NLE_ codes; these functions hand back what the kernel said).
- * IPv4 addresses are passed in host byte order. A socket is used by one thread at a time. */
+ * IPv4 addresses are passed in host byte order, IPv6 ones as their 16 bytes (network order).
+ * Rules and routes carry their family: AF_INET (0 reads as AF_INET) or AF_INET6.
+ * A socket is used by one thread at a time. */
 
 struct nl_sock;
 
@@ -22,10 +24,14 @@ enum {
     TSMP_NL_RTN_UNICAST = 1,        /* RTN_UNICAST */
     TSMP_NL_RTN_LOCAL = 2,          /* RTN_LOCAL */
     TSMP_NL_IFF_UP = 1,             /* IFF_UP */
+    TSMP_NL_AF_INET = 2,            /* AF_INET */
+    TSMP_NL_AF_INET6 = 10,          /* AF_INET6 (Linux) */
 };
 
-/* A policy rule (`ip rule`), IPv4 only. Zero means "not set" for every optional field. */
+/* A policy rule (`ip rule`). Zero means "not set" for every optional field. */
 struct tsmp_nl_rule {
+    uint8_t family;             /* AF_INET (or 0) / AF_INET6 */
+    uint8_t dst6[16];           /* FRA_DST of an AF_INET6 rule */
     uint32_t priority;          /* FRA_PRIORITY ("pref"), always sent */
     uint32_t table;             /* FRA_TABLE ("lookup") */
     uint32_t dst;               /* FRA_DST, host order, used when dst_len > 0 or has_dst */
@@ -41,8 +47,11 @@ struct tsmp_nl_rule {
     char iif[TSMP_NL_IFNAMSIZ]; /* FRA_IIFNAME, "" = any */
 };
 
-/* A route (`ip route`), IPv4 only. */
+/* A route (`ip route`). */
 struct tsmp_nl_route {
+    uint8_t family;             /* AF_INET (or 0) / AF_INET6 */
+    uint8_t dst6[16];           /* RTA_DST of an AF_INET6 route */
+    uint8_t gateway6[16];       /* RTA_GATEWAY of an AF_INET6 route, all zero = none */
     uint32_t table;             /* RTA_TABLE */
     uint32_t dst;               /* RTA_DST, host order */
     uint8_t dst_len;            /* 0 = default */
@@ -75,21 +84,23 @@ int tsmp_nl_addr_delete(struct nl_sock *sk, const char *link, uint32_t addr, uin
 /* 1 if ADDR is the gateway's own (on an interface, or covered by a `local` route in table
  * local), 0 if not. */
 int tsmp_nl_addr_is_local(struct nl_sock *sk, uint32_t addr);
+/* The same for an IPv6 address (its 16 bytes). */
+int tsmp_nl_addr6_is_local(struct nl_sock *sk, const uint8_t *addr);
 
 /* Adds (fails with -EEXIST if present) or deletes a route. Delete matches any scope. */
 int tsmp_nl_route_add(struct nl_sock *sk, const struct tsmp_nl_route *route);
 int tsmp_nl_route_delete(struct nl_sock *sk, const struct tsmp_nl_route *route);
-/* Lists IPv4 routes of TABLE (0: all tables) with PROTOCOL (0: any), filtered in the kernel
+/* Lists FAMILY's routes of TABLE (0: all tables) with PROTOCOL (0: any), filtered in the kernel
  * when it supports strict dump checks. Writes at most CAPACITY and returns how many matched
  * (call again with a larger buffer if that exceeds CAPACITY). */
-int tsmp_nl_route_list(struct nl_sock *sk, uint32_t table, uint8_t protocol,
+int tsmp_nl_route_list(struct nl_sock *sk, uint8_t family, uint32_t table, uint8_t protocol,
                        struct tsmp_nl_route *out, size_t capacity);
 
 /* Adds (fails with -EEXIST if an identical rule exists) or deletes a policy rule. */
 int tsmp_nl_rule_add(struct nl_sock *sk, const struct tsmp_nl_rule *rule);
 int tsmp_nl_rule_delete(struct nl_sock *sk, const struct tsmp_nl_rule *rule);
-/* Lists IPv4 policy rules in priority order; returns the count as tsmp_nl_route_list does. */
-int tsmp_nl_rule_list(struct nl_sock *sk, struct tsmp_nl_rule *out, size_t capacity);
+/* Lists FAMILY's policy rules in priority order; returns the count as tsmp_nl_route_list does. */
+int tsmp_nl_rule_list(struct nl_sock *sk, uint8_t family, struct tsmp_nl_rule *out, size_t capacity);
 
 /* Moves the calling thread (only it) into the network namespace at PATH (/run/netns/NAME)
  * and checks that it arrived there. */

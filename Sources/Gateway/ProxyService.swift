@@ -142,7 +142,7 @@ public struct ProxyService {
         do {
             // With offloads each TUN queue takes its packets back (super-segments stay whole);
             // without, a raw socket per queue sends each wire packet.
-            for t in tuns { queues.append((t, options.offload ? t : try RawSocketDevice())) }
+            for t in tuns { queues.append((t, options.offload ? t : try RawSocketDevice(enableIPv6: options.engine.nat6 != nil))) }
             writer = try options.capturePath.map { try PcapFileWriter(path: $0, format: .pcapng) }
         } catch {
             throw Failure(description: "\(error)")
@@ -307,8 +307,8 @@ public struct ProxyService {
 
     func plan(tunName: String) -> GatewayPlan {
         GatewayPlan(tunName: tunName, deviceInterfaces: options.devices, uplinkInterface: options.uplink,
-                    nat: options.engine.nat, natPorts: options.engine.natPorts,
-                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.compactMap(\.vip.ipv4),
+                    nat: options.engine.nat, nat6: options.engine.nat6, natPorts: options.engine.natPorts,
+                    interceptPorts: options.engine.intercepts, serviceAddresses: options.engine.services.map(\.vip),
                     tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil,
                     tunMTU: options.reassemble ? ReassemblyTable.tunMTU : nil,
                     kernelPath: options.engine.kernelPath == nil ? nil

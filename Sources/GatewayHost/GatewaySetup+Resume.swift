@@ -115,6 +115,7 @@ extension GatewayPlan {
         if a.deviceInterfaces != b.deviceInterfaces { names.append("device interfaces") }
         if a.uplinkInterface != b.uplinkInterface { names.append("uplink") }
         if a.nat != b.nat { names.append("NAT address") }
+        if a.nat6 != b.nat6 { names.append("IPv6 NAT address") }
         if a.natPorts != b.natPorts { names.append("NAT ports") }
         if a.interceptPorts != b.interceptPorts { names.append("intercepted ports") }
         if a.serviceAddresses != b.serviceAddresses { names.append("services") }

@@ -196,8 +196,8 @@ public final class GatewaySetup {
             throw GatewaySetupError.refused("route table \(plan.table) is already in use (\(existingRoute)); choose another table")
         }
 
-        var owned: Set<IPv4Address> = []
-        for address in [plan.nat] + plan.serviceAddresses.map(\.address) {
+        var owned: Set<IPAddress> = []
+        for address in plan.natAddresses + plan.serviceAddresses.map(\.address) {
             if try session.isLocalAddress(address) { owned.insert(address) }
         }
         if let tunAddress = plan.tunAddress, try session.isLocalAddress(tunAddress.address) {
@@ -205,29 +205,39 @@ public final class GatewaySetup {
         }
 
         var facts = GatewayFacts(ownedAddresses: owned,
-                                 localRule: rules.first { $0.priority == 0 && $0.isPlainLocalLookup },
+                                 localRule: rules.first { $0.family == .ipv4 && $0.priority == 0 && $0.isPlainLocalLookup },
                                  tunIsUp: tunLink.isUp, tunMTU: tunLink.mtu,
                                  ipForward: try sysctl.read("net.ipv4.ip_forward"))
         facts.tunAddrGenMode = try sysctl.readIfPresent(plan.tunAddrGenModeKey)
+        facts.localRule6 = rules.first { $0.family == .ipv6 && $0.priority == 0 && $0.isPlainLocalLookup }
+        if plan.nat6 != nil {
+            guard let forward = try sysctl.readIfPresent(GatewayPlan.ipv6ForwardKey) else {
+                throw GatewaySetupError.refused("an IPv6 NAT address is given, but this kernel has no IPv6 (\(GatewayPlan.ipv6ForwardKey) is missing)")
+            }
+            facts.ipv6Forward = forward
+        }
         if plan.kernelPath != nil { facts.uplinkSrcValidMark = try sysctl.read(plan.uplinkSrcValidMarkKey) }
         if plan.tunAddress != nil {
             facts.tunRPFilter = try sysctl.read(plan.tunRPFilterKey)
             facts.tunAcceptLocal = try sysctl.read(plan.tunAcceptLocalKey)
         }
 
-        // The priorities we are about to use must be free.
-        var ours = Set(plan.interceptRules.map(\.priority))
-        if plan.needsLocalRuleMove(given: facts) { ours.insert(GatewayPlan.Priority.movedLocal) }
-        if let taken = rules.first(where: { ours.contains($0.priority) }) {
-            throw GatewaySetupError.refused("rule priority \(taken.priority) is already in use (\(taken))")
-        }
-        // With an owned NAT address or VIP, no `lookup local` may come before our rules but the
-        // pref 0 one we move.
-        if plan.needsLocalRuleMove(given: facts) {
-            let lastOurs = GatewayPlan.Priority.firstService + UInt32(plan.serviceAddresses.count)
-            if let early = rules.first(where: { $0.table == NetlinkTable.local && $0.priority != 0 && $0.priority < lastOurs }) {
-                let ownedList = owned.sorted().map(\.description).joined(separator: ", ")
-                throw GatewaySetupError.refused("the gateway owns \(ownedList), so tsmp must move the `lookup local` rule below its own, but there is one at pref \(early.priority) (\(early)); use addresses the gateway does not own")
+        for family in plan.families {
+            let present = rules.filter { $0.family == family }
+            // The priorities we are about to use must be free (each family has its own rules).
+            var ours = Set(plan.interceptRules(family).map(\.priority))
+            if plan.needsLocalRuleMove(given: facts, family: family) { ours.insert(GatewayPlan.Priority.movedLocal) }
+            if let taken = present.first(where: { ours.contains($0.priority) }) {
+                throw GatewaySetupError.refused("rule priority \(taken.priority) is already in use (\(taken))")
+            }
+            // With an owned NAT address or VIP, no `lookup local` may come before our rules but
+            // the pref 0 one we move.
+            if plan.needsLocalRuleMove(given: facts, family: family) {
+                let lastOurs = GatewayPlan.Priority.firstService + UInt32(plan.serviceAddresses.count)
+                if let early = present.first(where: { $0.table == NetlinkTable.local && $0.priority != 0 && $0.priority < lastOurs }) {
+                    let ownedList = owned.filter { $0.family == family }.sorted().map(\.description).joined(separator: ", ")
+                    throw GatewaySetupError.refused("the gateway owns \(ownedList), so tsmp must move the `lookup local` rule below its own, but there is one at pref \(early.priority) (\(early)); use addresses the gateway does not own")
+                }
             }
         }
         return facts

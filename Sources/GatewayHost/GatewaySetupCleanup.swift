@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Wire
 import Glibc
 #endif
 import Logging
@@ -58,7 +59,7 @@ public enum GatewayCleanup {
         }
 
         // 1. State files.
-        var localRuleWasMoved = false
+        var localRuleWasMoved: Set<IPFamily> = []
         var paths: [String] = []
         do { paths = try store.statePaths() } catch { fail("\(error)") }
         for path in paths {
@@ -71,9 +72,7 @@ public enum GatewayCleanup {
                 continue
             }
             say("\(path): tsmp proxy on \(state.tunName) (pid \(state.pid)) is gone, undoing \(state.changes.count) change(s)")
-            if state.changes.contains(where: { if case .removedRule = $0 { true } else { false } }) {
-                localRuleWasMoved = true
-            }
+            for case .removedRule(let rule) in state.changes { localRuleWasMoved.insert(rule.family) }
             var remaining = state
             for index in state.changes.indices.reversed() {
                 let change = state.changes[index]
@@ -119,27 +118,32 @@ public enum GatewayCleanup {
             return report
         }
 
-        // 2 and 3. Tagged leftovers, and the local rule.
-        do {
-            let rules = try session.rules()
+        // 2 and 3. Tagged leftovers, and the local rule, in each family.
+        for family in IPFamily.allCases {
+            let rules: [NetlinkRule]
+            do throws(SystemError) { rules = try session.rules(family: family) } catch {
+                // A kernel without IPv6 has no IPv6 rules to sweep.
+                if family == .ipv6 && error.errno == EAFNOSUPPORT { continue }
+                fail("failed: \(error)")
+                continue
+            }
             let tagged = rules.filter { $0.protocolTag == NetlinkProtocolTag.tsmp }
-            if tagged.contains(where: \.isPlainLocalLookup) { localRuleWasMoved = true }
+            if tagged.contains(where: \.isPlainLocalLookup) { localRuleWasMoved.insert(family) }
             let hasLocalAtZero = rules.contains { $0.priority == 0 && $0.isPlainLocalLookup }
             let hasOtherLocal = rules.contains {
                 $0.table == NetlinkTable.local && $0.protocolTag != NetlinkProtocolTag.tsmp
             }
-            if !hasLocalAtZero && (localRuleWasMoved || !hasOtherLocal) {
+            if !hasLocalAtZero && (localRuleWasMoved.contains(family) || !hasOtherLocal) {
+                let local = family == .ipv4 ? NetlinkRule.kernelLocal : NetlinkRule.kernelLocal6
                 do {
-                    try session.addRule(.kernelLocal)
-                    report.actions.append("add rule \(NetlinkRule.kernelLocal) (restored)")
-                    say("restored rule \(NetlinkRule.kernelLocal)")
+                    try session.addRule(local)
+                    report.actions.append("add rule \(local) (restored)")
+                    say("restored rule \(local)")
                 } catch {
                     fail("failed: \(error)")
                 }
             }
             for rule in tagged { sweep("rule \(rule)") { () throws(SystemError) in try session.deleteRule(rule) } }
-        } catch {
-            fail("failed: \(error)")
         }
         do {
             for route in try session.routes(protocolTag: NetlinkProtocolTag.tsmp) {

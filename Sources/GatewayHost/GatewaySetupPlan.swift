@@ -12,6 +12,10 @@ import Wire
 ///   and the kernel would answer them with RSTs);
 /// - 10100+i: transparent interception, `iif DEVICE ipproto tcp dport LO-HI lookup TABLE`,
 ///   one per device interface and intercept range, then ICMP from each device interface.
+///
+/// With an IPv6 NAT address (`nat6`) the same TCP rules exist for IPv6 (`ip -6 rule`, the same
+/// priorities: each family has its own list), with the table's IPv6 routes and IPv6
+/// forwarding. ICMPv6 is not steered: the engine does not translate it yet.
 public struct GatewayPlan: Codable, Sendable, Equatable {
     /// Rule priorities (see the type's documentation).
     public enum Priority {
@@ -38,12 +42,15 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
     public var uplinkInterface: String
     /// The source address servers see.
     public var nat: IPv4Address
+    /// The source address IPv6 servers see; nil: IPv6 is not managed (no IPv6 rules, routes
+    /// or forwarding). Absent from state files written before IPv6.
+    public var nat6: IPv6Address?
     /// The source ports the proxy uses on the server side.
     public var natPorts: PortRange
     /// Destination ports intercepted on the device interfaces.
     public var interceptPorts: [PortRange]
-    /// Service addresses (VIP:PORT) devices connect to.
-    public var serviceAddresses: [IPv4Endpoint]
+    /// Service addresses (VIP:PORT or [VIP6]:PORT) devices connect to.
+    public var serviceAddresses: [IPEndpoint]
     /// An address for the TUN. Only needed when the data plane writes packets into the TUN
     /// whose sources route via another interface (rp_filter then has to be loose and the TUN
     /// must have an IPv4 address); the decided path sends through a raw socket, so nil.
@@ -58,8 +65,8 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
     public var reassembly: ReassemblyTable?
 
     public init(tunName: String = GatewayPlan.defaultTunName, table: UInt32 = GatewayPlan.defaultTable,
-                deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address,
-                natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPv4Endpoint] = [],
+                deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address, nat6: IPv6Address? = nil,
+                natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPEndpoint] = [],
                 tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil, kernelPath: KernelPathTable? = nil,
                 reassembly: ReassemblyTable? = nil) {
         self.kernelPath = kernelPath
@@ -69,6 +76,7 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
         self.deviceInterfaces = deviceInterfaces
         self.uplinkInterface = uplinkInterface
         self.nat = nat
+        self.nat6 = nat6
         self.natPorts = natPorts
         self.interceptPorts = interceptPorts
         self.serviceAddresses = serviceAddresses
@@ -130,14 +138,16 @@ extension GatewayPlan {
 
         check(serviceAddresses.count <= Priority.maxServices, "too many service addresses (at most \(Priority.maxServices))")
         check(Set(serviceAddresses).count == serviceAddresses.count, "a service address is listed twice")
+        if let nat6, let problem = Self.addressProblem(nat6) { problems.append("NAT address \(nat6) \(problem)") }
         for service in serviceAddresses {
             if let problem = Self.addressProblem(service.address) { problems.append("service address \(service) \(problem)") }
             check(service.port != 0, "service address \(service) has port 0")
-            check(!(service.address == nat && natPorts.contains(service.port)),
-                  "service address \(service) is inside the NAT port range \(nat):\(natPorts)")
+            check(!(natAddresses.contains(service.address) && natPorts.contains(service.port)),
+                  "service address \(service) is inside the NAT port range \(natPorts) of its NAT address")
+            check(service.family == .ipv4 || nat6 != nil, "service address \(service) is IPv6, and there is no IPv6 NAT address")
         }
 
-        if let tunAddress, let problem = Self.addressProblem(tunAddress.address) {
+        if let tunAddress, case .v4(let a) = tunAddress.address, let problem = Self.addressProblem(a) {
             problems.append("TUN address \(tunAddress) \(problem)")
         }
         if let tunMTU { check((68...65535).contains(tunMTU), "TUN MTU \(tunMTU) must be 68-65535") }
@@ -160,6 +170,29 @@ extension GatewayPlan {
     }
 
     /// Why `address` cannot be a unicast address of ours or a server's, or nil.
+    static func addressProblem(_ address: IPAddress) -> String? {
+        switch address {
+        case .v4(let a): addressProblem(a)
+        case .v6(let a): addressProblem(a)
+        }
+    }
+
+    /// IPv6 (RFC 4291 §2.4): not unspecified, loopback, multicast or link-local (a NAT or
+    /// service address is routed to, across links).
+    static func addressProblem(_ address: IPv6Address) -> String? {
+        if address.high == 0 && address.low == 0 { return "is the unspecified address ::" }
+        if address.high == 0 && address.low == 1 { return "is the loopback address ::1" }
+        if address.high >> 56 == 0xFF { return "is a multicast address" }
+        if address.high >> 54 == 0x3FA { return "is a link-local address (fe80::/10)" }
+        return nil
+    }
+
+    /// The NAT addresses, IPv4's and (when given) IPv6's.
+    public var natAddresses: [IPAddress] { [.v4(nat)] + (nat6.map { [.v6($0)] } ?? []) }
+    /// The families the gateway manages.
+    public var families: [IPFamily] { nat6 == nil ? [.ipv4] : [.ipv4, .ipv6] }
+
+    /// Why `address` cannot be a unicast address of ours or a server's, or nil.
     static func addressProblem(_ address: IPv4Address) -> String? {
         let first = address.value >> 24
         if first == 0 { return "is in 0.0.0.0/8 (this network)" }
@@ -174,11 +207,15 @@ extension GatewayPlan {
 
 /// What the gateway looks like before setup: the facts `GatewayPlan.changes(given:)` needs.
 public struct GatewayFacts: Sendable, Equatable {
-    /// Which of the NAT address and the VIPs the gateway owns.
-    public var ownedAddresses: Set<IPv4Address>
+    /// Which of the NAT addresses and the VIPs the gateway owns.
+    public var ownedAddresses: Set<IPAddress>
     /// The kernel's `pref 0 lookup local` rule as it is now (its protocol tag matters when
     /// restoring it), or nil when there is none at pref 0.
     public var localRule: NetlinkRule?
+    /// The same for IPv6 (`ip -6 rule`).
+    public var localRule6: NetlinkRule? = .kernelLocal6
+    /// net.ipv6.conf.all.forwarding as read now (matters only with an IPv6 NAT address).
+    public var ipv6Forward: String = "1"
     public var tunIsUp: Bool
     public var tunMTU: UInt32
     /// net.ipv4.ip_forward as read now.
@@ -193,7 +230,7 @@ public struct GatewayFacts: Sendable, Equatable {
     /// net.ipv4.conf.UPLINK.src_valid_mark as read now (matters only with the kernel path).
     public var uplinkSrcValidMark: String = "1"
 
-    public init(ownedAddresses: Set<IPv4Address> = [], localRule: NetlinkRule? = .kernelLocal,
+    public init(ownedAddresses: Set<IPAddress> = [], localRule: NetlinkRule? = .kernelLocal,
                 tunIsUp: Bool = false, tunMTU: UInt32 = 1500, ipForward: String = "0",
                 tunRPFilter: String = "0") {
         self.ownedAddresses = ownedAddresses
@@ -206,18 +243,32 @@ public struct GatewayFacts: Sendable, Equatable {
 }
 
 extension GatewayPlan {
-    /// Whether the `lookup local` rule must move below the reply and service rules.
-    public func needsLocalRuleMove(given facts: GatewayFacts) -> Bool {
-        facts.ownedAddresses.contains(nat) || serviceAddresses.contains { facts.ownedAddresses.contains($0.address) }
+    /// Whether the `lookup local` rule of `family` must move below the reply and service rules.
+    public func needsLocalRuleMove(given facts: GatewayFacts, family: IPFamily = .ipv4) -> Bool {
+        natAddresses.contains { $0.family == family && facts.ownedAddresses.contains($0) }
+            || serviceAddresses.contains { $0.family == family && facts.ownedAddresses.contains($0.address) }
     }
 
-    /// The policy rules that steer packets into the TUN, in priority order (without the
-    /// moved local rule).
+    /// The policy rules that steer packets into the TUN, IPv4's then IPv6's, each family in
+    /// priority order (without the moved local rules).
     public var interceptRules: [NetlinkRule] {
-        var rules = [icmpReplyRule, NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
-                                 destination: .host(nat), ipProtocol: NetlinkRule.tcp,
-                                 destinationPorts: Self.ports(natPorts), protocolTag: NetlinkProtocolTag.tsmp)]
-        for (i, service) in serviceAddresses.enumerated() {
+        families.flatMap(interceptRules)
+    }
+
+    /// The policy rules of `family`, in priority order.
+    public func interceptRules(_ family: IPFamily) -> [NetlinkRule] {
+        let natAddress: IPAddress
+        switch family {
+        case .ipv4: natAddress = .v4(nat)
+        case .ipv6:
+            guard let nat6 else { return [] }
+            natAddress = .v6(nat6)
+        }
+        var rules = family == .ipv4 ? [icmpReplyRule] : []
+        rules.append(NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
+                                 destination: .host(natAddress), ipProtocol: NetlinkRule.tcp,
+                                 destinationPorts: Self.ports(natPorts), protocolTag: NetlinkProtocolTag.tsmp))
+        for (i, service) in serviceAddresses.enumerated() where service.family == family {
             rules.append(NetlinkRule(priority: Priority.firstService + UInt32(i), table: table,
                                      destination: .host(service.address), ipProtocol: NetlinkRule.tcp,
                                      destinationPorts: service.port...service.port, protocolTag: NetlinkProtocolTag.tsmp))
@@ -228,11 +279,11 @@ extension GatewayPlan {
                 rules.append(NetlinkRule(priority: Priority.firstTransparent + i, table: table, inputInterface: device,
                                          ipProtocol: NetlinkRule.tcp, destinationPorts: Self.ports(range),
                                          markClear: kernelPath == nil ? nil : KernelPathTable.mark,
-                                         protocolTag: NetlinkProtocolTag.tsmp))
+                                         protocolTag: NetlinkProtocolTag.tsmp, family: family))
                 i += 1
             }
         }
-        rules += deviceICMPRules(from: Priority.firstTransparent + i)
+        if family == .ipv4 { rules += deviceICMPRules(from: Priority.firstTransparent + i) }
         return rules
     }
 
@@ -244,8 +295,10 @@ extension GatewayPlan {
     }
 
     /// The route that hands everything looked up in `table` to the TUN.
-    public var tunRoute: NetlinkRoute {
-        NetlinkRoute(table: table, destination: .any, device: tunName, protocolTag: NetlinkProtocolTag.tsmp)
+    public var tunRoute: NetlinkRoute { tunRoute(.ipv4) }
+    /// The same for `family`.
+    public func tunRoute(_ family: IPFamily) -> NetlinkRoute {
+        NetlinkRoute(table: table, destination: .any(family), device: tunName, protocolTag: NetlinkProtocolTag.tsmp)
     }
 
     /// The table's last resort, under the TUN route: while no proxy runs (crash, kill -9,
@@ -253,9 +306,15 @@ extension GatewayPlan {
     /// packets into this table; without this route they would fall through to the main table
     /// and leave un-NAT'd (the device's own address toward servers). A blackhole drops them
     /// silently, so the devices retransmit and a restarted proxy takes them up (fail closed).
-    public var failClosedRoute: NetlinkRoute {
-        NetlinkRoute(table: table, destination: .any, protocolTag: NetlinkProtocolTag.tsmp, metric: UInt32.max, kind: .blackhole)
+    public var failClosedRoute: NetlinkRoute { failClosedRoute(.ipv4) }
+    /// The same for `family`.
+    public func failClosedRoute(_ family: IPFamily) -> NetlinkRoute {
+        NetlinkRoute(table: table, destination: .any(family), protocolTag: NetlinkProtocolTag.tsmp, metric: UInt32.max,
+                     kind: .blackhole)
     }
+
+    /// IPv6 forwarding, for every interface (ip-sysctl.rst: conf/all/forwarding).
+    public static let ipv6ForwardKey = "net.ipv6.conf.all.forwarding"
 
     /// The sysctl holding the TUN's reverse-path filter mode.
     public var tunRPFilterKey: String { Sysctl.key("net.ipv4.conf", interface: tunName, "rp_filter") }
@@ -308,16 +367,20 @@ extension GatewayPlan {
                 changes.append(.sysctl(key: tunAcceptLocalKey, previous: facts.tunAcceptLocal, value: "1"))
             }
         }
-        changes.append(.route(failClosedRoute))
-        changes.append(.route(tunRoute))
-        let rules = interceptRules
-        changes += rules.filter { $0.priority < Priority.movedLocal }.map { .rule($0) }
-        if needsLocalRuleMove(given: facts), let local = facts.localRule {
-            changes.append(.rule(NetlinkRule(priority: Priority.movedLocal, table: NetlinkTable.local,
-                                             protocolTag: NetlinkProtocolTag.tsmp)))
-            changes.append(.removedRule(local))
+        for family in families {
+            changes.append(.route(failClosedRoute(family)))
+            changes.append(.route(tunRoute(family)))
         }
-        changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
+        for family in families {
+            let rules = interceptRules(family)
+            changes += rules.filter { $0.priority < Priority.movedLocal }.map { .rule($0) }
+            if needsLocalRuleMove(given: facts, family: family), let local = family == .ipv4 ? facts.localRule : facts.localRule6 {
+                changes.append(.rule(NetlinkRule(priority: Priority.movedLocal, table: NetlinkTable.local,
+                                                 protocolTag: NetlinkProtocolTag.tsmp, family: family)))
+                changes.append(.removedRule(local))
+            }
+            changes += rules.filter { $0.priority > Priority.movedLocal }.map { .rule($0) }
+        }
         if let kernelPath {
             if facts.uplinkSrcValidMark != "1" {
                 changes.append(.sysctl(key: uplinkSrcValidMarkKey, previous: facts.uplinkSrcValidMark, value: "1"))
@@ -327,6 +390,9 @@ extension GatewayPlan {
         if let reassembly { changes.append(.nftTable(name: reassembly.name, ruleset: reassembly.ruleset)) }
         if facts.ipForward != "1" {
             changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))
+        }
+        if nat6 != nil && facts.ipv6Forward != "1" {
+            changes.append(.sysctl(key: Self.ipv6ForwardKey, previous: facts.ipv6Forward, value: "1"))
         }
         return changes
     }

@@ -54,14 +54,16 @@ public final class NetlinkSession {
     /// Adds `prefix` (the address with its subnet length) to `link`; EEXIST if it is there.
     public func addAddress(_ prefix: NetlinkPrefix, to link: String) throws(SystemError) {
         try Self.check("add address \(prefix) dev \(link)") {
-            tsmp_nl_addr_add(socket, link, prefix.address.value, prefix.length)
+            guard case .v4(let a) = prefix.address else { return -EAFNOSUPPORT }
+            return tsmp_nl_addr_add(socket, link, a.value, prefix.length)
         }
     }
 
     /// Deletes `prefix` from `link`; EADDRNOTAVAIL if it is not there.
     public func deleteAddress(_ prefix: NetlinkPrefix, from link: String) throws(SystemError) {
         try Self.check("delete address \(prefix) dev \(link)") {
-            tsmp_nl_addr_delete(socket, link, prefix.address.value, prefix.length)
+            guard case .v4(let a) = prefix.address else { return -EAFNOSUPPORT }
+            return tsmp_nl_addr_delete(socket, link, a.value, prefix.length)
         }
     }
 
@@ -71,6 +73,17 @@ public final class NetlinkSession {
         try Self.check("check whether \(address) is a local address") {
             tsmp_nl_addr_is_local(socket, address.value)
         } == 1
+    }
+    /// The same for an address of either family.
+    public func isLocalAddress(_ address: IPAddress) throws(SystemError) -> Bool {
+        switch address {
+        case .v4(let a): return try isLocalAddress(a)
+        case .v6(let a):
+            var bytes = Self.bytes(a)
+            return try Self.check("check whether \(a) is a local address") {
+                withUnsafeBytes(of: &bytes) { tsmp_nl_addr6_is_local(socket, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+            } == 1
+        }
     }
 
     // MARK: Routes
@@ -88,16 +101,25 @@ public final class NetlinkSession {
         try Self.check("delete route \(route)") { tsmp_nl_route_delete(socket, &raw) }
     }
 
-    /// IPv4 routes of `table` (nil: every table) with `protocolTag` (nil: any).
-    public func routes(table: UInt32? = nil, protocolTag: UInt8? = nil) throws(SystemError) -> [NetlinkRoute] {
-        let raws = try Self.list("list routes", initialCapacity: 64) { (buffer) -> Int32 in
-            tsmp_nl_route_list(socket, table ?? 0, protocolTag ?? 0, buffer.baseAddress, buffer.count)
-        } as [tsmp_nl_route]
-        return raws.map { raw in
-            NetlinkRoute(table: raw.table, destination: NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len),
-                         device: Self.string(raw.oif_name), gateway: raw.gateway == 0 ? nil : IPv4Address(raw.gateway),
-                         protocolTag: raw.protocol, metric: raw.priority, kind: NetlinkRouteKind(rawValue: raw.type))
+    /// Routes of `family` (nil: both) in `table` (nil: every table) with `protocolTag` (nil: any).
+    public func routes(table: UInt32? = nil, protocolTag: UInt8? = nil, family: IPFamily? = nil) throws(SystemError) -> [NetlinkRoute] {
+        var all: [NetlinkRoute] = []
+        for f in family.map({ [$0] }) ?? IPFamily.allCases {
+            let raws = try Self.list("list routes", initialCapacity: 64) { (buffer) -> Int32 in
+                tsmp_nl_route_list(socket, Self.af(f), table ?? 0, protocolTag ?? 0, buffer.baseAddress, buffer.count)
+            } as [tsmp_nl_route]
+            all += raws.map { raw in
+                let v6 = f == .ipv6
+                let destination = v6 ? NetlinkPrefix(Self.address6(raw.dst6), length: raw.dst_len)
+                                     : NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len)
+                let gateway: IPAddress? = v6 ? Self.address6(raw.gateway6).nonZero.map { .v6($0) }
+                                             : raw.gateway == 0 ? nil : .v4(IPv4Address(raw.gateway))
+                return NetlinkRoute(table: raw.table, destination: destination, device: Self.string(raw.oif_name),
+                                    gateway: gateway, protocolTag: raw.protocol, metric: raw.priority,
+                                    kind: NetlinkRouteKind(rawValue: raw.type))
+            }
         }
+        return all
     }
 
     // MARK: Rules
@@ -114,20 +136,27 @@ public final class NetlinkSession {
         try Self.check("delete rule \(rule)") { tsmp_nl_rule_delete(socket, &raw) }
     }
 
-    /// Every IPv4 policy rule, in priority order.
-    public func rules() throws(SystemError) -> [NetlinkRule] {
+    /// Every policy rule of `family` (nil: IPv4's, then IPv6's), each family in priority order.
+    public func rules(family: IPFamily? = nil) throws(SystemError) -> [NetlinkRule] {
+        var all: [NetlinkRule] = []
+        for f in family.map({ [$0] }) ?? IPFamily.allCases { all += try rules(of: f) }
+        return all
+    }
+
+    private func rules(of f: IPFamily) throws(SystemError) -> [NetlinkRule] {
         let raws = try Self.list("list rules", initialCapacity: 32) { (buffer) -> Int32 in
-            tsmp_nl_rule_list(socket, buffer.baseAddress, buffer.count)
+            tsmp_nl_rule_list(socket, Self.af(f), buffer.baseAddress, buffer.count)
         } as [tsmp_nl_rule]
         return raws.map { raw in
             NetlinkRule(priority: raw.priority, table: raw.table, inputInterface: Self.string(raw.iif),
                         destination: raw.has_dst != 0 || raw.dst_len != 0
-                            ? NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len) : nil,
+                            ? (f == .ipv6 ? NetlinkPrefix(Self.address6(raw.dst6), length: raw.dst_len)
+                                          : NetlinkPrefix(IPv4Address(raw.dst), length: raw.dst_len)) : nil,
                         ipProtocol: raw.ip_proto == 0 ? nil : raw.ip_proto,
                         destinationPorts: raw.dport_start == 0 && raw.dport_end == 0
                             ? nil : raw.dport_start...max(raw.dport_start, raw.dport_end),
                         markClear: raw.fwmask == 0 ? nil : raw.fwmask,
-                        protocolTag: raw.protocol, hasOtherSelectors: raw.has_other != 0)
+                        protocolTag: raw.protocol, hasOtherSelectors: raw.has_other != 0, family: f)
         }
     }
 
@@ -154,13 +183,40 @@ public final class NetlinkSession {
         }
     }
 
+    private static func af(_ family: IPFamily) -> UInt8 {
+        UInt8(family == .ipv4 ? TSMP_NL_AF_INET : TSMP_NL_AF_INET6)
+    }
+
+    /// An IPv6 address's 16 bytes, network order, as the C structs hold them.
+    private static func bytes(_ a: IPv6Address) -> (UInt64, UInt64) { (a.high.bigEndian, a.low.bigEndian) }
+
+    private static func setAddress6<Tuple>(_ field: inout Tuple, _ a: IPv6Address) {
+        var b = bytes(a)
+        withUnsafeMutableBytes(of: &field) { out in withUnsafeBytes(of: &b) { out.copyMemory(from: $0) } }
+    }
+
+    private static func address6<Tuple>(_ field: Tuple) -> IPv6Address {
+        withUnsafeBytes(of: field) { b in
+            IPv6Address(high: UInt64(bigEndian: b.loadUnaligned(as: UInt64.self)),
+                        low: UInt64(bigEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
+
     private static func raw(_ route: NetlinkRoute) -> tsmp_nl_route {
         var raw = tsmp_nl_route()
         raw.table = route.table
-        raw.dst = route.destination.address.value
+        raw.family = af(route.family)
+        switch route.destination.address {
+        case .v4(let a): raw.dst = a.value
+        case .v6(let a): setAddress6(&raw.dst6, a)
+        }
         raw.dst_len = route.destination.length
         raw.protocol = route.protocolTag
-        raw.gateway = route.gateway?.value ?? 0
+        switch route.gateway {
+        case .v4(let a)?: raw.gateway = a.value
+        case .v6(let a)?: setAddress6(&raw.gateway6, a)
+        case nil: break
+        }
         raw.priority = route.metric
         raw.type = route.kind?.rawValue ?? 0
         if let device = route.device { setString(&raw.oif_name, device) }
@@ -169,13 +225,17 @@ public final class NetlinkSession {
 
     private static func raw(_ rule: NetlinkRule, operation: @autoclosure () -> String) throws(SystemError) -> tsmp_nl_rule {
         var raw = tsmp_nl_rule()
+        raw.family = af(rule.family)
         raw.priority = rule.priority
         raw.table = rule.table
         raw.action = UInt8(TSMP_NL_FR_ACT_TO_TBL)
         raw.protocol = rule.protocolTag
         raw.ip_proto = rule.ipProtocol ?? 0
         if let destination = rule.destination {
-            raw.dst = destination.address.value
+            switch destination.address {
+            case .v4(let a): raw.dst = a.value
+            case .v6(let a): setAddress6(&raw.dst6, a)
+            }
             raw.dst_len = destination.length
             raw.has_dst = 1
         }

@@ -18,40 +18,64 @@ public enum NetlinkTable {
     public static let reserved: Set<UInt32> = [0, 252, 253, main, local]
 }
 
-/// An IPv4 prefix, "10.1.0.0/24". Host bits are kept as given (an interface address keeps its
-/// own address with the subnet's length).
+/// An IPv4 prefix, "10.1.0.0/24", or an IPv6 one, "fd00:2::/64". Host bits are kept as given
+/// (an interface address keeps its own address with the subnet's length).
 public struct NetlinkPrefix: Hashable, Sendable, Codable, CustomStringConvertible {
-    public var address: IPv4Address
+    public var address: IPAddress
     public var length: UInt8
 
     public init(_ address: IPv4Address, length: UInt8) {
         precondition(length <= 32, "IPv4 prefix length \(length) > 32")
-        self.address = address
+        self.address = .v4(address)
+        self.length = length
+    }
+    public init(_ address: IPv6Address, length: UInt8) {
+        precondition(length <= 128, "IPv6 prefix length \(length) > 128")
+        self.address = .v6(address)
         self.length = length
     }
 
     /// The /32 holding one address.
     public static func host(_ address: IPv4Address) -> NetlinkPrefix { NetlinkPrefix(address, length: 32) }
+    /// The /32 or /128 holding one address.
+    public static func host(_ address: IPAddress) -> NetlinkPrefix {
+        switch address {
+        case .v4(let a): NetlinkPrefix(a, length: 32)
+        case .v6(let a): NetlinkPrefix(a, length: 128)
+        }
+    }
 
     /// 0.0.0.0/0.
     public static let any = NetlinkPrefix(IPv4Address(0), length: 0)
+    /// ::/0.
+    public static let any6 = NetlinkPrefix(IPv6Address(high: 0, low: 0), length: 0)
+    /// The default prefix of `family`.
+    public static func any(_ family: IPFamily) -> NetlinkPrefix { family == .ipv4 ? any : any6 }
 
-    /// Parses "A.B.C.D/LEN" or "A.B.C.D" (a /32); nil for anything else.
+    public var family: IPFamily { address.family }
+
+    /// Parses "A.B.C.D/LEN", "A.B.C.D" (a /32), "IPV6/LEN" or "IPV6" (a /128); nil for anything else.
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let address = IPv4Address(parts[0]) else { return nil }
-        var length: UInt8 = 32
+        guard parts.count <= 2, let address = IPAddress(parts[0]) else { return nil }
+        let most: UInt8 = address.family == .ipv4 ? 32 : 128
+        var length = most
         if parts.count == 2 {
-            guard parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let l = UInt8(parts[1]), l <= 32 else { return nil }
+            guard parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let l = UInt8(parts[1]), l <= most else { return nil }
             length = l
         }
-        self.init(address, length: length)
+        self.address = address
+        self.length = length
     }
 
-    /// The network mask in host order (0 for /0).
-    public var mask: UInt32 { length == 0 ? 0 : ~UInt32(0) << (32 - UInt32(length)) }
+    /// The network mask in host order (0 for /0); IPv4 only.
+    public var mask: UInt32 { length == 0 ? 0 : ~UInt32(0) << (32 - UInt32(min(length, 32))) }
 
-    public func contains(_ other: IPv4Address) -> Bool { other.value & mask == address.value & mask }
+    /// Whether `other` is inside this prefix (false across families).
+    public func contains(_ other: IPv4Address) -> Bool {
+        guard case .v4(let a) = address else { return false }
+        return other.value & mask == a.value & mask
+    }
 
     public var description: String { "\(address)/\(length)" }
 
@@ -59,7 +83,7 @@ public struct NetlinkPrefix: Hashable, Sendable, Codable, CustomStringConvertibl
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let prefix = NetlinkPrefix(text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                    debugDescription: "not an IPv4 prefix: \(text)"))
+                                                    debugDescription: "not an IPv4 or IPv6 prefix: \(text)"))
         }
         self = prefix
     }
@@ -93,13 +117,17 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
     /// Set on listed rules that use selectors this type does not model (from, fwmark, oif,
     /// sport, not, ...). Never sent to the kernel.
     public var hasOtherSelectors: Bool
+    /// `.ipv6` for an IPv6 rule (`ip -6 rule`); nil for IPv4 (as in state files written before
+    /// IPv6 rules existed).
+    public var ipv6Family: IPFamily?
 
     public static let tcp: UInt8 = 6
 
     public init(priority: UInt32, table: UInt32, inputInterface: String? = nil,
                 destination: NetlinkPrefix? = nil, ipProtocol: UInt8? = nil,
                 destinationPorts: ClosedRange<UInt16>? = nil, markClear: UInt32? = nil, protocolTag: UInt8 = 0,
-                hasOtherSelectors: Bool = false) {
+                hasOtherSelectors: Bool = false, family: IPFamily = .ipv4) {
+        self.ipv6Family = (destination?.family ?? family) == .ipv6 ? .ipv6 : nil
         self.markClear = markClear
         self.priority = priority
         self.table = table
@@ -111,9 +139,15 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
         self.hasOtherSelectors = hasOtherSelectors
     }
 
+    /// The rule's family.
+    public var family: IPFamily { ipv6Family ?? .ipv4 }
+
     /// The kernel's `pref 0 lookup local` rule.
     public static let kernelLocal = NetlinkRule(priority: 0, table: NetlinkTable.local,
                                                 protocolTag: NetlinkProtocolTag.kernel)
+    /// Its IPv6 twin (`ip -6 rule`).
+    public static let kernelLocal6 = NetlinkRule(priority: 0, table: NetlinkTable.local,
+                                                 protocolTag: NetlinkProtocolTag.kernel, family: .ipv6)
 
     /// Whether this is a plain "lookup local" rule (no selectors).
     public var isPlainLocalLookup: Bool {
@@ -121,9 +155,10 @@ public struct NetlinkRule: Hashable, Sendable, Codable, CustomStringConvertible 
             && destinationPorts == nil && markClear == nil && !hasOtherSelectors
     }
 
-    /// In `ip rule add` words: "pref 10100 iif veth-l ipproto tcp dport 80 lookup 7464 proto 0x74".
+    /// In `ip rule add` words: "pref 10100 iif veth-l ipproto tcp dport 80 lookup 7464 proto 0x74",
+    /// after "-6" for an IPv6 rule.
     public var description: String {
-        var words = ["pref \(priority)"]
+        var words = family == .ipv6 ? ["-6", "pref \(priority)"] : ["pref \(priority)"]
         if let inputInterface { words.append("iif \(inputInterface)") }
         if let destination { words.append("to \(destination)") }
         if let ipProtocol { words.append("ipproto \(ipProtocol == Self.tcp ? "tcp" : String(ipProtocol))") }
@@ -163,14 +198,17 @@ public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible
     /// "dev".
     public var device: String?
     /// "via".
-    public var gateway: IPv4Address?
+    public var gateway: IPAddress?
     /// "proto": who installed the route; 0 when unset.
     public var protocolTag: UInt8
     /// "metric".
     public var metric: UInt32
 
+    /// The route's family (its destination's).
+    public var family: IPFamily { destination.family }
+
     public init(table: UInt32, destination: NetlinkPrefix = .any, device: String? = nil,
-                gateway: IPv4Address? = nil, protocolTag: UInt8 = 0, metric: UInt32 = 0, kind: NetlinkRouteKind? = nil) {
+                gateway: IPAddress? = nil, protocolTag: UInt8 = 0, metric: UInt32 = 0, kind: NetlinkRouteKind? = nil) {
         self.kind = kind
         self.table = table
         self.destination = destination
@@ -182,7 +220,8 @@ public struct NetlinkRoute: Hashable, Sendable, Codable, CustomStringConvertible
 
     /// In `ip route add` words: "default dev tsmp0 table 7464 proto 0x74".
     public var description: String {
-        var words = kind.map { ["\($0)"] } ?? []
+        var words = family == .ipv6 ? ["-6"] : []
+        words += kind.map { ["\($0)"] } ?? []
         words.append(destination.length == 0 ? "default" : destination.description)
         if let gateway { words.append("via \(gateway)") }
         if let device { words.append("dev \(device)") }

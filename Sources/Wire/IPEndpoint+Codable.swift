@@ -54,3 +54,24 @@ extension IPEndpoint {
     /// An IPv6 endpoint.
     @inlinable public init(_ address: IPv6Address, _ port: UInt16) { self.init(.v6(address), port) }
 }
+
+/// A family as JSON: "ipv4" or "ipv6".
+extension IPFamily: Codable {
+    public init(from decoder: any Decoder) throws {
+        switch try decoder.singleValueContainer().decode(String.self) {
+        case "ipv4": self = .ipv4
+        case "ipv6": self = .ipv6
+        case let other:
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an address family: \(other)"))
+        }
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(self == .ipv4 ? "ipv4" : "ipv6")
+    }
+}
+
+extension IPv6Address {
+    /// The address unless it is `::` (the unspecified address, RFC 4291 §2.5.2).
+    @inlinable public var nonZero: IPv6Address? { high == 0 && low == 0 ? nil : self }
+}

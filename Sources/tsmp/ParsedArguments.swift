@@ -12,6 +12,17 @@ extension IPv4Endpoint: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
 }
 
+/// An address of either family: "192.0.2.1", "2001:db8::1" or "[2001:db8::1]".
+struct AddressArgument: ExpressibleByArgument {
+    var address: IPAddress
+    init?(argument: String) {
+        var text = Substring(argument)
+        if text.hasPrefix("[") && text.hasSuffix("]") { text = text.dropFirst().dropLast() }
+        guard let a = IPAddress(text) else { return nil }
+        address = a
+    }
+}
+
 /// `tcp/PORT` or `tcp/LO-HI`.
 struct InterceptSpec: ExpressibleByArgument {
     var range: PortRange

@@ -58,6 +58,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
         Examples:
           tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80 --intercept tcp/8000-8100
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
+          tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --nat 2001:db8::1 --intercept tcp/80   # IPv4 and IPv6 (NAT66)
+          tsmp proxy ... --nat 2001:db8::1 --service [2001:db8:7::7]:443=[2001:db8:5::5]:443
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcapng --log-level debug   # dashboard: http://127.0.0.1:9464/
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
           tsmp proxy ... --no-kernel-path               # every packet through the engine (no nftables table)
@@ -72,8 +74,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "The interface toward the servers.")
     var uplink: String
 
-    @Option(help: "The source address servers see: an address of this gateway or one routed to it.")
-    var nat: IPv4Address
+    @Option(help: ArgumentHelp("The source address servers see: an address of this gateway or one routed to it. Repeat it with an IPv6 address to manage IPv6 flows too (at most one per family; an IPv4 one is required).",
+                               valueName: "address"))
+    var nat: [AddressArgument]
 
     @Option(help: "Ports of --nat used for server-side connections (keep it out of the local ephemeral range).")
     var natPorts: PortRange = EngineConfig.defaultNATPorts
@@ -147,6 +150,11 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if devices.contains(uplink) { throw ValidationError("--uplink \(uplink) is also listed in --devices") }
         if tun.isEmpty || tun.count > 15 { throw ValidationError("--tun must be 1 to 15 characters (an interface name)") }
         if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
+        let v4 = nat.filter { $0.address.family == .ipv4 }, v6 = nat.filter { $0.address.family == .ipv6 }
+        if v4.isEmpty { throw ValidationError("--nat needs an IPv4 address (give --nat twice, once per family, to manage IPv6 too)") }
+        if v4.count > 1 || v6.count > 1 {
+            throw ValidationError("--nat takes at most one address per family (got \(nat.map(\.address.description).joined(separator: ", ")))")
+        }
         if let problem = engineConfig.problem() { throw ValidationError(problem) }
         if !(kernelPathAfter >= 0.1 && kernelPathAfter <= 86_400) { throw ValidationError("--kernel-path-after must be 0.1 to 86400 seconds") }
         if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
@@ -164,7 +172,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
     }
 
     var engineConfig: EngineConfig {
-        var config = EngineConfig(nat: nat, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
+        var config = EngineConfig(nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
+                                  nat6: nat.lazy.compactMap(\.address.ipv6).first, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
                                   kernelPath: kernelPath && !intercept.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
         // A restarted proxy does not begin with the ports its predecessor's flows left in TIME-WAIT.
         config.natPortStart = UInt32.random(in: 0...UInt32.max)

@@ -202,6 +202,24 @@ lab_down() {
     return "$rc"
 }
 
+# lab_ipv6 ID: IPv6 beside IPv4 on the lab's links (the lab must have been built with
+# LAB_IPV6=1): fd00:N::1/64 on the gateway's side and fd00:N::2/64 on the node, for N = 1
+# (laptop), 2 (srv), 3 (phone), as 10.N.0.0/24; each node's default IPv6 route via the gateway.
+# No DAD (addresses usable at once).
+LAB6_GW_SRV=fd00:2::1
+LAB6_SRV=fd00:2::2
+LAB6_LAPTOP=fd00:1::2
+LAB6_PHONE=fd00:3::2
+lab_ipv6() {
+    local id=$1 node net
+    for node in laptop srv phone; do
+        case $node in laptop) net=1 ;; srv) net=2 ;; phone) net=3 ;; esac
+        lab_exec "$id" gw ip -6 addr add "fd00:$net::1/64" dev "gw-$node" nodad || return 1
+        lab_exec "$id" "$node" ip -6 addr add "fd00:$net::2/64" dev eth0 nodad || return 1
+        lab_exec "$id" "$node" ip -6 route add default via "fd00:$net::1" dev eth0 || return 1
+    done
+}
+
 # lab_hosts ID NODE "ADDRESS NAME"...: host names the system resolver knows inside NODE:
 # /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts for what runs there.
 # lab_down removes it.
