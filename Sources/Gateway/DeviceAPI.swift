@@ -149,7 +149,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
             throw RouteRefusal(.conflict, "\(target) is \(targetResolution.status.rawValue): only an online device takes flows")
         }
         guard let targetLocator = targetResolution.locator, let agentPort = targetLocator.agentPort,
-              let targetAddress = IPv4Address(targetLocator.address) else {
+              let targetAddress = IPAddress(targetLocator.address) else {
             throw RouteRefusal(.conflict, "\(target) has no agent address in the namespace (is its agent running?)")
         }
         if let why = reachability.problem(reaching: targetAddress) {

@@ -220,7 +220,7 @@ public struct ProxyService {
         }
         logger.info("forwarding", metadata: [
             "tun": "\(tun.name)", "devices": "\(options.devices.joined(separator: ","))", "uplink": "\(options.uplink)",
-            "nat": "\(options.engine.nat)", "nat_ports": "\(options.engine.natPorts)",
+            "nat": "\(options.engine.nat)\(options.engine.nat6.map { ",\($0)" } ?? "")", "nat_ports": "\(options.engine.natPorts)",
             "intercepts": "\(options.engine.intercepts.map(\.description).joined(separator: ","))",
             "services": "\(options.engine.services.map(\.description).joined(separator: ","))",
             "control": "\(options.control)", "queues": "\(tuns.count)",

@@ -62,8 +62,8 @@ struct MigrateCommand: AsyncParsableCommand {
     @Option(help: "With --retrieve: the device holding the flows now.")
     var from: String?
 
-    @Option(help: "The new device's address (gateway mode).")
-    var toAddr: IPv4Address?
+    @Option(help: "The new device's address, IPv4 or IPv6 (gateway mode; the flow's family: a migration keeps it).")
+    var toAddr: AddressArgument?
 
     @Option(help: "The new device's source port, when known (gateway mode; claims only that SYN).")
     var fromPort: UInt16?
@@ -163,7 +163,7 @@ struct MigrateCommand: AsyncParsableCommand {
         do {
             client = ControlClient(socketPath: try control ?? ControlClient.discover())
             started = try client.post("/v1/migrations", json: MigrationRequestBody(
-                flows: flow.map { FlowID($0) }, toAddress: toAddr!, fromPort: fromPort, deadlineSeconds: deadline),
+                flows: flow.map { FlowID($0) }, toAddress: toAddr!.address, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)
         } catch {
             throw RuntimeFailure("migrate", "\(error)")

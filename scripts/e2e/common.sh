@@ -220,9 +220,9 @@ E2E_LOSS_REACTIONS=(TcpExtTCPTimeouts TcpExtTCPSackRecovery TcpExtTCPRenoRecover
 e2e_paced_server() {
     local port=$1 file=$2 rate=$3
     shift 3
-    lab_exec "$LAB_ID" srv python3 "$E2E_PACED" --bind "$LAB_SRV" --port "$port" --file "$file" \
+    lab_exec "$LAB_ID" srv python3 "$E2E_PACED" --bind "${E2E_PACED_BIND:-$LAB_SRV}" --port "$port" --file "$file" \
         --rate "$rate" --congestion cubic "$@" >>"$CASE_DIR/paced-server.log" 2>&1 &
-    tl_wait_until 15 "the paced server on $LAB_SRV:$port" e2e_listening srv "$port"
+    tl_wait_until 15 "the paced server on ${E2E_PACED_BIND:-$LAB_SRV} port $port" e2e_listening srv "$port"
 }
 
 # e2e_device_flows ADDR DPORT: "ID DEVICE_PORT NAT_PORT" per established flow from ADDR to DPORT.

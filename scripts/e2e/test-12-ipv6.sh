@@ -62,3 +62,51 @@ e2e_ipv6_download() {
 
 LAB_IPV6=1 test_case "IPv6 download through the proxy (NAT66): transparent, IPv4 beside it; teardown leaves ip -6 rule/route as before" e2e_ipv6_download transparent
 LAB_IPV6=1 test_case "IPv6 download through an IPv6 service address ([fd00:9::9]:80)" e2e_ipv6_download service
+
+# A live migration over IPv6, laptop -> phone: the paced server streams 8 MB to the laptop's
+# socat over IPv6 through the proxy; mid-stream the flow moves to the phone, whose socat opens
+# its own IPv6 connection to the server's address. The laptop's bytes followed by the phone's
+# are the stream, the server saw one connection, no retransmission timeout, its ssthresh kept.
+e2e_ipv6_migration() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data
+    local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
+    mkdir -p "$data"
+    e2e_random_file "$stream" 8M
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_gateway_prepare transparent owned 9000
+    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV")
+    e2e_gateway_start
+    E2E_PACED_BIND=$LAB6_SRV e2e_paced_server 9000 "$stream" 1500000 --burst 1000000 --chunk 16384
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1800000 20
+    local id devport natport
+    read -r id devport natport < <(e2e_device_flows "$LAB6_LAPTOP" 9000) || true
+    [[ -n ${natport:-} ]] || tl_fail "no established IPv6 flow from the laptop in tsmp flows --json"
+    tl_note "flow $id: laptop port $devport, NAT port $natport; the laptop has $(stat -c %s "$laptop") bytes"
+    e2e_server_sample before 9000 opens
+    e2e_migrate_start "$report" --flow "$id" --to-addr "$LAB6_PHONE"
+    e2e_migrate_pending "$id"
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=10" \
+        CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
+    local phone_pid=$!
+    e2e_migrate_end "$report"
+    e2e_server_sample after 9000
+    ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate exited with status $E2E_MIGRATE_STATUS"
+    tl_expect_eq "migration phase" spliced "$(e2e_report_field "$report" phase)"
+    tl_expect_eq "new device address" "$LAB6_PHONE" "$(e2e_report_field "$report" newDevice.address)"
+    e2e_expect_no_rto before after
+    e2e_expect_ssthresh_kept before after "$natport"
+    local st=0
+    wait "$laptop_pid" || st=$?
+    wait "$phone_pid" || tl_fail "the phone's socat failed: $(tail -n 2 "$CASE_DIR/socat-phone.log" | tr '\n' ' ')"
+    e2e_expect_concat "$stream" "$laptop" "$phone"
+    tl_expect_eq "cutOffsetToDevice (= the bytes the laptop read)" "$(stat -c %s "$laptop")" \
+        "$(e2e_report_field "$report" cutOffsetToDevice)"
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    e2e_proxy_healthy
+}
+
+LAB_IPV6=1 test_case "IPv6 live migration laptop -> phone: byte-exact, no server RTO, ssthresh kept" e2e_ipv6_migration

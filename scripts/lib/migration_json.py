@@ -52,7 +52,10 @@ def dig(obj, dotted):
 
 def endpoint(value):
     if isinstance(value, dict):
-        return f"{value.get('address')}:{value.get('port')}"
+        address = str(value.get('address'))
+        if ":" in address:  # IPv6: brackets before the port, as tsmp writes it
+            address = f"[{address}]"
+        return f"{address}:{value.get('port')}"
     return "-"
 
 

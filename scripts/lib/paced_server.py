@@ -65,7 +65,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="send the file this many times over")
     parser.add_argument("--congestion", help="TCP congestion control of the connections (default: the system's)")
     args = parser.parse_args()
-    listener = socket.create_server((args.bind, args.port), backlog=128, reuse_port=False)
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    listener = socket.create_server((args.bind, args.port), family=family, backlog=128, reuse_port=False)
     if args.congestion:
         listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.congestion.encode())
     sys.stderr.write(f"paced_server: {args.bind}:{args.port} streaming {args.file} at {args.rate:.0f} B/s\n")
