@@ -68,7 +68,7 @@ extension SpliceEngine {
         for case let flow? in table.slots {
             out.append(FlowSummary(
                 id: flow.id, device: flow.device, original: flow.original,
-                nat: .init(config.nat, flow.natPort), server: flow.server, state: flow.state,
+                nat: natEndpoint(flow), server: flow.server, state: flow.state,
                 packetsToServer: flow.toServer.packets, bytesToServer: flow.toServer.bytes,
                 packetsToDevice: flow.toDevice.packets, bytesToDevice: flow.toDevice.bytes,
                 inFlightBytes: flow.inFlight?.count ?? 0,

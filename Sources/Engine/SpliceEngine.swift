@@ -204,7 +204,9 @@ public final class SpliceEngine {
                 let peek = HeaderPeek(UnsafeRawBufferPointer(bytes))
                 if peek.isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
                 // ICMPv6 (neighbour discovery, errors about IPv6 flows) is the kernel's for now.
-                if peek.ipVersion == 6 { return .passThrough }
+                if peek.ipVersion == 6, (try? IPv6Packet(validating: bytes))?.transportProtocol == IPv6HeaderChain.Next.icmpv6 {
+                    return .passThrough
+                }
             }
             return .drop(DropReason(error))
         }

@@ -297,8 +297,11 @@ extension GatewayPlan {
     /// The route that hands everything looked up in `table` to the TUN.
     public var tunRoute: NetlinkRoute { tunRoute(.ipv4) }
     /// The same for `family`.
+    /// (An IPv6 route gets metric 1024 when none is given, IP6_RT_PRIO_USER: the plan names it,
+    /// so the route reads back as planned.)
     public func tunRoute(_ family: IPFamily) -> NetlinkRoute {
-        NetlinkRoute(table: table, destination: .any(family), device: tunName, protocolTag: NetlinkProtocolTag.tsmp)
+        NetlinkRoute(table: table, destination: .any(family), device: tunName, protocolTag: NetlinkProtocolTag.tsmp,
+                     metric: family == .ipv6 ? 1024 : 0)
     }
 
     /// The table's last resort, under the TUN route: while no proxy runs (crash, kill -9,

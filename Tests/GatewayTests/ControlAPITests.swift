@@ -100,7 +100,7 @@ struct ControlAPITests {
         let proxy = try await Proxy()
         let id = try await proxy.listing().flows[0].id
         let results = try await proxy.call {
-            try $0.post("/v1/migrations", json: MigrationRequestBody(flows: [FlowID(99), id], toAddress: IPv4Address(10, 3, 0, 2),
+            try $0.post("/v1/migrations", json: MigrationRequestBody(flows: [FlowID(99), id], toAddress: .v4(IPv4Address(10, 3, 0, 2)),
                                                                      fromPort: nil, deadlineSeconds: 5),
                         as: [MigrationStartResult].self)
         }

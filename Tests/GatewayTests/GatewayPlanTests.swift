@@ -8,7 +8,7 @@ import Wire
 func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
     GatewayPlan(tunName: "tsmp0", deviceInterfaces: ["veth-dev0"], uplinkInterface: "veth-up", nat: nat,
                 natPorts: PortRange(61000, 65534), interceptPorts: [PortRange(80, 80), PortRange(8000, 8100)],
-                serviceAddresses: [IPv4Endpoint(IPv4Address(10, 9, 0, 1), 443)])
+                serviceAddresses: [IPEndpoint(IPv4Address(10, 9, 0, 1), 443)])
 }
 
 @Suite struct GatewayPlanValidationTests {
@@ -113,7 +113,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
 
     @Test func ownedNATMovesTheLocalRuleBetweenReplyAndTransparentRules() {
         let plan = samplePlan()
-        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat]))
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [.v4(plan.nat)]))
         let movedLocal = NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: tsmp)
         #expect(changes == [
             .linkUp(link: "tsmp0"),
@@ -127,7 +127,7 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
 
     @Test func ownedVIPAloneAlsoMovesTheLocalRule() {
         let plan = samplePlan()
-        let facts = GatewayFacts(ownedAddresses: [IPv4Address(10, 9, 0, 1)])
+        let facts = GatewayFacts(ownedAddresses: [.v4(IPv4Address(10, 9, 0, 1))])
         #expect(plan.needsLocalRuleMove(given: facts))
         #expect(plan.changes(given: facts).contains(.removedRule(.kernelLocal)))
     }
@@ -136,13 +136,13 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         // Restoring must give back exactly what was there, protocol tag included.
         let plan = samplePlan()
         let found = NetlinkRule(priority: 0, table: NetlinkTable.local)
-        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat], localRule: found))
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [.v4(plan.nat)], localRule: found))
         #expect(changes.contains(.removedRule(found)))
     }
 
     @Test func noLocalRuleAtZeroMeansNothingToMove() {
         let plan = samplePlan()
-        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [plan.nat], localRule: nil))
+        let changes = plan.changes(given: GatewayFacts(ownedAddresses: [.v4(plan.nat)], localRule: nil))
         #expect(!changes.contains { if case .removedRule = $0 { true } else { false } })
         #expect(!changes.contains { if case .rule(let r) = $0 { r.priority == 10050 } else { false } })
     }
@@ -267,11 +267,11 @@ struct BrokenPlan: Sendable, CustomTestStringConvertible {
         BrokenPlan("ports without devices", "no device interface") { p in p.deviceInterfaces = [] },
         BrokenPlan("nothing", "nothing to intercept") { p in
             p.deviceInterfaces = []; p.interceptPorts = []; p.serviceAddresses = [] },
-        BrokenPlan("VIP port 0", "port 0") { p in p.serviceAddresses = [IPv4Endpoint(IPv4Address(10, 9, 0, 1), 0)] },
+        BrokenPlan("VIP port 0", "port 0") { p in p.serviceAddresses = [IPEndpoint(IPv4Address(10, 9, 0, 1), 0)] },
         BrokenPlan("VIP twice", "service address is listed twice") { p in p.serviceAddresses += p.serviceAddresses },
-        BrokenPlan("VIP in NAT range", "inside the NAT port range") { p in p.serviceAddresses = [IPv4Endpoint(p.nat, 62000)] },
+        BrokenPlan("VIP in NAT range", "inside the NAT port range") { p in p.serviceAddresses = [IPEndpoint(p.nat, 62000)] },
         BrokenPlan("too many VIPs", "too many service addresses") { p in
-            p.serviceAddresses = (1...50).map { IPv4Endpoint(IPv4Address(10, 9, 0, UInt8($0)), 443) } },
+            p.serviceAddresses = (1...50).map { IPEndpoint(IPv4Address(10, 9, 0, UInt8($0)), 443) } },
         BrokenPlan("TUN MTU", "TUN MTU 20") { p in p.tunMTU = 20 },
         BrokenPlan("NAT port 65535", "the kernel's rule port ranges cannot hold 65535 (use 61000-65534)") { p in
             p.natPorts = PortRange(61000, 65535) },

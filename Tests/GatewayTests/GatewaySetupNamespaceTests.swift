@@ -77,7 +77,7 @@ struct GatewaySetupNamespaceTests {
 
             // The state file holds every change, and what it records is what was planned.
             let recorded = try #require(seen.recorded)
-            var facts = GatewayFacts(ownedAddresses: nat == .owned ? [nat.address] : [])
+            var facts = GatewayFacts(ownedAddresses: nat == .owned ? [.v4(nat.address)] : [])
             facts.tunAddrGenMode = seen.addrGenMode.before
             #expect(recorded.changes == plan.changes(given: facts))
             // No IPv6 link-local address on the TUN while installed, and the mode restored.

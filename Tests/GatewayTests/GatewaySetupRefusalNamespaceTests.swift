@@ -148,20 +148,40 @@ extension GatewaySetupNamespaceTests {
     @Test func listsWhatItInstalledAndFindsLocalAddresses() throws {
         try inNamespace { namespace, _ in
             try namespace.ip("route", "add", "local", "10.77.0.0/16", "dev", "lo", "table", "local")
-            let seen = try namespace.run { () throws -> ([NetlinkRule], [NetlinkRoute], [Bool]) in
+            // The test gateway has IPv6 off; on here, on the two links this test uses.
+            try namespace.exec(["sysctl", "-qw", "net.ipv6.conf.veth-up.disable_ipv6=0", "net.ipv6.conf.lo.disable_ipv6=0"])
+            try namespace.ip("-6", "addr", "add", "fd00:2::1/64", "dev", "veth-up", "nodad")
+            try namespace.ip("-6", "route", "add", "local", "fd00:77::/48", "dev", "lo", "table", "local")
+            let v6Rule = NetlinkRule(priority: 10000, table: 7464, inputInterface: "veth-up",
+                                     destination: .host(IPAddress("fd00:2::1")!), ipProtocol: NetlinkRule.tcp,
+                                     destinationPorts: 61000...61999, protocolTag: NetlinkProtocolTag.tsmp)
+            let seen = try namespace.run { () throws -> ([NetlinkRule], [NetlinkRoute], [Bool], [NetlinkRule]) in
                 let session = try NetlinkSession()
                 let route = NetlinkRoute(table: 7464, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp)
+                // An IPv6 route without a metric gets 1024 (IP6_RT_PRIO_USER): a plan names it.
+                let route6 = NetlinkRoute(table: 7464, destination: .any6, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp,
+                                          metric: 1024)
                 try session.addRoute(route)
                 defer { try? session.deleteRoute(route) }
-                let local = [IPv4Address(10, 2, 0, 1), IPv4Address(10, 77, 3, 4), IPv4Address(10, 2, 0, 100)]
-                return (try session.rules(), try session.routes(protocolTag: NetlinkProtocolTag.tsmp),
-                        try local.map { try session.isLocalAddress($0) })
+                try session.addRoute(route6)
+                defer { try? session.deleteRoute(route6) }
+                try session.addRule(v6Rule)
+                defer { try? session.deleteRule(v6Rule) }
+                let local: [IPAddress] = [.v4(IPv4Address(10, 2, 0, 1)), .v4(IPv4Address(10, 77, 3, 4)), .v4(IPv4Address(10, 2, 0, 100)),
+                                          IPAddress("fd00:2::1")!, IPAddress("fd00:77:0:5::9")!, IPAddress("fd00:2::2")!]
+                return (try session.rules(family: .ipv4), try session.routes(protocolTag: NetlinkProtocolTag.tsmp),
+                        try local.map { try session.isLocalAddress($0) }, try session.rules(family: .ipv6))
             }
             #expect(seen.0 == [.kernelLocal,
                                NetlinkRule(priority: 32766, table: NetlinkTable.main, protocolTag: NetlinkProtocolTag.kernel),
                                NetlinkRule(priority: 32767, table: 253, protocolTag: NetlinkProtocolTag.kernel)])
-            #expect(seen.1 == [NetlinkRoute(table: 7464, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp)])
-            #expect(seen.2 == [true, true, false])
+            #expect(seen.1 == [NetlinkRoute(table: 7464, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp),
+                               NetlinkRoute(table: 7464, destination: .any6, device: "veth-up", protocolTag: NetlinkProtocolTag.tsmp,
+                                            metric: 1024)])
+            #expect(seen.2 == [true, true, false, true, true, false])
+            // IPv6 rules in their own list, the added one read back as it was written.
+            #expect(seen.3 == [.kernelLocal6, v6Rule,
+                               NetlinkRule(priority: 32766, table: NetlinkTable.main, protocolTag: NetlinkProtocolTag.kernel, family: .ipv6)])
         }
     }
 }
