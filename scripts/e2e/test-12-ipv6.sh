@@ -2,9 +2,10 @@
 # IPv6 through the proxy (issue 12): a dual-stack lab (fd00:N::/64 beside 10.N.0.0/24) and a
 # proxy given an IPv4 and an IPv6 --nat. A download over IPv6 arrives byte-identical and the
 # server sees the IPv6 NAT address (NAT66), in transparent mode and through an IPv6 service
-# address; an IPv4 download beside it still sees the IPv4 one. After SIGTERM the gateway's
-# `ip -6 rule`, `ip -6 route show table all`, `nft list ruleset` and IPv6 forwarding are
-# exactly as before the proxy started.
+# address; an IPv4 download beside it still sees the IPv4 one. After SIGTERM (or kill -9 and
+# `tsmp proxy cleanup`) the gateway's `ip -6 rule`, `ip -6 route show table all`,
+# `nft list ruleset` and IPv6 forwarding are exactly as before the proxy started. iperf3 -6
+# both ways; a live migration over IPv6.
 
 e2e_ipv6_snapshot() {
     {
@@ -17,7 +18,7 @@ e2e_ipv6_snapshot() {
 }
 
 e2e_ipv6_download() {
-    local mode=$1
+    local mode=$1 stop=${2:-TERM}
     e2e_baseline && tl_skip "needs the proxy (IPv6 NAT)"
     local www=$CASE_DIR/data/www data=$CASE_DIR/data
     mkdir -p "$www"
@@ -54,14 +55,52 @@ e2e_ipv6_download() {
     local v6drops
     v6drops=$(proxy_metrics | awk '/^tsmp_packets_dropped_total\{/ && /reason="ipv6_unsupported"/ { s += $NF } END { printf "%d\n", s }')
     tl_expect_eq "ipv6_unsupported drops" 0 "$v6drops"
-    proxy_stop TERM
+    proxy_stop "$stop"
+    if [[ $stop == KILL ]]; then
+        e2e_ipv6_snapshot >"$CASE_DIR/killed.txt"
+        # The fail-closed routes and the rules outlive a kill -9, in both families.
+        grep -q "^blackhole default .*table 7464" <(sed -n '/## ip -6 route/,/## ip rule/p' "$CASE_DIR/killed.txt") \
+            || tl_fail "no IPv6 fail-closed route after kill -9: $(cat "$CASE_DIR/killed.txt")"
+        timeout 60 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" proxy cleanup >"$CASE_DIR/cleanup.log" 2>&1 \
+            || tl_fail "tsmp proxy cleanup failed: $(tail -n 3 "$CASE_DIR/cleanup.log" | tr '\n' ' ')"
+    fi
     e2e_ipv6_snapshot >"$CASE_DIR/after.txt"
     diff -u "$CASE_DIR/before.txt" "$CASE_DIR/after.txt" >"$CASE_DIR/teardown.diff" \
-        || tl_fail "the gateway's IPv6 rules, routes, nftables or forwarding differ after SIGTERM: $(cat "$CASE_DIR/teardown.diff")"
+        || tl_fail "the gateway's IPv6 rules, routes, nftables or forwarding differ after SIG$stop: $(cat "$CASE_DIR/teardown.diff")"
+}
+
+# iperf3 -6 through the proxy, upload then download (-R), 3 s each (the benchmark compares
+# rates: scripts/bench).
+e2e_ipv6_iperf3() {
+    e2e_baseline && tl_skip "needs the proxy (IPv6 NAT)"
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_gateway_prepare transparent owned 5201
+    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV")
+    e2e_gateway_start
+    lab_exec "$LAB_ID" srv iperf3 -s -B "$LAB6_SRV" -p 5201 >"$CASE_DIR/iperf3-server.log" 2>&1 &
+    tl_wait_until 15 "iperf3 server" e2e_listening srv 5201
+    local direction flags json bps
+    for direction in upload download; do
+        flags=()
+        [[ $direction == download ]] && flags=(-R)
+        json=$CASE_DIR/iperf3-$direction.json
+        timeout 40 ip netns exec "$(lab_ns "$LAB_ID" laptop)" \
+            iperf3 -6 -c "$LAB6_SRV" -p 5201 -t 3 --connect-timeout 5000 -J "${flags[@]}" >"$json" \
+            || tl_fail "iperf3 -6 $direction failed (see $json)"
+        bps=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit("iperf3: " + r["error"]) if r.get("error") else print(int(r["end"]["sum_received"]["bits_per_second"]))' "$json") \
+            || tl_fail "iperf3 -6 $direction reported an error"
+        tl_note "iperf3 -6 $direction: $(awk -v b="$bps" 'BEGIN { printf "%.2f Gbit/s", b / 1e9 }')"
+        ((bps > 1000000)) || tl_fail "iperf3 -6 $direction: only $bps bit/s"
+    done
+    local flows6
+    flows6=$(proxy_metric_sum tsmp_flows_created_total)
+    ((flows6 >= 2)) || tl_fail "the proxy created $flows6 flows (want iperf3's control and data connections)"
+    e2e_proxy_healthy
 }
 
 LAB_IPV6=1 test_case "IPv6 download through the proxy (NAT66): transparent, IPv4 beside it; teardown leaves ip -6 rule/route as before" e2e_ipv6_download transparent
-LAB_IPV6=1 test_case "IPv6 download through an IPv6 service address ([fd00:9::9]:80)" e2e_ipv6_download service
+LAB_IPV6=1 test_case "IPv6 download through an IPv6 service address ([fd00:9::9]:80); kill -9 + cleanup leaves ip -6 rule/route as before" e2e_ipv6_download service KILL
+LAB_IPV6=1 test_case "iperf3 -6 through the proxy, both ways" e2e_ipv6_iperf3
 
 # A live migration over IPv6, laptop -> phone: the paced server streams 8 MB to the laptop's
 # socat over IPv6 through the proxy; mid-stream the flow moves to the phone, whose socat opens
