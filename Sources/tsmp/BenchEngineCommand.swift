@@ -27,6 +27,7 @@ struct BenchEngineCommand: ParsableCommand {
         Examples:
           tsmp bench-engine
           tsmp bench-engine --packets 2000000 --flows 100000
+          tsmp bench-engine --family ipv6 --large-flows 0     # the same packets over IPv6 (NAT66)
           tsmp bench-engine --pcap Tests/EngineTests/Fixtures/iperf3.pcap --nat 10.2.0.1 --intercept tcp/5201
         """)
 
@@ -41,6 +42,9 @@ struct BenchEngineCommand: ParsableCommand {
 
     @Option(help: "Flows for the large-table memory figure (0: skip).")
     var largeFlows = 1_000_000
+
+    @Option(help: "Address family of the synthetic packets and flows: ipv4 or ipv6.")
+    var family: FamilyArgument = FamilyArgument(family: .ipv4)
 
     @Option(help: "Replay the packets of this capture instead of synthetic ones.")
     var pcap: String?
@@ -83,7 +87,8 @@ struct BenchEngineCommand: ParsableCommand {
                             nsPerPacketEngineBest: max(0, runs[0].total - runs[0].copy), flows: flows,
                             bytesPerFlow: perFlow, largeFlows: largeFlows, bytesPerFlowLarge: large,
                             tableBytesLarge: large.map { $0 * Double(largeFlows) },
-                            flowRecordBytes: SpliceEngine.flowRecordBytes, source: pcap ?? "synthetic 1448-byte segments and ACKs")
+                            flowRecordBytes: SpliceEngine.flowRecordBytes,
+                            source: pcap ?? "synthetic 1448-byte segments and ACKs over \(family.family == .ipv4 ? "IPv4" : "IPv6")")
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
@@ -119,10 +124,7 @@ struct BenchEngineCommand: ParsableCommand {
             guard !out.isEmpty else { throw ValidationError("\(pcap) holds no packets to replay") }
             return (out, EngineConfig(nat: nat, intercepts: intercept.map(\.range)))
         }
-        let device = IPv4Endpoint(IPv4Address(10, 1, 0, 2), 40000)
-        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
-        let natAddress = IPv4Address(10, 2, 0, 1)
-        let natEndpoint = IPv4Endpoint(natAddress, EngineConfig.defaultNATPorts.lower)
+        let (device, server, natEndpoint) = Self.ends(family.family)
         var steady: [[UInt8]] = []
         let payload = [UInt8](repeating: 0x5A, count: 1448)
         let ts: [TCPOption] = [.noOperation, .noOperation, .timestamp(value: 1, echoReply: 1)]
@@ -134,13 +136,26 @@ struct BenchEngineCommand: ParsableCommand {
             steady.append(TCPPacketBuilder.bytes(TCPPacketSpec(source: device, destination: server, seq: SeqNumber(1001),
                                                                ack: serverSeq, flags: .ack, window: 3000, options: ts)))
         }
-        return (steady, EngineConfig(nat: natAddress, intercepts: [PortRange(8080, 8080)]))
+        return (steady, Self.config)
+    }
+
+    /// Both NAT addresses, so either family's flows are managed.
+    static let config = EngineConfig(nat: IPv4Address(10, 2, 0, 1), nat6: IPv6Address("fd00:2::1"), intercepts: [PortRange(8080, 8080)])
+
+    /// The device, the server and the NAT side of the synthetic flow, in `family`.
+    static func ends(_ family: IPFamily) -> (device: IPEndpoint, server: IPEndpoint, nat: IPEndpoint) {
+        let nat = EngineConfig.defaultNATPorts.lower
+        switch family {
+        case .ipv4:
+            return (IPEndpoint(IPv4Address(10, 1, 0, 2), 40000), IPEndpoint(IPv4Address(10, 2, 0, 2), 8080),
+                    IPEndpoint(IPv4Address(10, 2, 0, 1), nat))
+        case .ipv6:
+            return (IPEndpoint("[fd00:1::2]:40000")!, IPEndpoint("[fd00:2::2]:8080")!, IPEndpoint("[fd00:2::1]:\(nat)")!)
+        }
     }
 
     private func handshake(_ engine: SpliceEngine, generated: PacketBatch) {
-        let device = IPv4Endpoint(IPv4Address(10, 1, 0, 2), 40000)
-        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
-        let natEndpoint = IPv4Endpoint(engine.config.nat, EngineConfig.defaultNATPorts.lower)
+        let (device, server, natEndpoint) = Self.ends(family.family)
         for spec in [
             TCPPacketSpec(source: device, destination: server, seq: SeqNumber(1000), flags: .syn, window: 64240),
             TCPPacketSpec(source: server, destination: natEndpoint, seq: SeqNumber(5000), ack: SeqNumber(1001), flags: [.syn, .ack]),
@@ -183,9 +198,10 @@ struct BenchEngineCommand: ParsableCommand {
     }
 
     private func measureFlows(_ flows: Int) -> Double {
-        var config = EngineConfig(nat: IPv4Address(10, 2, 0, 1), natPorts: PortRange(1024, 65535), intercepts: [PortRange(8080, 8080)])
+        var config = Self.config
+        config.natPorts = PortRange(1024, 65535)
         config.limits.maxFlows = flows
-        let server = IPv4Endpoint(IPv4Address(10, 2, 0, 2), 8080)
+        let server = Self.ends(family.family).server
         var bytes = [UInt8](repeating: 0, count: 128)
         let generated = PacketBatch(capacity: 4, maxPacket: 2048)
         let before = tsmp_heap_in_use_bytes()
@@ -197,7 +213,10 @@ struct BenchEngineCommand: ParsableCommand {
         while engines.count * perEngine < flows { engines.append(SpliceEngine(config: config, logger: Logger(label: "bench"))) }
         for i in 0..<flows {
             let e = engines[i / perEngine]
-            let device = IPv4Endpoint(IPv4Address(UInt32(0x0A01_0000) + UInt32(i / 50_000)), UInt16(10_000 + i % 50_000))
+            let port = UInt16(10_000 + i % 50_000)
+            let device = family.family == .ipv4
+                ? IPEndpoint(IPv4Address(UInt32(0x0A01_0000) + UInt32(i / 50_000)), port)
+                : IPEndpoint(IPv6Address(high: 0xFD00_0001_0000_0000, low: UInt64(i / 50_000) + 2), port)
             let spec = TCPPacketSpec(source: device, destination: server, seq: SeqNumber(UInt32(i)), flags: .syn, window: 64240,
                                      options: [.maximumSegmentSize(1460), .sackPermitted, .timestamp(value: 1, echoReply: 0), .noOperation, .windowScale(7)])
             let n = bytes.withUnsafeMutableBytes { TCPPacketBuilder.write(spec, payload: UnsafeRawBufferPointer(start: nil, count: 0), into: $0)! }

@@ -23,6 +23,20 @@ struct AddressArgument: ExpressibleByArgument {
     }
 }
 
+/// "ipv4" or "ipv6".
+struct FamilyArgument: ExpressibleByArgument {
+    var family: IPFamily
+    init(family: IPFamily) { self.family = family }
+    init?(argument: String) {
+        switch argument.lowercased() {
+        case "ipv4", "4": family = .ipv4
+        case "ipv6", "6": family = .ipv6
+        default: return nil
+        }
+    }
+    static var allValueStrings: [String] { ["ipv4", "ipv6"] }
+}
+
 /// `tcp/PORT` or `tcp/LO-HI`.
 struct InterceptSpec: ExpressibleByArgument {
     var range: PortRange
