@@ -158,7 +158,7 @@ extension SpliceEngine {
 
     /// The emulated sender toward `device` learns the smaller path MTU and sends again what
     /// was in flight at the new size (RFC 1191 §6.4).
-    private func senderPathMTUChanged(slot: Int, mid: MigrationID, device: IPEndpoint, now: Instant, generated: PacketBatch) {
+    func senderPathMTUChanged(slot: Int, mid: MigrationID, device: IPEndpoint, now: Instant, generated: PacketBatch) {
         guard let f = table[slot: slot], let mtu = f.pathMTU?.towardDevice, let m = migrations[mid], var sender = m.sender else { return }
         let timestamps: Bool
         switch m.phase {
@@ -171,7 +171,7 @@ extension SpliceEngine {
         default:
             return
         }
-        let size = LearnedPathMTU.segmentPayload(mtu: mtu, family: .ipv4,
+        let size = LearnedPathMTU.segmentPayload(mtu: mtu, family: device.family,
                                                  optionBytes: timestamps ? TCPOption.alignedTimestampLength : 0)
         guard size < sender.mss else { return }
         sender.pathMTUReduced(segmentSize: size)
@@ -200,13 +200,13 @@ extension Flow {
     @inline(__always)
     var segmentLimitTowardDevice: UInt16? {
         guard let mtu = pathMTU?.towardDevice else { return deviceMSS }
-        return Self.segmentLimit(deviceMSS: deviceMSS, pathMTU: mtu, optionBytes: serverOptionAllowance)
+        return Self.segmentLimit(deviceMSS: deviceMSS, pathMTU: mtu, optionBytes: serverOptionAllowance, family: device.family)
     }
 
     /// `segmentLimitTowardDevice` once a path MTU toward the device is known, for segments
     /// with `optionBytes` bytes of options.
-    static func segmentLimit(deviceMSS: UInt16?, pathMTU: Int, optionBytes: Int) -> UInt16 {
-        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: pathMTU, family: .ipv4, optionBytes: optionBytes))
+    static func segmentLimit(deviceMSS: UInt16?, pathMTU: Int, optionBytes: Int, family: IPFamily = .ipv4) -> UInt16 {
+        let limit = UInt16(clamping: LearnedPathMTU.segmentPayload(mtu: pathMTU, family: family, optionBytes: optionBytes))
         return min(deviceMSS ?? limit, limit)
     }
 

@@ -203,9 +203,10 @@ public final class SpliceEngine {
             if case .notTCP = error {
                 let peek = HeaderPeek(UnsafeRawBufferPointer(bytes))
                 if peek.isICMPv4 { return icmpError(bytes, now: now, generated: generated) }
-                // ICMPv6 (neighbour discovery, errors about IPv6 flows) is the kernel's for now.
+                // ICMPv6: errors about managed flows are translated; the rest (neighbour
+                // discovery, echo) is the kernel's.
                 if peek.ipVersion == 6, (try? IPv6Packet(validating: bytes))?.transportProtocol == IPv6HeaderChain.Next.icmpv6 {
-                    return .passThrough
+                    return config.nat6 == nil ? .passThrough : icmpv6Error(bytes, now: now, generated: generated)
                 }
             }
             return .drop(DropReason(error))

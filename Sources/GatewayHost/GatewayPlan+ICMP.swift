@@ -12,22 +12,34 @@ import Wire
 ///   the TCP rules: errors from a device's side about segments the proxy sent it. A rule can't
 ///   match an ICMP type, so a device's pings go through the proxy too, which passes every ICMP
 ///   message that is not an error about a managed flow on unchanged.
+/// - IPv6 (with an IPv6 NAT address): the same two for ICMPv6 (`ip -6 rule`, RFC 4443), which
+///   carries IPv6's only path MTU signal (RFC 8201). Neighbour discovery to the gateway never
+///   reaches them: the `lookup local` rule comes first (pref 0, or 10050 when moved), and it
+///   holds the gateway's own and multicast addresses.
 extension GatewayPlan {
     /// ICMP's IP protocol number (RFC 792).
     public static let icmpProtocol: UInt8 = 1
+    /// ICMPv6's (RFC 4443).
+    public static let icmpv6Protocol: UInt8 = 58
 
     /// The rule for ICMP toward the NAT address.
-    var icmpReplyRule: NetlinkRule {
-        NetlinkRule(priority: Priority.replyICMP, table: table, inputInterface: uplinkInterface,
-                    destination: .host(nat), ipProtocol: Self.icmpProtocol, protocolTag: NetlinkProtocolTag.tsmp)
+    var icmpReplyRule: NetlinkRule { icmpReplyRule(.ipv4)! }
+
+    /// The rule for ICMP of `family` toward that family's NAT address; nil without one.
+    func icmpReplyRule(_ family: IPFamily) -> NetlinkRule? {
+        guard let natAddress = natAddresses.first(where: { $0.family == family }) else { return nil }
+        return NetlinkRule(priority: Priority.replyICMP, table: table, inputInterface: uplinkInterface,
+                           destination: .host(natAddress), ipProtocol: family == .ipv4 ? Self.icmpProtocol : Self.icmpv6Protocol,
+                           protocolTag: NetlinkProtocolTag.tsmp)
     }
 
-    /// The rules for ICMP from device interfaces, from `first` on (after the TCP rules).
-    func deviceICMPRules(from first: UInt32) -> [NetlinkRule] {
+    /// The rules for ICMP of `family` from device interfaces, from `first` on (after the TCP rules).
+    func deviceICMPRules(from first: UInt32, family: IPFamily = .ipv4) -> [NetlinkRule] {
         guard !interceptPorts.isEmpty else { return [] }
         return deviceInterfaces.enumerated().map { i, device in
             NetlinkRule(priority: first + UInt32(i), table: table, inputInterface: device,
-                        ipProtocol: Self.icmpProtocol, protocolTag: NetlinkProtocolTag.tsmp)
+                        ipProtocol: family == .ipv4 ? Self.icmpProtocol : Self.icmpv6Protocol,
+                        protocolTag: NetlinkProtocolTag.tsmp, family: family)
         }
     }
 }

@@ -13,9 +13,9 @@ import Wire
 /// - 10100+i: transparent interception, `iif DEVICE ipproto tcp dport LO-HI lookup TABLE`,
 ///   one per device interface and intercept range, then ICMP from each device interface.
 ///
-/// With an IPv6 NAT address (`nat6`) the same TCP rules exist for IPv6 (`ip -6 rule`, the same
-/// priorities: each family has its own list), with the table's IPv6 routes and IPv6
-/// forwarding. ICMPv6 is not steered: the engine does not translate it yet.
+/// With an IPv6 NAT address (`nat6`) the same rules exist for IPv6 (`ip -6 rule`, the same
+/// priorities: each family has its own list), ICMPv6 in ICMP's place, with the table's IPv6
+/// routes and IPv6 forwarding.
 public struct GatewayPlan: Codable, Sendable, Equatable {
     /// Rule priorities (see the type's documentation).
     public enum Priority {
@@ -264,7 +264,7 @@ extension GatewayPlan {
             guard let nat6 else { return [] }
             natAddress = .v6(nat6)
         }
-        var rules = family == .ipv4 ? [icmpReplyRule] : []
+        var rules = icmpReplyRule(family).map { [$0] } ?? []
         rules.append(NetlinkRule(priority: Priority.reply, table: table, inputInterface: uplinkInterface,
                                  destination: .host(natAddress), ipProtocol: NetlinkRule.tcp,
                                  destinationPorts: Self.ports(natPorts), protocolTag: NetlinkProtocolTag.tsmp))
@@ -283,7 +283,7 @@ extension GatewayPlan {
                 i += 1
             }
         }
-        if family == .ipv4 { rules += deviceICMPRules(from: Priority.firstTransparent + i) }
+        rules += deviceICMPRules(from: Priority.firstTransparent + i, family: family)
         return rules
     }
 

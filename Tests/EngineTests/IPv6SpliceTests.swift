@@ -101,6 +101,79 @@ struct IPv6SpliceTests {
         #expect(rst.destination == endpoint(Self.device) && rst.checksumsValid)
     }
 
+    // MARK: ICMPv6 (RFC 4443)
+
+    /// The error as the engine wrote it, its checksum checked over the new pseudo-header.
+    static func icmpv6(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> (source: IPv6Address, destination: IPv6Address, type: UInt8, mtu: UInt32?, quote: [UInt8]) {
+        var b = bytes
+        return try b.withUnsafeMutableBytes { buf in
+            let m = try ICMPv6Message(validating: buf)
+            #expect(m.verifyChecksum, sourceLocation: sourceLocation)
+            return (m.ip.source, m.ip.destination, m.type, m.mtu, Array(m.quotedBytes))
+        }
+    }
+
+    @Test("packet too big for an upload segment reaches the device, quoting its own segment (a narrower link beyond the gateway)")
+    func packetTooBigReachesTheDevice() throws {
+        let h = EngineHarness(Self.transparent())
+        try Self.handshake(h)
+        // With the label of its SYN, as a Linux socket keeps one per connection (RFC 6437 §2).
+        let segment = tcp6(src: Self.device, dst: Self.server, flags: [.psh, .ack], seq: 1001, ack: 5001, payload: pattern(1400),
+                           flowLabel: 0x1_2345)
+        let wire = h.send(segment)
+        #expect(wire.verdict == .forward)
+        let router = address6("fd00:2::fe")
+        let error = ICMPv6Builder.bytes(.packetTooBig(from: router, to: address6("fd00:2::1"), mtu: 1400), quoting: wire.bytes)
+        let out = h.send(error)
+        #expect(out.verdict == .forward)
+        let d = try Self.icmpv6(out.bytes)
+        #expect(d.source == router && d.destination == address6("fd00:1::2") && d.type == 2 && d.mtu == 1400)
+        #expect(d.quote == Array(segment[0..<d.quote.count]))
+        #expect(h.internalFlow()?.pathMTU?.towardServer == 1400)
+        #expect(h.engine.counters.icmpErrorsTranslated == 1)
+    }
+
+    @Test("packet too big for a download segment reaches the server, quoting its own segment; the flow learns the device's path")
+    func packetTooBigReachesTheServer() throws {
+        let h = EngineHarness(Self.transparent())
+        try Self.handshake(h)
+        let segment = tcp6(src: Self.server, dst: Self.nat, flags: [.psh, .ack], seq: 5001, ack: 1001, payload: pattern(1400))
+        let wire = h.send(segment)
+        #expect(wire.verdict == .forward)
+        let router = address6("fd00:1::fe")
+        let error = ICMPv6Builder.bytes(.packetTooBig(from: router, to: address6("fd00:2::2"), mtu: 1280), quoting: wire.bytes)
+        let out = h.send(error)
+        #expect(out.verdict == .forward)
+        let d = try Self.icmpv6(out.bytes)
+        #expect(d.source == address6("fd00:2::1") && d.destination == address6("fd00:2::2") && d.mtu == 1280)
+        #expect(d.quote == Array(segment[0..<d.quote.count]))
+        #expect(h.internalFlow()?.pathMTU?.towardDevice == 1280)
+        // The server's next segments are cut to the device's path: 1280 - 40 - 20 bytes of payload.
+        let big = h.send(tcp6(src: Self.server, dst: Self.nat, flags: [.psh, .ack], seq: 6401, ack: 1001, payload: pattern(1400)))
+        #expect(big.verdict == .consumed)
+        let pieces = try big.generated.map { try DecodedTCP($0) }
+        #expect(pieces.map(\.payload.count) == [1220, 180] && pieces.allSatisfy(\.checksumsValid))
+    }
+
+    @Test("forged ICMPv6 is dropped with its reason: no flow, outside the window, bad checksum")
+    func forgedICMPv6() throws {
+        let h = EngineHarness(Self.transparent())
+        try Self.handshake(h)
+        let router = address6("fd00:2::fe"), nat = address6("fd00:2::1")
+        let unknownPort = tcp6(src: "[fd00:2::1]:61999", dst: Self.server, seq: 1001, ack: 5001)
+        #expect(h.send(ICMPv6Builder.bytes(.packetTooBig(from: router, to: nat, mtu: 1300), quoting: unknownPort)).verdict
+                == .drop(.icmpNoFlow))
+        let farAhead = tcp6(src: Self.nat, dst: Self.server, seq: 900_000, ack: 5001, payload: pattern(10))
+        #expect(h.send(ICMPv6Builder.bytes(.packetTooBig(from: router, to: nat, mtu: 1300), quoting: farAhead)).verdict
+                == .drop(.icmpOutOfWindow))
+        var bad = ICMPv6Builder.bytes(.packetTooBig(from: router, to: nat, mtu: 1300),
+                                      quoting: tcp6(src: Self.nat, dst: Self.server, seq: 1001, ack: 5001))
+        bad[42] ^= 0xFF
+        #expect(h.send(bad).verdict == .drop(.badICMPChecksum))
+        #expect(h.internalFlow()?.pathMTU == nil && h.engine.counters.icmpErrorsTranslated == 0)
+    }
+
     // MARK: Migration
 
     @Test("the server-side flow label stays the laptop's when the phone continues the flow (ECMP hashes on it)")
