@@ -13,9 +13,14 @@ import Wire
 ///   match an ICMP type, so a device's pings go through the proxy too, which passes every ICMP
 ///   message that is not an error about a managed flow on unchanged.
 /// - IPv6 (with an IPv6 NAT address): the same two for ICMPv6 (`ip -6 rule`, RFC 4443), which
-///   carries IPv6's only path MTU signal (RFC 8201). Neighbour discovery to the gateway never
-///   reaches them: the `lookup local` rule comes first (pref 0, or 10050 when moved), and it
-///   holds the gateway's own and multicast addresses.
+///   carries IPv6's only path MTU signal (RFC 8201). ICMPv6 is also neighbour discovery, and a
+///   rule cannot match a type: a router's neighbour advertisement to an NAT address the
+///   gateway owns must reach the gateway's own stack, or the gateway never learns the router's
+///   link address and nothing reaches the servers. So both come after `lookup local` (pref 0,
+///   or 10050 when moved): the reply rule at `Priority.replyICMPv6`. With a dedicated IPv6 NAT
+///   address (routed to the gateway, not on an interface) errors reach the proxy; with one the
+///   gateway owns they are the gateway's, and path MTU discovery through the proxy needs the
+///   dedicated kind.
 extension GatewayPlan {
     /// ICMP's IP protocol number (RFC 792).
     public static let icmpProtocol: UInt8 = 1
@@ -28,7 +33,8 @@ extension GatewayPlan {
     /// The rule for ICMP of `family` toward that family's NAT address; nil without one.
     func icmpReplyRule(_ family: IPFamily) -> NetlinkRule? {
         guard let natAddress = natAddresses.first(where: { $0.family == family }) else { return nil }
-        return NetlinkRule(priority: Priority.replyICMP, table: table, inputInterface: uplinkInterface,
+        return NetlinkRule(priority: family == .ipv4 ? Priority.replyICMP : Priority.replyICMPv6, table: table,
+                           inputInterface: uplinkInterface,
                            destination: .host(natAddress), ipProtocol: family == .ipv4 ? Self.icmpProtocol : Self.icmpv6Protocol,
                            protocolTag: NetlinkProtocolTag.tsmp)
     }
@@ -47,4 +53,6 @@ extension GatewayPlan {
 extension GatewayPlan.Priority {
     /// ICMP toward the NAT address, right before the TCP reply rule.
     public static let replyICMP: UInt32 = reply - 1
+    /// ICMPv6 toward the IPv6 NAT address: after the moved `lookup local` (see above).
+    public static let replyICMPv6: UInt32 = movedLocal + 1
 }

@@ -284,7 +284,7 @@ extension GatewayPlan {
             }
         }
         rules += deviceICMPRules(from: Priority.firstTransparent + i, family: family)
-        return rules
+        return rules.sorted { $0.priority < $1.priority }
     }
 
     /// The rule's "dport" for `range`; nil (any port) for 1-65535, which the kernel cannot

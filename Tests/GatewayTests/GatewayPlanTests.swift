@@ -125,6 +125,37 @@ func samplePlan(nat: IPv4Address = IPv4Address(10, 2, 0, 100)) -> GatewayPlan {
         ])
     }
 
+    @Test("an IPv6 NAT address: the same rules in ip -6 rule, ICMPv6 after lookup local, IPv6 routes and forwarding")
+    func ipv6Plan() throws {
+        var plan = samplePlan()
+        plan.nat6 = IPv6Address("fd00:2::1")
+        plan.serviceAddresses.append(IPEndpoint("[fd00:9::9]:443")!)
+        try plan.validate()
+        let nat6 = IPAddress("fd00:2::1")!
+        var facts = GatewayFacts(ownedAddresses: [.v4(plan.nat), nat6])
+        facts.ipv6Forward = "0"
+        let changes = plan.changes(given: facts)
+        let v6 = plan.interceptRules(.ipv6)
+        #expect(v6.allSatisfy { $0.family == .ipv6 } && plan.interceptRules(.ipv4).allSatisfy { $0.family == .ipv4 })
+        #expect(v6.map(\.priority) == [10000, 10002, 10051, 10100, 10101, 10102])
+        #expect(v6.first { $0.priority == 10000 }?.destination == .host(nat6))
+        #expect(v6.first { $0.priority == 10051 }?.ipProtocol == GatewayPlan.icmpv6Protocol)
+        #expect(v6.first { $0.priority == 10102 }?.ipProtocol == GatewayPlan.icmpv6Protocol)
+        // IPv6's own moved local rule, removed kernel rule, routes and forwarding.
+        let movedLocal6 = NetlinkRule(priority: 10050, table: NetlinkTable.local, protocolTag: tsmp, family: .ipv6)
+        #expect(changes.contains(.rule(movedLocal6)) && changes.contains(.removedRule(.kernelLocal6)))
+        #expect(changes.contains(.route(plan.tunRoute(.ipv6))) && changes.contains(.route(plan.failClosedRoute(.ipv6))))
+        #expect(changes.contains(.sysctl(key: "net.ipv6.conf.all.forwarding", previous: "0", value: "1")))
+        // The ICMPv6 reply rule goes in after the local rule moved, so neighbour discovery stays local.
+        let icmp6Rule = try #require(v6.first { $0.priority == 10051 })
+        let icmp6 = try #require(changes.firstIndex(of: .rule(icmp6Rule)))
+        let moved = try #require(changes.firstIndex(of: .rule(movedLocal6)))
+        #expect(moved < icmp6)
+        // Without an IPv6 NAT address an IPv6 service is refused.
+        plan.nat6 = nil
+        #expect(throws: GatewayPlanError.self) { try plan.validate() }
+    }
+
     @Test func ownedVIPAloneAlsoMovesTheLocalRule() {
         let plan = samplePlan()
         let facts = GatewayFacts(ownedAddresses: [.v4(IPv4Address(10, 9, 0, 1))])

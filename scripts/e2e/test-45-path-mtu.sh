@@ -90,6 +90,62 @@ e2e_pmtu_upload() {
     e2e_expect_icmp_translated
 }
 
+# e2e_insert_router6 MTU: e2e_insert_router MTU for srv, in a lab with IPv6 (LAB_IPV6=1 and
+# lab_ipv6): the router also routes IPv6, its path to srv taking MTU-byte packets.
+#
+#   gw-srv fd00:2::1 ─ r-gw fd00:2::fe [rtr] r-in fd00:29::1 ── eth0 srv fd00:2::2/128
+e2e_insert_router6() {
+    local mtu=$1
+    e2e_insert_router "$mtu"
+    local rtr=$E2E_RTR_NS srv gw
+    srv=$(lab_ns "$LAB_ID" srv)
+    gw=$(lab_ns "$LAB_ID" gw)
+    ip netns exec "$rtr" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+        net.ipv6.conf.r-gw.disable_ipv6=0 net.ipv6.conf.r-in.disable_ipv6=0 net.ipv6.conf.all.forwarding=1 >/dev/null
+    ip -n "$rtr" -6 addr add fd00:2::fe/64 dev r-gw nodad
+    ip -n "$rtr" -6 addr add fd00:29::1/64 dev r-in nodad
+    ip -n "$srv" -6 addr add "$LAB6_SRV/128" dev eth0 nodad
+    ip -n "$srv" -6 route add fd00:29::1/128 dev eth0
+    ip -n "$srv" -6 route add default via fd00:29::1 dev eth0
+    # RFC 8201: a router answers a packet larger than the next link with "packet too big".
+    ip -n "$rtr" -6 route add "$LAB6_SRV/128" dev r-in mtu "$mtu"
+    ip -n "$rtr" -6 route replace fd00:2::/64 dev r-gw mtu "$mtu"
+    ip -n "$rtr" -6 route add default via "$LAB6_GW_SRV" dev r-gw mtu "$mtu"
+    # A dedicated IPv6 NAT address, routed to the gateway (see GatewayPlan+ICMP: ICMPv6 to an
+    # address the gateway owns is its own, neighbour discovery included).
+    ip -n "$rtr" -6 route add fd00:99::/64 via "$LAB6_GW_SRV" dev r-gw mtu "$mtu"
+    ip -n "$gw" -6 route add "$LAB6_SRV/128" via fd00:2::fe dev "$LAB_GW_UPLINK"
+    tl_note "router's IPv6 routes: $(ip -n "$rtr" -6 route show | tr '\n' ';')"
+}
+
+# e2e_pmtu_upload6 MTU SIZE: e2e_pmtu_upload over IPv6 (the proxy with a dedicated IPv6 --nat,
+# fd00:99::1, routed to the gateway): the router's "packet too big" about the proxy's segments
+# reaches the laptop as one about its own.
+e2e_pmtu_upload6() {
+    local mtu=$1 size=$2 dir=$CASE_DIR/data
+    e2e_baseline && tl_skip "needs the proxy (IPv6 NAT)"
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_insert_router6 "$mtu"
+    e2e_random_file "$dir/up.bin" "$size"
+    e2e_gateway_prepare transparent owned 7000
+    E2E_PROXY_ARGS+=(--nat fd00:99::1)
+    e2e_gateway_start
+    lab_exec "$LAB_ID" srv timeout 60 socat -u "TCP6-LISTEN:7000,bind=[$LAB6_SRV],reuseaddr" "CREATE:$dir/got.bin" \
+        >"$CASE_DIR/socat-server.log" 2>&1 &
+    local server=$!
+    tl_wait_until 15 "socat listening" e2e_listening srv 7000
+    local start
+    start=$(tl_now)
+    timeout 25 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "OPEN:$dir/up.bin" "TCP6:[$LAB6_SRV]:7000,connect-timeout=5" \
+        >"$CASE_DIR/socat-client.log" 2>&1 || tl_fail "the IPv6 upload did not complete (black hole?): $(tail -n 2 "$CASE_DIR/socat-client.log" | tr '\n' ' ')"
+    wait "$server" || tl_fail "the socat sink failed: $(tail -n 2 "$CASE_DIR/socat-server.log" | tr '\n' ' ')"
+    tl_note "IPv6 upload of $size took $(e2e_seconds_since "$start") s"
+    tl_expect_eq "sha256 of the IPv6 upload" "$(e2e_sha "$dir/up.bin")" "$(e2e_sha "$dir/got.bin")"
+    tl_note "laptop's route cache: $(lab_exec "$LAB_ID" laptop ip -6 route get "$LAB6_SRV" | tr '\n' ' ')"
+    e2e_proxy_healthy
+    e2e_expect_icmp_translated
+}
+
 # e2e_seconds_since START: seconds since START (tl_now), to the millisecond.
 e2e_seconds_since() { awk -v a="$1" -v b="$(tl_now)" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -212,6 +268,7 @@ test_case "path MTU 1400 behind the gateway: 20MB upload, --no-kernel-path --no-
 test_case "path MTU 1280 behind the gateway: 20MB upload through the proxy" e2e_pmtu_upload transparent 1280 20M
 test_case "path MTU 1400 behind the gateway: 20MB upload to a service VIP" e2e_pmtu_upload service 1400 20M
 test_case "path MTU 1400 behind the gateway: 20MB download through the proxy" e2e_pmtu_download 1400 20M
+LAB_IPV6=1 test_case "IPv6 path MTU 1400 behind the gateway: 8MB upload through the proxy (packet too big translated)" e2e_pmtu_upload6 1400 8M
 test_case "ICMP port unreachable: connect() through the proxy fails at once" e2e_closed_port
 test_case "IPv4 fragments from the server's side (no PMTU discovery behind MTU 1400): reassembled, 8MB download" e2e_fragments download
 test_case "IPv4 fragments from a device's side (no PMTU discovery behind MTU 1400): reassembled, 8MB upload, nothing un-NAT'd" e2e_fragments upload
