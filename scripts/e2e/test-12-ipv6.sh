@@ -149,3 +149,33 @@ e2e_ipv6_migration() {
 }
 
 LAB_IPV6=1 test_case "IPv6 live migration laptop -> phone: byte-exact, no server RTO, ssthresh kept" e2e_ipv6_migration
+
+# A restart with IPv6 flows (--keep-state, SIGTERM, the same flags again): the new proxy adopts
+# the IPv6 flow from the checkpoint and the laptop's paced download finishes byte-exact on
+# the server's one connection.
+e2e_ipv6_restart() {
+    e2e_baseline && tl_skip "needs the proxy (restart)"
+    local data=$CASE_DIR/data
+    mkdir -p "$data"
+    e2e_random_file "$data/stream.bin" 6M
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_gateway_prepare transparent owned 9000
+    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV" --keep-state --no-kernel-path)
+    e2e_gateway_start
+    E2E_PACED_BIND=$LAB6_SRV e2e_paced_server 9000 "$data/stream.bin" 1500000 --burst 0 --chunk 16384
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=5" \
+        CREATE:"$data/laptop.bin" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$data/laptop.bin" 1000000 20
+    proxy_stop TERM
+    proxy_start "${E2E_PROXY_ARGS[@]}"
+    local adopted
+    adopted=$(grep -o 'flows_adopted=[0-9]*' "$CASE_DIR/proxy.log" | tail -n 1 | cut -d= -f2)
+    tl_expect_eq "IPv6 flows the restarted proxy adopted" 1 "${adopted:-0}"
+    wait "$laptop_pid" || tl_fail "the laptop's socat failed: $(tail -n 2 "$CASE_DIR/socat-laptop.log" | tr '\n' ' ')"
+    tl_expect_eq "sha256 of the IPv6 download across the restart" "$(e2e_sha "$data/stream.bin")" "$(e2e_sha "$data/laptop.bin")"
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    e2e_proxy_healthy
+}
+
+LAB_IPV6=1 test_case "IPv6 flow across a restart (--keep-state): adopted, download byte-exact" e2e_ipv6_restart
