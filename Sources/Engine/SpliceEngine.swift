@@ -227,7 +227,8 @@ public final class SpliceEngine {
         if config.isNAT(destination.address) && config.natPorts.contains(destination.port) {
             return fromServer(packet, options: options, segmentSize: &offload.segmentSize, now: now, generated: generated)
         }
-        if let service = serviceByVIP[destination] {
+        // (A dictionary lookup hashes the whole endpoint: not paid without services.)
+        if !serviceByVIP.isEmpty, let service = serviceByVIP[destination] {
             return fromDevice(packet, options: options, target: service.target, serviceMode: true, now: now, generated: generated)
         }
         if config.intercepts.contains(where: { $0.contains(destination.port) }) {
