@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import PacketIO
 import Synchronization
+import Wire
 
 /// The device agent (TSMPA; TSMP draft §4.2.1, SMP draft §6.2.3-6.2.4): keeps the device
 /// known to the namespace (heartbeats with its latest modification time, locator updates
@@ -41,7 +42,7 @@ public final class Agent: Sendable, JSONRouting {
         var fd: Int32
         var port: UInt16
         var request: MigrationToRequest
-        var destination: (address: UInt32, port: UInt16)
+        var destination: IPSocketAddress
         var since: ContinuousClock.Instant
     }
 
@@ -109,14 +110,14 @@ public final class Agent: Sendable, JSONRouting {
                 throw RouteRefusal(.forbidden, "\(mtr.fromDevice) is not a device of \(did.user)")
             }
             guard let destination = Self.parseEndpoint(mtr.destination) else {
-                throw RouteRefusal(.badRequest, "destination must be IPv4:PORT, not \"\(mtr.destination)\"")
+                throw RouteRefusal(.badRequest, "destination must be IPv4:PORT or [IPv6]:PORT, not \"\(mtr.destination)\"")
             }
             expirePending()
             if state.withLock({ $0.pending[mtr.migration] != nil }) {
                 throw RouteRefusal(.conflict, "migration \(mtr.migration) already has a pending MTR")
             }
             let bound: (fd: Int32, port: UInt16)
-            do { bound = try Syscall.boundTCPSocket() } catch {
+            do { bound = try Syscall.boundTCPSocket(like: destination) } catch {
                 throw RouteRefusal(.serviceUnavailable, "cannot bind a socket for the transfer: \(error)")
             }
             state.withLock {
@@ -143,7 +144,7 @@ public final class Agent: Sendable, JSONRouting {
             let handoff = options.handoff, logger = logger
             Thread.detachNewThread { [self] in
                 do {
-                    try Syscall.connect(pending.fd, to: pending.destination.address, port: pending.destination.port, timeoutSeconds: 10)
+                    try Syscall.connect(pending.fd, to: pending.destination, timeoutSeconds: 10)
                     try Syscall.clearTimeouts(pending.fd)
                 } catch {
                     logger.error("transfer failed: cannot connect", metadata: [
@@ -190,12 +191,16 @@ public final class Agent: Sendable, JSONRouting {
         }
     }
 
-    static func parseEndpoint(_ text: String) -> (address: UInt32, port: UInt16)? {
-        let parts = text.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]), port != 0 else { return nil }
-        let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
-        guard octets.count == 4 else { return nil }
-        return (octets.reduce(0) { $0 << 8 | UInt32($1) }, port)
+    /// "A.B.C.D:PORT" or "[IPv6]:PORT" (the flow's destination as the proxy names it), port
+    /// not 0; nil for anything else.
+    static func parseEndpoint(_ text: String) -> IPSocketAddress? {
+        guard let e = IPEndpoint(text), e.port != 0 else { return nil }
+        switch e.address {
+        case .v4(let a): return .v4(address: a.value, port: e.port)
+        case .v6(let a):
+            let bytes = withUnsafeBytes(of: (a.high.bigEndian, a.low.bigEndian)) { Array($0) }
+            return .v6(address: bytes, port: e.port, scope: 0)
+        }
     }
 
     // MARK: Namespace: heartbeats and locator updates

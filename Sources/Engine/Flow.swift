@@ -166,7 +166,10 @@ struct Flow {
     var device: IPEndpoint
     /// The IPv6 flow label of the server-side sub-connection (RFC 6437): the device's, from
     /// its SYN, kept when another device continues the flow (ECMP paths hash on it).
+    /// `flowLabelUnknown` after a restart until the device's next segment shows it.
     var serverFlowLabel: UInt32 = 0
+    /// Above the 20 bits a label has.
+    static let flowLabelUnknown: UInt32 = .max
     /// The destination the device believes it talks to (server in transparent mode, VIP in
     /// service mode).
     var original: IPEndpoint

@@ -101,7 +101,10 @@ extension SpliceEngine {
             // Rewrite (NAT + sequence spaces).
             packet.setSource(natEndpoint(flow))
             packet.setDestination(flow.server)
-            if case .v6(let p) = packet, p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
+            if case .v6(let p) = packet {
+                if flow.serverFlowLabel == Flow.flowLabelUnknown { flow.serverFlowLabel = p.ip.flowLabel }
+                if p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
+            }
             if !flow.toServer.seqOffset.isZero { tcp.setSeq(flow.toServer.seqOffset.apply(seq)) }
             if flags.contains(.ack) && !flow.toDevice.seqOffset.isZero {
                 tcp.setAck(flow.toDevice.seqOffset.reverse(ack))

@@ -236,7 +236,7 @@ extension Flow {
     var mssOfferedToNewDevice: UInt16 {
         let mss = serverSyn.mss ?? 536
         guard let mtu = pathMTU?.towardServer else { return mss }
-        let limit = max(mtu, LearnedPathMTU.floor) - IPFamily.ipv4.headerLength - TCPSegment.minimumHeaderLength
+        let limit = max(mtu, LearnedPathMTU.floor) - server.family.headerLength - TCPSegment.minimumHeaderLength
         return min(mss, UInt16(clamping: limit))
     }
 }

@@ -28,7 +28,7 @@ extension SpliceEngine {
         var spec = spec
         // Toward a server over IPv6: the flow label its sub-connection has always had.
         if spec.source.family == .ipv6, config.isNAT(spec.source.address), let s = table.slot(natPort: spec.source.port),
-           let label = table[slot: s]?.serverFlowLabel {
+           let label = table[slot: s]?.serverFlowLabel, label != Flow.flowLabelUnknown {
             spec.flowLabel = label
         }
         if !spec.dontFragment && spec.identification == 0 {

@@ -150,7 +150,8 @@ public final class SpliceEngine {
     /// socket would otherwise send them as part of the packet (IP_HDRINCL takes the buffer's size).
     private func trimLinkPadding(_ batch: PacketBatch, _ i: Int) {
         let p = UnsafeRawBufferPointer(batch.packet(i))
-        guard let total = HeaderPeek(p).declaredLength else { return }
+        // IPv6 payload length 0 (a jumbogram or a BIG TCP super-segment) declares no length.
+        guard let total = HeaderPeek(p).declaredLength, total > IPv6Packet.headerLength || p.first.map({ $0 >> 4 }) == 4 else { return }
         if total >= IPv4Packet.minimumHeaderLength && total < p.count { batch.setLength(i, total) }
     }
 

@@ -137,9 +137,12 @@ public final class NetlinkSession {
     }
 
     /// Every policy rule of `family` (nil: IPv4's, then IPv6's), each family in priority order.
+    /// With both asked for, a kernel without IPv6 rules (booted with ipv6.disable=1, or without
+    /// IPV6_MULTIPLE_TABLES: EAFNOSUPPORT) has IPv4's alone.
     public func rules(family: IPFamily? = nil) throws(SystemError) -> [NetlinkRule] {
-        var all: [NetlinkRule] = []
-        for f in family.map({ [$0] }) ?? IPFamily.allCases { all += try rules(of: f) }
+        if let family { return try rules(of: family) }
+        var all = try rules(of: .ipv4)
+        do { all += try rules(of: .ipv6) } catch where error.errno == EAFNOSUPPORT {}
         return all
     }
 

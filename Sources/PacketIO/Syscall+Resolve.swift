@@ -143,6 +143,41 @@ extension Syscall {
         return fd
     }
 
+    /// A TCP socket of `address`'s family bound to the wildcard address and a port the kernel
+    /// chooses (the MTR's source port, announced before the connection is made).
+    public static func boundTCPSocket(like address: IPSocketAddress) throws(SystemError) -> (fd: Int32, port: UInt16) {
+        let fd = try socket(domain: address.family, type: 1 /* SOCK_STREAM */, protocol: 0)
+        do throws(SystemError) {
+            let wildcard: IPSocketAddress = switch address {
+            case .v4: .v4(address: 0, port: 0)
+            case .v6: .v6(address: [UInt8](repeating: 0, count: 16), port: 0, scope: 0)
+            }
+            _ = try blocking("bind") { wildcard.withSockaddr { Glibc.bind(fd, $0, $1) } }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = try blocking("getsockname") {
+                withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.getsockname(fd, $0, &length) }
+                }
+            }
+            let local = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { IPSocketAddress($0) } }
+            guard let local else { throw SystemError("getsockname", errno: EAFNOSUPPORT) }
+            return (fd, local.port)
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
+    /// Connects `fd` (blocking, a socket of `address`'s family) with `timeoutSeconds` on
+    /// connect, send and receive.
+    public static func connect(_ fd: Int32, to address: IPSocketAddress, timeoutSeconds: Int = 10) throws(SystemError) {
+        let tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_RCVTIMEO, tv)
+        try setSocketOption(fd, level: SOL_SOCKET, name: SO_SNDTIMEO, tv)
+        _ = try blocking("connect to \(address)") { address.withSockaddr { Glibc.connect(fd, $0, $1) } }
+    }
+
     /// A TCP socket connected to `host:port`: each address the resolver gives, in its order,
     /// until one answers. The error names every address tried.
     public static func connectTCP(host: String, port: UInt16, timeoutSeconds: Int = 10) throws -> Int32 {

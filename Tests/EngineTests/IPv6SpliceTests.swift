@@ -203,6 +203,32 @@ struct IPv6SpliceTests {
                 "\(towardServer.map(\.flowLabel))")
     }
 
+    @Test("after a restart the server-side flow label is learned again from the device's next segment, then kept")
+    func flowLabelAfterAdoption() throws {
+        let h = EngineHarness(Self.transparent())
+        try Self.handshake(h, flowLabel: 0x2_2222)
+        let restarted = EngineHarness(Self.transparent())
+        let adoption = restarted.engine.adopt(h.engine.checkpoints(), now: restarted.now)
+        #expect(adoption.adopted.count == 1 && adoption.refused.isEmpty)
+        let first = try restarted.send(tcp6(src: Self.device, dst: Self.server, flags: [.psh, .ack], seq: 1001, ack: 5001,
+                                           payload: pattern(10), flowLabel: 0x2_2222)).decoded
+        #expect(first.flowLabel == 0x2_2222 && first.source == endpoint(Self.nat) && first.checksumsValid)
+        let next = try restarted.send(tcp6(src: Self.device, dst: Self.server, flags: [.psh, .ack], seq: 1011, ack: 5001,
+                                          payload: pattern(10), flowLabel: 0x3_3333)).decoded
+        #expect(next.flowLabel == 0x2_2222)
+    }
+
+    @Test("adoption refuses a checkpointed flow that mixes families (nothing could rewrite its packets)")
+    func adoptionRefusesMixedFamilies() throws {
+        let h = EngineHarness(Self.transparent())
+        try Self.handshake(h)
+        var mixed = try #require(h.engine.checkpoints().first)
+        mixed.server = endpoint("10.2.0.2:8080")
+        let restarted = EngineHarness(Self.transparent())
+        let adoption = restarted.engine.adopt([mixed], now: restarted.now)
+        #expect(adoption.adopted.isEmpty && adoption.refused.first?.reason.contains("mixes IPv4 and IPv6") == true)
+    }
+
     @Test("a migration to a target of the other family is refused, and nothing changes")
     func crossFamilyRefused() throws {
         let h = MigrationHarness.established(family: .ipv6)

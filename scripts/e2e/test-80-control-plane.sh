@@ -373,6 +373,53 @@ e2e_control_plane_names() {
     e2e_proxy_healthy
 }
 
+# The same over IPv6 alone on the devices' side: gateway.lab is only fd00:N::1 to them, their
+# locators are IPv6, the download is an IPv6 flow (the proxy with an IPv6 --nat), and bob's
+# laptop moves it to the phone by DID through gateway.lab: the proxy attributes the IPv6 flow
+# to the laptop by the IPv6 address its request came from and targets the phone's IPv6 locator.
+e2e_control_plane_ipv6() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data state=$CASE_DIR/ns
+    local stream=$data/stream.bin laptop=$data/laptop.bin
+    mkdir -p "$state" "$data/creds"
+    local creds=$data/creds ns_url="https://gateway.lab:$CP_NS_PORT" st
+    e2e_random_file "$stream" 8M
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    lab_hosts "$LAB_ID" gw "::1 gateway.lab"
+    lab_hosts "$LAB_ID" laptop "fd00:1::1 gateway.lab"
+    lab_hosts "$LAB_ID" phone "fd00:3::1 gateway.lab"
+    CP_NS_LISTEN="[::]" cp_namespace_up "$state" "$ns_url"
+    cp_bob_and_proxy "$state" "$ns_url" "$creds" laptop
+    E2E_EXTRA_PROXY_ARGS+=(--credentials "$creds/gw1.cred" --listen "[::]:$CP_PROXY_PORT" --nat "$LAB6_GW_SRV")
+    e2e_gateway_up transparent owned 9000
+    CP_AGENT_LISTEN="[::]" cp_agent laptop "$creds/bob-laptop.cred" gateway.lab "$data/laptop-agent"
+    CP_AGENT_LISTEN="[::]" cp_agent phone "$creds/bob-phone.cred" gateway.lab "$data/phone-agent"
+    tl_wait_until 15 "the phone located at $LAB6_PHONE" cp_located "$creds/bob-laptop.cred" phone.bob@example.com "$LAB6_PHONE"
+    tl_wait_until 15 "the laptop located at $LAB6_LAPTOP" cp_located "$creds/bob-laptop.cred" laptop.bob@example.com "$LAB6_LAPTOP"
+
+    E2E_PACED_BIND=$LAB6_SRV e2e_paced_server 9000 "$stream" 1500000 --burst 1000000
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1800000 20
+    st=0
+    cp_tsmp laptop migrate --credentials "$creds/bob-laptop.cred" --proxy "https://gateway.lab:$CP_PROXY_PORT" \
+        --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" || st=$?
+    ((st == 0)) || tl_fail "tsmp migrate over IPv6 exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.err")"
+    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate.json" phase)"
+    tl_expect_eq "the new device (the phone's IPv6 locator)" "$LAB6_PHONE" "$(e2e_report_field "$CASE_DIR/migrate.json" newDevice.address)"
+    local mid phone
+    mid=$(e2e_report_field "$CASE_DIR/migrate.json" id)
+    phone=$data/phone-agent-$mid.bin
+    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
+    tl_wait_until 20 "the phone agent's command to finish" e2e_size_at_least "$phone" 1
+    sleep 1
+    wait "$laptop_pid" || true
+    e2e_expect_concat "$stream" "$laptop" "$phone"
+    e2e_proxy_healthy
+}
+
 test_case "control plane: bob moves a download laptop -> phone by DID and pulls it back; alice is refused" e2e_control_plane
 test_case "control plane: bob moves a download laptop -> phone by DID and back, --queues 2" e2e_queues 2 e2e_control_plane
 LAB_IPV6=1 test_case "control plane: host names and [::] listeners (wildcard needs --url), migrate by DID through gateway.lab" e2e_control_plane_names
+LAB_IPV6=1 test_case "control plane over IPv6: IPv6 locators, an IPv6 flow moved by DID through gateway.lab" e2e_control_plane_ipv6

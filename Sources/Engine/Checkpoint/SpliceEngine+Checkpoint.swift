@@ -135,8 +135,8 @@ extension SpliceEngine {
         var result = Adoption()
         adoptionRefusals = []
         for c in flows {
-            guard c.device.family == c.original.family else {
-                result.refused.append((id: c.id, reason: "its device side mixes IPv4 and IPv6 (\(c.device) to \(c.original))"))
+            guard c.device.family == c.original.family, c.server.family == c.device.family else {
+                result.refused.append((id: c.id, reason: "it mixes IPv4 and IPv6 (\(c.device) to \(c.original), server \(c.server))"))
                 continue
             }
             guard config.natAddress(c.server.family) != nil else {
@@ -163,6 +163,8 @@ extension SpliceEngine {
             }
             var flow = Flow(id: c.id, device: device, original: original, server: c.server,
                             natPort: c.natPort, state: c.state, created: now, lastActivity: now)
+            // Not in the checkpoint: learned again from the device's next segment.
+            flow.serverFlowLabel = Flow.flowLabelUnknown
             flow.toServer.seqOffset = c.seqOffsetToServer
             flow.toDevice.seqOffset = c.seqOffsetToDevice
             flow.toServer.tsOffset = c.tsOffsetToServer

@@ -288,7 +288,9 @@ extension SpliceEngine {
         let tcp = packet.tcp
         packet.setSource(natEndpoint(flow))
         packet.setDestination(flow.server)
-        if case .v6(let p) = packet, p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
+        if case .v6(let p) = packet, flow.serverFlowLabel != Flow.flowLabelUnknown, p.ip.flowLabel != flow.serverFlowLabel {
+            p.ip.setFlowLabel(flow.serverFlowLabel)
+        }
         tcp.setSeq(seqOffset.apply(tcp.seq))
         var flags = tcp.flags
         flags.insert(.ack)
