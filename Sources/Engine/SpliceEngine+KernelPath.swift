@@ -196,8 +196,8 @@ extension SpliceEngine {
             flow.kernelPath = .none
         }
         let after = policy.after.nanoseconds
-        // The kernel path's table is `table ip`: IPv6 flows stay with the engine.
-        guard flow.kernelPath == .none, flow.server.family == .ipv4, flow.device.family == .ipv4,
+        // The kernel path holds IPv6 flows only in its `table inet` (with an IPv6 NAT address).
+        guard flow.kernelPath == .none, flow.server.family == .ipv4 || config.nat6 != nil,
               !kernelPathPending.contains(flow.id), flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
               now.nanoseconds >= flow.created.nanoseconds &+ after,
               now.nanoseconds < flow.lastActivity.nanoseconds &+ after,

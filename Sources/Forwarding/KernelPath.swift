@@ -75,31 +75,42 @@ public final class KernelPath: @unchecked Sendable {
     /// there; anything else of it is removed, so it is the engine's. Every shard's flows at
     /// once: an entry is stale only if no shard adopts it. Also returns the entries removed.
     public func reconcile(_ checkpoints: FlowCheckpoints) throws(SystemError) -> (FlowCheckpoints, removed: Int) {
-        let up = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true)).keys)
-        let down = Set(KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true)).keys)
+        var up: Set<[String]> = [], down: Set<[String]> = []
+        for family in table.families {
+            up.formUnion(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: true, family: family), json: true)).keys)
+            down.formUnion(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: false, family: family), json: true)).keys)
+        }
         var keptUp: Set<[String]> = [], keptDown: Set<[String]> = []
         let reconciled = checkpoints.adjusted { flows in
             for i in flows.indices {
                 let f = flows[i]
-                guard case .v4(let device) = f.device.address, case .v4(let server) = f.server.address else { continue }
-                let upKey = ["\(device)", "\(f.device.port)", "\(server)", "\(f.server.port)"]
-                let downKey = ["\(server)", "\(f.server.port)", "\(f.natPort)"]
+                let upKey = ["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]
+                let downKey = ["\(f.server.address)", "\(f.server.port)", "\(f.natPort)"]
                 flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
                 if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
             }
         }
-        let staleUp = up.subtracting(keptUp).sorted { $0.lexicographicallyPrecedes($1) }
-        let staleDown = down.subtracting(keptDown).sorted { $0.lexicographicallyPrecedes($1) }
-        let commands = table.keyDeletionCommands(toServer: staleUp, toDevice: staleDown)
-        if !commands.isEmpty { try nft.run(commands) }
-        return (reconciled, staleUp.count + staleDown.count)
+        var removed = 0
+        for family in table.families {
+            // A key's family: an IPv6 address has colons.
+            let isFamily = { (key: [String]) in (key.first?.contains(":") == true) == (family == .ipv6) }
+            let staleUp = up.subtracting(keptUp).filter(isFamily).sorted { $0.lexicographicallyPrecedes($1) }
+            let staleDown = down.subtracting(keptDown).filter(isFamily).sorted { $0.lexicographicallyPrecedes($1) }
+            let commands = table.keyDeletionCommands(toServer: staleUp, toDevice: staleDown, family: family)
+            if !commands.isEmpty { try nft.run(commands) }
+            removed += staleUp.count + staleDown.count
+        }
+        return (reconciled, removed)
     }
 
     /// The kernel's counters of `flows` (those the sets hold).
     public func counters(of flows: [KernelPathFlow]) throws(SystemError) -> [KernelPathCounters] {
         guard !flows.isEmpty else { return [] }
-        let up = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_server", json: true))
-        let down = KernelPathTable.counters(fromJSON: try nft.run("list set ip \(table.name) to_device", json: true))
+        var up: [[String]: (packets: UInt64, bytes: UInt64)] = [:], down = up
+        for family in table.families where flows.contains(where: { $0.device.family == family }) {
+            up.merge(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: true, family: family), json: true))) { a, _ in a }
+            down.merge(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: false, family: family), json: true))) { a, _ in a }
+        }
         return flows.compactMap { f in
             guard let u = up[["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]],
                   let d = down[["\(f.server.address)", "\(f.server.port)", "\(f.nat.port)"]] else { return nil }
@@ -112,10 +123,6 @@ public final class KernelPath: @unchecked Sendable {
 extension KernelPathTable {
     /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
     public func elementCommands(_ verb: String, _ flows: [KernelPathFlow]) -> String {
-        // The table is `table ip`: the engine hands it IPv4 flows only.
-        elementCommands(verb, elements: flows.compactMap { f in
-            guard let device = f.device.ipv4, let server = f.server.ipv4 else { return nil }
-            return KernelPathTable.Element(device: device, server: server, natPort: f.nat.port)
-        })
+        elementCommands(verb, elements: flows.map { KernelPathTable.Element(device: $0.device, server: $0.server, natPort: $0.nat.port) })
     }
 }

@@ -312,7 +312,7 @@ public struct ProxyService {
                     tunAddress: options.offload ? NetlinkPrefix(options.tunAddress, length: 32) : nil,
                     tunMTU: options.reassemble ? ReassemblyTable.tunMTU : nil,
                     kernelPath: options.engine.kernelPath == nil ? nil
-                        : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat),
+                        : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat, nat6: options.engine.nat6),
                     reassembly: options.reassemble ? ReassemblyTable(tunName: tunName) : nil)
     }
 }

@@ -85,7 +85,7 @@ extension GatewayChange {
         case .nftTable(let name, let ruleset):
             let nft = try Nftables()
             do {
-                try nft.run("list table ip \(name)")
+                try nft.run("list table \(GatewayChange.nftFamily(of: ruleset)) \(name)")
                 return false
             } catch where error.errno == ENOENT {
                 try nft.run(ruleset)

@@ -46,8 +46,8 @@ extension GatewayChange {
                 if current == previous { return .alreadyGone }
                 if current != value { return .leftAlone("\(key) is \(current) now, changed since tsmp set it to \(value)") }
                 try sysctl.write(key, previous)
-            case .nftTable(let name, _):
-                try Nftables().run("delete table ip \(name)")
+            case .nftTable(let name, let ruleset):
+                try Nftables().run("delete table \(GatewayChange.nftFamily(of: ruleset)) \(name)")
             }
             return .undone
         } catch where error.meansAlreadyGone {

@@ -157,8 +157,8 @@ public enum GatewayCleanup {
         do {
             let nft = try Nftables()
             let listing = try nft.run("list tables")
-            for name in KernelPathTable.tableNames(inListing: listing) + ReassemblyTable.tableNames(inListing: listing) {
-                sweep("nftables table ip \(name)") { () throws(SystemError) in try nft.run("delete table ip \(name)") }
+            for (family, name) in KernelPathTable.tables(inListing: listing) + ReassemblyTable.tableNames(inListing: listing).map({ ("ip", $0) }) {
+                sweep("nftables table \(family) \(name)") { () throws(SystemError) in try nft.run("delete table \(family) \(name)") }
             }
         } catch {
             fail("failed: \(error)")

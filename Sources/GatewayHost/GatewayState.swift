@@ -31,8 +31,16 @@ public enum GatewayChange: Hashable, Sendable, CustomStringConvertible {
         case .rule(let rule): "add rule \(rule)"
         case .removedRule(let rule): "delete rule \(rule)"
         case .sysctl(let key, let previous, let value): "set \(key) = \(value) (was \(previous))"
-        case .nftTable(let name, _): "add nftables table ip \(name)"
+        case .nftTable(let name, let ruleset): "add nftables table \(Self.nftFamily(of: ruleset)) \(name)"
         }
+    }
+
+    /// The nftables family of a table's ruleset ("table inet NAME {..." -> "inet"); "ip" when
+    /// it does not say (the rulesets tsmp writes all start with their table).
+    static func nftFamily(of ruleset: String) -> String {
+        let words = ruleset.split(whereSeparator: { $0 == " " || $0 == "\n" }).prefix(2)
+        guard words.count == 2, words.first == "table", ["ip", "ip6", "inet"].contains(String(words.last!)) else { return "ip" }
+        return String(words.last!)
     }
 
     /// What undoing it does: "delete rule pref 10000 ...", "set link tsmp0 down".
@@ -45,7 +53,7 @@ public enum GatewayChange: Hashable, Sendable, CustomStringConvertible {
         case .rule(let rule): "delete rule \(rule)"
         case .removedRule(let rule): "add rule \(rule)"
         case .sysctl(let key, let previous, _): "set \(key) = \(previous)"
-        case .nftTable(let name, _): "delete nftables table ip \(name)"
+        case .nftTable(let name, let ruleset): "delete nftables table \(Self.nftFamily(of: ruleset)) \(name)"
         }
     }
 }

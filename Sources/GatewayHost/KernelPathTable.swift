@@ -17,6 +17,10 @@ import Wire
 ///
 /// Checksums are updated by nftables (incrementally, partial checksums and super-segments
 /// included). Sets count packets and bytes per flow (the kernel's counters, headers included).
+///
+/// With an IPv6 NAT address the table is `table inet` and holds the same sets and rules for
+/// IPv6 flows beside the IPv4 ones (`to_server6`..., `ip6` selectors); without one it is the
+/// `table ip` it always was (a state file from before IPv6 names that one).
 public struct KernelPathTable: Sendable, Equatable, Codable {
     /// The mark bits on the packets the kernel forwards, both ways.
     public static let mark: UInt32 = 0x7400_0000
@@ -25,23 +29,72 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
     public let tunName: String
     public let uplink: String
     public let nat: IPv4Address
+    /// The IPv6 NAT address; nil: IPv4 flows only (absent from state files before IPv6).
+    public let nat6: IPv6Address?
 
-    public init(tunName: String, uplink: String, nat: IPv4Address) {
+    public init(tunName: String, uplink: String, nat: IPv4Address, nat6: IPv6Address? = nil) {
         self.tunName = tunName
         self.uplink = uplink
         self.nat = nat
+        self.nat6 = nat6
         self.name = Self.namePrefix + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
     }
 
     static let namePrefix = "tsmp_kernel_path_"
 
-    /// The kernel path tables in `nft list tables` output ("table ip NAME" lines).
-    public static func tableNames(inListing listing: String) -> [String] {
-        NftablesListing.tableNames(listing, family: "ip", prefix: namePrefix)
+    /// The table's nftables family: `ip`, or `inet` with IPv6.
+    public var family: String { nat6 == nil ? "ip" : "inet" }
+
+    /// The kernel path tables in `nft list tables` output ("table ip NAME" and "table inet
+    /// NAME" lines), each with its family.
+    public static func tables(inListing listing: String) -> [(family: String, name: String)] {
+        ["ip", "inet"].flatMap { family in
+            NftablesListing.tableNames(listing, family: family, prefix: namePrefix).map { (family, $0) }
+        }
     }
+
+    /// The set names of `family`'s flows: `to_server` and the rest for IPv4, `to_server6`... for IPv6.
+    static func suffix(_ family: IPFamily) -> String { family == .ipv4 ? "" : "6" }
 
     /// The whole table, for `nft -f` (one transaction).
     public var ruleset: String {
+        guard let nat6 else { return ruleset4 }
+        let mark = "0x" + String(Self.mark, radix: 16)
+        let four = "ipv4_addr . inet_service . ipv4_addr . inet_service", server = "ipv4_addr . inet_service . inet_service"
+        let four6 = "ipv6_addr . inet_service . ipv6_addr . inet_service", server6 = "ipv6_addr . inet_service . inet_service"
+        return """
+        table inet \(name) {
+            set to_server { type \(four); counter; }
+            map to_server_port { type \(four) : inet_service; }
+            set to_device { type \(server); counter; }
+            map to_device_addr { type \(server) : ipv4_addr; }
+            map to_device_port { type \(server) : inet_service; }
+            set to_server6 { type \(four6); counter; }
+            map to_server_port6 { type \(four6) : inet_service; }
+            set to_device6 { type \(server6); counter; }
+            map to_device_addr6 { type \(server6) : ipv6_addr; }
+            map to_device_port6 { type \(server6) : inet_service; }
+            chain prerouting {
+                type filter hook prerouting priority raw; policy accept;
+                iifname "\(tunName)" return
+                tcp flags & (fin | syn | rst) != 0 return
+                ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | \(mark) return
+                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port meta mark set meta mark | \(mark)
+                ip6 saddr . tcp sport . ip6 daddr . tcp dport @to_server6 meta mark set meta mark | \(mark) return
+                ip6 daddr \(nat6) ip6 saddr . tcp sport . tcp dport @to_device6 ip6 daddr set ip6 saddr . tcp sport . tcp dport map @to_device_addr6 tcp dport set ip6 saddr . tcp sport . tcp dport map @to_device_port6 meta mark set meta mark | \(mark)
+            }
+            chain postrouting {
+                type filter hook postrouting priority srcnat; policy accept;
+                meta mark & \(mark) == \(mark) oifname "\(uplink)" meta nfproto ipv4 tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set \(nat)
+                meta mark & \(mark) == \(mark) oifname "\(uplink)" meta nfproto ipv6 tcp sport set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @to_server_port6 ip6 saddr set \(nat6)
+            }
+        }
+
+        """
+    }
+
+    /// The IPv4-only table (`table ip`), as before IPv6.
+    private var ruleset4: String {
         let mark = "0x" + String(Self.mark, radix: 16)
         let fourTuple = "ipv4_addr . inet_service . ipv4_addr . inet_service"
         let serverKey = "ipv4_addr . inet_service . inet_service"
@@ -68,46 +121,69 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
         """
     }
 
-    /// One flow's entries in the sets and maps: its device and server endpoints and the NAT
-    /// port the server sees (the engine's `KernelPathFlow` as the table needs it).
+    /// One flow's entries in the sets and maps: its device and server endpoints (of one
+    /// family) and the NAT port the server sees (the engine's `KernelPathFlow` as the table
+    /// needs it).
     public struct Element: Hashable, Sendable {
-        public var device: IPv4Endpoint
-        public var server: IPv4Endpoint
+        public var device: IPEndpoint
+        public var server: IPEndpoint
         public var natPort: UInt16
-        public init(device: IPv4Endpoint, server: IPv4Endpoint, natPort: UInt16) {
+        public init(device: IPEndpoint, server: IPEndpoint, natPort: UInt16) {
             self.device = device; self.server = server; self.natPort = natPort
+        }
+        public init(device: IPv4Endpoint, server: IPv4Endpoint, natPort: UInt16) {
+            self.init(device: IPEndpoint(device), server: IPEndpoint(server), natPort: natPort)
         }
     }
 
-    /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction.
+    /// Adds (`add`) or deletes (`delete`) the flows' elements, in one transaction (an IPv6
+    /// flow's in the IPv6 sets; none when the table has no IPv6 sets).
     public func elementCommands(_ verb: String, elements flows: [Element]) -> String {
-        guard !flows.isEmpty else { return "" }
         func join(_ parts: [String]) -> String { parts.joined(separator: ", ") }
-        let toServer = flows.map { "\($0.device.address) . \($0.device.port) . \($0.server.address) . \($0.server.port)" }
-        let toDevice = flows.map { "\($0.server.address) . \($0.server.port) . \($0.natPort)" }
-        let deleting = verb == "delete"
-        return [
-            "\(verb) element ip \(name) to_server { \(join(toServer)) }",
-            "\(verb) element ip \(name) to_server_port { \(join(deleting ? toServer : zip(toServer, flows).map { "\($0) : \($1.natPort)" })) }",
-            "\(verb) element ip \(name) to_device { \(join(toDevice)) }",
-            "\(verb) element ip \(name) to_device_addr { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.address)" })) }",
-            "\(verb) element ip \(name) to_device_port { \(join(deleting ? toDevice : zip(toDevice, flows).map { "\($0) : \($1.device.port)" })) }",
-        ].joined(separator: "\n") + "\n"
+        var lines: [String] = []
+        for family in IPFamily.allCases {
+            let these = flows.filter { $0.device.family == family && $0.server.family == family }
+            guard !these.isEmpty, family == .ipv4 || nat6 != nil else { continue }
+            let s = Self.suffix(family)
+            let toServer = these.map { "\($0.device.address) . \($0.device.port) . \($0.server.address) . \($0.server.port)" }
+            let toDevice = these.map { "\($0.server.address) . \($0.server.port) . \($0.natPort)" }
+            let deleting = verb == "delete"
+            lines += [
+                "\(verb) element \(self.family) \(name) to_server\(s) { \(join(toServer)) }",
+                "\(verb) element \(self.family) \(name) to_server_port\(s) { \(join(deleting ? toServer : zip(toServer, these).map { "\($0) : \($1.natPort)" })) }",
+                "\(verb) element \(self.family) \(name) to_device\(s) { \(join(toDevice)) }",
+                "\(verb) element \(self.family) \(name) to_device_addr\(s) { \(join(deleting ? toDevice : zip(toDevice, these).map { "\($0) : \($1.device.address)" })) }",
+                "\(verb) element \(self.family) \(name) to_device_port\(s) { \(join(deleting ? toDevice : zip(toDevice, these).map { "\($0) : \($1.device.port)" })) }",
+            ]
+        }
+        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
     }
 
     /// Deletes elements by key alone, whatever flow they were installed for: `toServer` keys
     /// (device address, port, server address, port) from `to_server` and `to_server_port`,
-    /// `toDevice` keys (server address, port, NAT port) from the three server-side sets.
-    public func keyDeletionCommands(toServer: [[String]], toDevice: [[String]]) -> String {
+    /// `toDevice` keys (server address, port, NAT port) from the three server-side sets; of
+    /// `family`'s sets.
+    public func keyDeletionCommands(toServer: [[String]], toDevice: [[String]], family: IPFamily = .ipv4) -> String {
         func join(_ keys: [[String]]) -> String { keys.map { $0.joined(separator: " . ") }.joined(separator: ", ") }
+        let s = Self.suffix(family)
         var lines: [String] = []
         if !toServer.isEmpty {
-            for set in ["to_server", "to_server_port"] { lines.append("delete element ip \(name) \(set) { \(join(toServer)) }") }
+            for set in ["to_server", "to_server_port"] { lines.append("delete element \(self.family) \(name) \(set)\(s) { \(join(toServer)) }") }
         }
         if !toDevice.isEmpty {
-            for set in ["to_device", "to_device_addr", "to_device_port"] { lines.append("delete element ip \(name) \(set) { \(join(toDevice)) }") }
+            for set in ["to_device", "to_device_addr", "to_device_port"] {
+                lines.append("delete element \(self.family) \(name) \(set)\(s) { \(join(toDevice)) }")
+            }
         }
         return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The families whose flows the table holds.
+    public var families: [IPFamily] { nat6 == nil ? [.ipv4] : [.ipv4, .ipv6] }
+
+    /// `nft -j list set` of `family`'s device-side (`to_server`) or server-side set.
+    public func listSetCommand(deviceSide: Bool, family: IPFamily) -> String {
+        "list set \(self.family) \(name) \(deviceSide ? "to_server" : "to_device")\(Self.suffix(family))"
     }
 
     /// The per-element counters of `nft -j list set` output: key values -> (packets, bytes).

@@ -28,8 +28,32 @@ import Wire
     }
 
     @Test func cleanupFindsOnlyKernelPathTables() {
-        let listing = "table ip filter\ntable ip tsmp_kernel_path_tsmp0\ntable inet tsmp_kernel_path_x\ntable ip tsmp_kernel_path_tsmpe1x2\n"
-        #expect(KernelPathTable.tableNames(inListing: listing) == ["tsmp_kernel_path_tsmp0", "tsmp_kernel_path_tsmpe1x2"])
+        let listing = "table ip filter\ntable ip tsmp_kernel_path_tsmp0\ntable inet tsmp_kernel_path_x\ntable ip tsmp_kernel_path_tsmpe1x2\ntable ip6 tsmp_kernel_path_y\n"
+        #expect(KernelPathTable.tables(inListing: listing).map { "\($0.family) \($0.name)" }
+                == ["ip tsmp_kernel_path_tsmp0", "ip tsmp_kernel_path_tsmpe1x2", "inet tsmp_kernel_path_x"])
+    }
+
+    @Test("with an IPv6 NAT address: one table inet, the IPv4 rules and sets as before and the same for IPv6")
+    func dualStackTable() throws {
+        let dual = KernelPathTable(tunName: "tsmp0", uplink: "veth-up", nat: IPv4Address(10, 2, 0, 1),
+                                   nat6: IPv6Address("fd00:2::1"))
+        let text = dual.ruleset
+        #expect(dual.family == "inet" && table.family == "ip" && table.ruleset.hasPrefix("table ip tsmp_kernel_path_tsmp0 {"))
+        #expect(text.hasPrefix("table inet tsmp_kernel_path_tsmp0 {"))
+        #expect(text.contains("set to_server6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; counter; }"))
+        #expect(text.contains("ip6 daddr fd00:2::1 ip6 saddr . tcp sport . tcp dport @to_device6 ip6 daddr set"))
+        #expect(text.contains("meta nfproto ipv6 tcp sport set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @to_server_port6 ip6 saddr set fd00:2::1"))
+        #expect(text.contains("meta nfproto ipv4 tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set 10.2.0.1"))
+        let v6 = KernelPathFlow(id: FlowID(3), device: IPEndpoint("[fd00:1::2]:40000")!, server: IPEndpoint("[fd00:2::2]:80")!,
+                                nat: IPEndpoint("[fd00:2::1]:61003")!)
+        let add = dual.elementCommands("add", flows + [v6])
+        #expect(add.contains("add element inet tsmp_kernel_path_tsmp0 to_server { 10.1.0.2 . 40000 . 10.2.0.2 . 80, 10.1.0.3 . 40001 . 10.2.0.2 . 80 }"))
+        #expect(add.contains("add element inet tsmp_kernel_path_tsmp0 to_server6 { fd00:1::2 . 40000 . fd00:2::2 . 80 }"))
+        #expect(add.contains("add element inet tsmp_kernel_path_tsmp0 to_device_addr6 { fd00:2::2 . 80 . 61003 : fd00:1::2 }"))
+        // An IPv4-only table takes no IPv6 flow.
+        #expect(!table.elementCommands("add", [v6]).contains("6 {") && table.elementCommands("add", [v6]).isEmpty)
+        #expect(dual.listSetCommand(deviceSide: false, family: .ipv6) == "list set inet tsmp_kernel_path_tsmp0 to_device6")
+        #expect(GatewayChange.nftFamily(of: text) == "inet" && GatewayChange.nftFamily(of: table.ruleset) == "ip")
     }
 
     @Test func elementsAreAddedAndDeletedInOneTransaction() {

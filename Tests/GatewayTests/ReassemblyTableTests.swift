@@ -20,7 +20,7 @@ import Wire
     @Test func cleanupFindsOnlyReassemblyTables() {
         let listing = "table ip filter\ntable ip tsmp_reassembly_tsmp0\ntable inet tsmp_reassembly_x\ntable ip tsmp_kernel_path_tsmp0\n"
         #expect(ReassemblyTable.tableNames(inListing: listing) == ["tsmp_reassembly_tsmp0"])
-        #expect(KernelPathTable.tableNames(inListing: listing) == ["tsmp_kernel_path_tsmp0"])
+        #expect(KernelPathTable.tables(inListing: listing).map(\.name) == ["tsmp_kernel_path_tsmp0"])
     }
 
     @Test func thePlanRaisesTheTunMTUAndAddsTheTableRecordedForUndo() {

@@ -96,11 +96,18 @@ e2e_ipv6_iperf3() {
     flows6=$(proxy_metric_sum tsmp_flows_created_total)
     ((flows6 >= 2)) || tl_fail "the proxy created $flows6 flows (want iperf3's control and data connections)"
     e2e_proxy_healthy
+    # The kernel path (the default, after 1 s) took the IPv6 data connections and gave them
+    # back at their FINs: its table is `table inet` with an IPv6 NAT address.
+    local entered left
+    read -r entered left < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["status"]; print(s["kernelPathEntered"], s["kernelPathLeft"])' "$CASE_DIR/flows.json")
+    tl_note "kernel path: $entered IPv6 flows handed over, $left taken back"
+    ((entered >= 2)) || tl_fail "the kernel path took $entered IPv6 flows (want both iperf3 data connections)"
+    lab_exec "$LAB_ID" gw nft list table inet "tsmp_kernel_path_$TL_TUN" >/dev/null 2>&1 || tl_fail "no table inet tsmp_kernel_path_$TL_TUN"
 }
 
 LAB_IPV6=1 test_case "IPv6 download through the proxy (NAT66): transparent, IPv4 beside it; teardown leaves ip -6 rule/route as before" e2e_ipv6_download transparent
 LAB_IPV6=1 test_case "IPv6 download through an IPv6 service address ([fd00:9::9]:80); kill -9 + cleanup leaves ip -6 rule/route as before" e2e_ipv6_download service KILL
-LAB_IPV6=1 test_case "iperf3 -6 through the proxy, both ways" e2e_ipv6_iperf3
+LAB_IPV6=1 test_case "iperf3 -6 through the proxy, both ways; the kernel path takes IPv6 flows (table inet)" e2e_ipv6_iperf3
 
 # A live migration over IPv6, laptop -> phone: the paced server streams 8 MB to the laptop's
 # socat over IPv6 through the proxy; mid-stream the flow moves to the phone, whose socat opens

@@ -84,10 +84,11 @@ extension Flow {
 
     /// Moves the last-seen next sequence numbers on by the payload the kernel forwarded, as
     /// far as its counters tell: their bytes include each packet's IP and TCP headers (a
-    /// super-segment counted once), taken here as 40 bytes plus the timestamp option. Options
-    /// beyond it (SACK blocks) make the guess high by their size.
+    /// super-segment counted once), taken here as the family's IP header, 20 bytes of TCP and
+    /// the timestamp option. Options beyond it (SACK blocks) make the guess high by their size.
     mutating func estimateKernelForwarded(_ c: KernelPathCounters) {
-        let header = UInt64(40 + (negotiatedTimestamps ? TCPOption.alignedTimestampLength : 0))
+        let header = UInt64(server.family.headerLength + TCPSegment.minimumHeaderLength
+                            + (negotiatedTimestamps ? TCPOption.alignedTimestampLength : 0))
         func payload(_ bytes: UInt64, _ packets: UInt64) -> UInt32 {
             let (headers, overflow) = packets.multipliedReportingOverflow(by: header)
             return overflow || headers >= bytes ? 0 : UInt32(truncatingIfNeeded: bytes - headers)
