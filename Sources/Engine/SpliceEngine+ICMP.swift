@@ -63,39 +63,19 @@ extension SpliceEngine {
     private func aboutSegmentToServer(_ message: ICMPv4Message, _ quote: QuotedTCPv4, kind: ICMPv4ErrorKind, slot: Int,
                                       now: Instant) -> Verdict {
         guard let flow = table[slot: slot] else { return .drop(.icmpNoFlow) }
-        // The device whose bytes the quote holds: the new device once it sends through the
-        // proxy (`resuming`), the old one before.
-        var device = flow.device
-        var seqOffset = flow.toServer.seqOffset
-        var ackOffset: SequenceOffset? = flow.toDevice.seqOffset
-        if let mid = flow.migration, case .resuming(let freeze, _, _)? = migrations[mid]?.phase, let h = freeze.newDevice {
-            device = h.endpoint
-            seqOffset = h.toServerOffset
-            ackOffset = nil
-        }
+        let sender = quotedSender(of: flow)
         // An ICMPv4 error is about an IPv4 flow on both sides (a flow keeps its family).
-        guard let device4 = device.ipv4, let original4 = flow.original.ipv4, let server4 = flow.server.ipv4 else {
+        guard let device4 = sender.device.ipv4, let original4 = flow.original.ipv4, let server4 = flow.server.ipv4 else {
             return .drop(.icmpNoFlow)
         }
-        let deviceSeq = seqOffset.reverse(quote.seq)
-        // RFC 5927 §4.1: inside SND.UNA..SND.NXT of the device's stream, as far as the engine
-        // saw it (not checked while the kernel forwards the flow or a migration remaps it).
-        if flow.kernelPath == .none && !flow.isMigrating,
-           !Self.within(deviceSeq, from: flow.toDevice.highestAck, to: flow.toServer.nextSeq) {
-            return .drop(.icmpOutOfWindow)
-        }
-        guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
+        let deviceSeq = sender.seqOffset.reverse(quote.seq)
+        if let refused = admitErrorAboutSegmentToServer(flow, deviceSeq: deviceSeq, now: now) { return .drop(refused) }
         if let mtu = message.nextHopMTU {
-            withFlow(slot) { f in
-                var learned = f.pathMTU ?? LearnedPathMTU()
-                learned.towardServer = LearnedPathMTU.lowered(learned.towardServer, reported: mtu,
-                                                              quotedLength: quote.originalTotalLength, family: .ipv4)
-                f.pathMTU = learned
-            }
+            learnPathMTU(slot: slot, towardServer: true, reported: mtu, quotedLength: quote.originalTotalLength, family: .ipv4)
             message.setNextHopMTU(LearnedPathMTU.translate(mtu, from: .ipv4, to: .ipv4))
         }
         quote.setSeq(deviceSeq)
-        if let ackOffset, let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(ackOffset.apply(ack)) }
+        if let ackOffset = sender.ackOffset, let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(ackOffset.apply(ack)) }
         quote.setSource(device4)
         quote.setDestination(original4)
         // The server itself answering (port unreachable) in service mode speaks as the VIP.
@@ -118,12 +98,7 @@ extension SpliceEngine {
                                       now: Instant, generated: PacketBatch) -> Verdict {
         guard let flow = table[slot: slot], let server4 = flow.server.ipv4 else { return .drop(.icmpNoFlow) }
         if let mtu = message.nextHopMTU {
-            withFlow(slot) { f in
-                var learned = f.pathMTU ?? LearnedPathMTU()
-                learned.towardDevice = LearnedPathMTU.lowered(learned.towardDevice, reported: mtu,
-                                                              quotedLength: quote.originalTotalLength, family: .ipv4)
-                f.pathMTU = learned
-            }
+            learnPathMTU(slot: slot, towardServer: false, reported: mtu, quotedLength: quote.originalTotalLength, family: .ipv4)
         }
         if let mid = flow.migration {
             // The quote is one of the proxy's own segments (its ACKs, the emulated sender's
@@ -134,11 +109,7 @@ extension SpliceEngine {
             return .consumed
         }
         let serverSeq = flow.toDevice.seqOffset.reverse(quote.seq)
-        if flow.kernelPath == .none,
-           !Self.within(serverSeq, from: flow.toServer.highestAck, to: flow.toDevice.nextSeq) {
-            return .drop(.icmpOutOfWindow)
-        }
-        guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
+        if let refused = admitErrorAboutSegmentToDevice(flow, serverSeq: serverSeq, now: now) { return .drop(refused) }
         if let mtu = message.nextHopMTU { message.setNextHopMTU(LearnedPathMTU.translate(mtu, from: .ipv4, to: .ipv4)) }
         quote.setSeq(serverSeq)
         if let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(flow.toServer.seqOffset.apply(ack)) }
@@ -178,6 +149,54 @@ extension SpliceEngine {
         migrations[mid]?.setSender(sender)
         logger.info("migration path mtu lowered", metadata: ["migration.id": "\(mid)", "migration.segment_size": "\(size)"])
         transmitNew(slot: slot, mid: mid, now: now, generated: generated)
+    }
+
+    // MARK: Shared by ICMPv4 and ICMPv6
+
+    /// The device whose bytes a quoted segment toward the server holds, and the offsets that
+    /// map the quote back into its space: the new device once it sends through the proxy
+    /// (`resuming`), the old one before.
+    func quotedSender(of flow: Flow) -> (device: IPEndpoint, seqOffset: SequenceOffset, ackOffset: SequenceOffset?) {
+        if let mid = flow.migration, case .resuming(let freeze, _, _)? = migrations[mid]?.phase, let h = freeze.newDevice {
+            return (h.endpoint, h.toServerOffset, nil)
+        }
+        return (flow.device, flow.toServer.seqOffset, flow.toDevice.seqOffset)
+    }
+
+    /// Why an error about a segment toward the server is not passed on, or nil. RFC 5927 §4.1:
+    /// the quote must be inside SND.UNA..SND.NXT of the device's stream, as far as the engine
+    /// saw it (not checked while the kernel forwards the flow or a migration remaps it); and
+    /// the rate limit.
+    func admitErrorAboutSegmentToServer(_ flow: Flow, deviceSeq: SeqNumber, now: Instant) -> DropReason? {
+        if flow.kernelPath == .none && !flow.isMigrating,
+           !Self.within(deviceSeq, from: flow.toDevice.highestAck, to: flow.toServer.nextSeq) {
+            return .icmpOutOfWindow
+        }
+        return icmpLimiter.allow(now: now) ? nil : .icmpRateLimited
+    }
+
+    /// The same for an error about a segment toward the device (the server's stream).
+    func admitErrorAboutSegmentToDevice(_ flow: Flow, serverSeq: SeqNumber, now: Instant) -> DropReason? {
+        if flow.kernelPath == .none,
+           !Self.within(serverSeq, from: flow.toServer.highestAck, to: flow.toDevice.nextSeq) {
+            return .icmpOutOfWindow
+        }
+        return icmpLimiter.allow(now: now) ? nil : .icmpRateLimited
+    }
+
+    /// The flow learns a path MTU from an error (RFC 1191, RFC 8201) toward the server or the device.
+    func learnPathMTU(slot: Int, towardServer: Bool, reported: UInt16, quotedLength: Int, family: IPFamily) {
+        withFlow(slot) { f in
+            var learned = f.pathMTU ?? LearnedPathMTU()
+            if towardServer {
+                learned.towardServer = LearnedPathMTU.lowered(learned.towardServer, reported: reported,
+                                                              quotedLength: quotedLength, family: family)
+            } else {
+                learned.towardDevice = LearnedPathMTU.lowered(learned.towardDevice, reported: reported,
+                                                              quotedLength: quotedLength, family: family)
+            }
+            f.pathMTU = learned
+        }
     }
 
     /// `seq` lies in `[una, nxt]` (inclusive, as Linux's `between`), where known.

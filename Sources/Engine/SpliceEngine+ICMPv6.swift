@@ -44,35 +44,19 @@ extension SpliceEngine {
     private func aboutSegmentToServer(_ message: ICMPv6Message, _ quote: QuotedTCPv6, kind: ICMPv6ErrorKind, slot: Int,
                                       now: Instant) -> Verdict {
         guard let flow = table[slot: slot] else { return .drop(.icmpNoFlow) }
-        var device = flow.device
-        var seqOffset = flow.toServer.seqOffset
-        var ackOffset: SequenceOffset? = flow.toDevice.seqOffset
-        if let mid = flow.migration, case .resuming(let freeze, _, _)? = migrations[mid]?.phase, let h = freeze.newDevice {
-            device = h.endpoint
-            seqOffset = h.toServerOffset
-            ackOffset = nil
-        }
+        let sender = quotedSender(of: flow)
         // A flow keeps its family on both sides (a migration to the other family is refused).
-        guard let device6 = device.ipv6, let original6 = flow.original.ipv6, let server6 = flow.server.ipv6 else {
+        guard let device6 = sender.device.ipv6, let original6 = flow.original.ipv6, let server6 = flow.server.ipv6 else {
             return .drop(.icmpNoFlow)
         }
-        let deviceSeq = seqOffset.reverse(quote.seq)
-        if flow.kernelPath == .none && !flow.isMigrating,
-           !Self.within(deviceSeq, from: flow.toDevice.highestAck, to: flow.toServer.nextSeq) {
-            return .drop(.icmpOutOfWindow)
-        }
-        guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
+        let deviceSeq = sender.seqOffset.reverse(quote.seq)
+        if let refused = admitErrorAboutSegmentToServer(flow, deviceSeq: deviceSeq, now: now) { return .drop(refused) }
         if let mtu = message.mtu {
-            withFlow(slot) { f in
-                var learned = f.pathMTU ?? LearnedPathMTU()
-                learned.towardServer = LearnedPathMTU.lowered(learned.towardServer, reported: UInt16(clamping: mtu),
-                                                              quotedLength: IPv6Packet.headerLength + quote.originalPayloadLength,
-                                                              family: .ipv6)
-                f.pathMTU = learned
-            }
+            learnPathMTU(slot: slot, towardServer: true, reported: UInt16(clamping: mtu),
+                         quotedLength: IPv6Packet.headerLength + quote.originalPayloadLength, family: .ipv6)
         }
         quote.setSeq(deviceSeq)
-        if let ackOffset, let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(ackOffset.apply(ack)) }
+        if let ackOffset = sender.ackOffset, let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(ackOffset.apply(ack)) }
         quote.setSource(device6)
         quote.setDestination(original6)
         // The server itself answering (port unreachable) in service mode speaks as the VIP.
@@ -96,13 +80,8 @@ extension SpliceEngine {
             return .drop(.icmpNoFlow)
         }
         if let mtu = message.mtu {
-            withFlow(slot) { f in
-                var learned = f.pathMTU ?? LearnedPathMTU()
-                learned.towardDevice = LearnedPathMTU.lowered(learned.towardDevice, reported: UInt16(clamping: mtu),
-                                                              quotedLength: IPv6Packet.headerLength + quote.originalPayloadLength,
-                                                              family: .ipv6)
-                f.pathMTU = learned
-            }
+            learnPathMTU(slot: slot, towardServer: false, reported: UInt16(clamping: mtu),
+                         quotedLength: IPv6Packet.headerLength + quote.originalPayloadLength, family: .ipv6)
         }
         if let mid = flow.migration {
             guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
@@ -111,11 +90,7 @@ extension SpliceEngine {
             return .consumed
         }
         let serverSeq = flow.toDevice.seqOffset.reverse(quote.seq)
-        if flow.kernelPath == .none,
-           !Self.within(serverSeq, from: flow.toServer.highestAck, to: flow.toDevice.nextSeq) {
-            return .drop(.icmpOutOfWindow)
-        }
-        guard icmpLimiter.allow(now: now) else { return .drop(.icmpRateLimited) }
+        if let refused = admitErrorAboutSegmentToDevice(flow, serverSeq: serverSeq, now: now) { return .drop(refused) }
         quote.setSeq(serverSeq)
         if let ack = quote.ack, quote.flags?.contains(.ack) == true { quote.setAck(flow.toServer.seqOffset.apply(ack)) }
         quote.setSource(server6)

@@ -56,69 +56,53 @@ public struct KernelPathTable: Sendable, Equatable, Codable {
     /// The set names of `family`'s flows: `to_server` and the rest for IPv4, `to_server6`... for IPv6.
     static func suffix(_ family: IPFamily) -> String { family == .ipv4 ? "" : "6" }
 
-    /// The whole table, for `nft -f` (one transaction).
+    /// The whole table, for `nft -f` (one transaction): `table ip` with IPv4's sets and rules,
+    /// or `table inet` with IPv6's beside them (its postrouting rules then name their family).
     public var ruleset: String {
-        guard let nat6 else { return ruleset4 }
-        let mark = "0x" + String(Self.mark, radix: 16)
-        let four = "ipv4_addr . inet_service . ipv4_addr . inet_service", server = "ipv4_addr . inet_service . inet_service"
-        let four6 = "ipv6_addr . inet_service . ipv6_addr . inet_service", server6 = "ipv6_addr . inet_service . inet_service"
+        let families = self.families
+        let parts = families.map { pieces($0, inet: nat6 != nil) }
+        func indented(_ lines: [String], _ depth: Int) -> String {
+            lines.map { String(repeating: "    ", count: depth) + $0 }.joined(separator: "\n")
+        }
         return """
-        table inet \(name) {
-            set to_server { type \(four); counter; }
-            map to_server_port { type \(four) : inet_service; }
-            set to_device { type \(server); counter; }
-            map to_device_addr { type \(server) : ipv4_addr; }
-            map to_device_port { type \(server) : inet_service; }
-            set to_server6 { type \(four6); counter; }
-            map to_server_port6 { type \(four6) : inet_service; }
-            set to_device6 { type \(server6); counter; }
-            map to_device_addr6 { type \(server6) : ipv6_addr; }
-            map to_device_port6 { type \(server6) : inet_service; }
+        table \(family) \(name) {
+        \(indented(parts.flatMap(\.sets), 1))
             chain prerouting {
                 type filter hook prerouting priority raw; policy accept;
                 iifname "\(tunName)" return
                 tcp flags & (fin | syn | rst) != 0 return
-                ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | \(mark) return
-                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port meta mark set meta mark | \(mark)
-                ip6 saddr . tcp sport . ip6 daddr . tcp dport @to_server6 meta mark set meta mark | \(mark) return
-                ip6 daddr \(nat6) ip6 saddr . tcp sport . tcp dport @to_device6 ip6 daddr set ip6 saddr . tcp sport . tcp dport map @to_device_addr6 tcp dport set ip6 saddr . tcp sport . tcp dport map @to_device_port6 meta mark set meta mark | \(mark)
+        \(indented(parts.flatMap(\.prerouting), 2))
             }
             chain postrouting {
                 type filter hook postrouting priority srcnat; policy accept;
-                meta mark & \(mark) == \(mark) oifname "\(uplink)" meta nfproto ipv4 tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set \(nat)
-                meta mark & \(mark) == \(mark) oifname "\(uplink)" meta nfproto ipv6 tcp sport set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @to_server_port6 ip6 saddr set \(nat6)
+        \(indented(parts.map(\.postrouting), 2))
             }
         }
 
         """
     }
 
-    /// The IPv4-only table (`table ip`), as before IPv6.
-    private var ruleset4: String {
+    /// One family's sets and rules (the set names of IPv6 end in 6).
+    private func pieces(_ family: IPFamily, inet: Bool) -> (sets: [String], prerouting: [String], postrouting: String) {
         let mark = "0x" + String(Self.mark, radix: 16)
-        let fourTuple = "ipv4_addr . inet_service . ipv4_addr . inet_service"
-        let serverKey = "ipv4_addr . inet_service . inet_service"
-        return """
-        table ip \(name) {
-            set to_server { type \(fourTuple); counter; }
-            map to_server_port { type \(fourTuple) : inet_service; }
-            set to_device { type \(serverKey); counter; }
-            map to_device_addr { type \(serverKey) : ipv4_addr; }
-            map to_device_port { type \(serverKey) : inet_service; }
-            chain prerouting {
-                type filter hook prerouting priority raw; policy accept;
-                iifname "\(tunName)" return
-                tcp flags & (fin | syn | rst) != 0 return
-                ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | \(mark) return
-                ip daddr \(nat) ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port meta mark set meta mark | \(mark)
-            }
-            chain postrouting {
-                type filter hook postrouting priority srcnat; policy accept;
-                meta mark & \(mark) == \(mark) oifname "\(uplink)" tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set \(nat)
-            }
-        }
-
-        """
+        let s = Self.suffix(family)
+        let (ip, addr, nfproto) = family == .ipv4 ? ("ip", "ipv4_addr", "ipv4") : ("ip6", "ipv6_addr", "ipv6")
+        let natAddress = family == .ipv4 ? nat.description : nat6?.description ?? ""
+        let fourTuple = "\(addr) . inet_service . \(addr) . inet_service"
+        let serverKey = "\(addr) . inet_service . inet_service"
+        let sets = [
+            "set to_server\(s) { type \(fourTuple); counter; }",
+            "map to_server_port\(s) { type \(fourTuple) : inet_service; }",
+            "set to_device\(s) { type \(serverKey); counter; }",
+            "map to_device_addr\(s) { type \(serverKey) : \(addr); }",
+            "map to_device_port\(s) { type \(serverKey) : inet_service; }",
+        ]
+        let prerouting = [
+            "\(ip) saddr . tcp sport . \(ip) daddr . tcp dport @to_server\(s) meta mark set meta mark | \(mark) return",
+            "\(ip) daddr \(natAddress) \(ip) saddr . tcp sport . tcp dport @to_device\(s) \(ip) daddr set \(ip) saddr . tcp sport . tcp dport map @to_device_addr\(s) tcp dport set \(ip) saddr . tcp sport . tcp dport map @to_device_port\(s) meta mark set meta mark | \(mark)",
+        ]
+        let postrouting = "meta mark & \(mark) == \(mark) oifname \"\(uplink)\" \(inet ? "meta nfproto \(nfproto) " : "")tcp sport set \(ip) saddr . tcp sport . \(ip) daddr . tcp dport map @to_server_port\(s) \(ip) saddr set \(natAddress)"
+        return (sets, prerouting, postrouting)
     }
 
     /// One flow's entries in the sets and maps: its device and server endpoints (of one

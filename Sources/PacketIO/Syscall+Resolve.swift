@@ -153,16 +153,7 @@ extension Syscall {
             case .v6: .v6(address: [UInt8](repeating: 0, count: 16), port: 0, scope: 0)
             }
             _ = try blocking("bind") { wildcard.withSockaddr { Glibc.bind(fd, $0, $1) } }
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            _ = try blocking("getsockname") {
-                withUnsafeMutablePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.getsockname(fd, $0, &length) }
-                }
-            }
-            let local = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { IPSocketAddress($0) } }
-            guard let local else { throw SystemError("getsockname", errno: EAFNOSUPPORT) }
-            return (fd, local.port)
+            return (fd, try socketName(fd).port)
         } catch {
             try? close(fd)
             throw error
@@ -194,6 +185,11 @@ extension Syscall {
         let fd = try socket(domain: address.family, type: 2 /* SOCK_DGRAM */, protocol: 0)
         defer { try? close(fd) }
         _ = try blocking("connect") { address.withSockaddr { Glibc.connect(fd, $0, $1) } }
+        return try socketName(fd)
+    }
+
+    /// A socket's own address (getsockname(2)), either family.
+    static func socketName(_ fd: Int32) throws(SystemError) -> IPSocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try blocking("getsockname") {

@@ -27,6 +27,31 @@ import Wire
         #expect(KernelPathTable(tunName: "a-b.c", uplink: "u", nat: IPv4Address(1, 2, 3, 4)).name == "tsmp_kernel_path_a_b_c")
     }
 
+    @Test("the IPv4-only table is the text it always was (a state file records it)")
+    func ipv4TextUnchanged() {
+        #expect(table.ruleset == """
+        table ip tsmp_kernel_path_tsmp0 {
+            set to_server { type ipv4_addr . inet_service . ipv4_addr . inet_service; counter; }
+            map to_server_port { type ipv4_addr . inet_service . ipv4_addr . inet_service : inet_service; }
+            set to_device { type ipv4_addr . inet_service . inet_service; counter; }
+            map to_device_addr { type ipv4_addr . inet_service . inet_service : ipv4_addr; }
+            map to_device_port { type ipv4_addr . inet_service . inet_service : inet_service; }
+            chain prerouting {
+                type filter hook prerouting priority raw; policy accept;
+                iifname "tsmp0" return
+                tcp flags & (fin | syn | rst) != 0 return
+                ip saddr . tcp sport . ip daddr . tcp dport @to_server meta mark set meta mark | 0x74000000 return
+                ip daddr 10.2.0.1 ip saddr . tcp sport . tcp dport @to_device ip daddr set ip saddr . tcp sport . tcp dport map @to_device_addr tcp dport set ip saddr . tcp sport . tcp dport map @to_device_port meta mark set meta mark | 0x74000000
+            }
+            chain postrouting {
+                type filter hook postrouting priority srcnat; policy accept;
+                meta mark & 0x74000000 == 0x74000000 oifname "veth-up" tcp sport set ip saddr . tcp sport . ip daddr . tcp dport map @to_server_port ip saddr set 10.2.0.1
+            }
+        }
+
+        """)
+    }
+
     @Test func cleanupFindsOnlyKernelPathTables() {
         let listing = "table ip filter\ntable ip tsmp_kernel_path_tsmp0\ntable inet tsmp_kernel_path_x\ntable ip tsmp_kernel_path_tsmpe1x2\ntable ip6 tsmp_kernel_path_y\n"
         #expect(KernelPathTable.tables(inListing: listing).map { "\($0.family) \($0.name)" }
