@@ -98,6 +98,8 @@ public struct EngineCounters: Sendable, Equatable {
     /// Segments of a device without timestamps sent to the server with the option added
     /// (`SpliceEngine+SynthesizedTimestamp`).
     public var timestampsSynthesized: UInt64 = 0
+    /// Packets sent on in the other family (`SpliceEngine+FamilyTranslation`).
+    public var packetsTranslated: UInt64 = 0
     public var drops: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -5,12 +5,13 @@ public struct ServiceMapping: Hashable, Sendable, Codable, CustomStringConvertib
     public var vip: IPEndpoint
     public var target: IPEndpoint
     public init(vip: IPEndpoint, target: IPEndpoint) { self.vip = vip; self.target = target }
-    /// Parses `VIP:PORT=HOST:PORT`, either address IPv4 or `[IPv6]`. Both are of one family:
-    /// the engine rewrites addresses in place, and a packet cannot change family that way.
+    /// Parses `VIP:PORT=HOST:PORT`, either address IPv4 or `[IPv6]`. They may be of different
+    /// families (`[VIP6]:443=192.0.2.5:443`): devices reach an IPv4 server through the IPv6
+    /// address, their packets translated between the families (`SpliceEngine+FamilyTranslation`).
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "=", omittingEmptySubsequences: false)
         guard parts.count == 2, let v = IPEndpoint(parts[0]), let t = IPEndpoint(parts[1]),
-              v.port != 0, t.port != 0, v.family == t.family else { return nil }
+              v.port != 0, t.port != 0 else { return nil }
         self.init(vip: v, target: t)
     }
     public var description: String { "\(vip)=\(target)" }
@@ -108,7 +109,7 @@ public struct EngineConfig: Sendable {
         for s in services where s.vip.port == 65_535 {
             return "service \(s) uses port 65535, which Linux policy rules can't match"
         }
-        for s in services where natAddress(s.vip.family) == nil {
+        for s in services where natAddress(s.vip.family) == nil || natAddress(s.target.family) == nil {
             return "service \(s) is IPv6, and no IPv6 --nat address is given"
         }
         for s in services where isNAT(s.vip.address) && natPorts.contains(s.vip.port) {

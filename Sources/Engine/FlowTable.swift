@@ -81,6 +81,8 @@ struct FlowTable {
         byDeviceKey.remove(hash: hash(DeviceSideKey(device: flow.device, original: flow.original)), slot: s)
         byDeviceKey.remove(hash: hash(alias), slot: s)
         slots[s]!.device = alias.device
+        // A new device of the other family reached the service through its address of that family.
+        slots[s]!.original = alias.original
         slots[s]!.aliasKey = nil
         addDeviceKey(alias, slot: s)
     }

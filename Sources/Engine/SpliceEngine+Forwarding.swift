@@ -99,8 +99,7 @@ extension SpliceEngine {
             flow.dscpToServer = packet.tos & 0xFC
             if flow.kernelPath == .inKernel && (flags.contains(.fin) || flags.contains(.rst)) { kernelPathSawClose(&flow) }
             // Rewrite (NAT + sequence spaces).
-            packet.setSource(natEndpoint(flow))
-            packet.setDestination(flow.server)
+            setAddresses(packet, source: natEndpoint(flow), destination: flow.server, mss: Int(flow.serverSyn.mss ?? 536))
             if case .v6(let p) = packet {
                 if flow.serverFlowLabel == Flow.flowLabelUnknown { flow.serverFlowLabel = p.ip.flowLabel }
                 if p.ip.flowLabel != flow.serverFlowLabel { p.ip.setFlowLabel(flow.serverFlowLabel) }
@@ -177,8 +176,8 @@ extension SpliceEngine {
                 inFlightStorageBytes += flow.recordInFlight(seq: seq, payload: UnsafeRawBufferPointer(tcp.payload),
                                                             cap: perFlowCap, budget: budget)
             }
-            packet.setSource(flow.original)
-            packet.setDestination(flow.device)
+            setAddresses(packet, source: flow.original, destination: flow.device,
+                         mss: Int(flow.segmentLimitTowardDevice ?? flow.deviceSyn.mss ?? 536))
             if !flow.toDevice.seqOffset.isZero { tcp.setSeq(flow.toDevice.seqOffset.apply(seq)) }
             if flags.contains(.ack) && !flow.toServer.seqOffset.isZero {
                 tcp.setAck(flow.toServer.seqOffset.reverse(ack))
@@ -193,6 +192,8 @@ extension SpliceEngine {
             if flow.deviceLacksTimestamps && options.timestampOffset >= 0 { neutraliseOptions(tcp, kind: TCPOptionKind.timestamp) }
             return flow.segmentLimitTowardDevice(optionBytes: tcp.headerLength - TCPSegment.minimumHeaderLength)
         }
+        // Toward a device of the other family: `process` sends it in pieces of the device's size.
+        if pendingTranslation != nil { return .forward }
         if let mss = deviceMSS, payloadLength > mss {
             // A super-segment is cut by the kernel: ask for smaller pieces. Others are split here.
             if segmentSize > 0 {

@@ -196,8 +196,9 @@ extension SpliceEngine {
             flow.kernelPath = .none
         }
         let after = policy.after.nanoseconds
-        // The kernel path holds IPv6 flows only in its `table inet` (with an IPv6 NAT address).
-        guard flow.kernelPath == .none, flow.server.family == .ipv4 || config.nat6 != nil,
+        // The kernel path holds IPv6 flows only in its `table inet` (with an IPv6 NAT address),
+        // and translates no family.
+        guard flow.kernelPath == .none, flow.server.family == .ipv4 || config.nat6 != nil, flow.device.family == flow.server.family,
               !kernelPathPending.contains(flow.id), flow.state == .established, !flow.isMigrating, !flow.hasAlias, flow.isPlainNAT,
               now.nanoseconds >= flow.created.nanoseconds &+ after,
               now.nanoseconds < flow.lastActivity.nanoseconds &+ after,

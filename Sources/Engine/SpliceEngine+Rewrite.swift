@@ -58,8 +58,13 @@ extension SpliceEngine {
     /// `options` and the packet's addresses, ack, window, TTL, DF, IP ID and TOS; FIN and PSH on
     /// the last piece only. A segment without payload goes out as one packet. With URG, the
     /// pieces that hold urgent data keep it, their pointer still ending where the packet's
-    /// did (RFC 9293 §3.8.5, RFC 6093 §2); the pieces after it carry none.
-    func emitPieces(of packet: TCPIPPacket, options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
+    /// did (RFC 9293 §3.8.5, RFC 6093 §2); the pieces after it carry none. `source` and
+    /// `destination` replace the packet's addresses (by default the ones a translation to the
+    /// other family waits with, else the packet's own).
+    func emitPieces(of packet: TCPIPPacket, source: IPEndpoint? = nil, destination: IPEndpoint? = nil,
+                    options: [TCPOption], pieceSize: Int, generated: PacketBatch) {
+        let source = source ?? pendingTranslation?.source ?? packet.source
+        let destination = destination ?? pendingTranslation?.destination ?? packet.destination
         let tcp = packet.tcp
         let payload = Array(UnsafeRawBufferPointer(tcp.payload))
         let urgentEnd = tcp.flags.contains(.urg) ? Int(tcp.urgentPointer) : 0
@@ -71,7 +76,7 @@ extension SpliceEngine {
             // The packet's own IP header: its TTL, TOS and DF; without DF each piece needs an ID of
             // its own (RFC 6864 §4.2), the first keeps the packet's.
             let dontFragment = packet.dontFragment
-            var spec = TCPPacketSpec(source: packet.source, destination: packet.destination, seq: tcp.seq + UInt32(offset),
+            var spec = TCPPacketSpec(source: source, destination: destination, seq: tcp.seq + UInt32(offset),
                                      ack: tcp.ack, flags: flags, window: tcp.window, options: options,
                                      ttl: packet.ttl,
                                      identification: dontFragment ? packet.identification

@@ -88,6 +88,9 @@ public final class SpliceEngine {
     /// Those `adopt` added (its result says them).
     var adoptionRefusals: [RefusedAfterRestart] = []
     let serviceByVIP: [IPEndpoint: ServiceMapping]
+    /// Set while a packet is processed when its new addresses are of the other family
+    /// (`setAddresses`): `process` then sends it again in that family (`translateFamily`).
+    var pendingTranslation: FamilyTranslation?
     /// Flows chosen for the kernel path, and flows it should give back (`takeKernelPathChanges`).
     var kernelPathEntering: [KernelPathFlow] = []
     var kernelPathLeaving: [KernelPathFlow] = []
@@ -172,7 +175,11 @@ public final class SpliceEngine {
         counters.bytesIn &+= UInt64(bytes.count)
         let partial = offload.flags & VirtioNetHeader.needsChecksum != 0
         if offload.segmentSize > 0 { counters.superSegmentsIn &+= 1 }
-        let verdict = classify(bytes, offload: &offload, now: now, generated: generated)
+        pendingTranslation = nil
+        var verdict = classify(bytes, offload: &offload, now: now, generated: generated)
+        if verdict == .forward, let translation = pendingTranslation {
+            verdict = translateFamily(bytes, translation, generated: generated)
+        }
         if partial, verdict == .forward, let packet = try? TCPIPPacket(validating: bytes) {
             packet.refreshPartialChecksum()
         }

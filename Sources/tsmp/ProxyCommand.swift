@@ -84,7 +84,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI. Repeatable.")
     var intercept: [InterceptSpec] = []
 
-    @Option(help: "Publish VIP:PORT and splice it to HOST:PORT. Repeatable.")
+    @Option(help: "Publish VIP:PORT and splice it to HOST:PORT; IPv6 in brackets, the two of either family ([VIP6]:PORT=HOST4:PORT: IPv6 devices reach an IPv4 server). Repeatable.")
     var service: [ServiceMapping] = []
 
     @Option(help: "Name of the TUN device to create.")

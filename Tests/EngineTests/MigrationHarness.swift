@@ -109,14 +109,21 @@ final class MigrationHarness {
     let lab: LabEnds
     /// The device the flow migrates to (`fromPhone`, `phoneSyn` and `segmentsToPhone` use it).
     var phone: IPEndpoint
+    /// Whom the laptop and the phone connect to: the server (transparent mode), or a service
+    /// address of each one's family (`serviceConfig`).
+    var laptopTarget: IPEndpoint
+    var phoneTarget: IPEndpoint
 
     init(laptop: EndOptions = .linux, server: EndOptions = .linux, phone: EndOptions = .linux,
          laptopISN: UInt32 = 1_000_000, serverISN: UInt32 = 3_000_000_000, phoneISN: UInt32 = 777_000,
          laptopClock: UInt32 = 7_000_000, serverClock: UInt32 = 400_000, phoneClock: UInt32 = 50,
-         limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil, family: IPFamily = .ipv4) {
+         limits: EngineLimits = EngineLimits(), kernelPath: KernelPathPolicy? = nil, family: IPFamily = .ipv4,
+         config custom: EngineConfig? = nil) {
         lab = LabEnds.of(family)
         self.phone = lab.phone
-        var config = MigrationLab.config(limits: limits)
+        laptopTarget = lab.server
+        phoneTarget = lab.server
+        var config = custom ?? MigrationLab.config(limits: limits)
         config.kernelPath = kernelPath
         engine = SpliceEngine(config: config)
         laptopOptions = laptop; serverOptions = server; phoneOptions = phone
@@ -207,7 +214,7 @@ final class MigrationHarness {
         var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(originalTimestamps, &laptopClock, echo: serverClock &- 1)
-        return tcp4(src: lab.laptop, dst: lab.server, flags: f, seq: l(offset), ack: s(ack),
+        return tcp4(src: lab.laptop, dst: laptopTarget, flags: f, seq: l(offset), ack: s(ack),
                     window: window ?? laptopWindow, options: options, payload: deviceBytes(offset..<(offset + length)))
     }
 
@@ -220,7 +227,7 @@ final class MigrationHarness {
         var options: [TCPOption] = []
         if !sack.isEmpty { options = [.noOperation, .noOperation, .sack(sack.map { SackBlock(SeqNumber(s($0.0)), SeqNumber(s($0.1))) })] }
         options += ts(phoneTimestamps, &phoneClock, echo: echo ?? (serverClock &- 1))
-        return tcp4(src: phone, dst: lab.server, flags: f, seq: p(offset), ack: s(ack),
+        return tcp4(src: phone, dst: phoneTarget, flags: f, seq: p(offset), ack: s(ack),
                     window: window ?? phoneWindow, options: options,
                     payload: deviceBytes((streamBase + offset)..<(streamBase + offset + length)))
     }
@@ -229,7 +236,7 @@ final class MigrationHarness {
     func phoneSyn() -> [UInt8] {
         let o = phoneOptions.syn(tsval: phoneClock)
         if phoneOptions.timestamps { phoneClock &+= 1 }
-        return tcp4(src: phone, dst: lab.server, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
+        return tcp4(src: phone, dst: phoneTarget, flags: phoneOptions.ecn ? [.syn, .ece, .cwr] : .syn, seq: phoneISN,
                     window: 64240, options: o, ttl: MigrationLab.phoneTTL)
     }
 
@@ -237,7 +244,7 @@ final class MigrationHarness {
 
     /// The three-way handshake with the realistic options; the flow ends established.
     func handshake(sourceLocation: SourceLocation = #_sourceLocation) {
-        let syn = tcp4(src: lab.laptop, dst: lab.server, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
+        let syn = tcp4(src: lab.laptop, dst: laptopTarget, flags: laptopOptions.ecn ? [.syn, .ece, .cwr] : .syn,
                        seq: laptopISN, window: 64240,
                        options: laptopOptions.syn(tsval: laptopClock), ttl: MigrationLab.laptopTTL)
         if laptopOptions.timestamps { laptopClock &+= 1 }

@@ -5,7 +5,8 @@
 # address; an IPv4 download beside it still sees the IPv4 one. After SIGTERM (or kill -9 and
 # `tsmp proxy cleanup`) the gateway's `ip -6 rule`, `ip -6 route show table all`,
 # `nft list ruleset` and IPv6 forwarding are exactly as before the proxy started. iperf3 -6
-# both ways; a live migration over IPv6.
+# both ways; a live migration over IPv6; a restart; a migration across families in service
+# mode (IPv4 laptop -> IPv6 phone -> IPv4 laptop).
 
 e2e_ipv6_snapshot() {
     {
@@ -186,3 +187,59 @@ e2e_ipv6_restart() {
 }
 
 LAB_IPV6=1 test_case "IPv6 flow across a restart (--keep-state): adopted, download byte-exact" e2e_ipv6_restart
+
+# Migration across families (item 3), in service mode: the service is published at an IPv4 and
+# an IPv6 address, both leading to the IPv4 server. The laptop's paced download over IPv4
+# moves to the phone, which connects to the service's IPv6 address, and then back to the
+# laptop over IPv4. The three parts are the stream, byte-exact; the server saw one IPv4
+# connection and no retransmission timeout.
+e2e_cross_family_migration() {
+    e2e_baseline && tl_skip "needs the proxy (migration)"
+    local data=$CASE_DIR/data
+    local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin laptop2=$data/laptop2.bin
+    mkdir -p "$data"
+    e2e_random_file "$stream" 8M
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_gateway_prepare service owned 9000
+    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV" --service "[fd00:9::9]:9000=$LAB_SRV:9000")
+    e2e_gateway_start
+    e2e_paced_server 9000 "$stream" 1500000 --burst 1000000 --chunk 16384
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$E2E_VIP:9000,connect-timeout=5" \
+        CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
+    local laptop_pid=$!
+    e2e_wait_size "$laptop" 1800000 20
+    local id
+    read -r id _ < <(e2e_device_flows "$LAB_LAPTOP" 9000) || true
+    [[ -n ${id:-} ]] || tl_fail "no established flow from the laptop in tsmp flows --json"
+    e2e_server_sample before 9000 opens
+
+    e2e_migrate_start "$CASE_DIR/to-phone.json" --flow "$id" --to-addr "$LAB6_PHONE"
+    e2e_migrate_pending "$id"
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" phone)" socat -u "TCP6:[fd00:9::9]:9000,connect-timeout=10" \
+        CREATE:"$phone" 2>"$CASE_DIR/socat-phone.log" &
+    local phone_pid=$!
+    e2e_migrate_end "$CASE_DIR/to-phone.json"
+    ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate to the phone (IPv6) exited $E2E_MIGRATE_STATUS"
+    tl_expect_eq "phase, laptop (IPv4) -> phone (IPv6)" spliced "$(e2e_report_field "$CASE_DIR/to-phone.json" phase)"
+    tl_expect_eq "new device" "$LAB6_PHONE" "$(e2e_report_field "$CASE_DIR/to-phone.json" newDevice.address)"
+    wait "$laptop_pid" || true
+    e2e_wait_size "$phone" 1000000 20
+
+    e2e_migrate_start "$CASE_DIR/to-laptop.json" --flow "$id" --to-addr "$LAB_LAPTOP"
+    e2e_migrate_pending "$id"
+    timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$E2E_VIP:9000,connect-timeout=10" \
+        CREATE:"$laptop2" 2>"$CASE_DIR/socat-laptop2.log" &
+    local laptop2_pid=$!
+    e2e_migrate_end "$CASE_DIR/to-laptop.json"
+    ((E2E_MIGRATE_STATUS == 0)) || tl_fail "tsmp migrate back to the laptop (IPv4) exited $E2E_MIGRATE_STATUS"
+    tl_expect_eq "phase, phone (IPv6) -> laptop (IPv4)" spliced "$(e2e_report_field "$CASE_DIR/to-laptop.json" phase)"
+    e2e_server_sample after 9000
+    e2e_expect_no_rto before after
+    wait "$phone_pid" || true
+    wait "$laptop2_pid" || tl_fail "the laptop's second socat failed: $(tail -n 2 "$CASE_DIR/socat-laptop2.log" | tr '\n' ' ')"
+    e2e_expect_concat "$stream" "$laptop" "$phone" "$laptop2"
+    tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
+    e2e_proxy_healthy
+}
+
+LAB_IPV6=1 test_case "service mode across families: IPv4 laptop -> IPv6 phone -> IPv4 laptop, byte-exact, no server RTO" e2e_cross_family_migration

@@ -135,8 +135,8 @@ extension SpliceEngine {
         var result = Adoption()
         adoptionRefusals = []
         for c in flows {
-            guard c.device.family == c.original.family, c.server.family == c.device.family else {
-                result.refused.append((id: c.id, reason: "it mixes IPv4 and IPv6 (\(c.device) to \(c.original), server \(c.server))"))
+            guard c.device.family == c.original.family else {
+                result.refused.append((id: c.id, reason: "its device side mixes IPv4 and IPv6 (\(c.device) to \(c.original))"))
                 continue
             }
             guard config.natAddress(c.server.family) != nil else {

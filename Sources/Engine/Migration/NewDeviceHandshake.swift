@@ -64,6 +64,10 @@ extension SpliceEngine {
         h.scaling = scaling
         let timestamps = f.deviceSyn.timestamps && f.serverSyn.timestamps && syn.timestamps
         var mss = clampedTowardDevice(f.mssOfferedToNewDevice, family: h.endpoint.family)
+        // The server's MSS is for its family's header: a new device with a longer one (IPv6
+        // for an IPv4 server) gets that much less, so its segments fit once translated back.
+        let longer = h.endpoint.family.headerLength - f.server.family.headerLength
+        if longer > 0 { mss = max(mss, 88) - UInt16(longer) }
         // Without timestamps of its own, its segments get the option on the way to the server
         // (`addTimestampTowardServer`): leave room for it.
         if f.deviceSyn.timestamps && f.serverSyn.timestamps && !syn.timestamps {
@@ -93,7 +97,7 @@ extension SpliceEngine {
         // ECN (RFC 3168 §6.1.1): an ECN-setup SYN-ACK when the connection with the server uses
         // ECN and the new device asked for it.
         let flags: TCPFlags = f.deviceSyn.ecn && f.serverSyn.ecn && syn.ecn ? [.syn, .ack, .ece] : [.syn, .ack]
-        emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: synAckSeq(f, cut), ack: h.isn + 1,
+        emit(TCPPacketSpec(source: original(f, for: h.endpoint.family) ?? f.original, destination: h.endpoint, seq: synAckSeq(f, cut), ack: h.isn + 1,
                            flags: flags, window: window, options: options, tos: f.dscpToDevice).imitating(f.serverIP),
              generated: generated)
     }

@@ -33,11 +33,12 @@ extension SpliceEngine {
         if flow.device.address == target.address && (target.port == nil || target.port == flow.device.port) {
             return .failure(.sameDevice(id))
         }
-        if target.address.family != flow.original.family {
-            // The new device's segments are rewritten in place, which cannot change a packet's
-            // family: a device on the other family reaches the service through its address of
-            // that family, a flow of its own.
-            return .failure(.unsupported(id, "the target \(target.address) is \(target.address.family == .ipv6 ? "IPv6" : "IPv4") and the flow's device side is \(flow.original.family == .ipv6 ? "IPv6" : "IPv4"): a migration keeps the device side's family"))
+        if original(flow, for: target.address.family) == nil {
+            // A device of the other family continues the flow through the service's address of
+            // its family (its packets translated); in transparent mode it would have to reach
+            // the server's own address, of the flow's family.
+            let family = target.address.family == .ipv6 ? "IPv6" : "IPv4"
+            return .failure(.unsupported(id, "the target \(target.address) is \(family), and no \(family) service address leads to the flow's server \(flow.server) (only a service's flows move across families)"))
         }
         if flow.kernelPath == .inKernel || flow.kernelPath == .leaving || kernelPathPending.contains(id) {
             return .failure(.unsupported(id, "the kernel still forwards it (take it back from the kernel path first)"))
@@ -212,8 +213,9 @@ extension SpliceEngine {
     public func awaitedNewDevice(_ id: MigrationID) -> (target: MigrationTarget, original: IPEndpoint)? {
         guard let m = migrations[id], let slot = table.slot(id: m.flowID), let flow = table[slot: slot] else { return nil }
         switch m.phase {
-        case .awaitingState(let waiting): return waiting.pendingSyn == nil ? (m.target, flow.original) : nil
-        case .paused, .cut: return m.awaitsNewDeviceSyn ? (m.target, flow.original) : nil
+        case .awaitingState(let waiting):
+            return waiting.pendingSyn == nil ? (m.target, original(flow, for: m.target.address.family) ?? flow.original) : nil
+        case .paused, .cut: return m.awaitsNewDeviceSyn ? (m.target, original(flow, for: m.target.address.family) ?? flow.original) : nil
         case .resuming, .rollingBack: return nil
         }
     }

@@ -37,7 +37,7 @@ extension SpliceEngine {
         // A migration not paused yet holds the SYN (the answer comes after the cut in any case).
         for mid in ids {
             guard let m = migrations[mid], case .awaitingState(var waiting) = m.phase, m.targets(src),
-                  let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
+                  let slot = table.slot(id: m.flowID), let f = table[slot: slot], original(f, for: src.family) == dst else { continue }
             if let held = waiting.pendingSyn {
                 // Another connection of the same device is another migration's new device.
                 let heldSource = held.withUnsafeBytes { HeaderPeek($0).tcpEndpoints?.source }
@@ -51,7 +51,7 @@ extension SpliceEngine {
         }
         for mid in ids {
             guard var m = migrations[mid], m.awaitsNewDeviceSyn, m.targets(src),
-                  let slot = table.slot(id: m.flowID), table[slot: slot]?.original == dst else { continue }
+                  let slot = table.slot(id: m.flowID), let f = table[slot: slot], original(f, for: src.family) == dst else { continue }
             m.updateFreeze { $0.newDevice = NewDeviceHandshake(packet) }
             migrations[mid] = m
             noteCheckpointChange(m.flowID)   // a restart refuses this sub-connection
@@ -286,8 +286,7 @@ extension SpliceEngine {
     /// NAT, the given sequence offset, the proxy's pre-ack and window 0, TSval shifted.
     private func rewriteTowardServer(_ packet: TCPIPPacket, flow: Flow, seqOffset: SequenceOffset, tsOffset: UInt32, preAck: SeqNumber) {
         let tcp = packet.tcp
-        packet.setSource(natEndpoint(flow))
-        packet.setDestination(flow.server)
+        setAddresses(packet, source: natEndpoint(flow), destination: flow.server, mss: Int(flow.serverSyn.mss ?? 536))
         if case .v6(let p) = packet, flow.serverFlowLabel != Flow.flowLabelUnknown, p.ip.flowLabel != flow.serverFlowLabel {
             p.ip.setFlowLabel(flow.serverFlowLabel)
         }

@@ -100,8 +100,9 @@ extension SpliceEngine {
              generated: generated)
         // Kept until the server shows it took the window (a zero one is the new device's to open).
         if window > 0 { watchWindowReopen(f, migration: mid, edge: sender.finalSeq, tsval: tsval, now: now) }
-        // The old device's sub-connection ends exactly at its RCV.NXT (RFC 5961 §3.2).
-        emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(cut.toDevice),
+        // The old device's sub-connection ends exactly at its RCV.NXT (RFC 5961 §3.2), from the
+        // address it talked to (the flow's original is now the new device's, maybe of the other family).
+        emit(TCPPacketSpec(source: original(f, for: freeze.oldDevice.family) ?? f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(cut.toDevice),
                            flags: .rst, window: 0).imitating(f.serverIP), generated: generated)
         m.enter(.spliced, at: now)
         finish(m, now: now)
@@ -130,10 +131,11 @@ extension SpliceEngine {
         }
         if let h = freeze.newDevice, h.synAckSent {
             let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(f, cut) + 1
-            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0).imitating(f.serverIP),
+            emit(TCPPacketSpec(source: original(f, for: h.endpoint.family) ?? f.original, destination: h.endpoint, seq: seq,
+                               flags: .rst, window: 0).imitating(f.serverIP),
                  generated: generated)
         }
-        if let h = freeze.newDevice { retire(DeviceSideKey(device: h.endpoint, original: f.original), now: now) }
+        if let h = freeze.newDevice { retire(DeviceSideKey(device: h.endpoint, original: original(f, for: h.endpoint.family) ?? f.original), now: now) }
         table.setAlias(nil, slot: slot)
         m.reason = reason
         let window = WindowScale.bytes(f.toServer.lastWindow, shift: f.currentDeviceShift)
@@ -185,15 +187,16 @@ extension SpliceEngine {
         guard let f = table[slot: slot], var m = migrations[mid], let freeze = m.freeze else { return }
         emit(TCPPacketSpec(source: natEndpoint(f), destination: f.server,
                            seq: freeze.serverAckServerView, flags: .rst, window: 0).imitating(f.deviceIP), generated: generated)
-        emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice,
+        emit(TCPPacketSpec(source: original(f, for: freeze.oldDevice.family) ?? f.original, destination: freeze.oldDevice,
                            seq: f.toDevice.seqOffset.apply(m.cutOffsets?.toDevice ?? freeze.forwardedToDeviceEnd), flags: .rst, window: 0)
                 .imitating(f.serverIP),
              generated: generated)
         if let h = freeze.newDevice, h.synAckSent, let cut = m.cutOffsets {
             let seq = m.sender.map { f.toDevice.seqOffset.apply($0.next) } ?? synAckSeq(f, cut) + 1
-            emit(TCPPacketSpec(source: f.original, destination: h.endpoint, seq: seq, flags: .rst, window: 0).imitating(f.serverIP),
+            emit(TCPPacketSpec(source: original(f, for: h.endpoint.family) ?? f.original, destination: h.endpoint, seq: seq,
+                               flags: .rst, window: 0).imitating(f.serverIP),
                  generated: generated)
-            retire(DeviceSideKey(device: h.endpoint, original: f.original), now: now)
+            retire(DeviceSideKey(device: h.endpoint, original: original(f, for: h.endpoint.family) ?? f.original), now: now)
             table.setAlias(nil, slot: slot)
         }
         withFlow(slot) { $0.migration = nil; $0.state = .reset }

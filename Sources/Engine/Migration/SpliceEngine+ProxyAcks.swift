@@ -83,7 +83,8 @@ extension SpliceEngine {
         if f.currentDeviceTimestamps {
             options = TCPOption.alignedTimestamp(value: f.toDevice.lastTSval ?? 1, echoReply: f.toServer.lastTSval ?? 0)
         }
-        emit(TCPPacketSpec(source: f.original, destination: freeze.oldDevice, seq: f.toDevice.seqOffset.apply(seq), ack: ack,
+        emit(TCPPacketSpec(source: original(f, for: freeze.oldDevice.family) ?? f.original, destination: freeze.oldDevice,
+                           seq: f.toDevice.seqOffset.apply(seq), ack: ack,
                            flags: .ack, window: window, options: options, tos: f.dscpToDevice).imitating(f.serverIP),
              generated: generated)
     }
@@ -117,7 +118,7 @@ extension SpliceEngine {
             var flags: TCPFlags = [.ack]
             if s.length > 0 { flags.insert(.psh) }
             if s.fin { flags.insert(.fin) }
-            let spec = TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(s.seq), ack: ack,
+            let spec = TCPPacketSpec(source: original(f, for: device.family) ?? f.original, destination: device, seq: f.toDevice.seqOffset.apply(s.seq), ack: ack,
                                      flags: flags, window: window,
                                      options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
                                      tos: f.dscpToDevice).imitating(f.serverIP)
@@ -132,7 +133,8 @@ extension SpliceEngine {
     func sendPureAck(slot: Int, mid: MigrationID, generated: PacketBatch) {
         guard let f = table[slot: slot], var m = migrations[mid], let sender = m.sender,
               let (device, ack, ts, window) = towardDevice(f, m) else { return }
-        emit(TCPPacketSpec(source: f.original, destination: device, seq: f.toDevice.seqOffset.apply(sender.next), ack: ack,
+        emit(TCPPacketSpec(source: original(f, for: device.family) ?? f.original, destination: device,
+                           seq: f.toDevice.seqOffset.apply(sender.next), ack: ack,
                            flags: .ack, window: window,
                            options: ts.map { TCPOption.alignedTimestamp(value: $0.0, echoReply: $0.1) } ?? [],
                            tos: f.dscpToDevice).imitating(f.serverIP),
