@@ -8,6 +8,17 @@
 # both ways; a live migration over IPv6; a restart; a migration across families in service
 # mode (IPv4 laptop -> IPv6 phone -> IPv4 laptop).
 
+# e2e_gateway_up6 MODE PORT [PROXY ARGS...]: the lab's IPv6 addresses (lab_ipv6), then the
+# proxy as e2e_gateway_up would start it, with the IPv6 NAT address and the extra arguments.
+e2e_gateway_up6() {
+    local mode=$1 port=$2
+    shift 2
+    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
+    e2e_gateway_prepare "$mode" owned "$port"
+    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV" "$@")
+    e2e_gateway_start
+}
+
 e2e_ipv6_snapshot() {
     {
         echo "## ip -6 rule"; lab_exec "$LAB_ID" gw ip -6 rule
@@ -74,10 +85,7 @@ e2e_ipv6_download() {
 # rates: scripts/bench).
 e2e_ipv6_iperf3() {
     e2e_baseline && tl_skip "needs the proxy (IPv6 NAT)"
-    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
-    e2e_gateway_prepare transparent owned 5201
-    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV")
-    e2e_gateway_start
+    e2e_gateway_up6 transparent 5201
     lab_exec "$LAB_ID" srv iperf3 -s -B "$LAB6_SRV" -p 5201 >"$CASE_DIR/iperf3-server.log" 2>&1 &
     tl_wait_until 15 "iperf3 server" e2e_listening srv 5201
     local direction flags json bps
@@ -120,10 +128,7 @@ e2e_ipv6_migration() {
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin report=$CASE_DIR/migrate.json
     mkdir -p "$data"
     e2e_random_file "$stream" 8M
-    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
-    e2e_gateway_prepare transparent owned 9000
-    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV")
-    e2e_gateway_start
+    e2e_gateway_up6 transparent 9000
     E2E_PACED_BIND=$LAB6_SRV e2e_paced_server 9000 "$stream" 1500000 --burst 1000000 --chunk 16384
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=5" \
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
@@ -166,10 +171,7 @@ e2e_ipv6_restart() {
     local data=$CASE_DIR/data
     mkdir -p "$data"
     e2e_random_file "$data/stream.bin" 6M
-    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
-    e2e_gateway_prepare transparent owned 9000
-    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV" --keep-state --no-kernel-path)
-    e2e_gateway_start
+    e2e_gateway_up6 transparent 9000 --keep-state --no-kernel-path
     E2E_PACED_BIND=$LAB6_SRV e2e_paced_server 9000 "$data/stream.bin" 1500000 --burst 0 --chunk 16384
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP6:[$LAB6_SRV]:9000,connect-timeout=5" \
         CREATE:"$data/laptop.bin" 2>"$CASE_DIR/socat-laptop.log" &
@@ -199,10 +201,7 @@ e2e_cross_family_migration() {
     local stream=$data/stream.bin laptop=$data/laptop.bin phone=$data/phone.bin laptop2=$data/laptop2.bin
     mkdir -p "$data"
     e2e_random_file "$stream" 8M
-    lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
-    e2e_gateway_prepare service owned 9000
-    E2E_PROXY_ARGS+=(--nat "$LAB6_GW_SRV" --service "[fd00:9::9]:9000=$LAB_SRV:9000")
-    e2e_gateway_start
+    e2e_gateway_up6 service 9000 --service "[fd00:9::9]:9000=$LAB_SRV:9000"
     e2e_paced_server 9000 "$stream" 1500000 --burst 1000000 --chunk 16384
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$E2E_VIP:9000,connect-timeout=5" \
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
