@@ -192,7 +192,8 @@ LAB_IPV6=1 test_case "IPv6 flow across a restart (--keep-state): adopted, downlo
 
 # Migration across families (item 3), in service mode: the service is published at an IPv4 and
 # an IPv6 address, both leading to the IPv4 server. The laptop's paced download over IPv4
-# moves to the phone, which connects to the service's IPv6 address, and then back to the
+# moves to the phone (IPv6 only: its IPv4 address is removed), which connects to the service's
+# IPv6 address, and then back to the
 # laptop over IPv4. The three parts are the stream, byte-exact; the server saw one IPv4
 # connection and no retransmission timeout.
 e2e_cross_family_migration() {
@@ -202,6 +203,8 @@ e2e_cross_family_migration() {
     mkdir -p "$data"
     e2e_random_file "$stream" 8M
     e2e_gateway_up6 service 9000 --service "[fd00:9::9]:9000=$LAB_SRV:9000"
+    # The phone is on an IPv6-only network: no IPv4 address, no IPv4 route.
+    lab_exec "$LAB_ID" phone ip -4 addr flush dev eth0
     e2e_paced_server 9000 "$stream" 1500000 --burst 1000000 --chunk 16384
     timeout 90 ip netns exec "$(lab_ns "$LAB_ID" laptop)" socat -u "TCP:$E2E_VIP:9000,connect-timeout=5" \
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
