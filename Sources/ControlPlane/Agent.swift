@@ -195,12 +195,7 @@ public final class Agent: Sendable, JSONRouting {
     /// not 0; nil for anything else.
     static func parseEndpoint(_ text: String) -> IPSocketAddress? {
         guard let e = IPEndpoint(text), e.port != 0 else { return nil }
-        switch e.address {
-        case .v4(let a): return .v4(address: a.value, port: e.port)
-        case .v6(let a):
-            let bytes = withUnsafeBytes(of: (a.high.bigEndian, a.low.bigEndian)) { Array($0) }
-            return .v6(address: bytes, port: e.port, scope: 0)
-        }
+        return IPSocketAddress(e)
     }
 
     // MARK: Namespace: heartbeats and locator updates

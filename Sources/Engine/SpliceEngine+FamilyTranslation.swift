@@ -15,13 +15,14 @@ struct FamilyTranslation {
 extension SpliceEngine {
     /// Rewrites `packet`'s addresses and ports in place, or, when they are of the other family
     /// (a packet cannot change family in place), leaves them for `process` to send the packet
-    /// again in that family once every other rewrite is done. `mss`: the receiver's.
-    func setAddresses(_ packet: TCPIPPacket, source: IPEndpoint, destination: IPEndpoint, mss: Int) {
+    /// again in that family once every other rewrite is done. `mss`: the receiver's, worked
+    /// out only then (the per-packet path of a flow of one family does not pay for it).
+    func setAddresses(_ packet: TCPIPPacket, source: IPEndpoint, destination: IPEndpoint, mss: @autoclosure () -> Int) {
         if packet.family == source.family {
             packet.setSource(source)
             packet.setDestination(destination)
         } else {
-            pendingTranslation = FamilyTranslation(source: source, destination: destination, mss: mss)
+            pendingTranslation = FamilyTranslation(source: source, destination: destination, mss: mss())
         }
     }
 

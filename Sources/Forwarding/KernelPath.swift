@@ -75,27 +75,24 @@ public final class KernelPath: @unchecked Sendable {
     /// there; anything else of it is removed, so it is the engine's. Every shard's flows at
     /// once: an entry is stale only if no shard adopts it. Also returns the entries removed.
     public func reconcile(_ checkpoints: FlowCheckpoints) throws(SystemError) -> (FlowCheckpoints, removed: Int) {
-        var up: Set<[String]> = [], down: Set<[String]> = []
-        for family in table.families {
-            up.formUnion(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: true, family: family), json: true)).keys)
-            down.formUnion(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: false, family: family), json: true)).keys)
-        }
-        var keptUp: Set<[String]> = [], keptDown: Set<[String]> = []
-        let reconciled = checkpoints.adjusted { flows in
-            for i in flows.indices {
-                let f = flows[i]
-                let upKey = ["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]
-                let downKey = ["\(f.server.address)", "\(f.server.port)", "\(f.natPort)"]
-                flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
-                if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
-            }
-        }
+        var reconciled = checkpoints
         var removed = 0
+        // Each family's sets hold that family's flows (a flow of two families is never here).
         for family in table.families {
-            // A key's family: an IPv6 address has colons.
-            let isFamily = { (key: [String]) in (key.first?.contains(":") == true) == (family == .ipv6) }
-            let staleUp = up.subtracting(keptUp).filter(isFamily).sorted { $0.lexicographicallyPrecedes($1) }
-            let staleDown = down.subtracting(keptDown).filter(isFamily).sorted { $0.lexicographicallyPrecedes($1) }
+            let up = Set(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: true, family: family), json: true)).keys)
+            let down = Set(KernelPathTable.counters(fromJSON: try nft.run(table.listSetCommand(deviceSide: false, family: family), json: true)).keys)
+            var keptUp: Set<[String]> = [], keptDown: Set<[String]> = []
+            reconciled = reconciled.adjusted { flows in
+                for i in flows.indices where flows[i].device.family == family && flows[i].server.family == family {
+                    let f = flows[i]
+                    let upKey = ["\(f.device.address)", "\(f.device.port)", "\(f.server.address)", "\(f.server.port)"]
+                    let downKey = ["\(f.server.address)", "\(f.server.port)", "\(f.natPort)"]
+                    flows[i].inKernel = up.contains(upKey) && down.contains(downKey)
+                    if flows[i].inKernel { keptUp.insert(upKey); keptDown.insert(downKey) }
+                }
+            }
+            let staleUp = up.subtracting(keptUp).sorted { $0.lexicographicallyPrecedes($1) }
+            let staleDown = down.subtracting(keptDown).sorted { $0.lexicographicallyPrecedes($1) }
             let commands = table.keyDeletionCommands(toServer: staleUp, toDevice: staleDown, family: family)
             if !commands.isEmpty { try nft.run(commands) }
             removed += staleUp.count + staleDown.count

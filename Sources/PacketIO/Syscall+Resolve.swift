@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Wire
 
 /// A TCP/UDP socket address of either family: what the system resolver gives for a host, and
 /// what a socket's name is.
@@ -65,6 +66,14 @@ public enum IPSocketAddress: Sendable, Hashable, CustomStringConvertible {
             return withUnsafePointer(to: &sin6) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
+        }
+    }
+
+    /// Wire's endpoint as a socket address (an IPv6 one without a scope: not link-local).
+    public init(_ e: IPEndpoint) {
+        switch e.address {
+        case .v4(let a): self = .v4(address: a.value, port: e.port)
+        case .v6(let a): self = .v6(address: withUnsafeBytes(of: (a.high.bigEndian, a.low.bigEndian)) { Array($0) }, port: e.port, scope: 0)
         }
     }
 

@@ -35,6 +35,7 @@ struct MigrateCommand: AsyncParsableCommand {
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --retrieve --from phone.bob@example.com --all
           tsmp migrate --credentials laptop.cred --proxy https://10.1.0.1:7444 --to phone.bob@example.com --local-port 51234
           tsmp migrate --flow 3 --to-addr 10.3.0.2 --wait
+          tsmp migrate --flow 5 --to-addr 2001:db8:3::2 --wait       # an IPv6 device (a service's flow may change family)
           tsmp migrate --flow 3 --flow 4 --to-addr 10.3.0.2 --deadline 20 --json --wait
         """)
 

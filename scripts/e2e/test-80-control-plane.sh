@@ -296,6 +296,25 @@ e2e_control_plane() {
 # addresses), and a wildcard --listen without --url is refused before anything starts. The
 # migration by DID then works as with addresses; malformed HOST:PORT and URLs are refused with
 # what was expected.
+# cp_migrate_all_to_phone CREDS DATA STREAM LAPTOP LAPTOP_PID: bob's laptop moves all its
+# flows to his phone by DID through gateway.lab (CASE_DIR/migrate.json); the phone agent's
+# command receives the rest, and the laptop's bytes then the phone's are STREAM.
+cp_migrate_all_to_phone() {
+    local creds=$1 data=$2 stream=$3 laptop=$4 laptop_pid=$5 st=0 mid phone
+    cp_tsmp laptop migrate --credentials "$creds/bob-laptop.cred" --proxy "https://gateway.lab:$CP_PROXY_PORT" \
+        --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" || st=$?
+    ((st == 0)) || tl_fail "tsmp migrate --proxy https://gateway.lab:$CP_PROXY_PORT exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.err")"
+    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate.json" phase)"
+    mid=$(e2e_report_field "$CASE_DIR/migrate.json" id)
+    phone=$data/phone-agent-$mid.bin
+    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
+    tl_wait_until 20 "the phone agent's command to finish" e2e_size_at_least "$phone" 1
+    sleep 1
+    wait "$laptop_pid" || true
+    e2e_expect_concat "$stream" "$laptop" "$phone"
+    e2e_proxy_healthy
+}
+
 e2e_control_plane_names() {
     e2e_baseline && tl_skip "needs the proxy (migration)"
     local data=$CASE_DIR/data state=$CASE_DIR/ns
@@ -357,20 +376,7 @@ e2e_control_plane_names() {
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
     local laptop_pid=$!
     e2e_wait_size "$laptop" 1800000 20
-    st=0
-    cp_tsmp laptop migrate --credentials "$creds/bob-laptop.cred" --proxy "https://gateway.lab:$CP_PROXY_PORT" \
-        --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" || st=$?
-    ((st == 0)) || tl_fail "tsmp migrate --proxy https://gateway.lab:$CP_PROXY_PORT exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.err")"
-    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate.json" phase)"
-    local mid phone
-    mid=$(e2e_report_field "$CASE_DIR/migrate.json" id)
-    phone=$data/phone-agent-$mid.bin
-    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
-    tl_wait_until 20 "the phone agent's command to finish" e2e_size_at_least "$phone" 1
-    sleep 1
-    wait "$laptop_pid" || true
-    e2e_expect_concat "$stream" "$laptop" "$phone"
-    e2e_proxy_healthy
+    cp_migrate_all_to_phone "$creds" "$data" "$stream" "$laptop" "$laptop_pid"
 }
 
 # The same over IPv6 alone on the devices' side: gateway.lab is only fd00:N::1 to them, their
@@ -382,7 +388,7 @@ e2e_control_plane_ipv6() {
     local data=$CASE_DIR/data state=$CASE_DIR/ns
     local stream=$data/stream.bin laptop=$data/laptop.bin
     mkdir -p "$state" "$data/creds"
-    local creds=$data/creds ns_url="https://gateway.lab:$CP_NS_PORT" st
+    local creds=$data/creds ns_url="https://gateway.lab:$CP_NS_PORT"
     e2e_random_file "$stream" 8M
     lab_ipv6 "$LAB_ID" || tl_fail "adding the lab's IPv6 addresses failed"
     lab_hosts "$LAB_ID" gw "::1 gateway.lab"
@@ -402,21 +408,8 @@ e2e_control_plane_ipv6() {
         CREATE:"$laptop" 2>"$CASE_DIR/socat-laptop.log" &
     local laptop_pid=$!
     e2e_wait_size "$laptop" 1800000 20
-    st=0
-    cp_tsmp laptop migrate --credentials "$creds/bob-laptop.cred" --proxy "https://gateway.lab:$CP_PROXY_PORT" \
-        --to phone.bob@example.com --all --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" || st=$?
-    ((st == 0)) || tl_fail "tsmp migrate over IPv6 exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.err")"
-    tl_expect_eq "phase after --to phone" spliced "$(e2e_report_field "$CASE_DIR/migrate.json" phase)"
+    cp_migrate_all_to_phone "$creds" "$data" "$stream" "$laptop" "$laptop_pid"
     tl_expect_eq "the new device (the phone's IPv6 locator)" "$LAB6_PHONE" "$(e2e_report_field "$CASE_DIR/migrate.json" newDevice.address)"
-    local mid phone
-    mid=$(e2e_report_field "$CASE_DIR/migrate.json" id)
-    phone=$data/phone-agent-$mid.bin
-    tl_wait_until 60 "the stream to end (paced server done)" grep -q 'done' "$CASE_DIR/paced-server.log"
-    tl_wait_until 20 "the phone agent's command to finish" e2e_size_at_least "$phone" 1
-    sleep 1
-    wait "$laptop_pid" || true
-    e2e_expect_concat "$stream" "$laptop" "$phone"
-    e2e_proxy_healthy
 }
 
 test_case "control plane: bob moves a download laptop -> phone by DID and pulls it back; alice is refused" e2e_control_plane
