@@ -81,13 +81,13 @@ let package = Package(
         // that route packets between shards, the kernel-path installer, captures, offline replay,
         // and `EngineAccess`, the only way in for the endpoints. No HTTP, no metrics exposition.
         .target(name: "Forwarding", dependencies: [
-            "Wire", "PacketIO", "Engine", "GatewayHost",
+            "Wire", "PacketIO", "Engine", "GatewayHost", "Media",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: packetPath),
         // The proxy service: ties host setup and data plane together (`ProxyService`), the local
         // control API, the device-facing API, migrations' history and pictures, metrics.
         .target(name: "Gateway", dependencies: [
-            "GatewayHost", "Forwarding", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace", "Telemetry",
+            "GatewayHost", "Forwarding", "Media", "Wire", "PacketIO", "Engine", "ControlPlane", "Namespace", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,11 +110,11 @@ let package = Package(
         .target(name: "CBuildStamp"),
         // Sans-IO multimedia sessions (SMP draft §5): RTSP 1.0 messages and rewriting, SDP, RTP/RTCP
         // views, GOP boundaries (H.264, MPEG-4 Part 2), the switch decision and loss monitoring. No I/O.
-        .target(name: "Media", swiftSettings: strict),
+        .target(name: "Media", dependencies: ["Wire"], swiftSettings: strict),
         // Packet builders and helpers shared by the tests.
         .target(name: "TestSupport", dependencies: ["Wire", "Engine", "PacketIO", "ControlPlane"], swiftSettings: strict),
         .executableTarget(name: "tsmp", dependencies: [
-            "Gateway", "GatewayHost", "Forwarding", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
+            "Gateway", "GatewayHost", "Media", "Forwarding", "ControlPlane", "Namespace", "Engine", "PacketIO", "Wire", "CShims",
             "Telemetry",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,4 +1,5 @@
 import Engine
+import Media
 import PacketIO
 
 /// What the control endpoints (the local `--control` API and the device-facing API) ask of
@@ -30,6 +31,8 @@ public protocol EngineAccess: Sendable {
 public struct FlowListing: Codable, Sendable {
     public var flows: [FlowSummary]
     public var status: EngineStatus
+    /// The media relay's sessions (`--intercept rtsp/PORT`); absent without one.
+    public var media: [MediaSessionSummary]?
     public init(flows: [FlowSummary], status: EngineStatus) { self.flows = flows; self.status = status }
 }
 

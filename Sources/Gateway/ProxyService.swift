@@ -47,6 +47,8 @@ public struct ProxyOptions: Sendable {
     /// checkpoint, so the next `tsmp proxy run` with the same options takes them over
     /// (restarts, upgrades); managed traffic is dropped meanwhile. SIGINT still removes all.
     public var keepStateOnTerm = false
+    /// The media relay (`--intercept rtsp/PORT`, SMP draft §5); nil: no RTSP is relayed.
+    public var media: MediaRelaySettings?
     public init(devices: [String], uplink: String, engine: EngineConfig, tunName: String,
                 control: String, metrics: IPv4Endpoint?, capturePath: String?,
                 offload: Bool = true, tunAddress: IPv4Address = ProxyOptions.defaultTunAddress,
@@ -177,6 +179,16 @@ public struct ProxyService {
             throw Failure(description: refused.description)
         }
         reportAdoption(start, dataPlane.adoption, adopting)
+        var media: MediaRelayService?
+        if let settings = options.media {
+            do {
+                media = try MediaRelayService(settings: settings, logger: Logger(label: "tsmp.media"))
+            } catch {
+                throw Failure(description: "cannot open the media relay's sockets (--media-ports \(settings.ports) on \(settings.nat)): \(error)")
+            }
+            media?.start()
+        }
+        defer { media?.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
@@ -184,7 +196,9 @@ public struct ProxyService {
         do {
             endpoints.append(try await HTTPEndpoint.startLocal(
                 path: options.control, allowedUIDs: LocalControlSocket.allowedUIDs, group: group,
-                logger: logger, routes: ControlAPI.routes(engine: dataPlane).merging(
+                logger: logger, routes: ControlAPI.routes(engine: dataPlane, media: media).merging(
+                    ControlAPI.mediaRoutes(media, reachability: DeviceReachability(deviceInterfaces: options.devices)),
+                    uniquingKeysWith: { a, _ in a }).merging(
                     ControlAPI.migrationRoutes(engine: dataPlane, reachability: DeviceReachability(deviceInterfaces: options.devices)),
                     uniquingKeysWith: { a, _ in a })))
             if let d = options.deviceAPI {
@@ -241,6 +255,7 @@ public struct ProxyService {
         await dataPlane.waitUntilStopped()
         for e in endpoints { await e.close() }
         try? await group.shutdownGracefully()
+        media?.stop()
         try? writer?.close()
         let status = dataPlane.finalStatus()
         if keep {
@@ -313,7 +328,11 @@ public struct ProxyService {
                     tunMTU: options.reassemble ? ReassemblyTable.tunMTU : nil,
                     kernelPath: options.engine.kernelPath == nil ? nil
                         : KernelPathTable(tunName: tunName, uplink: options.uplink, nat: options.engine.nat, nat6: options.engine.nat6),
-                    reassembly: options.reassemble ? ReassemblyTable(tunName: tunName) : nil)
+                    reassembly: options.reassemble ? ReassemblyTable(tunName: tunName) : nil,
+                    mediaIntercept: options.media.map {
+                        MediaInterceptTable(tunName: tunName, deviceInterfaces: options.devices, rtspPorts: $0.rtspPorts,
+                                            listenPort: $0.listenPort, devicePort: $0.devicePort)
+                    })
     }
 }
 

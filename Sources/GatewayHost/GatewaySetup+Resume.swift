@@ -122,6 +122,7 @@ extension GatewayPlan {
         if a.tunAddress != b.tunAddress { names.append("TUN address (offload)") }
         if a.tunMTU != b.tunMTU { names.append("TUN MTU (reassembly)") }
         if a.kernelPath != b.kernelPath { names.append("kernel path") }
+        if a.mediaIntercept != b.mediaIntercept { names.append("media relay (--intercept rtsp, --media-ports)") }
         if a.reassembly != b.reassembly { names.append("reassembly") }
         return names.isEmpty ? "the same options" : "differing in " + names.joined(separator: ", ")
     }

@@ -63,12 +63,16 @@ public struct GatewayPlan: Codable, Sendable, Equatable {
     /// Fragment reassembly before routing (`ReassemblyTable`; the TUN's MTU then is 65,535).
     /// nil: fragments of managed flows are not reassembled (`--no-reassemble`).
     public var reassembly: ReassemblyTable?
+    /// The media relay's redirects (`--intercept rtsp/PORT`, `MediaInterceptTable`); nil: no
+    /// RTSP is relayed. Absent from state files written before it.
+    public var mediaIntercept: MediaInterceptTable?
 
     public init(tunName: String = GatewayPlan.defaultTunName, table: UInt32 = GatewayPlan.defaultTable,
                 deviceInterfaces: [String] = [], uplinkInterface: String, nat: IPv4Address, nat6: IPv6Address? = nil,
                 natPorts: PortRange, interceptPorts: [PortRange] = [], serviceAddresses: [IPEndpoint] = [],
                 tunAddress: NetlinkPrefix? = nil, tunMTU: UInt32? = nil, kernelPath: KernelPathTable? = nil,
-                reassembly: ReassemblyTable? = nil) {
+                reassembly: ReassemblyTable? = nil, mediaIntercept: MediaInterceptTable? = nil) {
+        self.mediaIntercept = mediaIntercept
         self.kernelPath = kernelPath
         self.reassembly = reassembly
         self.tunName = tunName
@@ -129,7 +133,7 @@ extension GatewayPlan {
         // Device interfaces without intercept ports are fine in service mode (VIP rules match
         // any interface); intercept ports need device interfaces to match on.
         check(!(deviceInterfaces.isEmpty && !interceptPorts.isEmpty), "intercept ports are given but no device interface")
-        check(!(interceptPorts.isEmpty && serviceAddresses.isEmpty) || deviceInterfaces.isEmpty,
+        check(!(interceptPorts.isEmpty && serviceAddresses.isEmpty && mediaIntercept == nil) || deviceInterfaces.isEmpty,
               "device interfaces are given but no intercept ports and no service addresses")
         check(!deviceInterfaces.isEmpty || !serviceAddresses.isEmpty,
               "nothing to intercept: give device interfaces with intercept ports, or service addresses")
@@ -354,6 +358,7 @@ extension GatewayPlan {
             changes.append(.nftTable(name: kernelPath.name, ruleset: kernelPath.ruleset))
         }
         if let reassembly { changes.append(.nftTable(name: reassembly.name, ruleset: reassembly.ruleset)) }
+        if let mediaIntercept { changes.append(.nftTable(name: mediaIntercept.name, ruleset: mediaIntercept.ruleset)) }
         if facts.ipForward != "1" {
             changes.append(.sysctl(key: "net.ipv4.ip_forward", previous: facts.ipForward, value: "1"))
         }

@@ -4,6 +4,7 @@ import Engine
 import Forwarding
 import Foundation
 import Gateway
+import Media
 import GatewayHost
 import Wire
 
@@ -121,7 +122,24 @@ enum FlowTableText {
         if s.kernelPathEntered > 0 { out += ", \(s.kernelPathFlows) in the kernel path (\(s.kernelPathEntered) handed over, \(s.kernelPathLeft) taken back)" }
         let drops = s.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         out += drops.isEmpty ? ", no drops" : ", drops: \(drops)"
+        if let media = listing.media, !media.isEmpty { out += "\n\n" + mediaRows(media) }
         return out
+    }
+
+    /// The media relay's sessions (kind rtsp): codec, packets, and the loss and jitter of the
+    /// player's latest RTCP receiver report.
+    static func mediaRows(_ sessions: [MediaSessionSummary]) -> String {
+        var rows: [[String]] = [["ID", "KIND", "STATE", "DEVICE", "URL", "CODEC", "PACKETS", "LOSS", "JITTER"]]
+        for s in sessions {
+            var state = s.state
+            if let phase = s.migration { state += ",migrating:\(phase.rawValue)" + (s.migratingTo.map { "->\($0)" } ?? "") }
+            let loss = s.fractionLost.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            rows.append([s.id.description, s.kind, state, s.device, s.url, s.codec ?? "-", "\(s.packets)", loss,
+                         s.jitter.map(String.init) ?? "-"])
+        }
+        let widths = rows[0].indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        return rows.map { r in r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
     }
 
     static func rows(_ flows: [FlowSummary]) -> String {

@@ -4,6 +4,7 @@ import Engine
 import Forwarding
 import Foundation
 import Gateway
+import Media
 import GatewayHost
 import Namespace
 import Wire
@@ -37,10 +38,19 @@ struct MigrateCommand: AsyncParsableCommand {
           tsmp migrate --flow 3 --to-addr 10.3.0.2 --wait
           tsmp migrate --flow 5 --to-addr 2001:db8:3::2 --wait       # an IPv6 device (a service's flow may change family)
           tsmp migrate --flow 3 --flow 4 --to-addr 10.3.0.2 --deadline 20 --json --wait
+          tsmp migrate --flow m1 --to-addr 10.3.0.2 --wait          # a video session: the phone's player opens the same URL
+
+        A media session (mN in `tsmp flows`, RTSP with RTP over UDP) moves when the target \
+        device's player opens the session's URL through the gateway: the proxy answers it from \
+        the session's cache and switches the stream right before the next group of pictures; \
+        the server keeps its one session.
         """)
 
-    @Option(help: "A flow id (`tsmp flows`, or the device's own listing). Repeatable.")
-    var flow: [UInt64] = []
+    @Option(help: "A flow id (`tsmp flows`, or the device's own listing), or a media session mN (gateway mode). Repeatable.")
+    var flow: [FlowArgument] = []
+
+    var tcpFlows: [UInt64] { flow.compactMap(\.tcp) }
+    var mediaSessions: [MediaSessionID] { flow.compactMap(\.media) }
 
     @Option(help: "A flow by this device's own source port, the 4-tuple as it sees it (device mode). Repeatable.")
     var localPort: [UInt16] = []
@@ -104,9 +114,12 @@ struct MigrateCommand: AsyncParsableCommand {
             case (nil, true, nil): throw ValidationError("--retrieve needs --from DID (the device holding the flows)")
             default: throw ValidationError("give --to DID, or --retrieve --from DID")
             }
+            if !mediaSessions.isEmpty { throw ValidationError("media sessions (mN) move from the gateway (--to-addr) for now") }
             if let to { _ = try parseDID(to, "--to") }
             if let from { _ = try parseDID(from, "--from") }
         } else {
+            if !mediaSessions.isEmpty && !tcpFlows.isEmpty { throw ValidationError("give media sessions (mN) and TCP flows in separate commands") }
+            if mediaSessions.count > 1 { throw ValidationError("one media session (mN) per command") }
             if to != nil || retrieve || from != nil || all || proxy != nil || !localPort.isEmpty {
                 throw ValidationError("--to/--retrieve/--from/--all/--local-port/--proxy need --credentials (device mode)")
             }
@@ -129,7 +142,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
     private func runAsDevice() async throws {
         let credential = try loadCredential(credentials!, command: "migrate")
-        let request = MigrationFromRequest(flows: flow.isEmpty ? nil : flow, localPorts: localPort.isEmpty ? nil : localPort,
+        let request = MigrationFromRequest(flows: flow.isEmpty ? nil : tcpFlows, localPorts: localPort.isEmpty ? nil : localPort,
                                            all: all ? true : nil,
                                            to: try to.map { try DeviceID($0) }, retrieveFrom: try from.map { try DeviceID($0) },
                                            deadlineSeconds: deadline)
@@ -159,12 +172,13 @@ struct MigrateCommand: AsyncParsableCommand {
     // MARK: Gateway mode (local control endpoint)
 
     private func runOnGateway() throws {
+        if let session = mediaSessions.first { return try runMediaOnGateway(session) }
         let client: ControlClient
         let started: [MigrationStartResult]
         do {
             client = ControlClient(socketPath: try control ?? ControlClient.discover())
             started = try client.post("/v1/migrations", json: MigrationRequestBody(
-                flows: flow.map { FlowID($0) }, toAddress: toAddr!.address, fromPort: fromPort, deadlineSeconds: deadline),
+                flows: tcpFlows.map { FlowID($0) }, toAddress: toAddr!.address, fromPort: fromPort, deadlineSeconds: deadline),
                 as: [MigrationStartResult].self)
         } catch {
             throw RuntimeFailure("migrate", "\(error)")
@@ -208,5 +222,67 @@ enum MigrationText {
         out += "\n  cut: to-device \(r.cutOffsetToDevice.map(String.init) ?? "-") bytes, to-server \(r.cutOffsetToServer.map(String.init) ?? "-") bytes"
         out += "\n  cached bytes delivered by the proxy: \(r.bytesCached), retransmissions \(r.retransmissions), timeouts \(r.timeouts)"
         return out
+    }
+}
+
+/// `--flow 7` (a TCP flow) or `--flow m7` (a media session).
+struct FlowArgument: ExpressibleByArgument, Hashable {
+    var tcp: UInt64?
+    var media: MediaSessionID?
+    init?(argument: String) {
+        if argument.hasPrefix("m") {
+            guard let id = MediaSessionID(argument) else { return nil }
+            media = id
+        } else {
+            guard let n = UInt64(argument) else { return nil }
+            tcp = n
+        }
+    }
+}
+
+extension MigrateCommand {
+    /// A media session's migration through the local control socket, with --wait its report.
+    func runMediaOnGateway(_ session: MediaSessionID) throws {
+        let client: ControlClient
+        do {
+            client = ControlClient(socketPath: try control ?? ControlClient.discover())
+            let (status, body) = try client.request("POST", "/v1/media/migrations", body: Array(try JSONEncoder().encode(
+                MediaMigrationRequestBody(session: session, toAddress: toAddr!.address, deadlineSeconds: deadline))))
+            guard status == 200 else {
+                let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: text))}"#) } else { print("\(session): refused: \(text)") }
+                throw ExitCode(1)
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw RuntimeFailure("migrate", "\(error)")
+        }
+        guard wait else {
+            if json { print(#"{"session":"\#(session)","phase":"requested"}"#) } else { print("\(session): migration requested toward \(toAddr!.address): open the session's URL on that device") }
+            return
+        }
+        let limit = Date().addingTimeInterval(deadline + 30)
+        var last: MediaMigrationStatus?
+        while Date() < limit {
+            if let s = try? client.get("/v1/media/migrations?id=\(session)", as: MediaMigrationStatus.self) {
+                last = s
+                if s.finished { break }
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard let last else { throw RuntimeFailure("migrate", "no report of \(session)'s migration") }
+        if json {
+            try printJSON(last)
+        } else {
+            let r = last.report
+            let phases = r.phases.map { "\($0.phase.rawValue) +\(String(format: "%.3f", $0.seconds))s" }.joined(separator: ", ")
+            var line = "\(session): \(r.phase.rawValue) (\(phases))"
+            if let seq = r.switchedAtSequence, let ts = r.switchedAtTimestamp { line += "; switched at RTP seq \(seq) timestamp \(ts)" }
+            line += "; frames skipped \(r.framesSkipped)"
+            if let reason = r.reason { line += "; \(reason)" }
+            print(line)
+        }
+        if last.report.phase != .done { throw ExitCode(1) }
     }
 }

@@ -37,12 +37,20 @@ struct FamilyArgument: ExpressibleByArgument {
     static var allValueStrings: [String] { ["ipv4", "ipv6"] }
 }
 
-/// `tcp/PORT` or `tcp/LO-HI`.
+/// `tcp/PORT`, `tcp/LO-HI` (flows the engine splices), or `rtsp/PORT`, `rtsp/LO-HI` (RTSP
+/// sessions the media relay relays, SMP draft §5).
 struct InterceptSpec: ExpressibleByArgument {
     var range: PortRange
+    var rtsp = false
     init?(argument: String) {
-        guard argument.hasPrefix("tcp/"), let r = PortRange(argument.dropFirst(4)) else { return nil }
-        range = r
+        if argument.hasPrefix("tcp/"), let r = PortRange(argument.dropFirst(4)) {
+            range = r
+        } else if argument.hasPrefix("rtsp/"), let r = PortRange(argument.dropFirst(5)) {
+            range = r
+            rtsp = true
+        } else {
+            return nil
+        }
     }
     static var defaultCompletionKind: CompletionKind { .default }
 }

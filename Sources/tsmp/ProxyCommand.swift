@@ -59,6 +59,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy --devices eth1,eth2 --uplink eth0 --nat 192.0.2.1 --intercept tcp/80 --intercept tcp/8000-8100
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --nat 2001:db8::1 --intercept tcp/80   # IPv4 and IPv6 (NAT66)
+          tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --intercept rtsp/554 --intercept rtsp/8554   # video sessions (RTSP, RTP/UDP)
           tsmp proxy ... --nat 2001:db8::1 --service [2001:db8:7::7]:443=[2001:db8:5::5]:443
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcapng --log-level debug   # dashboard: http://127.0.0.1:9464/
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
@@ -81,8 +82,17 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Ports of --nat used for server-side connections (keep it out of the local ephemeral range).")
     var natPorts: PortRange = EngineConfig.defaultNATPorts
 
-    @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI. Repeatable.")
+    @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI (TCP splicing), rtsp/PORT or rtsp/LO-HI (RTSP sessions with RTP/RTCP over UDP, relayed and migrated at a GOP boundary). Repeatable.")
     var intercept: [InterceptSpec] = []
+
+    @Option(help: "With --intercept rtsp/...: the media relay's ports: the first its listening port, the next even one and its neighbour the device-side UDP pair, then one UDP pair per relayed stream (TCP: its connections to servers). Keep it out of --nat-ports.")
+    var mediaPorts: PortRange = MediaRelaySettings.defaultPorts
+
+    @Option(help: "With --intercept rtsp/...: the fraction of packets lost (RTCP receiver reports, 0-1) above which a media session is reported as degraded.")
+    var mediaLossThreshold: Double = 0.1
+
+    @Option(help: "With --intercept rtsp/...: seconds the loss must stay above the threshold before the alert.")
+    var mediaLossHold: Double = 5
 
     @Option(help: "Publish VIP:PORT and splice it to HOST:PORT; IPv6 in brackets, the two of either family ([VIP6]:PORT=HOST4:PORT: IPv6 devices reach an IPv4 server). Repeatable.")
     var service: [ServiceMapping] = []
@@ -155,7 +165,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if v4.count > 1 || v6.count > 1 {
             throw ValidationError("--nat takes at most one address per family (got \(nat.map(\.address.description).joined(separator: ", ")))")
         }
-        if let problem = engineConfig.problem() { throw ValidationError(problem) }
+        if let problem = engineConfig.problem(), !(media != nil && tcpIntercepts.isEmpty && service.isEmpty) { throw ValidationError(problem) }
+        if let media, let problem = media.problem(natPorts: natPorts) { throw ValidationError(problem) }
         if !(kernelPathAfter >= 0.1 && kernelPathAfter <= 86_400) { throw ValidationError("--kernel-path-after must be 0.1 to 86400 seconds") }
         if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
         if queueCount > natPorts.count {
@@ -166,6 +177,16 @@ struct ProxyRunCommand: AsyncParsableCommand {
         if let problem = ProxyCapabilities.tunDeviceProblem() { throw ValidationError(problem) }
     }
 
+    var tcpIntercepts: [PortRange] { intercept.filter { !$0.rtsp }.map(\.range) }
+
+    /// The media relay's settings, when any rtsp/PORT is intercepted.
+    var media: MediaRelaySettings? {
+        let rtsp = intercept.filter(\.rtsp).map(\.range)
+        guard !rtsp.isEmpty else { return nil }
+        return MediaRelaySettings(rtspPorts: rtsp, ports: mediaPorts, nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
+                                  lossThreshold: mediaLossThreshold, lossHold: mediaLossHold)
+    }
+
     /// `--queues`, or the online cores (at most 16, at most one per NAT port).
     var queueCount: Int {
         queues ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, natPorts.count))
@@ -173,8 +194,8 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     var engineConfig: EngineConfig {
         var config = EngineConfig(nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
-                                  nat6: nat.lazy.compactMap(\.address.ipv6).first, natPorts: natPorts, intercepts: intercept.map(\.range), services: service,
-                                  kernelPath: kernelPath && !intercept.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
+                                  nat6: nat.lazy.compactMap(\.address.ipv6).first, natPorts: natPorts, intercepts: tcpIntercepts, services: service,
+                                  kernelPath: kernelPath && !tcpIntercepts.isEmpty ? KernelPathPolicy(after: .milliseconds(Int64(kernelPathAfter * 1000))) : nil)
         // A restarted proxy does not begin with the ports its predecessor's flows left in TIME-WAIT.
         config.natPortStart = UInt32.random(in: 0...UInt32.max)
         return config
@@ -207,6 +228,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         options.dashboard = dashboard
         options.reassemble = reassemble
         options.keepStateOnTerm = keepState
+        options.media = media
         do {
             try await ProxyService(options: options, logger: Logger(label: "tsmp.proxy")).run()
         } catch let error as ProxyService.Failure {

@@ -8,7 +8,9 @@
 TSMP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TSMP_APT_PACKAGES=(pkg-config libpcap-dev libnl-3-dev libnl-route-3-dev libnftables-dev iproute2 iptables nftables
     iperf3 socat curl tcpdump python3 procps postgresql prometheus util-linux systemd
-    tshark chromium ethtool)
+    tshark chromium ethtool
+    ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-ugly)
 
 tsmp_log() { printf '%s\n' "$*" >&2; }
 

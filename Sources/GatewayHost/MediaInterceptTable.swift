@@ -1,0 +1,53 @@
+import Wire
+
+/// The nftables table that brings RTSP sessions of the devices to the proxy's media relay
+/// (`--intercept rtsp/PORT`, SMP draft §4.3): at prerouting (dstnat), on the device interfaces,
+///
+/// - TCP to the RTSP ports is redirected to the relay's listening port; the relay reads where
+///   it was going (SO_ORIGINAL_DST) and connects there itself;
+/// - UDP to the relay's device-side pair (the `server_port` its SETUP answers name) is
+///   redirected to the relay, port kept: a player's RTCP and its first "punch" packets. RTP the
+///   relay then sends to the player leaves as the reply of that conntrack entry, from the
+///   server's address.
+///
+/// Redirection is conntrack's NAT: the table turns conntrack on in the namespace, as the
+/// reassembly table does. Nothing else passes through it.
+public struct MediaInterceptTable: Sendable, Equatable, Codable {
+    public let name: String
+    public let deviceInterfaces: [String]
+    public let rtspPorts: [PortRange]
+    public let listenPort: UInt16
+    /// The device-side pair: RTP `devicePort`, RTCP the next.
+    public let devicePort: UInt16
+
+    public init(tunName: String, deviceInterfaces: [String], rtspPorts: [PortRange], listenPort: UInt16, devicePort: UInt16) {
+        name = Self.namePrefix + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+        self.deviceInterfaces = deviceInterfaces
+        self.rtspPorts = rtspPorts
+        self.listenPort = listenPort
+        self.devicePort = devicePort
+    }
+
+    static let namePrefix = "tsmp_media_"
+
+    /// The media tables in `nft list tables` output.
+    public static func tableNames(inListing listing: String) -> [String] {
+        NftablesListing.tableNames(listing, family: "ip", prefix: namePrefix)
+    }
+
+    /// The whole table, for `nft -f` (one transaction).
+    public var ruleset: String {
+        let interfaces = deviceInterfaces.map { "\"\($0)\"" }.joined(separator: ", ")
+        let ports = rtspPorts.map { $0.lower == $0.upper ? "\($0.lower)" : "\($0.lower)-\($0.upper)" }.joined(separator: ", ")
+        return """
+        table ip \(name) {
+            chain prerouting {
+                type nat hook prerouting priority dstnat; policy accept;
+                iifname { \(interfaces) } tcp dport { \(ports) } counter redirect to :\(listenPort)
+                iifname { \(interfaces) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect
+            }
+        }
+
+        """
+    }
+}
