@@ -38,6 +38,8 @@ public struct MediaRelay: Sendable {
     /// Finished migrations' reports, newest last (bounded).
     public private(set) var reports: [(MediaSessionID, MediaMigrationReport)] = []
     static let maxReports = 64
+    /// How long a control connection may take to set a session up (SETUP answered).
+    static let setupDeadline = MediaDuration.seconds(30)
 
     public init(config: MediaRelayConfig) {
         self.config = config
@@ -106,7 +108,7 @@ public struct MediaRelay: Sendable {
         nextSession += 1
         sessions[sid] = RelayedSession(id: sid, server: c.server, upstream: id, upstreamParser: RTSPMessageParser(limits: config.limits),
                                        player: id, playerAddress: c.device.address, tracker: RTSPSessionTracker(now: now),
-                                       loss: LossMonitor(config: config.lossMonitor))
+                                       loss: LossMonitor(config: config.lossMonitor), createdAt: now)
         upstreams[id] = sid
         connections[id]?.role = .relaying(sid)
         return [.connectUpstream(id, to: c.server)]
@@ -172,6 +174,10 @@ public struct MediaRelay: Sendable {
             guard var s = sessions[sid] else { continue }
             if let since = s.endingSince, now >= since.adding(.seconds(5)) {
                 actions += endSession(sid, reason: "TEARDOWN", closeUpstream: true)
+                continue
+            }
+            if s.tracker.state == .initial, now >= s.createdAt.adding(Self.setupDeadline) {
+                actions += endSession(sid, reason: "no session set up within \(Int(Double(Self.setupDeadline.nanoseconds) / 1e9))s", closeUpstream: true)
                 continue
             }
             for event in s.tracker.handle(.tick, now: now) {

@@ -80,6 +80,7 @@ struct RelayedSession: Sendable {
     /// TEARDOWN went upstream: the session ends with its answer (or the connection's end).
     var endingSince: MediaTime?
     var announced = false
+    let createdAt: MediaTime
 
     var videoIndex: Int? { streams.firstIndex { $0.detector != nil } }
 }

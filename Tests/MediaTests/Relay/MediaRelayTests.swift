@@ -1,0 +1,202 @@
+import Media
+import Testing
+import Wire
+
+/// The relay with the recorded session (rtsp-session.pcap): relaying with ports rewritten, the
+/// migration to a second player answered from the cache and switched at a GOP, roll-back,
+/// refusals, and the end of a session giving its ports back.
+@Suite struct MediaRelayTests {
+    typealias Rig = RelayRig
+
+    @Test func relaysTheRecordedSessionWithItsPortsRewritten() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        let summary = try #require(rig.relay.summaries().first)
+        #expect(summary.id == Rig.session && summary.kind == "rtsp" && summary.state == "playing")
+        #expect(summary.codec == "H264" && summary.device == "10.1.0.2" && summary.url == r.requests[1].uri)
+
+        // RTP from the server's port goes to the player's client port, unchanged.
+        let laptopRTP = IPEndpoint(Rig.laptop.address, r.clientPorts.first)
+        for packet in r.rtp.prefix(20) {
+            #expect(rig.serverPacket(packet, r) == [.sendToPlayer(rtcp: false, to: laptopRTP, packet)])
+        }
+        // The player's RTCP goes to the server's RTCP port, from the relay's.
+        let laptopRTCP = IPEndpoint(Rig.laptop.address, try #require(r.clientPorts.last))
+        let report = try #require(r.playerRTCP.first)
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, report))
+            == [.sendToServer(fromPort: Rig.pairs[0] + 1, to: IPEndpoint(Rig.server.address, try #require(r.serverPorts.last)), report)])
+        #expect(rig.relay.summaries().first?.packets == 20)
+        #expect(rig.relay.counters.rtpRelayed == 20 && rig.relay.counters.rtcpRelayed == 1)
+
+        // TEARDOWN goes to the server; its answer ends the session and gives the pair back.
+        #expect(rig.feed(.deviceBytes(Rig.laptopConnection, r.requests[4].serialized())) == [.sendUpstream(Rig.laptopConnection, r.requests[4].serialized())])
+        #expect(rig.relay.freePairCount == Rig.pairs.count - 1)
+        let ended = rig.feed(.upstreamBytes(Rig.laptopConnection, RTSPMessage.answer(to: r.requests[4]).serialized()))
+        #expect(ended.contains(.closeUpstream(Rig.laptopConnection)) && ended.contains(.closeDevice(Rig.laptopConnection)))
+        #expect(rig.relay.sessionCount == 0 && rig.relay.freePairCount == Rig.pairs.count)
+        #expect(rig.serverPacket(r.rtp[20], r) == [])
+    }
+
+    @Test func migratesToTheNewPlayerRightBeforeAGOPAnsweringItFromTheCache() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        let laptopRTP = IPEndpoint(Rig.laptop.address, r.clientPorts.first)
+        var next = 0
+        for packet in r.rtp.prefix(40) { _ = rig.serverPacket(packet, r); next += 1 }
+        let lastHeader = try RTPHeader(parsing: r.rtp[next - 1])
+
+        let (refusal, started) = rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(10), now: rig.now)
+        #expect(refusal == nil && started == [.event(.migrationPhase(Rig.session, .requested))])
+        // The phone's player opens the same URL: the relay answers it; the server hears nothing.
+        #expect(rig.feed(.accepted(Rig.phoneConnection, device: Rig.phone, server: Rig.server)) == [])
+        func ask(_ request: RTSPMessage) throws -> RTSPMessage {
+            let actions = rig.feed(.deviceBytes(Rig.phoneConnection, request.serialized()))
+            #expect(!actions.contains { if case .sendUpstream = $0 { true } else { false } })
+            guard case .sendToDevice(Rig.phoneConnection, let bytes)? = actions.first else { throw RelayTestError("no answer to \(request.method ?? "?"): \(actions)") }
+            return try RTSPMessageParser.parse(bytes)
+        }
+        #expect(try ask(r.requests[0]).status == 200)
+        let described = try ask(r.requests[1])
+        #expect(described.status == 200 && described.cseq == r.requests[1].cseq)
+        #expect(try SessionDescription(parsing: described.body) == SessionDescription(parsing: r.answers[1].body))
+        var setup = r.requests[2]
+        try setup.rewriteTransports { $0.clientPort = RTSPPortRange(52000, 52001) }
+        let setUp = try ask(setup)
+        let transport = try #require(try setUp.transports()?.first)
+        #expect(transport.serverPort == RTSPPortRange(Rig.devicePort, Rig.devicePort + 1) && transport.ssrc == lastHeader.ssrc)
+        #expect(try setUp.session()?.id == (try r.answers[2].session()?.id))
+        let play = try ask(r.requests[3])
+        let info = try #require(try play.rtpInfo()?.first)
+        #expect(info.seq == lastHeader.sequenceNumber &+ 1 && info.rtptime == lastHeader.timestamp)
+
+        // Packets go to the laptop until a GOP starts; that one is the phone's first.
+        let phoneRTP = IPEndpoint(Rig.phone.address, 52000)
+        var switched: [MediaRelayAction] = []
+        var toLaptop = 0
+        while next < r.rtp.count {
+            let actions = rig.serverPacket(r.rtp[next], r)
+            next += 1
+            if actions.first == .sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[next - 1]) { toLaptop += 1; continue }
+            switched = actions
+            break
+        }
+        guard case .sendToPlayer(false, phoneRTP, let first)? = switched.first else { Issue.record("no switch: \(switched)"); return }
+        var detector = GOPBoundaryDetector(codec: .h264)
+        let startsGOP = detector.observe(packet: first)
+        #expect(startsGOP, "the phone's first packet starts a GOP")
+        let firstHeader = try RTPHeader(parsing: first)
+        #expect(firstHeader.sequenceNumber == info.seq && firstHeader.timestamp == info.rtptime && firstHeader.ssrc == lastHeader.ssrc)
+        #expect(toLaptop > 0, "the recording's GOP starts every 30 frames: some packets went to the laptop while waiting")
+        // The old player: an RTCP BYE to its RTCP port, its control connection closed; the report.
+        let laptopRTCP = IPEndpoint(Rig.laptop.address, try #require(r.clientPorts.last))
+        #expect(switched.contains { if case .sendToPlayer(true, laptopRTCP, let bye) = $0 {
+            (try? RTCPCompound(parsing: bye).packets) == [.bye(RTCPBye(sources: [lastHeader.ssrc], reason: "moved to another device"))]
+        } else { false } })
+        #expect(switched.contains(.closeDevice(Rig.laptopConnection)))
+        let report = try #require(rig.relay.migrationReport(Rig.session))
+        let switchPacket = try RTPHeader(parsing: r.rtp[next - 1])
+        #expect(report.phase == .done && report.switchedAtSequence == switchPacket.sequenceNumber)
+        #expect(report.framesSkipped > 0 && report.phases.map(\.phase) == [.requested, .newPlayerReady, .waitingForGOP, .switched, .done])
+
+        // From then on every packet goes to the phone, numbered on from the promise.
+        for (k, packet) in r.rtp[next...].prefix(30).enumerated() {
+            guard case .sendToPlayer(false, phoneRTP, let bytes)? = rig.serverPacket(packet, r).first else { Issue.record("packet not to the phone"); return }
+            #expect(try RTPHeader(parsing: bytes).sequenceNumber == info.seq! &+ UInt16(k + 1))
+        }
+        // The laptop's connection closing now ends nothing; the phone is the session's device.
+        #expect(rig.feed(.deviceClosed(Rig.laptopConnection)) == [])
+        #expect(rig.relay.summaries().first?.device == "10.3.0.2")
+        // The phone's RTCP now speaks for the session; the laptop's is no longer relayed.
+        let phoneRTCP = IPEndpoint(Rig.phone.address, 52001)
+        let rr = try #require(r.playerRTCP.first)
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: phoneRTCP, rr)).count == 1)
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, rr)) == [])
+    }
+
+    @Test func rollsBackWhenTheNewPlayerNeverComes() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(3), now: rig.now).refusal == nil)
+        rig.advance(2)
+        #expect(rig.feed(.tick).isEmpty)
+        rig.advance(1.5)
+        let actions = rig.feed(.tick)
+        let finished = actions.compactMap { if case .event(.migrationFinished(_, let report)) = $0 { report } else { nil } }
+        #expect(finished.first?.phase == .rolledBack && finished.first?.reason?.contains("did not set up") == true)
+        let laptopRTP = IPEndpoint(Rig.laptop.address, r.clientPorts.first)
+        #expect(rig.serverPacket(r.rtp[0], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[0])])
+        // The phone connecting afterwards is a player of its own (a session of its own).
+        #expect(rig.feed(.accepted(Rig.phoneConnection, device: Rig.phone, server: Rig.server)) == [.connectUpstream(Rig.phoneConnection, to: Rig.server)])
+        #expect(rig.relay.sessionCount == 2)
+    }
+
+    @Test func refusesMigrationsThatCannotWork() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        #expect(rig.relay.migrate(MediaSessionID(9), to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal == "no media session m9")
+        #expect(rig.feed(.accepted(Rig.laptopConnection, device: Rig.laptop, server: Rig.server)).count == 1)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal?.contains("not playing") == true)
+        rig.relay = RelayRig().relay
+        try rig.playOnLaptop(r)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.laptop.address, deadline: .seconds(5), now: rig.now).refusal?.contains("already plays") == true)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal == nil)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal?.contains("already migrating") == true)
+    }
+
+    @Test func badInputIsCountedAndDroppedAndTheSessionGoesOn() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        let laptopRTP = IPEndpoint(Rig.laptop.address, r.clientPorts.first)
+        let laptopRTCP = IPEndpoint(Rig.laptop.address, try #require(r.clientPorts.last))
+        let server = IPEndpoint(Rig.server.address, r.serverPorts.first)
+        // RTP of a bad version, too short, or from another address than the server's.
+        #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: server, [0x40] + Array(r.rtp[0].dropFirst()))) == [])
+        #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: server, [0x80, 0x60, 0x00])) == [])
+        #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: IPEndpoint(.v4(IPv4Address(10, 2, 0, 9)), server.port), r.rtp[0])) == [])
+        #expect(rig.feed(.serverDatagram(localPort: 47000, from: server, r.rtp[0])) == [])
+        // RTCP whose length field lies; RTCP from an endpoint that is nobody's.
+        var lying = try #require(r.playerRTCP.first)
+        lying[3] = 0xFF
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, lying)) == [])
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: IPEndpoint(Rig.laptop.address, 9), r.playerRTCP[0])) == [])
+        #expect(rig.relay.counters.badRTP == 2 && rig.relay.counters.badRTCP == 1 && rig.relay.counters.unknownSource == 3)
+        #expect(rig.serverPacket(r.rtp[0], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[0])])
+
+        // A second player sending an unparseable request gets 400 and is closed; its session
+        // ends and gives back what it held; the first goes on.
+        let other = MediaConnectionID(7)
+        #expect(rig.feed(.accepted(other, device: Rig.phone, server: Rig.server)).count == 1)
+        let closed = rig.feed(.deviceBytes(other, Array("PLAY rtsp://x RTSP/1.0\r\nCSeq: 1\r\nbroken header line\r\n\r\n".utf8)))
+        #expect(closed.contains(.closeDevice(other)) && closed.contains(.closeUpstream(other)))
+        #expect(closed.contains { if case .sendToDevice(other, let b) = $0 { (try? RTSPMessageParser.parse(b))?.status == 400 } else { false } })
+        #expect(rig.relay.counters.badRTSP == 1 && rig.relay.sessionCount == 1)
+        #expect(rig.serverPacket(r.rtp[1], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[1])])
+    }
+
+    @Test func limitsSessionsPerDeviceAndEndsThemWithTheServersConnection() throws {
+        let rig = Rig(maxSessionsPerDevice: 2)
+        for k in 1...2 { #expect(rig.feed(.accepted(MediaConnectionID(UInt64(k)), device: Rig.laptop, server: Rig.server)).count == 1) }
+        let third = rig.feed(.accepted(MediaConnectionID(3), device: Rig.laptop, server: Rig.server))
+        #expect(third.contains(.closeDevice(MediaConnectionID(3))) && rig.relay.counters.refusedConnections == 1)
+        // Another device is not affected by the laptop's count.
+        #expect(rig.feed(.accepted(MediaConnectionID(4), device: Rig.phone, server: Rig.server)).count == 1)
+        let ended = rig.feed(.upstreamClosed(MediaConnectionID(1), reason: "reset"))
+        #expect(ended.contains(.closeDevice(MediaConnectionID(1))) && rig.relay.sessionCount == 2)
+        // A connection that never sets a session up holds its place for 30 s at most.
+        rig.advance(29)
+        _ = rig.feed(.tick)
+        #expect(rig.relay.sessionCount == 2)
+        rig.advance(2)
+        let expired = rig.feed(.tick)
+        #expect(rig.relay.sessionCount == 0 && expired.contains(.closeDevice(MediaConnectionID(4))))
+    }
+}
+
+struct RelayTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
