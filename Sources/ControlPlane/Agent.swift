@@ -28,9 +28,12 @@ public final class Agent: Sendable, JSONRouting {
         public var pendingLifetime: Duration
         /// The command that decides on a share (VSR; `Agent+Share`); nil: shares are declined.
         public var onShare: String?
+        /// The command that confirms a network-triggered media migration (`Agent+Media`); nil: none is.
+        public var onQuality: String?
         public init(credential: Credential, proxyHost: String, proxyPort: UInt16, listenHost: String, listenPort: Int,
                     handoff: ConnectionHandoff, insecureLab: Bool, heartbeatInterval: Duration = .seconds(5),
-                    pendingLifetime: Duration = .seconds(30), onShare: String? = nil) {
+                    pendingLifetime: Duration = .seconds(30), onShare: String? = nil, onQuality: String? = nil) {
+            self.onQuality = onQuality
             self.credential = credential; self.proxyHost = proxyHost; self.proxyPort = proxyPort
             self.listenHost = listenHost; self.listenPort = listenPort; self.handoff = handoff; self.insecureLab = insecureLab
             self.heartbeatInterval = heartbeatInterval; self.pendingLifetime = pendingLifetime; self.onShare = onShare
@@ -52,6 +55,8 @@ public final class Agent: Sendable, JSONRouting {
     public var group: NamespaceReplica { state.withLock { $0.replica } }
     let logger: Logger
     let namespace: PeerClient
+    /// The event loops its own calls run on (the MFR after a confirmed quality notice).
+    let transportGroup: any EventLoopGroup
     private let state: Mutex<State>
     /// Heartbeats sent and MTRs taken (`tsmp agent --metrics`).
     public let metrics = ServiceMetrics.agent()
@@ -73,6 +78,7 @@ public final class Agent: Sendable, JSONRouting {
         self.options = options
         self.did = did
         self.logger = logger
+        self.transportGroup = group
         self.state = Mutex(State(user: did.user))
         self.namespace = try PeerClient(baseURL: options.credential.namespaceURL, credential: options.credential,
                                          insecureLab: options.insecureLab, expectedServer: .identity(.namespace), group: group)
@@ -88,6 +94,8 @@ public final class Agent: Sendable, JSONRouting {
             "POST /v1/mtr": { [self] request in await prepare(request) },
             "POST /v1/mtr/connect": { [self] request in await connect(request) },
             "POST /v1/vsr": { [self] request in await share(request) },
+            "POST /v1/mtr/media": { [self] request in await mediaTransfer(request) },
+            "POST /v1/quality": { [self] request in await quality(request) },
             // The proxy proves where this device is by this call: its TLS handshake shows the
             // device's certificate at the address it connected to (flow ownership, DESIGN §7).
             "GET /v1/identity": { [self] request in

@@ -153,10 +153,12 @@ public struct MigrationFromRequest: Codable, Sendable {
     public var to: DeviceID?
     public var retrieveFrom: DeviceID?
     public var deadlineSeconds: Double?
+    /// Media sessions ("m1") instead of flows (SMP draft §5.3).
+    public var mediaSessions: [String]?
     public init(flows: [UInt64]? = nil, localPorts: [UInt16]? = nil, all: Bool? = nil, to: DeviceID?, retrieveFrom: DeviceID?,
-                deadlineSeconds: Double?) {
+                deadlineSeconds: Double?, mediaSessions: [String]? = nil) {
         self.flows = flows; self.localPorts = localPorts; self.all = all; self.to = to; self.retrieveFrom = retrieveFrom
-        self.deadlineSeconds = deadlineSeconds
+        self.deadlineSeconds = deadlineSeconds; self.mediaSessions = mediaSessions
     }
 }
 

@@ -183,6 +183,15 @@ public struct NamespaceRoutes: Sendable, JSONRouting {
                 try await requireRegistered(did)
                 sharer = did
             }
+            if let address = request.query["address"] {
+                // A proxy asking which device's locator is an address (whom to ask about a media
+                // session seen there, SMP §5.2); it then makes that device's agent prove it.
+                guard caller == nil, sharer == nil else { throw NamespaceError.forbidden("only a proxy resolves an address") }
+                guard let did = try await service.device(atAddress: address) else {
+                    throw NamespaceError.notFound("no device's locator is \(address)")
+                }
+                return .device(try await service.resolve(did))
+            }
             switch (request.query["did"], request.query["uid"]) {
             case (let did?, nil):
                 let target = try DeviceID(did)

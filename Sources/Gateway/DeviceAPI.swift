@@ -3,6 +3,7 @@ import Engine
 import Forwarding
 import Foundation
 import Logging
+import Media
 import Namespace
 import NIOCore
 import NIOHTTP1
@@ -37,6 +38,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
     }
 
     let engine: any EngineAccess
+    /// The media relay (`--intercept rtsp/PORT`), whose sessions an MFR may move too.
+    let media: MediaRelayService?
     let namespace: PeerClient
     let options: Options
     let reachability: DeviceReachability
@@ -45,14 +48,17 @@ public final class DeviceAPI: Sendable, JSONRouting {
     static let ownersKept = 4096
     /// Which user started each migration (only that user may follow it).
     private let owners = Mutex<[MigrationID: UserID]>([:])
+    /// Which user started each media session's latest migration.
+    let mediaOwners = Mutex<[MediaSessionID: UserID]>([:])
     /// Where the proxy saw each device (the only source of flow ownership).
-    private let sightings: Mutex<DeviceSightings>
+    let sightings: Mutex<DeviceSightings>
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
 
     public init(engine: any EngineAccess, options: Options, reachability: DeviceReachability,
-                group: any EventLoopGroup, logger: Logger) throws {
+                group: any EventLoopGroup, logger: Logger, media: MediaRelayService? = nil) throws {
         self.engine = engine
+        self.media = media
         self.options = options
         self.reachability = reachability
         self.group = group
@@ -77,6 +83,9 @@ public final class DeviceAPI: Sendable, JSONRouting {
             },
             "POST /v1/mfr": { [self] request in
                 await asDevice(request, status: .accepted) { [self] caller in try await migrationFrom(caller, request) }
+            },
+            "GET /v1/mfr/media": { [self] request in
+                await asDevice(request) { [self] caller in try mediaReport(request, caller: caller) }
             },
             "POST /v1/vsr": { [self] request in
                 await asDevice(request) { [self] caller in try await share(from: caller.device, request) }
@@ -118,6 +127,12 @@ public final class DeviceAPI: Sendable, JSONRouting {
         } else {
             deadline = options.defaultDeadline
         }
+        if let sessions = mfr.mediaSessions {
+            guard mfr.flows == nil, mfr.localPorts == nil, mfr.all == nil else {
+                throw RouteRefusal(.badRequest, "give media sessions and flows in separate MFRs")
+            }
+            return try await migrateMedia(sessions, owner: owner, target: target, caller: observed, deadline: deadline)
+        }
         let (_, held) = try await heldFlows(of: owner, caller: observed)
         let flows: [FlowID]
         switch (mfr.flows, mfr.localPorts, mfr.all ?? false) {
@@ -144,17 +159,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
             throw RouteRefusal(.badRequest, "give one of \"flows\": [ids], \"localPorts\": [ports] or \"all\": true")
         }
         guard owner != target else { throw RouteRefusal(.badRequest, "\(owner) already holds these flows") }
-        let targetResolution = try await resolve(target)
-        guard targetResolution.status == .online else {
-            throw RouteRefusal(.conflict, "\(target) is \(targetResolution.status.rawValue): only an online device takes flows")
-        }
-        guard let targetLocator = targetResolution.locator, let agentPort = targetLocator.agentPort,
-              let targetAddress = IPAddress(targetLocator.address) else {
-            throw RouteRefusal(.conflict, "\(target) has no agent address in the namespace (is its agent running?)")
-        }
-        if let why = reachability.problem(reaching: targetAddress) {
-            throw RouteRefusal(.unprocessableEntity, "cannot migrate to \(target) at \(targetAddress): \(why)")
-        }
+        let (targetLocator, agentPort, targetAddress) = try await onlineAgent(of: target)
         let started = await engine.startMigrations(flows, to: MigrationTarget(address: targetAddress, awaitsPort: true),
                                                    deadline: deadline)
         let summaries = Dictionary(uniqueKeysWithValues: held.map { ($0.id, $0) })
@@ -174,6 +179,21 @@ public final class DeviceAPI: Sendable, JSONRouting {
             Task { await self.sendMTR(transfer) }
         }
         return MigrationFromAnswer(target: target, results: started)
+    }
+
+    /// Where `target`'s agent is, when it is online and reachable through a device interface.
+    func onlineAgent(of target: DeviceID) async throws -> (locator: Locator, port: UInt16, address: IPAddress) {
+        let resolution = try await resolve(target)
+        guard resolution.status == .online else {
+            throw RouteRefusal(.conflict, "\(target) is \(resolution.status.rawValue): only an online device takes flows")
+        }
+        guard let locator = resolution.locator, let port = locator.agentPort, let address = IPAddress(locator.address) else {
+            throw RouteRefusal(.conflict, "\(target) has no agent address in the namespace (is its agent running?)")
+        }
+        if let why = reachability.problem(reaching: address) {
+            throw RouteRefusal(.unprocessableEntity, "cannot migrate to \(target) at \(address): \(why)")
+        }
+        return (locator, port, address)
     }
 
     struct Transfer: Sendable {
@@ -236,7 +256,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
 
     // MARK: Helpers
 
-    private func resolve(_ did: DeviceID) async throws -> Resolution {
+    func resolve(_ did: DeviceID) async throws -> Resolution {
         do {
             return try await namespace.call("GET", "/v1/resolve", query: ["did": did.description])
         } catch let e as PeerClientError {
@@ -260,7 +280,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
 
     /// The flows `owner` holds: those from the address the proxy attributes to it. The caller's
     /// own address is the one its request came from; another device's is proved by its agent.
-    private func heldFlows(of owner: DeviceID, caller: Caller) async throws -> (address: String, flows: [FlowSummary]) {
+    func heldFlows(of owner: DeviceID, caller: Caller) async throws -> (address: String, flows: [FlowSummary]) {
         if owner != caller.device { try await proveWhereabouts(of: owner) }
         let attributed = sightings.withLock { $0.ownedAddress(of: owner, now: nowMillis()) }
         switch attributed {
@@ -276,7 +296,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
     /// Asks `did`'s agent, at the locator the namespace has for it, who it is: the TLS handshake
     /// (the device's own certificate at that address) is the proof, and a sighting follows.
     /// A locator is only where to ask; a wrong or foreign one proves nothing and is refused.
-    private func proveWhereabouts(of did: DeviceID) async throws {
+    func proveWhereabouts(of did: DeviceID) async throws {
         let locator = try await locator(of: did)
         guard let port = locator.agentPort else {
             throw RouteRefusal(.conflict, "\(did) has no agent address in the namespace: the proxy acts on a device's flows only where its agent proves who it is")
@@ -298,7 +318,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         saw(did, at: locator.address)
     }
 
-    private func saw(_ did: DeviceID, at address: String) {
+    func saw(_ did: DeviceID, at address: String) {
         guard let canonical = Self.canonical(address) else { return }
         sightings.withLock { $0.saw(did, at: canonical, now: nowMillis()) }
     }
@@ -308,7 +328,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         return "\(options.insecureLab ? "http" : "https")://\(host):\(port)"
     }
 
-    private func nowMillis() -> Int64 { Self.millis(clock.now - origin) }
+    func nowMillis() -> Int64 { Self.millis(clock.now - origin) }
 
     static func millis(_ d: Duration) -> Int64 {
         d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000

@@ -73,6 +73,12 @@ public struct DeviceSightings: Sendable {
         return .success(s.address)
     }
 
+    /// The one device seen at `address` within the window (nil: nobody, or several: ambiguous).
+    public func owner(at address: String, now: Millis) -> DeviceID? {
+        let recent = (byAddress[address] ?? [:]).filter { now - $0.value <= ambiguityWindowMillis }
+        return recent.count == 1 ? recent.keys.first : nil
+    }
+
     /// How many devices are remembered.
     public var count: Int { byDevice.count }
 

@@ -44,6 +44,13 @@ public final class MediaRelayService: @unchecked Sendable {
     private var nextConnection: UInt64 = 1
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
+    private let qualityHandler = Mutex<(@Sendable (MediaSessionID, QualityAlert) -> Void)?>(nil)
+
+    /// Who hears of a session whose loss stayed above the threshold (the device API, which asks
+    /// the owner's agent: SMP §5.2). Called on the relay's thread: hand the work on.
+    public func onQualityAlert(_ handler: @escaping @Sendable (MediaSessionID, QualityAlert) -> Void) {
+        qualityHandler.withLock { $0 = handler }
+    }
     private static let clock: @Sendable () -> MediaTime = { MediaTime(nanoseconds: UInt64(Syscall.monotonicNow().nanoseconds)) }
 
     /// Binds every socket; throws (closing what it opened) when one cannot be had.
@@ -316,6 +323,7 @@ public final class MediaRelayService: @unchecked Sendable {
             logger.warning("media session loss above the threshold", metadata: [
                 "session": "\(id)", "fraction_lost": "\(alert.fractionLost)", "peak": "\(alert.peakFractionLost)",
             ])
+            qualityHandler.withLock { $0 }?(id, alert)
         case .refused(let why):
             logger.notice("media relay refused", metadata: ["reason": "\(why)"])
         }

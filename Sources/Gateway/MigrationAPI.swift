@@ -26,7 +26,11 @@ public typealias MigrationFromResult = MigrationStartResult
 public struct MigrationFromAnswer: Codable, Sendable {
     public var target: DeviceID
     public var results: [MigrationStartResult]
-    public init(target: DeviceID, results: [MigrationStartResult]) { self.target = target; self.results = results }
+    /// For an MFR of media sessions: one result per session.
+    public var media: [MediaStartResult]?
+    public init(target: DeviceID, results: [MigrationStartResult], media: [MediaStartResult]? = nil) {
+        self.target = target; self.results = results; self.media = media
+    }
 }
 
 /// `GET /v1/migrations?id=N[,N...]`: the reports.

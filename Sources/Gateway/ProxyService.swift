@@ -204,7 +204,8 @@ public struct ProxyService {
             if let d = options.deviceAPI {
                 let api = try DeviceAPI(engine: dataPlane, options: .init(credential: d.credential, insecureLab: d.insecureLab),
                                         reachability: DeviceReachability(deviceInterfaces: options.devices), group: group,
-                                        logger: Logger(label: "tsmp.devices"))
+                                        logger: Logger(label: "tsmp.devices"), media: media)
+                media?.onQualityAlert { id, alert in Task { await api.qualityAlert(id, alert) } }
                 endpoints.append(try await HTTPEndpoint.start(
                     host: d.host, port: d.port, group: group, logger: logger, routes: api.routes,
                     security: d.insecureLab ? .insecureLab : .mutualTLS(try ServerTLS(credential: d.credential))))

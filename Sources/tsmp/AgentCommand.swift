@@ -23,11 +23,18 @@ struct AgentCommand: AsyncParsableCommand {
         proxy run --on-share with TSMP_SHARE_URL, TSMP_SHARE_FROM, TSMP_SHARE_TO and \
         TSMP_SHARE_MODE in its environment: exit status 0 accepts (start the player in the \
         background and return), anything else declines; without --on-share shares are declined. \
+        Media sessions (RTSP, SMP draft §5) moved here run --exec in the background with \
+        TSMP_MEDIA_URL, TSMP_MEDIA_SESSION and TSMP_MEDIA_FROM (stdin /dev/null): it starts the \
+        player on that URL. When a session of this device keeps losing packets, the proxy asks \
+        --on-quality with TSMP_MEDIA_SESSION, TSMP_MEDIA_URL, TSMP_MEDIA_LOSS (fraction lost) and \
+        TSMP_NEXT_DEVICE (the user's next preferred online device): exit status 0 confirms and \
+        the agent asks the proxy to move the session there. \
         Contact requests from other users are logged as they arrive in heartbeat answers.
 
         Examples:
           tsmp agent --credentials phone.cred --proxy https://10.3.0.1:7444 --listen 0.0.0.0:7445 --exec 'cat > /tmp/rest'
           tsmp agent --credentials phone.cred --proxy https://10.3.0.1:7444 --listen 0.0.0.0:7445 --forward 127.0.0.1:9000
+          tsmp agent ... --exec 'ffplay -rtsp_transport udp "$TSMP_MEDIA_URL"' --on-quality 'notify-send "move $TSMP_MEDIA_SESSION to $TSMP_NEXT_DEVICE?"'
         """)
 
     @Option(help: "This device's credential.")
@@ -55,6 +62,9 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Run this command (/bin/sh -c) for each share offered to this device; exit status 0 accepts. Quote \"$TSMP_SHARE_URL\".")
     var onShare: String?
+
+    @Option(help: "Run this command (/bin/sh -c) when a media session of this device keeps losing packets; exit status 0 moves it to $TSMP_NEXT_DEVICE.")
+    var onQuality: String?
 
     @OptionGroup var lab: InsecureLabOption
     @OptionGroup var logging: LoggingOptions
@@ -92,7 +102,7 @@ struct AgentCommand: AsyncParsableCommand {
                                                  listenHost: listen.host, listenPort: listen.port, handoff: handoff,
                                                  insecureLab: lab.insecureLab,
                                                  heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
-                                                 onShare: onShare),
+                                                 onShare: onShare, onQuality: onQuality),
                                   group: group, logger: logger)
                 endpoint = try await HTTPEndpoint.start(
                     host: listen.host, port: listen.port, group: group, logger: logger, routes: agent.metrics.instrument(agent.routes),

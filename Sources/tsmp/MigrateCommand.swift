@@ -98,6 +98,8 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func validate() throws {
         if Set(flow).count != flow.count { throw ValidationError("a --flow is given twice") }
+        if !mediaSessions.isEmpty && !tcpFlows.isEmpty { throw ValidationError("give media sessions (mN) and TCP flows in separate commands") }
+        if mediaSessions.count > 1 { throw ValidationError("one media session (mN) per command") }
         if !(deadline > 0 && deadline <= 600) { throw ValidationError("--deadline must be within (0, 600] seconds") }
         if let control, let problem = LocalControlSocket.validate(control) { throw ValidationError(problem) }
         if deviceMode {
@@ -114,12 +116,9 @@ struct MigrateCommand: AsyncParsableCommand {
             case (nil, true, nil): throw ValidationError("--retrieve needs --from DID (the device holding the flows)")
             default: throw ValidationError("give --to DID, or --retrieve --from DID")
             }
-            if !mediaSessions.isEmpty { throw ValidationError("media sessions (mN) move from the gateway (--to-addr) for now") }
             if let to { _ = try parseDID(to, "--to") }
             if let from { _ = try parseDID(from, "--from") }
         } else {
-            if !mediaSessions.isEmpty && !tcpFlows.isEmpty { throw ValidationError("give media sessions (mN) and TCP flows in separate commands") }
-            if mediaSessions.count > 1 { throw ValidationError("one media session (mN) per command") }
             if to != nil || retrieve || from != nil || all || proxy != nil || !localPort.isEmpty {
                 throw ValidationError("--to/--retrieve/--from/--all/--local-port/--proxy need --credentials (device mode)")
             }
@@ -142,10 +141,12 @@ struct MigrateCommand: AsyncParsableCommand {
 
     private func runAsDevice() async throws {
         let credential = try loadCredential(credentials!, command: "migrate")
-        let request = MigrationFromRequest(flows: flow.isEmpty ? nil : tcpFlows, localPorts: localPort.isEmpty ? nil : localPort,
+        let request = MigrationFromRequest(flows: tcpFlows.isEmpty ? nil : tcpFlows, localPorts: localPort.isEmpty ? nil : localPort,
                                            all: all ? true : nil,
                                            to: try to.map { try DeviceID($0) }, retrieveFrom: try from.map { try DeviceID($0) },
-                                           deadlineSeconds: deadline)
+                                           deadlineSeconds: deadline,
+                                           mediaSessions: mediaSessions.isEmpty ? nil : mediaSessions.map(\.description))
+        if let session = mediaSessions.first { return try await runMediaAsDevice(session, credential: credential, request: request) }
         let (answer, reports): (MigrationFromAnswer, [MigrationReport]) = try await withEventLoop { group in
             do {
                 let link = try PeerClient(baseURL: proxy!, credential: credential, insecureLab: lab.insecureLab, expectedServer: .role(.proxy), group: group)
@@ -271,6 +272,43 @@ extension MigrateCommand {
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
+        try printMediaOutcome(session, last)
+    }
+
+    /// A media session's MFR (device mode); with --wait, its report.
+    func runMediaAsDevice(_ session: MediaSessionID, credential: Credential, request: MigrationFromRequest) async throws {
+        let (refusal, status): (String?, MediaMigrationStatus?) = try await withEventLoop { group in
+            do {
+                let link = try PeerClient(baseURL: proxy!, credential: credential, insecureLab: lab.insecureLab, expectedServer: .role(.proxy), group: group)
+                let answer: MigrationFromAnswer = try await link.call("POST", "/v1/mfr", json: request)
+                let result = answer.media?.first
+                if let error = result?.error ?? (result == nil ? "the proxy started nothing" : nil) { return (error, nil) }
+                guard wait else { return (nil, nil) }
+                let limit = Date().addingTimeInterval(deadline + 30)
+                var last: MediaMigrationStatus?
+                while Date() < limit {
+                    last = try await link.call("GET", "/v1/mfr/media", query: ["session": session.description])
+                    if last?.finished == true { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return (nil, last)
+            } catch {
+                throw RuntimeFailure("migrate", "\(error)")
+            }
+        }
+        if let refusal {
+            if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: refusal))}"#) } else { print("\(session): refused: \(refusal)") }
+            throw ExitCode(1)
+        }
+        guard wait else {
+            if json { print(#"{"session":"\#(session)","phase":"requested"}"#) } else { print("\(session): migration requested toward \(to ?? "?")") }
+            return
+        }
+        try printMediaOutcome(session, status)
+    }
+
+    /// The report of a media migration, as text or JSON; exit status 1 unless it is done.
+    func printMediaOutcome(_ session: MediaSessionID, _ last: MediaMigrationStatus?) throws {
         guard let last else { throw RuntimeFailure("migrate", "no report of \(session)'s migration") }
         if json {
             try printJSON(last)
