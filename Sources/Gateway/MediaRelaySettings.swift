@@ -8,8 +8,11 @@ import Wire
 /// device-side pair every SETUP answer names as `server_port`; every following even port (UDP)
 /// with the next one: a server-side pair, one per relayed stream; the same numbers (TCP) are
 /// the source ports of the relay's own connections to servers.
-public struct MediaRelaySettings: Sendable, Equatable {
+public struct MediaRelaySettings: Sendable {
     public var rtspPorts: [PortRange]
+    /// Service mode (`--media-service VIP:PORT=HOST:PORT`): published RTSP addresses, each
+    /// standing for a server.
+    public var services: [(published: IPEndpoint, server: IPEndpoint)] = []
     public var ports: PortRange
     public var nat: IPv4Address
     public var lossThreshold: Double
@@ -32,7 +35,13 @@ public struct MediaRelaySettings: Sendable, Equatable {
 
     /// Why these settings cannot work, or nil.
     public func problem(natPorts: PortRange) -> String? {
-        if rtspPorts.isEmpty { return "no rtsp/PORT to intercept" }
+        if rtspPorts.isEmpty && services.isEmpty { return "no rtsp/PORT to intercept and no --media-service" }
+        for s in services {
+            guard case .v4 = s.published.address, case .v4 = s.server.address else {
+                return "--media-service \(s.published)=\(s.server): the media relay is IPv4 only for now"
+            }
+        }
+        if Set(services.map(\.published)).count != services.count { return "a --media-service address is published twice" }
         if serverPairs.isEmpty { return "--media-ports \(ports) is too small: it needs at least 6 ports (listening, the device-side pair, one server-side pair)" }
         if ports.lower <= natPorts.upper && natPorts.lower <= ports.upper {
             return "--media-ports \(ports) overlaps --nat-ports \(natPorts) (the relay's connections to servers use those TCP ports)"
@@ -43,7 +52,9 @@ public struct MediaRelaySettings: Sendable, Equatable {
     }
 
     public var relayConfig: MediaRelayConfig {
-        MediaRelayConfig(devicePortRTP: devicePort, serverPortPairs: serverPairs,
-                         lossMonitor: LossMonitorConfig(threshold: lossThreshold, hold: .seconds(lossHold)))
+        var config = MediaRelayConfig(devicePortRTP: devicePort, serverPortPairs: serverPairs,
+                                      lossMonitor: LossMonitorConfig(threshold: lossThreshold, hold: .seconds(lossHold)))
+        config.services = Dictionary(services.map { ($0.published, $0.server) }, uniquingKeysWith: { a, _ in a })
+        return config
     }
 }

@@ -19,8 +19,12 @@ public struct MediaInterceptTable: Sendable, Equatable, Codable {
     public let listenPort: UInt16
     /// The device-side pair: RTP `devicePort`, RTCP the next.
     public let devicePort: UInt16
+    /// Service mode: the published RTSP addresses (IPv4), redirected from any interface.
+    public let services: [IPEndpoint]
 
-    public init(tunName: String, deviceInterfaces: [String], rtspPorts: [PortRange], listenPort: UInt16, devicePort: UInt16) {
+    public init(tunName: String, deviceInterfaces: [String], rtspPorts: [PortRange], listenPort: UInt16, devicePort: UInt16,
+                services: [IPEndpoint] = []) {
+        self.services = services
         name = Self.namePrefix + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
         self.deviceInterfaces = deviceInterfaces
         self.rtspPorts = rtspPorts
@@ -39,12 +43,23 @@ public struct MediaInterceptTable: Sendable, Equatable, Codable {
     public var ruleset: String {
         let interfaces = deviceInterfaces.map { "\"\($0)\"" }.joined(separator: ", ")
         let ports = rtspPorts.map { $0.lower == $0.upper ? "\($0.lower)" : "\($0.lower)-\($0.upper)" }.joined(separator: ", ")
+        var rules: [String] = []
+        if !rtspPorts.isEmpty && !deviceInterfaces.isEmpty {
+            rules.append("iifname { \(interfaces) } tcp dport { \(ports) } counter redirect to :\(listenPort)")
+            rules.append("iifname { \(interfaces) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect")
+        }
+        for vip in services {
+            rules.append("ip daddr \(vip.address) tcp dport \(vip.port) counter redirect to :\(listenPort)")
+        }
+        let vips = Set(services.map(\.address.description)).sorted()
+        if !vips.isEmpty {
+            rules.append("ip daddr { \(vips.joined(separator: ", ")) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect")
+        }
         return """
         table ip \(name) {
             chain prerouting {
                 type nat hook prerouting priority dstnat; policy accept;
-                iifname { \(interfaces) } tcp dport { \(ports) } counter redirect to :\(listenPort)
-                iifname { \(interfaces) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect
+        \(rules.map { "        " + $0 }.joined(separator: "\n"))
             }
         }
 

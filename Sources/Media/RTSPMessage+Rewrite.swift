@@ -1,3 +1,5 @@
+import Wire
+
 /// What the proxy reads and changes in RTSP messages it relays (RFC 2326 §12; SMP draft §4.3.2:
 /// "modifying the addresses"): the request URL, Transport (client ports, destination, source),
 /// Session identifiers, Content-Base and RTP-Info. Each change rewrites only its own line, so the
@@ -103,6 +105,16 @@ public struct RTSPURL: Sendable, Equatable, CustomStringConvertible {
 
     public var effectivePort: UInt16 { port ?? RTSPURL.defaultPort }
 
+    /// `url` with its authority changed from `from` to `to` when it names `from` (service
+    /// mode: a player's URLs name the published address, the server's its own); any other URL
+    /// is returned as it is.
+    public static func rebased(_ url: String, from: IPEndpoint, to: IPEndpoint) -> String {
+        guard var u = RTSPURL(url), u.host == from.address.hostText, u.effectivePort == from.port else { return url }
+        u.host = to.address.hostText
+        u.port = to.port
+        return u.description
+    }
+
     public var description: String { "\(scheme)://\(host)\(port.map { ":\($0)" } ?? "")\(path)" }
 
     /// `reference` resolved against this URL as a base (RFC 2326 §C.1.1, RFC 3986 §5): absolute
@@ -115,5 +127,15 @@ public struct RTSPURL: Sendable, Equatable, CustomStringConvertible {
         if reference.hasPrefix("/") { return base + reference }
         if path.hasSuffix("/") { return base + path + reference }
         return base + path + "/" + reference
+    }
+}
+
+extension IPAddress {
+    /// The address as a URL's host (RFC 3986 §3.2.2: an IPv6 literal in brackets).
+    var hostText: String {
+        switch self {
+        case .v4: description
+        case .v6: "[\(description)]"
+        }
     }
 }

@@ -60,6 +60,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --service 198.51.100.7:443=203.0.113.5:443
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --nat 2001:db8::1 --intercept tcp/80   # IPv4 and IPv6 (NAT66)
           tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --intercept rtsp/554 --intercept rtsp/8554   # video sessions (RTSP, RTP/UDP)
+          tsmp proxy --devices eth1 --uplink eth0 --nat 192.0.2.1 --media-service 198.51.100.7:554=203.0.113.5:554
           tsmp proxy ... --nat 2001:db8::1 --service [2001:db8:7::7]:443=[2001:db8:5::5]:443
           tsmp proxy ... --metrics 127.0.0.1:9464 --capture /tmp/proxy.pcapng --log-level debug   # dashboard: http://127.0.0.1:9464/
           tsmp proxy ... --credentials gw1.cred --listen 0.0.0.0:7444    # devices ask for migrations (MFR)
@@ -84,6 +85,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
 
     @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI (TCP splicing), rtsp/PORT or rtsp/LO-HI (RTSP sessions with RTP/RTCP over UDP, relayed and migrated at a GOP boundary). Repeatable.")
     var intercept: [InterceptSpec] = []
+
+    @Option(help: "Publish VIP:PORT for RTSP sessions (service mode) and relay them to HOST:PORT, RTP/RTCP over UDP, migrated at a GOP boundary (IPv4). Repeatable.")
+    var mediaService: [ServiceMapping] = []
 
     @Option(help: "With --intercept rtsp/...: the media relay's ports: the first its listening port, the next even one and its neighbour the device-side UDP pair, then one UDP pair per relayed stream (TCP: its connections to servers). Keep it out of --nat-ports.")
     var mediaPorts: PortRange = MediaRelaySettings.defaultPorts
@@ -167,6 +171,9 @@ struct ProxyRunCommand: AsyncParsableCommand {
         }
         if let problem = engineConfig.problem(), !(media != nil && tcpIntercepts.isEmpty && service.isEmpty) { throw ValidationError(problem) }
         if let media, let problem = media.problem(natPorts: natPorts) { throw ValidationError(problem) }
+        if let both = mediaService.first(where: { m in service.contains { $0.vip == m.vip } }) {
+            throw ValidationError("\(both.vip) is published both by --service (TCP splicing) and --media-service")
+        }
         if !(kernelPathAfter >= 0.1 && kernelPathAfter <= 86_400) { throw ValidationError("--kernel-path-after must be 0.1 to 86400 seconds") }
         if let queues, queues < 1 || queues > 256 { throw ValidationError("--queues must be 1 to 256 (the kernel's limit per TUN)") }
         if queueCount > natPorts.count {
@@ -182,9 +189,11 @@ struct ProxyRunCommand: AsyncParsableCommand {
     /// The media relay's settings, when any rtsp/PORT is intercepted.
     var media: MediaRelaySettings? {
         let rtsp = intercept.filter(\.rtsp).map(\.range)
-        guard !rtsp.isEmpty else { return nil }
-        return MediaRelaySettings(rtspPorts: rtsp, ports: mediaPorts, nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
-                                  lossThreshold: mediaLossThreshold, lossHold: mediaLossHold)
+        guard !rtsp.isEmpty || !mediaService.isEmpty else { return nil }
+        var settings = MediaRelaySettings(rtspPorts: rtsp, ports: mediaPorts, nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
+                                          lossThreshold: mediaLossThreshold, lossHold: mediaLossHold)
+        settings.services = mediaService.map { ($0.vip, $0.target) }
+        return settings
     }
 
     /// `--queues`, or the online cores (at most 16, at most one per NAT port).

@@ -99,5 +99,42 @@ e2e_media_network_triggered() {
     e2e_proxy_healthy
 }
 
+# Service mode (--media-service VIP:PORT=HOST:PORT): the players open rtsp://VIP:PORT/test;
+# the relay names the server toward the server and the VIP toward the players (request URLs,
+# Content-Base, RTP-Info); the session moves from the gateway (`tsmp migrate --to-addr`).
+e2e_media_service_mode() {
+    e2e_baseline && tl_skip "needs the proxy (media relay)"
+    E2E_MEDIA_URL="rtsp://$E2E_VIP:$E2E_MEDIA_PORT/test"
+    E2E_EXTRA_PROXY_ARGS+=(--media-service "$E2E_VIP:$E2E_MEDIA_PORT=$LAB_SRV:$E2E_MEDIA_PORT")
+    e2e_gateway_up service owned
+    e2e_media_server 60
+    e2e_media_player laptop 40
+    tl_wait_until 15 "the laptop's session to play through the published address" e2e_media_playing
+    local session
+    read -r -a session < <(e2e_media_session)
+    proxy_flows --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["media"][0]["url"])' >"$CASE_DIR/url.txt"
+    tl_expect_eq "the session's URL as the players name it" "$E2E_MEDIA_URL" "$(cat "$CASE_DIR/url.txt")"
+    grep -q "DESCRIBE .* rtsp://$LAB_SRV:$E2E_MEDIA_PORT/test" "$CASE_DIR/rtsp-server.log" \
+        || tl_fail "the server was not asked for its own URL: $(grep DESCRIBE "$CASE_DIR/rtsp-server.log")"
+    sleep 1
+    timeout 40 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate --flow "${session[0]}" --to-addr "$LAB_PHONE" \
+        --deadline 15 --wait >"$CASE_DIR/migrate.txt" 2>&1 &
+    local migrate_pid=$!
+    sleep 0.3
+    e2e_media_player phone 30 -frames:v 60
+    local phone_pid=$! st=0
+    wait "$migrate_pid" || st=$?
+    ((st == 0)) || tl_fail "tsmp migrate exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.txt")"
+    tl_note "$(cat "$CASE_DIR/migrate.txt")"
+    wait "$phone_pid" || tl_fail "the phone's player failed: $(tail -n 3 "$CASE_DIR/player-phone.log" | tr '\n' ' ')"
+    python3 "$E2E_RTSP_CHECK" player-log "$CASE_DIR/player-phone.log" --expect-first-key --max-first-time 0.02 --max-errors 0 \
+        --min-frames 60 >"$CASE_DIR/phone-check.txt" 2>&1 || tl_fail "the phone's player: $(cat "$CASE_DIR/phone-check.txt")"
+    tl_note "phone: $(cat "$CASE_DIR/phone-check.txt")"
+    tl_expect_eq "SETUP requests the server saw" 1 "$(grep -c ' SETUP ' "$CASE_DIR/rtsp-server.log")"
+    tl_expect_eq "PLAY requests the server saw" 1 "$(grep -c ' PLAY ' "$CASE_DIR/rtsp-server.log")"
+    e2e_proxy_healthy
+}
+
+test_case "media: service mode (a published RTSP address), moved at a GOP" e2e_media_service_mode
 test_case "media: a session moves by DID through the control plane (the phone's agent plays it)" e2e_media_by_did
 test_case "media: loss on the laptop's link moves the session, the owner's hook confirming" e2e_media_network_triggered

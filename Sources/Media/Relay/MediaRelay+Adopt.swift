@@ -27,7 +27,8 @@ extension MediaRelay {
             guard let description = s.tracker.description else {
                 return [reply(.answer(to: request, status: 404, reason: "Not Found"))]
             }
-            return [reply(.describeAnswer(to: request, description: description, contentBase: s.tracker.contentBase ?? s.tracker.url ?? ""))]
+            return [reply(.describeAnswer(to: request, description: description,
+                                          contentBase: s.playerURL(s.tracker.contentBase ?? s.tracker.url ?? "")))]
         case "SETUP":
             return adoptSetup(sid, id, c, request, now: now)
         case "PLAY":

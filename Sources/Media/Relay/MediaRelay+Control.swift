@@ -64,6 +64,9 @@ extension MediaRelay {
     mutating func relayRequest(_ sid: MediaSessionID, from id: MediaConnectionID, _ original: RTSPMessage, now: MediaTime) -> [MediaRelayAction] {
         guard var s = sessions[sid], let c = connections[id] else { return [] }
         var request = original
+        if let published = s.published, let uri = request.uri {
+            request.setRequestURI(RTSPURL.rebased(uri, from: published, to: s.server))
+        }
         if id != s.upstream {
             // A player that took the session over: the server knows the first player's CSeqs.
             let theirs = request.headers["CSeq"] ?? ""
@@ -142,6 +145,12 @@ extension MediaRelay {
         var actions: [MediaRelayAction] = []
         let events = s.tracker.handle(.answer(original), now: now)
         var to = s.player
+        if s.published != nil {
+            for name in ["Content-Base", "Content-Location"] {
+                if let url = answer.headers[name] { answer.headers[name] = s.playerURL(url) }
+            }
+            if let infos = try? answer.rtpInfo() { answer.setRTPInfo(infos.map { RTSPRTPInfo(url: s.playerURL($0.url), seq: $0.seq, rtptime: $0.rtptime) }) }
+        }
         if let cseq = answer.cseq, let mapped = s.renumbered.removeValue(forKey: cseq) {
             answer.headers["CSeq"] = mapped.cseq
             to = mapped.connection
@@ -177,7 +186,7 @@ extension MediaRelay {
             switch event {
             case .playing where !s.announced:
                 sessions[sid]?.announced = true
-                actions.append(.event(.sessionStarted(sid, url: s.tracker.url ?? "", device: IPEndpoint(s.playerAddress, 0))))
+                actions.append(.event(.sessionStarted(sid, url: s.playerURL(s.tracker.url ?? ""), device: IPEndpoint(s.playerAddress, 0))))
             default:
                 break
             }

@@ -82,8 +82,9 @@ public struct MediaRelay: Sendable {
 
     private mutating func accepted(_ id: MediaConnectionID, device: IPEndpoint, server: IPEndpoint, now: MediaTime) -> [MediaRelayAction] {
         // The target of a migration to the same server is answered from the cache.
+        let upstream = config.services[server] ?? server
         if let (sid, _) = sessions.first(where: { $0.value.target == device.address && $0.value.newPlayer == nil
-                                                   && $0.value.server == server && $0.value.migration?.isFinished == false }) {
+                                                   && $0.value.server == upstream && $0.value.migration?.isFinished == false }) {
             sessions[sid]?.newPlayer = id
             connections[id] = DeviceConnection(device: device, server: server, parser: RTSPMessageParser(limits: config.limits),
                                                role: .adopting(sid))
@@ -106,12 +107,14 @@ public struct MediaRelay: Sendable {
         }
         let sid = MediaSessionID(nextSession)
         nextSession += 1
-        sessions[sid] = RelayedSession(id: sid, server: c.server, upstream: id, upstreamParser: RTSPMessageParser(limits: config.limits),
+        let server = config.services[c.server] ?? c.server
+        sessions[sid] = RelayedSession(id: sid, server: server, published: config.services[c.server] == nil ? nil : c.server,
+                                       upstream: id, upstreamParser: RTSPMessageParser(limits: config.limits),
                                        player: id, playerAddress: c.device.address, tracker: RTSPSessionTracker(now: now),
                                        loss: LossMonitor(config: config.lossMonitor), createdAt: now)
         upstreams[id] = sid
         connections[id]?.role = .relaying(sid)
-        return [.connectUpstream(id, to: c.server)]
+        return [.connectUpstream(id, to: server)]
     }
 
     mutating func deviceClosed(_ id: MediaConnectionID, now: MediaTime) -> [MediaRelayAction] {
@@ -206,7 +209,7 @@ public struct MediaRelay: Sendable {
         sessions.values.sorted { $0.id < $1.id }.map { s in
             let latest = s.loss.latestReport
             return MediaSessionSummary(
-                id: s.id, url: s.tracker.url ?? "", device: s.playerAddress.description, server: s.server.description,
+                id: s.id, url: s.playerURL(s.tracker.url ?? ""), device: s.playerAddress.description, server: s.server.description,
                 state: s.tracker.state.rawValue, codec: s.tracker.codecName,
                 packets: s.streams.reduce(0) { $0 + $1.packets }, bytes: s.streams.reduce(0) { $0 + $1.bytes },
                 fractionLost: latest?.fractionLostRatio, cumulativeLost: latest?.cumulativeLost, jitter: latest?.jitter,

@@ -56,6 +56,9 @@ public struct MediaRelayConfig: Sendable, Equatable {
     public var maxPendingBytes: Int
     /// Loss that triggers a quality alert (network-triggered migration, SMP draft §5.2).
     public var lossMonitor: LossMonitorConfig
+    /// Service mode: RTSP addresses the relay publishes (`VIP:PORT`) and the server each one
+    /// stands for. A player's URLs name the published address; the server's name the server.
+    public var services: [IPEndpoint: IPEndpoint] = [:]
 
     public init(devicePortRTP: UInt16, serverPortPairs: [UInt16], migration: MediaMigrationConfig = MediaMigrationConfig(),
                 limits: RTSPLimits = RTSPLimits(), maxSessions: Int = 256, maxSessionsPerDevice: Int = 16,

@@ -56,6 +56,8 @@ struct DeviceConnection: Sendable {
 struct RelayedSession: Sendable {
     let id: MediaSessionID
     let server: IPEndpoint
+    /// Service mode: the published address the player connected to (its URLs name it).
+    var published: IPEndpoint?
     /// The relay's connection to the server, named after the device connection that opened it.
     let upstream: MediaConnectionID
     var upstreamConnected = false
@@ -83,4 +85,9 @@ struct RelayedSession: Sendable {
     let createdAt: MediaTime
 
     var videoIndex: Int? { streams.firstIndex { $0.detector != nil } }
+
+    /// A server's URL as the player names it (service mode: the published address).
+    func playerURL(_ url: String) -> String {
+        published.map { RTSPURL.rebased(url, from: server, to: $0) } ?? url
+    }
 }

@@ -200,3 +200,38 @@ struct RelayTestError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+/// Service mode: the player's URLs name the published address, the server's its own; the relay
+/// rewrites each toward the other (request URLs, Content-Base, RTP-Info), and a migrating player
+/// is answered with the published names.
+@Suite struct MediaRelayServiceModeTests {
+    static let published = IPEndpoint(.v4(IPv4Address(10, 9, 9, 9)), 8554)
+
+    @Test func urlsAreRewrittenBothWays() throws {
+        let r = try RelayRig.recording()
+        var config = MediaRelayConfig(devicePortRTP: RelayRig.devicePort, serverPortPairs: RelayRig.pairs)
+        config.services = [Self.published: RelayRig.server]
+        var relay = MediaRelay(config: config)
+        let now = MediaTime.seconds(1)
+        let c = MediaConnectionID(1)
+        #expect(relay.handle(.accepted(c, device: RelayRig.laptop, server: Self.published), now: now) == [.connectUpstream(c, to: RelayRig.server)])
+        _ = relay.handle(.upstreamConnected(c), now: now)
+        let serverURL = try #require(r.requests[1].uri)
+        let playerURL = RTSPURL.rebased(serverURL, from: RelayRig.server, to: Self.published)
+        #expect(playerURL == "rtsp://10.9.9.9:8554/test")
+        var describe = r.requests[1]
+        describe.setRequestURI(playerURL)
+        guard case .sendUpstream(_, let sent)? = relay.handle(.deviceBytes(c, describe.serialized()), now: now).first else {
+            Issue.record("DESCRIBE not relayed"); return
+        }
+        #expect(try RTSPMessageParser.parse(sent).uri == serverURL)
+        guard case .sendToDevice(_, let answered)? = relay.handle(.upstreamBytes(c, r.answers[1].serialized()), now: now).first else {
+            Issue.record("DESCRIBE answer not relayed"); return
+        }
+        let answer = try RTSPMessageParser.parse(answered)
+        #expect(answer.contentBase == RTSPURL.rebased(try #require(r.answers[1].contentBase), from: RelayRig.server, to: Self.published))
+        #expect(answer.contentBase?.hasPrefix("rtsp://10.9.9.9:8554/") == true && answer.body == r.answers[1].body)
+        // A URL naming neither address is left alone.
+        #expect(RTSPURL.rebased("rtsp://192.0.2.1:554/x", from: RelayRig.server, to: Self.published) == "rtsp://192.0.2.1:554/x")
+    }
+}
