@@ -189,6 +189,7 @@ public struct ProxyService {
             media?.start()
         }
         defer { media?.stop() }
+        let relay = media
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var endpoints: [HTTPEndpoint] = []
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
@@ -223,7 +224,8 @@ public struct ProxyService {
                         let (migrations, flowsLimit) = await dataPlane.migrationStats()
                         return HTTPEndpoint.Response(contentType: "text/plain; version=0.0.4",
                                                      body: metrics.render(status, deviceWriteErrors: writeErrors)
-                                                         + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8))
+                                                         + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8)
+                                                         + Array((relay.map { MediaMetrics.render($0.summaries(), $0.counters()) } ?? "").utf8))
                     }, dashboard: options.dashboard, engine: dataPlane)))
             }
         } catch {

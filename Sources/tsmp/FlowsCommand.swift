@@ -133,7 +133,8 @@ enum FlowTableText {
         for s in sessions {
             var state = s.state
             if let phase = s.migration { state += ",migrating:\(phase.rawValue)" + (s.migratingTo.map { "->\($0)" } ?? "") }
-            let loss = s.fractionLost.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            var loss = s.fractionLost.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            if let alert = s.alertFractionLost { loss += String(format: " (alert at %.1f%%)", alert * 100) }
             rows.append([s.id.description, s.kind, state, s.device, s.url, s.codec ?? "-", "\(s.packets)", loss,
                          s.jitter.map(String.init) ?? "-"])
         }

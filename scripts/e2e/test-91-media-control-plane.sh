@@ -95,7 +95,19 @@ e2e_media_network_triggered() {
     python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.05 else 1)" "$loss" || tl_fail "the reported loss $loss is below the threshold"
     grep -q "media quality alert answered.*confirmed=true" "$CASE_DIR/proxy.log" \
         || tl_wait_until 10 "the proxy to log the confirmed alert" grep -q "confirmed=true" "$CASE_DIR/proxy.log"
+    # The loss that triggered it, in tsmp flows and the metrics while the session lives.
+    proxy_flows >"$CASE_DIR/flows-alert.txt"
+    proxy_metrics >"$CASE_DIR/metrics-alert.txt"
+    grep -qE "rtsp .*alert at [0-9.]+%" "$CASE_DIR/flows-alert.txt" || tl_fail "tsmp flows does not show the alert's loss: $(tail -n 2 "$CASE_DIR/flows-alert.txt")"
+    grep -q '^tsmp_media_alert_fraction_lost{session="m1"} 0\.[0-9]' "$CASE_DIR/metrics-alert.txt" || tl_fail "no alert loss for m1 in the metrics"
     mc_expect_phone_took_it
+    proxy_metrics >"$CASE_DIR/metrics.txt"
+    grep -q '^tsmp_media_quality_alerts_total 1$' "$CASE_DIR/metrics.txt" || tl_fail "tsmp_media_quality_alerts_total is not 1: $(grep quality_alerts "$CASE_DIR/metrics.txt")"
+    grep -q '^tsmp_media_migrations_total{result="done"} 1$' "$CASE_DIR/metrics.txt" || tl_fail "no done media migration in the metrics"
+    if command -v promtool >/dev/null; then
+        promtool check metrics <"$CASE_DIR/metrics.txt" >"$CASE_DIR/promtool.log" 2>&1 || tl_fail "promtool: $(head -n 3 "$CASE_DIR/promtool.log")"
+    fi
+    tl_note "metrics: $(cat "$CASE_DIR/metrics-alert.txt" "$CASE_DIR/metrics.txt" | grep -E '^tsmp_media_(quality_alerts|alert_fraction_lost|migrations)' | sort -u | tr '\n' ' ')"
     e2e_proxy_healthy
 }
 

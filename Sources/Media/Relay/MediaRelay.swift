@@ -113,6 +113,7 @@ public struct MediaRelay: Sendable {
                                        player: id, playerAddress: c.device.address, tracker: RTSPSessionTracker(now: now),
                                        loss: LossMonitor(config: config.lossMonitor), createdAt: now)
         upstreams[id] = sid
+        counters.sessionsStarted += 1
         connections[id]?.role = .relaying(sid)
         return [.connectUpstream(id, to: server)]
     }
@@ -167,6 +168,7 @@ public struct MediaRelay: Sendable {
     }
 
     mutating func remember(_ sid: MediaSessionID, _ report: MediaMigrationReport) {
+        if report.phase == .done { counters.migrationsDone += 1 } else { counters.migrationsRolledBack += 1 }
         reports.append((sid, report))
         if reports.count > Self.maxReports { reports.removeFirst() }
     }
@@ -200,6 +202,7 @@ public struct MediaRelay: Sendable {
     mutating func lossEvent(_ s: inout RelayedSession, _ event: LossMonitorEvent) -> [MediaRelayAction] {
         guard case .qualityAlert(let alert) = event else { return [] }
         s.alert = alert
+        counters.qualityAlerts += 1
         return [.event(.qualityAlert(s.id, alert))]
     }
 

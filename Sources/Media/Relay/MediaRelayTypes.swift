@@ -125,6 +125,10 @@ public struct MediaRelayCounters: Sendable, Equatable, Codable {
     public var badRTSP: UInt64 = 0
     public var unknownSource: UInt64 = 0
     public var refusedConnections: UInt64 = 0
+    public var qualityAlerts: UInt64 = 0
+    public var migrationsDone: UInt64 = 0
+    public var migrationsRolledBack: UInt64 = 0
+    public var sessionsStarted: UInt64 = 0
     public init() {}
 }
 
