@@ -226,6 +226,19 @@ struct NamespaceAPITests {
         await expectRefused(403, "you may resolve only alice@example.com") {
             let _: ResolutionList = try await ns.client(alice).call("GET", "/v1/resolve", query: ["uid": "bob@example.com"])
         }
+        // Which device is at an address is for a proxy to ask (then to have its agent prove it):
+        // a device may not learn where other users' devices are.
+        await expectRefused(403, "only a proxy resolves an address") {
+            let _: Resolution = try await ns.client(alice).call("GET", "/v1/resolve", query: ["address": "10.1.0.2"])
+        }
+        let at: Resolution = try await ns.client(gw).call("GET", "/v1/resolve", query: ["address": "10.1.0.2"])
+        #expect(at.did.description == "laptop.bob@example.com" && at.locator?.address == "10.1.0.2")
+        await expectRefused(404, "no device's locator is 10.1.0.99") {
+            let _: Resolution = try await ns.client(gw).call("GET", "/v1/resolve", query: ["address": "10.1.0.99"])
+        }
+        await expectRefused(400, "not an IPv4 or IPv6 address") {
+            let _: Resolution = try await ns.client(gw).call("GET", "/v1/resolve", query: ["address": "laptop"])
+        }
         // Alice can't rank bob's devices.
         await expectRefused(403, "may rank only alice@example.com's devices") {
             let _: DeviceList = try await ns.client(alice).call("PUT", "/v1/preferences", json: PreferencesEdit(

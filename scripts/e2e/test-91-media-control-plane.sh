@@ -63,6 +63,16 @@ e2e_media_by_did() {
     tl_wait_until 15 "the laptop's session to play through the relay" e2e_media_playing
     local session
     read -r -a session < <(e2e_media_session)
+    # The phone may not move a session it does not play (ownership is the address the proxy
+    # saw the session at, not a claim), nor a session that does not exist.
+    local phone_cp=(--credentials "$MC_CREDS/bob-phone.cred" --proxy "https://$LAB_GW_PHONE:$CP_PROXY_PORT")
+    cp_expect_refused "the phone moving the laptop's session" "${session[0]} is not one of phone.bob@example.com's media sessions" \
+        phone migrate "${phone_cp[@]}" --to laptop.bob@example.com --flow "${session[0]}"
+    cp_expect_refused "an unknown media session" "m99 is not one of laptop.bob@example.com's media sessions" \
+        laptop migrate --credentials "$MC_CREDS/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT" \
+        --to phone.bob@example.com --flow m99
+    tl_expect_eq "the session's migration after the refusals" "None" \
+        "$(proxy_flows --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["media"][0].get("migration"))')"
     sleep 1
     cp_tsmp laptop migrate --credentials "$MC_CREDS/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT" \
         --to phone.bob@example.com --flow "${session[0]}" --deadline 15 --wait --json >"$CASE_DIR/migrate.json" 2>"$CASE_DIR/migrate.err" \
