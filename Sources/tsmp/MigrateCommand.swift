@@ -250,7 +250,9 @@ extension MigrateCommand {
             let (status, body) = try client.request("POST", "/v1/media/migrations", body: Array(try JSONEncoder().encode(
                 MediaMigrationRequestBody(session: session, toAddress: toAddr!.address, deadlineSeconds: deadline))))
             guard status == 200 else {
-                let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                struct Refusal: Decodable { var error: String }
+                let text = (try? JSONDecoder().decode(Refusal.self, from: Data(body)).error)
+                    ?? String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: text))}"#) } else { print("\(session): refused: \(text)") }
                 throw ExitCode(1)
             }

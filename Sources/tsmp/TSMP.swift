@@ -24,7 +24,7 @@ struct TSMP: AsyncParsableCommand {
         """,
         version: BuildInfo.versionLine,
         subcommands: [ProxyCommand.self, FlowsCommand.self, MigrateCommand.self, MigrationsCommand.self, EventsCommand.self, AgentCommand.self, DeviceCommand.self,
-                      NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchCheckpointCommand.self, BenchControlCommand.self,
+                      NamespaceCommand.self, ReplayCommand.self, BenchEngineCommand.self, BenchCheckpointCommand.self, BenchControlCommand.self, BenchMediaCommand.self,
                       ContactsCommand.self, ShareCommand.self])
 }
 

@@ -568,3 +568,6 @@ e2e_observe_check() {
     fi
     tl_note "metrics: $(grep -E '^tsmp_migration(s_total|_duration_seconds_sum|_stall_seconds_sum|_cache_bytes_sum)' "$CASE_DIR/metrics-after.txt" | tr '\n' ' ')"
 }
+
+# shellcheck source=scripts/e2e/media.sh
+source "$TL_ROOT/scripts/e2e/media.sh"

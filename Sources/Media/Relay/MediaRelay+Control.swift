@@ -51,12 +51,18 @@ extension MediaRelay {
     mutating func sendUpstream(_ sid: MediaSessionID, _ bytes: [UInt8]) -> [MediaRelayAction] {
         guard var s = sessions[sid] else { return [] }
         if s.upstreamConnected { return [.sendUpstream(s.upstream, bytes)] }
+        var actions: [MediaRelayAction] = []
+        if !s.upstreamRequested {
+            s.upstreamRequested = true
+            counters.sessionsStarted += 1
+            actions.append(.connectUpstream(s.upstream, to: s.server))
+        }
         s.upstreamQueue += bytes
         sessions[sid] = s
         guard s.upstreamQueue.count <= config.maxPendingBytes else {
             return endSession(sid, reason: "more than \(config.maxPendingBytes) bytes waited for the server", closeUpstream: true)
         }
-        return []
+        return actions
     }
 
     /// A relayed player's request: transports rewritten, CSeq renumbered for a player that

@@ -113,9 +113,8 @@ public struct MediaRelay: Sendable {
                                        player: id, playerAddress: c.device.address, tracker: RTSPSessionTracker(now: now),
                                        loss: LossMonitor(config: config.lossMonitor), createdAt: now)
         upstreams[id] = sid
-        counters.sessionsStarted += 1
         connections[id]?.role = .relaying(sid)
-        return [.connectUpstream(id, to: server)]
+        return []
     }
 
     mutating func deviceClosed(_ id: MediaConnectionID, now: MediaTime) -> [MediaRelayAction] {
@@ -145,7 +144,7 @@ public struct MediaRelay: Sendable {
         guard let s = sessions.removeValue(forKey: sid) else { return [] }
         var actions: [MediaRelayAction] = []
         upstreams[s.upstream] = nil
-        if closeUpstream { actions.append(.closeUpstream(s.upstream)) }
+        if closeUpstream && s.upstreamRequested { actions.append(.closeUpstream(s.upstream)) }
         for c in [s.player, s.newPlayer].compactMap({ $0 }) where connections[c] != nil {
             connections[c] = nil
             actions.append(.closeDevice(c))

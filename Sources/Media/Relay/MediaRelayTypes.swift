@@ -90,7 +90,8 @@ public enum MediaRelayInput: Sendable, Equatable {
 
 /// What the caller must do, in order.
 public enum MediaRelayAction: Sendable, Equatable {
-    /// Open the relay's connection to the server for the session of device connection `id`.
+    /// Open the relay's connection to the server for the session of device connection `id`
+    /// (asked for with the player's first readable request; bytes wait for `upstreamConnected`).
     case connectUpstream(MediaConnectionID, to: IPEndpoint)
     case sendToDevice(MediaConnectionID, [UInt8])
     case sendUpstream(MediaConnectionID, [UInt8])

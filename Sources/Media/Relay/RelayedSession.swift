@@ -60,6 +60,9 @@ struct RelayedSession: Sendable {
     var published: IPEndpoint?
     /// The relay's connection to the server, named after the device connection that opened it.
     let upstream: MediaConnectionID
+    /// The relay's connection to the server is asked for with the player's first readable
+    /// request (a connection that sends nothing valid costs the server nothing).
+    var upstreamRequested = false
     var upstreamConnected = false
     var upstreamQueue: [UInt8] = []
     var upstreamParser: RTSPMessageParser

@@ -129,7 +129,8 @@ import Wire
         let laptopRTP = IPEndpoint(Rig.laptop.address, r.clientPorts.first)
         #expect(rig.serverPacket(r.rtp[0], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[0])])
         // The phone connecting afterwards is a player of its own (a session of its own).
-        #expect(rig.feed(.accepted(Rig.phoneConnection, device: Rig.phone, server: Rig.server)) == [.connectUpstream(Rig.phoneConnection, to: Rig.server)])
+        #expect(rig.feed(.accepted(Rig.phoneConnection, device: Rig.phone, server: Rig.server)) == [])
+        #expect(rig.feed(.deviceBytes(Rig.phoneConnection, r.requests[0].serialized())) == [.connectUpstream(Rig.phoneConnection, to: Rig.server)])
         #expect(rig.relay.sessionCount == 2)
     }
 
@@ -137,7 +138,7 @@ import Wire
         let r = try Rig.recording()
         let rig = Rig()
         #expect(rig.relay.migrate(MediaSessionID(9), to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal == "no media session m9")
-        #expect(rig.feed(.accepted(Rig.laptopConnection, device: Rig.laptop, server: Rig.server)).count == 1)
+        #expect(rig.feed(.accepted(Rig.laptopConnection, device: Rig.laptop, server: Rig.server)) == [])
         #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(5), now: rig.now).refusal?.contains("not playing") == true)
         rig.relay = RelayRig().relay
         try rig.playOnLaptop(r)
@@ -158,20 +159,23 @@ import Wire
         #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: server, [0x80, 0x60, 0x00])) == [])
         #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: IPEndpoint(.v4(IPv4Address(10, 2, 0, 9)), server.port), r.rtp[0])) == [])
         #expect(rig.feed(.serverDatagram(localPort: 47000, from: server, r.rtp[0])) == [])
+        #expect(rig.feed(.serverDatagram(localPort: Rig.pairs[0], from: IPEndpoint(server.address, 59977), r.rtp[0])) == [])
         // RTCP whose length field lies; RTCP from an endpoint that is nobody's.
         var lying = try #require(r.playerRTCP.first)
         lying[3] = 0xFF
         #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, lying)) == [])
         #expect(rig.feed(.deviceDatagram(rtcp: true, from: IPEndpoint(Rig.laptop.address, 9), r.playerRTCP[0])) == [])
-        #expect(rig.relay.counters.badRTP == 2 && rig.relay.counters.badRTCP == 1 && rig.relay.counters.unknownSource == 3)
+        #expect(rig.relay.counters.badRTP == 2 && rig.relay.counters.badRTCP == 1 && rig.relay.counters.unknownSource == 4)
         #expect(rig.serverPacket(r.rtp[0], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[0])])
 
         // A second player sending an unparseable request gets 400 and is closed; its session
         // ends and gives back what it held; the first goes on.
         let other = MediaConnectionID(7)
-        #expect(rig.feed(.accepted(other, device: Rig.phone, server: Rig.server)).count == 1)
+        #expect(rig.feed(.accepted(other, device: Rig.phone, server: Rig.server)) == [])
         let closed = rig.feed(.deviceBytes(other, Array("PLAY rtsp://x RTSP/1.0\r\nCSeq: 1\r\nbroken header line\r\n\r\n".utf8)))
-        #expect(closed.contains(.closeDevice(other)) && closed.contains(.closeUpstream(other)))
+        // The server never hears of it: no connection was asked for, none is closed.
+        #expect(closed.contains(.closeDevice(other)) && !closed.contains { if case .connectUpstream = $0 { true } else { false } })
+        #expect(!closed.contains(.closeUpstream(other)))
         #expect(closed.contains { if case .sendToDevice(other, let b) = $0 { (try? RTSPMessageParser.parse(b))?.status == 400 } else { false } })
         #expect(rig.relay.counters.badRTSP == 1 && rig.relay.sessionCount == 1)
         #expect(rig.serverPacket(r.rtp[1], r) == [.sendToPlayer(rtcp: false, to: laptopRTP, r.rtp[1])])
@@ -179,11 +183,12 @@ import Wire
 
     @Test func limitsSessionsPerDeviceAndEndsThemWithTheServersConnection() throws {
         let rig = Rig(maxSessionsPerDevice: 2)
-        for k in 1...2 { #expect(rig.feed(.accepted(MediaConnectionID(UInt64(k)), device: Rig.laptop, server: Rig.server)).count == 1) }
+        for k in 1...2 { #expect(rig.feed(.accepted(MediaConnectionID(UInt64(k)), device: Rig.laptop, server: Rig.server)) == []) }
         let third = rig.feed(.accepted(MediaConnectionID(3), device: Rig.laptop, server: Rig.server))
         #expect(third.contains(.closeDevice(MediaConnectionID(3))) && rig.relay.counters.refusedConnections == 1)
         // Another device is not affected by the laptop's count.
-        #expect(rig.feed(.accepted(MediaConnectionID(4), device: Rig.phone, server: Rig.server)).count == 1)
+        #expect(rig.feed(.accepted(MediaConnectionID(4), device: Rig.phone, server: Rig.server)) == [])
+        #expect(rig.relay.sessionCount == 3)
         let ended = rig.feed(.upstreamClosed(MediaConnectionID(1), reason: "reset"))
         #expect(ended.contains(.closeDevice(MediaConnectionID(1))) && rig.relay.sessionCount == 2)
         // A connection that never sets a session up holds its place for 30 s at most.
@@ -214,14 +219,14 @@ struct RelayTestError: Error, CustomStringConvertible {
         var relay = MediaRelay(config: config)
         let now = MediaTime.seconds(1)
         let c = MediaConnectionID(1)
-        #expect(relay.handle(.accepted(c, device: RelayRig.laptop, server: Self.published), now: now) == [.connectUpstream(c, to: RelayRig.server)])
-        _ = relay.handle(.upstreamConnected(c), now: now)
+        #expect(relay.handle(.accepted(c, device: RelayRig.laptop, server: Self.published), now: now) == [])
         let serverURL = try #require(r.requests[1].uri)
         let playerURL = RTSPURL.rebased(serverURL, from: RelayRig.server, to: Self.published)
         #expect(playerURL == "rtsp://10.9.9.9:8554/test")
         var describe = r.requests[1]
         describe.setRequestURI(playerURL)
-        guard case .sendUpstream(_, let sent)? = relay.handle(.deviceBytes(c, describe.serialized()), now: now).first else {
+        #expect(relay.handle(.deviceBytes(c, describe.serialized()), now: now) == [.connectUpstream(c, to: RelayRig.server)])
+        guard case .sendUpstream(_, let sent)? = relay.handle(.upstreamConnected(c), now: now).first else {
             Issue.record("DESCRIBE not relayed"); return
         }
         #expect(try RTSPMessageParser.parse(sent).uri == serverURL)

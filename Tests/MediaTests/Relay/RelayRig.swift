@@ -55,10 +55,9 @@ final class RelayRig {
     /// The laptop's session through OPTIONS, DESCRIBE, SETUP and PLAY: every action checked on
     /// the way (ports rewritten, nothing else changed).
     func playOnLaptop(_ r: Recording) throws {
-        #expect(feed(.accepted(Self.laptopConnection, device: Self.laptop, server: Self.server))
-            == [.connectUpstream(Self.laptopConnection, to: Self.server)])
-        // Bytes before the server's connection is up wait for it.
-        #expect(feed(.deviceBytes(Self.laptopConnection, r.requests[0].serialized())) == [])
+        #expect(feed(.accepted(Self.laptopConnection, device: Self.laptop, server: Self.server)) == [])
+        // The first request asks for the server's connection; its bytes wait for it.
+        #expect(feed(.deviceBytes(Self.laptopConnection, r.requests[0].serialized())) == [.connectUpstream(Self.laptopConnection, to: Self.server)])
         #expect(feed(.upstreamConnected(Self.laptopConnection)) == [.sendUpstream(Self.laptopConnection, r.requests[0].serialized())])
         #expect(feed(.upstreamBytes(Self.laptopConnection, r.answers[0].serialized())) == [.sendToDevice(Self.laptopConnection, r.answers[0].serialized())])
         #expect(feed(.deviceBytes(Self.laptopConnection, r.requests[1].serialized())) == [.sendUpstream(Self.laptopConnection, r.requests[1].serialized())])
