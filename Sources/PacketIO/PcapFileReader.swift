@@ -107,3 +107,18 @@ public final class PcapFileReader: PacketDevice {
         return Instant(nanoseconds: overflow2 ? .max : sum)
     }
 }
+
+extension PcapFileReader {
+    /// Every packet of the file, in order, as byte arrays (for tests and offline benchmarks;
+    /// at most `limit` packets).
+    public func readAll(limit: Int = 10_000_000) throws(SystemError) -> [[UInt8]] {
+        let batch = PacketBatch(capacity: 64)
+        var out: [[UInt8]] = []
+        while !isExhausted && out.count < limit {
+            batch.removeAll()
+            _ = try read(into: batch)
+            for i in 0..<batch.count { out.append(batch.bytes(i)) }
+        }
+        return out
+    }
+}

@@ -9,7 +9,7 @@ extension Syscall {
     /// A non-blocking socket of `address`'s family and `type` (SOCK_STREAM, SOCK_DGRAM) bound
     /// to `address`, with SO_REUSEADDR; `listening`: listen(2) with a backlog of 128.
     public static func boundSocket(_ address: IPSocketAddress, type: Int32, listening: Bool = false) throws(SystemError) -> Int32 {
-        let fd = try socket(domain: address.family, type: type | Int32(SOCK_NONBLOCK.rawValue), protocol: 0)
+        let fd = try socket(domain: address.family, type: type | O_NONBLOCK /* SOCK_NONBLOCK: the same bit on Linux */, protocol: 0)
         do throws(SystemError) {
             try setSocketOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, Int32(1))
             _ = try blocking("bind \(address)") { address.withSockaddr { Glibc.bind(fd, $0, $1) } }

@@ -25,17 +25,7 @@ enum CapturedPackets {
 
     /// Every IPv4 packet of a capture, in capture order.
     static func ipPackets(_ file: String) throws -> [[UInt8]] {
-        let reader = try PcapFileReader(path: path(file))
-        let batch = PacketBatch(capacity: 64)
-        var out: [[UInt8]] = []
-        var rounds = 0
-        while !reader.isExhausted && rounds < 100_000 {
-            batch.removeAll()
-            _ = try reader.read(into: batch)
-            for i in 0..<batch.count { out.append(batch.bytes(i)) }
-            rounds += 1
-        }
-        return out
+        try PcapFileReader(path: path(file)).readAll()
     }
 
     static func udp(_ file: String) throws -> [Datagram] {

@@ -5,43 +5,52 @@ import Wire
 extension MediaRelay {
     mutating func serverDatagram(_ port: UInt16, from: IPEndpoint, _ bytes: [UInt8], now: MediaTime) -> [MediaRelayAction] {
         let rtpPort = port & ~1
-        // Only the server's ports of the stream speak for it (its SETUP answer's server_port).
-        guard let (sid, index) = pairOwners[rtpPort], let owner = sessions[sid]?.server.address, from.address == owner,
-              let known = sessions[sid].map({ port == rtpPort ? $0.streams[index].serverRTP : $0.streams[index].serverRTCP }),
-              known.map({ $0 == from }) ?? true else {
+        // One lookup; the session is then read and changed in place (`values[slot]`): a copy of
+        // it would copy its streams and tracker on every packet.
+        guard let (sid, index) = pairOwners[rtpPort], let slot = sessions.index(forKey: sid),
+              Self.fromServer(sessions.values[slot], index, port: port, rtpPort: rtpPort, from) else {
             counters.unknownSource += 1
             return []
         }
         if port != rtpPort {
             // RTCP from the server: sender reports go to the player, in its numbering.
-            guard (try? RTCPCompound(parsing: bytes)) != nil, let stream = sessions[sid]?.streams[index] else { counters.badRTCP += 1; return [] }
+            guard (try? RTCPCompound(parsing: bytes)) != nil else { counters.badRTCP += 1; return [] }
             var packet = bytes
-            if let c = stream.continuity { try? c.applyToSenderReports(in: &packet) }
+            if let c = sessions.values[slot].streams[index].continuity { try? c.applyToSenderReports(in: &packet) }
             counters.rtcpRelayed += 1
-            return [.sendToPlayer(rtcp: true, to: stream.playerRTCP, packet)]
+            return [.sendToPlayer(rtcp: true, to: sessions.values[slot].streams[index].playerRTCP, packet)]
         }
         guard let header = try? RTPHeader(parsing: bytes) else { counters.badRTP += 1; return [] }
-        // The session is changed in place (a copy of it would copy its streams on every packet).
-        let gopStart = Self.observe(&sessions[sid]!.streams[index], header, bytes)
-        _ = sessions[sid]!.tracker.handle(.mediaActivity, now: now)
-        let isVideo = index == sessions[sid]!.videoIndex
-        var decided: [MediaMigrationAction] = []
-        if isVideo, sessions[sid]!.migration != nil {
-            decided = sessions[sid]!.migration!.handle(.rtp(MediaPacketInfo(sequenceNumber: header.sequenceNumber,
-                                                                            timestamp: header.timestamp, isGOPStart: gopStart)), now: now)
-        }
-        var destination = sessions[sid]!.streams[index].playerRTP
-        var rewrite = sessions[sid]!.streams[index].continuity
-        if case .route(.newPlayer(let c))? = decided.first {
-            destination = sessions[sid]!.streams[index].newPlayerRTP ?? destination
-            rewrite = c
-            sessions[sid]!.streams[index].continuity = c
-        }
+        let (destination, rewrite, decided) = Self.route(&sessions.values[slot], index, header, bytes, now: now)
         var packet = bytes
         if let rewrite { try? rewrite.apply(to: &packet) }
         counters.rtpRelayed += 1
         let sent = MediaRelayAction.sendToPlayer(rtcp: false, to: destination, packet)
         return decided.count > 1 ? [sent] + carryOut(sid, Array(decided.dropFirst()), now: now) : [sent]
+    }
+
+    /// Only the server's ports of the stream speak for it (its SETUP answer's server_port).
+    private static func fromServer(_ s: RelayedSession, _ index: Int, port: UInt16, rtpPort: UInt16, _ from: IPEndpoint) -> Bool {
+        guard index < s.streams.count, from.address == s.server.address else { return false }
+        let known = port == rtpPort ? s.streams[index].serverRTP : s.streams[index].serverRTCP
+        return known.map { $0 == from } ?? true
+    }
+
+    /// Where a server RTP packet goes and with which rewrite, after the stream took note of it
+    /// and (for the video stream) the migration decided; the migration's other actions follow.
+    private static func route(_ s: inout RelayedSession, _ index: Int, _ header: RTPHeader, _ bytes: [UInt8],
+                              now: MediaTime) -> (IPEndpoint, RTPContinuity?, [MediaMigrationAction]) {
+        let gopStart = observe(&s.streams[index], header, bytes)
+        var decided: [MediaMigrationAction] = []
+        if s.migration != nil, index == s.videoIndex {
+            decided = s.migration!.handle(.rtp(MediaPacketInfo(sequenceNumber: header.sequenceNumber, timestamp: header.timestamp,
+                                                               isGOPStart: gopStart)), now: now)
+        }
+        if case .route(.newPlayer(let c))? = decided.first {
+            s.streams[index].continuity = c
+            return (s.streams[index].newPlayerRTP ?? s.streams[index].playerRTP, c, decided)
+        }
+        return (s.streams[index].playerRTP, s.streams[index].continuity, decided)
     }
 
     /// What a server packet changes in its stream: counts, the newest seq/timestamp, the GOP
