@@ -66,6 +66,31 @@ public struct RTPContinuity: Sendable, Equatable {
     }
 }
 
+extension RTPContinuity {
+    /// Rewrites a player's receiver reports for the server (RFC 3550 §6.4.1), the inverse of
+    /// `apply`: report blocks about the SSRC the player was promised name `serverSSRC`, and
+    /// their extended highest sequence number counts in the server's numbering (the cycle count
+    /// kept). Other blocks stay as they are; bytes that are not a valid compound are refused.
+    public func applyInverseToReportBlocks(in bytes: inout [UInt8], serverSSRC: UInt32) throws(RTPError) {
+        let compound = try RTCPCompound(parsing: bytes)
+        for item in compound.items {
+            let (first, blocks): (Int, [RTCPReportBlock])
+            switch item.packet {
+            case .receiverReport(let rr): (first, blocks) = (item.offset + 8, rr.reports)
+            case .senderReport(let sr): (first, blocks) = (item.offset + 28, sr.reports)
+            default: continue
+            }
+            for (k, block) in blocks.enumerated() where block.ssrc == ssrc {
+                let at = first + 24 * k
+                RTPWriter.setU32(serverSSRC, at: at, in: &bytes)
+                let highest = block.extendedHighestSequence
+                let serverSeq = UInt16(truncatingIfNeeded: highest) &- sequenceShift
+                RTPWriter.setU32(highest & 0xFFFF_0000 | UInt32(serverSeq), at: at + 8, in: &bytes)
+            }
+        }
+    }
+}
+
 /// Writes big-endian fields into packet bytes whose length was checked by a parser.
 enum RTPWriter {
     static func setSequenceNumber(_ v: UInt16, in bytes: inout [UInt8]) {

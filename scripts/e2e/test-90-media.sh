@@ -69,8 +69,10 @@ EOF
 
 # e2e_media_rtcp_path SERVER_RTCP SWITCH_SEQ SERVER_SIDE_RTP: from the captures (tshark): every
 # RTCP packet the relay sent toward the server (NAT address to SERVER_RTCP) is one the current
-# player sent (byte for byte, within 0.5 s): the laptop's before the switch (the server's RTP
-# SWITCH_SEQ leaving srv), the phone's after; at least one receiver report of each.
+# player sent (within 0.5 s): the laptop's before the switch (the server's RTP SWITCH_SEQ
+# leaving srv) byte for byte, the phone's after with its reports' highest sequence number
+# translated into the server's numbering (a number the server had sent by then, the rest of
+# the bytes the phone's); at least one receiver report of each.
 e2e_media_rtcp_path() {
     python3 - "$CASE_DIR" "$E2E_NAT" "$@" "$((E2E_MEDIA_DEVICE_PAIR + 1))" <<'EOF2'
 import subprocess, sys
@@ -89,10 +91,37 @@ switch = switch[0]
 sent = {who: [(float(t), p) for t, p in rows(f"{who}-media.pcap", f"udp.dstport=={dev_rtcp}", "frame.time_epoch", "udp.payload")]
         for who in ("laptop", "phone")}
 toward = [(float(t), p) for t, p in rows("srv-media.pcap", f"ip.src=={nat} && udp.dstport=={srv_rtcp}", "frame.time_epoch", "udp.payload")]
+phone_first = int(rows("phone-media.pcap", f"rtp && udp.srcport=={dev_rtcp - 1}", "rtp.seq", decode=f"udp.port=={dev_rtcp - 1},rtp")[0][0])
+server_seqs = [(float(t), int(q)) for t, q in rows("srv-media.pcap", f"rtp && udp.dstport=={srv_rtp}", "frame.time_epoch", "rtp.seq",
+                                                  decode=f"udp.port=={srv_rtp},rtp")]
+def blocks(p):
+    """The extended-highest-sequence fields (hex offsets) of a compound's leading RR."""
+    if p[2:4] != "c9":
+        return []
+    return [((8 + 24 * k + 8) * 2, (8 + 24 * k + 12) * 2) for k in range(int(p[0:2], 16) & 0x1F)]
+def masked(p):
+    for a, b in blocks(p):
+        p = p[:a] + "x" * (b - a) + p[b:]
+    return p
 seen = {"laptop": 0, "phone": 0}
 reports = {"laptop": 0, "phone": 0}
 for t, p in toward:
     who = "laptop" if t < switch else "phone"
+    if who == "phone":
+        # The phone reports in its numbering; the relay translates the highest sequence number
+        # to the server's: the phone's number plus the switch packet's distance from the
+        # phone's first (exactly), and one the server had sent by then.
+        original = next((q for u, q in sent["phone"] if masked(p) == masked(q) and 0 <= t - u <= 0.5), None)
+        if original is None:
+            print(f"RTCP toward the server at switch{t - switch:+.3f}s ({p[:24]}...) is not the phone's"); sys.exit(1)
+        for a, b in blocks(p):
+            low, theirs = int(p[a:b], 16) & 0xFFFF, int(original[a:b], 16) & 0xFFFF
+            sent_by_then = [q for u, q in server_seqs if u <= t and q >= sw_seq]
+            if low != (theirs + sw_seq - phone_first) & 0xFFFF or not sent_by_then or not (sw_seq <= low <= max(sent_by_then)):
+                print(f"a receiver report toward the server names sequence number {low} (the phone's {theirs}, its first {phone_first}, the switch {sw_seq}): not the server's numbering"); sys.exit(1)
+        seen[who] += 1
+        reports[who] += bool(blocks(p))
+        continue
     if not any(p == q and 0 <= t - u <= 0.5 for u, q in sent[who]):
         other = "phone" if who == "laptop" else "laptop"
         src = other if any(p == q and 0 <= t - u <= 0.5 for u, q in sent[other]) else "no player"

@@ -96,6 +96,8 @@ extension MediaRelay {
         }
         sessions[sid] = s
         counters.rtcpRelayed += 1
-        return actions + [.sendToServer(fromPort: st.serverPair &+ 1, to: server, bytes)]
+        var packet = bytes
+        if let c = st.continuity { try? c.applyInverseToReportBlocks(in: &packet, serverSSRC: st.ssrc ?? c.ssrc) }
+        return actions + [.sendToServer(fromPort: st.serverPair &+ 1, to: server, packet)]
     }
 }

@@ -113,6 +113,17 @@ import Wire
         let rr = try #require(r.playerRTCP.first)
         #expect(rig.feed(.deviceDatagram(rtcp: true, from: phoneRTCP, rr)).count == 1)
         #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, rr)) == [])
+        // The phone reports in its numbering; the server reads its own (RFC 3550 §6.4.1).
+        let phoneHighest = UInt32(0x0001_0000) | UInt32(info.seq! &+ 30)
+        let phoneReport = RTCPBuilder.receiverReport(ssrc: 0x50484F4E, reports: [RTCPReportBlock(
+            ssrc: lastHeader.ssrc, fractionLost: 3, cumulativeLost: 2, extendedHighestSequence: phoneHighest,
+            jitter: 7, lastSenderReport: 0, delaySinceLastSenderReport: 0)])
+        guard case .sendToServer(_, _, let forwarded)? = rig.feed(.deviceDatagram(rtcp: true, from: phoneRTCP, phoneReport)).last else {
+            Issue.record("the phone's report was not forwarded"); return
+        }
+        let block = try #require(try RTCPCompound(parsing: forwarded).reportBlocks.first)
+        #expect(block.ssrc == lastHeader.ssrc && block.fractionLost == 3 && block.jitter == 7)
+        #expect(block.extendedHighestSequence == 0x0001_0000 | UInt32(switchPacket.sequenceNumber &+ 30))
     }
 
     @Test func rollsBackWhenTheNewPlayerNeverComes() throws {
