@@ -184,7 +184,9 @@ public struct ProxyService {
             do {
                 media = try MediaRelayService(settings: settings, logger: Logger(label: "tsmp.media"))
             } catch {
-                throw Failure(description: "cannot open the media relay's sockets (--media-ports \(settings.ports) on \(settings.nat)): \(error)")
+                let hint = error.errno == EADDRNOTAVAIL
+                    ? " (the relay binds its server-side ports on --nat, which must then be an address of this gateway, not one routed to it)" : ""
+                throw Failure(description: "cannot open the media relay's sockets (--media-ports \(settings.ports) on \(settings.nat)): \(error)\(hint)")
             }
             media?.start()
         }

@@ -69,6 +69,11 @@ extension MediaRelay {
     /// took the session over, then upstream.
     mutating func relayRequest(_ sid: MediaSessionID, from id: MediaConnectionID, _ original: RTSPMessage, now: MediaTime) -> [MediaRelayAction] {
         guard var s = sessions[sid], let c = connections[id] else { return [] }
+        if original.method == "TEARDOWN", id == s.player, let m = s.migration, !m.isFinished {
+            // The old player leaves while its session moves: the session is the new player's to
+            // end. Answered here; the server keeps the session (it ends if the move rolls back).
+            return [.sendToDevice(id, RTSPMessage.answer(to: original).serialized())] + closeDeviceConnection(id, now: now)
+        }
         var request = original
         if let published = s.published, let uri = request.uri {
             request.setRequestURI(RTSPURL.rebased(uri, from: published, to: s.server))

@@ -14,7 +14,10 @@ extension MediaRelay {
         }
         if port != rtpPort {
             // RTCP from the server: sender reports go to the player, in its numbering.
-            guard (try? RTCPCompound(parsing: bytes)) != nil else { counters.badRTCP += 1; return [] }
+            guard let compound = try? RTCPCompound(parsing: bytes) else { counters.badRTCP += 1; return [] }
+            for case .senderReport(let sr) in compound.packets {
+                sessions.values[slot].streams[index].reception.senderReport(ntp: sr.ntpTimestamp, at: now)
+            }
             var packet = bytes
             if let c = sessions.values[slot].streams[index].continuity { try? c.applyToSenderReports(in: &packet) }
             counters.rtcpRelayed += 1
@@ -63,6 +66,7 @@ extension MediaRelay {
                 st.detector!.observe(header, payload: UnsafeRawBufferPointer(rebasing: buf[header.payloadRange]))
             }
         }
+        st.reception.record(header.sequenceNumber)
         st.lastSequence = header.sequenceNumber
         st.lastTimestamp = header.timestamp
         st.packets += 1
@@ -94,6 +98,7 @@ extension MediaRelay {
         if index == s.videoIndex, let block = compound.reportBlocks.first {
             for event in s.loss.handle(report: block, now: now) { actions += lossEvent(&s, event) }
         }
+        s.streams[index].lastRTCPToServer = now
         sessions[sid] = s
         counters.rtcpRelayed += 1
         var packet = bytes

@@ -47,6 +47,25 @@ public struct MediaRelay: Sendable {
     }
 
     public var sessionCount: Int { sessions.count }
+
+    /// The SSRC of the relay's own receiver reports to the server for session `sid` ("tsm" and
+    /// the session's low byte).
+    public static func reportSSRC(_ sid: MediaSessionID) -> UInt32 { 0x7473_6D00 | UInt32(truncatingIfNeeded: sid.rawValue & 0xFF) }
+
+    /// A receiver report of the relay's own to the server for each stream whose RTCP has been
+    /// quiet for `interval` (RFC 3550 §6.4.2: the relay is a receiver of the server's stream).
+    static func ownReports(_ s: inout RelayedSession, every interval: MediaDuration, now: MediaTime) -> [MediaRelayAction] {
+        var actions: [MediaRelayAction] = []
+        for i in s.streams.indices {
+            guard let server = s.streams[i].serverRTCP, let ssrc = s.streams[i].ssrc, s.streams[i].reception.hasData,
+                  s.streams[i].lastRTCPToServer.map({ now >= $0.adding(interval) }) ?? true else { continue }
+            let block = s.streams[i].reception.block(about: ssrc, now: now)
+            s.streams[i].lastRTCPToServer = now
+            actions.append(.sendToServer(fromPort: s.streams[i].serverPair &+ 1, to: server,
+                                         RTCPBuilder.receiverReport(ssrc: reportSSRC(s.id), reports: [block])))
+        }
+        return actions
+    }
     public var freePairCount: Int { freePairs.count }
 
     public mutating func handle(_ input: MediaRelayInput, now: MediaTime) -> [MediaRelayAction] {
@@ -192,6 +211,7 @@ public struct MediaRelay: Sendable {
             }
             guard sessions[sid] != nil else { continue }
             for event in s.loss.tick(now: now) { actions += lossEvent(&s, event) }
+            if s.tracker.state == .playing { actions += Self.ownReports(&s, every: config.reportInterval, now: now) }
             sessions[sid] = s
             actions += migrationInput(sid, .tick, now: now)
         }

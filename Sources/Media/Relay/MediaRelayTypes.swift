@@ -56,6 +56,9 @@ public struct MediaRelayConfig: Sendable, Equatable {
     public var maxPendingBytes: Int
     /// Loss that triggers a quality alert (network-triggered migration, SMP draft §5.2).
     public var lossMonitor: LossMonitorConfig
+    /// The longest the server's RTCP from the relay may pause: a stream that got no player's
+    /// report for this long gets one of the relay's own (a few per GOP at most).
+    public var reportInterval: MediaDuration = .seconds(0.5)
     /// Service mode: RTSP addresses the relay publishes (`VIP:PORT`) and the server each one
     /// stands for. A player's URLs name the published address; the server's name the server.
     public var services: [IPEndpoint: IPEndpoint] = [:]

@@ -31,6 +31,9 @@ struct RelayedStream: Sendable {
     var lastTimestamp: UInt32?
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
+    var reception = ReceptionStats()
+    /// When RTCP last went to the server for this stream (a player's, or the relay's own).
+    var lastRTCPToServer: MediaTime?
     /// RTP over the RTSP connection (§10.12): relayed as it is, never migrated.
     var interleaved = false
 }

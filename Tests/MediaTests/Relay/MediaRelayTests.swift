@@ -126,6 +126,43 @@ import Wire
         #expect(block.extendedHighestSequence == 0x0001_0000 | UInt32(switchPacket.sequenceNumber &+ 30))
     }
 
+    @Test func theServerHearsTheRelaysOwnReportsWhenNoPlayerReports() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        for packet in r.rtp.prefix(50) { _ = rig.serverPacket(packet, r) }
+        let last = try RTPHeader(parsing: r.rtp[49])
+        let serverRTCP = IPEndpoint(Rig.server.address, try #require(r.serverPorts.last))
+        func ownReports(_ actions: [MediaRelayAction]) -> [RTCPReportBlock] {
+            actions.compactMap { action -> RTCPReportBlock? in
+                guard case .sendToServer(Rig.pairs[0] + 1, serverRTCP, let bytes) = action,
+                      case .receiverReport(let rr)? = try? RTCPCompound(parsing: bytes).packets.first,
+                      rr.ssrc == MediaRelay.reportSSRC(Rig.session) else { return nil }
+                return rr.reports.first
+            }
+        }
+        // No player reported yet: the relay reports itself, about the server's stream.
+        let block = try #require(ownReports(rig.feed(.tick)).first)
+        #expect(block.ssrc == last.ssrc && block.extendedHighestSequence & 0xFFFF == UInt32(last.sequenceNumber))
+        #expect(block.cumulativeLost == 0 && block.fractionLost == 0)
+        // Not again within the interval; again after it.
+        rig.advance(0.3)
+        #expect(ownReports(rig.feed(.tick)).isEmpty)
+        rig.advance(0.3)
+        #expect(ownReports(rig.feed(.tick)).count == 1)
+        // A player's report going to the server restarts the interval.
+        let laptopRTCP = IPEndpoint(Rig.laptop.address, try #require(r.clientPorts.last))
+        rig.advance(0.4)
+        #expect(rig.feed(.deviceDatagram(rtcp: true, from: laptopRTCP, r.playerRTCP[0])).count == 1)
+        rig.advance(0.2)
+        #expect(ownReports(rig.feed(.tick)).isEmpty)
+        // Ten packets lost from here: the next own report says so.
+        for packet in r.rtp[60..<80] { _ = rig.serverPacket(packet, r) }
+        rig.advance(0.5)
+        let lossy = try #require(ownReports(rig.feed(.tick)).first)
+        #expect(lossy.cumulativeLost == 10 && lossy.fractionLost == UInt8(10 * 256 / 30))
+    }
+
     @Test func rollsBackWhenTheNewPlayerNeverComes() throws {
         let r = try Rig.recording()
         let rig = Rig()
@@ -143,6 +180,22 @@ import Wire
         #expect(rig.feed(.accepted(Rig.phoneConnection, device: Rig.phone, server: Rig.server)) == [])
         #expect(rig.feed(.deviceBytes(Rig.phoneConnection, r.requests[0].serialized())) == [.connectUpstream(Rig.phoneConnection, to: Rig.server)])
         #expect(rig.relay.sessionCount == 2)
+    }
+
+    @Test func theOldPlayerLeavingDuringAMoveLeavesTheServersSessionToTheNewOne() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        #expect(rig.relay.migrate(Rig.session, to: Rig.phone.address, deadline: .seconds(3), now: rig.now).refusal == nil)
+        let left = rig.feed(.deviceBytes(Rig.laptopConnection, r.requests[4].serialized()))
+        #expect(!left.contains { if case .sendUpstream = $0 { true } else { false } }, "the TEARDOWN stays with the relay")
+        #expect(left.contains { if case .sendToDevice(Rig.laptopConnection, let b) = $0 { (try? RTSPMessageParser.parse(b))?.status == 200 } else { false } })
+        #expect(left.contains(.closeDevice(Rig.laptopConnection)) && rig.relay.sessionCount == 1)
+        // Nobody came: the move rolls back, and with no player left the session ends upstream too.
+        rig.advance(4)
+        let ended = rig.feed(.tick)
+        #expect(ended.contains(.closeUpstream(Rig.laptopConnection)) && rig.relay.sessionCount == 0)
+        #expect(rig.relay.freePairCount == Rig.pairs.count)
     }
 
     @Test func refusesMigrationsThatCannotWork() throws {
