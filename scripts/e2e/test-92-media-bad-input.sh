@@ -244,6 +244,13 @@ e2e_media_session_end() {
     e2e_media_api >"$CASE_DIR/media-after.json" || tl_fail "GET /v1/media failed"
     tl_expect_eq "sessions in GET /v1/media" 0 "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["sessions"]))' "$CASE_DIR/media-after.json")"
     e2e_proxy_healthy
+    # A proxy killed outright leaves its media table; `tsmp proxy cleanup` removes it.
+    lab_exec "$LAB_ID" gw nft list tables | grep -q "tsmp_media_$TL_TUN" || tl_fail "no media table while the proxy runs"
+    proxy_stop KILL
+    lab_exec "$LAB_ID" gw nft list tables | grep -q "tsmp_media_$TL_TUN" || tl_fail "the killed proxy's media table is already gone"
+    timeout 30 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" proxy cleanup >"$CASE_DIR/cleanup.txt" 2>&1 || tl_fail "tsmp proxy cleanup failed: $(cat "$CASE_DIR/cleanup.txt")"
+    grep -q "tsmp_media_$TL_TUN" "$CASE_DIR/cleanup.txt" || tl_fail "tsmp proxy cleanup did not say it removed the media table: $(tr '\n' ' ' <"$CASE_DIR/cleanup.txt")"
+    tl_expect_eq "tsmp tables left after cleanup" "" "$(lab_exec "$LAB_ID" gw nft list tables | grep tsmp_ || true)"
 }
 
 test_case "media: a migration without a new player rolls back, the laptop plays on" e2e_media_rollback
