@@ -297,6 +297,8 @@ public final class MediaRelayService: @unchecked Sendable {
                 if connected { feed(.upstreamConnected(id)) }
             } catch {
                 try? Syscall.close(fd)
+                // This source port still has a connection to the server in TIME-WAIT: the next one.
+                if error.errno == EADDRNOTAVAIL || error.errno == EADDRINUSE { continue }
                 feed(.upstreamClosed(id, reason: "\(error)"))
             }
             return

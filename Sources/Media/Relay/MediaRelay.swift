@@ -47,6 +47,7 @@ public struct MediaRelay: Sendable {
     }
 
     public var sessionCount: Int { sessions.count }
+    public var freePairCount: Int { freePairs.count }
 
     /// The SSRC of the relay's own receiver reports to the server for session `sid` ("tsm" and
     /// the session's low byte).
@@ -66,7 +67,6 @@ public struct MediaRelay: Sendable {
         }
         return actions
     }
-    public var freePairCount: Int { freePairs.count }
 
     public mutating func handle(_ input: MediaRelayInput, now: MediaTime) -> [MediaRelayAction] {
         switch input {
