@@ -247,8 +247,17 @@ public final class MediaRelayService: @unchecked Sendable {
         connections[side]![id] = c
     }
 
+    /// Bytes a peer that does not read may leave waiting before its connection is dropped.
+    static let maxOutBytes = 1 << 20
+
     private func send(_ side: Side, _ id: MediaConnectionID, _ bytes: [UInt8]) {
         guard var c = connections[side]?[id] else { return }
+        guard c.out.count + bytes.count <= Self.maxOutBytes else {
+            logger.notice("media relay: a peer stopped reading; its connection is dropped", metadata: [
+                "connection": "\(id)", "side": "\(side)", "waiting_bytes": "\(c.out.count)",
+            ])
+            return drop(side, id, reason: "more than \(Self.maxOutBytes) bytes waited for it")
+        }
         c.out += bytes
         connections[side]![id] = c
         flush(side, id)
