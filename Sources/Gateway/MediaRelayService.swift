@@ -37,9 +37,14 @@ public final class MediaRelayService: @unchecked Sendable {
     private let logger: Logger
     private let shared: Mutex<Shared>
     private let wake: Int32
-    private let listener: Int32
-    private let deviceRTP: Int32, deviceRTCP: Int32
-    private var serverSockets: [UInt16: Int32] = [:]
+    /// What each bound socket is for, per address family (IPv6 only with an IPv6 --nat).
+    private enum Role: Hashable {
+        case listener(IPFamily)
+        case deviceRTP(IPFamily)
+        case deviceRTCP(IPFamily)
+        case server(port: UInt16, IPFamily)
+    }
+    private var sockets: [Role: Int32] = [:]
     private var connections: [Side: [MediaConnectionID: Connection]] = [.device: [:], .upstream: [:]]
     private var nextConnection: UInt64 = 1
     private var thread: Thread?
@@ -58,26 +63,31 @@ public final class MediaRelayService: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         shared = Mutex(Shared(relay: MediaRelay(config: settings.relayConfig)))
-        var opened: [Int32] = []
+        var bound: [Role: Int32] = [:]
         do throws(SystemError) {
-            wake = try Syscall.eventfd(); opened.append(wake)
-            listener = try Syscall.boundSocket(.v4(address: 0, port: settings.listenPort), type: Int32(SOCK_STREAM.rawValue), listening: true)
-            opened.append(listener)
-            deviceRTP = try Syscall.boundSocket(.v4(address: 0, port: settings.devicePort), type: Int32(SOCK_DGRAM.rawValue))
-            opened.append(deviceRTP)
-            deviceRTCP = try Syscall.boundSocket(.v4(address: 0, port: settings.devicePort &+ 1), type: Int32(SOCK_DGRAM.rawValue))
-            opened.append(deviceRTCP)
-            for pair in settings.serverPairs {
-                for port in [pair, pair &+ 1] {
-                    let fd = try Syscall.boundSocket(.v4(address: settings.nat.value, port: port), type: Int32(SOCK_DGRAM.rawValue))
-                    opened.append(fd)
-                    serverSockets[port] = fd
+            wake = try Syscall.eventfd()
+            do throws(SystemError) {
+                for family in settings.nat6 == nil ? [IPFamily.ipv4] : [.ipv4, .ipv6] {
+                    let any = Self.address(family == .ipv4 ? .v4(IPv4Address(0)) : .v6(IPv6Address(high: 0, low: 0)))
+                    let nat = Self.address(family == .ipv4 ? .v4(settings.nat) : .v6(settings.nat6!))
+                    bound[.listener(family)] = try Syscall.boundSocket(any(settings.listenPort), type: Int32(SOCK_STREAM.rawValue), listening: true)
+                    bound[.deviceRTP(family)] = try Syscall.boundSocket(any(settings.devicePort), type: Int32(SOCK_DGRAM.rawValue))
+                    bound[.deviceRTCP(family)] = try Syscall.boundSocket(any(settings.devicePort &+ 1), type: Int32(SOCK_DGRAM.rawValue))
+                    for pair in settings.serverPairs {
+                        for port in [pair, pair &+ 1] {
+                            bound[.server(port: port, family)] = try Syscall.boundSocket(nat(port), type: Int32(SOCK_DGRAM.rawValue))
+                        }
+                    }
                 }
+            } catch {
+                try? Syscall.close(wake)
+                throw error
             }
         } catch {
-            for fd in opened { try? Syscall.close(fd) }
+            for fd in bound.values { try? Syscall.close(fd) }
             throw error
         }
+        sockets = bound
     }
 
     public func start() {
@@ -100,7 +110,7 @@ public final class MediaRelayService: @unchecked Sendable {
         _ = try? Syscall.eventfdWrite(wake)
         if thread != nil { stopped.wait() }
         for side in [Side.device, .upstream] { for c in connections[side]!.values { try? Syscall.close(c.fd) } }
-        for fd in [wake, listener, deviceRTP, deviceRTCP] + Array(serverSockets.values) { try? Syscall.close(fd) }
+        for fd in [wake] + Array(sockets.values) { try? Syscall.close(fd) }
     }
 
     // MARK: What other threads ask
@@ -137,10 +147,9 @@ public final class MediaRelayService: @unchecked Sendable {
             }
             if stopping { return }
             execute(pending)
-            var fds: [pollfd] = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
-                                 pollfd(fd: deviceRTP, events: Int16(POLLIN), revents: 0), pollfd(fd: deviceRTCP, events: Int16(POLLIN), revents: 0)]
-            let serverPorts = Array(serverSockets.keys)
-            for port in serverPorts { fds.append(pollfd(fd: serverSockets[port]!, events: Int16(POLLIN), revents: 0)) }
+            var fds: [pollfd] = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            let roles = Array(sockets.keys)
+            for role in roles { fds.append(pollfd(fd: sockets[role]!, events: Int16(POLLIN), revents: 0)) }
             var owners: [(Side, MediaConnectionID)] = []
             for side in [Side.device, .upstream] {
                 for (id, c) in connections[side]! {
@@ -154,13 +163,16 @@ public final class MediaRelayService: @unchecked Sendable {
             let ready = (try? fds.withUnsafeMutableBufferPointer { (p) throws(SystemError) in try Syscall.poll(p, timeoutMilliseconds: 200) }) ?? 0
             if ready > 0 {
                 if fds[0].revents != 0 { _ = try? Syscall.eventfdRead(wake) }
-                if fds[1].revents != 0 { acceptAll() }
-                if fds[2].revents != 0 { receive(deviceRTP, &buffer) { .deviceDatagram(rtcp: false, from: $0, $1) } }
-                if fds[3].revents != 0 { receive(deviceRTCP, &buffer) { .deviceDatagram(rtcp: true, from: $0, $1) } }
-                for (i, port) in serverPorts.enumerated() where fds[4 + i].revents != 0 {
-                    receive(serverSockets[port]!, &buffer) { .serverDatagram(localPort: port, from: $0, $1) }
+                for (i, role) in roles.enumerated() where fds[1 + i].revents != 0 {
+                    let fd = sockets[role]!
+                    switch role {
+                    case .listener(let family): acceptAll(fd, family)
+                    case .deviceRTP: receive(fd, &buffer) { .deviceDatagram(rtcp: false, from: $0, $1) }
+                    case .deviceRTCP: receive(fd, &buffer) { .deviceDatagram(rtcp: true, from: $0, $1) }
+                    case .server(let port, _): receive(fd, &buffer) { .serverDatagram(localPort: port, from: $0, $1) }
+                    }
                 }
-                let base = 4 + serverPorts.count
+                let base = 1 + roles.count
                 for (i, owner) in owners.enumerated() where fds[base + i].revents != 0 {
                     service(owner.0, owner.1, revents: fds[base + i].revents, &buffer)
                 }
@@ -173,10 +185,10 @@ public final class MediaRelayService: @unchecked Sendable {
         }
     }
 
-    private func acceptAll() {
+    private func acceptAll(_ listener: Int32, _ family: IPFamily) {
         for _ in 0..<64 {
             guard case .done(let (fd, peer))? = try? Syscall.accept(listener) else { return }
-            guard let peer, let original = try? Syscall.originalDestination(fd), let local = try? Syscall.localAddress(fd),
+            guard let peer, let original = try? Syscall.originalDestination(fd, ipv6: family == .ipv6), let local = try? Syscall.localAddress(fd),
                   original != local else {
                 // Not redirected by the media table: nobody's RTSP session.
                 logger.notice("media relay: refused a connection that was not redirected to it", metadata: ["from": "\(peer.map { "\($0)" } ?? "?")"])
@@ -284,9 +296,10 @@ public final class MediaRelayService: @unchecked Sendable {
             case .closeUpstream(let id):
                 close(.upstream, id)
             case .sendToServer(let port, let to, let bytes):
-                if let fd = serverSockets[port] { _ = try? Syscall.sendto(fd, bytes, to: IPSocketAddress(to)) }
+                if let fd = sockets[.server(port: port, to.address.family)] { _ = try? Syscall.sendto(fd, bytes, to: IPSocketAddress(to)) }
             case .sendToPlayer(let rtcp, let to, let bytes):
-                _ = try? Syscall.sendto(rtcp ? deviceRTCP : deviceRTP, bytes, to: IPSocketAddress(to))
+                let family = to.address.family
+                if let fd = sockets[rtcp ? .deviceRTCP(family) : .deviceRTP(family)] { _ = try? Syscall.sendto(fd, bytes, to: IPSocketAddress(to)) }
             case .event(let event):
                 log(event)
             }
@@ -295,11 +308,19 @@ public final class MediaRelayService: @unchecked Sendable {
 
     /// The relay's own connection to the server, from the NAT address and a port of the media range.
     private func connectUpstream(_ id: MediaConnectionID, to server: IPEndpoint) {
+        let nat: IPAddress
+        switch server.address {
+        case .v4: nat = .v4(settings.nat)
+        case .v6:
+            guard let nat6 = settings.nat6 else { return feed(.upstreamClosed(id, reason: "an IPv6 server, and no IPv6 --nat to reach it from")) }
+            nat = .v6(nat6)
+        }
+        let source = Self.address(nat)
         let candidates = settings.serverPairs.flatMap { [$0, $0 &+ 1] }
         let start = Int(id.rawValue % UInt64(max(1, candidates.count)))
         for k in 0..<candidates.count {
             let port = candidates[(start + k) % candidates.count]
-            guard let fd = try? Syscall.boundSocket(.v4(address: settings.nat.value, port: port), type: Int32(SOCK_STREAM.rawValue)) else { continue }
+            guard let fd = try? Syscall.boundSocket(source(port), type: Int32(SOCK_STREAM.rawValue)) else { continue }
             do {
                 let connected = try Syscall.startConnect(fd, to: IPSocketAddress(server))
                 connections[.upstream]![id] = Connection(fd: fd, connecting: !connected)
@@ -313,6 +334,11 @@ public final class MediaRelayService: @unchecked Sendable {
             return
         }
         feed(.upstreamClosed(id, reason: "no free source port in --media-ports \(settings.ports)"))
+    }
+
+    /// A socket address of `address` with a port.
+    private static func address(_ address: IPAddress) -> (UInt16) -> IPSocketAddress {
+        { port in IPSocketAddress(IPEndpoint(address, port)) }
     }
 
     private func log(_ event: MediaRelayEvent) {

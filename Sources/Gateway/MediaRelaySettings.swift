@@ -15,6 +15,8 @@ public struct MediaRelaySettings: Sendable {
     public var services: [(published: IPEndpoint, server: IPEndpoint)] = []
     public var ports: PortRange
     public var nat: IPv4Address
+    /// The IPv6 NAT address: with it the relay takes IPv6 players and servers too.
+    public var nat6: IPv6Address?
     public var lossThreshold: Double
     public var lossHold: Double
 
@@ -37,8 +39,11 @@ public struct MediaRelaySettings: Sendable {
     public func problem(natPorts: PortRange) -> String? {
         if rtspPorts.isEmpty && services.isEmpty { return "no rtsp/PORT to intercept and no --media-service" }
         for s in services {
-            guard case .v4 = s.published.address, case .v4 = s.server.address else {
-                return "--media-service \(s.published)=\(s.server): the media relay is IPv4 only for now"
+            guard s.published.address.family == s.server.address.family else {
+                return "--media-service \(s.published)=\(s.server): the published address and the server must be of one family"
+            }
+            if s.server.address.family == .ipv6 && nat6 == nil {
+                return "--media-service \(s.published)=\(s.server): an IPv6 service needs an IPv6 --nat"
             }
         }
         if Set(services.map(\.published)).count != services.count { return "a --media-service address is published twice" }

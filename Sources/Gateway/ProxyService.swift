@@ -336,7 +336,8 @@ public struct ProxyService {
                     reassembly: options.reassemble ? ReassemblyTable(tunName: tunName) : nil,
                     mediaIntercept: options.media.map {
                         MediaInterceptTable(tunName: tunName, deviceInterfaces: options.devices, rtspPorts: $0.rtspPorts,
-                                            listenPort: $0.listenPort, devicePort: $0.devicePort, services: $0.services.map(\.published))
+                                            listenPort: $0.listenPort, devicePort: $0.devicePort, services: $0.services.map(\.published),
+                                            ipv6: $0.nat6 != nil)
                     })
     }
 }

@@ -157,7 +157,7 @@ public enum GatewayCleanup {
         do {
             let nft = try Nftables()
             let listing = try nft.run("list tables")
-            for (family, name) in KernelPathTable.tables(inListing: listing) + (ReassemblyTable.tableNames(inListing: listing) + MediaInterceptTable.tableNames(inListing: listing)).map({ ("ip", $0) }) {
+            for (family, name) in KernelPathTable.tables(inListing: listing) + ReassemblyTable.tableNames(inListing: listing).map({ ("ip", $0) }) + MediaInterceptTable.tables(inListing: listing) {
                 sweep("nftables table \(family) \(name)") { () throws(SystemError) in try nft.run("delete table \(family) \(name)") }
             }
         } catch {

@@ -19,12 +19,15 @@ public struct MediaInterceptTable: Sendable, Equatable, Codable {
     public let listenPort: UInt16
     /// The device-side pair: RTP `devicePort`, RTCP the next.
     public let devicePort: UInt16
-    /// Service mode: the published RTSP addresses (IPv4), redirected from any interface.
+    /// Service mode: the published RTSP addresses, redirected from any interface.
     public let services: [IPEndpoint]
+    /// IPv6 too (an IPv6 --nat): the table is `table inet`, its rules for both families.
+    public let ipv6: Bool
 
     public init(tunName: String, deviceInterfaces: [String], rtspPorts: [PortRange], listenPort: UInt16, devicePort: UInt16,
-                services: [IPEndpoint] = []) {
+                services: [IPEndpoint] = [], ipv6: Bool = false) {
         self.services = services
+        self.ipv6 = ipv6
         name = Self.namePrefix + String(tunName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
         self.deviceInterfaces = deviceInterfaces
         self.rtspPorts = rtspPorts
@@ -34,9 +37,12 @@ public struct MediaInterceptTable: Sendable, Equatable, Codable {
 
     static let namePrefix = "tsmp_media_"
 
-    /// The media tables in `nft list tables` output.
-    public static func tableNames(inListing listing: String) -> [String] {
-        NftablesListing.tableNames(listing, family: "ip", prefix: namePrefix)
+    /// The table's nftables family.
+    public var family: String { ipv6 ? "inet" : "ip" }
+
+    /// The media tables in `nft list tables` output, each with its family.
+    public static func tables(inListing listing: String) -> [(family: String, name: String)] {
+        ["ip", "inet"].flatMap { family in NftablesListing.tableNames(listing, family: family, prefix: namePrefix).map { (family, $0) } }
     }
 
     /// The whole table, for `nft -f` (one transaction).
@@ -49,14 +55,17 @@ public struct MediaInterceptTable: Sendable, Equatable, Codable {
             rules.append("iifname { \(interfaces) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect")
         }
         for vip in services {
-            rules.append("ip daddr \(vip.address) tcp dport \(vip.port) counter redirect to :\(listenPort)")
+            let ip = vip.address.family == .ipv4 ? "ip" : "ip6"
+            rules.append("\(ip) daddr \(vip.address) tcp dport \(vip.port) counter redirect to :\(listenPort)")
         }
-        let vips = Set(services.map(\.address.description)).sorted()
-        if !vips.isEmpty {
-            rules.append("ip daddr { \(vips.joined(separator: ", ")) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect")
+        for (ip, family) in [("ip", IPFamily.ipv4), ("ip6", .ipv6)] {
+            let vips = Set(services.filter { $0.address.family == family }.map(\.address.description)).sorted()
+            if !vips.isEmpty {
+                rules.append("\(ip) daddr { \(vips.joined(separator: ", ")) } udp dport { \(devicePort), \(devicePort &+ 1) } counter redirect")
+            }
         }
         return """
-        table ip \(name) {
+        table \(family) \(name) {
             chain prerouting {
                 type nat hook prerouting priority dstnat; policy accept;
         \(rules.map { "        " + $0 }.joined(separator: "\n"))

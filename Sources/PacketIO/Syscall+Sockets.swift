@@ -7,11 +7,13 @@ import Wire
 /// event loop): the same invariants as the rest of the funnel.
 extension Syscall {
     /// A non-blocking socket of `address`'s family and `type` (SOCK_STREAM, SOCK_DGRAM) bound
-    /// to `address`, with SO_REUSEADDR; `listening`: listen(2) with a backlog of 128.
+    /// to `address`, with SO_REUSEADDR (and IPV6_V6ONLY for IPv6: the IPv4 socket of the same
+    /// port is another one); `listening`: listen(2) with a backlog of 128.
     public static func boundSocket(_ address: IPSocketAddress, type: Int32, listening: Bool = false) throws(SystemError) -> Int32 {
         let fd = try socket(domain: address.family, type: type | O_NONBLOCK /* SOCK_NONBLOCK: the same bit on Linux */, protocol: 0)
         do throws(SystemError) {
             try setSocketOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, Int32(1))
+            if case .v6 = address { try setSocketOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, Int32(1)) }
             _ = try blocking("bind \(address)") { address.withSockaddr { Glibc.bind(fd, $0, $1) } }
             if listening { _ = try blocking("listen \(address)") { Glibc.listen(fd, 128) } }
         } catch {
@@ -84,12 +86,24 @@ extension Syscall {
         try getSocketOption(fd, level: SOL_SOCKET, name: SO_ERROR, initial: Int32(0))
     }
 
-    /// Where an accepted IPv4 connection was going before a netfilter redirect (SO_ORIGINAL_DST,
-    /// from conntrack); the socket's own address when nothing redirected it.
-    public static func originalDestination(_ fd: Int32) throws(SystemError) -> IPSocketAddress {
+    /// Where an accepted connection was going before a netfilter redirect (SO_ORIGINAL_DST,
+    /// IP6T_SO_ORIGINAL_DST: from conntrack), for a socket of `ipv6`'s family; an error when
+    /// nothing redirected it (ENOENT).
+    public static func originalDestination(_ fd: Int32, ipv6: Bool = false) throws(SystemError) -> IPSocketAddress {
         let soOriginalDst: Int32 = 80
-        let sin = try getSocketOption(fd, level: Int32(IPPROTO_IP), name: soOriginalDst, initial: sockaddr_in())
-        return .v4(address: UInt32(bigEndian: sin.sin_addr.s_addr), port: UInt16(bigEndian: sin.sin_port))
+        guard ipv6 else {
+            let sin = try getSocketOption(fd, level: Int32(IPPROTO_IP), name: soOriginalDst, initial: sockaddr_in())
+            return .v4(address: UInt32(bigEndian: sin.sin_addr.s_addr), port: UInt16(bigEndian: sin.sin_port))
+        }
+        // sockaddr_in6 (its address a union) is not BitwiseCopyable: read it as storage bytes.
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        _ = try blocking("getsockopt IP6T_SO_ORIGINAL_DST") {
+            withUnsafeMutableBytes(of: &storage) { Glibc.getsockopt(fd, Int32(IPPROTO_IPV6), soOriginalDst, $0.baseAddress, &length) }
+        }
+        let address = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { IPSocketAddress($0) } }
+        guard let address else { throw SystemError("getsockopt IP6T_SO_ORIGINAL_DST", errno: EAFNOSUPPORT) }
+        return address
     }
 
     /// getsockname(2).

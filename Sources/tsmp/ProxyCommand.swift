@@ -86,7 +86,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Manage flows from the device interfaces to these ports: tcp/PORT or tcp/LO-HI (TCP splicing), rtsp/PORT or rtsp/LO-HI (RTSP sessions with RTP/RTCP over UDP, relayed and migrated at a GOP boundary). Repeatable.")
     var intercept: [InterceptSpec] = []
 
-    @Option(help: "Publish VIP:PORT for RTSP sessions (service mode) and relay them to HOST:PORT, RTP/RTCP over UDP, migrated at a GOP boundary (IPv4). Repeatable.")
+    @Option(help: "Publish VIP:PORT for RTSP sessions (service mode) and relay them to HOST:PORT, RTP/RTCP over UDP, migrated at a GOP boundary ([VIP6]:PORT=[HOST6]:PORT with an IPv6 --nat). Repeatable.")
     var mediaService: [ServiceMapping] = []
 
     @Option(help: "With --intercept rtsp/...: the media relay's ports: the first its listening port, the next even one and its neighbour the device-side UDP pair, then one UDP pair per relayed stream (TCP: its connections to servers). Keep it out of --nat-ports.")
@@ -193,6 +193,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         var settings = MediaRelaySettings(rtspPorts: rtsp, ports: mediaPorts, nat: nat.lazy.compactMap(\.address.ipv4).first ?? IPv4Address(0),
                                           lossThreshold: mediaLossThreshold, lossHold: mediaLossHold)
         settings.services = mediaService.map { ($0.vip, $0.target) }
+        settings.nat6 = nat.lazy.compactMap(\.address.ipv6).first
         return settings
     }
 

@@ -12,9 +12,9 @@ E2E_MEDIA_GOP_TICKS=90000     # one GOP: 30 frames at 30 fps, RTP clock 90 kHz
 # e2e_media_server SECONDS: the RTSP server in srv, its log in CASE_DIR/rtsp-server.log.
 e2e_media_server() {
     lab_exec "$LAB_ID" srv timeout $(($1 + 5)) /usr/bin/python3 "$TL_ROOT/scripts/lib/rtsp_server.py" \
-        --address "$LAB_SRV" --port "$E2E_MEDIA_PORT" --gop 30 --fps 30 --seconds "$1" \
+        --address "${E2E_MEDIA_SERVER_ADDR:-$LAB_SRV}" --port "$E2E_MEDIA_PORT" --gop 30 --fps 30 --seconds "$1" \
         --log "$CASE_DIR/rtsp-server.log" >"$CASE_DIR/rtsp-server.out" 2>&1 &
-    tl_wait_until 15 "the RTSP server on $LAB_SRV:$E2E_MEDIA_PORT" e2e_listening srv "$E2E_MEDIA_PORT"
+    tl_wait_until 15 "the RTSP server on ${E2E_MEDIA_SERVER_ADDR:-$LAB_SRV} port $E2E_MEDIA_PORT" e2e_listening srv "$E2E_MEDIA_PORT"
 }
 
 # e2e_media_capture NODE: tcpdump of NODE's eth0 (RTSP and UDP) into CASE_DIR/NODE-media.pcap.
