@@ -112,3 +112,26 @@ e2e_media_migrate() {
 e2e_media_report() {
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["report"]; print(r["phase"], [(p["phase"], round(p["seconds"],3)) for p in r["phases"]], "seq", r.get("switchedAtSequence"), "ts", r.get("switchedAtTimestamp"), "skipped", r.get("framesSkipped"), "reason", repr(r.get("reason")))' "$1"
 }
+
+# e2e_media_to_phone SESSION ADDRESS: `tsmp migrate --flow SESSION --to-addr ADDRESS --wait` from
+# the gateway while the phone's ffmpeg opens the URL (60 frames); then the phone's first decoded
+# frame is a key frame at time 0 with no decoder error, and the server saw one SETUP, one PLAY.
+e2e_media_to_phone() {
+    local session=$1 address=$2
+    sleep 1
+    timeout 40 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate --flow "$session" --to-addr "$address" \
+        --deadline 15 --wait >"$CASE_DIR/migrate.txt" 2>&1 &
+    local migrate_pid=$!
+    sleep 0.3
+    e2e_media_player phone 30 -frames:v 60
+    local phone_pid=$! st=0
+    wait "$migrate_pid" || st=$?
+    ((st == 0)) || tl_fail "tsmp migrate exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.txt")"
+    tl_note "$(cat "$CASE_DIR/migrate.txt")"
+    wait "$phone_pid" || tl_fail "the phone's player failed: $(tail -n 3 "$CASE_DIR/player-phone.log" | tr '\n' ' ')"
+    python3 "$E2E_RTSP_CHECK" player-log "$CASE_DIR/player-phone.log" --expect-first-key --max-first-time 0.02 --max-errors 0 \
+        --min-frames 60 >"$CASE_DIR/phone-check.txt" 2>&1 || tl_fail "the phone's player: $(cat "$CASE_DIR/phone-check.txt")"
+    tl_note "phone: $(cat "$CASE_DIR/phone-check.txt")"
+    tl_expect_eq "SETUP requests the server saw" 1 "$(grep -c ' SETUP ' "$CASE_DIR/rtsp-server.log")"
+    tl_expect_eq "PLAY requests the server saw" 1 "$(grep -c ' PLAY ' "$CASE_DIR/rtsp-server.log")"
+}

@@ -22,22 +22,7 @@ e2e_media_ipv6() {
     tl_expect_eq "the session's device" "$LAB6_LAPTOP" "${session[3]}"
     grep -q "DESCRIBE \\[\\?$LAB6_GW_SRV" "$CASE_DIR/rtsp-server.log" || grep -q "DESCRIBE .*$LAB6_GW_SRV" "$CASE_DIR/rtsp-server.log" \
         || tl_fail "the server did not see the IPv6 NAT address: $(grep DESCRIBE "$CASE_DIR/rtsp-server.log")"
-    sleep 1
-    timeout 40 ip netns exec "$(lab_ns "$LAB_ID" gw)" "$TSMP" migrate --flow "${session[0]}" --to-addr "$LAB6_PHONE" \
-        --deadline 15 --wait >"$CASE_DIR/migrate.txt" 2>&1 &
-    local migrate_pid=$!
-    sleep 0.3
-    e2e_media_player phone 30 -frames:v 60
-    local phone_pid=$! st=0
-    wait "$migrate_pid" || st=$?
-    ((st == 0)) || tl_fail "tsmp migrate exited $st: $(tr '\n' ' ' <"$CASE_DIR/migrate.txt")"
-    tl_note "$(cat "$CASE_DIR/migrate.txt")"
-    wait "$phone_pid" || tl_fail "the phone's player failed: $(tail -n 3 "$CASE_DIR/player-phone.log" | tr '\n' ' ')"
-    python3 "$E2E_RTSP_CHECK" player-log "$CASE_DIR/player-phone.log" --expect-first-key --max-first-time 0.02 --max-errors 0 \
-        --min-frames 60 >"$CASE_DIR/phone-check.txt" 2>&1 || tl_fail "the phone's player: $(cat "$CASE_DIR/phone-check.txt")"
-    tl_note "phone: $(cat "$CASE_DIR/phone-check.txt")"
-    tl_expect_eq "SETUP requests the server saw" 1 "$(grep -c ' SETUP ' "$CASE_DIR/rtsp-server.log")"
-    tl_expect_eq "PLAY requests the server saw" 1 "$(grep -c ' PLAY ' "$CASE_DIR/rtsp-server.log")"
+    e2e_media_to_phone "${session[0]}" "$LAB6_PHONE"
     lab_exec "$LAB_ID" gw nft list tables | grep -q "table inet tsmp_media_$TL_TUN" || tl_fail "the media table is not an inet table"
     e2e_proxy_healthy
 }
