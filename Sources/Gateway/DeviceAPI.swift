@@ -78,7 +78,8 @@ public final class DeviceAPI: Sendable, JSONRouting {
                         throw RouteRefusal(.forbidden, "\(subject) is not a device of \(caller.device.user)")
                     }
                     let (address, flows) = try await heldFlows(of: subject, caller: caller)
-                    return DeviceFlows(device: subject, address: address, flows: flows)
+                    return DeviceFlows(device: subject, address: address, flows: flows,
+                                       media: media.map { m in m.summaries().filter { $0.device == address } })
                 }
             },
             "POST /v1/mfr": { [self] request in
@@ -380,4 +381,6 @@ public struct DeviceFlows: Codable, Sendable {
     /// The address the proxy attributes to the device (where it saw it), whose flows these are.
     public var address: String
     public var flows: [FlowSummary]
+    /// The media relay's sessions whose player is at that address (`mN`, for `tsmp migrate --flow mN`).
+    public var media: [MediaSessionSummary]?
 }

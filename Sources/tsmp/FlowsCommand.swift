@@ -86,6 +86,10 @@ struct FlowsCommand: AsyncParsableCommand {
         if json { return try printJSON(flows) }
         print("\(flows.device) at \(flows.address): \(flows.flows.count) flow\(flows.flows.count == 1 ? "" : "s")")
         if !flows.flows.isEmpty { print(FlowTableText.rows(flows.flows)) }
+        if let media = flows.media, !media.isEmpty {
+            print("\(media.count) media session\(media.count == 1 ? "" : "s")")
+            print(FlowTableText.mediaRows(media))
+        }
     }
 
     private func runOrFail() throws {

@@ -63,6 +63,15 @@ e2e_media_by_did() {
     tl_wait_until 15 "the laptop's session to play through the relay" e2e_media_playing
     local session
     read -r -a session < <(e2e_media_session)
+    # The laptop finds its own session in its listing (what the proxy saw at its address).
+    cp_tsmp laptop flows --credentials "$MC_CREDS/bob-laptop.cred" --proxy "https://$LAB_GW_LAPTOP:$CP_PROXY_PORT" --json \
+        >"$CASE_DIR/laptop-flows.json" || tl_fail "tsmp flows (device mode) failed"
+    tl_expect_eq "the laptop's own media sessions" "${session[0]} rtsp playing" \
+        "$(python3 -c 'import json,sys; print(" ".join("%s %s %s" % (m["id"], m["kind"], m["state"]) for m in json.load(open(sys.argv[1])).get("media") or []))' "$CASE_DIR/laptop-flows.json")"
+    cp_tsmp phone flows --credentials "$MC_CREDS/bob-phone.cred" --proxy "https://$LAB_GW_PHONE:$CP_PROXY_PORT" --json \
+        >"$CASE_DIR/phone-flows.json" || tl_fail "tsmp flows (device mode, phone) failed"
+    tl_expect_eq "the phone's own media sessions (none: the session plays on the laptop)" "" \
+        "$(python3 -c 'import json,sys; print(" ".join(m["id"] for m in json.load(open(sys.argv[1])).get("media") or []))' "$CASE_DIR/phone-flows.json")"
     # The phone may not move a session it does not play (ownership is the address the proxy
     # saw the session at, not a claim), nor a session that does not exist.
     local phone_cp=(--credentials "$MC_CREDS/bob-phone.cred" --proxy "https://$LAB_GW_PHONE:$CP_PROXY_PORT")
