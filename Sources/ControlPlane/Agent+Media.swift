@@ -73,11 +73,8 @@ extension Agent {
         }
     }
 
-    /// The proxy's device-facing URL (`--proxy`).
-    var proxyURL: String {
-        let host = options.proxyHost.contains(":") ? "[\(options.proxyHost)]" : options.proxyHost
-        return "https://\(host):\(options.proxyPort)"
-    }
+    /// The proxy's device-facing URL (`--proxy`; plain HTTP under `--insecure-lab`).
+    var proxyURL: String { HostPort.url(options.proxyHost, Int(options.proxyPort), insecureLab: options.insecureLab) }
 }
 
 /// The part of an MFR's answer the agent reads after a confirmed quality notice.

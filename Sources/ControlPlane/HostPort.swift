@@ -38,7 +38,16 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { Self.authority(host, port) }
+
+    /// `HOST:PORT` as a URL's authority: an IPv6 literal in brackets (RFC 3986 §3.2.2).
+    public static func authority(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// The URL of a control-plane endpoint at `host:port`: plain HTTP under `--insecure-lab`,
+    /// HTTPS (mutual TLS) otherwise.
+    public static func url(_ host: String, _ port: Int, insecureLab: Bool) -> String {
+        "\(insecureLab ? "http" : "https")://\(authority(host, port))"
+    }
 
     /// An IPv4 address, an IPv6 address (no brackets) or a host name (RFC 1123 labels).
     public static func isHost(_ host: String) -> Bool { isIPv4(host) || isIPv6(host) || isName(host) }

@@ -324,10 +324,7 @@ public final class DeviceAPI: Sendable, JSONRouting {
         sightings.withLock { $0.saw(did, at: canonical, now: nowMillis()) }
     }
 
-    func agentURL(_ address: String, _ port: UInt16) -> String {
-        let host = address.contains(":") ? "[\(address)]" : address
-        return "\(options.insecureLab ? "http" : "https")://\(host):\(port)"
-    }
+    func agentURL(_ address: String, _ port: UInt16) -> String { HostPort.url(address, Int(port), insecureLab: options.insecureLab) }
 
     func nowMillis() -> Int64 { Self.millis(clock.now - origin) }
 

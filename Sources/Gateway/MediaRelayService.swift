@@ -45,6 +45,10 @@ public final class MediaRelayService: @unchecked Sendable {
         case server(port: UInt16, IPFamily)
     }
     private var sockets: [Role: Int32] = [:]
+    /// The bound sockets in poll order, after the eventfd: fixed once bound, so each wake-up
+    /// polls a copy of `socketPollFDs` plus the connections.
+    private var socketRoles: [(role: Role, fd: Int32)] = []
+    private var socketPollFDs: [pollfd] = []
     private var connections: [Side: [MediaConnectionID: Connection]] = [.device: [:], .upstream: [:]]
     private var nextConnection: UInt64 = 1
     private var thread: Thread?
@@ -88,6 +92,9 @@ public final class MediaRelayService: @unchecked Sendable {
             throw error
         }
         sockets = bound
+        socketRoles = bound.map { (role: $0.key, fd: $0.value) }
+        socketPollFDs = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            + socketRoles.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
     }
 
     public func start() {
@@ -147,9 +154,7 @@ public final class MediaRelayService: @unchecked Sendable {
             }
             if stopping { return }
             execute(pending)
-            var fds: [pollfd] = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let roles = Array(sockets.keys)
-            for role in roles { fds.append(pollfd(fd: sockets[role]!, events: Int16(POLLIN), revents: 0)) }
+            var fds = socketPollFDs
             var owners: [(Side, MediaConnectionID)] = []
             for side in [Side.device, .upstream] {
                 for (id, c) in connections[side]! {
@@ -163,8 +168,7 @@ public final class MediaRelayService: @unchecked Sendable {
             let ready = (try? fds.withUnsafeMutableBufferPointer { (p) throws(SystemError) in try Syscall.poll(p, timeoutMilliseconds: 200) }) ?? 0
             if ready > 0 {
                 if fds[0].revents != 0 { _ = try? Syscall.eventfdRead(wake) }
-                for (i, role) in roles.enumerated() where fds[1 + i].revents != 0 {
-                    let fd = sockets[role]!
+                for (i, (role, fd)) in socketRoles.enumerated() where fds[1 + i].revents != 0 {
                     switch role {
                     case .listener(let family): acceptAll(fd, family)
                     case .deviceRTP: receive(fd, &buffer) { .deviceDatagram(rtcp: false, from: $0, $1) }
@@ -172,7 +176,7 @@ public final class MediaRelayService: @unchecked Sendable {
                     case .server(let port, _): receive(fd, &buffer) { .serverDatagram(localPort: port, from: $0, $1) }
                     }
                 }
-                let base = 1 + roles.count
+                let base = socketPollFDs.count
                 for (i, owner) in owners.enumerated() where fds[base + i].revents != 0 {
                     service(owner.0, owner.1, revents: fds[base + i].revents, &buffer)
                 }

@@ -253,7 +253,7 @@ extension MigrateCommand {
                 struct Refusal: Decodable { var error: String }
                 let text = (try? JSONDecoder().decode(Refusal.self, from: Data(body)).error)
                     ?? String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: text))}"#) } else { print("\(session): refused: \(text)") }
+                printMediaRefusal(session, text)
                 throw ExitCode(1)
             }
         } catch let exit as ExitCode {
@@ -299,7 +299,7 @@ extension MigrateCommand {
             }
         }
         if let refusal {
-            if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: refusal))}"#) } else { print("\(session): refused: \(refusal)") }
+            printMediaRefusal(session, refusal)
             throw ExitCode(1)
         }
         guard wait else {
@@ -307,6 +307,11 @@ extension MigrateCommand {
             return
         }
         try printMediaOutcome(session, status)
+    }
+
+    /// A media migration the proxy refused, with its reason, as text or JSON.
+    func printMediaRefusal(_ session: MediaSessionID, _ reason: String) {
+        if json { print(#"{"session":"\#(session)","error":\#(String(reflecting: reason))}"#) } else { print("\(session): refused: \(reason)") }
     }
 
     /// The report of a media migration, as text or JSON; exit status 1 unless it is done.
