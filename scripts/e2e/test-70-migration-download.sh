@@ -162,7 +162,7 @@ e2e_migrate_download() {
     [[ $variant == idle-strict ]] && e2e_expect_probes_passed
     [[ $variant == pause-loss ]] && e2e_expect_one_dropped_while_paused
     [[ $variant == phone-narrow ]] && e2e_expect_icmp_from_phone_side
-    ((wireshark)) && e2e_expect_wireshark_clean
+    ((wireshark)) && e2e_expect_wireshark_clean "$(e2e_report_field "$report" id)"
     [[ $variant == loss ]] || e2e_expect_no_rto before end
     tl_expect_eq "connections the server accepted" 1 "$(grep -c 'connection from' "$CASE_DIR/paced-server.log")"
     # After the server's counters (sampled while the download still runs): what an operator sees.
@@ -179,23 +179,24 @@ e2e_wireshark() {
     "$@"
 }
 
-# The Wireshark view: tcpdump at the server and the phone (headers only) from before the
+# The Wireshark view: tcpdump at the server, the phone and the laptop (headers only) from before the
 # download; E2E_WIRESHARK_PIDS are the captures. e2e_wireshark_mark NAME records the time
 # (CASE_DIR/wireshark-NAME.t).
 e2e_wireshark_start() {
     E2E_WIRESHARK_PIDS=()
     local node
-    for node in srv phone; do
+    for node in srv phone laptop; do
         lab_exec "$LAB_ID" "$node" timeout 120 tcpdump -i eth0 -s 128 -U -n -w "$CASE_DIR/wireshark-$node.pcap" \
             tcp port 9000 >"$CASE_DIR/tcpdump-wireshark-$node.log" 2>&1 &
         E2E_WIRESHARK_PIDS+=($!)
     done
     local deadline=$((SECONDS + 5))
-    until grep -q listening "$CASE_DIR/tcpdump-wireshark-srv.log" && grep -q listening "$CASE_DIR/tcpdump-wireshark-phone.log"; do
-        ((SECONDS < deadline)) || tl_fail "tcpdump did not start at srv and phone: $(cat "$CASE_DIR"/tcpdump-wireshark-*.log | head -c 300)"
+    until grep -q listening "$CASE_DIR/tcpdump-wireshark-srv.log" && grep -q listening "$CASE_DIR/tcpdump-wireshark-phone.log" \
+        && grep -q listening "$CASE_DIR/tcpdump-wireshark-laptop.log"; do
+        ((SECONDS < deadline)) || tl_fail "tcpdump did not start at srv, phone and laptop: $(cat "$CASE_DIR"/tcpdump-wireshark-*.log | head -c 300)"
         sleep 0.1
     done
-    tl_note "tcpdump at srv and phone (tcp port 9000) for tshark's TCP analysis"
+    tl_note "tcpdump at srv, phone and laptop (tcp port 9000) for tshark's TCP analysis"
 }
 e2e_wireshark_mark() { date +%s.%N >"$CASE_DIR/wireshark-$1.t"; }
 
@@ -207,44 +208,38 @@ e2e_wireshark_stop() {
     for pid in "${E2E_WIRESHARK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 
-# e2e_expect_wireshark_clean: tshark's TCP analysis flags no packet the server or the phone
-# saw between the migration's request and the sample after it (the window the ssthresh check
-# covers: before it, a full-rate server's own losses at its bottleneck are its business): no
-# retransmission of any kind, nothing out of order, no "ACKed unseen segment", no "previous
-# segment not captured". Zero windows and the server's persist probes are the pause.
-E2E_WIRESHARK_FLAGS=(retransmission fast_retransmission spurious_retransmission out_of_order ack_lost_segment lost_segment)
+# e2e_expect_wireshark_clean MIGRATION: tshark's TCP analysis (scripts/lib/wireshark_check.py)
+# flags no packet the server or the phone saw between the migration's request and the sample
+# after it (the window the ssthresh check covers: before it, a full-rate server's own losses at
+# its bottleneck are its business): no retransmission of any kind, nothing out of order, no
+# "ACKed unseen segment", no "previous segment not captured". Zero windows and the server's
+# persist probes are the pause. The one exception is proved from the captures: a server's
+# tail-loss probe of data it sent while the flow was plainly spliced (before the pause or after
+# the splice, times from the proxy's events) that the gateway held for 2 ms or more, i.e. the
+# proxy's forwarding latency on a busy 2-core host (the probe timeout is 2 x SRTT + 2 ms, about
+# 2.5 ms at the lab's RTT), printed with the delay that explains it.
 e2e_expect_wireshark_clean() {
-    local from to node flag fields=() line="" total=0 counts
+    local mid=$1 from to times paused spliced verdict st=0 node
     from=$(cat "$CASE_DIR/wireshark-request.t") to=$(cat "$CASE_DIR/wireshark-after.t")
-    for flag in "${E2E_WIRESHARK_FLAGS[@]}"; do fields+=(-e "tcp.analysis.$flag"); done
-    for node in srv phone; do
-        [[ -s $CASE_DIR/wireshark-$node.pcap ]] || tl_fail "no capture at $node"
-        # One pass: a row per packet in the window, a column per flag ("1" when set).
-        counts=$(tshark -n -r "$CASE_DIR/wireshark-$node.pcap" -Y "frame.time_epoch >= $from && frame.time_epoch <= $to" \
-            -T fields -E separator=/t "${fields[@]}" -e frame.number 2>"$CASE_DIR/tshark-$node.err" \
-            | awk -F'\t' -v n="${#E2E_WIRESHARK_FLAGS[@]}" '
-                { rows++; for (i = 1; i <= n; i++) if ($i != "") c[i]++ }
-                END { printf "%d", rows; for (i = 1; i <= n; i++) printf " %d", c[i] + 0; print "" }')
-        local per rows
-        read -r -a per <<<"$counts"
-        rows=${per[0]:-0} per=("${per[@]:1}")
-        ((rows > 0)) || tl_fail "tshark read no packet of $node's capture in the migration's window: $(head -c 300 "$CASE_DIR/tshark-$node.err")"
-        line+="$node ($rows packets):"
-        local i
-        for i in "${!E2E_WIRESHARK_FLAGS[@]}"; do
-            line+=" ${E2E_WIRESHARK_FLAGS[$i]}=${per[$i]}"
-            total=$((total + per[i]))
-        done
-        line+="; "
-    done
-    tl_note "tshark's TCP analysis between the request and the sample after it: $line"
-    if ((total != 0)); then
-        for node in srv phone; do
-            tshark -n -r "$CASE_DIR/wireshark-$node.pcap" -Y "tcp.analysis.flags && !tcp.analysis.zero_window && !tcp.analysis.window_update && frame.time_epoch >= $from && frame.time_epoch <= $to" \
-                2>/dev/null | head -n 10 | sed "s/^/  $node: /"
-        done
-        tl_fail "tshark flags packets of the migration at the server or the phone: $line"
-    fi
+    for node in srv phone laptop; do [[ -s $CASE_DIR/wireshark-$node.pcap ]] || tl_fail "no capture at $node"; done
+    times=$(python3 - "$CASE_DIR/events.jsonl" "$mid" <<'PY'
+import json, sys
+t = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    ev = e.get("event", {})
+    if ev.get("kind") == "migration-phase" and ev.get("migration") == int(sys.argv[2]):
+        t.setdefault(ev["phase"], e["time"])
+print(t.get("paused", ""), t.get("spliced", ""))
+PY
+) || tl_fail "could not read the migration's phases from events.jsonl"
+    read -r paused spliced <<<"$times"
+    [[ -n $paused && -n $spliced ]] || tl_fail "events.jsonl has no paused and spliced times for migration $mid: $times"
+    verdict=$(python3 "$TL_ROOT/scripts/lib/wireshark_check.py" --srv "$CASE_DIR/wireshark-srv.pcap" \
+        --phone "$CASE_DIR/wireshark-phone.pcap" --laptop "$CASE_DIR/wireshark-laptop.pcap" --port 9000 \
+        --from "$from" --to "$to" --paused "$paused" --spliced "$spliced" 2>&1) || st=$?
+    tl_note "tshark's TCP analysis between the request and the sample after it: $verdict"
+    ((st == 0)) || tl_fail "tshark flags packets of the migration at the server or the phone: $(tr '\n' ' ' <<<"$verdict" | head -c 900)"
 }
 
 # e2e_strict_timestamps: the phone offers no timestamps; the server drops (and counts) every
@@ -462,6 +457,15 @@ e2e_migrate_there_and_back() {
     e2e_proxy_healthy
 }
 
+# The judge of the Wireshark view passes a probe a gateway stall explains and fails every other
+# flag, on captures it writes itself (scripts/lib/wireshark_check_selftest.py).
+e2e_wireshark_judge() {
+    local out st=0
+    out=$(python3 "$TL_ROOT/scripts/lib/wireshark_check_selftest.py" "$CASE_DIR/wireshark-selftest" 2>&1) || st=$?
+    tl_note "$out"
+    ((st == 0)) || tl_fail "the Wireshark judge gave a wrong verdict: $(grep BAD <<<"$out" | tr '\n' ' ')"
+}
+test_case "migration: the Wireshark view's judge excuses only probes a gateway stall explains" e2e_wireshark_judge
 test_case "migration: paced download laptop -> phone, spliced, --capture, the Wireshark view" e2e_capture e2e_wireshark e2e_migrate_download spliced
 test_case "migration: laptop -> phone -> laptop, one stream" e2e_migrate_there_and_back
 test_case "migration: full-rate download laptop -> phone, cache delivered, the Wireshark view" e2e_wireshark e2e_migrate_download full
