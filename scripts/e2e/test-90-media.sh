@@ -72,7 +72,8 @@ EOF
 # player sent (within 0.5 s): the laptop's before the switch (the server's RTP SWITCH_SEQ
 # leaving srv) byte for byte, the phone's after with its reports' highest sequence number
 # translated into the server's numbering (a number the server had sent by then, the rest of
-# the bytes the phone's); at least one receiver report of each.
+# the bytes the phone's); at least one receiver report of each; the relay's own reports carry
+# an interarrival jitter (some 90 kHz ticks, under a second's).
 e2e_media_rtcp_path() {
     python3 - "$CASE_DIR" "$E2E_NAT" "$@" "$((E2E_MEDIA_DEVICE_PAIR + 1))" <<'EOF2'
 import subprocess, sys
@@ -106,10 +107,13 @@ def masked(p):
 seen = {"laptop": 0, "phone": 0}
 reports = {"laptop": 0, "phone": 0}
 own = 0
+own_jitter = []
 for t, p in toward:
     who = "laptop" if t < switch else "phone"
     if p[2:4] == "c9" and p[8:14] == "74736d":
         own += 1  # the relay's own receiver report (SSRC "tsm" + the session), checked below
+        if blocks(p):
+            own_jitter.append(int(p[40:48], 16))  # the first block's interarrival jitter (RFC 3550 §6.4.1)
         continue
     if who == "phone":
         # The phone reports in its numbering; the relay translates the highest sequence number
@@ -137,9 +141,13 @@ if reports["laptop"] < 1 or reports["phone"] < 1:
 dropped = sum(1 for u, _ in sent["phone"] if u < switch)
 if own < 1:
     print("no receiver report of the relay's own toward the server"); sys.exit(1)
+# The relay times what it receives: its reports' jitter is some clock ticks, less than a second's.
+if not own_jitter or max(own_jitter) == 0 or max(own_jitter) >= 90000:
+    print(f"the relay's own receiver reports give jitter {own_jitter[:10]} (90 kHz ticks): want some, under 90000"); sys.exit(1)
 print(f"{len(toward)} RTCP packets toward the server: {own} of the relay's own, {seen['laptop']} of the laptop's before the switch ({reports['laptop']} receiver reports), "
       f"{seen['phone']} of the phone's after ({reports['phone']} receiver reports); the phone's {dropped} before the switch were not forwarded; "
-      f"times from the switch: {', '.join(f'{t - switch:+.1f}s' for t, _ in toward)}")
+      f"times from the switch: {', '.join(f'{t - switch:+.1f}s' for t, _ in toward)}; "
+      f"the relay's own reports' jitter {min(own_jitter)}-{max(own_jitter)} ticks ({max(own_jitter) / 90:.2f} ms at most)")
 EOF2
 }
 

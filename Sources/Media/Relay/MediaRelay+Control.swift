@@ -176,9 +176,10 @@ extension MediaRelay {
                     stream.serverRTCP = IPEndpoint(s.server.address, ports.last ?? ports.first &+ 1)
                 }
                 stream.ssrc = transport.ssrc
-                if let media = s.tracker.description?.media.first(where: { m in
-                    m.control.map { stream.controlURL.hasSuffix($0) } ?? false }) ?? (s.streams.isEmpty ? s.tracker.description?.video : nil),
-                   let codec = media.videoCodec, s.videoIndex == nil {
+                let media = s.tracker.description?.media.first(where: { m in
+                    m.control.map { stream.controlURL.hasSuffix($0) } ?? false }) ?? (s.streams.isEmpty ? s.tracker.description?.video : nil)
+                stream.reception = ReceptionStats(clockRate: media?.clockRate)
+                if let codec = media?.videoCodec, s.videoIndex == nil {
                     stream.detector = GOPBoundaryDetector(codec: codec)
                 }
                 pairOwners[pending.pair] = (sid, s.streams.count)

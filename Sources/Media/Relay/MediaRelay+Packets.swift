@@ -43,7 +43,7 @@ extension MediaRelay {
     /// and (for the video stream) the migration decided; the migration's other actions follow.
     private static func route(_ s: inout RelayedSession, _ index: Int, _ header: RTPHeader, _ bytes: [UInt8],
                               now: MediaTime) -> (IPEndpoint, RTPContinuity?, [MediaMigrationAction]) {
-        let gopStart = observe(&s.streams[index], header, bytes)
+        let gopStart = observe(&s.streams[index], header, bytes, now: now)
         var decided: [MediaMigrationAction] = []
         if s.migration != nil, index == s.videoIndex {
             decided = s.migration!.handle(.rtp(MediaPacketInfo(sequenceNumber: header.sequenceNumber, timestamp: header.timestamp,
@@ -58,7 +58,7 @@ extension MediaRelay {
 
     /// What a server packet changes in its stream: counts, the newest seq/timestamp, the GOP
     /// detector (whether this packet starts a GOP), a pending continuity after a switch.
-    private static func observe(_ st: inout RelayedStream, _ header: RTPHeader, _ bytes: [UInt8]) -> Bool {
+    private static func observe(_ st: inout RelayedStream, _ header: RTPHeader, _ bytes: [UInt8], now: MediaTime) -> Bool {
         if st.ssrc == nil { st.ssrc = header.ssrc }
         var gopStart = false
         if st.detector != nil {
@@ -66,7 +66,7 @@ extension MediaRelay {
                 st.detector!.observe(header, payload: UnsafeRawBufferPointer(rebasing: buf[header.payloadRange]))
             }
         }
-        st.reception.record(header.sequenceNumber)
+        st.reception.record(header.sequenceNumber, timestamp: header.timestamp, arrival: now)
         st.lastSequence = header.sequenceNumber
         st.lastTimestamp = header.timestamp
         st.packets += 1

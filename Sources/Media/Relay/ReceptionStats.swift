@@ -1,8 +1,11 @@
 /// What the relay received of one RTP stream from the server (RFC 3550 §6.4.1, Appendix A.1,
-/// A.3), for the receiver reports it sends the server itself: the server's RTCP then never
+/// A.3, A.8), for the receiver reports it sends the server itself: the server's RTCP then never
 /// pauses while players come and go (between the old player's last report and the new one's
 /// first, several seconds apart with ffmpeg), and the server hears about the path to the relay.
 struct ReceptionStats: Sendable {
+    /// The stream's RTP clock (its rtpmap; 90 kHz for video without one). Without a clock the
+    /// interarrival jitter cannot be told, and is reported as 0.
+    let clockRate: UInt32?
     private var base: UInt32?
     private var cycles: UInt32 = 0
     private var maxSequence: UInt16 = 0
@@ -12,11 +15,36 @@ struct ReceptionStats: Sendable {
     /// The middle 32 bits of the latest sender report's NTP time, and when it came (§6.4.1 LSR).
     private var lastSR: (middle: UInt32, at: MediaTime)?
 
+    /// The previous packet's relative transit time, in clock units (§6.4.1: arrival minus the
+    /// RTP timestamp; only differences count, so the clocks need no common origin).
+    private var lastTransit: UInt32?
+    /// The interarrival jitter times 16, in clock units (Appendix A.8).
+    private var jitterTimes16: UInt32 = 0
+
+    init(clockRate: Int? = nil) {
+        self.clockRate = clockRate.flatMap { (1...10_000_000).contains($0) ? UInt32($0) : nil }
+    }
+
     var hasData: Bool { base != nil }
 
-    /// A packet with sequence number `seq` arrived (a late or repeated one counts as received,
-    /// as in Appendix A.1; only a newer one moves the highest number, wrapping into cycles).
-    mutating func record(_ seq: UInt16) {
+    /// The interarrival jitter in clock units (§6.4.1), as a report carries it.
+    var jitter: UInt32 { jitterTimes16 >> 4 }
+
+    /// A packet with sequence number `seq` and RTP timestamp `timestamp` arrived at `arrival` (a
+    /// late or repeated one counts as received, as in Appendix A.1; only a newer one moves the
+    /// highest number, wrapping into cycles). Every packet updates the jitter (A.8):
+    /// J += (|D| - J) / 16, D the change of transit time from the previous packet.
+    mutating func record(_ seq: UInt16, timestamp: UInt32, arrival: MediaTime) {
+        if let rate = clockRate {
+            // Microseconds keep the product in range (2^64 us is 584,000 years).
+            let now = UInt32(truncatingIfNeeded: (arrival.nanoseconds / 1_000) &* UInt64(rate) / 1_000_000)
+            let transit = now &- timestamp
+            if let last = lastTransit {
+                let d = Int32(bitPattern: transit &- last).magnitude
+                jitterTimes16 = jitterTimes16 &+ d &- ((jitterTimes16 &+ 8) >> 4)
+            }
+            lastTransit = transit
+        }
         guard base != nil else {
             base = UInt32(seq)
             maxSequence = seq
@@ -47,6 +75,6 @@ struct ReceptionStats: Sendable {
         // DLSR in units of 1/65536 s.
         let dlsr = lastSR.map { UInt32(min(Double(UInt32.max), now.seconds(since: $0.at) * 65_536)) } ?? 0
         return RTCPReportBlock(ssrc: ssrc, fractionLost: fraction, cumulativeLost: Int32(lost), extendedHighestSequence: highest,
-                               jitter: 0, lastSenderReport: lastSR?.middle ?? 0, delaySinceLastSenderReport: dlsr)
+                               jitter: jitter, lastSenderReport: lastSR?.middle ?? 0, delaySinceLastSenderReport: dlsr)
     }
 }

@@ -163,6 +163,47 @@ import Wire
         #expect(lossy.cumulativeLost == 10 && lossy.fractionLost == UInt8(10 * 256 / 30))
     }
 
+    /// The relay's own reports carry the interarrival jitter of what it received (RFC 3550
+    /// §6.4.1), here against the RFC's formula in floating point: J += (|D| - J) / 16.
+    @Test func theRelaysOwnReportsCarryTheInterarrivalJitter() throws {
+        let r = try Rig.recording()
+        let rig = Rig()
+        try rig.playOnLaptop(r)
+        let serverRTCP = IPEndpoint(Rig.server.address, try #require(r.serverPorts.last))
+        func ownJitter() throws -> UInt32 {
+            let blocks = rig.feed(.tick).compactMap { action -> RTCPReportBlock? in
+                guard case .sendToServer(_, serverRTCP, let bytes) = action,
+                      case .receiverReport(let rr)? = try? RTCPCompound(parsing: bytes).packets.first else { return nil }
+                return rr.reports.first
+            }
+            return try #require(blocks.first).jitter
+        }
+        // Arriving exactly on the stream's 90 kHz clock: no jitter (microsecond rounding aside).
+        let start = rig.now, first = try RTPHeader(parsing: r.rtp[0]).timestamp
+        /// Packet `i` arrives `late` seconds after its timestamp's time; its transit in ticks.
+        func arrive(_ i: Int, late: (Double) -> Double) throws -> Double {
+            let ticks = Double(try RTPHeader(parsing: r.rtp[i]).timestamp &- first)
+            let delay = late(ticks)
+            rig.now = start.adding(.seconds(ticks / 90_000 + delay))
+            _ = rig.serverPacket(r.rtp[i], r)
+            return delay * 90_000
+        }
+        for i in 0..<40 { _ = try arrive(i, late: { _ in 0 }) }
+        #expect(try ownJitter() <= 1)
+        // Every other frame (3000 ticks at 30 fps) 5 ms late: the jitter follows the formula.
+        var expected = 0.0, lastTransit = 0.0
+        for i in 40..<160 {
+            let transit = try arrive(i, late: { ticks in Int(ticks / 3000) % 2 == 1 ? 0.005 : 0 })
+            expected += (abs(transit - lastTransit) - expected) / 16
+            lastTransit = transit
+        }
+        rig.advance(1)
+        let jitter = try ownJitter()
+        #expect(abs(Double(jitter) - expected) <= 2, "jitter \(jitter), the formula gives \(expected)")
+        // 450 ticks at each frame boundary, none between a frame's packets: a few hundred.
+        #expect(expected > 100)
+    }
+
     @Test func rollsBackWhenTheNewPlayerNeverComes() throws {
         let r = try Rig.recording()
         let rig = Rig()
