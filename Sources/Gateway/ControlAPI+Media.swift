@@ -28,11 +28,14 @@ public struct MediaMigrationStatus: Codable, Sendable {
 }
 
 extension ControlAPI {
+    /// What a media route answers when the proxy relays no media.
+    static let noMediaRelay = HTTPEndpoint.Response.error(.notFound, "this proxy relays no media (start it with --intercept rtsp/PORT)")
+
     /// The media relay's routes (SMP draft §5); with no relay, each answers 404 with the reason.
     public static func mediaRoutes(_ media: MediaRelayService?, reachability: DeviceReachability) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let none = HTTPEndpoint.Response.error(.notFound, "this proxy relays no media (start it with --intercept rtsp/PORT)")
+        let none = noMediaRelay
         return [
             "GET /v1/media": { _ in
                 guard let media else { return none }

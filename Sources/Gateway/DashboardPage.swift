@@ -3,10 +3,12 @@
 /// server's JSON and pictures. Every 2 s it reads `/v1/flows` and `/v1/migrations` and shows:
 /// throughput (from the listed flows' byte counters, kernel path included, with a minute's
 /// sparkline), the kernel path's share, drops by reason, the migrations with their phases and,
-/// for the latest ones, their sequence-time pictures (`/v1/migrations/svg`), and the flows.
+/// for the latest ones, their sequence-time pictures (`/v1/migrations/svg`), and the flows; with
+/// the media relay (`/v1/media`; the section stays hidden when the proxy relays none), the media
+/// sessions with their players' reception and migration phase.
 /// Data only ever reaches the page as text (`textContent`), never as markup; rows carry
-/// `data-flow` / `data-migration` / `data-phase` and a picture `data-loaded` (its size once
-/// decoded), so a headless browser's DOM can be checked by content.
+/// `data-flow` / `data-migration` / `data-phase` / `data-media`, and a picture `data-loaded` (its
+/// size once decoded), so a headless browser's DOM can be checked by content.
 enum DashboardPage {
     static let html = #"""
         <!doctype html>
@@ -45,6 +47,11 @@ enum DashboardPage {
         <table id="migrations"><thead><tr><th>ID</th><th>flow</th><th>from → to</th><th>phase</th><th>phases (s after the request)</th>
           <th>cut: to device</th><th>to server</th><th>from cache</th><th>reason</th></tr></thead><tbody></tbody></table>
         <div id="pictures"></div>
+        <section id="media-section" hidden>
+        <h2>Media sessions</h2>
+        <table id="media"><thead><tr><th>ID</th><th>player</th><th>URL</th><th>codec</th><th>state</th><th>packets</th>
+          <th>loss</th><th>jitter (ticks)</th><th>migration</th></tr></thead><tbody></tbody></table>
+        </section>
         <h2>Flows</h2>
         <table id="flows"><thead><tr><th>ID</th><th>device</th><th>server</th><th>NAT</th><th>state</th><th>to server</th>
           <th>to device</th><th>rate</th><th>idle</th><th>path</th><th>migration</th></tr></thead><tbody></tbody></table>
@@ -158,9 +165,27 @@ enum DashboardPage {
           }
         }
 
+        // The media sessions (RTSP/RTP through the relay); null when the proxy relays none.
+        function showMedia(listing) {
+          $("media-section").hidden = listing === null;
+          if (listing === null) return;
+          const rows = listing.sessions.map((m) => row([
+            [m.id], [m.device], [m.url], [m.codec || ""], [m.state], [String(m.packets), "n"],
+            [m.fractionLost === undefined || m.fractionLost === null ? "–" : (100 * m.fractionLost).toFixed(1) + "%", "n"],
+            [m.jitter === undefined || m.jitter === null ? "–" : String(m.jitter), "n"],
+            [m.migration ? m.migration + (m.migratingTo ? " → " + m.migratingTo : "") : ""]], { media: m.id, state: m.state }));
+          $("media").tBodies[0].replaceChildren(...(rows.length ? rows : [empty(9, "no media sessions")]));
+        }
+        async function media() {
+          const r = await fetch("/v1/media", { cache: "no-store" });
+          if (r.status === 404) return null;
+          if (!r.ok) throw new Error("/v1/media answered " + r.status);
+          return r.json();
+        }
+
         async function refresh() {
           try {
-            const [flows, migrations] = await Promise.all([get("/v1/flows?limit=500"), get("/v1/migrations?limit=20")]);
+            const [flows, migrations, sessions] = await Promise.all([get("/v1/flows?limit=500"), get("/v1/migrations?limit=20"), media()]);
             const dt = previous ? (performance.now() - previous.time) / 1000 : 0;
             for (const f of flows.flows) {
               const was = previous ? previous.counts.get(f.id) : undefined;
@@ -169,6 +194,7 @@ enum DashboardPage {
             showSummary(flows);
             showFlows(flows);
             showMigrations(migrations);
+            showMedia(sessions);
             $("updated").textContent = "updated " + new Date().toLocaleTimeString();
             document.body.dataset.state = "ok";
           } catch (e) {

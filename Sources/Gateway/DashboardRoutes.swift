@@ -12,7 +12,9 @@ import Wire
 /// - `GET /v1/flows?limit=N`: the flows (at most N, newest first; 500 unless asked) and the
 ///   engine's status (`DashboardFlows`);
 /// - `GET /v1/migrations?limit=N`: running and recent migrations (`MigrationListing`);
-/// - `GET /v1/migrations/svg?id=N`: a migration's sequence-time graph (`MigrationSVG`).
+/// - `GET /v1/migrations/svg?id=N`: a migration's sequence-time graph (`MigrationSVG`);
+/// - `GET /v1/media`: the media relay's sessions and counters (`MediaListing`, as on the
+///   control socket), 404 with the reason when the proxy relays no media.
 ///
 /// Invariants: every route is a GET and none changes anything (migrations are started only on
 /// the root-only control socket, `ControlAPI.migrationRoutes`); a request whose `Host` is a
@@ -25,11 +27,11 @@ public enum Dashboard {
     /// What the metrics address serves: `GET /metrics` and, with `dashboard` (the default;
     /// `tsmp proxy --no-dashboard` turns it off), the dashboard's routes beside it.
     public static func metricsAddressRoutes(metrics: @escaping HTTPEndpoint.Handler, dashboard: Bool,
-                                            engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
-        (dashboard ? routes(engine: engine) : [:]).merging(["GET /metrics": metrics]) { _, metrics in metrics }
+                                            engine: any EngineAccess, media: MediaRelayService? = nil) -> [String: HTTPEndpoint.Handler] {
+        (dashboard ? routes(engine: engine, media: media) : [:]).merging(["GET /metrics": metrics]) { _, metrics in metrics }
     }
 
-    public static func routes(engine: any EngineAccess) -> [String: HTTPEndpoint.Handler] {
+    public static func routes(engine: any EngineAccess, media: MediaRelayService? = nil) -> [String: HTTPEndpoint.Handler] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let page: HTTPEndpoint.Handler = { _ in
@@ -41,6 +43,10 @@ public enum Dashboard {
             "GET /v1/flows": { request in await flows(request, engine: engine, encoder: encoder) },
             "GET /v1/migrations": { request in await ControlAPI.migrationListing(request, engine: engine, encoder: encoder) },
             "GET /v1/migrations/svg": { request in await svg(request, engine: engine) },
+            "GET /v1/media": { _ in
+                guard let media else { return ControlAPI.noMediaRelay }
+                return ControlAPI.json(encoder, MediaListing(sessions: media.summaries(), counters: media.counters()))
+            },
         ]
         return routes.mapValues { handler in
             { request in

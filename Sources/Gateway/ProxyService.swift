@@ -228,7 +228,7 @@ public struct ProxyService {
                                                      body: metrics.render(status, deviceWriteErrors: writeErrors)
                                                          + Array(MigrationMetrics.render(migrations, flowsLimit: flowsLimit).utf8)
                                                          + Array((relay.map { MediaMetrics.render($0.summaries(), $0.counters()) } ?? "").utf8))
-                    }, dashboard: options.dashboard, engine: dataPlane)))
+                    }, dashboard: options.dashboard, engine: dataPlane, media: relay)))
             }
         } catch {
             dataPlane.stop()

@@ -83,7 +83,8 @@ struct DashboardTests {
 
     @Test("""
         the page, flows, migrations and a migration's picture answer 200 with their content types; bad queries 400, \
-        an unknown migration 404; no route changes anything, unknown paths are 404s, other host names 421
+        an unknown migration 404, media 404 without the relay; no route changes anything, unknown paths are 404s, \
+        other host names 421
         """)
     func routes() async throws {
         let engine = StubEngine()
@@ -113,6 +114,7 @@ struct DashboardTests {
                      "/v1/migrations/4/svg", "/index.html"] {
             unknown.append(try await get(path))
         }
+        let noMedia = try await get("/v1/media")
         let rebound = try await get("/v1/flows", host: "attacker.example:9464")
         let byName = try await get("/", host: "localhost:9464")
         await endpoint.close()
@@ -123,7 +125,7 @@ struct DashboardTests {
         #expect(page.body.contains("<title>tsmp proxy</title>") && page.body.contains("Content-Security-Policy"))
         // Self-contained: no address of another server anywhere in the page.
         #expect(!page.body.contains("http:") && !page.body.contains("https:") && !page.body.contains("src=\"//"))
-        for route in ["/v1/flows?limit=", "/v1/migrations?limit=", "/v1/migrations/svg?id="] { #expect(page.body.contains(route), "\(route)") }
+        for route in ["/v1/flows?limit=", "/v1/migrations?limit=", "/v1/migrations/svg?id=", "/v1/media"] { #expect(page.body.contains(route), "\(route)") }
 
         #expect(flows.status == 200 && flows.contentType == "application/json")
         let listed = try JSONDecoder().decode(DashboardFlows.self, from: Data(flows.body.utf8))
@@ -144,6 +146,8 @@ struct DashboardTests {
         #expect(unknown.allSatisfy { $0.status == 404 }, "\(unknown.map(\.status))")
         #expect(rebound.status == 421 && rebound.body.contains("attacker.example"))
         #expect(byName.status == 200)
+        // Without the media relay: 404 with the reason (the page then hides its media section).
+        #expect(noMedia.status == 404 && noMedia.body.contains("relays no media"), "\(noMedia.body)")
     }
 
     @Test("--no-dashboard: the metrics address serves /metrics alone, every dashboard route is a 404")

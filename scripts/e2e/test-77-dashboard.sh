@@ -5,7 +5,9 @@
 # migration in its final phase with every phase in order and its sequence-time picture decoded,
 # and the flow with the phone as its device; a screenshot is a PNG of the window's size that is
 # not blank. On the wire: the page is text/html, a migration request to the metrics address is
-# refused (nothing there changes anything), and a request for another host name gets 421.
+# refused (nothing there changes anything), a request for another host name gets 421, and
+# GET /v1/media is 404 (that proxy relays no media: the page hides its media section). A second
+# case plays an RTSP session through the media relay and finds it in the page's media table.
 
 # e2e_chromium OUT ARGS...: headless Chromium in the gateway namespace with a profile in the
 # case's data directory (removed with it); its messages in OUT.log. At most 90 s; timeout
@@ -63,7 +65,9 @@ e2e_dashboard() {
     [[ $answer == 404* || $answer == 405* ]] || tl_fail "POST /v1/migrations on the metrics address answered '$answer'"
     answer=$(e2e_metrics_http GET /v1/flows -H 'Host: rebound.example:9464')
     [[ $answer == 421* ]] || tl_fail "GET /v1/flows for another host name answered '$answer'"
-    tl_note "metrics address: GET / is HTML, the picture SVG; POST /v1/migrations refused, Host rebound.example 421"
+    answer=$(e2e_metrics_http GET /v1/media)
+    [[ $answer == 404* ]] || tl_fail "GET /v1/media on a proxy without the media relay answered '$answer'"
+    tl_note "metrics address: GET / is HTML, the picture SVG; POST /v1/migrations refused, Host rebound.example 421, GET /v1/media 404"
 
     # The page in a browser: the DOM once its script has read the proxy (virtual time lets the
     # fetches and the picture finish before the DOM is dumped).
@@ -88,3 +92,25 @@ e2e_dashboard() {
 }
 
 test_case "dashboard: a migration seen in headless Chromium" e2e_dashboard
+
+# The media relay's sessions on the page (GET /v1/media on the metrics address): the laptop
+# plays through the relay; the media table lists its session as GET /v1/media does.
+e2e_dashboard_media() {
+    command -v chromium >/dev/null || tl_skip "chromium is not installed (scripts/test installs it)"
+    e2e_media_up 40
+    e2e_media_laptop_plays 30
+    local answer
+    answer=$(e2e_metrics_http GET /v1/media)
+    [[ $answer == "200 application/json"* ]] || tl_fail "GET /v1/media on the metrics address answered '$answer'"
+    e2e_chromium "$CASE_DIR/dashboard.html" --virtual-time-budget=10000 --dump-dom "http://$TL_METRICS/" \
+        || tl_fail "chromium --dump-dom failed (status $?): $(grep -v -e dbus -e 'unexpected operator' "$CASE_DIR/dashboard.html.log" | tail -n 3 | tr '\n' ' ')"
+    e2e_media_api >"$CASE_DIR/media.json" || tl_fail "GET /v1/media failed"
+    local said
+    said=$(python3 "$E2E_OBSERVE" dashboard-media "$CASE_DIR/dashboard.html" "$CASE_DIR/media.json") || tl_fail "dashboard: $said"
+    tl_note "dashboard's media table: $said"
+    kill "$E2E_MEDIA_LAPTOP_PID" 2>/dev/null || true
+    wait "$E2E_MEDIA_LAPTOP_PID" 2>/dev/null || true
+    e2e_proxy_healthy
+}
+
+test_case "dashboard: a media session seen in headless Chromium" e2e_dashboard_media

@@ -21,6 +21,10 @@
         the dashboard's DOM (headless Chromium's --dump-dom) says it read the proxy, lists the
         migration with its final phase and every phase in order, shows its picture decoded,
         and lists the flow with its device (the new device once spliced).
+        Its media section is hidden (that proxy relays no media).
+    observe_json.py dashboard-media DOM.html MEDIA.json
+        the dashboard's media table lists every session of GET /v1/media (MEDIA.json) with the
+        same ID, player, URL, codec and state.
     observe_json.py png FILE WIDTH HEIGHT
         FILE is a PNG of WIDTH x HEIGHT whose pixels are not all alike (a page was drawn).
 """
@@ -152,42 +156,56 @@ def comments(path, listing_path, mid, server_port):
     return 0
 
 
+class DashboardDOM:
+    """The rows of the dashboard's tables (by their data- attributes), its pictures, whether
+    its media section is shown, and whether its script read the proxy."""
+
+    def __init__(self, path):
+        from html.parser import HTMLParser
+        dom = self
+
+        class Rows(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "body":
+                    dom.state = a.get("data-state")
+                elif tag == "section" and a.get("id") == "media-section":
+                    dom.media_shown = "hidden" not in a
+                elif tag == "tr" and ("data-migration" in a or "data-flow" in a or "data-media" in a):
+                    if "data-migration" in a:
+                        dom.row = ("migration", a["data-migration"], a.get("data-phase"))
+                    elif "data-flow" in a:
+                        dom.row = ("flow", a["data-flow"], None)
+                    else:
+                        dom.row = ("media", a["data-media"], a.get("data-state"))
+                    dom.rows[dom.row] = []
+                elif tag == "td" and dom.row:
+                    dom.rows[dom.row].append("")
+                elif tag == "img" and "data-migration" in a:
+                    dom.images[a["data-migration"]] = a.get("data-loaded")
+
+            def handle_endtag(self, tag):
+                if tag == "tr":
+                    dom.row = None
+
+            def handle_data(self, data):
+                if dom.row and dom.rows[dom.row]:
+                    dom.rows[dom.row][-1] += data
+
+        self.state, self.media_shown, self.rows, self.images, self.row = None, None, {}, {}, None
+        with open(path, errors="replace") as f:
+            Rows().feed(f.read())
+
+
 def dashboard(path, listing_path, mid, flow_id):
-    from html.parser import HTMLParser
     m = migration(listing_path, mid)
     if m is None:
         return fail(f"migration {mid} is not in {listing_path}")
-
-    class Rows(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.state, self.rows, self.images, self.row = None, {}, {}, None
-
-        def handle_starttag(self, tag, attrs):
-            a = dict(attrs)
-            if tag == "body":
-                self.state = a.get("data-state")
-            elif tag == "tr" and ("data-migration" in a or "data-flow" in a):
-                self.row = ("migration", a["data-migration"], a.get("data-phase")) if "data-migration" in a else ("flow", a["data-flow"], None)
-                self.rows[self.row] = []
-            elif tag == "td" and self.row:
-                self.rows[self.row].append("")
-            elif tag == "img" and "data-migration" in a:
-                self.images[a["data-migration"]] = a.get("data-loaded")
-
-        def handle_endtag(self, tag):
-            if tag == "tr":
-                self.row = None
-
-        def handle_data(self, data):
-            if self.row and self.rows[self.row]:
-                self.rows[self.row][-1] += data
-
-    dom = Rows()
-    with open(path, errors="replace") as f:
-        dom.feed(f.read())
+    dom = DashboardDOM(path)
     if dom.state != "ok":
         return fail(f"the page did not read the proxy: body data-state={dom.state!r}")
+    if dom.media_shown is not False:
+        return fail(f"the media section is shown (or missing: {dom.media_shown}) although this proxy relays no media")
     cells = dom.rows.get(("migration", str(mid), m["phase"]))
     if cells is None:
         return fail(f"no row for migration {mid} in phase {m['phase']}; rows: {sorted(k for k in dom.rows if k[0] == 'migration')}")
@@ -203,6 +221,34 @@ def dashboard(path, listing_path, mid, flow_id):
     if flow is None or len(flow) < 2 or flow[1] != device:
         return fail(f"flow {flow_id} is not listed with device {device}: {flow}")
     print(f"migration {mid}: {' -> '.join(shown)}, picture {loaded}; flow {flow_id}: {' | '.join(flow[:5])}")
+    return 0
+
+
+def dashboard_media(path, media_path):
+    """Every session of GET /v1/media (MEDIA.json, read right after the DOM) is a row of the
+    page's media table with the same ID, player, URL, codec and state, and a packet count no
+    larger than the listing's."""
+    with open(media_path) as f:
+        sessions = json.load(f)["sessions"]
+    dom = DashboardDOM(path)
+    if dom.state != "ok":
+        return fail(f"the page did not read the proxy: body data-state={dom.state!r}")
+    if not dom.media_shown:
+        return fail("the media section is hidden although the proxy relays media")
+    if not sessions:
+        return fail(f"{media_path} lists no media session")
+    shown = []
+    for m in sessions:
+        cells = dom.rows.get(("media", m["id"], m["state"]))
+        if cells is None:
+            return fail(f"no row for media session {m['id']} ({m['state']}); rows: {sorted(k for k in dom.rows if k[0] == 'media')}")
+        want = [m["id"], m["device"], m["url"], m.get("codec") or "", m["state"]]
+        if cells[:5] != want:
+            return fail(f"media session {m['id']}'s row shows {cells[:5]}, GET /v1/media says {want}")
+        if not cells[5].isdigit() or not 0 < int(cells[5]) <= m["packets"]:
+            return fail(f"media session {m['id']}'s row shows {cells[5]!r} packets, GET /v1/media {m['packets']} a moment later")
+        shown.append(" | ".join(cells))
+    print("; ".join(shown))
     return 0
 
 
@@ -240,6 +286,8 @@ def main():
         return comments(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     if len(sys.argv) == 6 and sys.argv[1] == "dashboard":
         return dashboard(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if len(sys.argv) == 4 and sys.argv[1] == "dashboard-media":
+        return dashboard_media(sys.argv[2], sys.argv[3])
     if len(sys.argv) == 5 and sys.argv[1] == "png":
         return png(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     print(__doc__)
