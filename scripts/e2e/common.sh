@@ -571,3 +571,5 @@ e2e_observe_check() {
 
 # shellcheck source=scripts/e2e/media.sh
 source "$TL_ROOT/scripts/e2e/media.sh"
+# shellcheck source=scripts/e2e/wireshark.sh
+source "$TL_ROOT/scripts/e2e/wireshark.sh"
