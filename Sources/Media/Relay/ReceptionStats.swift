@@ -6,6 +6,9 @@ struct ReceptionStats: Sendable {
     /// The stream's RTP clock (its rtpmap; 90 kHz for video without one). Without a clock the
     /// interarrival jitter cannot be told, and is reported as 0.
     let clockRate: UInt32?
+    /// Clock ticks per nanosecond in 32.32 fixed point: an arrival's time in ticks is one
+    /// multiplication per packet, no division.
+    private let ticksPerNanosecondQ32: UInt64
     private var base: UInt32?
     private var cycles: UInt32 = 0
     private var maxSequence: UInt16 = 0
@@ -23,6 +26,7 @@ struct ReceptionStats: Sendable {
 
     init(clockRate: Int? = nil) {
         self.clockRate = clockRate.flatMap { (1...10_000_000).contains($0) ? UInt32($0) : nil }
+        ticksPerNanosecondQ32 = self.clockRate.map { (UInt64($0) << 32) / 1_000_000_000 } ?? 0
     }
 
     var hasData: Bool { base != nil }
@@ -35,9 +39,12 @@ struct ReceptionStats: Sendable {
     /// highest number, wrapping into cycles). Every packet updates the jitter (A.8):
     /// J += (|D| - J) / 16, D the change of transit time from the previous packet.
     mutating func record(_ seq: UInt16, timestamp: UInt32, arrival: MediaTime) {
-        if let rate = clockRate {
-            // Microseconds keep the product in range (2^64 us is 584,000 years).
-            let now = UInt32(truncatingIfNeeded: (arrival.nanoseconds / 1_000) &* UInt64(rate) / 1_000_000)
+        if clockRate != nil {
+            // The product's bits 32-63 are the arrival in ticks, modulo 2^32 as RTP timestamps
+            // are. The factor is truncated by under 3 ppm at 90 kHz (30 at 8 kHz); only the
+            // change of transit between packets counts, so that is far below a tick.
+            let (high, low) = arrival.nanoseconds.multipliedFullWidth(by: ticksPerNanosecondQ32)
+            let now = UInt32(truncatingIfNeeded: high << 32 | low >> 32)
             let transit = now &- timestamp
             if let last = lastTransit {
                 let d = Int32(bitPattern: transit &- last).magnitude
