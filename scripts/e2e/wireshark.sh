@@ -50,25 +50,12 @@ e2e_wireshark_stop() {
 # proxy's forwarding latency on a busy 2-core host (the probe timeout is 2 x SRTT + 2 ms, about
 # 2.5 ms at the lab's RTT), printed with the delay that explains it.
 e2e_expect_wireshark_clean() {
-    local mid=$1 from to times paused spliced verdict st=0 node
+    local mid=$1 from to verdict st=0 node
     from=$(cat "$CASE_DIR/wireshark-request.t") to=$(cat "$CASE_DIR/wireshark-after.t")
     for node in srv phone laptop; do [[ -s $CASE_DIR/wireshark-$node.pcap ]] || tl_fail "no capture at $node"; done
-    times=$(python3 - "$CASE_DIR/events.jsonl" "$mid" <<'PY'
-import json, sys
-t = {}
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    ev = e.get("event", {})
-    if ev.get("kind") == "migration-phase" and ev.get("migration") == int(sys.argv[2]):
-        t.setdefault(ev["phase"], e["time"])
-print(t.get("paused", ""), t.get("spliced", ""))
-PY
-) || tl_fail "could not read the migration's phases from events.jsonl"
-    read -r paused spliced <<<"$times"
-    [[ -n $paused && -n $spliced ]] || tl_fail "events.jsonl has no paused and spliced times for migration $mid: $times"
     verdict=$(python3 "$TL_ROOT/scripts/lib/wireshark_check.py" --srv "$CASE_DIR/wireshark-srv.pcap" \
         --phone "$CASE_DIR/wireshark-phone.pcap" --laptop "$CASE_DIR/wireshark-laptop.pcap" --port 9000 \
-        --from "$from" --to "$to" --paused "$paused" --spliced "$spliced" 2>&1) || st=$?
+        --from "$from" --to "$to" --events "$CASE_DIR/events.jsonl" --migration "$mid" 2>&1) || st=$?
     tl_note "tshark's TCP analysis between the request and the sample after it: $verdict"
     ((st == 0)) || tl_fail "tshark flags packets of the migration at the server or the phone: $(tr '\n' ' ' <<<"$verdict" | head -c 900)"
 }

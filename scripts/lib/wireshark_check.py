@@ -3,14 +3,15 @@
 device saw, as a judge (e2e test-70).
 
     wireshark_check.py --srv SRV.pcap --phone PHONE.pcap --laptop LAPTOP.pcap --port 9000 \
-        --from EPOCH --to EPOCH --paused EPOCH --spliced EPOCH [--min-stall 0.002]
+        --from EPOCH --to EPOCH --events EVENTS.jsonl --migration ID [--min-stall 0.002]
 
 Every packet between --from (the request) and --to (the sample after the splice) that tshark
 flags as a retransmission of any kind, out of order, "ACKed unseen segment" or "previous
 segment not captured" fails the check, with one exception that the captures themselves prove:
 
 A tail-loss probe (RFC 8985 §7) the server sent for data it sent while the flow was an ordinary
-spliced flow (before the pause, toward the old device, or after the splice, toward the new one),
+spliced flow (before the pause, toward the old device, or after the splice, toward the new one;
+the times are the proxy's, the migration's paused and spliced lines of `tsmp events --json`),
 when the gateway held that data or the device's ACK of it for at least --min-stall seconds on the
 way (measured between the captures, which share a clock). Linux's probe timeout is
 2 x SRTT + 2 ms, about 2.5 ms at the lab's 0.2 ms RTT: such a probe is the user-space proxy's
@@ -23,6 +24,7 @@ pause to the splice), not a probe whose data crossed the gateway promptly.
 Exit status 0 when nothing is left unexcused, 1 otherwise, 2 on bad input.
 """
 import argparse
+import json
 import subprocess
 import sys
 
@@ -104,6 +106,18 @@ def excuse_probe(probe, srv, devices, port, paused, spliced, min_stall):
             f"and {back * 1000:.1f} ms to pass the {name}'s ACK back")
 
 
+def phase_times(path, mid):
+    """When the proxy paused and spliced migration `mid` (`tsmp events --json` lines)."""
+    times = {}
+    with open(path) as f:
+        for line in f:
+            e = json.loads(line)
+            ev = e.get("event", {})
+            if ev.get("kind") == "migration-phase" and ev.get("migration") == mid:
+                times.setdefault(ev.get("phase"), e.get("time"))
+    return times.get("paused"), times.get("spliced")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--srv", required=True)
@@ -112,12 +126,18 @@ def main():
     ap.add_argument("--port", type=int, required=True, help="the server's port")
     ap.add_argument("--from", dest="start", type=float, required=True)
     ap.add_argument("--to", dest="end", type=float, required=True)
-    ap.add_argument("--paused", type=float, required=True, help="epoch time of the pause (or later)")
-    ap.add_argument("--spliced", type=float, required=True, help="epoch time of the splice (or earlier)")
+    ap.add_argument("--events", required=True, help="the proxy's `tsmp events --json` lines")
+    ap.add_argument("--migration", type=int, required=True)
     ap.add_argument("--min-stall", type=float, default=0.002)
     a = ap.parse_args()
-    if not a.paused <= a.spliced <= a.end:
-        print(f"--paused {a.paused} and --spliced {a.spliced} are not in order before --to {a.end}", file=sys.stderr)
+    try:
+        paused, spliced = phase_times(a.events, a.migration)
+    except (OSError, ValueError) as e:
+        print(f"cannot read {a.events}: {e}", file=sys.stderr)
+        return 2
+    if paused is None or spliced is None or not paused <= spliced <= a.end:
+        print(f"{a.events}: migration {a.migration} paused at {paused}, spliced at {spliced}: not both, in order, "
+              f"before --to {a.end}", file=sys.stderr)
         return 2
     srv, phone, laptop = read(a.srv), read(a.phone), read(a.laptop)
     summary, failures, excused = [], [], []
@@ -133,7 +153,7 @@ def main():
     for r in window["srv"]:
         if not r["flags"]:
             continue
-        why = excuse_probe(r, srv, (laptop, phone), a.port, a.paused, a.spliced, a.min_stall)
+        why = excuse_probe(r, srv, (laptop, phone), a.port, paused, spliced, a.min_stall)
         if why:
             excused.append(why)
             excused_seqs.append((r["seq"], r["t"]))

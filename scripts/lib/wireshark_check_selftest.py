@@ -9,6 +9,7 @@ device (the laptop before the pause, the phone after the splice) and the device'
 Each scenario gives the gateway's delay and where a tail-loss probe falls, and the exit status
 the judge must give. Prints one line per scenario; exit status 0 when every verdict is right.
 """
+import json
 import os
 import struct
 import subprocess
@@ -89,7 +90,10 @@ def scenario(work, name, probe_at, outward, back=0.0001, fast_retransmit=False):
             srv.add(probe, segment(SRV, 9000, NAT, 62000, seq, 5001, 0x18, MSS))
             if cap is not None:
                 cap.add(max(probe, t + held) + 0.00005, segment(SRV, 9000, dev, ports[dev], seq, 5001, 0x18, MSS))
-    paths = {}
+    paths = {"events": os.path.join(work, f"{name}-events.jsonl")}
+    with open(paths["events"], "w") as f:
+        for phase, at in (("requested", PAUSED - 0.01), ("paused", PAUSED), ("spliced", SPLICED)):
+            f.write(json.dumps({"event": {"kind": "migration-phase", "migration": 1, "phase": phase}, "time": at}) + "\n")
     for node, cap in (("srv", srv), ("phone", phone), ("laptop", laptop)):
         paths[node] = os.path.join(work, f"{name}-{node}.pcap")
         cap.write(paths[node])
@@ -99,7 +103,7 @@ def scenario(work, name, probe_at, outward, back=0.0001, fast_retransmit=False):
 def judge(paths):
     cmd = [sys.executable, os.path.join(HERE, "wireshark_check.py"), "--srv", paths["srv"], "--phone", paths["phone"],
            "--laptop", paths["laptop"], "--port", "9000", "--from", str(T0 + 0.5), "--to", str(END),
-           "--paused", str(PAUSED), "--spliced", str(SPLICED)]
+           "--events", paths["events"], "--migration", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return out.returncode, (out.stdout + out.stderr).strip()
 
